@@ -1,0 +1,48 @@
+"""Listen-address parsing: loopback unless asked otherwise, no abstract sockets."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str | None
+    port: int | None
+    unix_path: str | None
+
+    @property
+    def grpc_target(self) -> str:
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> ListenAddress:
+    """Parse `host:port`, `[v6]:port` or `unix:/absolute/path`; raise ValueError otherwise."""
+    if text.startswith("unix:"):
+        path = text[len("unix:"):]
+        if path.startswith("@") or "\x00" in path:
+            raise ValueError("abstract unix sockets are refused; use a path")
+        if not path.startswith("/"):
+            raise ValueError("a unix socket path must be absolute: unix:/path/to/socket")
+        return ListenAddress(None, None, path)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"listen address {text!r} is not host:port or unix:/path")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    host = host.strip("[]")
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"listen host {host!r} must be an IP address or localhost") from None
+    if not ip.is_loopback and not allow_non_loopback:
+        raise ValueError(
+            f"listen host {host} is not loopback; set sidecar.allow_non_loopback to expose it")
+    return ListenAddress(host, port, None)

@@ -1,0 +1,214 @@
+"""Config models: parsed, validated, defaulted and frozen. Unknown keys are errors.
+
+The `risk_budgeting` block is the seed's schema as written; the other blocks are
+what the sidecar needs besides. Reading the file is the service layer's job
+(`riskbudget_sidecar.service.config_file`): this module only validates data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .types import Regime
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/\-]+$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegimeAllocation(Frozen):
+    equity_allocation: Fraction
+    leverage_limit: PositiveFloat
+    vol_target: PositiveFloat
+
+
+class RegimeAllocations(Frozen):
+    bull: RegimeAllocation
+    bear: RegimeAllocation
+    crisis: RegimeAllocation
+
+    def for_regime(self, regime: Regime) -> RegimeAllocation:
+        return getattr(self, regime.value)
+
+
+class RebalancingTriggers(Frozen):
+    drift_threshold: PositiveFloat = 0.1
+    regime_change: bool = True
+    correlation_spike: Fraction = 0.8
+    vol_breach: PositiveFloat = 1.5
+    cooldown: NonNegativeFloat = 300.0
+    """Seconds before the same trigger may produce the same recommendation again."""
+
+
+class RiskBudgeting(Frozen):
+    enabled: bool = True
+    monitoring_interval: PositiveFloat = 60.0
+    regime_allocations: RegimeAllocations
+    rebalancing_triggers: RebalancingTriggers = RebalancingTriggers()
+
+
+class Sidecar(Frozen):
+    listen: str = "127.0.0.1:50051"
+    """host:port (loopback by default) or unix:/path/to/socket."""
+    allow_non_loopback: bool = False
+    max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    shadow_mode: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace: NonNegativeFloat = 5.0
+
+    @model_validator(mode="after")
+    def _listen_is_safe(self) -> "Sidecar":
+        from .addresses import parse_listen_address  # local: keeps the import graph flat
+
+        parse_listen_address(self.listen, allow_non_loopback=self.allow_non_loopback)
+        return self
+
+
+class Strategy(Frozen):
+    risk_share: PositiveFloat
+    symbols: Annotated[list[Name], Field(min_length=1)]
+    risk_budgets: dict[Name, PositiveFloat] | None = None
+    """Risk budget per symbol inside the strategy; equal risk contribution if absent."""
+
+    @model_validator(mode="after")
+    def _budgets_cover_symbols(self) -> "Strategy":
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("symbols must be unique")
+        if self.risk_budgets is not None and set(self.risk_budgets) != set(self.symbols):
+            raise ValueError("risk_budgets must name exactly the strategy's symbols")
+        return self
+
+
+class Portfolio(Frozen):
+    net_asset_value: PositiveFloat
+    strategies: Annotated[dict[Name, Strategy], Field(min_length=1)]
+    lot_sizes: dict[Name, PositiveFloat] = {}
+    default_lot_size: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> "Portfolio":
+        total = sum(s.risk_share for s in self.strategies.values())
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"strategies' risk_share must sum to 1, got {total:g}")
+        unknown = set(self.lot_sizes) - self.symbols
+        if unknown:
+            raise ValueError(f"lot_sizes names symbols in no strategy: {sorted(unknown)}")
+        return self
+
+    @property
+    def symbols(self) -> set[str]:
+        return {sym for s in self.strategies.values() for sym in s.symbols}
+
+    def lot_size(self, symbol: str) -> float:
+        return self.lot_sizes.get(symbol, self.default_lot_size)
+
+
+class StaticLimits(Frozen):
+    """The fallback where a dynamic limit cannot be computed yet (too little data)."""
+
+    strategy_leverage: PositiveFloat = 1.0
+    total_leverage: PositiveFloat = 1.0
+    symbol_max_notional: PositiveFloat = 1_000_000.0
+
+
+class Limits(Frozen):
+    near_limit_fraction: Fraction = 0.8
+    position_headroom: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.25
+    """A symbol's position limit is its target notional times this."""
+    max_order_notional: PositiveFloat = 5_000_000.0
+    price_collar: Fraction = 0.05
+    """Largest relative distance of a limit price from the last price."""
+    max_staleness: PositiveFloat = 30.0
+    """Seconds after which a price is stale and checks on the symbol fail closed."""
+    reservation_ttl: PositiveFloat = 60.0
+    restricted_symbols: list[Name] = []
+    static: StaticLimits = StaticLimits()
+
+
+class MarketData(Frozen):
+    bar_interval: PositiveFloat = 86_400.0
+    """Seconds per bar: returns are taken between bar closes."""
+    periods_per_year: PositiveFloat = 252.0
+    ewma_lambda: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.94
+    min_observations: Annotated[int, Field(ge=2)] = 20
+    """Returns needed before a symbol's volatility is trusted for a dynamic limit."""
+
+
+class RegimeThresholds(Frozen):
+    volatility: PositiveFloat
+    drawdown: Fraction
+
+
+class CrisisThresholds(RegimeThresholds):
+    correlation: Fraction = 0.85
+
+
+class RegimeRules(Frozen):
+    benchmark: Name
+    initial: Regime = Regime.BEAR
+    trend_window: Annotated[int, Field(ge=2)] = 50
+    drawdown_window: Annotated[int, Field(ge=2)] = 252
+    bear: RegimeThresholds = RegimeThresholds(volatility=0.25, drawdown=0.10)
+    crisis: CrisisThresholds = CrisisThresholds(volatility=0.40, drawdown=0.20)
+    confirmation_bars: Annotated[int, Field(ge=1)] = 3
+    min_dwell_bars: Annotated[int, Field(ge=0)] = 5
+
+    @model_validator(mode="after")
+    def _crisis_is_worse_than_bear(self) -> "RegimeRules":
+        if self.crisis.volatility <= self.bear.volatility:
+            raise ValueError("crisis.volatility must be above bear.volatility")
+        if self.crisis.drawdown <= self.bear.drawdown:
+            raise ValueError("crisis.drawdown must be above bear.drawdown")
+        return self
+
+
+class SyntheticWarmup(Frozen):
+    """Prices derived at start from a seeded random walk: deterministic, no files."""
+
+    source: Literal["synthetic"] = "synthetic"
+    bars: Annotated[int, Field(ge=0, le=10_000)] = 300
+    seed: int = 7
+    annual_volatility: PositiveFloat = 0.18
+    annual_drift: Annotated[float, Field(allow_inf_nan=False)] = 0.06
+    correlation: Annotated[float, Field(ge=0, lt=1)] = 0.5
+
+
+class CsvWarmup(Frozen):
+    """Prices from a CSV file: a `time` column (ISO date or epoch seconds), one column per symbol."""
+
+    source: Literal["csv"]
+    path: Annotated[str, Field(min_length=1)]
+
+
+class NoWarmup(Frozen):
+    source: Literal["none"]
+
+
+class Config(Frozen):
+    risk_budgeting: RiskBudgeting
+    sidecar: Sidecar = Sidecar()
+    portfolio: Portfolio
+    limits: Limits = Limits()
+    market_data: MarketData = MarketData()
+    regime: RegimeRules
+    warmup: Annotated[SyntheticWarmup | CsvWarmup | NoWarmup, Field(discriminator="source")] = SyntheticWarmup()
+
+    @model_validator(mode="after")
+    def _names_are_known(self) -> "Config":
+        symbols = self.portfolio.symbols
+        unknown = set(self.limits.restricted_symbols) - symbols
+        if unknown:
+            raise ValueError(f"limits.restricted_symbols names symbols in no strategy: {sorted(unknown)}")
+        return self
+
+    @property
+    def universe(self) -> tuple[str, ...]:
+        """Every symbol with a price feed: the strategies' symbols and the benchmark, sorted."""
+        return tuple(sorted(self.portfolio.symbols | {self.regime.benchmark}))

@@ -1,0 +1,283 @@
+"""Domain types shared by the engine, the store and the service.
+
+Times are float seconds since the Unix epoch, always passed in explicitly.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+class Regime(enum.Enum):
+    BULL = "bull"
+    BEAR = "bear"
+    CRISIS = "crisis"
+
+
+class Decision(enum.Enum):
+    APPROVED = "approved"
+    RESIZED = "resized"
+    REJECTED = "rejected"
+
+
+class Side(enum.Enum):
+    BUY = 1
+    SELL = -1
+
+    @property
+    def sign(self) -> int:
+        return self.value
+
+
+class TradingState(enum.Enum):
+    """Ordered from least to most restrictive; the stricter of two states wins."""
+
+    ACTIVE = 0
+    REDUCING = 1
+    HALTED = 2
+
+    def stricter(self, other: "TradingState") -> "TradingState":
+        return self if self.value >= other.value else other
+
+
+class ReasonCode(enum.Enum):
+    """Stable codes, mirrored one to one by the contract's ReasonCode enum."""
+
+    SYMBOL_POSITION_LIMIT = "symbol_position_limit"
+    STRATEGY_EXPOSURE_LIMIT = "strategy_exposure_limit"
+    TOTAL_LEVERAGE_LIMIT = "total_leverage_limit"
+    MAX_ORDER_NOTIONAL = "max_order_notional"
+    PRICE_COLLAR = "price_collar"
+    RESTRICTED_SYMBOL = "restricted_symbol"
+    TRADING_HALTED = "trading_halted"
+    TRADING_REDUCING = "trading_reducing"
+    STALE_MARKET_DATA = "stale_market_data"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    UNKNOWN_STRATEGY = "unknown_strategy"
+    NO_BUDGET = "no_budget"
+    ORDER_ID_REUSED = "order_id_reused"
+    BELOW_MIN_QUANTITY = "below_min_quantity"
+    SHADOW_MODE = "shadow_mode"
+
+
+class LimitSource(enum.Enum):
+    DYNAMIC = "dynamic"
+    STATIC = "static"
+    OVERRIDE = "override"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One rule that bound or rejected an order: limit and value share units."""
+
+    code: ReasonCode
+    message: str
+    limit: float = 0.0
+    value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySymbolWeight:
+    symbol: str
+    weight: float
+    risk_contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyBudget:
+    strategy: str
+    risk_share: float
+    allocated_capital: float
+    leverage_limit: float
+    forecast_volatility: float
+    symbols: tuple[StrategySymbolWeight, ...]
+    limit_source: LimitSource
+
+    @property
+    def max_gross_exposure(self) -> float:
+        return self.allocated_capital * self.leverage_limit
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolBudget:
+    symbol: str
+    target_weight: float
+    risk_contribution: float
+    max_position_notional: float
+    last_price: float
+    volatility: float
+    limit_source: LimitSource
+
+    @property
+    def max_position_quantity(self) -> float:
+        return self.max_position_notional / self.last_price if self.last_price > 0 else 0.0
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """The whole budget at one moment. Immutable: readers never recompute."""
+
+    version: int
+    regime: Regime
+    computed_at: float
+    regime_since: float
+    net_asset_value: float
+    equity_allocation: float
+    vol_target: float
+    regime_leverage_limit: float
+    total_leverage_limit: float
+    forecast_volatility: float
+    average_correlation: float
+    strategies: Mapping[str, StrategyBudget]
+    symbols: Mapping[str, SymbolBudget]
+    limit_source: LimitSource
+    shadow_mode: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategies", _frozen(self.strategies))
+        object.__setattr__(self, "symbols", _frozen(self.symbols))
+
+    @property
+    def max_total_gross_exposure(self) -> float:
+        return self.net_asset_value * self.total_leverage_limit
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str
+    strategy: str
+    symbol: str
+    side: Side
+    quantity: float
+    limit_price: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.side.sign * self.quantity
+
+    def same_order_as(self, other: "OrderRequest") -> bool:
+        """Whether a repeat of this client order id asks for the same thing."""
+        return (self.strategy, self.symbol, self.side, self.quantity, self.limit_price) == (
+            other.strategy, other.symbol, other.side, other.quantity, other.limit_price)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDecision:
+    """The answer to a pre-trade check."""
+
+    client_order_id: str
+    decision: Decision
+    requested_quantity: float
+    approved_quantity: float
+    reasons: tuple[Reason, ...]
+    budget_version: int
+    regime: Regime | None
+    budget_computed_at: float
+    reduces_exposure: bool
+    reference_price: float
+    reserved: bool = False
+    reservation_expires_at: float | None = None
+    shadow_decision: Decision | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Exposure held for an order in flight, until a fill, a release or expiry."""
+
+    client_order_id: str
+    strategy: str
+    symbol: str
+    signed_quantity: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    strategy: str
+    symbol: str
+    quantity: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    symbol: str
+    price: float
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_order_id: str
+    strategy: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolExposure:
+    """A strategy's position in a symbol plus its open reservations, by direction."""
+
+    position: float = 0.0
+    pending_buy: float = 0.0
+    pending_sell: float = 0.0
+
+    def worst_case_abs(self, extra_signed: float = 0.0) -> float:
+        """Largest absolute position reachable if every pending order (and extra) fills."""
+        buy = self.pending_buy + max(extra_signed, 0.0)
+        sell = self.pending_sell + max(-extra_signed, 0.0)
+        return max(abs(self.position + buy), abs(self.position - sell))
+
+
+@dataclass(frozen=True, slots=True)
+class Utilization:
+    """How much of one budget is used; fractions are used / limit."""
+
+    gross_exposure: float
+    gross_exposure_limit: float
+    allocated_capital: float
+    leverage: float
+    leverage_limit: float
+    ex_ante_volatility: float
+    volatility_limit: float
+    utilization: float
+    near_limit: bool
+    breached: bool
+
+    @property
+    def capital_used(self) -> float:
+        return self.gross_exposure / self.leverage_limit if self.leverage_limit > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolUtilization:
+    symbol: str
+    net_quantity: float
+    position_notional: float
+    max_position_notional: float
+    utilization: float
+    near_limit: bool
+    breached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UtilizationReport:
+    budget_version: int
+    regime: Regime
+    budget_computed_at: float
+    as_of: float
+    near_limit_fraction: float
+    total: Utilization
+    strategies: Mapping[str, Utilization] = field(default_factory=dict)
+    symbols: Mapping[str, SymbolUtilization] = field(default_factory=dict)
