@@ -2,15 +2,16 @@
 
 The `risk_budgeting` block is the seed's schema as written; the other blocks are
 what the sidecar needs besides. Reading the file is the service layer's job
-(`riskbudget_sidecar.service.config_file`): this module only validates data.
+(its config_file module): this module only validates data.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .addresses import parse_listen_address
 from .types import Regime
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -55,20 +56,23 @@ class RiskBudgeting(Frozen):
 
 
 class Sidecar(Frozen):
+    allow_non_loopback: bool = False
     listen: str = "127.0.0.1:50051"
     """host:port (loopback by default) or unix:/path/to/socket."""
-    allow_non_loopback: bool = False
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
     shadow_mode: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: NonNegativeFloat = 5.0
+    admin_token_env: Name | None = "RISKBUDGET_ADMIN_TOKEN"
+    """Environment variable holding the admin token; admin calls are refused without one."""
+    admin_token_file: str | None = None
+    """A file holding the admin token; takes precedence over admin_token_env."""
 
-    @model_validator(mode="after")
-    def _listen_is_safe(self) -> "Sidecar":
-        from .addresses import parse_listen_address  # local: keeps the import graph flat
-
-        parse_listen_address(self.listen, allow_non_loopback=self.allow_non_loopback)
-        return self
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_safe(cls, listen: str, info: ValidationInfo) -> str:
+        parse_listen_address(listen, allow_non_loopback=info.data.get("allow_non_loopback", False))
+        return listen
 
 
 class Strategy(Frozen):

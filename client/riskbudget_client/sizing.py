@@ -1,0 +1,59 @@
+"""Position sizing from the risk budget: the seed's integration point,
+`min(calculated_size, max_size_from_budget)`.
+
+Sizes are unsigned quantities in units of the symbol; the side is separate, as
+in the contract. The cap is taken from a Budget as returned by `get_budget`.
+It ignores what is already held or reserved, the book's total leverage limit
+and the trading state: CheckTrade enforces those before the order is sent.
+"""
+
+from __future__ import annotations
+
+import math
+
+from riskbudget.v1 import types_pb2
+
+
+def max_size_from_budget(
+    budget: types_pb2.Budget, strategy: str, symbol: str, price: float
+) -> float:
+    """The largest quantity of `symbol` that `strategy` may hold at `price`:
+    the smaller of the strategy's max_gross_exposure / price and the symbol's
+    max_position_notional / price."""
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"price must be positive and finite, got {price!r}")
+    strategy_budget = _strategy_budget(budget, strategy)
+    if all(weight.symbol != symbol for weight in strategy_budget.symbols):
+        raise ValueError(f"symbol {symbol!r} is not in the universe of strategy {strategy!r}")
+    symbol_budget = _symbol_budget(budget, symbol)
+    notional = min(strategy_budget.max_gross_exposure, symbol_budget.max_position_notional)
+    return notional / price
+
+
+def position_size(
+    calculated_size: float,
+    budget: types_pb2.Budget,
+    strategy: str,
+    symbol: str,
+    price: float,
+) -> float:
+    """`calculated_size`, cut down to what the budget allows."""
+    if not (math.isfinite(calculated_size) and calculated_size >= 0):
+        raise ValueError(
+            f"calculated_size must be a finite quantity, 0 or more, got {calculated_size!r}"
+        )
+    return min(calculated_size, max_size_from_budget(budget, strategy, symbol, price))
+
+
+def _strategy_budget(budget: types_pb2.Budget, strategy: str) -> types_pb2.StrategyBudget:
+    for strategy_budget in budget.strategies:
+        if strategy_budget.strategy == strategy:
+            return strategy_budget
+    raise ValueError(f"strategy {strategy!r} is not in the budget (version {budget.ref.version})")
+
+
+def _symbol_budget(budget: types_pb2.Budget, symbol: str) -> types_pb2.SymbolBudget:
+    for symbol_budget in budget.symbols:
+        if symbol_budget.symbol == symbol:
+            return symbol_budget
+    raise ValueError(f"symbol {symbol!r} is not in the budget (version {budget.ref.version})")

@@ -1,0 +1,197 @@
+"""The blocking client of the risk-budget sidecar."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from riskbudget.v1 import risk_budget_admin_pb2 as admin_pb2
+from riskbudget.v1 import risk_budget_admin_pb2_grpc as admin_grpc
+from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
+from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
+from riskbudget.v1 import types_pb2
+from riskbudget_client import _common
+from riskbudget_client._common import PositionRow, RiskBudgetError, Tick
+
+
+class RiskBudgetClient:
+    """Calls the sidecar at `target` (`"127.0.0.1:50051"` or `"unix:/path"`).
+
+    `check_trade` fails closed: it never raises for a failed call and never
+    approves on one. Every other method raises `RiskBudgetError` when the call
+    fails. `admin_token` is sent on admin calls only.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        admin_token: str | None = None,
+        check_trade_timeout: float = _common.DEFAULT_CHECK_TRADE_TIMEOUT,
+        timeout: float = _common.DEFAULT_TIMEOUT,
+    ) -> None:
+        self._check_trade_timeout = _common.positive_seconds(
+            check_trade_timeout, "check_trade_timeout"
+        )
+        self._timeout = _common.positive_seconds(timeout, "timeout")
+        self._admin_metadata = _common.admin_metadata(admin_token)
+        self._channel = grpc.insecure_channel(target, options=_common.CHANNEL_OPTIONS)
+        self._service = service_grpc.RiskBudgetServiceStub(self._channel)
+        self._admin = admin_grpc.RiskBudgetAdminServiceStub(self._channel)
+
+    def __enter__(self) -> RiskBudgetClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def get_budget(self, strategy: str = "") -> service_pb2.GetBudgetResponse:
+        request = service_pb2.GetBudgetRequest(strategy=strategy)
+        return self._call(self._service, "GetBudget", request)
+
+    def get_utilization(self, strategy: str = "") -> service_pb2.GetUtilizationResponse:
+        request = service_pb2.GetUtilizationRequest(strategy=strategy)
+        return self._call(self._service, "GetUtilization", request)
+
+    def check_trade(
+        self,
+        client_order_id: str,
+        strategy: str,
+        symbol: str,
+        side: str | int,
+        quantity: float,
+        limit_price: float = 0.0,
+        dry_run: bool = False,
+    ) -> service_pb2.CheckTradeResponse:
+        """The sidecar's decision, or the client's own rejection (reason
+        SIDECAR_UNAVAILABLE) when the call fails or the reply is malformed.
+
+        After a timeout the sidecar may still have reserved the order; the
+        reservation lapses at expiry or on `release_order`.
+        """
+        request = _common.check_trade_request(
+            client_order_id, strategy, symbol, side, quantity, limit_price, dry_run
+        )
+        try:
+            reply = self._service.CheckTrade(request, timeout=self._check_trade_timeout)
+        except grpc.RpcError as error:
+            return _common.failed_call_rejection(request, error)
+        return _common.vetted(request, reply)
+
+    def publish_market_data(self, ticks: Iterable[Tick]) -> service_pb2.PublishMarketDataResponse:
+        """Send `(symbol, price, time)` ticks; a time is a timezone-aware datetime
+        or epoch seconds."""
+        request = _common.publish_market_data_request(ticks)
+        return self._call(self._service, "PublishMarketData", request)
+
+    def report_fill(
+        self,
+        client_order_id: str,
+        strategy: str,
+        symbol: str,
+        side: str | int,
+        quantity: float,
+        price: float,
+        time: datetime | float,
+    ) -> service_pb2.ReportFillResponse:
+        """Report a fill; `time` is a timezone-aware datetime or epoch seconds."""
+        request = _common.report_fill_request(
+            client_order_id, strategy, symbol, side, quantity, price, time
+        )
+        return self._call(self._service, "ReportFill", request)
+
+    def set_positions(
+        self, positions: Iterable[PositionRow], strategy: str = ""
+    ) -> service_pb2.SetPositionsResponse:
+        """Replace the positions of the book, or of `strategy`, with
+        `(strategy, symbol, signed quantity)` rows."""
+        request = _common.set_positions_request(positions, strategy)
+        return self._call(self._service, "SetPositions", request)
+
+    def release_order(self, client_order_id: str) -> service_pb2.ReleaseOrderResponse:
+        request = service_pb2.ReleaseOrderRequest(client_order_id=client_order_id)
+        return self._call(self._service, "ReleaseOrder", request)
+
+    def stream_recommendations(self, after_sequence: int = 0) -> Iterator[types_pb2.Recommendation]:
+        """Recommendations after `after_sequence`, then live ones, one at a time.
+
+        The stream has no deadline; stop iterating (or close the iterator) to
+        cancel it.
+        """
+        request = service_pb2.StreamRecommendationsRequest(after_sequence=after_sequence)
+        call = self._service.StreamRecommendations(request)
+        try:
+            for batch in call:
+                yield from batch.recommendations
+        except grpc.RpcError as error:
+            raise RiskBudgetError.from_rpc_error("StreamRecommendations", error) from error
+        finally:
+            call.cancel()
+
+    def set_trading_state(
+        self, state: str | int, strategy: str = "", reason: str = "", set_by: str = ""
+    ) -> admin_pb2.SetTradingStateResponse:
+        """Set the trading state (`"active"`, `"reducing"`, `"halted"`) of the
+        book, or of `strategy`."""
+        request = _common.set_trading_state_request(state, strategy, reason, set_by)
+        return self._call(self._admin, "SetTradingState", request)
+
+    def set_override(
+        self,
+        scope: str | int,
+        kind: str | int,
+        target: str = "",
+        value: float = 0.0,
+        regime: str | int | None = None,
+        set_by: str = "",
+        reason: str = "",
+        expires_at: datetime | float | None = None,
+    ) -> admin_pb2.SetOverrideResponse:
+        """Override the budget. Scope, kind and regime take enum values or names
+        without their prefix (`"strategy"`, `"cap_leverage"`, `"crisis"`);
+        `regime` is for the force_regime kind; no `expires_at`, no expiry."""
+        request = _common.set_override_request(
+            scope, kind, target, value, regime, set_by, reason, expires_at
+        )
+        return self._call(self._admin, "SetOverride", request)
+
+    def clear_override(
+        self, override_id: str, cleared_by: str = "", reason: str = ""
+    ) -> admin_pb2.ClearOverrideResponse:
+        request = admin_pb2.ClearOverrideRequest(
+            id=override_id, cleared_by=cleared_by, reason=reason
+        )
+        return self._call(self._admin, "ClearOverride", request)
+
+    def list_overrides(self) -> admin_pb2.ListOverridesResponse:
+        return self._call(self._admin, "ListOverrides", admin_pb2.ListOverridesRequest())
+
+    def trigger_rebalance(
+        self, reason: str, requested_by: str
+    ) -> admin_pb2.TriggerRebalanceResponse:
+        request = admin_pb2.TriggerRebalanceRequest(reason=reason, requested_by=requested_by)
+        return self._call(self._admin, "TriggerRebalance", request)
+
+    def reload_config(self) -> admin_pb2.ReloadConfigResponse:
+        return self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest())
+
+    def _call(self, stub: object, method: str, request: Message) -> Any:
+        # Only admin calls carry the token.
+        metadata = self._admin_metadata if stub is self._admin else None
+        try:
+            return getattr(stub, method)(request, timeout=self._timeout, metadata=metadata)
+        except grpc.RpcError as error:
+            raise RiskBudgetError.from_rpc_error(method, error) from error

@@ -1,0 +1,1 @@
+"""Composition root: settings, build, run, signals; and the command line."""

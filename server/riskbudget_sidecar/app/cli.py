@@ -1,0 +1,193 @@
+"""The `riskbudget` command: serve, check a config, and talk to a running sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+
+from google.protobuf.json_format import MessageToDict
+
+from ..service.config_file import ConfigError, load_config
+
+DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .logging import configure_logging
+    from .serve import serve
+
+    config = load_config(args.config)
+    configure_logging(config.sidecar.log_level)
+    try:
+        asyncio.run(serve(config, listen=args.listen))
+    except (OSError, ValueError) as exc:
+        print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    strategies = ", ".join(config.portfolio.strategies)
+    print(f"{args.file}: OK ({len(config.universe)} symbols; strategies: {strategies})")
+    return 0
+
+
+def _client(args: argparse.Namespace):
+    from riskbudget_client import RiskBudgetClient
+
+    return RiskBudgetClient(args.target, admin_token=os.environ.get("RISKBUDGET_ADMIN_TOKEN"))
+
+
+def _print(message, as_json: bool, table) -> None:
+    if as_json:
+        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2))
+    else:
+        table(message)
+
+
+def _budget_table(response) -> None:
+    budget = response.budget
+    from riskbudget.v1 import types_pb2 as pb
+
+    print(f"budget v{budget.ref.version}  regime {pb.Regime.Name(budget.ref.regime).removeprefix('REGIME_')}"
+          f"  NAV {budget.net_asset_value:,.0f}  total leverage limit {budget.total_leverage_limit:.3f}"
+          f"  vol target {budget.vol_target:.1%}  forecast vol {budget.forecast_volatility:.1%}"
+          f"  ({pb.LimitSource.Name(budget.limit_source).removeprefix('LIMIT_SOURCE_').lower()})")
+    print(f"{'strategy':<20}{'capital':>16}{'leverage':>10}{'max gross':>16}  source")
+    for s in budget.strategies:
+        print(f"{s.strategy:<20}{s.allocated_capital:>16,.0f}{s.leverage_limit:>10.3f}"
+              f"{s.max_gross_exposure:>16,.0f}  {pb.LimitSource.Name(s.limit_source).removeprefix('LIMIT_SOURCE_').lower()}")
+    print(f"{'symbol':<20}{'max notional':>16}{'max qty':>12}{'last':>12}{'vol':>8}{'risk':>8}")
+    for b in budget.symbols:
+        print(f"{b.symbol:<20}{b.max_position_notional:>16,.0f}{b.max_position_quantity:>12,.1f}"
+              f"{b.last_price:>12,.2f}{b.volatility:>8.1%}{b.risk_contribution:>8.1%}")
+
+
+def _usage_line(name: str, usage) -> str:
+    flag = "BREACHED" if usage.breached else "near limit" if usage.near_limit else ""
+    return (f"{name:<20}{usage.gross_exposure:>16,.0f}{usage.gross_exposure_limit:>16,.0f}"
+            f"{usage.leverage:>10.3f}{usage.ex_ante_volatility:>9.2%}{usage.utilization:>8.1%}  {flag}")
+
+
+def _utilization_table(response) -> None:
+    print(f"budget v{response.budget.version}")
+    print(f"{'scope':<20}{'gross':>16}{'gross limit':>16}{'leverage':>10}{'ex-ante':>9}{'used':>8}")
+    print(_usage_line("(total)", response.total))
+    for s in response.strategies:
+        print(_usage_line(s.strategy, s.usage))
+
+
+def _budget(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print(client.get_budget(args.strategy), args.json, _budget_table)
+    return 0
+
+
+def _utilization(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print(client.get_utilization(args.strategy), args.json, _utilization_table)
+    return 0
+
+
+def _check_trade(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.check_trade(
+            args.order_id or f"cli-{uuid.uuid4().hex[:12]}", args.strategy, args.symbol, args.side,
+            args.quantity, limit_price=args.limit_price, dry_run=args.dry_run)
+    print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+    return 0 if response.approved_quantity > 0 else 3
+
+
+def _publish(args: argparse.Namespace) -> int:
+    ticks = []
+    for item in args.prices:
+        symbol, _, price = item.partition("=")
+        try:
+            ticks.append((symbol, float(price), time.time()))
+        except ValueError:
+            print(f"riskbudget: {item!r} is not SYMBOL=PRICE", file=sys.stderr)
+            return 2
+    with _client(args) as client:
+        response = client.publish_market_data(ticks)
+    print(f"accepted {response.accepted} prices; budget v{response.budget.version}")
+    return 0
+
+
+def _set_trading_state(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.set_trading_state(args.state, args.strategy, reason=args.reason,
+                                            set_by=os.environ.get("USER", "cli"))
+    print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskbudget", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the sidecar")
+    serve.add_argument("--config", required=True, help="YAML config file")
+    serve.add_argument("--listen", help="override sidecar.listen (host:port or unix:/path)")
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check-config", help="validate a config file; non-zero exit on error")
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
+
+    def client_command(name: str, help_text: str, run) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--target", default=DEFAULT_TARGET, help="sidecar address (env RISKBUDGET_TARGET)")
+        sub.set_defaults(run=run)
+        return sub
+
+    for name, help_text, run in (("budget", "show the current budget", _budget),
+                                 ("utilization", "show how much of the budget is used", _utilization)):
+        sub = client_command(name, help_text, run)
+        sub.add_argument("--strategy", default="")
+        sub.add_argument("--json", action="store_true", help="print the reply as JSON")
+
+    trade = client_command("check-trade", "check an order (exit 0 if it may be sent, 3 if not)", _check_trade)
+    trade.add_argument("--strategy", required=True)
+    trade.add_argument("--symbol", required=True)
+    trade.add_argument("--side", required=True, choices=["buy", "sell"])
+    trade.add_argument("--quantity", required=True, type=float)
+    trade.add_argument("--limit-price", type=float, default=0.0)
+    trade.add_argument("--order-id", help="client order id (a random one if omitted)")
+    trade.add_argument("--dry-run", action="store_true", help="evaluate without reserving")
+
+    publish = client_command("publish", "publish prices now: SYMBOL=PRICE ...", _publish)
+    publish.add_argument("prices", nargs="+")
+
+    state = client_command("set-trading-state", "set ACTIVE, REDUCING or HALTED (admin token in "
+                           "RISKBUDGET_ADMIN_TOKEN)", _set_trading_state)
+    state.add_argument("state", choices=["active", "reducing", "halted"])
+    state.add_argument("--strategy", default="")
+    state.add_argument("--reason", default="")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    except Exception as exc:  # a client-side failure: say what, exit non-zero
+        from riskbudget_client import RiskBudgetError
+
+        if isinstance(exc, RiskBudgetError):
+            print(f"riskbudget: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

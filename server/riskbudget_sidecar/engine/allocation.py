@@ -1,0 +1,179 @@
+"""The budget rules: regime allocation + market risk -> one immutable BudgetSnapshot.
+
+For the regime, e = equity allocation, Lmax = leverage limit and vt = volatility
+target; NAV is the portfolio's net asset value. Covariances and volatilities are
+the market's annualised, provisional estimates (the open bar included).
+
+Strategies, in config order:
+- DYNAMIC when every symbol has `min_observations` returns and a positive variance
+  and the risk-budgeting solve converges (it cannot when a singular covariance holds
+  a riskless long-only mix). Weights w_s: long-only risk budgeting on the strategy's
+  covariance (its `risk_budgets`, else equal risk), warm-started from the previous
+  snapshot's weights when the symbol set is unchanged. Forecast volatility
+  sigma_s = sqrt(w_s' S_s w_s); leverage limit min(Lmax, vt / sigma_s).
+- STATIC otherwise: equal weights and risk contributions; sigma_s over the symbols
+  that have data (the others count as riskless, so it is a lower bound), 0 if none;
+  leverage limit min(Lmax, limits.static.strategy_leverage).
+- allocated capital = NAV * e * risk_share_s.
+
+Book: target weights x_sym = sum_s risk_share_s * w_s[sym] (they sum to one; a symbol
+may be in several strategies); forecast volatility sigma_p = sqrt(x' S x), with no
+covariance counted where a symbol has no data. Total leverage limit min(Lmax,
+vt / sigma_p) if every strategy is DYNAMIC, else min(Lmax, limits.static.total_leverage)
+with limit source STATIC.
+
+Symbols: target notional = sum_s allocated_capital_s * leverage_limit_s * w_s[sym];
+position limit = target * limits.position_headroom if the symbol is in a DYNAMIC
+strategy, else limits.static.symbol_max_notional (limit source STATIC). Risk
+contribution: the symbol's share of the book's variance at x. Volatility is 0 and
+last price 0 while unknown.
+
+A leverage limit vt / sigma with sigma = 0 (a riskless mix) is taken as Lmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import Config, RegimeAllocation, Strategy
+from .erc import ErcResult, risk_contributions, solve_risk_budgeting
+from .market_state import MarketState
+from .types import BudgetSnapshot, LimitSource, Regime, StrategyBudget, StrategySymbolWeight, SymbolBudget
+
+
+def compute_budget(
+    config: Config,
+    market: MarketState,
+    regime: Regime,
+    *,
+    regime_since: float,
+    version: int,
+    now: float,
+    previous: BudgetSnapshot | None = None,
+) -> BudgetSnapshot:
+    """The budget for `regime` on the market's current estimates. Pure: reads, never mutates."""
+    allocation = config.risk_budgeting.regime_allocations.for_regime(regime)
+    cov = market.covariance()
+    strategies = {
+        name: _strategy_budget(name, strategy, config, allocation, market, cov,
+                               previous.strategies.get(name) if previous is not None else None)
+        for name, strategy in config.portfolio.strategies.items()
+    }
+
+    book = list(dict.fromkeys(sym for s in config.portfolio.strategies.values() for sym in s.symbols))
+    position = {sym: i for i, sym in enumerate(book)}
+    weights = np.zeros(len(book))
+    target_notional = np.zeros(len(book))
+    dynamic = np.zeros(len(book), dtype=bool)
+    for budget in strategies.values():
+        for entry in budget.symbols:
+            i = position[entry.symbol]
+            weights[i] += budget.risk_share * entry.weight
+            target_notional[i] += budget.max_gross_exposure * entry.weight
+            dynamic[i] |= budget.limit_source is LimitSource.DYNAMIC
+
+    book_cov = _submatrix(cov, market, book)
+    forecast_volatility = math.sqrt(max(weights @ book_cov @ weights, 0.0))
+    contributions = risk_contributions(weights, book_cov)
+    all_dynamic = all(b.limit_source is LimitSource.DYNAMIC for b in strategies.values())
+    if all_dynamic:
+        total_leverage_limit = _vol_targeted(allocation, forecast_volatility)
+    else:
+        total_leverage_limit = min(allocation.leverage_limit, config.limits.static.total_leverage)
+
+    volatility = market.volatility()
+    symbols = {}
+    for i, sym in enumerate(book):
+        price = market.last_price(sym)
+        symbols[sym] = SymbolBudget(
+            symbol=sym,
+            target_weight=float(weights[i]),
+            risk_contribution=float(contributions[i]),
+            max_position_notional=(float(target_notional[i]) * config.limits.position_headroom
+                                   if dynamic[i] else config.limits.static.symbol_max_notional),
+            last_price=price if price is not None else 0.0,
+            volatility=float(volatility[market.index(sym)]) if market.has_enough_data([sym]) else 0.0,
+            limit_source=LimitSource.DYNAMIC if dynamic[i] else LimitSource.STATIC,
+        )
+
+    return BudgetSnapshot(
+        version=version,
+        regime=regime,
+        computed_at=now,
+        regime_since=regime_since,
+        net_asset_value=config.portfolio.net_asset_value,
+        equity_allocation=allocation.equity_allocation,
+        vol_target=allocation.vol_target,
+        regime_leverage_limit=allocation.leverage_limit,
+        total_leverage_limit=total_leverage_limit,
+        forecast_volatility=forecast_volatility,
+        average_correlation=market.average_correlation(book),
+        strategies=strategies,
+        symbols=symbols,
+        limit_source=LimitSource.DYNAMIC if all_dynamic else LimitSource.STATIC,
+        shadow_mode=config.sidecar.shadow_mode,
+    )
+
+
+def _strategy_budget(name: str, strategy: Strategy, config: Config, allocation: RegimeAllocation,
+                     market: MarketState, cov: np.ndarray, previous: StrategyBudget | None) -> StrategyBudget:
+    strategy_cov = _submatrix(cov, market, strategy.symbols)
+    solved = _risk_budgeting(strategy, market, strategy_cov, previous)
+    if solved is not None:
+        weights, contributions = solved.weights, solved.risk_contributions
+        source = LimitSource.DYNAMIC
+    else:
+        n = len(strategy.symbols)
+        weights = contributions = np.full(n, 1.0 / n)
+        source = LimitSource.STATIC
+    forecast_volatility = math.sqrt(max(weights @ strategy_cov @ weights, 0.0))
+    if source is LimitSource.DYNAMIC:
+        leverage_limit = _vol_targeted(allocation, forecast_volatility)
+    else:
+        leverage_limit = min(allocation.leverage_limit, config.limits.static.strategy_leverage)
+    return StrategyBudget(
+        strategy=name,
+        risk_share=strategy.risk_share,
+        allocated_capital=(config.portfolio.net_asset_value * allocation.equity_allocation
+                           * strategy.risk_share),
+        leverage_limit=leverage_limit,
+        forecast_volatility=forecast_volatility,
+        symbols=tuple(StrategySymbolWeight(sym, float(w), float(c))
+                      for sym, w, c in zip(strategy.symbols, weights, contributions)),
+        limit_source=source,
+    )
+
+
+def _risk_budgeting(strategy: Strategy, market: MarketState, strategy_cov: np.ndarray,
+                    previous: StrategyBudget | None) -> ErcResult | None:
+    """The strategy's risk-budgeting solution, or None where it must stay STATIC."""
+    if not market.has_enough_data(strategy.symbols) or (np.diag(strategy_cov) <= 0).any():
+        return None
+    budgets = (None if strategy.risk_budgets is None
+               else np.array([strategy.risk_budgets[sym] for sym in strategy.symbols]))
+    result = solve_risk_budgeting(strategy_cov, budgets, x0=_warm_start(strategy, previous))
+    return result if result.converged else None
+
+
+def _warm_start(strategy: Strategy, previous: StrategyBudget | None) -> np.ndarray | None:
+    """The previous solved weights in the strategy's symbol order, if the symbol set is unchanged."""
+    if previous is None or previous.limit_source is LimitSource.STATIC:
+        return None
+    weights = {entry.symbol: entry.weight for entry in previous.symbols}
+    if set(weights) != set(strategy.symbols):
+        return None
+    return np.array([weights[sym] for sym in strategy.symbols])
+
+
+def _submatrix(cov: np.ndarray, market: MarketState, symbols: list[str]) -> np.ndarray:
+    """The symbols' covariance block, with 0 where a symbol has no data yet (NaN in cov)."""
+    indices = [market.index(sym) for sym in symbols]
+    return np.nan_to_num(cov[np.ix_(indices, indices)], nan=0.0)
+
+
+def _vol_targeted(allocation: RegimeAllocation, volatility: float) -> float:
+    if volatility <= 0:
+        return allocation.leverage_limit
+    return min(allocation.leverage_limit, allocation.vol_target / volatility)

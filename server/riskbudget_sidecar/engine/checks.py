@@ -1,0 +1,290 @@
+"""The pre-trade check: approve, resize or reject an order against the budget.
+
+First the gates, in this order, each of which rejects alone because nothing
+else can be judged without it: a valid quantity, a known strategy and symbol, a
+budget, a usable limit price, a fresh last price.
+
+Then the rules. Each gives, in closed form, the largest quantity it allows on
+its own (its cap); the order gets the smallest cap, rounded down to whole lots,
+and every rule whose cap is below the request is listed as a reason. The same
+computation with an unbounded request is `max_quantity`, the sizing answer, so
+`evaluate` of a huge order approves exactly `max_quantity`.
+
+Conventions:
+
+- Reducing: an order reduces exposure when it only brings the strategy's
+  position towards zero, counting the strategy's orders already in flight in
+  the same direction (long 100 with a sell of 30 reserved can close 70 more).
+  The closing quantity is what may pass a halt, a reducing-only state or a
+  restriction; an order crossing through zero is cut to it. Reducing orders
+  skip the exposure limits, not the collar, the maximum order notional or the
+  gates.
+- Reference price: max(limit price, last price) for a limit order, on either
+  side, else the last price. A buy limit above the market fills near the market
+  and one below it only once the price has fallen; a sell limit above the
+  market fills only once the price has risen to it. The larger of the two is
+  thus never below the price at which the position could be marked, and the
+  collar bounds it at (1 + collar) x last.
+- Worst case: a position's exposure is the largest absolute position reachable
+  if every open reservation in one direction fills (SymbolExposure.worst_case_abs).
+  The strategy's exposure in the order's symbol is valued at the reference
+  price; the rest of the book at the book's marks (Book.gross_besides), which
+  the owner keeps at last prices, stale or not.
+- Lots: a request that binds no rule is approved unchanged; quantities the
+  check computes are rounded down to whole lots, and one below a lot rejects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, NamedTuple, Protocol
+
+from .book import Book
+from .config import Limits
+from .types import (
+    BudgetSnapshot, Decision, OrderRequest, Reason, ReasonCode, Side, SymbolExposure,
+    TradingState,
+)
+
+_LOT_EPS = 1e-9
+"""Float noise tolerated when comparing and rounding quantities, in lots."""
+
+
+class PriceView(Protocol):
+    """The last price of each symbol and when it was seen (MarketState satisfies it)."""
+
+    def last_price(self, symbol: str) -> float | None: ...
+
+    def last_time(self, symbol: str) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The outcome of the check, before it is recorded or reserved."""
+
+    decision: Decision
+    approved_quantity: float
+    reasons: tuple[Reason, ...]
+    reduces_exposure: bool
+    reference_price: float
+
+
+def evaluate(
+    order: OrderRequest,
+    *,
+    snapshot: BudgetSnapshot | None,
+    book: Book,
+    prices: PriceView,
+    limits: Limits,
+    trading_state: TradingState,
+    restricted: frozenset[str],
+    lot_size: float,
+    known_strategies: Mapping[str, frozenset[str]],
+    now: float,
+) -> Evaluation:
+    """Approve, resize or reject `order`; fails closed (REJECTED) on any unusable input."""
+    quantity = order.quantity
+    if not (math.isfinite(quantity) and quantity > 0):
+        return _rejected(ReasonCode.BELOW_MIN_QUANTITY,
+                         f"quantity must be positive and finite, got {quantity!r}")
+    return _decide(order.strategy, order.symbol, order.side, order.limit_price, quantity,
+                   snapshot=snapshot, book=book, prices=prices, limits=limits,
+                   trading_state=trading_state, restricted=restricted, lot_size=lot_size,
+                   known_strategies=known_strategies, now=now)
+
+
+def max_quantity(
+    strategy: str,
+    symbol: str,
+    side: Side,
+    *,
+    limit_price: float = 0.0,
+    snapshot: BudgetSnapshot | None,
+    book: Book,
+    prices: PriceView,
+    limits: Limits,
+    trading_state: TradingState,
+    restricted: frozenset[str],
+    lot_size: float,
+    known_strategies: Mapping[str, frozenset[str]],
+    now: float,
+) -> float:
+    """The largest quantity, in whole lots, an order could have now; 0 if none."""
+    return _decide(strategy, symbol, side, limit_price, math.inf,
+                   snapshot=snapshot, book=book, prices=prices, limits=limits,
+                   trading_state=trading_state, restricted=restricted, lot_size=lot_size,
+                   known_strategies=known_strategies, now=now).approved_quantity
+
+
+class _Cap(NamedTuple):
+    """The largest quantity one rule allows alone, and what the request would reach."""
+
+    quantity: float
+    code: ReasonCode
+    limit: float
+    value: float
+    message: str
+    """A format string over limit, value and allowed (this cap)."""
+
+    def reason(self) -> Reason:
+        text = self.message.format(limit=self.limit, value=self.value, allowed=self.quantity)
+        return Reason(self.code, text, self.limit, self.value)
+
+
+_COLLAR = "limit price is {value:.2%} from the last price, beyond the {limit:.2%} collar"
+_HALTED = "trading is halted: only the closing quantity {limit:g} may pass"
+_REDUCING = "trading is reducing-only: only the closing quantity {limit:g} may pass"
+_RESTRICTED = "symbol is restricted: only the closing quantity {limit:g} may pass"
+_ORDER_NOTIONAL = ("order notional {value:,.2f} is above the maximum {limit:,.2f}; "
+                   "at most {allowed:g} fits")
+_SYMBOL_LIMIT = ("symbol worst-case position notional {value:,.2f} would exceed its limit "
+                 "{limit:,.2f}; at most {allowed:g} fits")
+_STRATEGY_LIMIT = ("strategy worst-case gross exposure {value:,.2f} would exceed its limit "
+                   "{limit:,.2f}; at most {allowed:g} fits")
+_TOTAL_LIMIT = ("book worst-case gross exposure {value:,.2f} would exceed NAV x total leverage "
+                "limit {limit:,.2f}; at most {allowed:g} fits")
+
+
+def _decide(
+    strategy: str,
+    symbol: str,
+    side: Side,
+    limit_price: float,
+    requested: float,
+    *,
+    snapshot: BudgetSnapshot | None,
+    book: Book,
+    prices: PriceView,
+    limits: Limits,
+    trading_state: TradingState,
+    restricted: frozenset[str],
+    lot_size: float,
+    known_strategies: Mapping[str, frozenset[str]],
+    now: float,
+) -> Evaluation:
+    symbols = known_strategies.get(strategy)
+    if symbols is None:
+        return _rejected(ReasonCode.UNKNOWN_STRATEGY, f"unknown strategy {strategy!r}")
+    if symbol not in symbols:
+        return _rejected(ReasonCode.UNKNOWN_SYMBOL,
+                         f"symbol {symbol!r} is not traded by strategy {strategy!r}")
+
+    sign = side.sign
+    exposure = book.exposure(strategy, symbol)
+    closable = _closable(exposure, sign)
+    tolerance = lot_size * _LOT_EPS
+    reduces = requested <= closable + tolerance
+
+    if snapshot is None:
+        return _rejected(ReasonCode.NO_BUDGET, "no budget has been computed yet", reduces=reduces)
+    strategy_budget = snapshot.strategies.get(strategy)
+    symbol_budget = snapshot.symbols.get(symbol)
+    if strategy_budget is None or symbol_budget is None:
+        return _rejected(ReasonCode.NO_BUDGET,
+                         f"the budget has no limits for strategy {strategy!r} and symbol {symbol!r}",
+                         reduces=reduces)
+    if not (math.isfinite(limit_price) and limit_price >= 0):
+        return _rejected(ReasonCode.PRICE_COLLAR,
+                         f"limit price must be finite and non-negative, got {limit_price!r}",
+                         reduces=reduces)
+    price_of = prices.last_price
+    last = price_of(symbol)
+    seen = prices.last_time(symbol)
+    if last is None or seen is None or not (math.isfinite(last) and last > 0):
+        return _rejected(ReasonCode.STALE_MARKET_DATA, f"no price for {symbol!r}",
+                         reduces=reduces)
+    age = now - seen
+    if not age <= limits.max_staleness:  # a NaN age is stale too
+        return _rejected(ReasonCode.STALE_MARKET_DATA,
+                         f"last price of {symbol!r} is {age:g}s old, over {limits.max_staleness:g}s",
+                         limit=limits.max_staleness, value=age, reduces=reduces)
+    reference = max(limit_price, last)
+
+    caps: list[_Cap] = []
+    if limit_price > 0:
+        distance = abs(limit_price - last) / last
+        if distance > limits.price_collar:
+            caps.append(_Cap(0.0, ReasonCode.PRICE_COLLAR, limits.price_collar, distance, _COLLAR))
+    if trading_state is TradingState.HALTED:
+        caps.append(_Cap(closable, ReasonCode.TRADING_HALTED, closable, requested, _HALTED))
+    elif trading_state is TradingState.REDUCING:
+        caps.append(_Cap(closable, ReasonCode.TRADING_REDUCING, closable, requested, _REDUCING))
+    if symbol in restricted:
+        caps.append(_Cap(closable, ReasonCode.RESTRICTED_SYMBOL, closable, requested, _RESTRICTED))
+    caps.append(_Cap(limits.max_order_notional / reference, ReasonCode.MAX_ORDER_NOTIONAL,
+                     limits.max_order_notional, requested * reference, _ORDER_NOTIONAL))
+    if not reduces:
+        signed = sign * requested
+        strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
+        caps.append(_exposure_cap(
+            book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
+            ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT, sign, signed, reference, closable))
+        caps.append(_exposure_cap(
+            exposure, strategy_rest, strategy_budget.max_gross_exposure,
+            ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT, sign, signed, reference, closable))
+        caps.append(_exposure_cap(
+            exposure, total_rest, snapshot.max_total_gross_exposure,
+            ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT, sign, signed, reference, closable))
+
+    binding = [cap for cap in caps if cap.quantity < requested - tolerance]
+    if not binding:
+        return Evaluation(Decision.APPROVED, requested, (), reduces, reference)
+    allowed = min(cap.quantity for cap in binding)
+    approved = math.floor(allowed / lot_size + _LOT_EPS) * lot_size
+    reasons = [cap.reason() for cap in binding]
+    if approved <= 0:
+        if allowed > tolerance:
+            reasons.append(Reason(
+                ReasonCode.BELOW_MIN_QUANTITY,
+                f"the allowed quantity {allowed:g} is below one lot of {lot_size:g}",
+                lot_size, allowed))
+        return Evaluation(Decision.REJECTED, 0.0, tuple(reasons), reduces, reference)
+    return Evaluation(Decision.RESIZED, approved, tuple(reasons),
+                      approved <= closable + tolerance, reference)
+
+
+def _closable(exposure: SymbolExposure, sign: int) -> float:
+    """How much an order of this direction may trade and still only reduce the position."""
+    pending = exposure.pending_buy if sign > 0 else exposure.pending_sell
+    return max(-sign * exposure.position - pending, 0.0)
+
+
+def _exposure_cap(
+    exposure: SymbolExposure,
+    rest: float,
+    limit: float,
+    code: ReasonCode,
+    message: str,
+    sign: int,
+    signed: float,
+    price: float,
+    closable: float,
+) -> _Cap:
+    """Cap for `rest + exposure.worst_case_abs(sign * q) * price <= limit`; closing always fits."""
+    room = _room(exposure, sign, (limit - rest) / price)
+    value = rest + exposure.worst_case_abs(signed) * price
+    return _Cap(max(room, closable), code, limit, value, message)
+
+
+def _room(exposure: SymbolExposure, sign: int, bound: float) -> float:
+    """The largest q >= 0 with exposure.worst_case_abs(sign * q) <= bound, 0 if none.
+
+    With y the worst-case position in the order's direction (sign-adjusted) and
+    z the one in the other, worst_case_abs = max(|y + q|, |z|); z does not move
+    with q, and y >= -|z|, so the answer is bound - y when |z| <= bound.
+    """
+    if sign > 0:
+        toward = exposure.position + exposure.pending_buy
+        away = exposure.position - exposure.pending_sell
+    else:
+        toward = exposure.pending_sell - exposure.position
+        away = exposure.position + exposure.pending_buy
+    if abs(away) > bound:
+        return 0.0
+    return max(bound - toward, 0.0)
+
+
+def _rejected(code: ReasonCode, message: str, *, limit: float = 0.0, value: float = 0.0,
+              reduces: bool = False) -> Evaluation:
+    return Evaluation(Decision.REJECTED, 0.0, (Reason(code, message, limit, value),), reduces, 0.0)

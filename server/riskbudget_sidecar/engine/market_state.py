@@ -1,0 +1,239 @@
+"""Prices to bar closes to log returns to an EWMA (RiskMetrics) covariance, incrementally.
+
+Bars are aligned at multiples of `bar_interval`: a tick at time t belongs to bar
+floor(t / bar_interval), which ends at (floor(t / bar_interval) + 1) * bar_interval.
+A bar closes on the first tick of a later bar, or when `advance_to` passes its end,
+with each symbol's last price so far (prices carry forward). Bars in which nothing
+ticked are not made up: returns are always between consecutive closes.
+
+The covariance is the EWMA of r r' with a zero mean (RiskMetrics), normalised by the
+sum of the weights it has used so far, as pandas' `ewm(adjust=True)` does:
+
+    var_i(T) = sum_k (1 - l) l^(T-k) r_ik^2 / (1 - l^n_i)
+
+over the n_i returns symbol i has had. A priced symbol keeps a close on every later
+bar, so each symbol's returns are an unbroken run of bars up to now; a symbol that
+joins late starts from its first return instead of from a zero variance. Cross terms
+are the EWMA sum over the bars both symbols have, scaled by 1 / sqrt(d_i d_j) with
+d_i = 1 - l^n_i. That is a congruence of a sum of outer products, so the matrix stays
+positive semidefinite; it shrinks a late starter's correlations towards zero until its
+history fills in (the factor sqrt(d_late / d_early) tends to one). In the steady state
+(n large) every d is one and this is plain RiskMetrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .config import MarketData
+from .types import PriceTick
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBar:
+    time: float
+    """The bar's end time."""
+    closes: np.ndarray
+    """Per symbol, in the market's symbol order; NaN where no price has arrived yet."""
+    returns: np.ndarray | None
+    """Log returns against the previous close (NaN where either close is missing), or
+    None for the first bar, which has no previous close."""
+
+
+class MarketState:
+    """Last prices, bar closes and the EWMA covariance of a fixed universe of symbols."""
+
+    def __init__(self, symbols: Sequence[str], config: MarketData) -> None:
+        if isinstance(symbols, str):
+            raise ValueError(f"symbols must be a sequence of names, not the string {symbols!r}")
+        names = tuple(symbols)
+        if not names:
+            raise ValueError("symbols must name at least one symbol")
+        bad = [s for s in names if not isinstance(s, str) or not s]
+        if bad:
+            raise ValueError(f"symbols must be non-empty strings, got {bad!r}")
+        duplicates = sorted({s for s in names if names.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"symbols must be unique; repeated: {duplicates}")
+        n = len(names)
+        self._symbols = names
+        self._index = {symbol: i for i, symbol in enumerate(names)}
+        self._config = config
+        self._lambda = config.ewma_lambda
+        self._last_price = np.full(n, np.nan)
+        self._last_time = np.full(n, np.nan)
+        self._open_bar: int | None = None
+        self._last_closed_bar: int | None = None
+        self._closes: np.ndarray | None = None
+        self._ewma = (np.zeros((n, n)), np.zeros(n, dtype=np.int64))
+        """(sum_k (1 - l) l^(T-k) r_k r_k' over the bars folded in, returns per symbol).
+        Replaced as a whole, never mutated: a reader on another thread sees either the
+        state before a bar or the state after it."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._symbols
+
+    def index(self, symbol: str) -> int:
+        try:
+            return self._index[symbol]
+        except KeyError:
+            raise ValueError(f"unknown symbol {symbol!r}: not in this market's universe") from None
+
+    # Input ------------------------------------------------------------------------
+
+    def apply_tick(self, tick: PriceTick) -> list[ClosedBar]:
+        """Record a price; return the bar it closes, if it is the first tick of a later bar.
+
+        A tick older than the symbol's last tick is out of order and ignored (returns []).
+        A tick newer than the symbol's last one but from a bar already closed (another
+        symbol has moved the clock on) counts towards the open bar: bars never reopen.
+        """
+        i = self.index(tick.symbol)
+        if not (math.isfinite(tick.price) and tick.price > 0):
+            raise ValueError(f"price of {tick.symbol!r} must be finite and positive, got {tick.price!r}")
+        if not math.isfinite(tick.time):
+            raise ValueError(f"time of the {tick.symbol!r} tick must be finite, got {tick.time!r}")
+        if tick.time < self._last_time[i]:  # false while the symbol has no tick (NaN)
+            return []
+        bar = self._bar_of(tick.time)
+        closed = []
+        if self._open_bar is not None and bar > self._open_bar:
+            closed.append(self._close_open_bar())
+        if self._open_bar is None:
+            self._open_bar = bar
+        self._last_price[i] = tick.price
+        self._last_time[i] = tick.time
+        return closed
+
+    def advance_to(self, now: float) -> list[ClosedBar]:
+        """Close the open bar if `now` is at or past its end (no tick needed)."""
+        if self._open_bar is not None and now >= self._bar_end(self._open_bar):
+            return [self._close_open_bar()]
+        return []
+
+    # Risk estimates ---------------------------------------------------------------
+
+    def covariance(self, provisional: bool = True) -> np.ndarray:
+        """Annualised covariance in symbol order; NaN rows and columns for symbols with no return.
+
+        With `provisional`, the open bar's return (last prices against the last close) is
+        folded in as if the bar closed now, on a copy: live, and never counted twice.
+        """
+        weighted, observations = self._estimate(provisional)
+        scale = _scale(observations, self._lambda)
+        return weighted * np.outer(scale, scale) * self._config.periods_per_year
+
+    def volatility(self, provisional: bool = True) -> np.ndarray:
+        """Annualised volatility per symbol (NaN where no return yet)."""
+        weighted, observations = self._ewma
+        weighted = np.diag(weighted)
+        returns = self._open_bar_returns() if provisional else None
+        if returns is not None:
+            r, present = _zero_filled(returns)
+            weighted = self._lambda * weighted + (1 - self._lambda) * r**2
+            observations = observations + present
+        variance = weighted * _scale(observations, self._lambda) ** 2
+        return np.sqrt(variance * self._config.periods_per_year)
+
+    def average_correlation(self, symbols: Sequence[str] | None = None, provisional: bool = True) -> float:
+        """Mean pairwise correlation over `symbols` (all if None) that have enough data.
+
+        Symbols with fewer than `min_observations` returns, or a zero variance, are left
+        out: their correlations are noise. 0.0 when fewer than two symbols remain.
+        """
+        names = self._symbols if symbols is None else dict.fromkeys(symbols)
+        indices = [self.index(s) for s in names]
+        weighted, observations = self._estimate(provisional)
+        variance = np.diag(weighted)[indices]
+        kept = [i for i, v in zip(indices, variance)
+                if observations[i] >= self._config.min_observations and v > 0]
+        if len(kept) < 2:
+            return 0.0
+        block = weighted[np.ix_(kept, kept)]
+        scale = 1 / np.sqrt(np.diag(block))  # normalisation and annualisation cancel out
+        correlation = block * np.outer(scale, scale)
+        k = len(kept)
+        return float((correlation.sum() - np.trace(correlation)) / (k * (k - 1)))
+
+    def observations(self, symbol: str) -> int:
+        """Returns folded into the symbol's estimate (closed bars only)."""
+        return int(self._ewma[1][self.index(symbol)])
+
+    def has_enough_data(self, symbols: Sequence[str]) -> bool:
+        """Whether every symbol has at least `min_observations` returns."""
+        needed, observations = self._config.min_observations, self._ewma[1]
+        return all(observations[self.index(s)] >= needed for s in symbols)
+
+    # Prices -----------------------------------------------------------------------
+
+    def last_price(self, symbol: str) -> float | None:
+        price = self._last_price[self.index(symbol)]
+        return None if math.isnan(price) else float(price)
+
+    def last_time(self, symbol: str) -> float | None:
+        time = self._last_time[self.index(symbol)]
+        return None if math.isnan(time) else float(time)
+
+    def is_stale(self, symbol: str, now: float, max_staleness: float) -> bool:
+        """True if the symbol has no price or its last tick is more than max_staleness old."""
+        time = self._last_time[self.index(symbol)]
+        return math.isnan(time) or now - time > max_staleness
+
+    # Internals --------------------------------------------------------------------
+
+    def _bar_end(self, bar: int) -> float:
+        return (bar + 1) * self._config.bar_interval
+
+    def _bar_of(self, time: float) -> int:
+        """The bar a tick at `time` falls in; a bar already closed never reopens."""
+        bar = math.floor(time / self._config.bar_interval)
+        if self._last_closed_bar is not None:
+            bar = max(bar, self._last_closed_bar + 1)
+        return bar
+
+    def _close_open_bar(self) -> ClosedBar:
+        closes = self._last_price.copy()
+        closes.setflags(write=False)
+        returns = None
+        if self._closes is not None:
+            returns = np.log(closes / self._closes)
+            returns.setflags(write=False)
+            self._ewma = self._folded(returns)
+        bar = ClosedBar(self._bar_end(self._open_bar), closes, returns)
+        self._closes = closes
+        self._last_closed_bar = self._open_bar
+        self._open_bar = None
+        return bar
+
+    def _folded(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The EWMA state with one more bar of returns in it (NaN: no return), as new arrays."""
+        weighted, observations = self._ewma
+        r, present = _zero_filled(returns)
+        return self._lambda * weighted + np.outer((1 - self._lambda) * r, r), observations + present
+
+    def _open_bar_returns(self) -> np.ndarray | None:
+        """The open bar's log returns against the last close, if a bar is open after a close."""
+        if self._open_bar is None or self._closes is None:
+            return None
+        return np.log(self._last_price / self._closes)
+
+    def _estimate(self, provisional: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The EWMA state, with the open bar folded in (on a copy) if provisional."""
+        returns = self._open_bar_returns() if provisional else None
+        return self._ewma if returns is None else self._folded(returns)
+
+
+def _zero_filled(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    present = np.isfinite(returns)
+    return np.where(present, returns, 0.0), present
+
+
+def _scale(observations: np.ndarray, lam: float) -> np.ndarray:
+    """1 / sqrt(1 - l^n): undoes the weights' shortfall from one; NaN where n = 0."""
+    with np.errstate(divide="ignore"):
+        return np.where(observations > 0, 1 / np.sqrt(1 - lam ** observations), np.nan)

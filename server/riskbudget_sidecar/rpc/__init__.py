@@ -1,0 +1,1 @@
+"""gRPC transport: servicers, converters, the error table, auth, health, reflection."""

@@ -1,0 +1,53 @@
+"""The one table from domain errors to gRPC status codes, and the wrapper that applies it."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Awaitable, Callable
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..service.errors import InvalidInput, NotReady, PermissionDenied, RiskBudgetError, Unauthenticated
+
+log = structlog.get_logger("riskbudget.rpc")
+
+STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    NotReady: grpc.StatusCode.UNAVAILABLE,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+def status_for(error: RiskBudgetError) -> grpc.Status:
+    """A rich status: the code from the table, and field violations for bad input."""
+    code = next((status for kind, status in STATUS_FOR_ERROR.items() if isinstance(error, kind)),
+                grpc.StatusCode.INTERNAL)
+    details = []
+    if isinstance(error, InvalidInput):
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=problem)
+            for field, problem in error.violations]))
+        details.append(detail)
+    return rpc_status.to_status(status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=str(error), details=details))
+
+
+def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Turn domain errors raised by a unary servicer method into their status."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await method(self, request, context)
+        except RiskBudgetError as error:
+            log.info("rpc_refused", method=method.__name__, error=str(error),
+                     code=status_for(error).code.name)
+            await context.abort_with_status(status_for(error))
+
+    return wrapper

@@ -1,0 +1,82 @@
+"""Build the grpc.aio server: services, health, reflection, a safe bind."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from riskbudget.v1 import risk_budget_admin_pb2, risk_budget_admin_pb2_grpc
+from riskbudget.v1 import risk_budget_service_pb2, risk_budget_service_pb2_grpc
+
+from ..engine.addresses import ListenAddress
+from ..service.sidecar import RiskBudgetSidecar
+from .auth import AdminAuth
+from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
+
+SERVICE_NAMES = (
+    risk_budget_service_pb2.DESCRIPTOR.services_by_name["RiskBudgetService"].full_name,
+    risk_budget_admin_pb2.DESCRIPTOR.services_by_name["RiskBudgetAdminService"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    target: str
+    """Where clients reach it: host:port with the real port, or unix:/path."""
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
+                       admin_token: str | None, max_message_bytes: int) -> RunningServer:
+    """Start serving at `address`; health says NOT_SERVING until told otherwise."""
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
+    ])
+    risk_budget_service_pb2_grpc.add_RiskBudgetServiceServicer_to_server(RiskBudgetServicer(sidecar), server)
+    risk_budget_admin_pb2_grpc.add_RiskBudgetAdminServiceServicer_to_server(
+        RiskBudgetAdminServicer(sidecar, AdminAuth(admin_token)), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    target = _bind(server, address)
+    running = RunningServer(server, health_servicer, target)
+    await running.set_serving(False)
+    await server.start()
+    return running
+
+
+def _bind(server: grpc.aio.Server, address: ListenAddress) -> str:
+    if address.unix_path is not None:
+        socket_path = Path(address.unix_path)
+        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if socket_path.exists():
+            raise OSError(f"{socket_path} already exists: is another sidecar running there?")
+        server.add_insecure_port(address.grpc_target)
+        os.chmod(socket_path, 0o600)
+        return address.grpc_target
+    try:
+        port = server.add_insecure_port(address.grpc_target)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address.grpc_target}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address.grpc_target}: the address is in use or unavailable")
+    return ListenAddress(address.host, port, None).grpc_target

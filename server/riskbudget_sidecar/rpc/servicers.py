@@ -1,0 +1,96 @@
+"""gRPC servicers: each method converts, calls the sidecar, converts back."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+
+from riskbudget.v1 import risk_budget_admin_pb2 as admin_pb
+from riskbudget.v1 import risk_budget_admin_pb2_grpc as admin_grpc
+from riskbudget.v1 import risk_budget_service_pb2 as service_pb
+from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
+
+from ..service.sidecar import RiskBudgetSidecar
+from . import converters as convert
+from .auth import AdminAuth
+from .errors import mapped_errors
+
+
+class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
+    def __init__(self, sidecar: RiskBudgetSidecar) -> None:
+        self._sidecar = sidecar
+
+    @mapped_errors
+    async def GetBudget(self, request, context):
+        strategy = convert.optional_strategy(request.strategy)
+        if strategy is not None:
+            self._sidecar.require_strategy(strategy)
+        return service_pb.GetBudgetResponse(budget=self._budget(strategy))
+
+    def _budget(self, strategy: str | None):
+        snapshot = self._sidecar.require_snapshot()
+        states = {name: self._sidecar.strategy_trading_state(name) for name in snapshot.strategies}
+        return convert.budget(snapshot, book_state=self._sidecar.trading_state(),
+                              strategy_states=states, strategy=strategy)
+
+    @mapped_errors
+    async def GetUtilization(self, request, context):
+        report = self._sidecar.utilization(convert.optional_strategy(request.strategy))
+        return convert.utilization(report, self._sidecar.require_snapshot())
+
+    @mapped_errors
+    async def CheckTrade(self, request, context):
+        return convert.trade_decision(self._sidecar.check_trade(convert.check_trade_request(request)))
+
+    @mapped_errors
+    async def PublishMarketData(self, request, context):
+        accepted, snapshot = await self._sidecar.publish_prices(
+            convert.price_ticks(request.ticks, self._sidecar.universe))
+        return service_pb.PublishMarketDataResponse(accepted=accepted, budget=convert.budget_ref(snapshot))
+
+    @mapped_errors
+    async def StreamMarketData(self, request_iterator: AsyncIterator, context):
+        accepted, snapshot = 0, self._sidecar.snapshot
+        async for batch in request_iterator:
+            count, snapshot = await self._sidecar.publish_prices(
+                convert.price_ticks(batch.ticks, self._sidecar.universe))
+            accepted += count
+        return service_pb.StreamMarketDataResponse(accepted=accepted, budget=convert.budget_ref(snapshot))
+
+    @mapped_errors
+    async def ReportFill(self, request, context):
+        position, remaining = self._sidecar.report_fill(convert.fill(request))
+        return service_pb.ReportFillResponse(position=convert.position(position),
+                                             reserved_quantity_remaining=remaining)
+
+    @mapped_errors
+    async def SetPositions(self, request, context):
+        positions, strategy = convert.positions(request)
+        return service_pb.SetPositionsResponse(positions=self._sidecar.set_positions(positions, strategy))
+
+    @mapped_errors
+    async def ReleaseOrder(self, request, context):
+        released = self._sidecar.release_order(convert.order_id(request.client_order_id))
+        return service_pb.ReleaseOrderResponse(released=released)
+
+    async def StreamRecommendations(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "StreamRecommendations is not built yet (issue 3)")
+
+
+class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
+    """Operator calls. Those not built yet are left to the generated base: UNIMPLEMENTED."""
+
+    def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth) -> None:
+        self._sidecar = sidecar
+        self._auth = auth
+
+    @mapped_errors
+    async def SetTradingState(self, request, context):
+        self._auth.require_admin(context, "SetTradingState")
+        state, strategy = convert.trading_state_request(request)
+        self._sidecar.set_trading_state(state, strategy)
+        return admin_pb.SetTradingStateResponse(
+            state=convert.TRADING_STATE_TO_PB[state], strategy=strategy or "",
+            set_at=convert.timestamp(self._sidecar.now()))

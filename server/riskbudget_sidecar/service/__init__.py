@@ -1,0 +1,1 @@
+"""The application: wires engine, store and clock; publishes budget snapshots."""

@@ -1,0 +1,1 @@
+"""Trading state the sidecar keeps: positions, reservations, decisions, trading states."""

@@ -1,0 +1,155 @@
+"""CheckTrade fails closed: no answer, a failed call or a malformed reply is a
+rejection made by the client. Every test runs against both clients."""
+
+import math
+
+import grpc
+import pytest
+
+from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
+from riskbudget.v1 import types_pb2
+
+SIDECAR_UNAVAILABLE = types_pb2.REASON_CODE_SIDECAR_UNAVAILABLE
+
+
+def order_reply(decision, approved_quantity, client_order_id="o-1", requested_quantity=100.0):
+    return service_pb2.CheckTradeResponse(
+        client_order_id=client_order_id,
+        decision=decision,
+        requested_quantity=requested_quantity,
+        approved_quantity=approved_quantity,
+    )
+
+
+def assert_rejected_by_the_client(response, message_start):
+    assert response.decision == types_pb2.DECISION_REJECTED
+    assert response.approved_quantity == 0.0
+    assert [reason.code for reason in response.reasons] == [SIDECAR_UNAVAILABLE]
+    assert response.reasons[0].message.startswith(message_start)
+
+
+def test_check_trade_without_a_sidecar_rejects_as_unavailable(connect, dead_target):
+    client = connect(dead_target, check_trade_timeout=0.25)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    # Refused at once on loopback; past the deadline only on a starved machine.
+    assert_rejected_by_the_client(response, "sidecar call failed: ")
+    assert response.reasons[0].message.split(": ")[1] in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+    assert response.client_order_id == "o-1"
+    assert response.requested_quantity == 100.0
+
+
+def test_check_trade_past_the_deadline_rejects_as_unavailable(connect, sidecar, target):
+    sidecar.hang = True
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert_rejected_by_the_client(response, "sidecar call failed: DEADLINE_EXCEEDED: ")
+
+
+def test_check_trade_on_invalid_argument_rejects_naming_the_status(connect, sidecar, target):
+    sidecar.failure = (grpc.StatusCode.INVALID_ARGUMENT, "quantity must be positive")
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert_rejected_by_the_client(
+        response, "sidecar call failed: INVALID_ARGUMENT: quantity must be positive"
+    )
+
+
+def test_check_trade_passes_an_approval_through(connect, sidecar, target):
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert response == order_reply(types_pb2.DECISION_APPROVED, 100.0)
+
+
+def test_check_trade_passes_a_resize_through(connect, sidecar, target):
+    sidecar.check_trade_reply = order_reply(types_pb2.DECISION_RESIZED, 40.0)
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert response == sidecar.check_trade_reply
+
+
+def test_check_trade_passes_the_sidecars_rejection_through(connect, sidecar, target):
+    reply = order_reply(types_pb2.DECISION_REJECTED, 0.0)
+    reply.reasons.add(code=types_pb2.REASON_CODE_TRADING_HALTED, message="trading is halted")
+    sidecar.check_trade_reply = reply
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert response == reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        order_reply(types_pb2.DECISION_APPROVED, 150.0),
+        order_reply(types_pb2.DECISION_UNSPECIFIED, 100.0),
+        order_reply(7, 100.0),
+        order_reply(types_pb2.DECISION_RESIZED, math.nan),
+        order_reply(types_pb2.DECISION_APPROVED, math.inf),
+        order_reply(types_pb2.DECISION_RESIZED, -1.0),
+        order_reply(types_pb2.DECISION_REJECTED, 50.0),
+        order_reply(types_pb2.DECISION_APPROVED, 100.0, client_order_id="o-2"),
+    ],
+    ids=[
+        "more than requested",
+        "decision unspecified",
+        "unknown decision",
+        "nan quantity",
+        "infinite quantity",
+        "negative quantity",
+        "rejection with a quantity",
+        "another order's reply",
+    ],
+)
+def test_check_trade_rejects_a_malformed_reply(connect, sidecar, target, reply):
+    sidecar.check_trade_reply = reply
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert_rejected_by_the_client(response, "sidecar reply refused: ")
+
+
+def test_check_trade_sends_the_order_as_given(connect, sidecar, target):
+    client = connect(target)
+
+    client.check_trade("o-1", "momentum", "AAPL", "sell", 100.0, limit_price=187.5, dry_run=True)
+
+    assert sidecar.requests["CheckTrade"] == service_pb2.CheckTradeRequest(
+        client_order_id="o-1",
+        strategy="momentum",
+        symbol="AAPL",
+        side=types_pb2.SIDE_SELL,
+        quantity=100.0,
+        limit_price=187.5,
+        dry_run=True,
+    )
+
+
+@pytest.mark.parametrize("side", ["BUY", "side_buy", types_pb2.SIDE_BUY])
+def test_check_trade_takes_the_side_by_name_or_enum_value(connect, sidecar, target, side):
+    client = connect(target)
+
+    client.check_trade("o-1", "momentum", "AAPL", side, 100.0)
+
+    assert sidecar.requests["CheckTrade"].side == types_pb2.SIDE_BUY
+
+
+@pytest.mark.parametrize("side", ["long", "unspecified", types_pb2.SIDE_UNSPECIFIED, 9, True])
+def test_check_trade_with_an_unknown_side_raises_before_sending(connect, sidecar, target, side):
+    client = connect(target)
+
+    with pytest.raises(ValueError, match="side must be one of 'buy', 'sell'"):
+        client.check_trade("o-1", "momentum", "AAPL", side, 100.0)
+
+    assert "CheckTrade" not in sidecar.requests

@@ -1,0 +1,75 @@
+"""Position sizing caps a calculated size at what the budget allows."""
+
+import math
+
+import pytest
+
+from riskbudget.v1 import types_pb2
+from riskbudget_client import max_size_from_budget, position_size
+
+
+def budget(strategy_gross=100_000.0, symbol_notional=50_000.0):
+    return types_pb2.Budget(
+        ref=types_pb2.BudgetRef(version=7),
+        strategies=[
+            types_pb2.StrategyBudget(
+                strategy="momentum",
+                max_gross_exposure=strategy_gross,
+                symbols=[types_pb2.StrategySymbolWeight(symbol="AAPL", weight=1.0)],
+            )
+        ],
+        symbols=[
+            types_pb2.SymbolBudget(symbol="AAPL", max_position_notional=symbol_notional),
+            types_pb2.SymbolBudget(symbol="MSFT", max_position_notional=symbol_notional),
+        ],
+    )
+
+
+def test_max_size_is_the_symbol_limit_over_price_when_it_is_smaller():
+    assert (
+        max_size_from_budget(budget(symbol_notional=50_000.0), "momentum", "AAPL", 200.0) == 250.0
+    )
+
+
+def test_max_size_is_the_strategy_exposure_over_price_when_it_is_smaller():
+    assert max_size_from_budget(budget(strategy_gross=20_000.0), "momentum", "AAPL", 200.0) == 100.0
+
+
+def test_position_size_keeps_a_calculated_size_within_the_budget():
+    assert position_size(120.0, budget(), "momentum", "AAPL", 200.0) == 120.0
+
+
+def test_position_size_cuts_a_calculated_size_down_to_the_budget():
+    assert position_size(1_000.0, budget(), "momentum", "AAPL", 200.0) == 250.0
+
+
+@pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf])
+def test_sizing_refuses_a_price_that_is_not_positive_and_finite(price):
+    with pytest.raises(ValueError, match="price must be positive and finite"):
+        position_size(10.0, budget(), "momentum", "AAPL", price)
+
+
+@pytest.mark.parametrize("calculated_size", [-1.0, math.nan, math.inf])
+def test_sizing_refuses_a_calculated_size_that_is_not_a_finite_quantity(calculated_size):
+    with pytest.raises(ValueError, match="calculated_size must be a finite quantity"):
+        position_size(calculated_size, budget(), "momentum", "AAPL", 200.0)
+
+
+def test_sizing_refuses_a_strategy_missing_from_the_budget():
+    with pytest.raises(ValueError, match=r"strategy 'carry' is not in the budget \(version 7\)"):
+        max_size_from_budget(budget(), "carry", "AAPL", 200.0)
+
+
+def test_sizing_refuses_a_symbol_outside_the_strategys_universe():
+    with pytest.raises(
+        ValueError, match="symbol 'MSFT' is not in the universe of strategy 'momentum'"
+    ):
+        max_size_from_budget(budget(), "momentum", "MSFT", 200.0)
+
+
+def test_sizing_refuses_a_symbol_without_a_limit_in_the_budget():
+    incomplete = budget()
+    del incomplete.symbols[:]
+
+    with pytest.raises(ValueError, match=r"symbol 'AAPL' is not in the budget \(version 7\)"):
+        max_size_from_budget(incomplete, "momentum", "AAPL", 200.0)

@@ -1,0 +1,98 @@
+"""End to end: `riskbudget serve` as its own process, called over loopback by the client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from riskbudget.v1 import types_pb2
+from riskbudget_client import RiskBudgetClient
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+
+
+def read_events(process: subprocess.Popen, until: str, timeout: float = STARTUP_TIMEOUT) -> list[dict]:
+    """JSON log lines from the process until one whose event is `until`."""
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        event = json.loads(line)
+        events.append(event)
+        if event["event"] == until:
+            return events
+    raise AssertionError(f"no {until!r} event; got {events}, exit code {process.poll()}")
+
+
+@pytest.fixture
+def sidecar_process(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    config["sidecar"]["listen"] = "127.0.0.1:0"
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "RISKBUDGET_ADMIN_TOKEN": "e2e-token"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        serving = read_events(process, "serving")[-1]
+        yield process, serving["target"]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def test_serve_starts_with_a_live_budget_and_answers_the_client(sidecar_process):
+    process, target = sidecar_process
+
+    with RiskBudgetClient(target, admin_token="e2e-token") as client:
+        budget = client.get_budget().budget
+        last_prices = {s.symbol: s.last_price for s in budget.symbols}
+        client.publish_market_data([(symbol, price, time.time()) for symbol, price in last_prices.items()])
+        decision = client.check_trade("e2e-1", "equity_momentum", "SPY", "buy", 10)
+        utilization = client.get_utilization()
+
+    assert budget.ref.version >= 1
+    assert decision.decision == types_pb2.DECISION_APPROVED
+    assert decision.approved_quantity == 10
+    assert utilization.total.gross_exposure > 0
+
+
+def test_sigterm_shuts_down_gracefully(sidecar_process):
+    process, _ = sidecar_process
+
+    process.send_signal(signal.SIGTERM)
+    events = read_events(process, "stopped", timeout=30)
+    code = process.wait(timeout=30)
+
+    assert [e["event"] for e in events][:1] == ["shutting_down"]
+    assert code == 0
+
+
+def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp_path):
+    _, target = sidecar_process
+    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    config["sidecar"]["listen"] = target
+    path = tmp_path / "second.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    second = subprocess.run(
+        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=STARTUP_TIMEOUT)
+
+    assert second.returncode == 1
+    assert "cannot start" in second.stderr

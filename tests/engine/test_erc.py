@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+
+from riskbudget_sidecar.engine.erc import risk_contributions, solve_risk_budgeting
+
+
+def random_covariance(n: int, seed: int) -> np.ndarray:
+    """A covariance with a few common factors, vols 10-50% and mixed-sign correlations."""
+    rng = np.random.default_rng(seed)
+    loadings = rng.normal(size=(n, min(n, 5)))
+    raw = loadings @ loadings.T + np.diag(rng.uniform(0.2, 1.0, n))
+    scale = np.sqrt(np.diag(raw))
+    vols = rng.uniform(0.1, 0.5, n)
+    return raw / np.outer(scale, scale) * np.outer(vols, vols)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10, 50, 200])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_solve_when_random_covariance_gives_equal_risk_contributions(n, seed):
+    cov = random_covariance(n, seed)
+
+    result = solve_risk_budgeting(cov)
+
+    assert result.converged
+    assert np.all(result.weights > 0)
+    assert result.weights.sum() == pytest.approx(1.0, abs=1e-14)
+    np.testing.assert_allclose(result.risk_contributions, 1 / n, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(risk_contributions(result.weights, cov), 1 / n, rtol=0, atol=1e-12)
+
+
+def test_solve_when_budgets_given_matches_them_after_normalising():
+    cov = random_covariance(4, seed=3)
+    budgets = np.array([4.0, 3.0, 2.0, 1.0])
+
+    result = solve_risk_budgeting(cov, budgets)
+
+    assert result.converged
+    np.testing.assert_allclose(risk_contributions(result.weights, cov), budgets / 10, rtol=0, atol=1e-12)
+
+
+def test_solve_when_covariance_is_diagonal_weights_are_inverse_volatility():
+    vols = np.array([0.1, 0.2, 0.4, 0.5])
+    cov = np.diag(vols**2)
+
+    result = solve_risk_budgeting(cov)
+
+    expected = (1 / vols) / (1 / vols).sum()
+    np.testing.assert_allclose(result.weights, expected, rtol=1e-12)
+
+
+def test_solve_when_single_asset_returns_full_weight():
+    result = solve_risk_budgeting(np.array([[0.04]]))
+
+    assert result.converged
+    assert result.weights.tolist() == [1.0]
+    assert result.risk_contributions.tolist() == [1.0]
+
+
+def test_solve_when_warm_started_near_the_solution_takes_fewer_steps():
+    cov = random_covariance(50, seed=4)
+    yesterday = solve_risk_budgeting(cov).weights
+    drift = np.random.default_rng(5).normal(scale=0.02, size=cov.shape)
+    today = cov * (1 + (drift + drift.T) / 2)
+
+    cold = solve_risk_budgeting(today)
+    warm = solve_risk_budgeting(today, x0=yesterday)
+
+    assert cold.converged and warm.converged
+    assert warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.weights, cold.weights, rtol=1e-10)
+
+
+def test_solve_when_started_at_the_solution_takes_no_step():
+    cov = random_covariance(10, seed=6)
+    solution = solve_risk_budgeting(cov).weights
+
+    again = solve_risk_budgeting(cov, x0=solution)
+
+    assert again.iterations == 0
+    assert again.converged
+
+
+def test_solve_when_no_solution_exists_reports_not_converged():
+    # Ten returns of forty assets: a long-only mix with zero variance exists, so the
+    # budgeting problem has no minimum and y runs away.
+    returns = np.random.default_rng(7).normal(scale=0.01, size=(10, 40))
+    singular = returns.T @ returns / 10
+
+    result = solve_risk_budgeting(singular)
+
+    assert not result.converged
+
+
+def test_solve_when_max_iter_is_zero_returns_the_starting_point_unconverged():
+    cov = random_covariance(5, seed=8)
+
+    result = solve_risk_budgeting(cov, max_iter=0)
+
+    assert result.iterations == 0
+    assert not result.converged
+    assert result.weights.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("cov", "message"), [
+    (np.ones((2, 3)), "square"),
+    (np.empty((0, 0)), "square"),
+    (np.array([[0.04, np.nan], [np.nan, 0.09]]), "finite"),
+    (np.array([[0.04, 0.0], [0.0, 0.0]]), r"positive diagonal.*\[1\]"),
+    (np.array([[0.04, 0.01], [0.02, 0.09]]), "symmetric"),
+    (np.array([[1.0, -1.0], [-1.0, 1.0]]), "zero variance"),
+])
+def test_solve_when_covariance_is_bad_raises_naming_the_problem(cov, message):
+    with pytest.raises(ValueError, match=message):
+        solve_risk_budgeting(cov)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"budgets": np.array([1.0, 1.0, 1.0])}, "one entry per asset"),
+    ({"budgets": np.array([1.0, 0.0])}, "positive"),
+    ({"budgets": np.array([1.0, np.inf])}, "finite"),
+    ({"x0": np.array([0.5, 0.5, 0.0])}, "one weight per asset"),
+    ({"x0": np.array([1.0, 0.0])}, "strictly positive"),
+    ({"tol": 0.0}, "tol"),
+    ({"max_iter": -1}, "max_iter"),
+])
+def test_solve_when_arguments_are_bad_raises_naming_them(kwargs, message):
+    cov = np.diag([0.04, 0.09])
+
+    with pytest.raises(ValueError, match=message):
+        solve_risk_budgeting(cov, **kwargs)
+
+
+def test_risk_contributions_when_weights_given_are_shares_of_variance():
+    cov = np.array([[0.04, 0.01], [0.01, 0.09]])
+    weights = np.array([0.6, 0.4])
+
+    contributions = risk_contributions(weights, cov)
+
+    variance = 0.6**2 * 0.04 + 2 * 0.6 * 0.4 * 0.01 + 0.4**2 * 0.09
+    expected = [0.6 * (0.6 * 0.04 + 0.4 * 0.01) / variance, 0.4 * (0.6 * 0.01 + 0.4 * 0.09) / variance]
+    np.testing.assert_allclose(contributions, expected, rtol=1e-14)
+
+
+def test_risk_contributions_when_variance_is_zero_are_zero():
+    contributions = risk_contributions(np.array([0.5, 0.5]), np.zeros((2, 2)))
+
+    assert contributions.tolist() == [0.0, 0.0]
+
+
+def test_risk_contributions_when_shapes_differ_raises():
+    with pytest.raises(ValueError, match="shape"):
+        risk_contributions(np.array([0.5, 0.5]), np.eye(3))

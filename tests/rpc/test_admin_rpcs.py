@@ -1,0 +1,87 @@
+"""RiskBudgetAdminService against a real server: auth, trading state, and what is not built yet."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+
+
+async def set_state(harness, state, *, strategy="", metadata=None):
+    return await harness.admin.SetTradingState(
+        apb.SetTradingStateRequest(state=state, strategy=strategy, reason="test", set_by="pytest"),
+        metadata=harness.admin_metadata if metadata is None else metadata)
+
+
+async def test_admin_call_without_a_token_is_unauthenticated(harness):
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await set_state(harness, pb.TRADING_STATE_HALTED, metadata=())
+
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert harness.sidecar.trading_state() is harness.sidecar.trading_state().ACTIVE
+
+
+async def test_admin_call_with_a_wrong_token_is_permission_denied_and_never_echoes_it(harness):
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await set_state(harness, pb.TRADING_STATE_HALTED, metadata=(("authorization", "Bearer guess"),))
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "guess" not in refused.value.details()
+
+
+async def test_halting_the_book_rejects_increases_but_lets_reductions_through(harness):
+    await harness.publish_last_prices()
+
+    await harness.stub.SetPositions(spb.SetPositionsRequest(
+        positions=[pb.Position(strategy="trend", symbol="AAA", quantity=20)]))
+
+    reply = await set_state(harness, pb.TRADING_STATE_HALTED)
+    increase = await harness.check("o-inc", 5)
+    reduce = await harness.check("o-red", 5, side=pb.SIDE_SELL)
+    budget = await harness.stub.GetBudget(spb.GetBudgetRequest())
+
+    assert reply.state == pb.TRADING_STATE_HALTED and reply.strategy == ""
+    assert increase.decision == pb.DECISION_REJECTED
+    assert [r.code for r in increase.reasons] == [pb.REASON_CODE_TRADING_HALTED]
+    assert reduce.decision == pb.DECISION_APPROVED and reduce.reduces_exposure
+    assert budget.budget.trading_state == pb.TRADING_STATE_HALTED
+
+
+async def test_a_strategy_in_reducing_state_rejects_its_increases_only(harness):
+    await harness.publish_last_prices()
+
+    await set_state(harness, pb.TRADING_STATE_REDUCING, strategy="trend")
+    trend = await harness.check("o-trend", 5)
+    carry = await harness.check("o-carry", 5, strategy="carry", symbol="CCC")
+
+    assert [r.code for r in trend.reasons] == [pb.REASON_CODE_TRADING_REDUCING]
+    assert carry.decision == pb.DECISION_APPROVED
+
+
+async def test_set_trading_state_refuses_bad_input_naming_the_field(harness):
+    with pytest.raises(grpc.aio.AioRpcError) as unspecified:
+        await set_state(harness, pb.TRADING_STATE_UNSPECIFIED)
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await set_state(harness, pb.TRADING_STATE_HALTED, strategy="nope")
+
+    assert unspecified.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "state" in unspecified.value.details()
+    assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown strategy" in unknown.value.details()
+
+
+@pytest.mark.parametrize("method, request_message", [
+    ("TriggerRebalance", apb.TriggerRebalanceRequest(reason="test")),
+    ("SetOverride", apb.SetOverrideRequest()),
+    ("ClearOverride", apb.ClearOverrideRequest(id="x")),
+    ("ListOverrides", apb.ListOverridesRequest()),
+    ("ReloadConfig", apb.ReloadConfigRequest()),
+])
+async def test_admin_calls_not_built_yet_are_unimplemented_not_pretending(harness, method, request_message):
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await getattr(harness.admin, method)(request_message, metadata=harness.admin_metadata)
+
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED

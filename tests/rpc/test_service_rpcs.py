@@ -1,0 +1,422 @@
+"""Every RiskBudgetService RPC against a real server on an ephemeral port."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.rpc.converters import timestamp
+
+from .conftest import T0, start_harness
+from riskbudget_sidecar.app.serve import stop
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)
+    assert status is not None, "INVALID_ARGUMENT must carry a google.rpc.Status"
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            return {v.field: v.description for v in bad_request.field_violations}
+    raise AssertionError("no BadRequest detail")
+
+
+async def expect_invalid(call, field: str) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert field in violations, violations
+    return violations[field]
+
+
+# -- health and reflection ---------------------------------------------------------------------
+
+async def test_health_is_serving_once_the_first_budget_exists(harness):
+    health = health_pb2_grpc.HealthStub(harness.channel)
+
+    for service in ("", "riskbudget.v1.RiskBudgetService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_health_is_not_serving_before_the_first_budget(tmp_path):
+    from riskbudget_sidecar.engine.addresses import parse_listen_address
+    from riskbudget_sidecar.rpc.server import start_server
+    from riskbudget_sidecar.service.clock import ManualClock
+    from riskbudget_sidecar.service.config_file import parse_config
+    from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
+
+    from .conftest import config_data
+
+    sidecar = RiskBudgetSidecar(parse_config(config_data(), source="test"), clock=ManualClock(T0))
+    server = await start_server(sidecar, parse_listen_address("127.0.0.1:0"), admin_token=None,
+                                max_message_bytes=65536)
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await spb_stub(channel).GetBudget(spb.GetBudgetRequest())
+    await server.stop(0)
+    await sidecar.stop()
+
+    assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def spb_stub(channel):
+    from riskbudget.v1 import risk_budget_service_pb2_grpc
+
+    return risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel)
+
+
+async def test_health_goes_not_serving_on_shutdown(tmp_path):
+    running = await start_harness(tmp_path)
+    health = health_pb2_grpc.HealthStub(running.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+    first = await watch.read()
+
+    await stop(running.sidecar, running.server)
+    statuses = []
+    try:
+        while (message := await watch.read()) is not grpc.aio.EOF:
+            statuses.append(message.status)
+    except grpc.aio.AioRpcError:
+        pass
+    await running.channel.close()
+
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
+
+
+async def test_reflection_lists_both_services(harness):
+    reflection = reflection_pb2_grpc.ServerReflectionStub(harness.channel)
+
+    call = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    reply = await call.read()
+    names = {service.name for service in reply.list_services_response.service}
+
+    assert {"riskbudget.v1.RiskBudgetService", "riskbudget.v1.RiskBudgetAdminService",
+            "grpc.health.v1.Health"} <= names
+
+
+# -- GetBudget -------------------------------------------------------------------------------------
+
+async def test_get_budget_returns_a_dynamic_versioned_budget_after_warm_up(harness):
+    reply = await harness.stub.GetBudget(spb.GetBudgetRequest())
+    budget = reply.budget
+
+    assert budget.ref.version >= 1
+    assert budget.ref.regime != pb.REGIME_UNSPECIFIED
+    assert budget.limit_source == pb.LIMIT_SOURCE_DYNAMIC
+    assert [s.strategy for s in budget.strategies] == ["trend", "carry"]
+    assert {s.symbol for s in budget.symbols} == {"AAA", "BBB", "CCC", "DDD"}
+    assert budget.total_leverage_limit > 0
+    trend = budget.strategies[0]
+    assert trend.max_gross_exposure == pytest.approx(trend.allocated_capital * trend.leverage_limit)
+    assert budget.trading_state == pb.TRADING_STATE_ACTIVE
+
+
+async def test_get_budget_for_one_strategy_lists_only_its_symbols(harness):
+    reply = await harness.stub.GetBudget(spb.GetBudgetRequest(strategy="carry"))
+
+    assert [s.strategy for s in reply.budget.strategies] == ["carry"]
+    assert {s.symbol for s in reply.budget.symbols} == {"CCC", "DDD"}
+
+
+async def test_get_budget_for_an_unknown_strategy_is_invalid_argument(harness):
+    problem = await expect_invalid(harness.stub.GetBudget(spb.GetBudgetRequest(strategy="nope")), "strategy")
+
+    assert "unknown strategy" in problem
+
+
+# -- PublishMarketData / StreamMarketData ---------------------------------------------------------
+
+async def test_publish_market_data_applies_ticks_and_returns_the_new_budget(harness):
+    before = harness.sidecar.snapshot.version
+
+    reply = await harness.publish({"AAA": 101.0, "BBB": 55.0})
+
+    assert reply.accepted == 2
+    assert reply.budget.version > before
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == 101.0
+
+
+@pytest.mark.parametrize("tick, field, words", [
+    (pb.PriceTick(symbol="AAA", price=float("nan")), "ticks[0].price", "finite"),
+    (pb.PriceTick(symbol="AAA", price=float("inf")), "ticks[0].price", "finite"),
+    (pb.PriceTick(symbol="AAA", price=0.0), "ticks[0].price", "positive"),
+    (pb.PriceTick(symbol="AAA", price=-3.0), "ticks[0].price", "positive"),
+    (pb.PriceTick(symbol="ZZZ", price=10.0), "ticks[0].symbol", "unknown symbol"),
+    (pb.PriceTick(symbol="", price=10.0), "ticks[0].symbol", "empty"),
+])
+async def test_publish_market_data_refuses_a_bad_tick_naming_the_field(harness, tick, field, words):
+    tick.time.CopyFrom(timestamp(T0))
+
+    problem = await expect_invalid(harness.stub.PublishMarketData(spb.PublishMarketDataRequest(ticks=[tick])), field)
+
+    assert words in problem
+
+
+async def test_publish_market_data_refuses_a_tick_without_time(harness):
+    request = spb.PublishMarketDataRequest(ticks=[pb.PriceTick(symbol="AAA", price=10.0)])
+
+    await expect_invalid(harness.stub.PublishMarketData(request), "ticks[0].time")
+
+
+async def test_a_bad_batch_applies_none_of_its_ticks(harness):
+    before = harness.sidecar.snapshot.symbols["BBB"].last_price
+    request = spb.PublishMarketDataRequest(ticks=[
+        pb.PriceTick(symbol="BBB", price=before * 1.01, time=timestamp(T0)),
+        pb.PriceTick(symbol="AAA", price=float("nan"), time=timestamp(T0))])
+
+    await expect_invalid(harness.stub.PublishMarketData(request), "ticks[1].price")
+
+    assert harness.sidecar.snapshot.symbols["BBB"].last_price == before
+
+
+async def test_stream_market_data_applies_every_batch(harness):
+    async def batches():
+        for price in (100.0, 100.5, 101.0):
+            yield spb.StreamMarketDataRequest(ticks=[
+                pb.PriceTick(symbol="CCC", price=price, time=timestamp(T0)),
+                pb.PriceTick(symbol="DDD", price=price / 2, time=timestamp(T0))])
+
+    reply = await harness.stub.StreamMarketData(batches())
+
+    assert reply.accepted == 6
+    assert harness.sidecar.snapshot.symbols["CCC"].last_price == 101.0
+
+
+# -- CheckTrade ------------------------------------------------------------------------------------
+
+async def test_check_trade_approves_a_small_order_on_fresh_prices(harness):
+    await harness.publish_last_prices()
+
+    reply = await harness.check("o-1", 10)
+
+    assert reply.decision == pb.DECISION_APPROVED
+    assert reply.approved_quantity == 10
+    assert list(reply.reasons) == []
+    assert reply.reserved
+    assert reply.budget.version == harness.sidecar.snapshot.version
+    assert reply.budget.regime != pb.REGIME_UNSPECIFIED
+    assert reply.reservation_expires_at.seconds == int(T0 + 60)
+
+
+async def test_check_trade_on_stale_prices_rejects_with_a_reason(harness):
+    reply = await harness.check("o-stale", 10)
+
+    assert reply.decision == pb.DECISION_REJECTED
+    assert reply.approved_quantity == 0
+    assert pb.REASON_CODE_STALE_MARKET_DATA in [r.code for r in reply.reasons]
+
+
+async def test_check_trade_resizes_an_order_above_the_maximum_notional(harness):
+    prices = await harness.publish_last_prices()
+    quantity = 1_000_000 / prices["CCC"]
+
+    reply = await harness.check("o-big", round(quantity), strategy="carry", symbol="CCC")
+
+    assert reply.decision in (pb.DECISION_RESIZED, pb.DECISION_REJECTED)
+    assert reply.approved_quantity < round(quantity)
+    assert reply.approved_quantity * reply.reference_price <= 200_000 + 1e-6
+    assert pb.REASON_CODE_MAX_ORDER_NOTIONAL in [r.code for r in reply.reasons]
+
+
+async def test_check_trade_for_an_unknown_strategy_is_a_normal_rejection(harness):
+    await harness.publish_last_prices()
+
+    reply = await harness.check("o-unknown", 1, strategy="nope")
+
+    assert reply.decision == pb.DECISION_REJECTED
+    assert [r.code for r in reply.reasons] == [pb.REASON_CODE_UNKNOWN_STRATEGY]
+
+
+async def test_check_trade_for_a_symbol_outside_the_strategy_is_a_normal_rejection(harness):
+    await harness.publish_last_prices()
+
+    reply = await harness.check("o-unknown-sym", 1, symbol="CCC")
+
+    assert reply.decision == pb.DECISION_REJECTED
+    assert [r.code for r in reply.reasons] == [pb.REASON_CODE_UNKNOWN_SYMBOL]
+
+
+async def test_check_trade_twice_with_the_same_id_gives_the_same_answer_and_one_reservation(harness):
+    await harness.publish_last_prices()
+
+    first = await harness.check("o-same", 10)
+    second = await harness.check("o-same", 10)
+
+    assert second.replayed and not first.replayed
+    assert (second.decision, second.approved_quantity) == (first.decision, first.approved_quantity)
+    assert len(harness.sidecar._store.book.reservations()) == 1
+
+
+async def test_check_trade_reusing_an_id_for_another_order_is_rejected(harness):
+    await harness.publish_last_prices()
+    await harness.check("o-reused", 10)
+
+    reply = await harness.check("o-reused", 11)
+
+    assert reply.decision == pb.DECISION_REJECTED
+    assert [r.code for r in reply.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED]
+
+
+async def test_check_trade_dry_run_reserves_nothing(harness):
+    await harness.publish_last_prices()
+
+    reply = await harness.check("o-dry", 10, dry_run=True)
+
+    assert reply.decision == pb.DECISION_APPROVED and not reply.reserved
+    assert harness.sidecar._store.book.reservations() == []
+
+
+async def test_two_orders_in_flight_cannot_both_spend_the_same_budget(harness):
+    prices = await harness.publish_last_prices()
+    limit = harness.sidecar.snapshot.symbols["BBB"].max_position_notional
+    most = int(limit / prices["BBB"])
+
+    first = await harness.check("o-a", most * 0.8, symbol="BBB")
+    second = await harness.check("o-b", most * 0.8, symbol="BBB")
+
+    assert first.approved_quantity == pytest.approx(most * 0.8)
+    assert second.approved_quantity + first.approved_quantity <= limit / prices["BBB"] + 1e-6
+    assert second.decision in (pb.DECISION_RESIZED, pb.DECISION_REJECTED)
+
+
+BAD_ORDERS = [
+    ({"quantity": float("nan")}, "quantity", "finite"),
+    ({"quantity": float("inf")}, "quantity", "finite"),
+    ({"quantity": 0.0}, "quantity", "positive"),
+    ({"quantity": -5.0}, "quantity", "positive"),
+    ({"quantity": 1e308}, "quantity", "at most"),
+    ({"side": pb.SIDE_UNSPECIFIED}, "side", "SIDE_BUY or SIDE_SELL"),
+    ({"side": 7}, "side", "SIDE_BUY or SIDE_SELL"),
+    ({"client_order_id": ""}, "client_order_id", "empty"),
+    ({"client_order_id": "x" * 129}, "client_order_id", "at most 128"),
+    ({"client_order_id": "bad\x00id"}, "client_order_id", "control characters"),
+    ({"strategy": ""}, "strategy", "empty"),
+    ({"symbol": "S" * 65}, "symbol", "at most 64"),
+    ({"limit_price": float("nan")}, "limit_price", "finite"),
+    ({"limit_price": -1.0}, "limit_price", "positive"),
+]
+
+
+@pytest.mark.parametrize("change, field, words", BAD_ORDERS, ids=[f"{c}" for c, _, _ in BAD_ORDERS])
+async def test_check_trade_refuses_bad_input_naming_the_field_and_never_approves(harness, change, field, words):
+    await harness.publish_last_prices()
+    order = {"client_order_id": "o-bad", "strategy": "trend", "symbol": "AAA", "side": pb.SIDE_BUY,
+             "quantity": 1.0, **change}
+
+    problem = await expect_invalid(harness.stub.CheckTrade(spb.CheckTradeRequest(**order)), field)
+
+    assert words in problem
+    assert harness.sidecar._store.book.reservations() == []
+
+
+async def test_an_oversized_message_is_resource_exhausted_and_the_sidecar_keeps_serving(harness):
+    await harness.publish_last_prices()
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.check("x" * 100_000, 1)
+    after = await harness.check("o-after", 1)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert after.decision == pb.DECISION_APPROVED
+
+
+# -- fills, positions, releases, utilization ---------------------------------------------------
+
+async def test_report_fill_updates_the_position_and_settles_the_reservation(harness):
+    prices = await harness.publish_last_prices()
+    await harness.check("o-fill", 10)
+
+    reply = await harness.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id="o-fill", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=4,
+        price=prices["AAA"], time=timestamp(T0)))
+
+    assert (reply.position.strategy, reply.position.symbol, reply.position.quantity) == ("trend", "AAA", 4)
+    assert reply.reserved_quantity_remaining == pytest.approx(6)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"quantity": 0.0}, "quantity"), ({"price": float("nan")}, "price"),
+    ({"side": pb.SIDE_UNSPECIFIED}, "side"), ({"strategy": "nope"}, "strategy"),
+    ({"symbol": "CCC"}, "symbol"),
+])
+async def test_report_fill_refuses_bad_input_naming_the_field(harness, change, field):
+    fill = {"client_order_id": "f-1", "strategy": "trend", "symbol": "AAA", "side": pb.SIDE_BUY,
+            "quantity": 1.0, "price": 10.0, "time": timestamp(T0), **change}
+
+    await expect_invalid(harness.stub.ReportFill(spb.ReportFillRequest(**fill)), field)
+
+
+async def test_set_positions_replaces_the_book_and_shows_in_utilization(harness):
+    prices = await harness.publish_last_prices()
+
+    reply = await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=100),
+        pb.Position(strategy="carry", symbol="CCC", quantity=-50)]))
+    utilization = await harness.stub.GetUtilization(spb.GetUtilizationRequest())
+
+    assert reply.positions == 2
+    expected_gross = 100 * prices["AAA"] + 50 * prices["CCC"]
+    assert utilization.total.gross_exposure == pytest.approx(expected_gross)
+    by_symbol = {s.symbol: s for s in utilization.symbols}
+    assert by_symbol["CCC"].net_quantity == -50
+    assert utilization.budget.version == harness.sidecar.snapshot.version
+    assert utilization.near_limit_fraction == 0.8
+
+
+async def test_set_positions_refuses_a_duplicate_and_a_foreign_symbol(harness):
+    duplicate = spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1),
+        pb.Position(strategy="trend", symbol="AAA", quantity=2)])
+    foreign = spb.SetPositionsRequest(positions=[pb.Position(strategy="trend", symbol="CCC", quantity=1)])
+
+    await expect_invalid(harness.stub.SetPositions(duplicate), "positions")
+    await expect_invalid(harness.stub.SetPositions(foreign), "positions[0].symbol")
+
+
+async def test_release_order_frees_its_reservation_once(harness):
+    await harness.publish_last_prices()
+    await harness.check("o-release", 10)
+
+    first = await harness.stub.ReleaseOrder(spb.ReleaseOrderRequest(client_order_id="o-release"))
+    second = await harness.stub.ReleaseOrder(spb.ReleaseOrderRequest(client_order_id="o-release"))
+
+    assert (first.released, second.released) == (True, False)
+    assert harness.sidecar._store.book.reservations() == []
+
+
+async def test_get_utilization_for_an_unknown_strategy_is_invalid_argument(harness):
+    await expect_invalid(harness.stub.GetUtilization(spb.GetUtilizationRequest(strategy="nope")), "strategy")
+
+
+async def test_stream_recommendations_is_unimplemented_until_built(harness):
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call.read()
+
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_shadow_mode_approves_but_reports_what_it_would_have_decided(tmp_path):
+    running = await start_harness(tmp_path, sidecar__shadow_mode=True)
+    try:
+        reply = await running.check("o-shadow", 10)  # prices are stale: would be rejected
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reply.decision == pb.DECISION_APPROVED
+    assert reply.shadow_decision == pb.DECISION_REJECTED
+    assert pb.REASON_CODE_SHADOW_MODE in [r.code for r in reply.reasons]
