@@ -163,7 +163,7 @@ def test_compute_budget_sets_symbol_limits_from_target_notional_and_headroom():
 
     snapshot = budget(config, market)
 
-    for name, strategy in snapshot.strategies.items():
+    for strategy in snapshot.strategies.values():
         for entry in strategy.symbols:
             symbol = snapshot.symbols[entry.symbol]
             target = strategy.allocated_capital * strategy.leverage_limit * entry.weight
@@ -205,8 +205,8 @@ def test_compute_budget_book_risk_contributions_are_shares_of_the_book_variance(
     index = [market.index(s) for s in symbols]
     cov = market.covariance()[np.ix_(index, index)]
     weights = np.array([snapshot.symbols[s].target_weight for s in symbols])
-    expected = risk_contributions(weights, cov)
-    assert [snapshot.symbols[s].risk_contribution for s in symbols] == pytest.approx(expected.tolist(), rel=1e-12)
+    expected = risk_contributions(weights, cov).tolist()
+    assert [snapshot.symbols[s].risk_contribution for s in symbols] == pytest.approx(expected, rel=1e-12)
     assert snapshot.forecast_volatility == pytest.approx(math.sqrt(weights @ cov @ weights), rel=1e-12)
     assert snapshot.total_leverage_limit == pytest.approx(min(2.0, 0.15 / snapshot.forecast_volatility))
     assert snapshot.average_correlation == pytest.approx(market.average_correlation(symbols))

@@ -110,7 +110,10 @@ def max_quantity(
     known_strategies: Mapping[str, frozenset[str]],
     now: float,
 ) -> float:
-    """The largest quantity, in whole lots, an order could have now; 0 if none."""
+    """The largest quantity, in whole lots, an order could have now; 0 if none.
+
+    Exactly what `evaluate` approves for an order of any larger quantity.
+    """
     return _decide(strategy, symbol, side, limit_price, math.inf,
                    snapshot=snapshot, book=book, prices=prices, limits=limits,
                    trading_state=trading_state, restricted=restricted, lot_size=lot_size,
@@ -133,9 +136,9 @@ class _Cap(NamedTuple):
 
 
 _COLLAR = "limit price is {value:.2%} from the last price, beyond the {limit:.2%} collar"
-_HALTED = "trading is halted: only the closing quantity {limit:g} may pass"
-_REDUCING = "trading is reducing-only: only the closing quantity {limit:g} may pass"
-_RESTRICTED = "symbol is restricted: only the closing quantity {limit:g} may pass"
+_HALTED = "trading is halted: only reducing orders pass, here at most {limit:g}"
+_REDUCING = "trading is reducing-only: only reducing orders pass, here at most {limit:g}"
+_RESTRICTED = "symbol is restricted: only reducing orders pass, here at most {limit:g}"
 _ORDER_NOTIONAL = ("order notional {value:,.2f} is above the maximum {limit:,.2f}; "
                    "at most {allowed:g} fits")
 _SYMBOL_LIMIT = ("symbol worst-case position notional {value:,.2f} would exceed its limit "
@@ -215,17 +218,16 @@ def _decide(
     caps.append(_Cap(limits.max_order_notional / reference, ReasonCode.MAX_ORDER_NOTIONAL,
                      limits.max_order_notional, requested * reference, _ORDER_NOTIONAL))
     if not reduces:
-        signed = sign * requested
         strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
         caps.append(_exposure_cap(
             book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
-            ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT, sign, signed, reference, closable))
+            ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT, sign, requested, reference, closable))
         caps.append(_exposure_cap(
             exposure, strategy_rest, strategy_budget.max_gross_exposure,
-            ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT, sign, signed, reference, closable))
+            ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT, sign, requested, reference, closable))
         caps.append(_exposure_cap(
             exposure, total_rest, snapshot.max_total_gross_exposure,
-            ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT, sign, signed, reference, closable))
+            ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT, sign, requested, reference, closable))
 
     binding = [cap for cap in caps if cap.quantity < requested - tolerance]
     if not binding:
@@ -257,22 +259,22 @@ def _exposure_cap(
     code: ReasonCode,
     message: str,
     sign: int,
-    signed: float,
+    requested: float,
     price: float,
     closable: float,
 ) -> _Cap:
     """Cap for `rest + exposure.worst_case_abs(sign * q) * price <= limit`; closing always fits."""
     room = _room(exposure, sign, (limit - rest) / price)
-    value = rest + exposure.worst_case_abs(signed) * price
+    value = rest + exposure.worst_case_abs(sign * requested) * price
     return _Cap(max(room, closable), code, limit, value, message)
 
 
 def _room(exposure: SymbolExposure, sign: int, bound: float) -> float:
     """The largest q >= 0 with exposure.worst_case_abs(sign * q) <= bound, 0 if none.
 
-    With y the worst-case position in the order's direction (sign-adjusted) and
-    z the one in the other, worst_case_abs = max(|y + q|, |z|); z does not move
-    with q, and y >= -|z|, so the answer is bound - y when |z| <= bound.
+    In the order's direction (sign-adjusted), worst_case_abs is
+    max(|toward + q|, |away|): `away`, the worst case the other way, does not
+    move with q, and toward >= -|away|, so q = bound - toward when |away| <= bound.
     """
     if sign > 0:
         toward = exposure.position + exposure.pending_buy

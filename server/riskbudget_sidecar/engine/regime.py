@@ -74,7 +74,7 @@ class RegimeDetector:
         self._trend_closes: deque[float] = deque(maxlen=rules.trend_window)
         self._drawdown_closes: deque[float] = deque(maxlen=rules.drawdown_window)
         self._weighted_square = 0.0
-        self._returns = 0
+        self._return_count = 0
         self._indicators = RegimeIndicators(math.nan, math.nan, 0.0, 0.0, 0)
 
     @property
@@ -121,12 +121,12 @@ class RegimeDetector:
         if self._drawdown_closes:  # its last entry is the previous close
             r = math.log(close / self._drawdown_closes[-1])
             self._weighted_square = self._lambda * self._weighted_square + (1 - self._lambda) * r * r
-            self._returns += 1
+            self._return_count += 1
         self._trend_closes.append(close)
         self._drawdown_closes.append(close)
         volatility = math.nan
-        if self._returns:
-            variance = self._weighted_square / (1 - self._lambda ** self._returns)
+        if self._return_count:
+            variance = self._weighted_square / (1 - self._lambda ** self._return_count)
             volatility = math.sqrt(variance * self._periods_per_year)
         trend = math.nan
         if len(self._trend_closes) == self._rules.trend_window:

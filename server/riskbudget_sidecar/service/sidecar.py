@@ -52,12 +52,15 @@ class RiskBudgetSidecar:
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
         self._budget_listeners: list[Callable[[BudgetSnapshot], None]] = []
+        self._warming_up = False
+        self._warmup_regime_changes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Warm up, publish the first budget, start the monitoring loop."""
         await self._in_numeric(self._warm_up)
+        self._mark_book(self._market.symbols)
         self._monitor_task = asyncio.create_task(self._monitor(), name="riskbudget-monitor")
 
     async def stop(self) -> None:
@@ -100,12 +103,14 @@ class RiskBudgetSidecar:
     def _warm_up(self) -> None:
         now = self._clock.now()
         count = 0
+        self._warming_up = True
         for tick in warmup_ticks(self.config, now=now):
             self._apply_tick(tick)
             count += 1
         self._advance_and_recompute(now)
+        self._warming_up = False
         log.info("warmed_up", ticks=count, regime=self._regime.regime.value,
-                 budget_version=self._version)
+                 regime_changes=self._warmup_regime_changes, budget_version=self._version)
 
     def _apply_tick(self, tick: PriceTick) -> None:
         for bar in self._market.apply_tick(tick):
@@ -118,7 +123,9 @@ class RiskBudgetSidecar:
         correlation = self._market.average_correlation(
             sorted(self.config.portfolio.symbols), provisional=False)
         change = self._regime.on_bar(bar.time, close, correlation)
-        if change is not None:
+        if change is not None and self._warming_up:
+            self._warmup_regime_changes += 1
+        elif change is not None:
             log.warning("regime_changed", previous=change.previous.value,
                         current=change.current.value, bar_time=change.time)
 
@@ -188,8 +195,17 @@ class RiskBudgetSidecar:
     # -- inputs ----------------------------------------------------------------------------
 
     async def publish_prices(self, ticks: Iterable[PriceTick]) -> tuple[int, BudgetSnapshot]:
-        accepted = await self._in_numeric(self._apply_ticks_and_recompute, list(ticks))
+        ticks = list(ticks)
+        accepted = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
+        self._mark_book({tick.symbol for tick in ticks})
         return accepted, self.require_snapshot()
+
+    def _mark_book(self, symbols: Iterable[str]) -> None:
+        """Revalue the book's cached gross exposures at the last prices (event-loop thread)."""
+        for symbol in symbols:
+            price = self._market.last_price(symbol)
+            if price is not None:
+                self._store.book.mark(symbol, price)
 
     def report_fill(self, fill: Fill) -> tuple[Position, float]:
         self._check_strategy_symbol(fill.strategy, fill.symbol)
