@@ -21,9 +21,9 @@ ALLOCATIONS = {
 
 
 def make_config(strategies: dict, *, allocations: dict = ALLOCATIONS, limits: dict | None = None,
-                min_observations: int = 2, shadow_mode: bool = False) -> Config:
+                min_observations: int = 2, shadow_mode: bool = False, enabled: bool = True) -> Config:
     return Config.model_validate({
-        "risk_budgeting": {"regime_allocations": allocations},
+        "risk_budgeting": {"regime_allocations": allocations, "enabled": enabled},
         "portfolio": {"net_asset_value": NAV, "strategies": strategies},
         "limits": limits or {},
         "market_data": {"bar_interval": 1.0, "periods_per_year": PERIODS, "ewma_lambda": LAMBDA,
@@ -233,6 +233,17 @@ def test_compute_budget_when_too_little_data_falls_back_to_static_limits():
         assert symbol.max_position_notional == 250_000.0
         assert symbol.limit_source is LimitSource.STATIC
         assert symbol.volatility == 0.0
+
+
+def test_compute_budget_when_risk_budgeting_is_disabled_keeps_every_limit_static():
+    config = make_config(TWO_SYMBOLS, enabled=False)
+    market = warmed_market(config, bars=120)
+
+    snapshot = budget(config, market)
+
+    assert snapshot.limit_source is LimitSource.STATIC
+    assert all(s.limit_source is LimitSource.STATIC for s in snapshot.strategies.values())
+    assert all(s.limit_source is LimitSource.STATIC for s in snapshot.symbols.values())
 
 
 def test_compute_budget_when_static_leverage_exceeds_the_regime_limit_takes_the_regime_limit():

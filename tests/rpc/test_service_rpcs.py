@@ -420,3 +420,17 @@ async def test_shadow_mode_approves_but_reports_what_it_would_have_decided(tmp_p
     assert reply.decision == pb.DECISION_APPROVED
     assert reply.shadow_decision == pb.DECISION_REJECTED
     assert pb.REASON_CODE_SHADOW_MODE in [r.code for r in reply.reasons]
+
+
+async def test_with_risk_budgeting_disabled_the_budget_is_static_in_the_initial_regime(tmp_path):
+    data_overrides = {"risk_budgeting__enabled": False, "regime__initial": "crisis"}
+    running = await start_harness(tmp_path, **data_overrides)
+    try:
+        reply = await running.stub.GetBudget(spb.GetBudgetRequest())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reply.budget.limit_source == pb.LIMIT_SOURCE_STATIC
+    assert reply.budget.ref.regime == pb.REGIME_CRISIS
+    assert reply.budget.equity_allocation == 0.2

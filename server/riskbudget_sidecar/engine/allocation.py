@@ -29,6 +29,8 @@ contribution: the symbol's share of the book's variance at x. Volatility is 0 an
 last price 0 while unknown.
 
 A leverage limit vt / sigma with sigma = 0 (a riskless mix) is taken as Lmax.
+
+With `risk_budgeting.enabled: false` every strategy is STATIC: the dynamic budget is off.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def compute_budget(
 def _strategy_budget(name: str, strategy: Strategy, config: Config, allocation: RegimeAllocation,
                      market: MarketState, cov: np.ndarray, previous: StrategyBudget | None) -> StrategyBudget:
     strategy_cov = _submatrix(cov, market, strategy.symbols)
-    solved = _risk_budgeting(strategy, market, strategy_cov, previous)
+    solved = _risk_budgeting(strategy, config, market, strategy_cov, previous)
     if solved is not None:
         weights, contributions = solved.weights, solved.risk_contributions
         source = LimitSource.DYNAMIC
@@ -146,10 +148,11 @@ def _strategy_budget(name: str, strategy: Strategy, config: Config, allocation: 
     )
 
 
-def _risk_budgeting(strategy: Strategy, market: MarketState, strategy_cov: np.ndarray,
+def _risk_budgeting(strategy: Strategy, config: Config, market: MarketState, strategy_cov: np.ndarray,
                     previous: StrategyBudget | None) -> ErcResult | None:
     """The strategy's risk-budgeting solution, or None where it must stay STATIC."""
-    if not market.has_enough_data(strategy.symbols) or (np.diag(strategy_cov) <= 0).any():
+    if (not config.risk_budgeting.enabled or not market.has_enough_data(strategy.symbols)
+            or (np.diag(strategy_cov) <= 0).any()):
         return None
     budgets = (None if strategy.risk_budgets is None
                else np.array([strategy.risk_budgets[sym] for sym in strategy.symbols]))

@@ -54,6 +54,7 @@ class RiskBudgetSidecar:
         self._budget_listeners: list[Callable[[BudgetSnapshot], None]] = []
         self._warming_up = False
         self._warmup_regime_changes = 0
+        self._started_at = clock.now()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -144,8 +145,11 @@ class RiskBudgetSidecar:
     def _recompute(self, now: float) -> None:
         if not self._needs_recompute and self._snapshot is not None:
             return
+        regime, since = self._regime.regime, self._regime.since
+        if not self.config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
+            regime, since = self.config.regime.initial, self._started_at
         snapshot = compute_budget(
-            self.config, self._market, self._regime.regime, regime_since=self._regime.since,
+            self.config, self._market, regime, regime_since=since,
             version=self._version + 1, now=now, previous=self._snapshot)
         self._version = snapshot.version
         self._snapshot = snapshot
