@@ -96,3 +96,31 @@ def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp
 
     assert second.returncode == 1
     assert "cannot start" in second.stderr
+
+
+def run_cli(*args: str, target: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "riskbudget_sidecar.app.cli", *args, "--target", target],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "RISKBUDGET_ADMIN_TOKEN": "e2e-token"})
+
+
+def test_the_command_line_walk_through_publishes_checks_and_reads(sidecar_process):
+    _, target = sidecar_process
+    with RiskBudgetClient(target) as client:
+        prices = {s.symbol: s.last_price for s in client.get_budget().budget.symbols}
+
+    published = run_cli("publish", *(f"{s}={p}" for s, p in prices.items()), target=target)
+    approved = run_cli("check-trade", "--strategy", "equity_momentum", "--symbol", "SPY", "--side", "buy",
+                       "--quantity", "10", "--order-id", "cli-1", target=target)
+    halted = run_cli("set-trading-state", "halted", "--reason", "e2e", target=target)
+    rejected = run_cli("check-trade", "--strategy", "equity_momentum", "--symbol", "SPY", "--side", "buy",
+                       "--quantity", "10", target=target)
+    budget = run_cli("budget", target=target)
+    utilization = run_cli("utilization", "--json", target=target)
+
+    assert published.returncode == 0 and "accepted 9 prices" in published.stdout
+    assert approved.returncode == 0 and json.loads(approved.stdout)["decision"] == "DECISION_APPROVED"
+    assert halted.returncode == 0 and "TRADING_STATE_HALTED" in halted.stdout
+    assert rejected.returncode == 3 and "REASON_CODE_TRADING_HALTED" in rejected.stdout
+    assert budget.returncode == 0 and "equity_momentum" in budget.stdout
+    assert json.loads(utilization.stdout)["total"]["gross_exposure"] > 0

@@ -434,3 +434,41 @@ async def test_with_risk_budgeting_disabled_the_budget_is_static_in_the_initial_
     assert reply.budget.limit_source == pb.LIMIT_SOURCE_STATIC
     assert reply.budget.ref.regime == pb.REGIME_CRISIS
     assert reply.budget.equity_allocation == 0.2
+
+
+async def test_the_sidecar_serves_on_a_unix_socket_in_a_private_directory(tmp_path):
+    import os
+    import stat
+
+    socket_path = tmp_path / "run" / "sidecar.sock"
+    running = await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+    try:
+        reply = await running.stub.GetBudget(spb.GetBudgetRequest())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert running.server.target == f"unix:{socket_path}"
+    assert reply.budget.ref.version >= 1
+    assert stat.S_IMODE(os.stat(socket_path.parent).st_mode) == 0o700
+
+
+async def test_a_socket_left_by_a_dead_sidecar_is_replaced_but_a_live_one_is_not(tmp_path):
+    import socket
+
+    socket_path = tmp_path / "run" / "sidecar.sock"
+    socket_path.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(socket_path))
+    stale.close()  # the file stays, nobody listens: what kill -9 leaves behind
+
+    running = await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+    try:
+        with pytest.raises(OSError, match="another sidecar is listening"):
+            await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+        reply = await running.stub.GetBudget(spb.GetBudgetRequest())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reply.budget.ref.version >= 1

@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a client-side failure: say what, exit non-zero
         from riskbudget_client import RiskBudgetError
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +70,7 @@ def _bind(server: grpc.aio.Server, address: ListenAddress) -> str:
     if address.unix_path is not None:
         socket_path = Path(address.unix_path)
         socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if socket_path.exists():
-            raise OSError(f"{socket_path} already exists: is another sidecar running there?")
+        _remove_stale_socket(socket_path)
         server.add_insecure_port(address.grpc_target)
         os.chmod(socket_path, 0o600)
         return address.grpc_target
@@ -80,3 +81,20 @@ def _bind(server: grpc.aio.Server, address: ListenAddress) -> str:
     if port == 0:
         raise OSError(f"cannot listen on {address.grpc_target}: the address is in use or unavailable")
     return ListenAddress(address.host, port, None).grpc_target
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket file left by a sidecar that died; refuse if one still listens there."""
+    if not path.exists():
+        return
+    if not stat.S_ISSOCK(path.stat().st_mode):
+        raise OSError(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path}: another sidecar is listening there")
