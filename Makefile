@@ -32,6 +32,7 @@ test: install lint-proto proto-check
 ## buf lint over the contract.
 lint-proto: node_modules/.installed
 	npx --no-install buf lint
+	npx --no-install buf format --diff --exit-code
 
 ## Regenerate the Python stubs (and .pyi type stubs) from the proto.
 proto: $(STAMP)

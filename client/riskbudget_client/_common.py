@@ -201,10 +201,10 @@ def set_override_request(
     reason: str,
     expires_at: datetime | float | None,
 ) -> admin_pb2.SetOverrideRequest:
-    override = admin_pb2.Override(
-        scope=enum_key(admin_pb2.OverrideScope, scope, "scope"),
+    override = types_pb2.Override(
+        scope=enum_key(types_pb2.OverrideScope, scope, "scope"),
         target=target,
-        kind=enum_key(admin_pb2.OverrideKind, kind, "kind"),
+        kind=enum_key(types_pb2.OverrideKind, kind, "kind"),
         value=value,
         regime=None if regime is None else enum_key(types_pb2.Regime, regime, "regime"),
         set_by=set_by,
@@ -212,6 +212,35 @@ def set_override_request(
         expires_at=None if expires_at is None else timestamp(expires_at, "expires_at"),
     )
     return admin_pb2.SetOverrideRequest(override=override)
+
+
+def list_alerts_request(
+    limit: int, min_severity: str | int | None
+) -> service_pb2.ListAlertsRequest:
+    if not (isinstance(limit, int) and not isinstance(limit, bool) and 0 <= limit < 2**32):
+        raise ValueError(f"limit must be a whole number, 0 (the default) or more, got {limit!r}")
+    severity = (
+        types_pb2.ALERT_SEVERITY_UNSPECIFIED
+        if min_severity is None
+        else enum_key(types_pb2.AlertSeverity, min_severity, "min_severity")
+    )
+    return service_pb2.ListAlertsRequest(limit=limit, min_severity=severity)
+
+
+def stream_recommendations_request(
+    after_sequence: int, from_latest: bool
+) -> service_pb2.StreamRecommendationsRequest:
+    if not (
+        isinstance(after_sequence, int)
+        and not isinstance(after_sequence, bool)
+        and 0 <= after_sequence < 2**64
+    ):
+        raise ValueError(
+            f"after_sequence must be a sequence number, 0 or more, got {after_sequence!r}"
+        )
+    return service_pb2.StreamRecommendationsRequest(
+        after_sequence=after_sequence, from_latest=from_latest
+    )
 
 
 def rejection(

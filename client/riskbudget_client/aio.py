@@ -128,16 +128,23 @@ class AsyncRiskBudgetClient:
         request = service_pb2.ReleaseOrderRequest(client_order_id=client_order_id)
         return await self._call(self._service, "ReleaseOrder", request)
 
-    async def stream_recommendations(
-        self, after_sequence: int = 0
+    def stream_recommendations(
+        self, after_sequence: int = 0, from_latest: bool = False
     ) -> AsyncIterator[types_pb2.Recommendation]:
-        """Recommendations after `after_sequence`, then live ones, one at a time.
+        """Recommendations after `after_sequence`, then live ones, one at a time;
+        with `from_latest`, only those created from now on.
 
         The stream has no deadline; stop iterating (or `aclose()` the iterator)
-        to cancel it.
+        to cancel it. A failure raises `RiskBudgetError`;
+        `AsyncRecommendationFeed` reconnects and resumes instead.
         """
-        request = service_pb2.StreamRecommendationsRequest(after_sequence=after_sequence)
-        call = self._service.StreamRecommendations(request)
+        request = _common.stream_recommendations_request(after_sequence, from_latest)
+        return self._recommendations(request)
+
+    async def _recommendations(
+        self, request: service_pb2.StreamRecommendationsRequest
+    ) -> AsyncIterator[types_pb2.Recommendation]:
+        call = self._open_recommendation_stream(request)
         try:
             async for batch in call:
                 for recommendation in batch.recommendations:
@@ -146,6 +153,27 @@ class AsyncRiskBudgetClient:
             raise RiskBudgetError.from_rpc_error("StreamRecommendations", error) from error
         finally:
             call.cancel()
+
+    def _open_recommendation_stream(
+        self, request: service_pb2.StreamRecommendationsRequest
+    ) -> Any:
+        """The raw call (`await call.read()` gives a batch or `grpc.aio.EOF`):
+        what `AsyncRecommendationFeed` reads."""
+        return self._service.StreamRecommendations(request)
+
+    async def list_alerts(
+        self, limit: int = 0, min_severity: str | int | None = None
+    ) -> service_pb2.ListAlertsResponse:
+        """Recent alerts, newest first: at most `limit` (0: the sidecar's default,
+        100), only those at least as severe as `min_severity` (`"info"`,
+        `"warning"`, `"critical"` or an AlertSeverity value; None: all)."""
+        request = _common.list_alerts_request(limit, min_severity)
+        return await self._call(self._service, "ListAlerts", request)
+
+    async def get_status(self) -> service_pb2.GetStatusResponse:
+        """The sidecar's own state: regime history, response times, the
+        recommendation log's bounds, subscribers, decision-log backlog."""
+        return await self._call(self._service, "GetStatus", service_pb2.GetStatusRequest())
 
     async def set_trading_state(
         self, state: str | int, strategy: str = "", reason: str = "", set_by: str = ""

@@ -125,14 +125,21 @@ class RiskBudgetClient:
         request = service_pb2.ReleaseOrderRequest(client_order_id=client_order_id)
         return self._call(self._service, "ReleaseOrder", request)
 
-    def stream_recommendations(self, after_sequence: int = 0) -> Iterator[types_pb2.Recommendation]:
-        """Recommendations after `after_sequence`, then live ones, one at a time.
+    def stream_recommendations(
+        self, after_sequence: int = 0, from_latest: bool = False
+    ) -> Iterator[types_pb2.Recommendation]:
+        """Recommendations after `after_sequence`, then live ones, one at a time;
+        with `from_latest`, only those created from now on.
 
         The stream has no deadline; stop iterating (or close the iterator) to
-        cancel it.
+        cancel it. A failure raises `RiskBudgetError`; `RecommendationFeed`
+        reconnects and resumes instead.
         """
-        request = service_pb2.StreamRecommendationsRequest(after_sequence=after_sequence)
-        call = self._service.StreamRecommendations(request)
+        request = _common.stream_recommendations_request(after_sequence, from_latest)
+        return self._recommendations(self._open_recommendation_stream(request))
+
+    @staticmethod
+    def _recommendations(call: Any) -> Iterator[types_pb2.Recommendation]:
         try:
             for batch in call:
                 yield from batch.recommendations
@@ -140,6 +147,27 @@ class RiskBudgetClient:
             raise RiskBudgetError.from_rpc_error("StreamRecommendations", error) from error
         finally:
             call.cancel()
+
+    def _open_recommendation_stream(
+        self, request: service_pb2.StreamRecommendationsRequest
+    ) -> Any:
+        """The raw call (an iterator of batches that can be cancelled from any
+        thread): what `RecommendationFeed` reads."""
+        return self._service.StreamRecommendations(request)
+
+    def list_alerts(
+        self, limit: int = 0, min_severity: str | int | None = None
+    ) -> service_pb2.ListAlertsResponse:
+        """Recent alerts, newest first: at most `limit` (0: the sidecar's default,
+        100), only those at least as severe as `min_severity` (`"info"`,
+        `"warning"`, `"critical"` or an AlertSeverity value; None: all)."""
+        request = _common.list_alerts_request(limit, min_severity)
+        return self._call(self._service, "ListAlerts", request)
+
+    def get_status(self) -> service_pb2.GetStatusResponse:
+        """The sidecar's own state: regime history, response times, the
+        recommendation log's bounds, subscribers, decision-log backlog."""
+        return self._call(self._service, "GetStatus", service_pb2.GetStatusRequest())
 
     def set_trading_state(
         self, state: str | int, strategy: str = "", reason: str = "", set_by: str = ""

@@ -32,6 +32,8 @@ READ_AND_FEED_CALLS = {
     ),
     "SetPositions": lambda client: client.set_positions([("momentum", "AAPL", 10.0)]),
     "ReleaseOrder": lambda client: client.release_order("o-1"),
+    "ListAlerts": lambda client: client.list_alerts(),
+    "GetStatus": lambda client: client.get_status(),
 }
 
 
@@ -158,7 +160,7 @@ def test_set_override_sends_the_override(client, sidecar):
 
     response = client.set_override(
         "global",
-        admin_pb2.OVERRIDE_KIND_FORCE_REGIME,
+        types_pb2.OVERRIDE_KIND_FORCE_REGIME,
         regime="crisis",
         set_by="ops",
         reason="drill",
@@ -166,9 +168,9 @@ def test_set_override_sends_the_override(client, sidecar):
     )
 
     assert response.override.id == "ovr-1"
-    assert sidecar.requests["SetOverride"].override == admin_pb2.Override(
-        scope=admin_pb2.OVERRIDE_SCOPE_GLOBAL,
-        kind=admin_pb2.OVERRIDE_KIND_FORCE_REGIME,
+    assert sidecar.requests["SetOverride"].override == types_pb2.Override(
+        scope=types_pb2.OVERRIDE_SCOPE_GLOBAL,
+        kind=types_pb2.OVERRIDE_KIND_FORCE_REGIME,
         regime=types_pb2.REGIME_CRISIS,
         set_by="ops",
         reason="drill",
@@ -197,6 +199,56 @@ def test_list_overrides_returns_them(client):
     response = client.list_overrides()
 
     assert [override.id for override in response.overrides] == ["ovr-1"]
+
+
+def test_list_alerts_by_default_asks_for_every_severity_at_the_default_limit(client, sidecar):
+    sidecar.alerts = [
+        types_pb2.Alert(id=2, kind=types_pb2.ALERT_KIND_LIMIT_BREACHED),
+        types_pb2.Alert(id=1, kind=types_pb2.ALERT_KIND_REGIME_CHANGE),
+    ]
+
+    response = client.list_alerts()
+
+    assert [alert.id for alert in response.alerts] == [2, 1]
+    assert sidecar.requests["ListAlerts"] == service_pb2.ListAlertsRequest(
+        limit=0, min_severity=types_pb2.ALERT_SEVERITY_UNSPECIFIED
+    )
+
+
+@pytest.mark.parametrize("severity", ["warning", "ALERT_SEVERITY_WARNING", 2])
+def test_list_alerts_sends_the_limit_and_the_least_severity(client, sidecar, severity):
+    client.list_alerts(limit=10, min_severity=severity)
+
+    assert sidecar.requests["ListAlerts"] == service_pb2.ListAlertsRequest(
+        limit=10, min_severity=types_pb2.ALERT_SEVERITY_WARNING
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"limit": -1}, "limit must be a whole number"),
+        ({"limit": 2.5}, "limit must be a whole number"),
+        ({"min_severity": "loud"}, "min_severity must be one of 'info', 'warning', 'critical'"),
+        ({"min_severity": "unspecified"}, "min_severity must be one of"),
+    ],
+)
+def test_list_alerts_refuses_a_bad_limit_or_severity(client, sidecar, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        client.list_alerts(**arguments)
+
+    assert "ListAlerts" not in sidecar.requests
+
+
+def test_get_status_returns_the_sidecars_state(client, sidecar):
+    sidecar.status = service_pb2.GetStatusResponse(
+        last_recommendation_sequence=42, oldest_recommendation_sequence=7, subscribers=2
+    )
+
+    response = client.get_status()
+
+    assert response == sidecar.status
+    assert sidecar.requests["GetStatus"] == service_pb2.GetStatusRequest()
 
 
 def test_trigger_rebalance_returns_the_recommendation(client, sidecar):

@@ -34,6 +34,40 @@ async def test_async_stream_recommendations_flattens_batches_in_order(sidecar, t
     assert sidecar.requests["StreamRecommendations"].after_sequence == 3
 
 
+def test_stream_recommendations_from_latest_asks_for_live_ones_only(sidecar, target):
+    with RiskBudgetClient(target) as client:
+        list(client.stream_recommendations(from_latest=True))
+
+    assert sidecar.requests["StreamRecommendations"].from_latest
+
+
+async def test_async_stream_recommendations_from_latest_asks_for_live_ones_only(sidecar, target):
+    async with AsyncRiskBudgetClient(target) as client:
+        [recommendation async for recommendation in client.stream_recommendations(0, True)]
+
+    assert sidecar.requests["StreamRecommendations"].from_latest
+
+
+@pytest.mark.parametrize("after_sequence", [-1, 1.5, None, 2**64])
+def test_stream_recommendations_refuses_a_bad_sequence_before_calling(
+    sidecar, target, after_sequence
+):
+    with RiskBudgetClient(target) as client, pytest.raises(ValueError, match="after_sequence"):
+        client.stream_recommendations(after_sequence)
+
+    assert "StreamRecommendations" not in sidecar.requests
+
+
+async def test_async_stream_recommendations_refuses_a_bad_sequence_before_calling(
+    sidecar, target
+):
+    async with AsyncRiskBudgetClient(target) as client:
+        with pytest.raises(ValueError, match="after_sequence"):
+            client.stream_recommendations(-1)
+
+    assert "StreamRecommendations" not in sidecar.requests
+
+
 def test_closing_the_recommendation_iterator_cancels_the_stream(sidecar, target):
     sidecar.recommendation_batches = [recommendations(1, 2)]
     sidecar.hang = True

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -8,7 +9,9 @@ from riskbudget_sidecar.engine.config import Config
 from riskbudget_sidecar.engine.erc import risk_contributions
 from riskbudget_sidecar.engine.market_state import MarketState
 from riskbudget_sidecar.engine.synthetic import synthetic_prices
-from riskbudget_sidecar.engine.types import LimitSource, PriceTick, Regime
+from riskbudget_sidecar.engine.types import (
+    LimitSource, Override, OverrideKind, OverrideScope, PriceTick, Regime,
+)
 
 NAV = 1_000_000.0
 LAMBDA = 0.94
@@ -346,3 +349,199 @@ def test_compute_budget_when_a_bar_is_open_reads_the_market_without_changing_it(
 
     assert first == second
     np.testing.assert_array_equal(market.covariance(), covariance)
+
+
+# Overrides ---------------------------------------------------------------------------
+
+TWO_STRATEGIES = {
+    "growth": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
+    "carry": {"risk_share": 0.4, "symbols": ["CCC"]},
+}
+
+
+def override(kind: OverrideKind, scope: OverrideScope = OverrideScope.GLOBAL, target: str = "", *,
+             value: float = 0.0, regime: Regime | None = None, id: str = "ovr-1") -> Override:
+    return Override(id, scope, target, kind, value, regime, "ops", "test", 900.0)
+
+
+def target_notional(snapshot, symbol: str) -> float:
+    return sum(strategy.max_gross_exposure * entry.weight
+               for strategy in snapshot.strategies.values()
+               for entry in strategy.symbols if entry.symbol == symbol)
+
+
+def test_compute_budget_with_a_global_leverage_scale_scales_every_strategy_and_the_total():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+    halve = override(OverrideKind.SCALE_LEVERAGE, value=0.5)
+
+    scaled = budget(config, market, overrides=[halve])
+
+    for name, strategy in scaled.strategies.items():
+        assert strategy.leverage_limit == pytest.approx(0.5 * plain.strategies[name].leverage_limit)
+        assert strategy.allocated_capital == plain.strategies[name].allocated_capital
+        assert strategy.limit_source is LimitSource.OVERRIDE
+    assert scaled.total_leverage_limit == pytest.approx(0.5 * plain.total_leverage_limit)
+    assert scaled.limit_source is LimitSource.OVERRIDE
+    for symbol in scaled.symbols.values():
+        assert symbol.max_position_notional == pytest.approx(
+            0.5 * plain.symbols[symbol.symbol].max_position_notional)
+        assert symbol.limit_source is LimitSource.OVERRIDE
+    assert scaled.overrides == (halve,)
+
+
+def test_compute_budget_with_a_loosening_scale_never_goes_above_the_regime_leverage_limit():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+    growth = plain.strategies["growth"].leverage_limit
+    assert 1.5 * growth < 2.0 < 3 * growth
+
+    loosened = budget(config, market, overrides=[
+        override(OverrideKind.SCALE_LEVERAGE, OverrideScope.STRATEGY, "growth", value=1.5)])
+    unbounded = budget(config, market, overrides=[
+        override(OverrideKind.SCALE_LEVERAGE, OverrideScope.STRATEGY, "growth", value=3.0)])
+
+    assert loosened.strategies["growth"].leverage_limit == pytest.approx(1.5 * growth)
+    assert unbounded.strategies["growth"].leverage_limit == 2.0
+
+
+def test_compute_budget_with_a_strategy_leverage_cap_tightens_that_strategy_and_its_symbols_only():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+
+    capped = budget(config, market, overrides=[
+        override(OverrideKind.CAP_LEVERAGE, OverrideScope.STRATEGY, "growth", value=0.3)])
+
+    growth, carry = capped.strategies["growth"], capped.strategies["carry"]
+    assert growth.leverage_limit == 0.3
+    assert growth.limit_source is LimitSource.OVERRIDE
+    assert carry == plain.strategies["carry"]
+    for symbol in ("AAA", "BBB"):
+        assert capped.symbols[symbol].max_position_notional == pytest.approx(
+            target_notional(capped, symbol) * 1.25, rel=1e-12)
+        assert capped.symbols[symbol].max_position_notional < plain.symbols[symbol].max_position_notional
+        assert capped.symbols[symbol].limit_source is LimitSource.OVERRIDE
+    assert capped.symbols["CCC"] == plain.symbols["CCC"]
+    assert capped.total_leverage_limit == plain.total_leverage_limit
+    assert capped.limit_source is LimitSource.DYNAMIC
+
+
+def test_compute_budget_with_a_global_leverage_cap_caps_the_total_and_every_strategy():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+
+    capped = budget(config, market, overrides=[override(OverrideKind.CAP_LEVERAGE, value=0.4)])
+
+    assert capped.total_leverage_limit == 0.4
+    assert [s.leverage_limit for s in capped.strategies.values()] == [0.4, 0.4]
+
+
+def test_compute_budget_with_a_cap_above_the_computed_limit_changes_nothing():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+
+    loose = budget(config, market, overrides=[
+        override(OverrideKind.CAP_LEVERAGE, value=1.9),
+        override(OverrideKind.CAP_STRATEGY_CAPITAL, OverrideScope.STRATEGY, "carry", value=1e9),
+        override(OverrideKind.CAP_SYMBOL_POSITION, OverrideScope.SYMBOL, "AAA", value=1e12)])
+
+    assert loose.strategies == plain.strategies
+    assert loose.symbols == plain.symbols
+    assert loose.total_leverage_limit == plain.total_leverage_limit
+    assert loose.limit_source is LimitSource.DYNAMIC
+
+
+def test_compute_budget_with_a_scale_and_a_cap_applies_both_whatever_their_order():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    growth = budget(config, market).strategies["growth"].leverage_limit
+    scale = override(OverrideKind.SCALE_LEVERAGE, OverrideScope.STRATEGY, "growth", value=0.5, id="s")
+    cap = override(OverrideKind.CAP_LEVERAGE, OverrideScope.STRATEGY, "growth", value=0.4 * growth, id="c")
+    halve_book = override(OverrideKind.SCALE_LEVERAGE, value=0.5, id="g")
+
+    both = budget(config, market, overrides=[scale, cap])
+    reversed_ = budget(config, market, overrides=[cap, scale])
+    with_global = budget(config, market, overrides=[scale, halve_book])
+
+    assert both.strategies["growth"].leverage_limit == pytest.approx(0.4 * growth)
+    assert reversed_.strategies["growth"].leverage_limit == both.strategies["growth"].leverage_limit
+    assert with_global.strategies["growth"].leverage_limit == pytest.approx(0.25 * growth)
+
+
+def test_compute_budget_with_a_capital_cap_caps_the_strategy_and_tightens_its_symbols():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+
+    capped = budget(config, market, overrides=[
+        override(OverrideKind.CAP_STRATEGY_CAPITAL, OverrideScope.STRATEGY, "carry", value=100_000.0)])
+
+    carry = capped.strategies["carry"]
+    assert carry.allocated_capital == 100_000.0
+    assert carry.leverage_limit == plain.strategies["carry"].leverage_limit
+    assert carry.limit_source is LimitSource.OVERRIDE
+    assert capped.symbols["CCC"].max_position_notional == pytest.approx(
+        100_000.0 * carry.leverage_limit * 1.25, rel=1e-12)
+    assert capped.symbols["CCC"].limit_source is LimitSource.OVERRIDE
+    assert capped.strategies["growth"] == plain.strategies["growth"]
+    assert capped.symbols["AAA"] == plain.symbols["AAA"]
+
+
+def test_compute_budget_with_a_symbol_position_cap_caps_that_symbol_only():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+
+    capped = budget(config, market, overrides=[
+        override(OverrideKind.CAP_SYMBOL_POSITION, OverrideScope.SYMBOL, "BBB", value=50_000.0)])
+
+    assert capped.symbols["BBB"].max_position_notional == 50_000.0
+    assert capped.symbols["BBB"].limit_source is LimitSource.OVERRIDE
+    assert capped.symbols["AAA"] == plain.symbols["AAA"]
+    assert capped.strategies == plain.strategies
+
+
+def test_compute_budget_with_a_symbol_position_cap_caps_a_static_limit_too():
+    config = make_config(TWO_SYMBOLS, min_observations=20,
+                         limits={"static": {"symbol_max_notional": 250_000.0}})
+    market = warmed_market(config, bars=5)
+
+    capped = budget(config, market, overrides=[
+        override(OverrideKind.CAP_SYMBOL_POSITION, OverrideScope.SYMBOL, "AAA", value=0.0)])
+
+    assert capped.symbols["AAA"].max_position_notional == 0.0
+    assert capped.symbols["AAA"].limit_source is LimitSource.OVERRIDE
+    assert capped.symbols["BBB"].max_position_notional == 250_000.0
+    assert capped.symbols["BBB"].limit_source is LimitSource.STATIC
+
+
+def test_compute_budget_with_a_strategy_override_on_a_static_strategy_leaves_static_symbol_limits():
+    config = make_config(TWO_SYMBOLS, min_observations=20, limits={
+        "static": {"strategy_leverage": 1.2, "total_leverage": 0.9, "symbol_max_notional": 250_000.0}})
+    market = warmed_market(config, bars=5)
+
+    scaled = budget(config, market, overrides=[
+        override(OverrideKind.SCALE_LEVERAGE, OverrideScope.STRATEGY, "core", value=0.5)])
+
+    assert scaled.strategies["core"].leverage_limit == pytest.approx(0.6)
+    assert scaled.strategies["core"].limit_source is LimitSource.OVERRIDE
+    assert scaled.total_leverage_limit == 0.9
+    assert scaled.limit_source is LimitSource.STATIC
+    assert all(s.max_position_notional == 250_000.0 for s in scaled.symbols.values())
+
+
+def test_compute_budget_leaves_forced_regimes_and_restrictions_to_the_caller():
+    config = make_config(TWO_STRATEGIES)
+    market = warmed_market(config)
+    plain = budget(config, market)
+    others = (override(OverrideKind.FORCE_REGIME, regime=Regime.CRISIS, id="regime"),
+              override(OverrideKind.RESTRICT_SYMBOL, OverrideScope.SYMBOL, "AAA", id="restrict"))
+
+    snapshot = budget(config, market, overrides=others)
+
+    assert snapshot.regime is Regime.BULL
+    assert snapshot == dataclasses.replace(plain, overrides=others)

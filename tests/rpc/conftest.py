@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 import grpc
 import pytest
@@ -13,7 +16,7 @@ from riskbudget.v1 import risk_budget_service_pb2_grpc, types_pb2 as pb
 from riskbudget_sidecar.app.serve import start, stop
 from riskbudget_sidecar.rpc.converters import timestamp
 from riskbudget_sidecar.service.clock import ManualClock
-from riskbudget_sidecar.service.config_file import parse_config
+from riskbudget_sidecar.service.config_file import load_config
 
 T0 = 1_800_000_000.0
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -44,7 +47,7 @@ def config_data(**overrides: Any) -> dict:
     }
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
-        data[section][key] = value
+        data.setdefault(section, {})[key] = value
     return data
 
 
@@ -79,14 +82,22 @@ class Harness:
             quantity=quantity, **fields))
 
 
-async def start_harness(tmp_path, **overrides) -> Harness:
+def write_config(tmp_path, **overrides) -> Path:
+    """A config file in tmp_path, with its state database and admin token beside it."""
     token_file = tmp_path / "admin-token"
     token_file.write_text(ADMIN_TOKEN)
     data = config_data(**overrides)
     data["sidecar"] = {**data["sidecar"], "admin_token_file": str(token_file)}
-    config = parse_config(data, source="test")
+    data["store"] = {"path": str(tmp_path / "state.sqlite3"), **data.get("store", {})}
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+async def start_harness(tmp_path, **overrides) -> Harness:
+    path = write_config(tmp_path, **overrides)
     clock = ManualClock(T0)
-    sidecar, server = await start(config, clock=clock)
+    sidecar, server = await start(load_config(path), clock=clock, config_path=str(path))
     channel = grpc.aio.insecure_channel(server.target)
     return Harness(sidecar, server, clock, channel,
                    risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel),

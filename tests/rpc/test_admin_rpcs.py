@@ -71,17 +71,3 @@ async def test_set_trading_state_refuses_bad_input_naming_the_field(harness):
     assert "state" in unspecified.value.details()
     assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown strategy" in unknown.value.details()
-
-
-@pytest.mark.parametrize("method, request_message", [
-    ("TriggerRebalance", apb.TriggerRebalanceRequest(reason="test")),
-    ("SetOverride", apb.SetOverrideRequest()),
-    ("ClearOverride", apb.ClearOverrideRequest(id="x")),
-    ("ListOverrides", apb.ListOverridesRequest()),
-    ("ReloadConfig", apb.ReloadConfigRequest()),
-])
-async def test_admin_calls_not_built_yet_are_unimplemented_not_pretending(harness, method, request_message):
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await getattr(harness.admin, method)(request_message, metadata=harness.admin_metadata)
-
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -56,7 +56,10 @@ async def test_health_is_not_serving_before_the_first_budget(tmp_path):
 
     from .conftest import config_data
 
-    sidecar = RiskBudgetSidecar(parse_config(config_data(), source="test"), clock=ManualClock(T0))
+    from riskbudget_sidecar.store.memory import MemoryStore
+
+    sidecar = RiskBudgetSidecar(parse_config(config_data(), source="test"), clock=ManualClock(T0),
+                                store=MemoryStore())
     server = await start_server(sidecar, parse_listen_address("127.0.0.1:0"), admin_token=None,
                                 max_message_bytes=65536)
     async with grpc.aio.insecure_channel(server.target) as channel:
@@ -398,15 +401,6 @@ async def test_release_order_frees_its_reservation_once(harness):
 
 async def test_get_utilization_for_an_unknown_strategy_is_invalid_argument(harness):
     await expect_invalid(harness.stub.GetUtilization(spb.GetUtilizationRequest(strategy="nope")), "strategy")
-
-
-async def test_stream_recommendations_is_unimplemented_until_built(harness):
-    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
-
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await call.read()
-
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_shadow_mode_approves_but_reports_what_it_would_have_decided(tmp_path):

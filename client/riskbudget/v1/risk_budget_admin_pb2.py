@@ -26,43 +26,37 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from riskbudget.v1 import types_pb2 as riskbudget_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%riskbudget/v1/risk_budget_admin.proto\x12\rriskbudget.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19riskbudget/v1/types.proto\"\xb4\x02\n\x08Override\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x05scope\x18\x02 \x01(\x0e\x32\x1c.riskbudget.v1.OverrideScope\x12\x0e\n\x06target\x18\x03 \x01(\t\x12)\n\x04kind\x18\x04 \x01(\x0e\x32\x1b.riskbudget.v1.OverrideKind\x12\r\n\x05value\x18\x05 \x01(\x01\x12%\n\x06regime\x18\x06 \x01(\x0e\x32\x15.riskbudget.v1.Regime\x12\x0e\n\x06set_by\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x17TriggerRebalanceRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\"Q\n\x18TriggerRebalanceResponse\x12\x35\n\x0erecommendation\x18\x01 \x01(\x0b\x32\x1d.riskbudget.v1.Recommendation\"?\n\x12SetOverrideRequest\x12)\n\x08override\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Override\"@\n\x13SetOverrideResponse\x12)\n\x08override\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Override\"F\n\x14\x43learOverrideRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncleared_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x15\x43learOverrideResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\"\x16\n\x14ListOverridesRequest\"C\n\x15ListOverridesResponse\x12*\n\toverrides\x18\x01 \x03(\x0b\x32\x17.riskbudget.v1.Override\"v\n\x16SetTradingStateRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.riskbudget.v1.TradingState\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06set_by\x18\x04 \x01(\t\"\x83\x01\n\x17SetTradingStateResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.riskbudget.v1.TradingState\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12*\n\x06set_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13ReloadConfigRequest\"b\n\x14ReloadConfigResponse\x12\x10\n\x08reloaded\x18\x01 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\x12(\n\x06\x62udget\x18\x03 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef*\x82\x01\n\rOverrideScope\x12\x1e\n\x1aOVERRIDE_SCOPE_UNSPECIFIED\x10\x00\x12\x19\n\x15OVERRIDE_SCOPE_GLOBAL\x10\x01\x12\x1b\n\x17OVERRIDE_SCOPE_STRATEGY\x10\x02\x12\x19\n\x15OVERRIDE_SCOPE_SYMBOL\x10\x03*\x81\x02\n\x0cOverrideKind\x12\x1d\n\x19OVERRIDE_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOVERRIDE_KIND_FORCE_REGIME\x10\x01\x12 \n\x1cOVERRIDE_KIND_SCALE_LEVERAGE\x10\x02\x12\x1e\n\x1aOVERRIDE_KIND_CAP_LEVERAGE\x10\x03\x12&\n\"OVERRIDE_KIND_CAP_STRATEGY_CAPITAL\x10\x04\x12%\n!OVERRIDE_KIND_CAP_SYMBOL_POSITION\x10\x05\x12!\n\x1dOVERRIDE_KIND_RESTRICT_SYMBOL\x10\x06\x32\xc6\x04\n\x16RiskBudgetAdminService\x12\x63\n\x10TriggerRebalance\x12&.riskbudget.v1.TriggerRebalanceRequest\x1a\'.riskbudget.v1.TriggerRebalanceResponse\x12T\n\x0bSetOverride\x12!.riskbudget.v1.SetOverrideRequest\x1a\".riskbudget.v1.SetOverrideResponse\x12Z\n\rClearOverride\x12#.riskbudget.v1.ClearOverrideRequest\x1a$.riskbudget.v1.ClearOverrideResponse\x12Z\n\rListOverrides\x12#.riskbudget.v1.ListOverridesRequest\x1a$.riskbudget.v1.ListOverridesResponse\x12`\n\x0fSetTradingState\x12%.riskbudget.v1.SetTradingStateRequest\x1a&.riskbudget.v1.SetTradingStateResponse\x12W\n\x0cReloadConfig\x12\".riskbudget.v1.ReloadConfigRequest\x1a#.riskbudget.v1.ReloadConfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%riskbudget/v1/risk_budget_admin.proto\x12\rriskbudget.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19riskbudget/v1/types.proto\"?\n\x17TriggerRebalanceRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x14\n\x0crequested_by\x18\x02 \x01(\t\"Q\n\x18TriggerRebalanceResponse\x12\x35\n\x0erecommendation\x18\x01 \x01(\x0b\x32\x1d.riskbudget.v1.Recommendation\"?\n\x12SetOverrideRequest\x12)\n\x08override\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Override\"@\n\x13SetOverrideResponse\x12)\n\x08override\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Override\"F\n\x14\x43learOverrideRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncleared_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x15\x43learOverrideResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\"\x16\n\x14ListOverridesRequest\"C\n\x15ListOverridesResponse\x12*\n\toverrides\x18\x01 \x03(\x0b\x32\x17.riskbudget.v1.Override\"v\n\x16SetTradingStateRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.riskbudget.v1.TradingState\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06set_by\x18\x04 \x01(\t\"\x83\x01\n\x17SetTradingStateResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.riskbudget.v1.TradingState\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12*\n\x06set_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13ReloadConfigRequest\"b\n\x14ReloadConfigResponse\x12\x10\n\x08reloaded\x18\x01 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\x12(\n\x06\x62udget\x18\x03 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef2\xc6\x04\n\x16RiskBudgetAdminService\x12\x63\n\x10TriggerRebalance\x12&.riskbudget.v1.TriggerRebalanceRequest\x1a\'.riskbudget.v1.TriggerRebalanceResponse\x12T\n\x0bSetOverride\x12!.riskbudget.v1.SetOverrideRequest\x1a\".riskbudget.v1.SetOverrideResponse\x12Z\n\rClearOverride\x12#.riskbudget.v1.ClearOverrideRequest\x1a$.riskbudget.v1.ClearOverrideResponse\x12Z\n\rListOverrides\x12#.riskbudget.v1.ListOverridesRequest\x1a$.riskbudget.v1.ListOverridesResponse\x12`\n\x0fSetTradingState\x12%.riskbudget.v1.SetTradingStateRequest\x1a&.riskbudget.v1.SetTradingStateResponse\x12W\n\x0cReloadConfig\x12\".riskbudget.v1.ReloadConfigRequest\x1a#.riskbudget.v1.ReloadConfigResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'riskbudget.v1.risk_budget_admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OVERRIDESCOPE']._serialized_start=1291
-  _globals['_OVERRIDESCOPE']._serialized_end=1421
-  _globals['_OVERRIDEKIND']._serialized_start=1424
-  _globals['_OVERRIDEKIND']._serialized_end=1681
-  _globals['_OVERRIDE']._serialized_start=117
-  _globals['_OVERRIDE']._serialized_end=425
-  _globals['_TRIGGERREBALANCEREQUEST']._serialized_start=427
-  _globals['_TRIGGERREBALANCEREQUEST']._serialized_end=490
-  _globals['_TRIGGERREBALANCERESPONSE']._serialized_start=492
-  _globals['_TRIGGERREBALANCERESPONSE']._serialized_end=573
-  _globals['_SETOVERRIDEREQUEST']._serialized_start=575
-  _globals['_SETOVERRIDEREQUEST']._serialized_end=638
-  _globals['_SETOVERRIDERESPONSE']._serialized_start=640
-  _globals['_SETOVERRIDERESPONSE']._serialized_end=704
-  _globals['_CLEAROVERRIDEREQUEST']._serialized_start=706
-  _globals['_CLEAROVERRIDEREQUEST']._serialized_end=776
-  _globals['_CLEAROVERRIDERESPONSE']._serialized_start=778
-  _globals['_CLEAROVERRIDERESPONSE']._serialized_end=818
-  _globals['_LISTOVERRIDESREQUEST']._serialized_start=820
-  _globals['_LISTOVERRIDESREQUEST']._serialized_end=842
-  _globals['_LISTOVERRIDESRESPONSE']._serialized_start=844
-  _globals['_LISTOVERRIDESRESPONSE']._serialized_end=911
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=913
-  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=1031
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=1034
-  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=1165
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=1167
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=1188
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=1190
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=1288
-  _globals['_RISKBUDGETADMINSERVICE']._serialized_start=1684
-  _globals['_RISKBUDGETADMINSERVICE']._serialized_end=2266
+  _globals['_TRIGGERREBALANCEREQUEST']._serialized_start=116
+  _globals['_TRIGGERREBALANCEREQUEST']._serialized_end=179
+  _globals['_TRIGGERREBALANCERESPONSE']._serialized_start=181
+  _globals['_TRIGGERREBALANCERESPONSE']._serialized_end=262
+  _globals['_SETOVERRIDEREQUEST']._serialized_start=264
+  _globals['_SETOVERRIDEREQUEST']._serialized_end=327
+  _globals['_SETOVERRIDERESPONSE']._serialized_start=329
+  _globals['_SETOVERRIDERESPONSE']._serialized_end=393
+  _globals['_CLEAROVERRIDEREQUEST']._serialized_start=395
+  _globals['_CLEAROVERRIDEREQUEST']._serialized_end=465
+  _globals['_CLEAROVERRIDERESPONSE']._serialized_start=467
+  _globals['_CLEAROVERRIDERESPONSE']._serialized_end=507
+  _globals['_LISTOVERRIDESREQUEST']._serialized_start=509
+  _globals['_LISTOVERRIDESREQUEST']._serialized_end=531
+  _globals['_LISTOVERRIDESRESPONSE']._serialized_start=533
+  _globals['_LISTOVERRIDESRESPONSE']._serialized_end=600
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_start=602
+  _globals['_SETTRADINGSTATEREQUEST']._serialized_end=720
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_start=723
+  _globals['_SETTRADINGSTATERESPONSE']._serialized_end=854
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=856
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=877
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=879
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=977
+  _globals['_RISKBUDGETADMINSERVICE']._serialized_start=980
+  _globals['_RISKBUDGETADMINSERVICE']._serialized_end=1562
 # @@protoc_insertion_point(module_scope)

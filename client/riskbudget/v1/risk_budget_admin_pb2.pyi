@@ -3,65 +3,12 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from riskbudget.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
-from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class OverrideScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    OVERRIDE_SCOPE_UNSPECIFIED: _ClassVar[OverrideScope]
-    OVERRIDE_SCOPE_GLOBAL: _ClassVar[OverrideScope]
-    OVERRIDE_SCOPE_STRATEGY: _ClassVar[OverrideScope]
-    OVERRIDE_SCOPE_SYMBOL: _ClassVar[OverrideScope]
-
-class OverrideKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-    __slots__ = ()
-    OVERRIDE_KIND_UNSPECIFIED: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_FORCE_REGIME: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_SCALE_LEVERAGE: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_CAP_LEVERAGE: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_CAP_STRATEGY_CAPITAL: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_CAP_SYMBOL_POSITION: _ClassVar[OverrideKind]
-    OVERRIDE_KIND_RESTRICT_SYMBOL: _ClassVar[OverrideKind]
-OVERRIDE_SCOPE_UNSPECIFIED: OverrideScope
-OVERRIDE_SCOPE_GLOBAL: OverrideScope
-OVERRIDE_SCOPE_STRATEGY: OverrideScope
-OVERRIDE_SCOPE_SYMBOL: OverrideScope
-OVERRIDE_KIND_UNSPECIFIED: OverrideKind
-OVERRIDE_KIND_FORCE_REGIME: OverrideKind
-OVERRIDE_KIND_SCALE_LEVERAGE: OverrideKind
-OVERRIDE_KIND_CAP_LEVERAGE: OverrideKind
-OVERRIDE_KIND_CAP_STRATEGY_CAPITAL: OverrideKind
-OVERRIDE_KIND_CAP_SYMBOL_POSITION: OverrideKind
-OVERRIDE_KIND_RESTRICT_SYMBOL: OverrideKind
-
-class Override(_message.Message):
-    __slots__ = ("id", "scope", "target", "kind", "value", "regime", "set_by", "reason", "created_at", "expires_at")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    SCOPE_FIELD_NUMBER: _ClassVar[int]
-    TARGET_FIELD_NUMBER: _ClassVar[int]
-    KIND_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    REGIME_FIELD_NUMBER: _ClassVar[int]
-    SET_BY_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    scope: OverrideScope
-    target: str
-    kind: OverrideKind
-    value: float
-    regime: _types_pb2.Regime
-    set_by: str
-    reason: str
-    created_at: _timestamp_pb2.Timestamp
-    expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., scope: _Optional[_Union[OverrideScope, str]] = ..., target: _Optional[str] = ..., kind: _Optional[_Union[OverrideKind, str]] = ..., value: _Optional[float] = ..., regime: _Optional[_Union[_types_pb2.Regime, str]] = ..., set_by: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TriggerRebalanceRequest(_message.Message):
     __slots__ = ("reason", "requested_by")
@@ -80,14 +27,14 @@ class TriggerRebalanceResponse(_message.Message):
 class SetOverrideRequest(_message.Message):
     __slots__ = ("override",)
     OVERRIDE_FIELD_NUMBER: _ClassVar[int]
-    override: Override
-    def __init__(self, override: _Optional[_Union[Override, _Mapping]] = ...) -> None: ...
+    override: _types_pb2.Override
+    def __init__(self, override: _Optional[_Union[_types_pb2.Override, _Mapping]] = ...) -> None: ...
 
 class SetOverrideResponse(_message.Message):
     __slots__ = ("override",)
     OVERRIDE_FIELD_NUMBER: _ClassVar[int]
-    override: Override
-    def __init__(self, override: _Optional[_Union[Override, _Mapping]] = ...) -> None: ...
+    override: _types_pb2.Override
+    def __init__(self, override: _Optional[_Union[_types_pb2.Override, _Mapping]] = ...) -> None: ...
 
 class ClearOverrideRequest(_message.Message):
     __slots__ = ("id", "cleared_by", "reason")
@@ -112,8 +59,8 @@ class ListOverridesRequest(_message.Message):
 class ListOverridesResponse(_message.Message):
     __slots__ = ("overrides",)
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
-    overrides: _containers.RepeatedCompositeFieldContainer[Override]
-    def __init__(self, overrides: _Optional[_Iterable[_Union[Override, _Mapping]]] = ...) -> None: ...
+    overrides: _containers.RepeatedCompositeFieldContainer[_types_pb2.Override]
+    def __init__(self, overrides: _Optional[_Iterable[_Union[_types_pb2.Override, _Mapping]]] = ...) -> None: ...
 
 class SetTradingStateRequest(_message.Message):
     __slots__ = ("state", "strategy", "reason", "set_by")

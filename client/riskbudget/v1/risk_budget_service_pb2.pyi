@@ -63,7 +63,7 @@ class CheckTradeRequest(_message.Message):
     def __init__(self, client_order_id: _Optional[str] = ..., strategy: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_types_pb2.Side, str]] = ..., quantity: _Optional[float] = ..., limit_price: _Optional[float] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class CheckTradeResponse(_message.Message):
-    __slots__ = ("client_order_id", "decision", "requested_quantity", "approved_quantity", "reasons", "budget", "reserved", "reservation_expires_at", "reduces_exposure", "shadow_decision", "replayed", "reference_price")
+    __slots__ = ("client_order_id", "decision", "requested_quantity", "approved_quantity", "reasons", "budget", "reserved", "reservation_expires_at", "reduces_exposure", "shadow_decision", "replayed", "reference_price", "override_ids")
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class CheckTradeResponse(_message.Message):
     SHADOW_DECISION_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_PRICE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDE_IDS_FIELD_NUMBER: _ClassVar[int]
     client_order_id: str
     decision: _types_pb2.Decision
     requested_quantity: float
@@ -88,13 +89,16 @@ class CheckTradeResponse(_message.Message):
     shadow_decision: _types_pb2.Decision
     replayed: bool
     reference_price: float
-    def __init__(self, client_order_id: _Optional[str] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., requested_quantity: _Optional[float] = ..., approved_quantity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[_types_pb2.Reason, _Mapping]]] = ..., budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., reserved: _Optional[bool] = ..., reservation_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reduces_exposure: _Optional[bool] = ..., shadow_decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., replayed: _Optional[bool] = ..., reference_price: _Optional[float] = ...) -> None: ...
+    override_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, client_order_id: _Optional[str] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., requested_quantity: _Optional[float] = ..., approved_quantity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[_types_pb2.Reason, _Mapping]]] = ..., budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., reserved: _Optional[bool] = ..., reservation_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reduces_exposure: _Optional[bool] = ..., shadow_decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., replayed: _Optional[bool] = ..., reference_price: _Optional[float] = ..., override_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamRecommendationsRequest(_message.Message):
-    __slots__ = ("after_sequence",)
+    __slots__ = ("after_sequence", "from_latest")
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
     after_sequence: int
-    def __init__(self, after_sequence: _Optional[int] = ...) -> None: ...
+    from_latest: bool
+    def __init__(self, after_sequence: _Optional[int] = ..., from_latest: _Optional[bool] = ...) -> None: ...
 
 class StreamRecommendationsResponse(_message.Message):
     __slots__ = ("recommendations",)
@@ -181,3 +185,51 @@ class ReleaseOrderResponse(_message.Message):
     RELEASED_FIELD_NUMBER: _ClassVar[int]
     released: bool
     def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("limit", "min_severity")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MIN_SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    min_severity: _types_pb2.AlertSeverity
+    def __init__(self, limit: _Optional[int] = ..., min_severity: _Optional[_Union[_types_pb2.AlertSeverity, str]] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Alert]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[_types_pb2.Alert, _Mapping]]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RegimePeriod(_message.Message):
+    __slots__ = ("regime", "since")
+    REGIME_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    regime: _types_pb2.Regime
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, regime: _Optional[_Union[_types_pb2.Regime, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("budget", "regime_history", "regime_response_seconds", "last_recommendation_sequence", "oldest_recommendation_sequence", "subscribers", "decision_log_backlog", "decision_log_overflowed", "active_overrides")
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    REGIME_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    REGIME_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_RECOMMENDATION_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_RECOMMENDATION_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_LOG_BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    DECISION_LOG_OVERFLOWED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    budget: _types_pb2.BudgetRef
+    regime_history: _containers.RepeatedCompositeFieldContainer[RegimePeriod]
+    regime_response_seconds: _containers.RepeatedScalarFieldContainer[float]
+    last_recommendation_sequence: int
+    oldest_recommendation_sequence: int
+    subscribers: int
+    decision_log_backlog: int
+    decision_log_overflowed: int
+    active_overrides: int
+    def __init__(self, budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., regime_history: _Optional[_Iterable[_Union[RegimePeriod, _Mapping]]] = ..., regime_response_seconds: _Optional[_Iterable[float]] = ..., last_recommendation_sequence: _Optional[int] = ..., oldest_recommendation_sequence: _Optional[int] = ..., subscribers: _Optional[int] = ..., decision_log_backlog: _Optional[int] = ..., decision_log_overflowed: _Optional[int] = ..., active_overrides: _Optional[int] = ...) -> None: ...

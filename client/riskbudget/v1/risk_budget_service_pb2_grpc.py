@@ -82,6 +82,16 @@ class RiskBudgetServiceStub:
                 request_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderRequest.SerializeToString,
                 response_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/riskbudget.v1.RiskBudgetService/ListAlerts',
+                request_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/riskbudget.v1.RiskBudgetService/GetStatus',
+                request_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class RiskBudgetServiceServicer:
@@ -155,6 +165,20 @@ class RiskBudgetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Recent alerts, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """The sidecar's own state: regime history, response times, stream and log figures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskBudgetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +226,16 @@ def add_RiskBudgetServiceServicer_to_server(servicer, server):
                     servicer.ReleaseOrder,
                     request_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderRequest.FromString,
                     response_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsRequest.FromString,
+                    response_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusRequest.FromString,
+                    response_serializer=riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -450,6 +484,60 @@ class RiskBudgetService:
             '/riskbudget.v1.RiskBudgetService/ReleaseOrder',
             riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderRequest.SerializeToString,
             riskbudget_dot_v1_dot_risk__budget__service__pb2.ReleaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskbudget.v1.RiskBudgetService/ListAlerts',
+            riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsRequest.SerializeToString,
+            riskbudget_dot_v1_dot_risk__budget__service__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskbudget.v1.RiskBudgetService/GetStatus',
+            riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusRequest.SerializeToString,
+            riskbudget_dot_v1_dot_risk__budget__service__pb2.GetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

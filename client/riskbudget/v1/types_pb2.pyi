@@ -56,6 +56,7 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_CODE_BELOW_MIN_QUANTITY: _ClassVar[ReasonCode]
     REASON_CODE_SIDECAR_UNAVAILABLE: _ClassVar[ReasonCode]
     REASON_CODE_SHADOW_MODE: _ClassVar[ReasonCode]
+    REASON_CODE_STATE_UNAVAILABLE: _ClassVar[ReasonCode]
 
 class LimitSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -72,6 +73,47 @@ class RecommendationTrigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECOMMENDATION_TRIGGER_CORRELATION_SPIKE: _ClassVar[RecommendationTrigger]
     RECOMMENDATION_TRIGGER_VOL_BREACH: _ClassVar[RecommendationTrigger]
     RECOMMENDATION_TRIGGER_MANUAL: _ClassVar[RecommendationTrigger]
+
+class OverrideScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERRIDE_SCOPE_UNSPECIFIED: _ClassVar[OverrideScope]
+    OVERRIDE_SCOPE_GLOBAL: _ClassVar[OverrideScope]
+    OVERRIDE_SCOPE_STRATEGY: _ClassVar[OverrideScope]
+    OVERRIDE_SCOPE_SYMBOL: _ClassVar[OverrideScope]
+
+class OverrideKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERRIDE_KIND_UNSPECIFIED: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_FORCE_REGIME: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_SCALE_LEVERAGE: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_CAP_LEVERAGE: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_CAP_STRATEGY_CAPITAL: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_CAP_SYMBOL_POSITION: _ClassVar[OverrideKind]
+    OVERRIDE_KIND_RESTRICT_SYMBOL: _ClassVar[OverrideKind]
+
+class AlertSeverity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_SEVERITY_UNSPECIFIED: _ClassVar[AlertSeverity]
+    ALERT_SEVERITY_INFO: _ClassVar[AlertSeverity]
+    ALERT_SEVERITY_WARNING: _ClassVar[AlertSeverity]
+    ALERT_SEVERITY_CRITICAL: _ClassVar[AlertSeverity]
+
+class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_KIND_UNSPECIFIED: _ClassVar[AlertKind]
+    ALERT_KIND_REGIME_CHANGE: _ClassVar[AlertKind]
+    ALERT_KIND_LIMIT_NEAR: _ClassVar[AlertKind]
+    ALERT_KIND_LIMIT_BREACHED: _ClassVar[AlertKind]
+    ALERT_KIND_VOL_BREACH: _ClassVar[AlertKind]
+    ALERT_KIND_CORRELATION_SPIKE: _ClassVar[AlertKind]
+    ALERT_KIND_STALE_MARKET_DATA: _ClassVar[AlertKind]
+    ALERT_KIND_OVERRIDE_SET: _ClassVar[AlertKind]
+    ALERT_KIND_OVERRIDE_ENDED: _ClassVar[AlertKind]
+    ALERT_KIND_CONFIG_RELOAD_REFUSED: _ClassVar[AlertKind]
+    ALERT_KIND_DECISION_LOG_BACKLOG: _ClassVar[AlertKind]
+    ALERT_KIND_TRADING_STATE_CHANGED: _ClassVar[AlertKind]
+    ALERT_KIND_ADMIN_REFUSED: _ClassVar[AlertKind]
+    ALERT_KIND_STORE_ERROR: _ClassVar[AlertKind]
 REGIME_UNSPECIFIED: Regime
 REGIME_BULL: Regime
 REGIME_BEAR: Regime
@@ -104,6 +146,7 @@ REASON_CODE_ORDER_ID_REUSED: ReasonCode
 REASON_CODE_BELOW_MIN_QUANTITY: ReasonCode
 REASON_CODE_SIDECAR_UNAVAILABLE: ReasonCode
 REASON_CODE_SHADOW_MODE: ReasonCode
+REASON_CODE_STATE_UNAVAILABLE: ReasonCode
 LIMIT_SOURCE_UNSPECIFIED: LimitSource
 LIMIT_SOURCE_DYNAMIC: LimitSource
 LIMIT_SOURCE_STATIC: LimitSource
@@ -114,6 +157,35 @@ RECOMMENDATION_TRIGGER_REGIME_CHANGE: RecommendationTrigger
 RECOMMENDATION_TRIGGER_CORRELATION_SPIKE: RecommendationTrigger
 RECOMMENDATION_TRIGGER_VOL_BREACH: RecommendationTrigger
 RECOMMENDATION_TRIGGER_MANUAL: RecommendationTrigger
+OVERRIDE_SCOPE_UNSPECIFIED: OverrideScope
+OVERRIDE_SCOPE_GLOBAL: OverrideScope
+OVERRIDE_SCOPE_STRATEGY: OverrideScope
+OVERRIDE_SCOPE_SYMBOL: OverrideScope
+OVERRIDE_KIND_UNSPECIFIED: OverrideKind
+OVERRIDE_KIND_FORCE_REGIME: OverrideKind
+OVERRIDE_KIND_SCALE_LEVERAGE: OverrideKind
+OVERRIDE_KIND_CAP_LEVERAGE: OverrideKind
+OVERRIDE_KIND_CAP_STRATEGY_CAPITAL: OverrideKind
+OVERRIDE_KIND_CAP_SYMBOL_POSITION: OverrideKind
+OVERRIDE_KIND_RESTRICT_SYMBOL: OverrideKind
+ALERT_SEVERITY_UNSPECIFIED: AlertSeverity
+ALERT_SEVERITY_INFO: AlertSeverity
+ALERT_SEVERITY_WARNING: AlertSeverity
+ALERT_SEVERITY_CRITICAL: AlertSeverity
+ALERT_KIND_UNSPECIFIED: AlertKind
+ALERT_KIND_REGIME_CHANGE: AlertKind
+ALERT_KIND_LIMIT_NEAR: AlertKind
+ALERT_KIND_LIMIT_BREACHED: AlertKind
+ALERT_KIND_VOL_BREACH: AlertKind
+ALERT_KIND_CORRELATION_SPIKE: AlertKind
+ALERT_KIND_STALE_MARKET_DATA: AlertKind
+ALERT_KIND_OVERRIDE_SET: AlertKind
+ALERT_KIND_OVERRIDE_ENDED: AlertKind
+ALERT_KIND_CONFIG_RELOAD_REFUSED: AlertKind
+ALERT_KIND_DECISION_LOG_BACKLOG: AlertKind
+ALERT_KIND_TRADING_STATE_CHANGED: AlertKind
+ALERT_KIND_ADMIN_REFUSED: AlertKind
+ALERT_KIND_STORE_ERROR: AlertKind
 
 class BudgetRef(_message.Message):
     __slots__ = ("version", "regime", "computed_at")
@@ -190,7 +262,7 @@ class StrategySymbolWeight(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., weight: _Optional[float] = ..., risk_contribution: _Optional[float] = ...) -> None: ...
 
 class Budget(_message.Message):
-    __slots__ = ("ref", "net_asset_value", "equity_allocation", "vol_target", "regime_leverage_limit", "total_leverage_limit", "forecast_volatility", "average_correlation", "strategies", "symbols", "limit_source", "regime_since", "trading_state", "shadow_mode")
+    __slots__ = ("ref", "net_asset_value", "equity_allocation", "vol_target", "regime_leverage_limit", "total_leverage_limit", "forecast_volatility", "average_correlation", "strategies", "symbols", "limit_source", "regime_since", "trading_state", "shadow_mode", "overrides")
     REF_FIELD_NUMBER: _ClassVar[int]
     NET_ASSET_VALUE_FIELD_NUMBER: _ClassVar[int]
     EQUITY_ALLOCATION_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +277,7 @@ class Budget(_message.Message):
     REGIME_SINCE_FIELD_NUMBER: _ClassVar[int]
     TRADING_STATE_FIELD_NUMBER: _ClassVar[int]
     SHADOW_MODE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     ref: BudgetRef
     net_asset_value: float
     equity_allocation: float
@@ -219,7 +292,8 @@ class Budget(_message.Message):
     regime_since: _timestamp_pb2.Timestamp
     trading_state: TradingState
     shadow_mode: bool
-    def __init__(self, ref: _Optional[_Union[BudgetRef, _Mapping]] = ..., net_asset_value: _Optional[float] = ..., equity_allocation: _Optional[float] = ..., vol_target: _Optional[float] = ..., regime_leverage_limit: _Optional[float] = ..., total_leverage_limit: _Optional[float] = ..., forecast_volatility: _Optional[float] = ..., average_correlation: _Optional[float] = ..., strategies: _Optional[_Iterable[_Union[StrategyBudget, _Mapping]]] = ..., symbols: _Optional[_Iterable[_Union[SymbolBudget, _Mapping]]] = ..., limit_source: _Optional[_Union[LimitSource, str]] = ..., regime_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., shadow_mode: _Optional[bool] = ...) -> None: ...
+    overrides: _containers.RepeatedCompositeFieldContainer[Override]
+    def __init__(self, ref: _Optional[_Union[BudgetRef, _Mapping]] = ..., net_asset_value: _Optional[float] = ..., equity_allocation: _Optional[float] = ..., vol_target: _Optional[float] = ..., regime_leverage_limit: _Optional[float] = ..., total_leverage_limit: _Optional[float] = ..., forecast_volatility: _Optional[float] = ..., average_correlation: _Optional[float] = ..., strategies: _Optional[_Iterable[_Union[StrategyBudget, _Mapping]]] = ..., symbols: _Optional[_Iterable[_Union[SymbolBudget, _Mapping]]] = ..., limit_source: _Optional[_Union[LimitSource, str]] = ..., regime_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trading_state: _Optional[_Union[TradingState, str]] = ..., shadow_mode: _Optional[bool] = ..., overrides: _Optional[_Iterable[_Union[Override, _Mapping]]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("gross_exposure", "gross_exposure_limit", "capital_used", "allocated_capital", "leverage", "leverage_limit", "ex_ante_volatility", "volatility_limit", "utilization", "near_limit", "breached")
@@ -324,3 +398,43 @@ class Recommendation(_message.Message):
     requires_rebalancing: bool
     created_at: _timestamp_pb2.Timestamp
     def __init__(self, sequence: _Optional[int] = ..., triggers: _Optional[_Iterable[_Union[RecommendationTrigger, str]]] = ..., reason: _Optional[str] = ..., budget: _Optional[_Union[BudgetRef, _Mapping]] = ..., target_allocation: _Optional[_Iterable[_Union[SymbolAllocation, _Mapping]]] = ..., current_allocation: _Optional[_Iterable[_Union[SymbolAllocation, _Mapping]]] = ..., requires_rebalancing: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Override(_message.Message):
+    __slots__ = ("id", "scope", "target", "kind", "value", "regime", "set_by", "reason", "created_at", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REGIME_FIELD_NUMBER: _ClassVar[int]
+    SET_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    scope: OverrideScope
+    target: str
+    kind: OverrideKind
+    value: float
+    regime: Regime
+    set_by: str
+    reason: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., scope: _Optional[_Union[OverrideScope, str]] = ..., target: _Optional[str] = ..., kind: _Optional[_Union[OverrideKind, str]] = ..., value: _Optional[float] = ..., regime: _Optional[_Union[Regime, str]] = ..., set_by: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("id", "kind", "severity", "message", "subject", "raised_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    kind: AlertKind
+    severity: AlertSeverity
+    message: str
+    subject: str
+    raised_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[_Union[AlertKind, str]] = ..., severity: _Optional[_Union[AlertSeverity, str]] = ..., message: _Optional[str] = ..., subject: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config.sidecar.log_level)
     try:
-        asyncio.run(serve(config, listen=args.listen))
+        asyncio.run(serve(config, config_path=args.config, listen=args.listen))
     except (OSError, ValueError) as exc:
         print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
         return 1

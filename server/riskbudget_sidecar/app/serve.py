@@ -13,6 +13,7 @@ from ..engine.addresses import parse_listen_address
 from ..engine.config import Config
 from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
+from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
 from ..rpc.server import RunningServer, start_server
 
@@ -35,12 +36,12 @@ def read_admin_token(config: Config) -> str | None:
     return None
 
 
-async def start(config: Config, *, listen: str | None = None,
-                clock: Clock | None = None) -> tuple[RiskBudgetSidecar, RunningServer]:
+async def start(config: Config, *, listen: str | None = None, clock: Clock | None = None,
+                config_path: str | None = None) -> tuple[RiskBudgetSidecar, RunningServer]:
     """Start a sidecar and its server; health turns SERVING once the first budget exists."""
     address = parse_listen_address(listen or config.sidecar.listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
-    sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock())
+    sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
     server = await start_server(sidecar, address, admin_token=read_admin_token(config),
                                 max_message_bytes=config.sidecar.max_message_bytes)
     try:
@@ -56,19 +57,30 @@ async def start(config: Config, *, listen: str | None = None,
     return sidecar, server
 
 
+async def _reload(sidecar: RiskBudgetSidecar) -> None:
+    """SIGHUP: reload the config file; a refusal is already an alert, the old config stays."""
+    try:
+        await sidecar.reload_config()
+    except ConfigRefused:
+        pass
+
+
 async def stop(sidecar: RiskBudgetSidecar, server: RunningServer) -> None:
     """Health goes NOT_SERVING first, in-flight calls finish within the grace period."""
     log.info("shutting_down", grace=sidecar.config.sidecar.shutdown_grace)
+    await server.set_serving(False)
+    sidecar.end_streams()
     await server.stop(sidecar.config.sidecar.shutdown_grace)
     await sidecar.stop()
     log.info("stopped")
 
 
-async def serve(config: Config, *, listen: str | None = None) -> None:
+async def serve(config: Config, *, config_path: str, listen: str | None = None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up waits
         loop.add_signal_handler(signum, stopping.set)
-    sidecar, server = await start(config, listen=listen)
+    sidecar, server = await start(config, listen=listen, config_path=config_path)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(sidecar)))
     await stopping.wait()
     await stop(sidecar, server)

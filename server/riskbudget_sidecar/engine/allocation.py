@@ -31,18 +31,38 @@ last price 0 while unknown.
 A leverage limit vt / sigma with sigma = 0 (a riskless mix) is taken as Lmax.
 
 With `risk_budgeting.enabled: false` every strategy is STATIC: the dynamic budget is off.
+
+Overrides (see the overrides module), the active ones as given, are applied to the
+limits above before symbol limits are derived from them, so a tightened strategy
+tightens its symbols too:
+- a leverage limit L becomes min(L x the product of the SCALE_LEVERAGE values,
+  the CAP_LEVERAGE values, Lmax): each override is a constraint of its own on the
+  computed limit, so their order does not matter, and none lifts it above Lmax.
+  GLOBAL ones apply to the total and every strategy, STRATEGY ones to their strategy;
+- a strategy's allocated capital is bounded by its CAP_STRATEGY_CAPITAL values;
+- symbol target notionals use the strategies' limits after overrides (a STATIC
+  symbol limit does not derive from them and stays), then a symbol's position
+  limit is bounded by its CAP_SYMBOL_POSITION values.
+A limit an override changed has limit source OVERRIDE (the snapshot's when the
+total changed); whether a strategy is DYNAMIC is judged before overrides.
+FORCE_REGIME is the caller's: it passes the forced regime as `regime`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Sequence
 
 import numpy as np
 
 from .config import Config, RegimeAllocation, Strategy
 from .erc import ErcResult, risk_contributions, solve_risk_budgeting
 from .market_state import MarketState
-from .types import BudgetSnapshot, LimitSource, Regime, StrategyBudget, StrategySymbolWeight, SymbolBudget
+from .types import (
+    BudgetSnapshot, LimitSource, Override, OverrideKind, OverrideScope, Regime, StrategyBudget,
+    StrategySymbolWeight, SymbolBudget,
+)
 
 
 def compute_budget(
@@ -54,50 +74,69 @@ def compute_budget(
     version: int,
     now: float,
     previous: BudgetSnapshot | None = None,
+    overrides: Sequence[Override] = (),
 ) -> BudgetSnapshot:
-    """The budget for `regime` on the market's current estimates. Pure: reads, never mutates."""
+    """The budget for `regime` on the market's current estimates, with the (active)
+    `overrides` applied. Pure: reads, never mutates."""
     allocation = config.risk_budgeting.regime_allocations.for_regime(regime)
     cov = market.covariance()
-    strategies = {
+    computed = {
         name: _strategy_budget(name, strategy, config, allocation, market, cov,
                                previous.strategies.get(name) if previous is not None else None)
         for name, strategy in config.portfolio.strategies.items()
     }
+    strategies = {name: _overridden(budget, overrides, allocation.leverage_limit)
+                  for name, budget in computed.items()}
 
     book = list(dict.fromkeys(sym for s in config.portfolio.strategies.values() for sym in s.symbols))
     position = {sym: i for i, sym in enumerate(book)}
     weights = np.zeros(len(book))
     target_notional = np.zeros(len(book))
     dynamic = np.zeros(len(book), dtype=bool)
-    for budget in strategies.values():
+    reshaped = np.zeros(len(book), dtype=bool)  # in a strategy an override changed
+    for name, budget in strategies.items():
         for entry in budget.symbols:
             i = position[entry.symbol]
             weights[i] += budget.risk_share * entry.weight
             target_notional[i] += budget.max_gross_exposure * entry.weight
-            dynamic[i] |= budget.limit_source is LimitSource.DYNAMIC
+            dynamic[i] |= computed[name].limit_source is LimitSource.DYNAMIC
+            reshaped[i] |= budget is not computed[name]
 
     book_cov = _submatrix(cov, market, book)
     forecast_volatility = math.sqrt(max(weights @ book_cov @ weights, 0.0))
     contributions = risk_contributions(weights, book_cov)
-    all_dynamic = all(b.limit_source is LimitSource.DYNAMIC for b in strategies.values())
+    all_dynamic = all(b.limit_source is LimitSource.DYNAMIC for b in computed.values())
     if all_dynamic:
-        total_leverage_limit = _vol_targeted(allocation, forecast_volatility)
+        computed_total = _vol_targeted(allocation, forecast_volatility)
     else:
-        total_leverage_limit = min(allocation.leverage_limit, config.limits.static.total_leverage)
+        computed_total = min(allocation.leverage_limit, config.limits.static.total_leverage)
+    total_leverage_limit = _leverage_after(
+        computed_total, [o for o in overrides if o.scope is OverrideScope.GLOBAL],
+        allocation.leverage_limit)
+    if total_leverage_limit != computed_total:
+        limit_source = LimitSource.OVERRIDE
+    else:
+        limit_source = LimitSource.DYNAMIC if all_dynamic else LimitSource.STATIC
 
     volatility = market.volatility()
     symbols = {}
     for i, sym in enumerate(book):
         price = market.last_price(sym)
+        if dynamic[i]:
+            limit = float(target_notional[i]) * config.limits.position_headroom
+            source = LimitSource.OVERRIDE if reshaped[i] else LimitSource.DYNAMIC
+        else:
+            limit, source = config.limits.static.symbol_max_notional, LimitSource.STATIC
+        capped = _capped(limit, [o for o in overrides if o.scope is OverrideScope.SYMBOL
+                                 and o.target == sym], OverrideKind.CAP_SYMBOL_POSITION)
         symbols[sym] = SymbolBudget(
             symbol=sym,
             target_weight=float(weights[i]),
             risk_contribution=float(contributions[i]),
-            max_position_notional=(float(target_notional[i]) * config.limits.position_headroom
-                                   if dynamic[i] else config.limits.static.symbol_max_notional),
+            max_position_notional=capped,
             last_price=price if price is not None else 0.0,
             volatility=float(volatility[market.index(sym)]) if market.has_enough_data([sym]) else 0.0,
-            limit_source=LimitSource.DYNAMIC if dynamic[i] else LimitSource.STATIC,
+            limit_source=LimitSource.OVERRIDE if capped != limit else source,
         )
 
     return BudgetSnapshot(
@@ -114,8 +153,9 @@ def compute_budget(
         average_correlation=market.average_correlation(book),
         strategies=strategies,
         symbols=symbols,
-        limit_source=LimitSource.DYNAMIC if all_dynamic else LimitSource.STATIC,
+        limit_source=limit_source,
         shadow_mode=config.sidecar.shadow_mode,
+        overrides=tuple(overrides),
     )
 
 
@@ -146,6 +186,30 @@ def _strategy_budget(name: str, strategy: Strategy, config: Config, allocation: 
                       for sym, w, c in zip(strategy.symbols, weights, contributions)),
         limit_source=source,
     )
+
+
+def _overridden(budget: StrategyBudget, overrides: Sequence[Override], ceiling: float) -> StrategyBudget:
+    """The strategy's budget after the global overrides and its own; itself if none changes it."""
+    own = [o for o in overrides if o.scope is OverrideScope.GLOBAL
+           or (o.scope is OverrideScope.STRATEGY and o.target == budget.strategy)]
+    leverage = _leverage_after(budget.leverage_limit, own, ceiling)
+    capital = _capped(budget.allocated_capital, own, OverrideKind.CAP_STRATEGY_CAPITAL)
+    if (leverage, capital) == (budget.leverage_limit, budget.allocated_capital):
+        return budget
+    return dataclasses.replace(budget, leverage_limit=leverage, allocated_capital=capital,
+                               limit_source=LimitSource.OVERRIDE)
+
+
+def _leverage_after(limit: float, overrides: Sequence[Override], ceiling: float) -> float:
+    """min(limit x every SCALE_LEVERAGE, every CAP_LEVERAGE, ceiling); `limit` if none applies."""
+    scale = math.prod(o.value for o in overrides if o.kind is OverrideKind.SCALE_LEVERAGE)
+    caps = [o.value for o in overrides if o.kind is OverrideKind.CAP_LEVERAGE]
+    return min(limit * scale, *caps, ceiling)
+
+
+def _capped(value: float, overrides: Sequence[Override], kind: OverrideKind) -> float:
+    """`value` bounded by the values of the overrides of `kind`."""
+    return min([value, *(o.value for o in overrides if o.kind is kind)])
 
 
 def _risk_budgeting(strategy: Strategy, config: Config, market: MarketState, strategy_cov: np.ndarray,

@@ -195,6 +195,23 @@ class NoWarmup(Frozen):
     source: Literal["none"]
 
 
+class StoreSettings(Frozen):
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    """sqlite: durable, the embedded default. memory: nothing survives a restart (tests, demos)."""
+    path: Annotated[str, Field(min_length=1)] = "state/riskbudget.sqlite3"
+    """The SQLite database (WAL mode), relative to the working directory."""
+    recommendation_retention: Annotated[int, Field(ge=1)] = 10_000
+    """Recommendations kept for subscribers to resume from; older ones get OUT_OF_RANGE."""
+    decision_log_queue: Annotated[int, Field(ge=1)] = 100_000
+    """Decisions waiting for the writer; past this they go to the fallback log (and an alert)."""
+    decision_log_batch: Annotated[int, Field(ge=1)] = 500
+
+
+class StreamSettings(Frozen):
+    subscriber_queue: Annotated[int, Field(ge=1)] = 1_000
+    """Recommendations one subscriber may fall behind by before its stream ends with a resume point."""
+
+
 class Config(Frozen):
     risk_budgeting: RiskBudgeting
     sidecar: Sidecar = Sidecar()
@@ -203,6 +220,8 @@ class Config(Frozen):
     market_data: MarketData = MarketData()
     regime: RegimeRules
     warmup: Annotated[SyntheticWarmup | CsvWarmup | NoWarmup, Field(discriminator="source")] = SyntheticWarmup()
+    store: StoreSettings = StoreSettings()
+    stream: StreamSettings = StreamSettings()
 
     @model_validator(mode="after")
     def _names_are_known(self) -> "Config":

@@ -61,6 +61,7 @@ class ReasonCode(enum.Enum):
     ORDER_ID_REUSED = "order_id_reused"
     BELOW_MIN_QUANTITY = "below_min_quantity"
     SHADOW_MODE = "shadow_mode"
+    STATE_UNAVAILABLE = "state_unavailable"
 
 
 class LimitSource(enum.Enum):
@@ -139,6 +140,7 @@ class BudgetSnapshot:
     symbols: Mapping[str, SymbolBudget]
     limit_source: LimitSource
     shadow_mode: bool = False
+    overrides: tuple["Override", ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", _frozen(self.strategies))
@@ -187,6 +189,7 @@ class TradeDecision:
     reservation_expires_at: float | None = None
     shadow_decision: Decision | None = None
     replayed: bool = False
+    override_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,3 +284,118 @@ class UtilizationReport:
     total: Utilization
     strategies: Mapping[str, Utilization] = field(default_factory=dict)
     symbols: Mapping[str, SymbolUtilization] = field(default_factory=dict)
+
+
+class OverrideScope(enum.Enum):
+    GLOBAL = "global"
+    STRATEGY = "strategy"
+    SYMBOL = "symbol"
+
+
+class OverrideKind(enum.Enum):
+    FORCE_REGIME = "force_regime"
+    SCALE_LEVERAGE = "scale_leverage"
+    CAP_LEVERAGE = "cap_leverage"
+    CAP_STRATEGY_CAPITAL = "cap_strategy_capital"
+    CAP_SYMBOL_POSITION = "cap_symbol_position"
+    RESTRICT_SYMBOL = "restrict_symbol"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An operator's change to the budget, scoped, attributed and optionally expiring."""
+
+    id: str
+    scope: OverrideScope
+    target: str
+    kind: OverrideKind
+    value: float
+    regime: Regime | None
+    set_by: str
+    reason: str
+    created_at: float
+    expires_at: float | None = None
+
+    def active_at(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+    def applies_to(self, strategy: str, symbol: str) -> bool:
+        """Whether it bears on an order of `strategy` in `symbol`."""
+        return (self.scope is OverrideScope.GLOBAL
+                or (self.scope is OverrideScope.STRATEGY and self.target == strategy)
+                or (self.scope is OverrideScope.SYMBOL and self.target == symbol))
+
+
+class RecommendationTrigger(enum.Enum):
+    DRIFT = "drift"
+    REGIME_CHANGE = "regime_change"
+    CORRELATION_SPIKE = "correlation_spike"
+    VOL_BREACH = "vol_breach"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolAllocation:
+    """A strategy's position in a symbol as a signed weight of NAV, and its notional."""
+
+    strategy: str
+    symbol: str
+    weight: float
+    notional: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """A budget-driven rebalancing recommendation. sequence is 0 until the log assigns it."""
+
+    sequence: int
+    triggers: tuple[RecommendationTrigger, ...]
+    reason: str
+    budget_version: int
+    regime: Regime
+    budget_computed_at: float
+    target_allocation: tuple[SymbolAllocation, ...]
+    current_allocation: tuple[SymbolAllocation, ...]
+    requires_rebalancing: bool
+    created_at: float
+
+
+class AlertSeverity(enum.Enum):
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+
+class AlertKind(enum.Enum):
+    REGIME_CHANGE = "regime_change"
+    LIMIT_NEAR = "limit_near"
+    LIMIT_BREACHED = "limit_breached"
+    VOL_BREACH = "vol_breach"
+    CORRELATION_SPIKE = "correlation_spike"
+    STALE_MARKET_DATA = "stale_market_data"
+    OVERRIDE_SET = "override_set"
+    OVERRIDE_ENDED = "override_ended"
+    CONFIG_RELOAD_REFUSED = "config_reload_refused"
+    DECISION_LOG_BACKLOG = "decision_log_backlog"
+    TRADING_STATE_CHANGED = "trading_state_changed"
+    ADMIN_REFUSED = "admin_refused"
+    STORE_ERROR = "store_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    kind: AlertKind
+    severity: AlertSeverity
+    message: str
+    subject: str
+    raised_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One CheckTrade decision with its inputs, for the audit log."""
+
+    time: float
+    order: OrderRequest
+    decision: TradeDecision

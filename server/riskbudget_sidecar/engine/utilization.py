@@ -47,13 +47,20 @@ def compute_utilization(
     price_of = prices.last_price
 
     def volatility(positions: Mapping[str, float]) -> float:
-        """Annualized volatility, in currency, of these quantities at last prices."""
-        notionals = np.zeros(size)
-        for symbol, quantity in positions.items():
-            i = index.get(symbol)
-            if i is not None:
-                notionals[i] = quantity * (price_of(symbol) or 0.0)
-        return math.sqrt(max(float(notionals @ covariance @ notionals), 0.0))
+        """Annualized volatility, in currency, of these quantities at last prices.
+
+        Only held symbols enter, so a symbol with no returns yet (NaN covariance)
+        elsewhere in the universe does not poison the figure; a held symbol with no
+        returns yet counts as riskless until it has some.
+        """
+        held = [(index[symbol], quantity * (price_of(symbol) or 0.0))
+                for symbol, quantity in positions.items() if symbol in index and quantity]
+        if not held:
+            return 0.0
+        rows = [i for i, _ in held]
+        notionals = np.array([notional for _, notional in held])
+        block = np.nan_to_num(covariance[np.ix_(rows, rows)], nan=0.0)
+        return math.sqrt(max(float(notionals @ block @ notionals), 0.0))
 
     def usage(gross: float, gross_limit: float, capital: float, leverage_limit: float,
               vol: float) -> Utilization:

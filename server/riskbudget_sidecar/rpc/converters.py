@@ -7,7 +7,7 @@ Bad input raises InvalidInput naming the field (proto field paths, e.g.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -38,6 +38,16 @@ LIMIT_SOURCE_TO_PB = {d.LimitSource.DYNAMIC: pb.LIMIT_SOURCE_DYNAMIC,
                       d.LimitSource.STATIC: pb.LIMIT_SOURCE_STATIC,
                       d.LimitSource.OVERRIDE: pb.LIMIT_SOURCE_OVERRIDE}
 REASON_TO_PB = {code: pb.ReasonCode.Value(f"REASON_CODE_{code.name}") for code in d.ReasonCode}
+TRIGGER_TO_PB = {t: pb.RecommendationTrigger.Value(f"RECOMMENDATION_TRIGGER_{t.name}")
+                 for t in d.RecommendationTrigger}
+SCOPE_TO_PB = {s: pb.OverrideScope.Value(f"OVERRIDE_SCOPE_{s.name}") for s in d.OverrideScope}
+SCOPE_FROM_PB = {value: key for key, value in SCOPE_TO_PB.items()}
+KIND_TO_PB = {k: pb.OverrideKind.Value(f"OVERRIDE_KIND_{k.name}") for k in d.OverrideKind}
+KIND_FROM_PB = {value: key for key, value in KIND_TO_PB.items()}
+REGIME_FROM_PB = {value: key for key, value in REGIME_TO_PB.items()}
+ALERT_KIND_TO_PB = {k: pb.AlertKind.Value(f"ALERT_KIND_{k.name}") for k in d.AlertKind}
+SEVERITY_TO_PB = {s: pb.AlertSeverity.Value(f"ALERT_SEVERITY_{s.name}") for s in d.AlertSeverity}
+SEVERITY_FROM_PB = {value: key for key, value in SEVERITY_TO_PB.items()}
 
 
 class _Violations:
@@ -170,6 +180,63 @@ def optional_strategy(value: str) -> str | None:
     return value or None
 
 
+def override_request(request: admin_pb.SetOverrideRequest) -> d.Override:
+    """The override as asked, before the sidecar checks it against the config and assigns an id."""
+    v = _Violations()
+    given = request.override
+    scope = SCOPE_FROM_PB.get(given.scope)
+    if scope is None:
+        v.add("override.scope", "must be GLOBAL, STRATEGY or SYMBOL")
+    kind = KIND_FROM_PB.get(given.kind)
+    if kind is None:
+        v.add("override.kind", "must be one of " + ", ".join(k.name for k in d.OverrideKind))
+    regime = None
+    if given.regime != pb.REGIME_UNSPECIFIED:
+        regime = REGIME_FROM_PB.get(given.regime)
+        if regime is None:
+            v.add("override.regime", "must be BULL, BEAR or CRISIS")
+    target = v.name("override.target", given.target, required=False)
+    value = v.finite("override.value", given.value, MAX_PRICE * MAX_QUANTITY)
+    set_by = v.name("override.set_by", given.set_by)
+    reason = v.name("override.reason", given.reason, MAX_TEXT_LENGTH)
+    expires_at = None
+    if given.HasField("expires_at"):
+        expires_at = v.time("override.expires_at", given.expires_at, has_value=True)
+    v.raise_if_any()
+    return d.Override(id="", scope=scope, target=target, kind=kind, value=value, regime=regime,
+                      set_by=set_by, reason=reason, created_at=0.0, expires_at=expires_at)
+
+
+def override_id(request: admin_pb.ClearOverrideRequest) -> str:
+    v = _Violations()
+    v.name("id", request.id, MAX_ID_LENGTH)
+    v.name("cleared_by", request.cleared_by, required=False)
+    v.name("reason", request.reason, MAX_TEXT_LENGTH, required=False)
+    v.raise_if_any()
+    return request.id
+
+
+def rebalance_request(request: admin_pb.TriggerRebalanceRequest) -> tuple[str, str]:
+    v = _Violations()
+    reason = v.name("reason", request.reason, MAX_TEXT_LENGTH)
+    requested_by = v.name("requested_by", request.requested_by, required=False)
+    v.raise_if_any()
+    return reason, requested_by
+
+
+def alerts_request(request: service_pb.ListAlertsRequest) -> tuple[int, d.AlertSeverity | None]:
+    v = _Violations()
+    severity = None
+    if request.min_severity != pb.ALERT_SEVERITY_UNSPECIFIED:
+        severity = SEVERITY_FROM_PB.get(request.min_severity)
+        if severity is None:
+            v.add("min_severity", "must be INFO, WARNING or CRITICAL")
+    if request.limit > 1000:
+        v.add("limit", f"must be at most 1000, got {request.limit}")
+    v.raise_if_any()
+    return request.limit or 100, severity
+
+
 def trading_state_request(request: admin_pb.SetTradingStateRequest) -> tuple[d.TradingState, str | None]:
     v = _Violations()
     state = TRADING_STATE_FROM_PB.get(request.state)
@@ -228,6 +295,7 @@ def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
         regime_since=timestamp(snapshot.regime_since),
         trading_state=TRADING_STATE_TO_PB[book_state],
         shadow_mode=snapshot.shadow_mode,
+        overrides=[override(o) for o in snapshot.overrides],
     )
 
 
@@ -243,7 +311,8 @@ def trade_decision(decision: d.TradeDecision) -> service_pb.CheckTradeResponse:
             regime=REGIME_TO_PB[decision.regime] if decision.regime else pb.REGIME_UNSPECIFIED,
             computed_at=timestamp(decision.budget_computed_at) if decision.budget_version else None),
         reserved=decision.reserved, reduces_exposure=decision.reduces_exposure,
-        replayed=decision.replayed, reference_price=decision.reference_price)
+        replayed=decision.replayed, reference_price=decision.reference_price,
+        override_ids=decision.override_ids)
     if decision.reservation_expires_at is not None:
         response.reservation_expires_at.CopyFrom(timestamp(decision.reservation_expires_at))
     if decision.shadow_decision is not None:
@@ -274,3 +343,53 @@ def utilization(report: d.UtilizationReport, snapshot: d.BudgetSnapshot) -> serv
 
 def position(value: d.Position) -> pb.Position:
     return pb.Position(strategy=value.strategy, symbol=value.symbol, quantity=value.quantity)
+
+
+def override(value: d.Override) -> pb.Override:
+    message = pb.Override(
+        id=value.id, scope=SCOPE_TO_PB[value.scope], target=value.target, kind=KIND_TO_PB[value.kind],
+        value=value.value, regime=REGIME_TO_PB[value.regime] if value.regime else pb.REGIME_UNSPECIFIED,
+        set_by=value.set_by, reason=value.reason, created_at=timestamp(value.created_at))
+    if value.expires_at is not None:
+        message.expires_at.CopyFrom(timestamp(value.expires_at))
+    return message
+
+
+def recommendation_messages(batch: Iterable[d.Recommendation], max_bytes: int
+                            ) -> Iterator[service_pb.StreamRecommendationsResponse]:
+    """Stream messages holding the batch in order, each under max_bytes (one per message at least)."""
+    message, size = service_pb.StreamRecommendationsResponse(), 0
+    for value in batch:
+        converted = recommendation(value)
+        added = converted.ByteSize() + 8  # field tag and length prefix
+        if message.recommendations and size + added > max_bytes:
+            yield message
+            message, size = service_pb.StreamRecommendationsResponse(), 0
+        message.recommendations.append(converted)
+        size += added
+    if message.recommendations:
+        yield message
+
+
+def _allocations(values: Iterable[d.SymbolAllocation]) -> list[pb.SymbolAllocation]:
+    return [pb.SymbolAllocation(strategy=a.strategy, symbol=a.symbol, weight=a.weight, notional=a.notional)
+            for a in values]
+
+
+def recommendation(value: d.Recommendation) -> pb.Recommendation:
+    return pb.Recommendation(
+        sequence=value.sequence, triggers=[TRIGGER_TO_PB[t] for t in value.triggers], reason=value.reason,
+        budget=pb.BudgetRef(version=value.budget_version, regime=REGIME_TO_PB[value.regime],
+                            computed_at=timestamp(value.budget_computed_at)),
+        target_allocation=_allocations(value.target_allocation),
+        current_allocation=_allocations(value.current_allocation),
+        requires_rebalancing=value.requires_rebalancing, created_at=timestamp(value.created_at))
+
+
+def alert(value: d.Alert) -> pb.Alert:
+    return pb.Alert(id=value.id, kind=ALERT_KIND_TO_PB[value.kind], severity=SEVERITY_TO_PB[value.severity],
+                    message=value.message, subject=value.subject, raised_at=timestamp(value.raised_at))
+
+
+def regime_period(regime: d.Regime, since: float) -> service_pb.RegimePeriod:
+    return service_pb.RegimePeriod(regime=REGIME_TO_PB[regime], since=timestamp(since))

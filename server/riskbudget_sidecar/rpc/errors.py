@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 import structlog
@@ -11,16 +11,26 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ..service.errors import InvalidInput, NotReady, PermissionDenied, RiskBudgetError, Unauthenticated
+from ..service.errors import (
+    ConfigRefused, InvalidInput, NotReady, PermissionDenied, ResumeTooOld, RiskBudgetError, ShuttingDown,
+    StateUnavailable, StreamEnded, SubscriberOverflow, Unauthenticated,
+)
 
 log = structlog.get_logger("riskbudget.rpc")
 
 STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     NotReady: grpc.StatusCode.UNAVAILABLE,
+    StateUnavailable: grpc.StatusCode.UNAVAILABLE,
+    ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    ResumeTooOld: grpc.StatusCode.OUT_OF_RANGE,
+    SubscriberOverflow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ConfigRefused: grpc.StatusCode.FAILED_PRECONDITION,
 }
+RESUME_AFTER_KEY = "riskbudget-resume-after"
+OLDEST_SEQUENCE_KEY = "riskbudget-oldest-sequence"
 
 
 def status_for(error: RiskBudgetError) -> grpc.Status:
@@ -36,6 +46,32 @@ def status_for(error: RiskBudgetError) -> grpc.Status:
         details.append(detail)
     return rpc_status.to_status(status_pb2.Status(
         code=getattr(code_pb2, code.name), message=str(error), details=details))
+
+
+def trailing_metadata_for(error: RiskBudgetError) -> tuple[tuple[str, str], ...]:
+    """Where a stream may resume, machine-readable, beside the human message."""
+    if isinstance(error, StreamEnded):
+        return ((RESUME_AFTER_KEY, str(error.resume_after)),)
+    if isinstance(error, ResumeTooOld):
+        return ((OLDEST_SEQUENCE_KEY, str(error.oldest_available)),)
+    return ()
+
+
+def mapped_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """Turn domain errors raised by a server-streaming method into their status and metadata."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            async for message in method(self, request, context):
+                yield message
+        except RiskBudgetError as error:
+            log.info("stream_ended", method=method.__name__, error=str(error),
+                     code=status_for(error).code.name)
+            status = status_for(error)
+            await context.abort(status.code, status.details, trailing_metadata_for(error))
+
+    return wrapper
 
 
 def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -16,6 +16,7 @@ from riskbudget.v1 import risk_budget_admin_pb2, risk_budget_admin_pb2_grpc
 from riskbudget.v1 import risk_budget_service_pb2, risk_budget_service_pb2_grpc
 
 from ..engine.addresses import ListenAddress
+from ..engine.types import AlertKind, AlertSeverity
 from ..service.sidecar import RiskBudgetSidecar
 from .auth import AdminAuth
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
@@ -53,8 +54,11 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
     ])
     risk_budget_service_pb2_grpc.add_RiskBudgetServiceServicer_to_server(RiskBudgetServicer(sidecar), server)
+    auth = AdminAuth(admin_token, on_refused=lambda action, peer, why: sidecar.alerts.raise_alert(
+        AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, f"admin call {action} from {peer} refused: {why}",
+        now=sidecar.now()))
     risk_budget_admin_pb2_grpc.add_RiskBudgetAdminServiceServicer_to_server(
-        RiskBudgetAdminServicer(sidecar, AdminAuth(admin_token)), server)
+        RiskBudgetAdminServicer(sidecar, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

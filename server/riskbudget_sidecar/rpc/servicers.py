@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-import grpc
-
 from riskbudget.v1 import risk_budget_admin_pb2 as admin_pb
 from riskbudget.v1 import risk_budget_admin_pb2_grpc as admin_grpc
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb
 from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
 
+from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
 from . import converters as convert
 from .auth import AdminAuth
-from .errors import mapped_errors
+from .errors import mapped_errors, mapped_stream_errors
 
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
@@ -74,13 +73,35 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
         released = self._sidecar.release_order(convert.order_id(request.client_order_id))
         return service_pb.ReleaseOrderResponse(released=released)
 
+    @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "StreamRecommendations is not built yet (issue 3)")
+        max_bytes = self._sidecar.config.sidecar.max_message_bytes // 2
+        async for batch in self._sidecar.subscribe(request.after_sequence, from_latest=request.from_latest):
+            for message in convert.recommendation_messages(batch, max_bytes):
+                yield message
+
+    @mapped_errors
+    async def ListAlerts(self, request, context):
+        limit, severity = convert.alerts_request(request)
+        return service_pb.ListAlertsResponse(
+            alerts=[convert.alert(a) for a in self._sidecar.alerts.recent(limit, severity)])
+
+    @mapped_errors
+    async def GetStatus(self, request, context):
+        sidecar = self._sidecar
+        oldest, newest = sidecar.store.recommendation_bounds()
+        backlog, overflowed = sidecar.store.decision_log_stats()
+        return service_pb.GetStatusResponse(
+            budget=convert.budget_ref(sidecar.snapshot),
+            regime_history=[convert.regime_period(r, since) for r, since in sidecar.regime_history],
+            regime_response_seconds=list(sidecar.regime_response_seconds),
+            last_recommendation_sequence=newest, oldest_recommendation_sequence=oldest,
+            subscribers=sidecar.hub.subscriber_count, decision_log_backlog=backlog,
+            decision_log_overflowed=overflowed, active_overrides=len(sidecar.overrides))
 
 
 class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
-    """Operator calls. Those not built yet are left to the generated base: UNIMPLEMENTED."""
+    """Operator calls: each needs the admin token, and each is audited."""
 
     def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth) -> None:
         self._sidecar = sidecar
@@ -90,7 +111,41 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
     async def SetTradingState(self, request, context):
         self._auth.require_admin(context, "SetTradingState")
         state, strategy = convert.trading_state_request(request)
-        self._sidecar.set_trading_state(state, strategy)
+        self._sidecar.set_trading_state(state, strategy, set_by=request.set_by, reason=request.reason)
         return admin_pb.SetTradingStateResponse(
             state=convert.TRADING_STATE_TO_PB[state], strategy=strategy or "",
             set_at=convert.timestamp(self._sidecar.now()))
+
+    @mapped_errors
+    async def TriggerRebalance(self, request, context):
+        self._auth.require_admin(context, "TriggerRebalance")
+        recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(request))
+        return admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
+
+    @mapped_errors
+    async def SetOverride(self, request, context):
+        self._auth.require_admin(context, "SetOverride")
+        override = await self._sidecar.set_override(convert.override_request(request))
+        return admin_pb.SetOverrideResponse(override=convert.override(override))
+
+    @mapped_errors
+    async def ClearOverride(self, request, context):
+        self._auth.require_admin(context, "ClearOverride")
+        cleared = await self._sidecar.clear_override(
+            convert.override_id(request), cleared_by=request.cleared_by, reason=request.reason)
+        return admin_pb.ClearOverrideResponse(cleared=cleared)
+
+    @mapped_errors
+    async def ListOverrides(self, request, context):
+        self._auth.require_admin(context, "ListOverrides")
+        return admin_pb.ListOverridesResponse(overrides=[convert.override(o) for o in self._sidecar.overrides])
+
+    @mapped_errors
+    async def ReloadConfig(self, request, context):
+        self._auth.require_admin(context, "ReloadConfig")
+        try:
+            snapshot = await self._sidecar.reload_config()
+        except ConfigRefused as refused:
+            return admin_pb.ReloadConfigResponse(reloaded=False, errors=refused.errors,
+                                                 budget=convert.budget_ref(self._sidecar.snapshot))
+        return admin_pb.ReloadConfigResponse(reloaded=True, budget=convert.budget_ref(snapshot))

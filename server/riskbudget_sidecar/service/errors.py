@@ -25,3 +25,42 @@ class Unauthenticated(RiskBudgetError):
 
 class PermissionDenied(RiskBudgetError):
     """An admin call came with a wrong token, or admin calls are disabled."""
+
+
+class StateUnavailable(RiskBudgetError):
+    """The state store cannot record a change durably: the change is refused (fail closed)."""
+
+
+class ConfigRefused(RiskBudgetError):
+    """A new config cannot be used; the old one stays."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+class ResumeTooOld(RiskBudgetError):
+    """A stream's resume point is older than the recommendation log keeps."""
+
+    def __init__(self, oldest_available: int):
+        self.oldest_available = oldest_available
+        super().__init__(f"recommendations up to {oldest_available - 1} are no longer kept; "
+                         f"oldest available is {oldest_available}")
+
+
+class StreamEnded(RiskBudgetError):
+    """A subscriber's stream ends early; `resume_after` is the last sequence it was sent."""
+
+    def __init__(self, message: str, resume_after: int):
+        self.resume_after = resume_after
+        super().__init__(f"{message}; resume after sequence {resume_after}")
+
+
+class SubscriberOverflow(StreamEnded):
+    def __init__(self, resume_after: int):
+        super().__init__("subscriber fell behind by more than its queue holds", resume_after)
+
+
+class ShuttingDown(StreamEnded):
+    def __init__(self, resume_after: int):
+        super().__init__("the sidecar is shutting down", resume_after)

@@ -3,15 +3,22 @@
 Threads: all numeric work (applying prices, regime detection, the budget solve)
 runs on one worker thread, in order. The event loop only reads the published
 snapshot (an immutable object swapped in one assignment) and the last prices,
-and owns the book, so a pre-trade check never waits for a recompute.
+and owns the store, so a pre-trade check never waits for a recompute.
+
+What follows a recompute (a regime change becoming a recommendation, alerts)
+runs back on the event loop, in the same call that brought the market data:
+the update that changes the regime produces its recommendation at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+from typing import AsyncIterator, Callable, Iterable, TypeVar
 
 import structlog
 
@@ -19,42 +26,92 @@ from ..engine.allocation import compute_budget
 from ..engine.checks import evaluate
 from ..engine.config import Config
 from ..engine.market_state import ClosedBar, MarketState
+from ..engine.overrides import (
+    active_overrides, forced_regime, override_ids_for, restricted_symbols, validate_override,
+)
+from ..engine.recommendations import build_recommendation, current_allocation, strategy_drift, target_allocation
 from ..engine.regime import RegimeDetector
+from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
-    BudgetSnapshot, Decision, Fill, OrderRequest, Position, PriceTick, Reason, ReasonCode,
-    Reservation, TradeDecision, TradingState, UtilizationReport,
+    AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, OrderRequest, Override,
+    OverrideKind, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, Reservation,
+    TradeDecision, TradingState, UtilizationReport,
 )
 from ..engine.utilization import compute_utilization
-from ..store.memory import MemoryStore
+from ..store import open_store
+from ..store.base import Store
+from ..store.errors import StoreError
+from .alerts import AlertBook, ConditionAlerts
 from .clock import Clock
-from .errors import InvalidInput, NotReady
-from .warmup import warmup_ticks
+from .config_file import ConfigError, load_config
+from .errors import ConfigRefused, InvalidInput, NotReady, StateUnavailable
+from .hub import RecommendationHub
 
 T = TypeVar("T")
 log = structlog.get_logger("riskbudget.sidecar")
+decision_fallback_log = structlog.get_logger("riskbudget.decisions")
+
+HISTORY_LENGTH = 100
+TRIGGER_ALERTS = {
+    RecommendationTrigger.VOL_BREACH: AlertKind.VOL_BREACH,
+    RecommendationTrigger.CORRELATION_SPIKE: AlertKind.CORRELATION_SPIKE,
+}
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """What a reload cannot change in a running sidecar."""
+    problems = []
+    for section in ("store", "market_data", "regime", "stream"):
+        if getattr(old, section) != getattr(new, section):
+            problems.append(f"{section}: changes need a restart")
+    for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "max_message_bytes"):
+        if getattr(old.sidecar, key) != getattr(new.sidecar, key):
+            problems.append(f"sidecar.{key}: changes need a restart")
+    if old.universe != new.universe:
+        problems.append("portfolio: the set of symbols can only change with a restart")
+    return problems
 
 
 class RiskBudgetSidecar:
-    def __init__(self, config: Config, *, clock: Clock, store: MemoryStore | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock, store: Store | None = None,
+                 config_path: str | None = None) -> None:
         self.config = config
+        self._config_path = config_path
         self._clock = clock
-        self._store = store or MemoryStore()
+        self._store = store or open_store(config.store, fallback_log=self._log_decision_fallback)
         self._market = MarketState(config.universe, config.market_data)
+        self._started_at = clock.now()
         self._regime = RegimeDetector(
             config.regime, periods_per_year=config.market_data.periods_per_year,
-            ewma_lambda=config.market_data.ewma_lambda, start_time=clock.now())
-        self._strategy_symbols = {
-            name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
-        self._restricted = frozenset(config.limits.restricted_symbols)
+            ewma_lambda=config.market_data.ewma_lambda, start_time=self._started_at)
+        self._alerts = AlertBook()
+        self._conditions = ConditionAlerts(self._alerts)
+        self._hub = RecommendationHub(read_after=self._store.recommendations_after,
+                                      bounds=self._store.recommendation_bounds,
+                                      queue_size=config.stream.subscriber_queue)
+        self._apply_config(config)
+        self._overrides: tuple[Override, ...] = ()
+        self._refresh_overrides(clock.now())
         self._snapshot: BudgetSnapshot | None = None
         self._version = 0
         self._needs_recompute = True
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
-        self._budget_listeners: list[Callable[[BudgetSnapshot], None]] = []
+        self._override_timer: asyncio.TimerHandle | None = None
         self._warming_up = False
         self._warmup_regime_changes = 0
-        self._started_at = clock.now()
+        self._last_regime: Regime | None = None
+        self.regime_history: deque[tuple[Regime, float]] = deque(maxlen=HISTORY_LENGTH)
+        self.regime_response_seconds: deque[float] = deque(maxlen=HISTORY_LENGTH)
+        self._override_ids = (f"ovr-{int(self._started_at)}-{n}" for n in itertools.count(1))
+
+    def _apply_config(self, config: Config) -> None:
+        """Everything derived from the config, swapped in one go (start and reload)."""
+        self.config = config
+        self._strategy_symbols = {
+            name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
+        self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
+        self._needs_recompute = True
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -62,9 +119,19 @@ class RiskBudgetSidecar:
         """Warm up, publish the first budget, start the monitoring loop."""
         await self._in_numeric(self._warm_up)
         self._mark_book(self._market.symbols)
+        snapshot = self.require_snapshot()
+        self._last_regime = snapshot.regime
+        self.regime_history.append((snapshot.regime, snapshot.regime_since))
+        self._schedule_override_expiry()
         self._monitor_task = asyncio.create_task(self._monitor(), name="riskbudget-monitor")
 
+    def end_streams(self) -> None:
+        """Shutdown, first step: every subscriber's stream ends with its resume point."""
+        self._hub.close()
+
     async def stop(self) -> None:
+        if self._override_timer is not None:
+            self._override_timer.cancel()
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             try:
@@ -72,10 +139,7 @@ class RiskBudgetSidecar:
             except asyncio.CancelledError:
                 pass
         self._numeric.shutdown(wait=True, cancel_futures=True)
-
-    def on_budget(self, listener: Callable[[BudgetSnapshot], None]) -> None:
-        """Call `listener` (on the numeric thread) with every new budget snapshot."""
-        self._budget_listeners.append(listener)
+        self._store.close()
 
     async def _in_numeric(self, work: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._numeric, work, *args)
@@ -90,18 +154,24 @@ class RiskBudgetSidecar:
                 log.exception("monitoring_tick_failed")
 
     async def monitor_once(self) -> None:
-        """One monitoring tick: close bars by time, recompute, expire stale state."""
+        """One monitoring tick: close bars by time, recompute, expire, check triggers and limits."""
+        received = time.monotonic()
         now = self._clock.now()
+        self._expire_overrides(now)
         await self._in_numeric(self._advance_and_recompute, now)
-        expired = self._store.book.expire(now)
-        for reservation in expired:
+        for reservation in self._durably(self._store.expire, now):
             log.info("reservation_expired", client_order_id=reservation.client_order_id,
                      strategy=reservation.strategy, symbol=reservation.symbol)
-        self._store.forget_decisions_before(now)
+        self._durably(self._store.forget_decisions_before, now)
+        report = self.utilization()
+        self._after_recompute(received, report)
+        self._check_conditions(report, now)
 
     # -- numeric thread --------------------------------------------------------------------
 
     def _warm_up(self) -> None:
+        from .warmup import warmup_ticks
+
         now = self._clock.now()
         count = 0
         self._warming_up = True
@@ -119,16 +189,12 @@ class RiskBudgetSidecar:
         self._needs_recompute = True
 
     def _on_bar(self, bar: ClosedBar) -> None:
-        benchmark = self.config.regime.benchmark
-        close = float(bar.closes[self._market.index(benchmark)])
+        close = float(bar.closes[self._market.index(self.config.regime.benchmark)])
         correlation = self._market.average_correlation(
             sorted(self.config.portfolio.symbols), provisional=False)
         change = self._regime.on_bar(bar.time, close, correlation)
         if change is not None and self._warming_up:
             self._warmup_regime_changes += 1
-        elif change is not None:
-            log.warning("regime_changed", previous=change.previous.value,
-                        current=change.current.value, bar_time=change.time)
 
     def _advance_and_recompute(self, now: float) -> None:
         for bar in self._market.advance_to(now):
@@ -145,17 +211,96 @@ class RiskBudgetSidecar:
     def _recompute(self, now: float) -> None:
         if not self._needs_recompute and self._snapshot is not None:
             return
+        overrides = self._overrides
         regime, since = self._regime.regime, self._regime.since
         if not self.config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
             regime, since = self.config.regime.initial, self._started_at
-        snapshot = compute_budget(
-            self.config, self._market, regime, regime_since=since,
-            version=self._version + 1, now=now, previous=self._snapshot)
-        self._version = snapshot.version
-        self._snapshot = snapshot
+        forced = forced_regime(overrides)
+        if forced is not None:
+            regime = forced
+            since = max(o.created_at for o in overrides
+                        if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
+        self._snapshot = compute_budget(
+            self.config, self._market, regime, regime_since=since, version=self._version + 1,
+            now=now, previous=self._snapshot, overrides=overrides)
+        self._version = self._snapshot.version
         self._needs_recompute = False
-        for listener in self._budget_listeners:
-            listener(snapshot)
+
+    async def _recompute_now(self) -> None:
+        self._needs_recompute = True
+        await self._in_numeric(self._recompute, self._clock.now())
+
+    # -- after a recompute (event loop) ----------------------------------------------------
+
+    def _after_recompute(self, received: float, report: UtilizationReport | None = None) -> None:
+        """Turn a regime change, or (with a utilization report) any trigger, into a recommendation."""
+        snapshot = self.require_snapshot()
+        changed = snapshot.regime is not self._last_regime
+        previous, self._last_regime = self._last_regime, snapshot.regime
+        if changed:
+            self.regime_history.append((snapshot.regime, snapshot.regime_since))
+            self._alerts.raise_alert(
+                AlertKind.REGIME_CHANGE, AlertSeverity.INFO,
+                f"regime changed from {previous.value} to {snapshot.regime.value}",
+                now=self._clock.now())
+        if not changed and report is None:
+            return
+        report = report or self.utilization()
+        firings = self._triggers.evaluate(
+            now=self._clock.now(), regime_changed=changed, previous_regime=previous,
+            snapshot=snapshot, drift=self._drift(snapshot),
+            realized_volatility=report.total.ex_ante_volatility)
+        if firings:
+            self._recommend(firings)
+        if changed:
+            seconds = time.monotonic() - received
+            self.regime_response_seconds.append(seconds)
+            log.info("regime_response", seconds=seconds, regime=snapshot.regime.value)
+
+    def _drift(self, snapshot: BudgetSnapshot) -> dict[str, float]:
+        current = current_allocation(self._store.book, self._market.last_price, snapshot.net_asset_value)
+        return strategy_drift(target_allocation(snapshot), current)
+
+    def _recommend(self, firings: list[Firing]) -> Recommendation:
+        snapshot = self.require_snapshot()
+        now = self._clock.now()
+        draft = build_recommendation(
+            triggers=tuple(f.trigger for f in firings), reason="; ".join(f.reason for f in firings),
+            snapshot=snapshot, book=self._store.book, price_of=self._market.last_price, now=now)
+        recommendation = self._durably(self._store.append_recommendation, draft)
+        self._hub.publish(recommendation)
+        for firing in firings:
+            if firing.trigger in TRIGGER_ALERTS:
+                self._alerts.raise_alert(TRIGGER_ALERTS[firing.trigger], AlertSeverity.WARNING,
+                                         firing.reason, now=now)
+        log.info("recommendation", sequence=recommendation.sequence,
+                 triggers=[t.value for t in recommendation.triggers], reason=recommendation.reason)
+        return recommendation
+
+    def _check_conditions(self, report: UtilizationReport, now: float) -> None:
+        """Level alerts: raised when a condition starts, again only after it cleared."""
+        scopes = [("(total)", report.total), *report.strategies.items()]
+        for name, usage in scopes:
+            self._limit_alert(name, usage.utilization, usage.near_limit, usage.breached, now)
+        for symbol, usage in report.symbols.items():
+            self._limit_alert(symbol, usage.utilization, usage.near_limit, usage.breached, now)
+        stale = [s for s in self._market.symbols
+                 if self._market.is_stale(s, now, self.config.limits.max_staleness)]
+        self._conditions.update(
+            AlertKind.STALE_MARKET_DATA, "", bool(stale), AlertSeverity.WARNING,
+            f"{len(stale)} symbols have stale or no prices: {', '.join(stale[:10])}", now=now)
+        backlog, overflowed = self._store.decision_log_stats()
+        self._conditions.update(
+            AlertKind.DECISION_LOG_BACKLOG, "", overflowed > 0, AlertSeverity.CRITICAL,
+            f"the decision log could not keep up: {overflowed} decisions went to the fallback log",
+            now=now)
+
+    def _limit_alert(self, subject: str, utilization: float, near: bool, breached: bool, now: float) -> None:
+        self._conditions.update(AlertKind.LIMIT_BREACHED, subject, breached, AlertSeverity.CRITICAL,
+                                f"{subject} uses {utilization:.0%} of its limit", now=now)
+        self._conditions.update(AlertKind.LIMIT_NEAR, subject, near and not breached,
+                                AlertSeverity.WARNING, f"{subject} uses {utilization:.0%} of its limit",
+                                now=now)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -182,6 +327,22 @@ class RiskBudgetSidecar:
     def universe(self) -> frozenset[str]:
         return frozenset(self.config.universe)
 
+    @property
+    def overrides(self) -> tuple[Override, ...]:
+        return self._overrides
+
+    @property
+    def hub(self) -> RecommendationHub:
+        return self._hub
+
+    @property
+    def alerts(self) -> AlertBook:
+        return self._alerts
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
     def require_strategy(self, strategy: str, field: str = "strategy") -> None:
         if strategy not in self._strategy_symbols:
             raise InvalidInput([(field, f"unknown strategy {strategy!r}")])
@@ -196,12 +357,17 @@ class RiskBudgetSidecar:
             near_limit_fraction=self.config.limits.near_limit_fraction,
             now=self._clock.now(), strategy=strategy)
 
+    def subscribe(self, after_sequence: int, *, from_latest: bool = False) -> AsyncIterator[list[Recommendation]]:
+        return self._hub.subscribe(after_sequence, from_latest=from_latest)
+
     # -- inputs ----------------------------------------------------------------------------
 
     async def publish_prices(self, ticks: Iterable[PriceTick]) -> tuple[int, BudgetSnapshot]:
+        received = time.monotonic()
         ticks = list(ticks)
         accepted = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
         self._mark_book({tick.symbol for tick in ticks})
+        self._after_recompute(received)
         return accepted, self.require_snapshot()
 
     def _mark_book(self, symbols: Iterable[str]) -> None:
@@ -213,7 +379,7 @@ class RiskBudgetSidecar:
 
     def report_fill(self, fill: Fill) -> tuple[Position, float]:
         self._check_strategy_symbol(fill.strategy, fill.symbol)
-        position, remaining = self._store.book.apply_fill(fill)
+        position, remaining = self._durably(self._store.apply_fill, fill)
         log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy,
                  symbol=fill.symbol, quantity=fill.quantity * fill.side.sign, price=fill.price)
         return position, remaining
@@ -226,25 +392,131 @@ class RiskBudgetSidecar:
                 raise InvalidInput([(f"positions[{index}].strategy",
                                      f"must be {strategy!r} when the request names a strategy")])
             self._check_strategy_symbol(position.strategy, position.symbol, f"positions[{index}].")
-        self._store.book.set_positions(positions, strategy)
-        return sum(1 for p in self._store.book.positions()
-                   if p.quantity != 0 and (strategy is None or p.strategy == strategy))
+        return self._durably(self._store.set_positions, positions, strategy)
 
     def release_order(self, client_order_id: str) -> bool:
-        return self._store.book.release(client_order_id)
-
-    def set_trading_state(self, state: TradingState, strategy: str | None) -> TradingState:
-        if strategy is not None:
-            self.require_strategy(strategy)
-        self._store.set_trading_state(state, strategy)
-        log.warning("trading_state_set", state=state.name, strategy=strategy or "(book)")
-        return state
+        return self._durably(self._store.release, client_order_id)
 
     def _check_strategy_symbol(self, strategy: str, symbol: str, prefix: str = "") -> None:
         self.require_strategy(strategy, f"{prefix}strategy")
         if symbol not in self._strategy_symbols[strategy]:
             raise InvalidInput([(f"{prefix}symbol",
                                  f"symbol {symbol!r} is not in strategy {strategy!r}")])
+
+    def _durably(self, change: Callable[..., T], *args) -> T:
+        """Run a store change; a store that cannot write refuses the change and raises an alert."""
+        try:
+            return change(*args)
+        except StoreError as exc:
+            self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, str(exc),
+                                     now=self._clock.now())
+            raise StateUnavailable(f"the state store cannot record the change: {exc}") from None
+
+    # -- operator controls -----------------------------------------------------------------
+
+    def set_trading_state(self, state: TradingState, strategy: str | None, *, set_by: str = "",
+                          reason: str = "") -> TradingState:
+        if strategy is not None:
+            self.require_strategy(strategy)
+        self._durably(self._store.set_trading_state, state, strategy)
+        self._alerts.raise_alert(
+            AlertKind.TRADING_STATE_CHANGED,
+            AlertSeverity.WARNING if state is not TradingState.ACTIVE else AlertSeverity.INFO,
+            f"trading state of {strategy or 'the book'} set to {state.name} by {set_by or '?'}: {reason}",
+            subject=strategy or "", now=self._clock.now())
+        return state
+
+    async def set_override(self, draft: Override) -> Override:
+        """Validate, store durably, apply. `draft.id` and `created_at` are assigned here."""
+        now = self._clock.now()
+        violations = validate_override(draft, strategies=set(self._strategy_symbols),
+                                       symbols=set(self.config.portfolio.symbols), now=now)
+        if violations:
+            raise InvalidInput(violations)
+        override = dataclasses.replace(draft, id=next(self._override_ids), created_at=now)
+        self._durably(self._store.add_override, override)
+        self._alerts.raise_alert(
+            AlertKind.OVERRIDE_SET, AlertSeverity.INFO,
+            f"override {override.id} ({override.kind.value} on {override.scope.value} "
+            f"{override.target or ''}) set by {override.set_by or '?'}: {override.reason}",
+            subject=override.id, now=now)
+        await self._overrides_changed(now)
+        return override
+
+    async def clear_override(self, override_id: str, *, cleared_by: str = "", reason: str = "") -> bool:
+        now = self._clock.now()
+        removed = self._durably(self._store.remove_override, override_id)
+        if removed is None:
+            return False
+        self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
+                                 f"override {override_id} cleared by {cleared_by or '?'}: {reason}",
+                                 subject=override_id, now=now)
+        await self._overrides_changed(now)
+        return True
+
+    async def _overrides_changed(self, now: float) -> None:
+        received = time.monotonic()
+        self._refresh_overrides(now)
+        await self._recompute_now()
+        self._after_recompute(received)
+        self._schedule_override_expiry()
+
+    def _refresh_overrides(self, now: float) -> None:
+        self._overrides = active_overrides(self._store.overrides(), now)
+        self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
+        self._needs_recompute = True
+
+    def _expire_overrides(self, now: float) -> bool:
+        """Remove overrides whose expiry has passed; True if any did."""
+        expired = [o for o in self._store.overrides() if not o.active_at(now)]
+        for override in expired:
+            self._durably(self._store.remove_override, override.id)
+            self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
+                                     f"override {override.id} expired", subject=override.id, now=now)
+        if expired:
+            self._refresh_overrides(now)
+        return bool(expired)
+
+    async def expire_overrides(self) -> None:
+        """Apply expiries now (the timer calls this at the earliest expiry)."""
+        now = self._clock.now()
+        if self._expire_overrides(now):
+            await self._overrides_changed(now)
+
+    def _schedule_override_expiry(self) -> None:
+        if self._override_timer is not None:
+            self._override_timer.cancel()
+            self._override_timer = None
+        expiries = [o.expires_at for o in self._overrides if o.expires_at is not None]
+        if expiries:
+            delay = max(min(expiries) - self._clock.now(), 0.0)
+            self._override_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: asyncio.ensure_future(self.expire_overrides()))
+
+    def trigger_rebalance(self, reason: str, requested_by: str) -> Recommendation:
+        return self._recommend([self._triggers.manual(f"{reason} (requested by {requested_by or '?'})")])
+
+    async def reload_config(self) -> BudgetSnapshot:
+        """Re-read the config file; swap it in if valid and hot-swappable, else keep the old one."""
+        try:
+            if self._config_path is None:
+                raise ConfigError(["this sidecar was not started from a config file"])
+            new = load_config(self._config_path)
+            problems = restart_only_changes(self.config, new)
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as refused:
+            self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
+                                     "config reload refused: " + "; ".join(refused.errors),
+                                     now=self._clock.now())
+            raise ConfigRefused(refused.errors) from None
+        received = time.monotonic()
+        self._apply_config(new)
+        self._refresh_overrides(self._clock.now())
+        await self._recompute_now()
+        self._after_recompute(received)
+        log.warning("config_reloaded", path=self._config_path, budget_version=self._version)
+        return self.require_snapshot()
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -256,6 +528,23 @@ class RiskBudgetSidecar:
             if kept.order.same_order_as(order):
                 return dataclasses.replace(kept.decision, replayed=True)
             return self._id_reused(order, kept.decision)
+        result = self._decide(order, now)
+        if not order.dry_run:
+            if result.reserved:
+                try:
+                    self._store.reserve(Reservation(
+                        order.client_order_id, order.strategy, order.symbol,
+                        order.side.sign * result.approved_quantity, now + self.config.limits.reservation_ttl))
+                except StoreError as exc:
+                    result = self._state_unavailable(result, exc)
+            try:
+                self._store.remember(order, result, forget_after=now + 2 * self.config.limits.reservation_ttl)
+            except StoreError as exc:  # the reservation stands; only a repeat after a restart is affected
+                log.error("decision_not_remembered", client_order_id=order.client_order_id, error=str(exc))
+        self._store.log_decision(DecisionRecord(now, order, result))
+        return result
+
+    def _decide(self, order: OrderRequest, now: float) -> TradeDecision:
         snapshot = self._snapshot
         known = order.strategy in self._strategy_symbols
         evaluation = evaluate(
@@ -271,9 +560,8 @@ class RiskBudgetSidecar:
             reasons = reasons + (Reason(ReasonCode.SHADOW_MODE,
                                         f"shadow mode: would have been {decision.value}"),)
             decision, approved = Decision.APPROVED, order.quantity
-        ttl = self.config.limits.reservation_ttl
         reserve = approved > 0 and not order.dry_run
-        result = TradeDecision(
+        return TradeDecision(
             client_order_id=order.client_order_id, decision=decision,
             requested_quantity=order.quantity, approved_quantity=approved, reasons=reasons,
             budget_version=snapshot.version if snapshot else 0,
@@ -281,20 +569,18 @@ class RiskBudgetSidecar:
             budget_computed_at=snapshot.computed_at if snapshot else 0.0,
             reduces_exposure=evaluation.reduces_exposure,
             reference_price=evaluation.reference_price, reserved=reserve,
-            reservation_expires_at=now + ttl if reserve else None,
-            shadow_decision=shadow_decision)
-        if not order.dry_run:
-            if reserve:
-                self._store.book.reserve(Reservation(
-                    order.client_order_id, order.strategy, order.symbol,
-                    order.side.sign * approved, now + ttl))
-            self._store.remember(order, result, forget_after=now + 2 * ttl)
-        log.debug("check_trade", client_order_id=order.client_order_id, strategy=order.strategy,
-                 symbol=order.symbol, side=order.side.name, quantity=order.quantity,
-                 decision=decision.value, approved_quantity=approved,
-                 reasons=[reason.code.value for reason in reasons],
-                 budget_version=result.budget_version, dry_run=order.dry_run)
-        return result
+            reservation_expires_at=now + self.config.limits.reservation_ttl if reserve else None,
+            shadow_decision=shadow_decision,
+            override_ids=override_ids_for(self._overrides, order.strategy, order.symbol))
+
+    def _state_unavailable(self, decision: TradeDecision, error: StoreError) -> TradeDecision:
+        self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL,
+                                 f"a reservation could not be recorded: {error}", now=self._clock.now())
+        return dataclasses.replace(
+            decision, decision=Decision.REJECTED, approved_quantity=0.0, reserved=False,
+            reservation_expires_at=None, shadow_decision=None,
+            reasons=(Reason(ReasonCode.STATE_UNAVAILABLE,
+                            "the reservation could not be recorded durably: rejected (fail closed)"),))
 
     def _id_reused(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
         return dataclasses.replace(
@@ -303,3 +589,8 @@ class RiskBudgetSidecar:
             shadow_decision=None, replayed=False,
             reasons=(Reason(ReasonCode.ORDER_ID_REUSED,
                             f"client_order_id {order.client_order_id!r} was used for a different order"),))
+
+    @staticmethod
+    def _log_decision_fallback(record: dict) -> None:
+        """Where decisions go when the decision log's queue is full: not lost, logged."""
+        decision_fallback_log.warning("decision_log_overflow", **record)

@@ -1,14 +1,27 @@
-"""The embedded store: the book, remembered decisions and trading states, in memory."""
+"""The store in memory: the whole Store protocol, kept in this process only.
+
+On its own it is the `memory` backend (nothing survives a restart); it is also
+the memory side of SqliteStore, which writes each change through to disk.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import dataclasses
+from collections import deque
+from operator import attrgetter
+from typing import Any, Sequence
 
 from ..engine.book import Book
-from ..engine.types import OrderRequest, TradeDecision, TradingState
+from ..engine.config import StoreSettings
+from ..engine.types import (
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Reservation,
+    TradeDecision, TradingState,
+)
+from .serialization import to_dict
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RememberedDecision:
     """A decision kept so that a repeated client order id gets the same answer."""
 
@@ -20,11 +33,35 @@ class RememberedDecision:
 class MemoryStore:
     """Single-process state. Every method is synchronous and O(1) or O(book)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: StoreSettings | None = None) -> None:
+        self._settings = settings or StoreSettings()
         self.book = Book()
         self._decisions: dict[str, RememberedDecision] = {}
         self._book_state = TradingState.ACTIVE
         self._strategy_states: dict[str, TradingState] = {}
+        self._overrides: dict[str, Override] = {}
+        self._recommendations: list[Recommendation] = []
+        """The retained log, oldest first; sequences strictly increase."""
+        self._decision_log: deque[DecisionRecord] = deque(maxlen=self._settings.decision_log_queue)
+
+    # -- book ------------------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation) -> None:
+        self.book.reserve(reservation)
+
+    def release(self, client_order_id: str) -> bool:
+        return self.book.release(client_order_id)
+
+    def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+        return self.book.apply_fill(fill)
+
+    def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+        return self.book.set_positions(positions, strategy)
+
+    def expire(self, now: float) -> list[Reservation]:
+        return self.book.expire(now)
+
+    # -- idempotency of CheckTrade ---------------------------------------------------------
 
     def remembered(self, client_order_id: str) -> RememberedDecision | None:
         return self._decisions.get(client_order_id)
@@ -33,16 +70,22 @@ class MemoryStore:
         self._decisions[order.client_order_id] = RememberedDecision(order, decision, forget_after)
 
     def forget_decisions_before(self, now: float) -> int:
-        stale = [key for key, kept in self._decisions.items() if kept.forget_after <= now]
-        for key in stale:
-            del self._decisions[key]
-        return len(stale)
+        return len(self._forget_decisions(now))
+
+    def _forget_decisions(self, now: float) -> list[RememberedDecision]:
+        """Drop and return the decisions whose forget_after <= now."""
+        stale = [kept for kept in self._decisions.values() if kept.forget_after <= now]
+        for kept in stale:
+            del self._decisions[kept.order.client_order_id]
+        return stale
+
+    # -- trading state ---------------------------------------------------------------------
 
     def trading_state(self, strategy: str | None = None) -> TradingState:
         """The state in force: the stricter of the book's and the strategy's."""
         if strategy is None:
             return self._book_state
-        return self._book_state.stricter(self._strategy_states.get(strategy, TradingState.ACTIVE))
+        return self._book_state.stricter(self.own_trading_state(strategy))
 
     def own_trading_state(self, strategy: str) -> TradingState:
         return self._strategy_states.get(strategy, TradingState.ACTIVE)
@@ -52,3 +95,64 @@ class MemoryStore:
             self._book_state = state
         else:
             self._strategy_states[strategy] = state
+
+    # -- overrides -------------------------------------------------------------------------
+
+    def add_override(self, override: Override) -> None:
+        """Add it, or replace the override of the same id in its place."""
+        self._overrides[override.id] = override
+
+    def remove_override(self, override_id: str) -> Override | None:
+        return self._overrides.pop(override_id, None)
+
+    def overrides(self) -> list[Override]:
+        """In the order they were first added."""
+        return list(self._overrides.values())
+
+    # -- recommendation log ----------------------------------------------------------------
+
+    def append_recommendation(self, recommendation: Recommendation) -> Recommendation:
+        """Log it under the next sequence number and return it with that number."""
+        newest = self._recommendations[-1].sequence if self._recommendations else 0
+        return self._keep_recommendation(dataclasses.replace(recommendation, sequence=newest + 1))
+
+    def _keep_recommendation(self, recommendation: Recommendation) -> Recommendation:
+        """Append a numbered recommendation, dropping the oldest beyond the retention."""
+        self._recommendations.append(recommendation)
+        excess = len(self._recommendations) - self._settings.recommendation_retention
+        if excess > 0:
+            del self._recommendations[:excess]
+        return recommendation
+
+    def recommendations_after(self, sequence: int, limit: int) -> list[Recommendation]:
+        """At most `limit` retained recommendations numbered above `sequence`, oldest first."""
+        start = bisect.bisect_right(self._recommendations, sequence, key=attrgetter("sequence"))
+        return self._recommendations[start:start + max(limit, 0)]
+
+    def recommendation_bounds(self) -> tuple[int, int]:
+        """(oldest retained, newest) sequence, or (0, 0) before the first recommendation."""
+        if not self._recommendations:
+            return 0, 0
+        return self._recommendations[0].sequence, self._recommendations[-1].sequence
+
+    # -- decision log ----------------------------------------------------------------------
+
+    def log_decision(self, record: DecisionRecord) -> None:
+        """Keep it among the last `decision_log_queue` records."""
+        self._decision_log.append(record)
+
+    def decision_log_stats(self) -> tuple[int, int]:
+        """(backlog, overflowed): nothing ever waits here."""
+        return 0, 0
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` logged decisions as dicts, oldest first."""
+        kept = list(self._decision_log)
+        return [to_dict(record) for record in kept[max(len(kept) - limit, 0):]]
+
+    def flush(self, timeout: float) -> bool:
+        """Whether every logged decision is written: always, here."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,609 @@
+"""A recommendation feed that survives disconnects: how a rebalancer consumes
+StreamRecommendations.
+
+The sidecar keeps a log of recommendations with strictly increasing sequence
+numbers (never reused, also across restarts). A subscriber asks for everything
+after the last sequence it handled and gets it in order, then live ones. The
+feed builds on that:
+
+- it yields recommendations one at a time, in sequence order, and records the
+  sequence of each one it yields in `last_sequence`: once the caller asks for
+  the next, the one before counts as handled;
+- when the stream breaks (UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED,
+  RESOURCE_EXHAUSTED because the subscriber fell behind, a refused connection,
+  or the server ending the stream) it waits (exponential backoff with jitter)
+  and subscribes again after `last_sequence`, so nothing is missed and nothing
+  is handled twice;
+- a recommendation at or below `last_sequence` is dropped (counted in
+  `duplicates_dropped`); one that skips a sequence raises `FeedGapError`: the
+  feed never skips silently;
+- when the recommendations it needs are no longer kept (OUT_OF_RANGE), it raises
+  `RecommendationsLost`; any other failure (UNIMPLEMENTED, UNAUTHENTICATED, ...)
+  raises `RiskBudgetError`. Either ends the feed.
+
+Checkpointing: persist `recommendation.sequence` (or `feed.last_sequence`)
+after handling each recommendation, and pass it back as `after_sequence` on the
+next start. With no checkpoint, `after_sequence=0` asks for every
+recommendation still kept; to start with live ones only, pass
+`client.get_status().last_recommendation_sequence`.
+
+Resyncing after `RecommendationsLost`: the recommendations between your
+checkpoint and `error.oldest_available` are gone, so state you built by folding
+them in is stale. Each recommendation carries a complete target and current
+allocation, so a consumer that only needs the newest picture (a rebalancer)
+resyncs by rebuilding its state from the sidecar (`get_budget`) and starting a
+new feed after `client.get_status().last_recommendation_sequence - 1` (the newest
+one first) or after `error.resume_after` (everything still kept). A consumer
+that needs every recommendation cannot get the lost ones back and must treat it
+as an incident.
+
+`RecommendationFeed` is a blocking iterator (its `close()` may be called from
+another thread); `AsyncRecommendationFeed` is its asyncio twin. Both share one
+policy (`_FeedPolicy`) and differ only in how they read and wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import numbers
+import random as random_module
+import re
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
+from riskbudget.v1 import types_pb2
+from riskbudget_client._common import RiskBudgetError
+from riskbudget_client.aio import AsyncRiskBudgetClient
+from riskbudget_client.sync import RiskBudgetClient
+
+logger = logging.getLogger(__name__)
+
+OLDEST_SEQUENCE_METADATA = "riskbudget-oldest-sequence"
+"""Trailing metadata of OUT_OF_RANGE: the oldest sequence the sidecar still keeps."""
+
+RESUME_AFTER_METADATA = "riskbudget-resume-after"
+"""Trailing metadata of RESOURCE_EXHAUSTED: the last sequence sent to the slow subscriber."""
+
+RECONNECT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+"""Statuses after which the feed reconnects (a refused connection is UNAVAILABLE)."""
+
+_OLDEST_IN_DETAILS = re.compile(r"oldest available is (\d+)")
+_METHOD = "StreamRecommendations"
+
+Recommendation = types_pb2.Recommendation
+
+
+class FeedError(Exception):
+    """The feed stopped and cannot go on by itself."""
+
+
+class FeedGapError(FeedError):
+    """A recommendation arrived that skips sequences: the ones in between were
+    never received. The sidecar promises no gaps, so this is a fault to report,
+    not a case to handle; the feed stops rather than skip them."""
+
+    def __init__(self, last_sequence: int, received: int) -> None:
+        super().__init__(
+            f"recommendation {received} arrived after {last_sequence}: sequences "
+            f"{last_sequence + 1} to {received - 1} are missing; the feed stops "
+            f"rather than skip them"
+        )
+        self.last_sequence = last_sequence
+        self.received = received
+
+
+class RecommendationsLost(FeedError):
+    """The sidecar no longer keeps the recommendations after `after_sequence`
+    (OUT_OF_RANGE): the oldest it has is `oldest_available` (None if the
+    sidecar did not say). Resync your state, then start a new feed: see the
+    module's documentation."""
+
+    def __init__(self, after_sequence: int, oldest_available: int | None, details: str) -> None:
+        oldest = "unknown" if oldest_available is None else str(oldest_available)
+        super().__init__(
+            f"recommendations after {after_sequence} are no longer kept (oldest available: "
+            f"{oldest}); resync your state and subscribe again: {details}"
+        )
+        self.after_sequence = after_sequence
+        self.oldest_available = oldest_available
+        self.details = details
+
+    @property
+    def resume_after(self) -> int | None:
+        """The `after_sequence` that replays everything still kept."""
+        return None if self.oldest_available is None else max(self.oldest_available - 1, 0)
+
+
+class FeedDisconnected(FeedError):
+    """The feed gave up: `max_reconnects` reconnects in a row brought no new
+    recommendation. `code` and `details` are those of the last failure (OK when
+    the server ended the stream)."""
+
+    def __init__(
+        self, code: grpc.StatusCode, details: str, reconnects: int, last_sequence: int
+    ) -> None:
+        super().__init__(
+            f"{_METHOD} gave up after {reconnects} reconnects without a new recommendation "
+            f"(last sequence {last_sequence}): {code.name}: {details}"
+        )
+        self.code = code
+        self.details = details
+        self.reconnects = reconnects
+        self.last_sequence = last_sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """What `on_disconnect` is told before the feed waits to reconnect."""
+
+    code: grpc.StatusCode
+    """Why the stream ended; OK when the server ended it without an error."""
+    details: str
+    last_sequence: int
+    """The feed resumes after this sequence."""
+    server_resume_after: int | None
+    """The `riskbudget-resume-after` trailing metadata (RESOURCE_EXHAUSTED: the last
+    sequence the sidecar sent), for diagnosis; the feed resumes after
+    `last_sequence`, what the caller has actually handled."""
+    attempt: int
+    """1 for the first reconnect since the last new recommendation, then 2, ..."""
+    delay: float
+    """Seconds the feed waits before subscribing again."""
+
+
+class _FeedPolicy:
+    """Everything both feeds decide: what to ask for, which recommendations to
+    pass on, whether and when to reconnect. No I/O."""
+
+    def __init__(
+        self,
+        after_sequence: int,
+        *,
+        initial_backoff: float,
+        backoff_multiplier: float,
+        max_backoff: float,
+        jitter: float,
+        max_reconnects: int | None,
+        random: Callable[[], float] | None,
+        on_disconnect: Callable[[Disconnect], None] | None,
+    ) -> None:
+        if not _is_whole(after_sequence) or not 0 <= after_sequence < 2**64:
+            raise ValueError(
+                f"after_sequence must be a sequence number, 0 or more, got {after_sequence!r}"
+            )
+        _require(_is_real(initial_backoff) and initial_backoff > 0,
+                 "initial_backoff must be a positive number of seconds", initial_backoff)
+        _require(_is_real(backoff_multiplier) and backoff_multiplier >= 1,
+                 "backoff_multiplier must be 1 or more", backoff_multiplier)
+        _require(_is_real(max_backoff) and max_backoff >= initial_backoff,
+                 "max_backoff must be seconds, at least initial_backoff", max_backoff)
+        _require(_is_real(jitter) and 0 <= jitter < 1,
+                 "jitter must be a fraction from 0 up to (not including) 1", jitter)
+        _require(max_reconnects is None or (_is_whole(max_reconnects) and max_reconnects >= 0),
+                 "max_reconnects must be None (forever) or a whole number, 0 or more",
+                 max_reconnects)
+        self.last_sequence = after_sequence
+        self.reconnects = 0
+        self.duplicates_dropped = 0
+        self._initial_backoff = float(initial_backoff)
+        self._backoff_multiplier = float(backoff_multiplier)
+        self._max_backoff = float(max_backoff)
+        self._jitter = float(jitter)
+        self._max_reconnects = max_reconnects
+        self._random = random or random_module.random
+        self._on_disconnect = on_disconnect
+        self._backoff = self._initial_backoff
+
+    def request(self) -> service_pb2.StreamRecommendationsRequest:
+        return service_pb2.StreamRecommendationsRequest(after_sequence=self.last_sequence)
+
+    def take(self, recommendation: Recommendation) -> bool:
+        """Whether to yield `recommendation` now; if so, it is the caller's
+        from here on: `last_sequence` moves to it and the backoff resets."""
+        sequence = recommendation.sequence
+        if sequence <= self.last_sequence:
+            self.duplicates_dropped += 1
+            logger.warning(
+                "dropped recommendation %d, a duplicate: the feed is at %d",
+                sequence,
+                self.last_sequence,
+            )
+            return False
+        if sequence != self.last_sequence + 1:
+            raise FeedGapError(self.last_sequence, sequence)
+        self.last_sequence = sequence
+        self.reconnects = 0
+        self._backoff = self._initial_backoff
+        return True
+
+    def disconnected(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: Iterable[tuple[str, Any]] | None,
+        cause: BaseException | None = None,
+    ) -> float:
+        """The seconds to wait before subscribing again after the stream ended
+        with `code`; raises when the feed must stop instead."""
+        metadata = _metadata_dict(trailing_metadata)
+        if code == grpc.StatusCode.OUT_OF_RANGE:
+            oldest = _int_or_none(metadata.get(OLDEST_SEQUENCE_METADATA))
+            if oldest is None:
+                match = _OLDEST_IN_DETAILS.search(details)
+                oldest = int(match.group(1)) if match else None
+            raise RecommendationsLost(self.last_sequence, oldest, details) from cause
+        if code != grpc.StatusCode.OK and code not in RECONNECT_CODES:
+            raise RiskBudgetError(_METHOD, code, details) from cause
+        if self._max_reconnects is not None and self.reconnects >= self._max_reconnects:
+            raise FeedDisconnected(code, details, self.reconnects, self.last_sequence) from cause
+        self.reconnects += 1
+        delay = self._backoff * (1.0 - self._jitter * self._random())
+        self._backoff = min(self._backoff * self._backoff_multiplier, self._max_backoff)
+        event = Disconnect(
+            code=code,
+            details=details,
+            last_sequence=self.last_sequence,
+            server_resume_after=_int_or_none(metadata.get(RESUME_AFTER_METADATA)),
+            attempt=self.reconnects,
+            delay=delay,
+        )
+        logger.warning(
+            "recommendation stream ended (%s: %s); resubscribing after %d in %.3f s (attempt %d)",
+            code.name,
+            details,
+            self.last_sequence,
+            delay,
+            self.reconnects,
+        )
+        if self._on_disconnect is not None:
+            self._on_disconnect(event)
+        return delay
+
+
+class _FeedBase:
+    """Settings and counters common to both feeds."""
+
+    def __init__(
+        self,
+        after_sequence: int,
+        *,
+        initial_backoff: float,
+        backoff_multiplier: float,
+        max_backoff: float,
+        jitter: float,
+        max_reconnects: int | None,
+        random: Callable[[], float] | None,
+        on_disconnect: Callable[[Disconnect], None] | None,
+    ) -> None:
+        self._policy = _FeedPolicy(
+            after_sequence,
+            initial_backoff=initial_backoff,
+            backoff_multiplier=backoff_multiplier,
+            max_backoff=max_backoff,
+            jitter=jitter,
+            max_reconnects=max_reconnects,
+            random=random,
+            on_disconnect=on_disconnect,
+        )
+        self._pending: deque[Recommendation] = deque()
+        self._call: Any = None
+        self._closed = False
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of the last recommendation yielded (the caller's
+        `after_sequence` before any): the feed resumes after it."""
+        return self._policy.last_sequence
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnects since the last new recommendation."""
+        return self._policy.reconnects
+
+    @property
+    def duplicates_dropped(self) -> int:
+        """Recommendations dropped because the feed had already yielded them."""
+        return self._policy.duplicates_dropped
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _next_pending(self) -> Recommendation | None:
+        """The next pending recommendation to yield, dropping duplicates."""
+        while self._pending:
+            recommendation = self._pending.popleft()
+            if self._policy.take(recommendation):
+                return recommendation
+        return None
+
+
+class RecommendationFeed(_FeedBase):
+    """Recommendations after `after_sequence`, then live ones, in order, across
+    disconnects and sidecar restarts; see the module's documentation.
+
+    `source` is the sidecar's address (the feed makes its own client and closes
+    it) or a `RiskBudgetClient` (left open). Reconnects wait `initial_backoff`
+    seconds, then `backoff_multiplier` times more each time up to `max_backoff`,
+    each wait shortened by a random fraction up to `jitter`; a new
+    recommendation resets the wait. After `max_reconnects` reconnects in a row
+    without a new recommendation it raises `FeedDisconnected` (None: never
+    gives up). `sleep(seconds)` waits (default: a wait that `close()` cuts
+    short); `random()` draws the jitter; `on_disconnect(Disconnect)` is told of
+    each reconnect.
+    """
+
+    def __init__(
+        self,
+        source: str | RiskBudgetClient,
+        after_sequence: int = 0,
+        *,
+        initial_backoff: float = 0.1,
+        backoff_multiplier: float = 2.0,
+        max_backoff: float = 5.0,
+        jitter: float = 0.2,
+        max_reconnects: int | None = None,
+        sleep: Callable[[float], object] | None = None,
+        random: Callable[[], float] | None = None,
+        on_disconnect: Callable[[Disconnect], None] | None = None,
+    ) -> None:
+        super().__init__(
+            after_sequence,
+            initial_backoff=initial_backoff,
+            backoff_multiplier=backoff_multiplier,
+            max_backoff=max_backoff,
+            jitter=jitter,
+            max_reconnects=max_reconnects,
+            random=random,
+            on_disconnect=on_disconnect,
+        )
+        self._owns_client = isinstance(source, str)
+        self._client = RiskBudgetClient(source) if isinstance(source, str) else source
+        # Reentrant: close() may run in a signal handler on the iterating thread.
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._sleep = sleep if sleep is not None else self._wake.wait
+
+    def __iter__(self) -> RecommendationFeed:
+        return self
+
+    def __next__(self) -> Recommendation:
+        if self._closed:
+            raise StopIteration
+        try:
+            return self._next()
+        except BaseException:
+            self.close()
+            raise
+
+    def _next(self) -> Recommendation:
+        while True:
+            recommendation = self._next_pending()
+            if recommendation is not None:
+                return recommendation
+            call = self._open()
+            try:
+                batch = next(call)
+            except StopIteration:
+                code, details, trailing, cause = grpc.StatusCode.OK, "the stream ended", (), None
+            except grpc.RpcError as error:
+                if self._closed:
+                    raise StopIteration from None
+                failed: Any = error
+                code, details = failed.code(), failed.details() or ""
+                trailing, cause = failed.trailing_metadata(), error
+            else:
+                self._pending.extend(batch.recommendations)
+                continue
+            self._drop(call)
+            self._sleep(self._policy.disconnected(code, details, trailing, cause))
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            if self._call is None:
+                self._call = self._client._open_recommendation_stream(self._policy.request())
+            return self._call
+
+    def _drop(self, call: Any) -> None:
+        with self._lock:
+            if self._call is call:
+                self._call = None
+        call.cancel()
+
+    def close(self) -> None:
+        """Stop: the current stream is cancelled, a wait is cut short (with the
+        default sleep) and iteration ends. Safe from any thread, and twice."""
+        with self._lock:
+            already, self._closed = self._closed, True
+            call, self._call = self._call, None
+        self._wake.set()
+        if call is not None:
+            call.cancel()
+        if self._owns_client and not already:
+            self._client.close()
+
+    def __enter__(self) -> RecommendationFeed:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncRecommendationFeed(_FeedBase):
+    """The asyncio twin of `RecommendationFeed` (same arguments; `source` is an
+    address or an `AsyncRiskBudgetClient`, `sleep` a coroutine function).
+    `await feed.close()` (or `aclose()`) stops it, also from another task."""
+
+    def __init__(
+        self,
+        source: str | AsyncRiskBudgetClient,
+        after_sequence: int = 0,
+        *,
+        initial_backoff: float = 0.1,
+        backoff_multiplier: float = 2.0,
+        max_backoff: float = 5.0,
+        jitter: float = 0.2,
+        max_reconnects: int | None = None,
+        sleep: Callable[[float], Awaitable[object]] | None = None,
+        random: Callable[[], float] | None = None,
+        on_disconnect: Callable[[Disconnect], None] | None = None,
+    ) -> None:
+        super().__init__(
+            after_sequence,
+            initial_backoff=initial_backoff,
+            backoff_multiplier=backoff_multiplier,
+            max_backoff=max_backoff,
+            jitter=jitter,
+            max_reconnects=max_reconnects,
+            random=random,
+            on_disconnect=on_disconnect,
+        )
+        # A client made from an address is built on first use, inside the loop.
+        self._target = source if isinstance(source, str) else None
+        self._client = None if isinstance(source, str) else source
+        self._wake = asyncio.Event()
+        self._sleep = sleep if sleep is not None else self._wait
+
+    def __aiter__(self) -> AsyncRecommendationFeed:
+        return self
+
+    async def __anext__(self) -> Recommendation:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            return await self._next()
+        except StopAsyncIteration:
+            raise
+        except asyncio.CancelledError:
+            # close() cancelled the call under us: the feed ends. A
+            # cancellation of the task itself goes on.
+            task = asyncio.current_task()
+            if self._closed and (task is None or not task.cancelling()):
+                raise StopAsyncIteration from None
+            await self.close()
+            raise
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _next(self) -> Recommendation:
+        while True:
+            recommendation = self._next_pending()
+            if recommendation is not None:
+                return recommendation
+            call = self._open()
+            try:
+                batch = await call.read()
+            except grpc.RpcError as error:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                failed: Any = error
+                code, details = failed.code(), failed.details() or ""
+                trailing, cause = failed.trailing_metadata(), error
+            else:
+                if batch is not grpc.aio.EOF:
+                    self._pending.extend(batch.recommendations)
+                    continue
+                code, details, trailing, cause = grpc.StatusCode.OK, "the stream ended", (), None
+            self._drop(call)
+            await self._sleep(self._policy.disconnected(code, details, trailing, cause))
+
+    def _open(self) -> Any:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._client is None:
+            assert self._target is not None
+            self._client = AsyncRiskBudgetClient(self._target)
+        if self._call is None:
+            self._call = self._client._open_recommendation_stream(self._policy.request())
+        return self._call
+
+    def _drop(self, call: Any) -> None:
+        if self._call is call:
+            self._call = None
+        call.cancel()
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def close(self) -> None:
+        """Stop: the current stream is cancelled, a wait is cut short (with the
+        default sleep) and iteration ends. Safe to call twice."""
+        already, self._closed = self._closed, True
+        call, self._call = self._call, None
+        self._wake.set()
+        if call is not None:
+            call.cancel()
+        if self._target is not None and self._client is not None and not already:
+            await self._client.close()
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncRecommendationFeed:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _require(condition: bool, message: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"{message}, got {value!r}")
+
+
+def _metadata_dict(metadata: Iterable[tuple[str, Any]] | None) -> dict[str, str]:
+    """Trailing metadata of a sync or aio call as a dict (the last value wins)."""
+    result: dict[str, str] = {}
+    for key, value in metadata or ():
+        result[key.lower()] = value.decode() if isinstance(value, bytes) else str(value)
+    return result
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return None if value is None else int(value.strip())
+    except ValueError:
+        return None

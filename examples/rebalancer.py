@@ -1,0 +1,292 @@
+"""An example rebalancer wired to the risk budget: the seed's fifth gap
+("rebalancing bypasses budget recommendations"), closed over the contract.
+
+    python examples/rebalancer.py --target 127.0.0.1:50051 --checkpoint /tmp/rebal.seq
+
+It subscribes to the sidecar's recommendations with `RecommendationFeed` and,
+for each one that requires rebalancing, merges the budget's target allocation
+into the strategies' own (`merge_allocations`, the seed's `_merge_allocations`),
+prints the trades that would take the book there from the recommendation's
+current allocation, and records the recommendation's sequence in the checkpoint
+file. A restart resumes after the checkpoint: nothing is missed, nothing is
+handled twice. It only prints: it sends no orders.
+
+The merge rule: the strategies say what they want, the budget says how much
+risk they may take. For each (strategy, symbol) a strategy targets, the merged
+weight is the strategy's own, capped in size at the budget's target weight
+(keeping the strategy's sign, since the sidecar's limits bound the absolute
+position); a position the budget does not cover gets 0 (fail closed: the
+sidecar would not approve adding to it). The budget never adds a position the
+strategies do not want.
+
+If the sidecar no longer keeps the recommendations after the checkpoint
+(`RecommendationsLost`), the rebalancer resyncs: each recommendation carries the
+complete target and current allocation, so the newest one is all it needs. It
+resumes just before the newest (`GetStatus`), or, if that fails, after the
+oldest still kept.
+
+The pure functions (`strategy_allocation_from_config`, `allocation_from_rows`,
+`merge_allocations`, `trades`, the checkpoint) are tested in
+tests/client/test_client_rebalancer_example.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from riskbudget.v1 import types_pb2
+from riskbudget_client import (
+    FeedError,
+    RecommendationFeed,
+    RecommendationsLost,
+    RiskBudgetClient,
+    RiskBudgetError,
+)
+
+Key = tuple[str, str]
+"""(strategy, symbol)"""
+Allocation = dict[Key, float]
+"""Signed weight in NAV per (strategy, symbol)."""
+
+STRATEGY_ALLOCATION: dict[str, dict[str, float]] = {
+    # What the strategies want, as a trading system's config would say it:
+    # weight in NAV per symbol. The budget caps these; it never raises them.
+    "equity_momentum": {"SPY": 0.20, "QQQ": 0.15, "IWM": 0.05, "EFA": 0.05, "EEM": 0.05},
+    "defensive_carry": {"TLT": 0.15, "IEF": 0.10, "GLD": 0.05, "LQD": 0.05},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    strategy: str
+    symbol: str
+    current: float
+    target: float
+
+    @property
+    def change(self) -> float:
+        return self.target - self.current
+
+    @property
+    def side(self) -> str:
+        return "buy" if self.change > 0 else "sell"
+
+
+def strategy_allocation_from_config(config: Mapping[str, Mapping[str, float]]) -> Allocation:
+    """`{strategy: {symbol: weight}}` as an Allocation; refuses what is not a
+    finite weight, naming where it is."""
+    if not isinstance(config, Mapping):
+        raise ValueError(f"must map strategies to {{symbol: weight}}, got {config!r}")
+    allocation: Allocation = {}
+    for strategy, weights in config.items():
+        if not isinstance(weights, Mapping):
+            raise ValueError(f"{strategy}: must map symbols to weights, got {weights!r}")
+        for symbol, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise ValueError(f"{strategy}.{symbol}: must be a weight, got {weight!r}")
+            if not math.isfinite(weight):
+                raise ValueError(f"{strategy}.{symbol}: must be finite, got {weight!r}")
+            allocation[(strategy, symbol)] = float(weight)
+    return allocation
+
+
+def allocation_from_rows(rows: Iterable[types_pb2.SymbolAllocation]) -> Allocation:
+    """A recommendation's target or current allocation as an Allocation
+    (rows for the same strategy and symbol add up)."""
+    allocation: Allocation = {}
+    for row in rows:
+        key = (row.strategy, row.symbol)
+        allocation[key] = allocation.get(key, 0.0) + row.weight
+    return allocation
+
+
+def merge_allocations(strategy_allocation: Allocation, budget_allocation: Allocation) -> Allocation:
+    """The seed's `_merge_allocations`: each position the strategies want, capped
+    in size at the budget's target for it (0 where the budget has none), with the
+    strategy's sign. Positions only the budget names are left out."""
+    merged: Allocation = {}
+    for key, wanted in strategy_allocation.items():
+        allowed = abs(budget_allocation.get(key, 0.0))
+        merged[key] = math.copysign(min(abs(wanted), allowed), wanted)
+    return merged
+
+
+def trades(target: Allocation, current: Allocation, min_change: float = 0.0) -> list[Trade]:
+    """What takes `current` to `target`: one trade per (strategy, symbol) whose
+    weight changes by more than `min_change`, in strategy and symbol order. A
+    position held but not in the target is closed."""
+    changes = []
+    for key in sorted(target.keys() | current.keys()):
+        before, after = current.get(key, 0.0), target.get(key, 0.0)
+        if abs(after - before) > min_change:
+            changes.append(Trade(key[0], key[1], before, after))
+    return changes
+
+
+def net_asset_value(rows: Iterable[types_pb2.SymbolAllocation]) -> float | None:
+    """The NAV the rows are weighted against (notional / weight), if any row says."""
+    for row in rows:
+        if row.weight != 0 and math.isfinite(row.notional / row.weight):
+            return abs(row.notional / row.weight)
+    return None
+
+
+def read_checkpoint(path: Path) -> int:
+    """The last sequence handled; 0 when there is no checkpoint yet."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"{path}: a checkpoint holds one sequence number, found {text[:40]!r}")
+    return int(text)
+
+
+def write_checkpoint(path: Path, sequence: int) -> None:
+    """Record `sequence` as handled, atomically: a crash leaves the old value or
+    the new one, never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{sequence}\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def describe(recommendation: types_pb2.Recommendation, planned: list[Trade] | None) -> str:
+    """A recommendation and the trades planned for it (None: no action needed)."""
+    triggers = ",".join(
+        types_pb2.RecommendationTrigger.Name(trigger).removeprefix("RECOMMENDATION_TRIGGER_")
+        for trigger in recommendation.triggers
+    )
+    regime = types_pb2.Regime.Name(recommendation.budget.regime).removeprefix("REGIME_")
+    lines = [
+        f"#{recommendation.sequence} [{triggers or '-'}] budget v{recommendation.budget.version} "
+        f"{regime}: {recommendation.reason}"
+    ]
+    nav = net_asset_value(recommendation.target_allocation)
+    if planned is None:
+        lines.append("  no rebalancing required")
+    elif not planned:
+        lines.append("  no trades: the book is on target")
+    for trade in planned or ():
+        notional = "" if nav is None else f"  {trade.change * nav:>+15,.0f}"
+        lines.append(
+            f"  {trade.strategy:<18} {trade.symbol:<6} {trade.side:<4} "
+            f"{trade.change:>+8.2%} of NAV ({trade.current:.2%} -> {trade.target:.2%}){notional}"
+        )
+    return "\n".join(lines)
+
+
+def plan(
+    recommendation: types_pb2.Recommendation, strategy_allocation: Allocation, min_change: float
+) -> list[Trade] | None:
+    """The trades for one recommendation, or None when it requires no rebalancing."""
+    if not recommendation.requires_rebalancing:
+        return None
+    target = merge_allocations(
+        strategy_allocation, allocation_from_rows(recommendation.target_allocation)
+    )
+    return trades(target, allocation_from_rows(recommendation.current_allocation), min_change)
+
+
+def resync_after(client: RiskBudgetClient, lost: RecommendationsLost) -> int:
+    """Where to resume after losing recommendations: just before the newest,
+    whose complete allocation supersedes every one lost."""
+    try:
+        newest = client.get_status().last_recommendation_sequence
+    except RiskBudgetError:
+        return lost.resume_after or 0
+    return max(newest - 1, 0)
+
+
+def run(
+    target: str,
+    checkpoint: Path,
+    strategy_allocation: Allocation,
+    *,
+    min_change: float = 0.0005,
+    limit: int | None = None,
+    out: Callable[[str], None] = print,
+    feed_options: Mapping[str, object] | None = None,
+    on_feed: Callable[[RecommendationFeed], None] | None = None,
+) -> int:
+    """Rebalance on every recommendation after the checkpoint until stopped (or
+    `limit` handled). Returns the process exit status."""
+    after = read_checkpoint(checkpoint)
+    handled = 0
+    out(f"subscribing to {target} after sequence {after}")
+    with RiskBudgetClient(target) as client:
+        while limit is None or handled < limit:
+            feed = RecommendationFeed(client, after, **(feed_options or {}))
+            if on_feed is not None:
+                on_feed(feed)
+            try:
+                with feed:
+                    for recommendation in feed:
+                        planned = plan(recommendation, strategy_allocation, min_change)
+                        out(describe(recommendation, planned))
+                        write_checkpoint(checkpoint, recommendation.sequence)
+                        after, handled = recommendation.sequence, handled + 1
+                        if limit is not None and handled >= limit:
+                            break
+                    else:
+                        out("stopped")
+                        return 0
+            except RecommendationsLost as lost:
+                after = resync_after(client, lost)
+                out(f"lost recommendations: {lost}; resyncing after {after}")
+            except (FeedError, RiskBudgetError) as error:
+                out(f"giving up: {error}")
+                return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", default="127.0.0.1:50051", help="the sidecar's address")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="file holding the last sequence handled")
+    parser.add_argument("--allocation", type=Path,
+                        help="JSON {strategy: {symbol: weight}}; default: a built-in example")
+    parser.add_argument("--min-change", type=float, default=0.0005,
+                        help="smallest weight change worth a trade (default 0.0005)")
+    parser.add_argument("--limit", type=int, help="stop after this many recommendations")
+    arguments = parser.parse_args(argv)
+    try:
+        config = (
+            json.loads(arguments.allocation.read_text())
+            if arguments.allocation
+            else STRATEGY_ALLOCATION
+        )
+        strategy_allocation = strategy_allocation_from_config(config)
+    except (OSError, ValueError) as error:
+        parser.error(f"--allocation {arguments.allocation}: {error}")
+
+    feeds: list[RecommendationFeed] = []
+    # SIGTERM stops the feed the way Ctrl-C does; the checkpoint is already on disk.
+    signal.signal(signal.SIGTERM, lambda *_: [feed.close() for feed in feeds])
+    try:
+        return run(arguments.target, arguments.checkpoint, strategy_allocation,
+                   min_change=arguments.min_change, limit=arguments.limit, on_feed=feeds.append)
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

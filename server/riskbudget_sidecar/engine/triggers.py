@@ -1,0 +1,140 @@
+"""Rebalancing triggers: which conditions call for a recommendation now.
+
+Each evaluation looks at the latest budget and the book:
+
+- REGIME_CHANGE when the regime has just changed (and `regime_change` is on);
+  a new regime is a new condition, so it always fires: no cooldown.
+- DRIFT when the largest strategy drift (see the recommendations module) is
+  above `drift_threshold`; severity: that drift.
+- CORRELATION_SPIKE when the budget's average correlation is above
+  `correlation_spike`; severity: the correlation.
+- VOL_BREACH when the realized volatility is above `vol_breach` x the budget's
+  vol target; severity: realized / target.
+
+Cooldown, for the last three: once a trigger fires at time t it does not fire
+again before t + `cooldown`, unless its severity is worse than the one it last
+fired with by more than WORSE_MARGIN (relative): a worsening condition is never
+held back, while noise around a level does not beat the cooldown. Every firing,
+a worse one too, starts the cooldown afresh. When its condition clears (at or
+below the threshold) the trigger re-arms: its next firing is a new condition and
+not subject to the cooldown. A severity that is NaN (not known yet) neither
+fires nor re-arms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+from .config import RebalancingTriggers
+from .types import BudgetSnapshot, RecommendationTrigger, Regime
+
+WORSE_MARGIN = 0.10
+"""How much worse, relative to its last firing, a condition must get to beat the cooldown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """A trigger that fired: how severe (in the trigger's own units, see the module; 1 for a
+    regime change or a manual request) and why."""
+
+    trigger: RecommendationTrigger
+    severity: float
+    reason: str
+
+
+class _Latch:
+    """One trigger's memory: when it last fired (None: armed) and how severe it was."""
+
+    __slots__ = ("fired_at", "severity")
+
+    def __init__(self) -> None:
+        self.fired_at: float | None = None
+        self.severity = 0.0
+
+    def fires(self, now: float, severity: float, cooldown: float) -> bool:
+        """Whether a condition present at `now` fires; if it does, remember it."""
+        due = (self.fired_at is None or now >= self.fired_at + cooldown
+               or severity > self.severity * (1 + WORSE_MARGIN))
+        if due:
+            self.fired_at, self.severity = now, severity
+        return due
+
+    def rearm(self) -> None:
+        """The condition cleared: the next firing is a new one, free of the cooldown."""
+        self.fired_at = None
+
+
+class TriggerMonitor:
+    """Decides, evaluation by evaluation, which rebalancing triggers fire."""
+
+    def __init__(self, settings: RebalancingTriggers) -> None:
+        self._settings = settings
+        self._latches = {trigger: _Latch() for trigger in (
+            RecommendationTrigger.DRIFT, RecommendationTrigger.CORRELATION_SPIKE,
+            RecommendationTrigger.VOL_BREACH)}
+
+    def evaluate(
+        self,
+        *,
+        now: float,
+        regime_changed: bool,
+        previous_regime: Regime | None,
+        snapshot: BudgetSnapshot,
+        drift: Mapping[str, float],
+        realized_volatility: float,
+    ) -> list[Firing]:
+        """The triggers that fire now, in the order above.
+
+        `drift` is per strategy (`strategy_drift`); `realized_volatility` is the
+        annualized volatility the book runs at as a fraction of NAV, e.g. the
+        ex-ante volatility of the positions held at the live covariance.
+        """
+        settings = self._settings
+        firings = []
+        if regime_changed and settings.regime_change:
+            before = f"from {previous_regime.value} " if previous_regime is not None else ""
+            firings.append(Firing(RecommendationTrigger.REGIME_CHANGE, 1.0,
+                                  f"regime changed {before}to {snapshot.regime.value}"))
+
+        strategy, worst = max(drift.items(), key=lambda item: item[1], default=("", 0.0))
+        firings += self._check(
+            RecommendationTrigger.DRIFT, now, worst, settings.drift_threshold,
+            f"drift {worst:.1%} in {strategy} above the {_percent(settings.drift_threshold)} threshold")
+
+        correlation = snapshot.average_correlation
+        firings += self._check(
+            RecommendationTrigger.CORRELATION_SPIKE, now, correlation, settings.correlation_spike,
+            f"average correlation {correlation:.2f} above the {settings.correlation_spike:g} spike level")
+
+        target = snapshot.vol_target
+        ratio = realized_volatility / target
+        firings += self._check(
+            RecommendationTrigger.VOL_BREACH, now, ratio, settings.vol_breach,
+            f"realized volatility {realized_volatility:.1%} is {ratio:.2f}x the {_percent(target)} "
+            f"target, above the {settings.vol_breach:g}x breach level")
+        return firings
+
+    @staticmethod
+    def manual(reason: str) -> Firing:
+        """An operator's request for a recommendation: fires whatever the conditions."""
+        return Firing(RecommendationTrigger.MANUAL, 1.0, reason)
+
+    def _check(self, trigger: RecommendationTrigger, now: float, severity: float, threshold: float,
+               reason: str) -> list[Firing]:
+        """[the firing] if the condition is present and its latch lets it fire, else []."""
+        if math.isnan(severity):
+            return []
+        latch = self._latches[trigger]
+        if severity <= threshold:
+            latch.rearm()
+            return []
+        if not latch.fires(now, severity, self._settings.cooldown):
+            return []
+        return [Firing(trigger, severity, reason)]
+
+
+def _percent(fraction: float) -> str:
+    """0.1 -> '10%', 0.125 -> '12.5%'."""
+    return f"{fraction * 100:g}%"

@@ -1,0 +1,55 @@
+"""Alerts: each is a structured log event and is kept (bounded) for ListAlerts."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+
+import structlog
+
+from ..engine.types import Alert, AlertKind, AlertSeverity
+
+log = structlog.get_logger("riskbudget.alerts")
+_LOG_METHOD = {AlertSeverity.INFO: "info", AlertSeverity.WARNING: "warning",
+               AlertSeverity.CRITICAL: "error"}
+
+
+class AlertBook:
+    def __init__(self, capacity: int = 1_000) -> None:
+        self._alerts: deque[Alert] = deque(maxlen=capacity)
+        self._ids = itertools.count(1)
+
+    def raise_alert(self, kind: AlertKind, severity: AlertSeverity, message: str, *,
+                    subject: str = "", now: float) -> Alert:
+        alert = Alert(next(self._ids), kind, severity, message, subject, now)
+        self._alerts.append(alert)
+        getattr(log, _LOG_METHOD[severity])("alert", alert_id=alert.id, kind=kind.value,
+                                            severity=severity.name, subject=subject, message=message)
+        return alert
+
+    def recent(self, limit: int = 100, min_severity: AlertSeverity | None = None) -> list[Alert]:
+        """Newest first."""
+        floor = min_severity.value if min_severity else 0
+        return list(itertools.islice(
+            (a for a in reversed(self._alerts) if a.severity.value >= floor), limit))
+
+
+class ConditionAlerts:
+    """Raises an alert when a condition starts holding, and not again until it has cleared.
+
+    Used for level conditions checked on every monitoring tick (a limit near, a
+    price stale) so that a condition that persists is reported once, not every tick.
+    """
+
+    def __init__(self, alerts: AlertBook) -> None:
+        self._alerts = alerts
+        self._holding: set[tuple[AlertKind, str]] = set()
+
+    def update(self, kind: AlertKind, subject: str, holds: bool, severity: AlertSeverity,
+               message: str, *, now: float) -> None:
+        key = (kind, subject)
+        if holds and key not in self._holding:
+            self._holding.add(key)
+            self._alerts.raise_alert(kind, severity, message, subject=subject, now=now)
+        elif not holds:
+            self._holding.discard(key)

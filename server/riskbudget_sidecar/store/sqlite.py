@@ -1,0 +1,524 @@
+"""The durable store: MemoryStore written through to one SQLite file.
+
+Memory stays the read side (the hot path never reads the database); every
+change is committed to SQLite before the method returns, and on open the file
+is loaded back into memory, so a restarted sidecar carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import sqlite3
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..engine.config import StoreSettings
+from ..engine.types import (
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Reservation,
+    TradeDecision, TradingState,
+)
+from .errors import StoreError
+from .memory import MemoryStore, RememberedDecision
+from .serialization import from_dict, to_dict
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+CREATE TABLE IF NOT EXISTS positions (
+    strategy TEXT NOT NULL, symbol TEXT NOT NULL, quantity REAL NOT NULL,
+    PRIMARY KEY (strategy, symbol));
+CREATE TABLE IF NOT EXISTS reservations (
+    client_order_id TEXT PRIMARY KEY, strategy TEXT NOT NULL, symbol TEXT NOT NULL,
+    signed_quantity REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS remembered_decisions (
+    client_order_id TEXT PRIMARY KEY, order_json TEXT NOT NULL, decision_json TEXT NOT NULL,
+    forget_after REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS trading_states (strategy TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS overrides (
+    position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, override_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recommendations (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT, recommendation_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decision_log (
+    id INTEGER PRIMARY KEY, time REAL NOT NULL, client_order_id TEXT NOT NULL,
+    record_json TEXT NOT NULL);
+COMMIT;
+"""
+"""trading_states keeps the book's own state under strategy ''. The recommendations'
+AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed."""
+
+# One SQL string per statement: sqlite3 prepares each once and reuses it from its cache.
+_SAVE_POSITION = "INSERT OR REPLACE INTO positions (strategy, symbol, quantity) VALUES (?, ?, ?)"
+_DELETE_POSITION = "DELETE FROM positions WHERE strategy = ? AND symbol = ?"
+_SAVE_RESERVATION = ("INSERT OR REPLACE INTO reservations "
+                     "(client_order_id, strategy, symbol, signed_quantity, expires_at) VALUES (?, ?, ?, ?, ?)")
+_DELETE_RESERVATION = "DELETE FROM reservations WHERE client_order_id = ?"
+_SAVE_DECISION = ("INSERT OR REPLACE INTO remembered_decisions "
+                  "(client_order_id, order_json, decision_json, forget_after) VALUES (?, ?, ?, ?)")
+_DELETE_DECISION = "DELETE FROM remembered_decisions WHERE client_order_id = ?"
+_SAVE_STATE = "INSERT OR REPLACE INTO trading_states (strategy, state) VALUES (?, ?)"
+_SAVE_OVERRIDE = ("INSERT INTO overrides (id, override_json) VALUES (?, ?) "
+                  "ON CONFLICT (id) DO UPDATE SET override_json = excluded.override_json")
+_DELETE_OVERRIDE = "DELETE FROM overrides WHERE id = ?"
+_APPEND_RECOMMENDATION = "INSERT INTO recommendations (recommendation_json) VALUES (?)"
+_TRIM_RECOMMENDATIONS = "DELETE FROM recommendations WHERE sequence <= ?"
+_LOG_DECISIONS = "INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)"
+
+_CHECKPOINT_EVERY = 1000
+"""Commits of the event loop, or decisions written, between two checkpoints."""
+
+_LINGER = 0.02
+"""Seconds the writer lets a batch fill after its first record: a decision is written
+within about this long, in a few large transactions rather than one per decision."""
+
+_BOOK = ""
+"""The trading_states row of the book's own state."""
+
+_log = logging.getLogger(__name__)
+
+
+class SqliteStore(MemoryStore):
+    """MemoryStore made durable in SQLite, with an asynchronous decision log.
+
+    Durability: WAL journal with synchronous=NORMAL. A commit appends to the WAL
+    without an fsync, so it costs no disk flush, yet once a method has returned
+    its change is in the operating system's hands and survives the process being
+    killed (kill -9, a crash), which is what the sidecar promises. Only an
+    operating-system crash or a power loss can lose the last few transactions;
+    the database itself stays consistent even then.
+
+    Every mutation is one transaction, committed before the method returns. It
+    changes memory, writes what memory now holds for the keys it touched and
+    commits; if the database refuses (locked, disk full, read-only), the method
+    raises StoreError and memory is put back as it was, so memory and disk never
+    disagree.
+
+    All methods run on one thread at a time (the event loop), through one
+    connection, except `log_decision`, which only enqueues. A writer thread with
+    its own connection drains the decision log in batches and runs the WAL
+    checkpoints (whose fsyncs would otherwise stall the event loop every few
+    hundred commits). The two connections take turns on an in-process lock
+    rather than meeting in SQLite's busy handler, which sleeps at least a
+    millisecond per collision.
+
+    `fallback_log` receives, as dicts, the decisions the log could not take
+    (backlog full, or the database refused the batch); it may be called from the
+    writer thread. `busy_timeout` is how long, in seconds, a write waits for a
+    lock held elsewhere before it fails.
+    """
+
+    def __init__(self, settings: StoreSettings, *,
+                 fallback_log: Callable[[dict[str, Any]], None] | None = None,
+                 busy_timeout: float = 5.0) -> None:
+        super().__init__(settings)
+        self._path = Path(settings.path)
+        self._busy_timeout = busy_timeout
+        self._write_lock = threading.Lock()
+        self._commits = 0
+        self._db = _connect(self._path, busy_timeout)
+        try:
+            self._db.executescript(_SCHEMA)
+            self._check_schema_version()
+            self._load()
+            self._writer = _BackgroundWriter(
+                _connect(self._path, busy_timeout), self._write_lock,
+                capacity=settings.decision_log_queue, batch=settings.decision_log_batch,
+                fallback_log=fallback_log or _log_fallback)
+        except sqlite3.Error as error:
+            self._db.close()
+            raise StoreError(f"cannot open the state store {self._path}: {error}") from error
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- open ------------------------------------------------------------------------------
+
+    def _check_schema_version(self) -> None:
+        [(version,)] = self._db.execute("SELECT version FROM schema_version").fetchall()
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"the state store {self._path} has schema version {version}; "
+                             f"this sidecar reads version {SCHEMA_VERSION}")
+
+    def _load(self) -> None:
+        """Bring everything the file holds back into memory."""
+        db = self._db
+        self.book.set_positions(
+            [Position(*row) for row in db.execute("SELECT strategy, symbol, quantity FROM positions")])
+        for row in db.execute("SELECT client_order_id, strategy, symbol, signed_quantity, expires_at "
+                              "FROM reservations ORDER BY rowid"):
+            self.book.reserve(Reservation(*row))
+        for client_order_id, order, decision, forget_after in db.execute(
+                "SELECT client_order_id, order_json, decision_json, forget_after "
+                "FROM remembered_decisions ORDER BY rowid"):
+            self._decisions[client_order_id] = RememberedDecision(
+                from_dict(OrderRequest, json.loads(order)),
+                from_dict(TradeDecision, json.loads(decision)), forget_after)
+        for strategy, state in db.execute("SELECT strategy, state FROM trading_states"):
+            super().set_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
+        for (override,) in db.execute("SELECT override_json FROM overrides ORDER BY position"):
+            super().add_override(from_dict(Override, json.loads(override)))
+        newest_first = db.execute(
+            "SELECT sequence, recommendation_json FROM recommendations ORDER BY sequence DESC LIMIT ?",
+            (self._settings.recommendation_retention,)).fetchall()
+        for sequence, recommendation in reversed(newest_first):
+            self._keep_recommendation(dataclasses.replace(
+                from_dict(Recommendation, json.loads(recommendation)), sequence=sequence))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _change(self, *undo: Callable[[], object]) -> Iterator[sqlite3.Connection]:
+        """One durable change: the body changes memory, then writes; all is committed on exit.
+
+        If the database refuses, the `undo` steps put memory back and StoreError is
+        raised. Any other error (a ValueError from the book, which validates before
+        it changes anything) rolls the database back and propagates.
+        """
+        if not self._write_lock.acquire(timeout=self._busy_timeout):
+            raise StoreError(f"the state store {self._path} refused the change: "
+                             "the decision log writer has held it too long")
+        began = False
+        try:
+            with _transaction(self._db):
+                began = True
+                yield self._db
+        except sqlite3.Error as error:
+            if began:
+                for step in undo:
+                    step()
+            raise StoreError(f"the state store {self._path} refused the change: {error}") from error
+        finally:
+            self._write_lock.release()
+        self._commits += 1
+        if self._commits % _CHECKPOINT_EVERY == 0:
+            self._writer.request_checkpoint()
+
+    def _save_position(self, strategy: str, symbol: str) -> None:
+        quantity = self.book.exposure(strategy, symbol).position
+        if quantity:
+            self._db.execute(_SAVE_POSITION, (strategy, symbol, quantity))
+        else:
+            self._db.execute(_DELETE_POSITION, (strategy, symbol))
+
+    def _save_reservation(self, client_order_id: str) -> None:
+        reservation = self.book.reservation(client_order_id)
+        if reservation is None:
+            self._db.execute(_DELETE_RESERVATION, (client_order_id,))
+        else:
+            self._db.execute(_SAVE_RESERVATION, (
+                client_order_id, reservation.strategy, reservation.symbol,
+                reservation.signed_quantity, reservation.expires_at))
+
+    def _positions_in(self, strategy: str | None) -> list[Position]:
+        """The book's positions, or one strategy's."""
+        return [p for p in self.book.positions() if strategy is None or p.strategy == strategy]
+
+    # -- undo steps: each captures the state now and returns what puts it back -------------
+
+    def _reservation_restorer(self, client_order_id: str) -> Callable[[], object]:
+        prior = self.book.reservation(client_order_id)
+        if prior is None:
+            return lambda: self.book.release(client_order_id)
+        return lambda: self.book.reserve(prior)
+
+    def _position_restorer(self, strategy: str, symbol: str) -> Callable[[], object]:
+        prior = Position(strategy, symbol, self.book.exposure(strategy, symbol).position)
+
+        def restore() -> None:
+            others = [p for p in self._positions_in(strategy) if p.symbol != symbol]
+            self.book.set_positions([*others, prior], strategy)
+        return restore
+
+    def _decision_restorer(self, client_order_id: str) -> Callable[[], object]:
+        prior = self._decisions.get(client_order_id)
+        if prior is None:
+            return lambda: self._decisions.pop(client_order_id, None)
+        return lambda: self._decisions.update({client_order_id: prior})
+
+    def _overrides_restorer(self) -> Callable[[], object]:
+        prior = dict(self._overrides)
+
+        def restore() -> None:
+            self._overrides.clear()
+            self._overrides.update(prior)
+        return restore
+
+    # -- book ------------------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation) -> None:
+        order_id = reservation.client_order_id
+        with self._change(self._reservation_restorer(order_id)):
+            super().reserve(reservation)
+            self._save_reservation(order_id)
+
+    def release(self, client_order_id: str) -> bool:
+        if self.book.reservation(client_order_id) is None:
+            return False
+        with self._change(self._reservation_restorer(client_order_id)):
+            super().release(client_order_id)
+            self._save_reservation(client_order_id)
+        return True
+
+    def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+        with self._change(self._position_restorer(fill.strategy, fill.symbol),
+                          self._reservation_restorer(fill.client_order_id)):
+            result = super().apply_fill(fill)
+            self._save_position(fill.strategy, fill.symbol)
+            self._save_reservation(fill.client_order_id)
+        return result
+
+    def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+        prior = self._positions_in(strategy)
+        with self._change(lambda: self.book.set_positions(prior, strategy)) as db:
+            held = super().set_positions(positions, strategy)
+            if strategy is None:
+                db.execute("DELETE FROM positions")
+            else:
+                db.execute("DELETE FROM positions WHERE strategy = ?", (strategy,))
+            db.executemany(_SAVE_POSITION, [(p.strategy, p.symbol, p.quantity)
+                                            for p in self._positions_in(strategy)])
+        return held
+
+    def expire(self, now: float) -> list[Reservation]:
+        expired: list[Reservation] = []
+
+        def restore() -> None:
+            for reservation in expired:
+                self.book.reserve(reservation)
+        with self._change(restore) as db:
+            expired += super().expire(now)
+            db.executemany(_DELETE_RESERVATION, [(r.client_order_id,) for r in expired])
+        return expired
+
+    # -- idempotency of CheckTrade ---------------------------------------------------------
+
+    def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
+        with self._change(self._decision_restorer(order.client_order_id)) as db:
+            super().remember(order, decision, forget_after)
+            db.execute(_SAVE_DECISION, (order.client_order_id, json.dumps(to_dict(order)),
+                                        json.dumps(to_dict(decision)), forget_after))
+
+    def forget_decisions_before(self, now: float) -> int:
+        forgotten: list[RememberedDecision] = []
+        with self._change(lambda: self._decisions.update(
+                {kept.order.client_order_id: kept for kept in forgotten})) as db:
+            forgotten += self._forget_decisions(now)
+            db.executemany(_DELETE_DECISION, [(kept.order.client_order_id,) for kept in forgotten])
+        return len(forgotten)
+
+    # -- trading state ---------------------------------------------------------------------
+
+    def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+        prior = self.trading_state() if strategy is None else self.own_trading_state(strategy)
+        with self._change(lambda: MemoryStore.set_trading_state(self, prior, strategy)) as db:
+            super().set_trading_state(state, strategy)
+            db.execute(_SAVE_STATE, (_BOOK if strategy is None else strategy, state.name))
+
+    # -- overrides -------------------------------------------------------------------------
+
+    def add_override(self, override: Override) -> None:
+        with self._change(self._overrides_restorer()) as db:
+            super().add_override(override)
+            db.execute(_SAVE_OVERRIDE, (override.id, json.dumps(to_dict(override))))
+
+    def remove_override(self, override_id: str) -> Override | None:
+        if override_id not in self._overrides:
+            return None
+        with self._change(self._overrides_restorer()) as db:
+            removed = super().remove_override(override_id)
+            db.execute(_DELETE_OVERRIDE, (override_id,))
+        return removed
+
+    # -- recommendation log ----------------------------------------------------------------
+
+    def append_recommendation(self, recommendation: Recommendation) -> Recommendation:
+        """Numbered by the database, so a sequence is never reused, even after a restart."""
+        with self._change() as db:
+            sequence = db.execute(_APPEND_RECOMMENDATION, (json.dumps(to_dict(recommendation)),)).lastrowid
+            db.execute(_TRIM_RECOMMENDATIONS, (sequence - self._settings.recommendation_retention,))
+        return self._keep_recommendation(dataclasses.replace(recommendation, sequence=sequence))
+
+    # -- decision log ----------------------------------------------------------------------
+
+    def log_decision(self, record: DecisionRecord) -> None:
+        """Queue it for the writer thread; never blocks."""
+        self._writer.put(record)
+
+    def decision_log_stats(self) -> tuple[int, int]:
+        return self._writer.stats()
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` decisions written to the log, as dicts, oldest first."""
+        rows = self._db.execute(
+            "SELECT record_json FROM decision_log ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
+        return [json.loads(record) for (record,) in reversed(rows)]
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the queued decisions to be written."""
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Write the queued decisions, stop the writer, close the database."""
+        self._writer.close()
+        self._db.close()
+
+
+class _BackgroundWriter:
+    """A daemon thread that writes the decision log in batches and checkpoints the WAL.
+
+    The decision backlog is bounded, counting the batch being written too, so it
+    never holds more than `capacity` records; past it, records go to
+    `fallback_log` and count as overflowed. A batch the database refuses goes
+    there as well.
+    """
+
+    def __init__(self, db: sqlite3.Connection, write_lock: threading.Lock, *, capacity: int,
+                 batch: int, fallback_log: Callable[[dict[str, Any]], None]) -> None:
+        self._db = db
+        self._write_lock = write_lock
+        self._capacity = capacity
+        self._batch = batch
+        self._fallback_log = fallback_log
+        self._pending: deque[tuple[float, str, str]] = deque()
+        """Rows for the decision_log table, serialized by `put` (see there)."""
+        self._writing = 0
+        self._written_since_checkpoint = 0
+        self._overflowed = 0
+        self._checkpoint_due = False
+        self._idle = True
+        self._closing = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="riskbudget-store-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, record: DecisionRecord) -> None:
+        """Serialized here, on the caller's thread: done by the writer thread, the work
+        would come in bursts holding the GIL and stall the event loop for milliseconds."""
+        as_dict = to_dict(record)
+        with self._changed:
+            if not self._closing and len(self._pending) + self._writing < self._capacity:
+                self._pending.append((record.time, record.order.client_order_id, json.dumps(as_dict)))
+                self._changed.notify_all()
+                return
+            self._overflowed += 1
+        self._fallback_log(as_dict)
+
+    def request_checkpoint(self) -> None:
+        with self._changed:
+            self._checkpoint_due = True
+            self._changed.notify_all()
+
+    def stats(self) -> tuple[int, int]:
+        """(backlog, overflowed)."""
+        with self._changed:
+            return len(self._pending) + self._writing, self._overflowed
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the writer to finish all it has to do."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._idle and not self._pending and not self._checkpoint_due, timeout)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join()
+        self._db.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending or self._checkpoint_due or self._closing)
+                if self._pending:
+                    self._changed.wait_for(lambda: len(self._pending) >= self._batch or self._closing,
+                                           timeout=_LINGER)
+                if self._closing and not self._pending:
+                    return
+                batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+                self._writing = len(batch)
+                checkpoint, self._checkpoint_due = self._checkpoint_due, False
+                self._idle = False
+            if batch:
+                self._write(batch)
+            self._written_since_checkpoint += len(batch)
+            if checkpoint or self._written_since_checkpoint >= _CHECKPOINT_EVERY:
+                self._checkpoint()
+                self._written_since_checkpoint = 0
+            with self._changed:
+                self._writing = 0
+                self._idle = True
+                self._changed.notify_all()
+
+    def _write(self, batch: list[tuple[float, str, str]]) -> None:
+        try:
+            with self._write_lock, _transaction(self._db):
+                self._db.executemany(_LOG_DECISIONS, batch)
+        except sqlite3.Error as error:
+            _log.error("the decision log refused %d records (%s); they go to the fallback log",
+                       len(batch), error)
+            with self._changed:
+                self._overflowed += len(batch)
+            for _, _, record in batch:
+                self._fallback_log(json.loads(record))
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database, so that the next write starts it over.
+
+        The bulk is copied while the event loop goes on writing (PASSIVE); the few
+        frames it wrote meanwhile are copied holding the write lock, so that the
+        checkpoint completes: one that never catches up lets the WAL grow forever.
+        """
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with self._write_lock:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as error:  # the next one retries; SQLite stays consistent meanwhile
+            _log.warning("WAL checkpoint of the state store failed: %s", error)
+
+
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A connection in WAL mode with synchronous=NORMAL (see SqliteStore) and explicit transactions."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(f"cannot open the state store {path}: {error}") from error
+    try:
+        [(mode,)] = db.execute("PRAGMA journal_mode=WAL").fetchall()
+        if mode != "wal":
+            raise StoreError(f"the state store {path} cannot use WAL mode (journal_mode is {mode})")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the writer thread checkpoints, see SqliteStore
+    except sqlite3.Error as error:
+        db.close()
+        raise StoreError(f"cannot open the state store {path}: {error}") from error
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (take the write lock up front) ... COMMIT; roll back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the original error is the one to report
+                db.execute("ROLLBACK")
+        raise
+
+
+def _log_fallback(record: dict[str, Any]) -> None:
+    _log.error("decision not written to the decision log: %s", json.dumps(record))

@@ -1,0 +1,257 @@
+"""The example rebalancer (examples/rebalancer.py): its merge of the budget into
+the strategies' allocation, the trades it plans, its checkpoint, and a run
+against a sidecar that resumes after a restart of the rebalancer."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskbudget.v1 import types_pb2
+
+from .conftest import Episode
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rebalancer.py"
+_spec = importlib.util.spec_from_file_location("rebalancer_example", EXAMPLE)
+rebalancer = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = rebalancer  # dataclasses look their module up by name
+_spec.loader.exec_module(rebalancer)
+
+Trade = rebalancer.Trade
+
+
+def rows(*entries):
+    return [
+        types_pb2.SymbolAllocation(strategy=strategy, symbol=symbol, weight=weight,
+                                   notional=weight * 1e7)
+        for strategy, symbol, weight in entries
+    ]
+
+
+def recommendation(sequence, target, current, requires_rebalancing=True):
+    return types_pb2.Recommendation(
+        sequence=sequence,
+        triggers=[types_pb2.RECOMMENDATION_TRIGGER_REGIME_CHANGE],
+        reason="regime changed",
+        budget=types_pb2.BudgetRef(version=7, regime=types_pb2.REGIME_BEAR),
+        target_allocation=rows(*target),
+        current_allocation=rows(*current),
+        requires_rebalancing=requires_rebalancing,
+    )
+
+
+# -- merge ------------------------------------------------------------------
+
+
+def test_the_budget_caps_a_strategy_target_it_is_tighter_than():
+    merged = rebalancer.merge_allocations({("mom", "SPY"): 0.20}, {("mom", "SPY"): 0.12})
+
+    assert merged == {("mom", "SPY"): 0.12}
+
+
+def test_a_strategy_wanting_less_than_the_budget_allows_keeps_its_own_target():
+    merged = rebalancer.merge_allocations({("mom", "SPY"): 0.05}, {("mom", "SPY"): 0.12})
+
+    assert merged == {("mom", "SPY"): 0.05}
+
+
+def test_the_cap_bounds_the_size_of_a_short_and_keeps_its_sign():
+    merged = rebalancer.merge_allocations({("mom", "SPY"): -0.20}, {("mom", "SPY"): 0.08})
+
+    assert merged == {("mom", "SPY"): -0.08}
+
+
+def test_a_position_the_budget_does_not_cover_is_targeted_flat():
+    merged = rebalancer.merge_allocations(
+        {("mom", "SPY"): 0.20, ("mom", "EEM"): 0.05}, {("mom", "SPY"): 0.30}
+    )
+
+    assert merged == {("mom", "SPY"): 0.20, ("mom", "EEM"): 0.0}
+
+
+def test_the_budget_adds_no_position_the_strategies_do_not_want():
+    merged = rebalancer.merge_allocations({("mom", "SPY"): 0.20}, {("carry", "TLT"): 0.15})
+
+    assert merged == {("mom", "SPY"): 0.0}
+
+
+def test_the_same_symbol_in_two_strategies_is_merged_per_strategy():
+    merged = rebalancer.merge_allocations(
+        {("mom", "SPY"): 0.20, ("carry", "SPY"): 0.05},
+        {("mom", "SPY"): 0.10, ("carry", "SPY"): 0.10},
+    )
+
+    assert merged == {("mom", "SPY"): 0.10, ("carry", "SPY"): 0.05}
+
+
+# -- trades -----------------------------------------------------------------
+
+
+def test_trades_are_the_difference_from_the_current_allocation_in_order():
+    planned = rebalancer.trades(
+        {("mom", "SPY"): 0.12, ("carry", "TLT"): 0.15},
+        {("mom", "SPY"): 0.20, ("carry", "TLT"): 0.10},
+    )
+
+    assert planned == [Trade("carry", "TLT", 0.10, 0.15), Trade("mom", "SPY", 0.20, 0.12)]
+    assert [(trade.side, round(trade.change, 10)) for trade in planned] == [
+        ("buy", 0.05),
+        ("sell", -0.08),
+    ]
+
+
+def test_a_position_held_but_not_targeted_is_closed_and_a_new_one_opened():
+    planned = rebalancer.trades({("mom", "QQQ"): 0.1}, {("mom", "IWM"): 0.05})
+
+    assert planned == [Trade("mom", "IWM", 0.05, 0.0), Trade("mom", "QQQ", 0.0, 0.1)]
+
+
+def test_changes_no_larger_than_the_minimum_are_not_traded():
+    planned = rebalancer.trades(
+        {("mom", "SPY"): 0.1004, ("mom", "QQQ"): 0.2}, {("mom", "SPY"): 0.1, ("mom", "QQQ"): 0.1},
+        min_change=0.0005,
+    )
+
+    assert [trade.symbol for trade in planned] == ["QQQ"]
+
+
+def test_a_recommendation_needing_no_rebalancing_plans_nothing():
+    rec = recommendation(1, [("mom", "SPY", 0.1)], [("mom", "SPY", 0.2)], False)
+
+    assert rebalancer.plan(rec, {("mom", "SPY"): 0.2}, 0.0) is None
+
+
+def test_a_recommendation_is_planned_from_the_merged_target_and_its_current_allocation():
+    rec = recommendation(
+        3, [("mom", "SPY", 0.12), ("mom", "QQQ", 0.3)], [("mom", "SPY", 0.2), ("mom", "QQQ", 0.1)]
+    )
+
+    planned = rebalancer.plan(rec, {("mom", "SPY"): 0.2, ("mom", "QQQ"): 0.15}, 0.0)
+
+    assert planned == [Trade("mom", "QQQ", 0.1, 0.15), Trade("mom", "SPY", 0.2, 0.12)]
+    assert rebalancer.describe(rec, planned).splitlines() == [
+        "#3 [REGIME_CHANGE] budget v7 BEAR: regime changed",
+        "  mom                QQQ    buy    +5.00% of NAV (10.00% -> 15.00%)         +500,000",
+        "  mom                SPY    sell   -8.00% of NAV (20.00% -> 12.00%)         -800,000",
+    ]
+
+
+# -- config and checkpoint ----------------------------------------------------
+
+
+def test_the_strategy_allocation_config_becomes_weights_per_strategy_and_symbol():
+    allocation = rebalancer.strategy_allocation_from_config({"mom": {"SPY": 0.2, "QQQ": 1}})
+
+    assert allocation == {("mom", "SPY"): 0.2, ("mom", "QQQ"): 1.0}
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"mom": {"SPY": "lots"}}, "mom.SPY: must be a weight"),
+        ({"mom": {"SPY": float("nan")}}, "mom.SPY: must be finite"),
+        ({"mom": [0.2]}, "mom: must map symbols to weights"),
+        ([["mom", "SPY", 0.2]], "must map strategies to"),
+    ],
+)
+def test_a_bad_strategy_allocation_config_is_refused_naming_the_entry(config, message):
+    with pytest.raises(ValueError, match=message):
+        rebalancer.strategy_allocation_from_config(config)
+
+
+def test_the_built_in_strategy_allocation_is_valid():
+    assert rebalancer.strategy_allocation_from_config(rebalancer.STRATEGY_ALLOCATION)
+
+
+def test_no_checkpoint_file_means_nothing_handled_yet(tmp_path):
+    assert rebalancer.read_checkpoint(tmp_path / "rebal.seq") == 0
+
+
+def test_a_checkpoint_reads_back_what_was_written(tmp_path):
+    path = tmp_path / "state" / "rebal.seq"
+
+    rebalancer.write_checkpoint(path, 41)
+    rebalancer.write_checkpoint(path, 42)
+
+    assert rebalancer.read_checkpoint(path) == 42
+    assert [entry.name for entry in path.parent.iterdir()] == ["rebal.seq"]
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "rebal.seq"
+    path.write_text("forty-two")
+
+    with pytest.raises(ValueError, match="rebal.seq: a checkpoint holds one sequence number"):
+        rebalancer.read_checkpoint(path)
+
+
+# -- running against a sidecar ------------------------------------------------
+
+
+def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
+    log_sidecar, log_server, tmp_path
+):
+    log_sidecar.log = [
+        recommendation(1, [("mom", "SPY", 0.12)], [("mom", "SPY", 0.20)]),
+        recommendation(2, [("mom", "SPY", 0.12)], [("mom", "SPY", 0.12)]),
+        recommendation(3, [("mom", "SPY", 0.30)], [("mom", "SPY", 0.12)], False),
+    ]
+    log_sidecar.script(Episode(send=1))
+    checkpoint = tmp_path / "rebal.seq"
+    printed = []
+    options = {"feed_options": {"sleep": lambda seconds: None}, "out": printed.append}
+    allocation = {("mom", "SPY"): 0.20}
+
+    first = rebalancer.run(log_server.target, checkpoint, allocation, limit=2, **options)
+    assert (first, rebalancer.read_checkpoint(checkpoint)) == (0, 2)
+    second = rebalancer.run(log_server.target, checkpoint, allocation, limit=1, **options)
+
+    assert second == 0
+    assert rebalancer.read_checkpoint(checkpoint) == 3
+    assert [request.after_sequence for request in log_sidecar.requests] == [0, 1, 2]
+    assert "\n".join(printed).splitlines() == [
+        f"subscribing to {log_server.target} after sequence 0",
+        "#1 [REGIME_CHANGE] budget v7 BEAR: regime changed",
+        "  mom                SPY    sell   -8.00% of NAV (20.00% -> 12.00%)         -800,000",
+        "#2 [REGIME_CHANGE] budget v7 BEAR: regime changed",
+        "  no trades: the book is on target",
+        f"subscribing to {log_server.target} after sequence 2",
+        "#3 [REGIME_CHANGE] budget v7 BEAR: regime changed",
+        "  no rebalancing required",
+    ]
+
+
+def test_the_rebalancer_resyncs_on_the_newest_recommendation_when_some_were_lost(
+    log_sidecar, log_server, tmp_path
+):
+    log_sidecar.publish(20, 21, 22)
+    checkpoint = tmp_path / "rebal.seq"
+    rebalancer.write_checkpoint(checkpoint, 5)
+    printed = []
+
+    status = rebalancer.run(log_server.target, checkpoint, {}, limit=1, out=printed.append)
+
+    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, 22)
+    assert [request.after_sequence for request in log_sidecar.requests] == [5, 21]
+    assert printed[1].startswith("lost recommendations: recommendations after 5 are no longer")
+    assert printed[1].endswith("resyncing after 21")
+
+
+def test_the_rebalancer_gives_up_on_a_gap(log_sidecar, log_server, tmp_path):
+    log_sidecar.publish(1, 3)
+    printed = []
+
+    status = rebalancer.run(log_server.target, tmp_path / "rebal.seq", {}, out=printed.append)
+
+    assert status == 1
+    assert printed[-1].startswith("giving up: recommendation 3 arrived after 1")
+
+
+def test_the_example_runs_as_a_script(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "--checkpoint" in result.stdout

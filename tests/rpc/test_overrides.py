@@ -1,0 +1,143 @@
+"""Operator overrides through RiskBudgetAdminService: scope, expiry, and their effect on decisions."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.rpc.converters import timestamp
+
+from .conftest import T0
+
+
+async def set_override(harness, **fields) -> pb.Override:
+    override = pb.Override(set_by="pytest", reason="test", **fields)
+    reply = await harness.admin.SetOverride(apb.SetOverrideRequest(override=override),
+                                            metadata=harness.admin_metadata)
+    return reply.override
+
+
+async def budget(harness) -> pb.Budget:
+    return (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget
+
+
+async def test_capping_a_symbols_position_changes_its_limit_and_the_decisions_it_affects(harness):
+    prices = await harness.publish_last_prices()
+
+    override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA",
+                                  kind=pb.OVERRIDE_KIND_CAP_SYMBOL_POSITION, value=1_000.0)
+    after = await budget(harness)
+    decision = await harness.check("o-capped", 100)
+    other = await harness.check("o-other", 1, symbol="BBB")
+
+    aaa = {s.symbol: s for s in after.symbols}["AAA"]
+    assert override.id and override.created_at.seconds == int(T0)
+    assert aaa.max_position_notional == pytest.approx(1_000.0)
+    assert aaa.limit_source == pb.LIMIT_SOURCE_OVERRIDE
+    assert [o.id for o in after.overrides] == [override.id]
+    assert decision.approved_quantity <= 1_000.0 / prices["AAA"]
+    assert pb.REASON_CODE_SYMBOL_POSITION_LIMIT in [r.code for r in decision.reasons]
+    assert list(decision.override_ids) == [override.id]
+    assert list(other.override_ids) == []
+
+
+async def test_restricting_a_symbol_rejects_increases_and_names_the_override(harness):
+    await harness.publish_last_prices()
+
+    override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="BBB",
+                                  kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL)
+    decision = await harness.check("o-restricted", 5, symbol="BBB")
+
+    assert decision.decision == pb.DECISION_REJECTED
+    assert [r.code for r in decision.reasons] == [pb.REASON_CODE_RESTRICTED_SYMBOL]
+    assert list(decision.override_ids) == [override.id]
+
+
+async def test_scaling_leverage_for_a_strategy_shrinks_its_budget_only(harness):
+    before = {s.strategy: s for s in (await budget(harness)).strategies}
+
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="trend",
+                       kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=0.5)
+    after = {s.strategy: s for s in (await budget(harness)).strategies}
+
+    assert after["trend"].leverage_limit == pytest.approx(before["trend"].leverage_limit * 0.5)
+    assert after["trend"].limit_source == pb.LIMIT_SOURCE_OVERRIDE
+    assert after["carry"].leverage_limit == pytest.approx(before["carry"].leverage_limit)
+
+
+async def test_forcing_the_regime_moves_the_budget_and_streams_a_regime_change(harness):
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_FORCE_REGIME,
+                       regime=pb.REGIME_CRISIS)
+    forced = await budget(harness)
+    message = await call.read()
+    call.cancel()
+
+    assert forced.ref.regime == pb.REGIME_CRISIS
+    assert forced.equity_allocation == 0.2
+    assert pb.RECOMMENDATION_TRIGGER_REGIME_CHANGE in message.recommendations[0].triggers
+
+
+async def test_an_override_expires_on_time_and_the_budget_returns(harness):
+    before = await budget(harness)
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_CAP_LEVERAGE,
+                       value=0.1, expires_at=timestamp(T0 + 60))
+    capped = await budget(harness)
+
+    harness.clock.advance(61)
+    await harness.sidecar.expire_overrides()
+    after = await budget(harness)
+    listed = await harness.admin.ListOverrides(apb.ListOverridesRequest(), metadata=harness.admin_metadata)
+    alerts = await harness.stub.ListAlerts(spb.ListAlertsRequest())
+
+    assert capped.total_leverage_limit == pytest.approx(min(0.1, before.total_leverage_limit))
+    assert after.total_leverage_limit == pytest.approx(before.total_leverage_limit, rel=1e-6)
+    assert list(listed.overrides) == []
+    assert any(a.kind == pb.ALERT_KIND_OVERRIDE_ENDED and "expired" in a.message for a in alerts.alerts)
+
+
+async def test_clearing_an_override_removes_it_once(harness):
+    override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry",
+                                  kind=pb.OVERRIDE_KIND_CAP_STRATEGY_CAPITAL, value=10_000.0)
+
+    first = await harness.admin.ClearOverride(apb.ClearOverrideRequest(id=override.id, cleared_by="pytest"),
+                                              metadata=harness.admin_metadata)
+    second = await harness.admin.ClearOverride(apb.ClearOverrideRequest(id=override.id),
+                                               metadata=harness.admin_metadata)
+
+    assert (first.cleared, second.cleared) == (True, False)
+    assert list((await budget(harness)).overrides) == []
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"scope": pb.OVERRIDE_SCOPE_SYMBOL, "target": "AAA", "kind": pb.OVERRIDE_KIND_CAP_LEVERAGE,
+      "value": 0.5}, "override.scope"),
+    ({"scope": pb.OVERRIDE_SCOPE_SYMBOL, "target": "ZZZ", "kind": pb.OVERRIDE_KIND_RESTRICT_SYMBOL},
+     "override.target"),
+    ({"scope": pb.OVERRIDE_SCOPE_GLOBAL, "kind": pb.OVERRIDE_KIND_FORCE_REGIME}, "override.regime"),
+    ({"scope": pb.OVERRIDE_SCOPE_GLOBAL, "kind": pb.OVERRIDE_KIND_CAP_LEVERAGE, "value": float("nan")},
+     "override.value"),
+    ({"scope": pb.OVERRIDE_SCOPE_GLOBAL, "kind": pb.OVERRIDE_KIND_CAP_LEVERAGE, "value": 0.5,
+      "expires_at": timestamp(T0 - 1)}, "override.expires_at"),
+    ({"scope": pb.OVERRIDE_SCOPE_UNSPECIFIED, "kind": pb.OVERRIDE_KIND_CAP_LEVERAGE, "value": 0.5},
+     "override.scope"),
+    ({"scope": pb.OVERRIDE_SCOPE_GLOBAL, "kind": 99, "value": 0.5}, "override.kind"),
+])
+async def test_a_bad_override_is_refused_naming_the_field(harness, fields, field):
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await set_override(harness, **fields)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in refused.value.details()
+    assert list((await budget(harness)).overrides) == []
+
+
+async def test_listing_overrides_needs_the_admin_token(harness):
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.admin.ListOverrides(apb.ListOverridesRequest())
+
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -1,0 +1,200 @@
+"""StreamRecommendations and the triggers behind it, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import risk_budget_service_pb2_grpc as spb_grpc
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.app.serve import stop
+
+from .conftest import start_harness
+
+FAST_REGIME = {"regime__confirmation_bars": 1, "regime__min_dwell_bars": 0}
+DAY = 86_400.0
+
+
+async def trigger(harness, reason: str = "test") -> pb.Recommendation:
+    reply = await harness.admin.TriggerRebalance(
+        apb.TriggerRebalanceRequest(reason=reason, requested_by="pytest"), metadata=harness.admin_metadata)
+    return reply.recommendation
+
+
+async def read_sequences(call, count: int) -> list[int]:
+    sequences = []
+    while len(sequences) < count:
+        message = await asyncio.wait_for(call.read(), timeout=10)
+        sequences += [r.sequence for r in message.recommendations]
+    return sequences
+
+
+@pytest.fixture
+async def fast_regime(tmp_path):
+    running = await start_harness(tmp_path, **FAST_REGIME)
+    yield running
+    await running.channel.close()
+    await stop(running.sidecar, running.server)
+
+
+async def crash_the_benchmark(harness) -> None:
+    """A 40% fall in the benchmark, then the next bar's first tick, which closes the crash bar."""
+    prices = await harness.publish_last_prices()
+    crashed = {symbol: price * 0.6 for symbol, price in prices.items()}
+    await harness.publish(crashed)
+    harness.clock.advance(DAY)
+    await harness.publish(crashed)
+
+
+async def test_a_regime_change_from_market_data_is_streamed_at_once(fast_regime):
+    call = fast_regime.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+
+    await crash_the_benchmark(fast_regime)
+    message = await asyncio.wait_for(call.read(), timeout=10)
+    status = await fast_regime.stub.GetStatus(spb.GetStatusRequest())
+    call.cancel()
+
+    recommendation = message.recommendations[0]
+    assert recommendation.sequence == 1
+    assert pb.RECOMMENDATION_TRIGGER_REGIME_CHANGE in recommendation.triggers
+    assert recommendation.budget.regime == pb.REGIME_CRISIS
+    assert recommendation.requires_rebalancing
+    assert {a.symbol for a in recommendation.target_allocation} == {"AAA", "BBB", "CCC", "DDD"}
+    assert len(status.regime_response_seconds) == 1
+    assert status.regime_history[-1].regime == pb.REGIME_CRISIS
+
+
+async def test_a_manual_rebalance_reaches_every_subscriber(harness):
+    first = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+    second = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+    await asyncio.sleep(0.05)  # let both subscribe before the recommendation exists
+
+    made = await trigger(harness, "quarter end")
+
+    assert made.triggers == [pb.RECOMMENDATION_TRIGGER_MANUAL]
+    assert "quarter end" in made.reason
+    assert await read_sequences(first, 1) == [made.sequence]
+    assert await read_sequences(second, 1) == [made.sequence]
+    first.cancel()
+    second.cancel()
+
+
+async def test_a_subscriber_resumes_after_its_last_sequence_with_no_gap_and_no_duplicate(harness):
+    for _ in range(5):
+        await trigger(harness)
+
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=2))
+    missed = await read_sequences(call, 3)
+    live = await trigger(harness)
+    after = await read_sequences(call, 1)
+    call.cancel()
+
+    assert missed == [3, 4, 5]
+    assert after == [live.sequence] == [6]
+
+
+async def test_from_latest_skips_the_history(harness):
+    for _ in range(3):
+        await trigger(harness)
+
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(from_latest=True))
+    await asyncio.sleep(0.05)
+    live = await trigger(harness)
+    received = await read_sequences(call, 1)
+    call.cancel()
+
+    assert received == [live.sequence] == [4]
+
+
+async def test_a_resume_point_older_than_the_log_is_out_of_range_naming_the_oldest(tmp_path):
+    running = await start_harness(tmp_path, store__recommendation_retention=3)
+    try:
+        for _ in range(5):
+            await trigger(running)
+        call = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=0))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call.read()
+        trailing = dict(await call.trailing_metadata())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "oldest available is 3" in refused.value.details()
+    assert trailing["riskbudget-oldest-sequence"] == "3"
+
+
+async def test_a_subscriber_that_stops_reading_is_cut_off_with_a_resume_point_while_checks_answer(tmp_path):
+    wide = {"wide": {"risk_share": 1.0, "symbols": [f"S{i:03d}" for i in range(200)]}}
+    running = await start_harness(tmp_path, stream__subscriber_queue=1, portfolio__strategies=wide,
+                                  warmup__bars=30)
+    try:
+        await running.publish_last_prices()
+        # Its own connection with a fixed flow-control window, so that not reading soon blocks the server.
+        stalled_channel = grpc.aio.insecure_channel(running.server.target, options=[("grpc.http2.bdp_probe", 0)])
+        stalled = spb_grpc.RiskBudgetServiceStub(stalled_channel).StreamRecommendations(
+            spb.StreamRecommendationsRequest())
+        healthy = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+        await asyncio.sleep(0.05)
+        made = 300  # each ~10 KB: far more than the connection's flow-control window holds
+        for _ in range(made):
+            await trigger(running)
+            await asyncio.wait_for(healthy.read(), timeout=10)  # this one keeps up
+        check = await running.check("o-during", 1, strategy="wide", symbol="S001")
+        received = []
+        with pytest.raises(grpc.aio.AioRpcError) as cut_off:
+            while True:
+                message = await asyncio.wait_for(stalled.read(), timeout=10)
+                received += [r.sequence for r in message.recommendations]
+        resume_after = int(dict(await stalled.trailing_metadata())["riskbudget-resume-after"])
+        resumed = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=resume_after))
+        rest = await read_sequences(resumed, made - resume_after)
+        resumed.cancel()
+        healthy.cancel()
+        await stalled_channel.close()
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert cut_off.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert check.decision == pb.DECISION_APPROVED
+    assert received == list(range(1, resume_after + 1))
+    assert rest == list(range(resume_after + 1, made + 1))
+
+
+async def test_drift_produces_a_recommendation_once_within_the_cooldown(harness):
+    prices = await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))  # all in one of two symbols
+
+    await harness.sidecar.monitor_once()
+    await harness.sidecar.monitor_once()
+    status = await harness.stub.GetStatus(spb.GetStatusRequest())
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+    first = (await call.read()).recommendations[0]
+    call.cancel()
+
+    assert status.last_recommendation_sequence == 1
+    assert pb.RECOMMENDATION_TRIGGER_DRIFT in first.triggers
+    current = {(a.strategy, a.symbol): a.notional for a in first.current_allocation}
+    assert current[("trend", "AAA")] == pytest.approx(1000 * prices["AAA"])
+
+
+async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
+    running = await start_harness(tmp_path)
+    await trigger(running)
+    call = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+    await read_sequences(call, 1)
+
+    await stop(running.sidecar, running.server)
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await call.read()
+    trailing = dict(await call.trailing_metadata() or ())
+    await running.channel.close()
+
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert trailing.get("riskbudget-resume-after") == "1"

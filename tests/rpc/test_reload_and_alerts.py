@@ -1,0 +1,111 @@
+"""ReloadConfig, alerts and admin auditing against a real server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import yaml
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+
+
+def edit_config(harness, change) -> None:
+    path = harness.sidecar._config_path
+    data = yaml.safe_load(open(path).read())
+    change(data)
+    with open(path, "w") as handle:
+        handle.write(yaml.safe_dump(data, sort_keys=False))
+
+
+async def reload(harness) -> apb.ReloadConfigResponse:
+    return await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=harness.admin_metadata)
+
+
+async def alerts(harness, kind) -> list[pb.Alert]:
+    reply = await harness.stub.ListAlerts(spb.ListAlertsRequest())
+    return [a for a in reply.alerts if a.kind == kind]
+
+
+async def test_a_valid_config_is_swapped_in_and_used_by_the_next_check(harness):
+    prices = await harness.publish_last_prices()
+    edit_config(harness, lambda data: data["limits"].update(max_order_notional=10 * prices["AAA"]))
+
+    reply = await reload(harness)
+    decision = await harness.check("o-after-reload", 50)
+
+    assert reply.reloaded and list(reply.errors) == []
+    assert decision.approved_quantity == 10
+    assert pb.REASON_CODE_MAX_ORDER_NOTIONAL in [r.code for r in decision.reasons]
+
+
+async def test_an_invalid_config_is_refused_with_reasons_the_old_one_stays_and_an_alert_fires(harness):
+    before = harness.sidecar.config
+    edit_config(harness, lambda data: data["limits"].update(price_colar=0.1))
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert any("limits.price_colar: unknown key" in error for error in reply.errors)
+    assert harness.sidecar.config is before
+    assert len(await alerts(harness, pb.ALERT_KIND_CONFIG_RELOAD_REFUSED)) == 1
+
+
+async def test_a_truncated_config_file_is_never_loaded(harness):
+    path = harness.sidecar._config_path
+    text = open(path).read()
+    open(path, "w").write(text[: len(text) // 3])
+    before = harness.sidecar.config
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded and reply.errors
+    assert harness.sidecar.config is before
+
+
+async def test_a_change_that_needs_a_restart_is_refused(harness):
+    edit_config(harness, lambda data: data["sidecar"].update(listen="127.0.0.1:1"))
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert any("sidecar.listen" in error for error in reply.errors)
+
+
+async def test_a_refused_admin_call_is_audited_as_an_alert(harness):
+    with pytest.raises(grpc.aio.AioRpcError):
+        await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=(("authorization", "Bearer no"),))
+
+    refused = await alerts(harness, pb.ALERT_KIND_ADMIN_REFUSED)
+
+    assert len(refused) == 1 and "wrong token" in refused[0].message
+    assert "Bearer" not in refused[0].message
+
+
+async def test_trading_state_changes_and_stale_prices_are_alerts_with_severity(harness):
+    await harness.admin.SetTradingState(
+        apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="drill", set_by="ops"),
+        metadata=harness.admin_metadata)
+    await harness.sidecar.monitor_once()  # warm-up prices are history: stale
+    await harness.sidecar.monitor_once()  # a persisting condition is not raised again
+
+    state_alerts = await alerts(harness, pb.ALERT_KIND_TRADING_STATE_CHANGED)
+    stale_alerts = await alerts(harness, pb.ALERT_KIND_STALE_MARKET_DATA)
+    warnings = await harness.stub.ListAlerts(spb.ListAlertsRequest(min_severity=pb.ALERT_SEVERITY_WARNING))
+
+    assert state_alerts[0].severity == pb.ALERT_SEVERITY_WARNING and "HALTED" in state_alerts[0].message
+    assert len(stale_alerts) == 1
+    assert all(a.severity >= pb.ALERT_SEVERITY_WARNING for a in warnings.alerts)
+
+
+async def test_a_limit_breach_raises_a_critical_alert(harness):
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1_000_000)]))
+
+    await harness.sidecar.monitor_once()
+    breached = await alerts(harness, pb.ALERT_KIND_LIMIT_BREACHED)
+
+    assert breached and all(a.severity == pb.ALERT_SEVERITY_CRITICAL for a in breached)
+    assert {"AAA", "trend", "(total)"} <= {a.subject for a in breached}

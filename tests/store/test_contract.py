@@ -1,0 +1,233 @@
+"""The Store contract, run against every backend (memory and SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from riskbudget_sidecar.engine.config import StoreSettings
+from riskbudget_sidecar.engine.types import Position, Side, SymbolExposure, TradingState
+from riskbudget_sidecar.store import MemoryStore, SqliteStore, Store, open_store
+from tests.engine.builders import NOW, fill, order, reservation
+from tests.store.builders import decision, decision_record, override, recommendation
+
+# -- the book ---------------------------------------------------------------------------------
+
+
+def test_reserve_holds_the_order_in_the_book(store: Store) -> None:
+    store.reserve(reservation(30, client_order_id="o-1"))
+
+    assert store.book.reservation("o-1") == reservation(30, client_order_id="o-1")
+    assert store.book.exposure("alpha", "AAA") == SymbolExposure(0, pending_buy=30)
+
+
+def test_reserving_an_order_again_replaces_its_reservation(store: Store) -> None:
+    store.reserve(reservation(30))
+
+    store.reserve(reservation(-10))
+
+    assert store.book.reservations() == [reservation(-10)]
+
+
+def test_a_reservation_the_book_refuses_changes_nothing(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.reserve(reservation(0))
+
+    assert store.book.reservations() == []
+
+
+def test_release_frees_the_reservation(store: Store) -> None:
+    store.reserve(reservation(30))
+
+    released = store.release("o-1")
+
+    assert released is True
+    assert store.book.reservations() == []
+
+
+def test_release_of_an_order_without_reservation_says_so(store: Store) -> None:
+    assert store.release("never-reserved") is False
+
+
+def test_fill_moves_the_position_and_settles_its_reservation(store: Store) -> None:
+    store.reserve(reservation(100))
+
+    position, remaining = store.apply_fill(fill(Side.BUY, 100))
+
+    assert (position, remaining) == (Position("alpha", "AAA", 100), 0.0)
+    assert store.book.reservations() == []
+    assert store.book.positions() == [Position("alpha", "AAA", 100)]
+
+
+def test_partial_fill_leaves_the_rest_reserved(store: Store) -> None:
+    store.reserve(reservation(100))
+
+    _, remaining = store.apply_fill(fill(Side.BUY, 40))
+
+    assert remaining == 60
+    assert store.book.reservation("o-1") == reservation(60)
+
+
+def test_set_positions_replaces_the_whole_book(store: Store) -> None:
+    store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
+
+    held = store.set_positions([Position("alpha", "AAA", 5), Position("alpha", "BBB", 0)], None)
+
+    assert held == 1
+    assert store.book.positions() == [Position("alpha", "AAA", 5)]
+
+
+def test_set_positions_of_one_strategy_leaves_the_others(store: Store) -> None:
+    store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
+    store.apply_fill(fill(Side.BUY, 10, strategy="alpha", symbol="BBB"))
+
+    store.set_positions([Position("alpha", "AAA", -5)], "alpha")
+
+    assert sorted(store.book.positions(), key=repr) == [
+        Position("alpha", "AAA", -5), Position("beta", "CCC", 10)]
+
+
+def test_expire_drops_the_reservations_due_by_now(store: Store) -> None:
+    store.reserve(reservation(10, client_order_id="due", expires_at=NOW))
+    store.reserve(reservation(10, client_order_id="later", expires_at=NOW + 1))
+
+    expired = store.expire(NOW)
+
+    assert [r.client_order_id for r in expired] == ["due"]
+    assert [r.client_order_id for r in store.book.reservations()] == ["later"]
+
+
+# -- remembered decisions ------------------------------------------------------------------------
+
+
+def test_remember_keeps_the_decision_for_its_order_id(store: Store) -> None:
+    request = order(client_order_id="o-1")
+
+    store.remember(request, decision(request), forget_after=NOW + 120)
+
+    kept = store.remembered("o-1")
+    assert (kept.order, kept.decision, kept.forget_after) == (request, decision(request), NOW + 120)
+    assert store.remembered("o-2") is None
+
+
+def test_forget_drops_the_decisions_due_by_now(store: Store) -> None:
+    for client_order_id, forget_after in (("o-1", NOW), ("o-2", NOW + 1)):
+        request = order(client_order_id=client_order_id)
+        store.remember(request, decision(request), forget_after=forget_after)
+
+    forgotten = store.forget_decisions_before(NOW)
+
+    assert forgotten == 1
+    assert store.remembered("o-1") is None
+    assert store.remembered("o-2") is not None
+
+
+# -- trading states ------------------------------------------------------------------------------
+
+
+def test_trading_state_starts_active(store: Store) -> None:
+    assert store.trading_state() is TradingState.ACTIVE
+    assert store.trading_state("alpha") is TradingState.ACTIVE
+
+
+def test_trading_state_in_force_is_the_stricter_of_book_and_strategy(store: Store) -> None:
+    store.set_trading_state(TradingState.REDUCING)
+    store.set_trading_state(TradingState.HALTED, "alpha")
+
+    assert store.trading_state("alpha") is TradingState.HALTED
+    assert store.trading_state("beta") is TradingState.REDUCING
+    assert store.own_trading_state("beta") is TradingState.ACTIVE
+
+
+# -- overrides -----------------------------------------------------------------------------------
+
+
+def test_overrides_are_listed_in_the_order_they_were_added(store: Store) -> None:
+    for override_id in ("b", "a", "c"):
+        store.add_override(override(override_id))
+
+    assert [o.id for o in store.overrides()] == ["b", "a", "c"]
+
+
+def test_an_override_set_again_is_replaced_in_its_place(store: Store) -> None:
+    store.add_override(override("a"))
+    store.add_override(override("b"))
+
+    store.add_override(override("a", value=0.25))
+
+    assert store.overrides() == [override("a", value=0.25), override("b")]
+
+
+def test_remove_override_returns_it_and_drops_it(store: Store) -> None:
+    store.add_override(override("a"))
+    store.add_override(override("b"))
+
+    removed = store.remove_override("a")
+
+    assert removed == override("a")
+    assert store.overrides() == [override("b")]
+
+
+def test_remove_of_an_unknown_override_returns_none(store: Store) -> None:
+    assert store.remove_override("nope") is None
+
+
+# -- recommendation log --------------------------------------------------------------------------
+
+
+def test_recommendation_sequences_start_at_one_and_increase_by_one(store: Store) -> None:
+    logged = [store.append_recommendation(recommendation(str(n))) for n in range(3)]
+
+    assert [r.sequence for r in logged] == [1, 2, 3]
+    assert logged[1] == dataclasses.replace(recommendation("1"), sequence=2)
+
+
+def test_recommendations_after_a_sequence_come_in_order_up_to_the_limit(store: Store) -> None:
+    for n in range(5):
+        store.append_recommendation(recommendation(str(n)))
+
+    after = store.recommendations_after(1, limit=2)
+
+    assert [(r.sequence, r.reason) for r in after] == [(2, "1"), (3, "2")]
+    assert store.recommendations_after(5, limit=10) == []
+
+
+def test_recommendation_bounds_are_zero_before_the_first(store: Store) -> None:
+    assert store.recommendation_bounds() == (0, 0)
+
+
+def test_retention_keeps_only_the_newest_recommendations(open_any) -> None:
+    store = open_any(recommendation_retention=3)
+    for n in range(5):
+        store.append_recommendation(recommendation(str(n)))
+
+    assert store.recommendation_bounds() == (3, 5)
+    assert [r.sequence for r in store.recommendations_after(0, limit=10)] == [3, 4, 5]
+
+
+# -- decision log --------------------------------------------------------------------------------
+
+
+def test_logged_decisions_are_read_back_newest_last(store: Store) -> None:
+    for client_order_id in ("o-1", "o-2", "o-3"):
+        store.log_decision(decision_record(client_order_id))
+
+    assert store.flush(timeout=10) is True
+    newest = store.decisions(limit=2)
+
+    assert [d["order"]["client_order_id"] for d in newest] == ["o-2", "o-3"]
+    assert newest[0]["decision"]["decision"] == "APPROVED"
+    assert store.decision_log_stats() == (0, 0)
+
+
+def test_open_store_opens_the_backend_the_settings_name(tmp_path: Path) -> None:
+    path = str(tmp_path / "state.sqlite3")
+    memory = open_store(StoreSettings(backend="memory", path=path))
+    sqlite = open_store(StoreSettings(backend="sqlite", path=path))
+    try:
+        assert type(memory) is MemoryStore
+        assert type(sqlite) is SqliteStore
+    finally:
+        sqlite.close()

@@ -1,0 +1,290 @@
+"""What only the SQLite store does: survive a restart and a crash, log decisions in the
+background, and refuse a change it cannot make durable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskbudget_sidecar.engine.types import DecisionRecord, Position, Side, TradingState
+from riskbudget_sidecar.store import MemoryStore, StoreError
+from riskbudget_sidecar.store.serialization import from_dict, to_dict
+from tests.engine.builders import NOW, fill, order, reservation
+from tests.store.builders import (
+    decision, decision_record, held_by, override, recommendation, write_lock,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_changes(store) -> None:
+    """One change of every kind a sidecar makes; the crash test's child runs it too."""
+    store.set_positions([Position("alpha", "AAA", 50), Position("beta", "CCC", -20)], None)
+    store.reserve(reservation(30, client_order_id="o-1"))
+    store.reserve(reservation(-10, client_order_id="o-2", symbol="BBB"))
+    store.apply_fill(fill(Side.BUY, 10, client_order_id="o-1"))
+    store.reserve(reservation(5, client_order_id="o-3"))
+    store.release("o-3")
+    request = order(client_order_id="o-1", quantity=30)
+    store.remember(request, decision(request, approved=20), forget_after=NOW + 120)
+    store.set_trading_state(TradingState.REDUCING)
+    store.set_trading_state(TradingState.HALTED, "beta")
+    store.add_override(override("b"))
+    store.add_override(override("a", expires_at=NOW + 600))
+    for reason in ("drift", "regime change", "vol breach"):
+        store.append_recommendation(recommendation(reason))
+
+
+# -- restart -------------------------------------------------------------------------------------
+
+
+def test_reopening_shows_everything_the_store_held(open_sqlite) -> None:
+    first = open_sqlite()
+    make_changes(first)
+    before = held_by(first)
+    first.close()
+
+    again = open_sqlite()
+
+    assert held_by(again) == before
+    assert again.book.reservation("o-1") == reservation(20, client_order_id="o-1")
+    assert again.remembered("o-1").decision.approved_quantity == 20
+    assert again.recommendation_bounds() == (1, 3)
+
+
+def test_recommendation_sequences_continue_after_a_restart(open_sqlite) -> None:
+    first = open_sqlite()
+    first.append_recommendation(recommendation("one"))
+    first.append_recommendation(recommendation("two"))
+    first.close()
+
+    next_one = open_sqlite().append_recommendation(recommendation("three"))
+
+    assert next_one.sequence == 3
+
+
+def test_trimmed_sequences_are_never_reused_after_a_restart(open_sqlite) -> None:
+    first = open_sqlite(recommendation_retention=2)
+    for n in range(5):
+        first.append_recommendation(recommendation(str(n)))
+    first.close()
+
+    again = open_sqlite(recommendation_retention=2)
+    kept = again.recommendations_after(0, limit=10)
+    next_one = again.append_recommendation(recommendation("5"))
+
+    assert [(r.sequence, r.reason) for r in kept] == [(4, "3"), (5, "4")]
+    assert next_one.sequence == 6
+    assert again.recommendation_bounds() == (5, 6)
+
+
+def test_a_smaller_retention_keeps_only_the_newest_on_reopening(open_sqlite) -> None:
+    first = open_sqlite(recommendation_retention=10)
+    for n in range(5):
+        first.append_recommendation(recommendation(str(n)))
+    first.close()
+
+    again = open_sqlite(recommendation_retention=2)
+
+    assert again.recommendation_bounds() == (4, 5)
+
+
+def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
+        open_sqlite, db_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db_path)], cwd=REPO,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        acknowledged = child.stdout.readline()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()
+    expected = MemoryStore()
+    make_changes(expected)
+
+    unclosed_log = db_path.with_name(db_path.name + "-wal").stat().st_size
+
+    reopened = open_sqlite()
+
+    assert acknowledged == "acknowledged\n"
+    assert child.returncode == -signal.SIGKILL
+    assert unclosed_log > 0
+    assert held_by(reopened) == held_by(expected)
+
+
+CHILD = """
+import sys
+from riskbudget_sidecar.engine.config import StoreSettings
+from riskbudget_sidecar.store import SqliteStore
+from tests.store.test_sqlite import make_changes
+
+store = SqliteStore(StoreSettings(path=sys.argv[1]))
+make_changes(store)
+print("acknowledged", flush=True)
+sys.stdin.read()  # blocks: the parent kills this process before any close
+"""
+
+
+def test_the_database_is_in_wal_mode(open_sqlite, db_path: Path) -> None:
+    open_sqlite()
+
+    with sqlite3.connect(db_path) as other:
+        (mode,) = other.execute("PRAGMA journal_mode").fetchone()
+    other.close()
+
+    assert mode == "wal"
+
+
+def test_a_database_of_another_schema_version_is_refused(open_sqlite, db_path: Path) -> None:
+    open_sqlite().close()
+    other = sqlite3.connect(db_path)
+    with other:
+        other.execute("UPDATE schema_version SET version = 99")
+    other.close()
+
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_sqlite()
+
+
+# -- decision log --------------------------------------------------------------------------------
+
+
+def test_decisions_queued_while_the_writer_waits_are_all_written_once_it_can(
+        open_sqlite, db_path: Path) -> None:
+    store = open_sqlite(decision_log_batch=2)
+    with write_lock(db_path):
+        for n in range(5):
+            store.log_decision(decision_record(f"o-{n}"))
+        waiting = store.decision_log_stats()
+        flushed_while_locked = store.flush(timeout=0.01)
+
+    flushed = store.flush(timeout=10)
+
+    assert (waiting, flushed_while_locked, flushed) == ((5, 0), False, True)
+    assert [d["order"]["client_order_id"] for d in store.decisions(limit=10)] == [
+        "o-0", "o-1", "o-2", "o-3", "o-4"]
+    assert store.decision_log_stats() == (0, 0)
+
+
+def test_a_logged_decision_reads_back_as_the_dict_of_its_record(open_sqlite) -> None:
+    store = open_sqlite()
+    store.log_decision(decision_record("o-1"))
+    store.flush(timeout=10)
+
+    (written,) = store.decisions(limit=1)
+
+    assert written == to_dict(decision_record("o-1"))
+    assert from_dict(DecisionRecord, written) == decision_record("o-1")
+
+
+def test_decisions_beyond_the_queue_go_to_the_fallback_log_and_are_counted(
+        open_sqlite, db_path: Path) -> None:
+    fallback: list[dict] = []
+    store = open_sqlite(decision_log_queue=2, fallback_log=fallback.append)
+    with write_lock(db_path):
+        for n in range(5):
+            store.log_decision(decision_record(f"o-{n}"))
+        stats_while_blocked = store.decision_log_stats()
+    store.flush(timeout=10)
+
+    assert stats_while_blocked == (2, 3)
+    assert [d["order"]["client_order_id"] for d in fallback] == ["o-2", "o-3", "o-4"]
+    assert [d["order"]["client_order_id"] for d in store.decisions(limit=10)] == ["o-0", "o-1"]
+    assert store.decision_log_stats() == (0, 3)
+
+
+def test_a_batch_the_database_refuses_goes_to_the_fallback_log(open_sqlite, db_path: Path) -> None:
+    fallback: list[dict] = []
+    store = open_sqlite(fallback_log=fallback.append)
+    refuse(db_path, "INSERT", "decision_log")
+
+    store.log_decision(decision_record("o-1"))
+    store.flush(timeout=10)
+
+    assert fallback == [to_dict(decision_record("o-1"))]
+    assert store.decision_log_stats() == (0, 1)
+
+
+def test_close_writes_the_queued_decisions(open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    with write_lock(db_path):
+        store.log_decision(decision_record("o-1"))
+    store.close()
+
+    assert [d["order"]["client_order_id"] for d in open_sqlite().decisions(limit=10)] == ["o-1"]
+
+
+def test_a_decision_logged_after_close_goes_to_the_fallback_log(open_sqlite) -> None:
+    fallback: list[dict] = []
+    store = open_sqlite(fallback_log=fallback.append)
+    store.close()
+
+    store.log_decision(decision_record("o-1"))
+
+    assert len(fallback) == 1
+    assert store.decision_log_stats() == (0, 1)
+
+
+# -- a database that refuses a change ------------------------------------------------------------
+
+
+def test_a_locked_database_refuses_a_reservation_and_memory_is_unchanged(
+        open_sqlite, db_path: Path) -> None:
+    store = open_sqlite(busy_timeout=0.01)
+    store.reserve(reservation(10, client_order_id="o-1"))
+    before = held_by(store)
+
+    with write_lock(db_path), pytest.raises(StoreError, match="database is locked"):
+        store.reserve(reservation(20, client_order_id="o-2"))
+
+    assert held_by(store) == before
+
+
+def refuse(db_path: Path, statement: str, table: str) -> None:
+    """Make the database refuse a kind of write, as a full disk would, after the store began."""
+    other = sqlite3.connect(db_path)
+    with other:
+        other.execute(f"CREATE TRIGGER refuse_{statement.lower()}_{table} BEFORE {statement} ON {table} "
+                      f"BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    other.close()
+
+
+REFUSED_CHANGES = {
+    "reserve": ("INSERT", "reservations", lambda s: s.reserve(reservation(5, client_order_id="o-1"))),
+    "release": ("DELETE", "reservations", lambda s: s.release("o-1")),
+    "fill": ("INSERT", "positions", lambda s: s.apply_fill(fill(Side.BUY, 4, client_order_id="o-1"))),
+    "set_positions": ("DELETE", "positions", lambda s: s.set_positions([Position("beta", "AAA", 1)], None)),
+    "expire": ("DELETE", "reservations", lambda s: s.expire(NOW + 3600)),
+    "remember": ("INSERT", "remembered_decisions",
+                 lambda s: s.remember(order(client_order_id="o-1"), decision(order()), NOW + 60)),
+    "forget": ("DELETE", "remembered_decisions", lambda s: s.forget_decisions_before(NOW + 3600)),
+    "trading_state": ("INSERT", "trading_states", lambda s: s.set_trading_state(TradingState.ACTIVE)),
+    "add_override": ("UPDATE", "overrides", lambda s: s.add_override(override("b", value=0.1))),
+    "remove_override": ("DELETE", "overrides", lambda s: s.remove_override("a")),
+    "recommendation": ("INSERT", "recommendations", lambda s: s.append_recommendation(recommendation())),
+}
+
+
+@pytest.mark.parametrize("change", REFUSED_CHANGES.values(), ids=REFUSED_CHANGES.keys())
+def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_as_they_were(
+        open_sqlite, db_path: Path, change) -> None:
+    statement, table, act = change
+    store = open_sqlite()
+    make_changes(store)
+    before = held_by(store)
+    refuse(db_path, statement, table)
+
+    with pytest.raises(StoreError, match="refused by the test"):
+        act(store)
+
+    assert held_by(store) == before
+    store.close()
+    assert held_by(open_sqlite()) == before
