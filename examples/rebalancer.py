@@ -8,8 +8,10 @@ for each one that requires rebalancing, merges the budget's target allocation
 into the strategies' own (`merge_allocations`, the seed's `_merge_allocations`),
 prints the trades that would take the book there from the recommendation's
 current allocation, and records the recommendation's sequence in the checkpoint
-file. A restart resumes after the checkpoint: nothing is missed, nothing is
-handled twice. It only prints: it sends no orders.
+file. A restart resumes after the checkpoint: nothing is missed, and only a
+crash between handling a recommendation and writing the checkpoint hands that
+one recommendation out again (so handling must be idempotent; here it only
+prints: it sends no orders).
 
 The merge rule: the strategies say what they want, the budget says how much
 risk they may take. For each (strategy, symbol) a strategy targets, the merged
@@ -39,6 +41,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,14 +227,16 @@ def run(
     out: Callable[[str], None] = print,
     feed_options: Mapping[str, object] | None = None,
     on_feed: Callable[[RecommendationFeed], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Rebalance on every recommendation after the checkpoint until stopped (or
-    `limit` handled). Returns the process exit status."""
+    """Rebalance on every recommendation after the checkpoint until `stop` is
+    set (or `limit` handled). Returns the process exit status."""
+    stop = stop or threading.Event()
     after = read_checkpoint(checkpoint)
     handled = 0
     out(f"subscribing to {target} after sequence {after}")
     with RiskBudgetClient(target) as client:
-        while limit is None or handled < limit:
+        while not stop.is_set() and (limit is None or handled < limit):
             feed = RecommendationFeed(client, after, **(feed_options or {}))
             if on_feed is not None:
                 on_feed(feed)
@@ -259,12 +264,20 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="the sidecar's address")
-    parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="file holding the last sequence handled")
-    parser.add_argument("--allocation", type=Path,
-                        help="JSON {strategy: {symbol: weight}}; default: a built-in example")
-    parser.add_argument("--min-change", type=float, default=0.0005,
-                        help="smallest weight change worth a trade (default 0.0005)")
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="file holding the last sequence handled"
+    )
+    parser.add_argument(
+        "--allocation",
+        type=Path,
+        help="JSON {strategy: {symbol: weight in NAV}}; default: a built-in example",
+    )
+    parser.add_argument(
+        "--min-change",
+        type=float,
+        default=0.0005,
+        help="smallest weight change worth a trade (default 0.0005)",
+    )
     parser.add_argument("--limit", type=int, help="stop after this many recommendations")
     arguments = parser.parse_args(argv)
     try:
@@ -278,11 +291,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--allocation {arguments.allocation}: {error}")
 
     feeds: list[RecommendationFeed] = []
-    # SIGTERM stops the feed the way Ctrl-C does; the checkpoint is already on disk.
-    signal.signal(signal.SIGTERM, lambda *_: [feed.close() for feed in feeds])
+    stop = threading.Event()
+
+    def terminate(signum: int, frame: object) -> None:
+        # Like Ctrl-C: stop reading; the checkpoint is already on disk.
+        stop.set()
+        for feed in feeds:
+            feed.close()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
-        return run(arguments.target, arguments.checkpoint, strategy_allocation,
-                   min_change=arguments.min_change, limit=arguments.limit, on_feed=feeds.append)
+        return run(
+            arguments.target,
+            arguments.checkpoint,
+            strategy_allocation,
+            min_change=arguments.min_change,
+            limit=arguments.limit,
+            on_feed=feeds.append,
+            stop=stop,
+        )
     except KeyboardInterrupt:
         print("interrupted")
         return 0

@@ -187,17 +187,31 @@ class _FeedPolicy:
             raise ValueError(
                 f"after_sequence must be a sequence number, 0 or more, got {after_sequence!r}"
             )
-        _require(_is_real(initial_backoff) and initial_backoff > 0,
-                 "initial_backoff must be a positive number of seconds", initial_backoff)
-        _require(_is_real(backoff_multiplier) and backoff_multiplier >= 1,
-                 "backoff_multiplier must be 1 or more", backoff_multiplier)
-        _require(_is_real(max_backoff) and max_backoff >= initial_backoff,
-                 "max_backoff must be seconds, at least initial_backoff", max_backoff)
-        _require(_is_real(jitter) and 0 <= jitter < 1,
-                 "jitter must be a fraction from 0 up to (not including) 1", jitter)
-        _require(max_reconnects is None or (_is_whole(max_reconnects) and max_reconnects >= 0),
-                 "max_reconnects must be None (forever) or a whole number, 0 or more",
-                 max_reconnects)
+        _require(
+            _is_real(initial_backoff) and initial_backoff > 0,
+            "initial_backoff must be a positive number of seconds",
+            initial_backoff,
+        )
+        _require(
+            _is_real(backoff_multiplier) and backoff_multiplier >= 1,
+            "backoff_multiplier must be 1 or more",
+            backoff_multiplier,
+        )
+        _require(
+            _is_real(max_backoff) and max_backoff >= initial_backoff,
+            "max_backoff must be seconds, at least initial_backoff",
+            max_backoff,
+        )
+        _require(
+            _is_real(jitter) and 0 <= jitter < 1,
+            "jitter must be a fraction from 0 up to (not including) 1",
+            jitter,
+        )
+        _require(
+            max_reconnects is None or (_is_whole(max_reconnects) and max_reconnects >= 0),
+            "max_reconnects must be None (forever) or a whole number, 0 or more",
+            max_reconnects,
+        )
         self.last_sequence = after_sequence
         self.reconnects = 0
         self.duplicates_dropped = 0

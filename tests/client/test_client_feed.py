@@ -369,9 +369,12 @@ def test_close_from_another_thread_ends_a_feed_waiting_for_live_recommendations(
 
 
 def test_close_from_another_thread_cuts_a_backoff_wait_short(dead_target):
-    feed = RecommendationFeed(dead_target, initial_backoff=60.0, max_backoff=60.0)
+    def close_soon(disconnect):
+        threading.Timer(0.05, feed.close).start()
 
-    threading.Timer(0.2, feed.close).start()
+    feed = RecommendationFeed(
+        dead_target, initial_backoff=60.0, max_backoff=60.0, on_disconnect=close_soon
+    )
 
     assert list(feed) == []
     assert feed.reconnects == 1
@@ -391,13 +394,20 @@ async def test_closing_an_async_feed_from_another_task_ends_its_wait(log_sidecar
 
 
 async def test_closing_an_async_feed_cuts_a_backoff_wait_short(dead_target):
-    feed = AsyncRecommendationFeed(dead_target, initial_backoff=60.0, max_backoff=60.0)
+    waiting_to_reconnect = asyncio.Event()
+    feed = AsyncRecommendationFeed(
+        dead_target,
+        initial_backoff=60.0,
+        max_backoff=60.0,
+        on_disconnect=lambda disconnect: waiting_to_reconnect.set(),
+    )
     waiting = asyncio.create_task(anext(feed, None))
-    await asyncio.sleep(0.2)
+    await waiting_to_reconnect.wait()
 
     await feed.aclose()
 
     assert await waiting is None
+    assert feed.reconnects == 1
 
 
 async def test_cancelling_the_task_reading_an_async_feed_cancels_it(log_sidecar, log_server):

@@ -24,8 +24,9 @@ Trade = rebalancer.Trade
 
 def rows(*entries):
     return [
-        types_pb2.SymbolAllocation(strategy=strategy, symbol=symbol, weight=weight,
-                                   notional=weight * 1e7)
+        types_pb2.SymbolAllocation(
+            strategy=strategy, symbol=symbol, weight=weight, notional=weight * 1e7
+        )
         for strategy, symbol, weight in entries
     ]
 
@@ -110,7 +111,8 @@ def test_a_position_held_but_not_targeted_is_closed_and_a_new_one_opened():
 
 def test_changes_no_larger_than_the_minimum_are_not_traded():
     planned = rebalancer.trades(
-        {("mom", "SPY"): 0.1004, ("mom", "QQQ"): 0.2}, {("mom", "SPY"): 0.1, ("mom", "QQQ"): 0.1},
+        {("mom", "SPY"): 0.1004, ("mom", "QQQ"): 0.2},
+        {("mom", "SPY"): 0.1, ("mom", "QQQ"): 0.1},
         min_change=0.0005,
     )
 

@@ -104,3 +104,34 @@ def test_after_kill_9_and_a_restart_every_acknowledged_change_is_still_there(con
     assert iwm.position_notional > 0  # the reservation survived
     assert replayed == sequences == [1, 2, 3]
     assert next_one.recommendation.sequence == 4
+
+
+def test_the_recommendation_feed_resumes_across_a_sidecar_crash_with_no_gap_or_duplicate(config_path):
+    from riskbudget_client.feed import RecommendationFeed
+
+    process, target = start_sidecar(config_path)
+    restarted = None
+    try:
+        channel, _, admin = stubs(target)
+        for i in range(3):
+            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"before {i}"), metadata=TOKEN)
+        channel.close()
+        feed = RecommendationFeed(target, after_sequence=0, initial_backoff=0.05, max_backoff=0.5)
+        handled = [next(feed).sequence, next(feed).sequence]
+
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        restarted, target = start_sidecar(config_path)
+        channel, _, admin = stubs(target)
+        for i in range(2):
+            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"after {i}"), metadata=TOKEN)
+        channel.close()
+        handled += [next(feed).sequence for _ in range(3)]
+        feed.close()
+    finally:
+        for running in (process, restarted):
+            if running is not None and running.poll() is None:
+                running.kill()
+                running.wait(timeout=30)
+
+    assert handled == [1, 2, 3, 4, 5]

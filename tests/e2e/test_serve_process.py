@@ -41,6 +41,7 @@ def read_events(process: subprocess.Popen, until: str, timeout: float = STARTUP_
 def sidecar_process(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = "127.0.0.1:0"
+    config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     path = tmp_path / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "RISKBUDGET_ADMIN_TOKEN": "e2e-token"}
@@ -87,6 +88,7 @@ def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp
     _, target = sidecar_process
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = target
+    config["store"] = {"path": str(tmp_path / "second.sqlite3")}
     path = tmp_path / "second.yaml"
     path.write_text(yaml.safe_dump(config))
 
@@ -124,3 +126,24 @@ def test_the_command_line_walk_through_publishes_checks_and_reads(sidecar_proces
     assert rejected.returncode == 3 and "REASON_CODE_TRADING_HALTED" in rejected.stdout
     assert budget.returncode == 0 and "equity_momentum" in budget.stdout
     assert json.loads(utilization.stdout)["total"]["gross_exposure"] > 0
+
+
+def test_the_operator_commands_set_list_and_clear_an_override_and_read_alerts(sidecar_process):
+    _, target = sidecar_process
+
+    made = run_cli("set-override", "--scope", "symbol", "--kind", "restrict_symbol", "--on", "EEM",
+                   "--reason", "e2e", "--expires-in", "600", target=target)
+    listed = run_cli("overrides", target=target)
+    override_id = json.loads(made.stdout)["override"]["id"]
+    rebalance = run_cli("rebalance", "--reason", "e2e", target=target)
+    cleared = run_cli("clear-override", override_id, target=target)
+    alerts = run_cli("alerts", "--min-severity", "info", target=target)
+    status = run_cli("sidecar-status", target=target)
+
+    assert made.returncode == 0, made.stderr
+    assert [o["id"] for o in json.loads(listed.stdout)["overrides"]] == [override_id]
+    assert json.loads(rebalance.stdout)["recommendation"]["triggers"] == ["RECOMMENDATION_TRIGGER_MANUAL"]
+    assert json.loads(cleared.stdout)["cleared"] is True
+    kinds = {a["kind"] for a in json.loads(alerts.stdout)["alerts"]}
+    assert {"ALERT_KIND_OVERRIDE_SET", "ALERT_KIND_OVERRIDE_ENDED"} <= kinds
+    assert json.loads(status.stdout)["last_recommendation_sequence"] == "1"

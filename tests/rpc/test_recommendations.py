@@ -198,3 +198,14 @@ async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
 
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert trailing.get("riskbudget-resume-after") == "1"
+
+
+async def test_a_resume_point_ahead_of_the_log_is_out_of_range(harness):
+    await trigger(harness)
+
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=50))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call.read()
+
+    assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "ahead of the newest recommendation 1" in refused.value.details()

@@ -458,11 +458,36 @@ async def test_a_socket_left_by_a_dead_sidecar_is_replaced_but_a_live_one_is_not
 
     running = await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
     try:
+        elsewhere = tmp_path / "second"
+        elsewhere.mkdir()
         with pytest.raises(OSError, match="another sidecar is listening"):
-            await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+            await start_harness(elsewhere, sidecar__listen=f"unix:{socket_path}")
         reply = await running.stub.GetBudget(spb.GetBudgetRequest())
     finally:
         await running.channel.close()
         await stop(running.sidecar, running.server)
 
     assert reply.budget.ref.version >= 1
+
+
+async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_an_alert_fires(tmp_path):
+    import sqlite3
+
+    running = await start_harness(tmp_path, store__busy_timeout=0.05)
+    try:
+        await running.publish_last_prices()
+        blocker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        refused = await running.check("o-locked", 1)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        after = await running.check("o-locked", 1)
+        alerts = await running.stub.ListAlerts(spb.ListAlertsRequest())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.decision == pb.DECISION_REJECTED and refused.approved_quantity == 0
+    assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert after.decision == pb.DECISION_APPROVED and not after.replayed
+    assert any(a.kind == pb.ALERT_KIND_STORE_ERROR for a in alerts.alerts)

@@ -15,6 +15,7 @@ import pytest
 from riskbudget_sidecar.engine.types import DecisionRecord, Position, Side, TradingState
 from riskbudget_sidecar.store import MemoryStore, StoreError
 from riskbudget_sidecar.store.serialization import from_dict, to_dict
+from riskbudget_sidecar.store.sqlite import _CHECKPOINT_EVERY
 from tests.engine.builders import NOW, fill, order, reservation
 from tests.store.builders import (
     decision, decision_record, held_by, override, recommendation, write_lock,
@@ -107,10 +108,9 @@ def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
         child.wait()
         child.stdin.close()
         child.stdout.close()
+    unclosed_log = db_path.with_name(db_path.name + "-wal").stat().st_size
     expected = MemoryStore()
     make_changes(expected)
-
-    unclosed_log = db_path.with_name(db_path.name + "-wal").stat().st_size
 
     reopened = open_sqlite()
 
@@ -136,11 +136,25 @@ sys.stdin.read()  # blocks: the parent kills this process before any close
 def test_the_database_is_in_wal_mode(open_sqlite, db_path: Path) -> None:
     open_sqlite()
 
-    with sqlite3.connect(db_path) as other:
-        (mode,) = other.execute("PRAGMA journal_mode").fetchone()
+    other = sqlite3.connect(db_path)
+    [(mode,)] = other.execute("PRAGMA journal_mode").fetchall()
     other.close()
 
     assert mode == "wal"
+
+
+def test_the_writer_checkpoints_so_that_the_wal_starts_over(open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    for n in range(_CHECKPOINT_EVERY):
+        store.set_trading_state(TradingState.HALTED if n % 2 else TradingState.ACTIVE)
+    assert store.flush(timeout=10)
+
+    store.set_trading_state(TradingState.REDUCING)
+
+    other = sqlite3.connect(db_path)
+    [(_, frames_in_wal, _)] = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    other.close()
+    assert 0 < frames_in_wal < 10
 
 
 def test_a_database_of_another_schema_version_is_refused(open_sqlite, db_path: Path) -> None:
@@ -151,6 +165,20 @@ def test_a_database_of_another_schema_version_is_refused(open_sqlite, db_path: P
     other.close()
 
     with pytest.raises(StoreError, match="schema version 99"):
+        open_sqlite()
+
+
+def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
+        open_sqlite, db_path: Path) -> None:
+    first = open_sqlite()
+    first.set_trading_state(TradingState.HALTED)
+    first.close()
+    other = sqlite3.connect(db_path)
+    with other:
+        other.execute("UPDATE trading_states SET state = 'PANIC'")
+    other.close()
+
+    with pytest.raises(StoreError, match="cannot read: KeyError.*PANIC"):
         open_sqlite()
 
 
@@ -288,3 +316,17 @@ def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_as_they
     assert held_by(store) == before
     store.close()
     assert held_by(open_sqlite()) == before
+
+
+def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path) -> None:
+    from riskbudget_sidecar.engine.config import StoreSettings
+    from riskbudget_sidecar.store import SqliteStore, StoreError
+
+    settings = StoreSettings(path=str(tmp_path / "state.sqlite3"))
+    first = SqliteStore(settings)
+
+    with pytest.raises(StoreError, match="in use by another sidecar"):
+        SqliteStore(settings)
+    first.close()
+    second = SqliteStore(settings)
+    second.close()

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import uuid
+from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 
@@ -18,6 +19,7 @@ DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..store.errors import StoreError
     from .logging import configure_logging
     from .serve import serve
 
@@ -25,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.sidecar.log_level)
     try:
         asyncio.run(serve(config, config_path=args.config, listen=args.listen))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -119,12 +121,36 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_trading_state(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        response = client.set_trading_state(args.state, args.strategy, reason=args.reason,
-                                            set_by=os.environ.get("USER", "cli"))
-    print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
-    return 0
+def _operator() -> str:
+    return os.environ.get("USER", "cli")
+
+
+def _reply_as_json(call) -> Callable[[argparse.Namespace], int]:
+    """A command that makes one client call and prints its reply as JSON."""
+
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            response = call(client, args)
+        print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+        return 0
+
+    return run
+
+
+JSON_COMMANDS = {
+    "set-trading-state": lambda client, args: client.set_trading_state(
+        args.state, args.strategy, reason=args.reason, set_by=_operator()),
+    "alerts": lambda client, args: client.list_alerts(args.limit, args.min_severity),
+    "overrides": lambda client, args: client.list_overrides(),
+    "set-override": lambda client, args: client.set_override(
+        args.scope, args.kind, target=args.on, value=args.value, regime=args.regime,
+        set_by=_operator(), reason=args.reason,
+        expires_at=time.time() + args.expires_in if args.expires_in else None),
+    "clear-override": lambda client, args: client.clear_override(args.id, _operator(), args.reason),
+    "rebalance": lambda client, args: client.trigger_rebalance(args.reason, _operator()),
+    "reload-config": lambda client, args: client.reload_config(),
+    "sidecar-status": lambda client, args: client.get_status(),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
     publish = client_command("publish", "publish prices now: SYMBOL=PRICE ...", _publish)
     publish.add_argument("prices", nargs="+")
 
-    state = client_command("set-trading-state", "set ACTIVE, REDUCING or HALTED (admin token in "
-                           "RISKBUDGET_ADMIN_TOKEN)", _set_trading_state)
+    def json_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return client_command(name, help_text, _reply_as_json(JSON_COMMANDS[name]))
+
+    admin = " (admin: token in RISKBUDGET_ADMIN_TOKEN)"
+    state = json_command("set-trading-state", "set ACTIVE, REDUCING or HALTED" + admin)
     state.add_argument("state", choices=["active", "reducing", "halted"])
-    state.add_argument("--strategy", default="")
+    state.add_argument("--strategy", default="", help="one strategy (default: the whole book)")
     state.add_argument("--reason", default="")
+
+    alerts = json_command("alerts", "recent alerts, newest first")
+    alerts.add_argument("--limit", type=int, default=20)
+    alerts.add_argument("--min-severity", choices=["info", "warning", "critical"])
+
+    json_command("overrides", "list the active overrides" + admin)
+    override = json_command("set-override", "override the budget" + admin)
+    override.add_argument("--scope", required=True, choices=["global", "strategy", "symbol"])
+    override.add_argument("--kind", required=True, choices=[
+        "force_regime", "scale_leverage", "cap_leverage", "cap_strategy_capital", "cap_symbol_position",
+        "restrict_symbol"])
+    override.add_argument("--on", default="", help="the strategy or symbol it applies to")
+    override.add_argument("--value", type=float, default=0.0)
+    override.add_argument("--regime", choices=["bull", "bear", "crisis"])
+    override.add_argument("--reason", required=True)
+    override.add_argument("--expires-in", type=float, help="seconds until it expires (default: never)")
+    clear = json_command("clear-override", "clear an override" + admin)
+    clear.add_argument("id")
+    clear.add_argument("--reason", default="")
+    rebalance = json_command("rebalance", "ask for a rebalancing recommendation now" + admin)
+    rebalance.add_argument("--reason", required=True)
+    json_command("reload-config", "reload the sidecar's config file" + admin)
+    json_command("sidecar-status", "regime history, response times, log and stream figures")
     return parser
 
 

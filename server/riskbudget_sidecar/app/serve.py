@@ -42,8 +42,12 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     address = parse_listen_address(listen or config.sidecar.listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
     sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
-    server = await start_server(sidecar, address, admin_token=read_admin_token(config),
-                                max_message_bytes=config.sidecar.max_message_bytes)
+    try:
+        server = await start_server(sidecar, address, admin_token=read_admin_token(config),
+                                    max_message_bytes=config.sidecar.max_message_bytes)
+    except BaseException:
+        await sidecar.stop()
+        raise
     try:
         await sidecar.start()
     except BaseException:

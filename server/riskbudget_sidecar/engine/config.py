@@ -205,6 +205,8 @@ class StoreSettings(Frozen):
     decision_log_queue: Annotated[int, Field(ge=1)] = 100_000
     """Decisions waiting for the writer; past this they go to the fallback log (and an alert)."""
     decision_log_batch: Annotated[int, Field(ge=1)] = 500
+    busy_timeout: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] = 0.25
+    """Seconds a write waits for the database before the change is refused (checks fail closed)."""
 
 
 class StreamSettings(Frozen):

@@ -12,7 +12,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..service.errors import (
-    ConfigRefused, InvalidInput, NotReady, PermissionDenied, ResumeTooOld, RiskBudgetError, ShuttingDown,
+    InvalidInput, NotReady, PermissionDenied, ResumeOutOfRange, RiskBudgetError, ShuttingDown,
     StateUnavailable, StreamEnded, SubscriberOverflow, Unauthenticated,
 )
 
@@ -25,9 +25,8 @@ STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    ResumeTooOld: grpc.StatusCode.OUT_OF_RANGE,
+    ResumeOutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     SubscriberOverflow: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ConfigRefused: grpc.StatusCode.FAILED_PRECONDITION,
 }
 RESUME_AFTER_KEY = "riskbudget-resume-after"
 OLDEST_SEQUENCE_KEY = "riskbudget-oldest-sequence"
@@ -52,7 +51,7 @@ def trailing_metadata_for(error: RiskBudgetError) -> tuple[tuple[str, str], ...]
     """Where a stream may resume, machine-readable, beside the human message."""
     if isinstance(error, StreamEnded):
         return ((RESUME_AFTER_KEY, str(error.resume_after)),)
-    if isinstance(error, ResumeTooOld):
+    if isinstance(error, ResumeOutOfRange):
         return ((OLDEST_SEQUENCE_KEY, str(error.oldest_available)),)
     return ()
 

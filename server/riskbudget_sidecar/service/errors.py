@@ -39,13 +39,17 @@ class ConfigRefused(RiskBudgetError):
         super().__init__("; ".join(errors))
 
 
-class ResumeTooOld(RiskBudgetError):
-    """A stream's resume point is older than the recommendation log keeps."""
+class ResumeOutOfRange(RiskBudgetError):
+    """A stream's resume point is older than the log keeps, or newer than anything in it."""
 
-    def __init__(self, oldest_available: int):
+    def __init__(self, after_sequence: int, oldest_available: int, newest: int):
         self.oldest_available = oldest_available
-        super().__init__(f"recommendations up to {oldest_available - 1} are no longer kept; "
-                         f"oldest available is {oldest_available}")
+        if after_sequence > newest:
+            problem = (f"after_sequence {after_sequence} is ahead of the newest recommendation "
+                       f"{newest}: it comes from another sidecar or a lost log")
+        else:
+            problem = f"recommendations up to {oldest_available - 1} are no longer kept"
+        super().__init__(f"{problem}; oldest available is {oldest_available}")
 
 
 class StreamEnded(RiskBudgetError):

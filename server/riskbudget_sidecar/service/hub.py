@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from ..engine.types import Recommendation
-from .errors import ResumeTooOld, ShuttingDown, SubscriberOverflow
+from .errors import ResumeOutOfRange, ShuttingDown, SubscriberOverflow
 
 HISTORY_PAGE = 500
 
@@ -77,8 +77,8 @@ class RecommendationHub:
             oldest, newest = self._bounds()
             if from_latest:
                 after_sequence = newest
-            elif oldest and after_sequence + 1 < oldest:
-                raise ResumeTooOld(oldest)
+            elif after_sequence > newest or (oldest and after_sequence + 1 < oldest):
+                raise ResumeOutOfRange(after_sequence, oldest, newest)
             last = after_sequence
             while page := self._read_after(last, HISTORY_PAGE):
                 last = page[-1].sequence

@@ -530,17 +530,14 @@ class RiskBudgetSidecar:
             return self._id_reused(order, kept.decision)
         result = self._decide(order, now)
         if not order.dry_run:
-            if result.reserved:
-                try:
-                    self._store.reserve(Reservation(
-                        order.client_order_id, order.strategy, order.symbol,
-                        order.side.sign * result.approved_quantity, now + self.config.limits.reservation_ttl))
-                except StoreError as exc:
-                    result = self._state_unavailable(result, exc)
+            ttl = self.config.limits.reservation_ttl
+            reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
+                                      order.side.sign * result.approved_quantity, now + ttl)
             try:
-                self._store.remember(order, result, forget_after=now + 2 * self.config.limits.reservation_ttl)
-            except StoreError as exc:  # the reservation stands; only a repeat after a restart is affected
-                log.error("decision_not_remembered", client_order_id=order.client_order_id, error=str(exc))
+                self._store.record_check(order, result, reservation if result.reserved else None,
+                                         forget_after=now + 2 * ttl)
+            except StoreError as exc:
+                result = self._state_unavailable(result, exc)
         self._store.log_decision(DecisionRecord(now, order, result))
         return result
 

@@ -20,4 +20,4 @@ def open_store(settings: StoreSettings, *,
     decision log cannot (the memory backend never needs it)."""
     if settings.backend == "memory":
         return MemoryStore(settings)
-    return SqliteStore(settings, fallback_log=fallback_log)
+    return SqliteStore(settings, fallback_log=fallback_log, busy_timeout=settings.busy_timeout)

@@ -69,6 +69,13 @@ class MemoryStore:
     def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
         self._decisions[order.client_order_id] = RememberedDecision(order, decision, forget_after)
 
+    def record_check(self, order: OrderRequest, decision: TradeDecision,
+                     reservation: Reservation | None, forget_after: float) -> None:
+        """What a CheckTrade leaves behind: its reservation, if any, and its decision."""
+        if reservation is not None:
+            MemoryStore.reserve(self, reservation)
+        MemoryStore.remember(self, order, decision, forget_after)
+
     def forget_decisions_before(self, now: float) -> int:
         return len(self._forget_decisions(now))
 

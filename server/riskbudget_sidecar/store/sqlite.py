@@ -8,6 +8,7 @@ is loaded back into memory, so a restarted sidecar carries on where it stopped.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import dataclasses
 import json
 import logging
@@ -15,7 +16,7 @@ import sqlite3
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 from ..engine.config import StoreSettings
 from ..engine.types import (
@@ -71,8 +72,11 @@ _APPEND_RECOMMENDATION = "INSERT INTO recommendations (recommendation_json) VALU
 _TRIM_RECOMMENDATIONS = "DELETE FROM recommendations WHERE sequence <= ?"
 _LOG_DECISIONS = "INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)"
 
-_CHECKPOINT_EVERY = 1000
+_CHECKPOINT_EVERY = 250
 """Commits of the event loop, or decisions written, between two checkpoints."""
+
+_MAX_WAL_FRAMES = 10_000
+"""A WAL this long (about 40 MB) is checkpointed holding the write lock (see _checkpoint)."""
 
 _LINGER = 0.02
 """Seconds the writer lets a batch fill after its first record: a decision is written
@@ -103,8 +107,9 @@ class SqliteStore(MemoryStore):
     All methods run on one thread at a time (the event loop), through one
     connection, except `log_decision`, which only enqueues. A writer thread with
     its own connection drains the decision log in batches and runs the WAL
-    checkpoints (whose fsyncs would otherwise stall the event loop every few
-    hundred commits). The two connections take turns on an in-process lock
+    checkpoints, which copy pages and fsync: run by the committing connection,
+    as SQLite does by default, they stalled the event loop for about 10 ms every
+    few hundred commits. The two connections take turns on an in-process lock
     rather than meeting in SQLite's busy handler, which sleeps at least a
     millisecond per collision.
 
@@ -122,23 +127,35 @@ class SqliteStore(MemoryStore):
         self._busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._commits = 0
-        self._db = _connect(self._path, busy_timeout)
+        self._owner = _claim(self._path)
+        try:
+            self._db = _connect(self._path, busy_timeout)
+        except BaseException:
+            self._owner.close()
+            raise
+        try:
+            self._open(fallback_log or _log_fallback)
+        except BaseException:
+            self._db.close()
+            self._owner.close()
+            raise
+
+    # -- open ------------------------------------------------------------------------------
+
+    def _open(self, fallback_log: Callable[[dict[str, Any]], None]) -> None:
         try:
             self._db.executescript(_SCHEMA)
             self._check_schema_version()
             self._load()
-            self._writer = _BackgroundWriter(
-                _connect(self._path, busy_timeout), self._write_lock,
-                capacity=settings.decision_log_queue, batch=settings.decision_log_batch,
-                fallback_log=fallback_log or _log_fallback)
         except sqlite3.Error as error:
-            self._db.close()
             raise StoreError(f"cannot open the state store {self._path}: {error}") from error
-        except BaseException:
-            self._db.close()
-            raise
-
-    # -- open ------------------------------------------------------------------------------
+        except (ValueError, KeyError, TypeError) as error:
+            raise StoreError(f"the state store {self._path} holds what this sidecar cannot read: "
+                             f"{error!r}") from error
+        self._writer = _BackgroundWriter(
+            _connect(self._path, self._busy_timeout), self._write_lock,
+            capacity=self._settings.decision_log_queue, batch=self._settings.decision_log_batch,
+            fallback_log=fallback_log)
 
     def _check_schema_version(self) -> None:
         [(version,)] = self._db.execute("SELECT version FROM schema_version").fetchall()
@@ -178,12 +195,13 @@ class SqliteStore(MemoryStore):
         """One durable change: the body changes memory, then writes; all is committed on exit.
 
         If the database refuses, the `undo` steps put memory back and StoreError is
-        raised. Any other error (a ValueError from the book, which validates before
-        it changes anything) rolls the database back and propagates.
+        raised. Any other error rolls the database back and propagates: bodies do
+        nothing else that can fail once memory has changed (the book validates
+        before it changes anything; rows are serialized before the body).
         """
         if not self._write_lock.acquire(timeout=self._busy_timeout):
-            raise StoreError(f"the state store {self._path} refused the change: "
-                             "the decision log writer has held it too long")
+            raise StoreError(f"the state store {self._path} refused the change: its writer "
+                             f"thread held the write lock for over {self._busy_timeout} s")
         began = False
         try:
             with _transaction(self._db):
@@ -300,15 +318,29 @@ class SqliteStore(MemoryStore):
     # -- idempotency of CheckTrade ---------------------------------------------------------
 
     def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
+        row = (order.client_order_id, json.dumps(to_dict(order)), json.dumps(to_dict(decision)),
+               forget_after)
         with self._change(self._decision_restorer(order.client_order_id)) as db:
             super().remember(order, decision, forget_after)
-            db.execute(_SAVE_DECISION, (order.client_order_id, json.dumps(to_dict(order)),
-                                        json.dumps(to_dict(decision)), forget_after))
+            db.execute(_SAVE_DECISION, row)
+
+    def record_check(self, order: OrderRequest, decision: TradeDecision,
+                     reservation: Reservation | None, forget_after: float) -> None:
+        """Reservation and decision in one transaction: the one write on CheckTrade's path."""
+        order_id = order.client_order_id
+        row = (order_id, json.dumps(to_dict(order)), json.dumps(to_dict(decision)), forget_after)
+        with self._change(self._reservation_restorer(order_id), self._decision_restorer(order_id)) as db:
+            super().record_check(order, decision, reservation, forget_after)
+            if reservation is not None:
+                self._save_reservation(order_id)
+            db.execute(_SAVE_DECISION, row)
 
     def forget_decisions_before(self, now: float) -> int:
         forgotten: list[RememberedDecision] = []
-        with self._change(lambda: self._decisions.update(
-                {kept.order.client_order_id: kept for kept in forgotten})) as db:
+
+        def restore() -> None:
+            self._decisions.update({kept.order.client_order_id: kept for kept in forgotten})
+        with self._change(restore) as db:
             forgotten += self._forget_decisions(now)
             db.executemany(_DELETE_DECISION, [(kept.order.client_order_id,) for kept in forgotten])
         return len(forgotten)
@@ -324,9 +356,10 @@ class SqliteStore(MemoryStore):
     # -- overrides -------------------------------------------------------------------------
 
     def add_override(self, override: Override) -> None:
+        row = (override.id, json.dumps(to_dict(override)))
         with self._change(self._overrides_restorer()) as db:
             super().add_override(override)
-            db.execute(_SAVE_OVERRIDE, (override.id, json.dumps(to_dict(override))))
+            db.execute(_SAVE_OVERRIDE, row)
 
     def remove_override(self, override_id: str) -> Override | None:
         if override_id not in self._overrides:
@@ -361,13 +394,15 @@ class SqliteStore(MemoryStore):
         return [json.loads(record) for (record,) in reversed(rows)]
 
     def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the queued decisions to be written."""
+        """Wait up to `timeout` seconds for the queued decisions to be written (and a
+        requested checkpoint to be done); False if they were not."""
         return self._writer.flush(timeout)
 
     def close(self) -> None:
-        """Write the queued decisions, stop the writer, close the database."""
+        """Write the queued decisions, stop the writer, close the database, let it go."""
         self._writer.close()
         self._db.close()
+        self._owner.close()
 
 
 class _BackgroundWriter:
@@ -405,7 +440,8 @@ class _BackgroundWriter:
         with self._changed:
             if not self._closing and len(self._pending) + self._writing < self._capacity:
                 self._pending.append((record.time, record.order.client_order_id, json.dumps(as_dict)))
-                self._changed.notify_all()
+                if len(self._pending) in (1, self._batch):  # wake the writer only when it waits for this
+                    self._changed.notify_all()
                 return
             self._overflowed += 1
         self._fallback_log(as_dict)
@@ -470,18 +506,33 @@ class _BackgroundWriter:
                 self._fallback_log(json.loads(record))
 
     def _checkpoint(self) -> None:
-        """Copy the WAL into the database, so that the next write starts it over.
+        """Copy the WAL into the database, while the event loop goes on writing (PASSIVE).
 
-        The bulk is copied while the event loop goes on writing (PASSIVE); the few
-        frames it wrote meanwhile are copied holding the write lock, so that the
-        checkpoint completes: one that never catches up lets the WAL grow forever.
+        The next write starts the WAL over only if a checkpoint copied all of it, and
+        under a steady stream of writes none does: the WAL would grow without end.
+        So once it is `_MAX_WAL_FRAMES` long, the frames written during the copy are
+        copied holding the write lock, which stalls the event loop for a millisecond
+        or two (the fsyncs), rarely, instead of at every checkpoint.
         """
         try:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            with self._write_lock:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            [(_, frames, _)] = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            if frames >= _MAX_WAL_FRAMES:
+                with self._write_lock:
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as error:  # the next one retries; SQLite stays consistent meanwhile
             _log.warning("WAL checkpoint of the state store failed: %s", error)
+
+
+def _claim(path: Path) -> IO[str]:
+    """An exclusive lock on `<path>.lock`: one sidecar per state file (the kernel frees it on exit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner.close()
+        raise StoreError(f"the state store {path} is in use by another sidecar") from None
+    return owner
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
