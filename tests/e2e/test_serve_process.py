@@ -147,3 +147,28 @@ def test_the_operator_commands_set_list_and_clear_an_override_and_read_alerts(si
     kinds = {a["kind"] for a in json.loads(alerts.stdout)["alerts"]}
     assert {"ALERT_KIND_OVERRIDE_SET", "ALERT_KIND_OVERRIDE_ENDED"} <= kinds
     assert json.loads(status.stdout)["last_recommendation_sequence"] == "1"
+
+
+def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one_keeping_the_old(sidecar_process, tmp_path):
+    process, target = sidecar_process
+    path = tmp_path / "sidecar.yaml"
+    config = yaml.safe_load(path.read_text())
+
+    config["limits"]["max_order_notional"] = 1234.0
+    path.write_text(yaml.safe_dump(config))
+    process.send_signal(signal.SIGHUP)
+    read_events(process, "config_reloaded", timeout=30)
+    path.write_text("risk_budgeting: [truncated")
+    process.send_signal(signal.SIGHUP)
+    refused = read_events(process, "alert", timeout=30)[-1]
+    with RiskBudgetClient(target) as client:
+        prices = {s.symbol: s.last_price for s in client.get_budget().budget.symbols}
+        client.publish_market_data([(symbol, price, time.time()) for symbol, price in prices.items()])
+        decision = client.check_trade("hup-1", "equity_momentum", "SPY", "buy", 1000)
+    process.send_signal(signal.SIGTERM)
+    output = process.stdout.read()
+
+    assert refused["kind"] == "config_reload_refused" and "not valid YAML" in refused["message"]
+    assert decision.approved_quantity * decision.reference_price <= 1234.0
+    assert types_pb2.REASON_CODE_MAX_ORDER_NOTIONAL in [r.code for r in decision.reasons]
+    assert "e2e-token" not in output
