@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import time
+import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Callable, Iterable, TypeVar
@@ -103,7 +103,6 @@ class RiskBudgetSidecar:
         self._last_regime: Regime | None = None
         self.regime_history: deque[tuple[Regime, float]] = deque(maxlen=HISTORY_LENGTH)
         self.regime_response_seconds: deque[float] = deque(maxlen=HISTORY_LENGTH)
-        self._override_ids = (f"ovr-{int(self._started_at)}-{n}" for n in itertools.count(1))
 
     def _apply_config(self, config: Config) -> None:
         """Everything derived from the config, swapped in one go (start and reload)."""
@@ -433,7 +432,7 @@ class RiskBudgetSidecar:
                                        symbols=set(self.config.portfolio.symbols), now=now)
         if violations:
             raise InvalidInput(violations)
-        override = dataclasses.replace(draft, id=next(self._override_ids), created_at=now)
+        override = dataclasses.replace(draft, id=f"ovr-{uuid.uuid4().hex[:12]}", created_at=now)
         self._durably(self._store.add_override, override)
         self._alerts.raise_alert(
             AlertKind.OVERRIDE_SET, AlertSeverity.INFO,
