@@ -16,84 +16,84 @@ from tests.store.builders import decision, decision_record, override, recommenda
 # -- the book ---------------------------------------------------------------------------------
 
 
-def test_reserve_holds_the_order_in_the_book(store: Store) -> None:
-    store.reserve(reservation(30, client_order_id="o-1"))
+async def test_reserve_holds_the_order_in_the_book(store: Store) -> None:
+    await store.reserve(reservation(30, client_order_id="o-1"))
 
     assert store.book.reservation("o-1") == reservation(30, client_order_id="o-1")
     assert store.book.exposure("alpha", "AAA") == SymbolExposure(0, pending_buy=30)
 
 
-def test_reserving_an_order_again_replaces_its_reservation(store: Store) -> None:
-    store.reserve(reservation(30))
+async def test_reserving_an_order_again_replaces_its_reservation(store: Store) -> None:
+    await store.reserve(reservation(30))
 
-    store.reserve(reservation(-10))
+    await store.reserve(reservation(-10))
 
     assert store.book.reservations() == [reservation(-10)]
 
 
-def test_a_reservation_the_book_refuses_changes_nothing(store: Store) -> None:
+async def test_a_reservation_the_book_refuses_changes_nothing(store: Store) -> None:
     with pytest.raises(ValueError):
-        store.reserve(reservation(0))
+        await store.reserve(reservation(0))
 
     assert store.book.reservations() == []
 
 
-def test_release_frees_the_reservation(store: Store) -> None:
-    store.reserve(reservation(30))
+async def test_release_frees_the_reservation(store: Store) -> None:
+    await store.reserve(reservation(30))
 
-    released = store.release("o-1")
+    released = await store.release("o-1")
 
     assert released is True
     assert store.book.reservations() == []
 
 
-def test_release_of_an_order_without_reservation_says_so(store: Store) -> None:
-    assert store.release("never-reserved") is False
+async def test_release_of_an_order_without_reservation_says_so(store: Store) -> None:
+    assert await store.release("never-reserved") is False
 
 
-def test_fill_moves_the_position_and_settles_its_reservation(store: Store) -> None:
-    store.reserve(reservation(100))
+async def test_fill_moves_the_position_and_settles_its_reservation(store: Store) -> None:
+    await store.reserve(reservation(100))
 
-    position, remaining = store.apply_fill(fill(Side.BUY, 100))
+    position, remaining = await store.apply_fill(fill(Side.BUY, 100))
 
     assert (position, remaining) == (Position("alpha", "AAA", 100), 0.0)
     assert store.book.reservations() == []
     assert store.book.positions() == [Position("alpha", "AAA", 100)]
 
 
-def test_partial_fill_leaves_the_rest_reserved(store: Store) -> None:
-    store.reserve(reservation(100))
+async def test_partial_fill_leaves_the_rest_reserved(store: Store) -> None:
+    await store.reserve(reservation(100))
 
-    _, remaining = store.apply_fill(fill(Side.BUY, 40))
+    _, remaining = await store.apply_fill(fill(Side.BUY, 40))
 
     assert remaining == 60
     assert store.book.reservation("o-1") == reservation(60)
 
 
-def test_set_positions_replaces_the_whole_book(store: Store) -> None:
-    store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
+async def test_set_positions_replaces_the_whole_book(store: Store) -> None:
+    await store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
 
-    held = store.set_positions([Position("alpha", "AAA", 5), Position("alpha", "BBB", 0)], None)
+    held = await store.set_positions([Position("alpha", "AAA", 5), Position("alpha", "BBB", 0)], None)
 
     assert held == 1
     assert store.book.positions() == [Position("alpha", "AAA", 5)]
 
 
-def test_set_positions_of_one_strategy_leaves_the_others(store: Store) -> None:
-    store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
-    store.apply_fill(fill(Side.BUY, 10, strategy="alpha", symbol="BBB"))
+async def test_set_positions_of_one_strategy_leaves_the_others(store: Store) -> None:
+    await store.apply_fill(fill(Side.BUY, 10, strategy="beta", symbol="CCC"))
+    await store.apply_fill(fill(Side.BUY, 10, strategy="alpha", symbol="BBB"))
 
-    store.set_positions([Position("alpha", "AAA", -5)], "alpha")
+    await store.set_positions([Position("alpha", "AAA", -5)], "alpha")
 
     assert sorted(store.book.positions(), key=repr) == [
         Position("alpha", "AAA", -5), Position("beta", "CCC", 10)]
 
 
-def test_expire_drops_the_reservations_due_by_now(store: Store) -> None:
-    store.reserve(reservation(10, client_order_id="due", expires_at=NOW))
-    store.reserve(reservation(10, client_order_id="later", expires_at=NOW + 1))
+async def test_expire_drops_the_reservations_due_by_now(store: Store) -> None:
+    await store.reserve(reservation(10, client_order_id="due", expires_at=NOW))
+    await store.reserve(reservation(10, client_order_id="later", expires_at=NOW + 1))
 
-    expired = store.expire(NOW)
+    expired = await store.expire(NOW)
 
     assert [r.client_order_id for r in expired] == ["due"]
     assert [r.client_order_id for r in store.book.reservations()] == ["later"]
@@ -124,19 +124,19 @@ def test_forget_drops_the_decisions_due_by_now(store: Store) -> None:
     assert store.remembered("o-2") is not None
 
 
-def test_record_check_reserves_and_remembers_together(store: Store) -> None:
+async def test_record_check_reserves_and_remembers_together(store: Store) -> None:
     request = order(client_order_id="o-1")
 
-    store.record_check(request, decision(request), reservation(100), forget_after=NOW + 120)
+    await store.record_check(request, decision(request), reservation(100), forget_after=NOW + 120)
 
     assert store.book.reservations() == [reservation(100)]
     assert store.remembered("o-1").decision == decision(request)
 
 
-def test_record_check_of_a_rejection_remembers_without_reserving(store: Store) -> None:
+async def test_record_check_of_a_rejection_remembers_without_reserving(store: Store) -> None:
     request = order(client_order_id="o-1")
 
-    store.record_check(request, decision(request, approved=0), None, forget_after=NOW + 120)
+    await store.record_check(request, decision(request, approved=0), None, forget_after=NOW + 120)
 
     assert store.book.reservations() == []
     assert store.remembered("o-1").decision.approved_quantity == 0
@@ -150,9 +150,9 @@ def test_trading_state_starts_active(store: Store) -> None:
     assert store.trading_state("alpha") is TradingState.ACTIVE
 
 
-def test_trading_state_in_force_is_the_stricter_of_book_and_strategy(store: Store) -> None:
-    store.set_trading_state(TradingState.REDUCING)
-    store.set_trading_state(TradingState.HALTED, "alpha")
+async def test_trading_state_in_force_is_the_stricter_of_book_and_strategy(store: Store) -> None:
+    await store.set_trading_state(TradingState.REDUCING)
+    await store.set_trading_state(TradingState.HALTED, "alpha")
 
     assert store.trading_state("alpha") is TradingState.HALTED
     assert store.trading_state("beta") is TradingState.REDUCING
@@ -162,34 +162,34 @@ def test_trading_state_in_force_is_the_stricter_of_book_and_strategy(store: Stor
 # -- overrides -----------------------------------------------------------------------------------
 
 
-def test_overrides_are_listed_in_the_order_they_were_added(store: Store) -> None:
+async def test_overrides_are_listed_in_the_order_they_were_added(store: Store) -> None:
     for override_id in ("b", "a", "c"):
-        store.add_override(override(override_id))
+        await store.add_override(override(override_id))
 
     assert [o.id for o in store.overrides()] == ["b", "a", "c"]
 
 
-def test_an_override_set_again_is_replaced_in_its_place(store: Store) -> None:
-    store.add_override(override("a"))
-    store.add_override(override("b"))
+async def test_an_override_set_again_is_replaced_in_its_place(store: Store) -> None:
+    await store.add_override(override("a"))
+    await store.add_override(override("b"))
 
-    store.add_override(override("a", value=0.25))
+    await store.add_override(override("a", value=0.25))
 
     assert store.overrides() == [override("a", value=0.25), override("b")]
 
 
-def test_remove_override_returns_it_and_drops_it(store: Store) -> None:
-    store.add_override(override("a"))
-    store.add_override(override("b"))
+async def test_remove_override_returns_it_and_drops_it(store: Store) -> None:
+    await store.add_override(override("a"))
+    await store.add_override(override("b"))
 
-    removed = store.remove_override("a")
+    removed = await store.remove_override("a")
 
     assert removed == override("a")
     assert store.overrides() == [override("b")]
 
 
-def test_remove_of_an_unknown_override_returns_none(store: Store) -> None:
-    assert store.remove_override("nope") is None
+async def test_remove_of_an_unknown_override_returns_none(store: Store) -> None:
+    assert await store.remove_override("nope") is None
 
 
 # -- recommendation log --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ background, and refuse a change it cannot make durable."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sqlite3
@@ -24,20 +25,20 @@ from tests.store.builders import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_changes(store) -> None:
+async def make_changes(store) -> None:
     """One change of every kind a sidecar makes; the crash test's child runs it too."""
-    store.set_positions([Position("alpha", "AAA", 50), Position("beta", "CCC", -20)], None)
-    store.reserve(reservation(30, client_order_id="o-1"))
-    store.reserve(reservation(-10, client_order_id="o-2", symbol="BBB"))
-    store.apply_fill(fill(Side.BUY, 10, client_order_id="o-1"))
-    store.reserve(reservation(5, client_order_id="o-3"))
-    store.release("o-3")
+    await store.set_positions([Position("alpha", "AAA", 50), Position("beta", "CCC", -20)], None)
+    await store.reserve(reservation(30, client_order_id="o-1"))
+    await store.reserve(reservation(-10, client_order_id="o-2", symbol="BBB"))
+    await store.apply_fill(fill(Side.BUY, 10, client_order_id="o-1"))
+    await store.reserve(reservation(5, client_order_id="o-3"))
+    await store.release("o-3")
     request = order(client_order_id="o-1", quantity=30)
     store.remember(request, decision(request, approved=20), forget_after=NOW + 120)
-    store.set_trading_state(TradingState.REDUCING)
-    store.set_trading_state(TradingState.HALTED, "beta")
-    store.add_override(override("b"))
-    store.add_override(override("a", expires_at=NOW + 600))
+    await store.set_trading_state(TradingState.REDUCING)
+    await store.set_trading_state(TradingState.HALTED, "beta")
+    await store.add_override(override("b"))
+    await store.add_override(override("a", expires_at=NOW + 600))
     for reason in ("drift", "regime change", "vol breach"):
         store.append_recommendation(recommendation(reason))
 
@@ -45,9 +46,9 @@ def make_changes(store) -> None:
 # -- restart -------------------------------------------------------------------------------------
 
 
-def test_reopening_shows_everything_the_store_held(open_sqlite) -> None:
+async def test_reopening_shows_everything_the_store_held(open_sqlite) -> None:
     first = open_sqlite()
-    make_changes(first)
+    await make_changes(first)
     before = held_by(first)
     first.close()
 
@@ -96,7 +97,7 @@ def test_a_smaller_retention_keeps_only_the_newest_on_reopening(open_sqlite) -> 
     assert again.recommendation_bounds() == (4, 5)
 
 
-def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
+async def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
         open_sqlite, db_path: Path) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(db_path)], cwd=REPO,
@@ -110,7 +111,7 @@ def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
         child.stdout.close()
     unclosed_log = db_path.with_name(db_path.name + "-wal").stat().st_size
     expected = MemoryStore()
-    make_changes(expected)
+    await make_changes(expected)
 
     reopened = open_sqlite()
 
@@ -121,13 +122,14 @@ def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
 
 
 CHILD = """
+import asyncio
 import sys
 from riskbudget_sidecar.engine.config import StoreSettings
 from riskbudget_sidecar.store import SqliteStore
 from tests.store.test_sqlite import make_changes
 
 store = SqliteStore(StoreSettings(path=sys.argv[1]))
-make_changes(store)
+asyncio.run(make_changes(store))
 print("acknowledged", flush=True)
 sys.stdin.read()  # blocks: the parent kills this process before any close
 """
@@ -143,13 +145,13 @@ def test_the_database_is_in_wal_mode(open_sqlite, db_path: Path) -> None:
     assert mode == "wal"
 
 
-def test_the_writer_checkpoints_so_that_the_wal_starts_over(open_sqlite, db_path: Path) -> None:
+async def test_the_writer_checkpoints_so_that_the_wal_starts_over(open_sqlite, db_path: Path) -> None:
     store = open_sqlite()
     for n in range(_CHECKPOINT_EVERY):
-        store.set_trading_state(TradingState.HALTED if n % 2 else TradingState.ACTIVE)
+        await store.set_trading_state(TradingState.HALTED if n % 2 else TradingState.ACTIVE)
     assert store.flush(timeout=10)
 
-    store.set_trading_state(TradingState.REDUCING)
+    await store.set_trading_state(TradingState.REDUCING)
 
     other = sqlite3.connect(db_path)
     [(_, frames_in_wal, _)] = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -168,10 +170,10 @@ def test_a_database_of_another_schema_version_is_refused(open_sqlite, db_path: P
         open_sqlite()
 
 
-def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
+async def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
         open_sqlite, db_path: Path) -> None:
     first = open_sqlite()
-    first.set_trading_state(TradingState.HALTED)
+    await first.set_trading_state(TradingState.HALTED)
     first.close()
     other = sqlite3.connect(db_path)
     with other:
@@ -264,14 +266,14 @@ def test_a_decision_logged_after_close_goes_to_the_fallback_log(open_sqlite) -> 
 # -- a database that refuses a change ------------------------------------------------------------
 
 
-def test_a_locked_database_refuses_a_reservation_and_memory_is_unchanged(
+async def test_a_locked_database_refuses_a_reservation_and_memory_is_unchanged(
         open_sqlite, db_path: Path) -> None:
     store = open_sqlite(busy_timeout=0.01)
-    store.reserve(reservation(10, client_order_id="o-1"))
+    await store.reserve(reservation(10, client_order_id="o-1"))
     before = held_by(store)
 
     with write_lock(db_path), pytest.raises(StoreError, match="database is locked"):
-        store.reserve(reservation(20, client_order_id="o-2"))
+        await store.reserve(reservation(20, client_order_id="o-2"))
 
     assert held_by(store) == before
 
@@ -302,16 +304,18 @@ REFUSED_CHANGES = {
 
 
 @pytest.mark.parametrize("change", REFUSED_CHANGES.values(), ids=REFUSED_CHANGES.keys())
-def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_as_they_were(
+async def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_as_they_were(
         open_sqlite, db_path: Path, change) -> None:
     statement, table, act = change
     store = open_sqlite()
-    make_changes(store)
+    await make_changes(store)
     before = held_by(store)
     refuse(db_path, statement, table)
 
     with pytest.raises(StoreError, match="refused by the test"):
-        act(store)
+        outcome = act(store)
+        if inspect.isawaitable(outcome):
+            await outcome
 
     assert held_by(store) == before
     store.close()

@@ -209,6 +209,17 @@ class StoreSettings(Frozen):
     """Seconds a write waits for the database before the change is refused (checks fail closed)."""
 
 
+class SharedSettings(Frozen):
+    """Firm-wide limits shared by several sidecars through one Redis or Valkey server."""
+
+    url: Annotated[str, Field(min_length=1, pattern=r"^(redis|rediss|unix)://")]
+    """redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket."""
+    prefix: Name = "riskbudget"
+    """Every key starts with `<prefix>:{rb}:` (one hash tag: a Redis Cluster keeps them in one slot)."""
+    timeout: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.05
+    """Seconds one Redis call may take before the check that needs it fails closed."""
+
+
 class StreamSettings(Frozen):
     subscriber_queue: Annotated[int, Field(ge=1)] = 1_000
     """Recommendations one subscriber may fall behind by before its stream ends with a resume point."""
@@ -224,6 +235,8 @@ class Config(Frozen):
     warmup: Annotated[SyntheticWarmup | CsvWarmup | NoWarmup, Field(discriminator="source")] = SyntheticWarmup()
     store: StoreSettings = StoreSettings()
     stream: StreamSettings = StreamSettings()
+    shared: SharedSettings | None = None
+    """Absent: this sidecar's limits are its own (the embedded store alone)."""
 
     @model_validator(mode="after")
     def _names_are_known(self) -> "Config":

@@ -40,7 +40,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_errors
     async def CheckTrade(self, request, context):
-        return convert.trade_decision(self._sidecar.check_trade(convert.check_trade_request(request)))
+        return convert.trade_decision(await self._sidecar.check_trade(convert.check_trade_request(request)))
 
     @mapped_errors
     async def PublishMarketData(self, request, context):
@@ -59,18 +59,18 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_errors
     async def ReportFill(self, request, context):
-        position, remaining = self._sidecar.report_fill(convert.fill(request))
+        position, remaining = await self._sidecar.report_fill(convert.fill(request))
         return service_pb.ReportFillResponse(position=convert.position(position),
                                              reserved_quantity_remaining=remaining)
 
     @mapped_errors
     async def SetPositions(self, request, context):
         positions, strategy = convert.positions(request)
-        return service_pb.SetPositionsResponse(positions=self._sidecar.set_positions(positions, strategy))
+        return service_pb.SetPositionsResponse(positions=await self._sidecar.set_positions(positions, strategy))
 
     @mapped_errors
     async def ReleaseOrder(self, request, context):
-        released = self._sidecar.release_order(convert.order_id(request.client_order_id))
+        released = await self._sidecar.release_order(convert.order_id(request.client_order_id))
         return service_pb.ReleaseOrderResponse(released=released)
 
     @mapped_stream_errors
@@ -111,7 +111,7 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
     async def SetTradingState(self, request, context):
         self._auth.require_admin(context, "SetTradingState")
         state, strategy = convert.trading_state_request(request)
-        self._sidecar.set_trading_state(state, strategy, set_by=request.set_by, reason=request.reason)
+        await self._sidecar.set_trading_state(state, strategy, set_by=request.set_by, reason=request.reason)
         return admin_pb.SetTradingStateResponse(
             state=convert.TRADING_STATE_TO_PB[state], strategy=strategy or "",
             set_at=convert.timestamp(self._sidecar.now()))

@@ -13,12 +13,13 @@ the update that changes the regime produces its recommendation at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable, Iterable, TypeVar
+from typing import AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
 import structlog
 
@@ -156,12 +157,14 @@ class RiskBudgetSidecar:
         """One monitoring tick: close bars by time, recompute, expire, check triggers and limits."""
         received = time.monotonic()
         now = self._clock.now()
-        self._expire_overrides(now)
+        await self._expire_overrides(now)
         await self._in_numeric(self._advance_and_recompute, now)
-        for reservation in self._durably(self._store.expire, now):
+        with self._store_errors():
+            expired = await self._store.expire(now)
+            self._store.forget_decisions_before(now)
+        for reservation in expired:
             log.info("reservation_expired", client_order_id=reservation.client_order_id,
                      strategy=reservation.strategy, symbol=reservation.symbol)
-        self._durably(self._store.forget_decisions_before, now)
         report = self.utilization()
         self._after_recompute(received, report)
         self._check_conditions(report, now)
@@ -266,7 +269,8 @@ class RiskBudgetSidecar:
         draft = build_recommendation(
             triggers=tuple(f.trigger for f in firings), reason="; ".join(f.reason for f in firings),
             snapshot=snapshot, book=self._store.book, price_of=self._market.last_price, now=now)
-        recommendation = self._durably(self._store.append_recommendation, draft)
+        with self._store_errors():
+            recommendation = self._store.append_recommendation(draft)
         self._hub.publish(recommendation)
         for firing in firings:
             if firing.trigger in TRIGGER_ALERTS:
@@ -376,14 +380,15 @@ class RiskBudgetSidecar:
             if price is not None:
                 self._store.book.mark(symbol, price)
 
-    def report_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def report_fill(self, fill: Fill) -> tuple[Position, float]:
         self._check_strategy_symbol(fill.strategy, fill.symbol)
-        position, remaining = self._durably(self._store.apply_fill, fill)
+        with self._store_errors():
+            position, remaining = await self._store.apply_fill(fill)
         log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy,
                  symbol=fill.symbol, quantity=fill.quantity * fill.side.sign, price=fill.price)
         return position, remaining
 
-    def set_positions(self, positions: list[Position], strategy: str | None) -> int:
+    async def set_positions(self, positions: list[Position], strategy: str | None) -> int:
         if strategy is not None:
             self.require_strategy(strategy)
         for index, position in enumerate(positions):
@@ -391,10 +396,12 @@ class RiskBudgetSidecar:
                 raise InvalidInput([(f"positions[{index}].strategy",
                                      f"must be {strategy!r} when the request names a strategy")])
             self._check_strategy_symbol(position.strategy, position.symbol, f"positions[{index}].")
-        return self._durably(self._store.set_positions, positions, strategy)
+        with self._store_errors():
+            return await self._store.set_positions(positions, strategy)
 
-    def release_order(self, client_order_id: str) -> bool:
-        return self._durably(self._store.release, client_order_id)
+    async def release_order(self, client_order_id: str) -> bool:
+        with self._store_errors():
+            return await self._store.release(client_order_id)
 
     def _check_strategy_symbol(self, strategy: str, symbol: str, prefix: str = "") -> None:
         self.require_strategy(strategy, f"{prefix}strategy")
@@ -402,10 +409,11 @@ class RiskBudgetSidecar:
             raise InvalidInput([(f"{prefix}symbol",
                                  f"symbol {symbol!r} is not in strategy {strategy!r}")])
 
-    def _durably(self, change: Callable[..., T], *args) -> T:
-        """Run a store change; a store that cannot write refuses the change and raises an alert."""
+    @contextlib.contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """A store that cannot record a change refuses it: StateUnavailable, and an alert."""
         try:
-            return change(*args)
+            yield
         except StoreError as exc:
             self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, str(exc),
                                      now=self._clock.now())
@@ -413,11 +421,12 @@ class RiskBudgetSidecar:
 
     # -- operator controls -----------------------------------------------------------------
 
-    def set_trading_state(self, state: TradingState, strategy: str | None, *, set_by: str = "",
+    async def set_trading_state(self, state: TradingState, strategy: str | None, *, set_by: str = "",
                           reason: str = "") -> TradingState:
         if strategy is not None:
             self.require_strategy(strategy)
-        self._durably(self._store.set_trading_state, state, strategy)
+        with self._store_errors():
+            await self._store.set_trading_state(state, strategy)
         self._alerts.raise_alert(
             AlertKind.TRADING_STATE_CHANGED,
             AlertSeverity.WARNING if state is not TradingState.ACTIVE else AlertSeverity.INFO,
@@ -433,7 +442,8 @@ class RiskBudgetSidecar:
         if violations:
             raise InvalidInput(violations)
         override = dataclasses.replace(draft, id=f"ovr-{uuid.uuid4().hex[:12]}", created_at=now)
-        self._durably(self._store.add_override, override)
+        with self._store_errors():
+            await self._store.add_override(override)
         self._alerts.raise_alert(
             AlertKind.OVERRIDE_SET, AlertSeverity.INFO,
             f"override {override.id} ({override.kind.value} on {override.scope.value} "
@@ -444,7 +454,8 @@ class RiskBudgetSidecar:
 
     async def clear_override(self, override_id: str, *, cleared_by: str = "", reason: str = "") -> bool:
         now = self._clock.now()
-        removed = self._durably(self._store.remove_override, override_id)
+        with self._store_errors():
+            removed = await self._store.remove_override(override_id)
         if removed is None:
             return False
         self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
@@ -465,11 +476,12 @@ class RiskBudgetSidecar:
         self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
         self._needs_recompute = True
 
-    def _expire_overrides(self, now: float) -> bool:
+    async def _expire_overrides(self, now: float) -> bool:
         """Remove overrides whose expiry has passed; True if any did."""
         expired = [o for o in self._store.overrides() if not o.active_at(now)]
         for override in expired:
-            self._durably(self._store.remove_override, override.id)
+            with self._store_errors():
+                await self._store.remove_override(override.id)
             self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
                                      f"override {override.id} expired", subject=override.id, now=now)
         if expired:
@@ -479,7 +491,7 @@ class RiskBudgetSidecar:
     async def expire_overrides(self) -> None:
         """Apply expiries now (the timer calls this at the earliest expiry)."""
         now = self._clock.now()
-        if self._expire_overrides(now):
+        if await self._expire_overrides(now):
             await self._overrides_changed(now)
 
     def _schedule_override_expiry(self) -> None:
@@ -519,7 +531,7 @@ class RiskBudgetSidecar:
 
     # -- the hot path ----------------------------------------------------------------------
 
-    def check_trade(self, order: OrderRequest) -> TradeDecision:
+    async def check_trade(self, order: OrderRequest) -> TradeDecision:
         """Approve, resize or reject; reserve what was approved unless dry_run."""
         now = self._clock.now()
         kept = self._store.remembered(order.client_order_id)
@@ -533,7 +545,7 @@ class RiskBudgetSidecar:
             reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
                                       order.side.sign * result.approved_quantity, now + ttl)
             try:
-                self._store.record_check(order, result, reservation if result.reserved else None,
+                await self._store.record_check(order, result, reservation if result.reserved else None,
                                          forget_after=now + 2 * ttl)
             except StoreError as exc:
                 result = self._state_unavailable(result, exc)

@@ -31,7 +31,8 @@ class RememberedDecision:
 
 
 class MemoryStore:
-    """Single-process state. Every method is synchronous and O(1) or O(book)."""
+    """Single-process state, O(1) or O(book) per call. The changes are coroutines only to
+    share the Store protocol with backends that wait on a server; here none waits."""
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self._settings = settings or StoreSettings()
@@ -46,19 +47,19 @@ class MemoryStore:
 
     # -- book ------------------------------------------------------------------------------
 
-    def reserve(self, reservation: Reservation) -> None:
+    async def reserve(self, reservation: Reservation) -> None:
         self.book.reserve(reservation)
 
-    def release(self, client_order_id: str) -> bool:
+    async def release(self, client_order_id: str) -> bool:
         return self.book.release(client_order_id)
 
-    def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
         return self.book.apply_fill(fill)
 
-    def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+    async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         return self.book.set_positions(positions, strategy)
 
-    def expire(self, now: float) -> list[Reservation]:
+    async def expire(self, now: float) -> list[Reservation]:
         return self.book.expire(now)
 
     # -- idempotency of CheckTrade ---------------------------------------------------------
@@ -69,11 +70,11 @@ class MemoryStore:
     def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
         self._decisions[order.client_order_id] = RememberedDecision(order, decision, forget_after)
 
-    def record_check(self, order: OrderRequest, decision: TradeDecision,
+    async def record_check(self, order: OrderRequest, decision: TradeDecision,
                      reservation: Reservation | None, forget_after: float) -> None:
         """What a CheckTrade leaves behind: its reservation, if any, and its decision."""
         if reservation is not None:
-            MemoryStore.reserve(self, reservation)
+            self.book.reserve(reservation)
         MemoryStore.remember(self, order, decision, forget_after)
 
     def forget_decisions_before(self, now: float) -> int:
@@ -97,7 +98,10 @@ class MemoryStore:
     def own_trading_state(self, strategy: str) -> TradingState:
         return self._strategy_states.get(strategy, TradingState.ACTIVE)
 
-    def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+    async def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+        self._put_trading_state(state, strategy)
+
+    def _put_trading_state(self, state: TradingState, strategy: str | None) -> None:
         if strategy is None:
             self._book_state = state
         else:
@@ -105,11 +109,14 @@ class MemoryStore:
 
     # -- overrides -------------------------------------------------------------------------
 
-    def add_override(self, override: Override) -> None:
+    async def add_override(self, override: Override) -> None:
         """Add it, or replace the override of the same id in its place."""
+        self._put_override(override)
+
+    def _put_override(self, override: Override) -> None:
         self._overrides[override.id] = override
 
-    def remove_override(self, override_id: str) -> Override | None:
+    async def remove_override(self, override_id: str) -> Override | None:
         return self._overrides.pop(override_id, None)
 
     def overrides(self) -> list[Override]:

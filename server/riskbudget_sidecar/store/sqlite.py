@@ -178,9 +178,9 @@ class SqliteStore(MemoryStore):
                 from_dict(OrderRequest, json.loads(order)),
                 from_dict(TradeDecision, json.loads(decision)), forget_after)
         for strategy, state in db.execute("SELECT strategy, state FROM trading_states"):
-            super().set_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
+            self._put_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
         for (override,) in db.execute("SELECT override_json FROM overrides ORDER BY position"):
-            super().add_override(from_dict(Override, json.loads(override)))
+            self._put_override(from_dict(Override, json.loads(override)))
         newest_first = db.execute(
             "SELECT sequence, recommendation_json FROM recommendations ORDER BY sequence DESC LIMIT ?",
             (self._settings.recommendation_retention,)).fetchall()
@@ -270,32 +270,32 @@ class SqliteStore(MemoryStore):
 
     # -- book ------------------------------------------------------------------------------
 
-    def reserve(self, reservation: Reservation) -> None:
+    async def reserve(self, reservation: Reservation) -> None:
         order_id = reservation.client_order_id
         with self._change(self._reservation_restorer(order_id)):
-            super().reserve(reservation)
+            await super().reserve(reservation)
             self._save_reservation(order_id)
 
-    def release(self, client_order_id: str) -> bool:
+    async def release(self, client_order_id: str) -> bool:
         if self.book.reservation(client_order_id) is None:
             return False
         with self._change(self._reservation_restorer(client_order_id)):
-            super().release(client_order_id)
+            await super().release(client_order_id)
             self._save_reservation(client_order_id)
         return True
 
-    def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
         with self._change(self._position_restorer(fill.strategy, fill.symbol),
                           self._reservation_restorer(fill.client_order_id)):
-            result = super().apply_fill(fill)
+            result = await super().apply_fill(fill)
             self._save_position(fill.strategy, fill.symbol)
             self._save_reservation(fill.client_order_id)
         return result
 
-    def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+    async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         prior = self._positions_in(strategy)
         with self._change(lambda: self.book.set_positions(prior, strategy)) as db:
-            held = super().set_positions(positions, strategy)
+            held = await super().set_positions(positions, strategy)
             if strategy is None:
                 db.execute("DELETE FROM positions")
             else:
@@ -304,14 +304,14 @@ class SqliteStore(MemoryStore):
                                             for p in self._positions_in(strategy)])
         return held
 
-    def expire(self, now: float) -> list[Reservation]:
+    async def expire(self, now: float) -> list[Reservation]:
         expired: list[Reservation] = []
 
         def restore() -> None:
             for reservation in expired:
                 self.book.reserve(reservation)
         with self._change(restore) as db:
-            expired += super().expire(now)
+            expired += await super().expire(now)
             db.executemany(_DELETE_RESERVATION, [(r.client_order_id,) for r in expired])
         return expired
 
@@ -324,13 +324,13 @@ class SqliteStore(MemoryStore):
             super().remember(order, decision, forget_after)
             db.execute(_SAVE_DECISION, row)
 
-    def record_check(self, order: OrderRequest, decision: TradeDecision,
+    async def record_check(self, order: OrderRequest, decision: TradeDecision,
                      reservation: Reservation | None, forget_after: float) -> None:
         """Reservation and decision in one transaction: the one write on CheckTrade's path."""
         order_id = order.client_order_id
         row = (order_id, json.dumps(to_dict(order)), json.dumps(to_dict(decision)), forget_after)
         with self._change(self._reservation_restorer(order_id), self._decision_restorer(order_id)) as db:
-            super().record_check(order, decision, reservation, forget_after)
+            await super().record_check(order, decision, reservation, forget_after)
             if reservation is not None:
                 self._save_reservation(order_id)
             db.execute(_SAVE_DECISION, row)
@@ -347,25 +347,25 @@ class SqliteStore(MemoryStore):
 
     # -- trading state ---------------------------------------------------------------------
 
-    def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+    async def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
         prior = self.trading_state() if strategy is None else self.own_trading_state(strategy)
-        with self._change(lambda: MemoryStore.set_trading_state(self, prior, strategy)) as db:
-            super().set_trading_state(state, strategy)
+        with self._change(lambda: self._put_trading_state(prior, strategy)) as db:
+            await super().set_trading_state(state, strategy)
             db.execute(_SAVE_STATE, (_BOOK if strategy is None else strategy, state.name))
 
     # -- overrides -------------------------------------------------------------------------
 
-    def add_override(self, override: Override) -> None:
+    async def add_override(self, override: Override) -> None:
         row = (override.id, json.dumps(to_dict(override)))
         with self._change(self._overrides_restorer()) as db:
-            super().add_override(override)
+            await super().add_override(override)
             db.execute(_SAVE_OVERRIDE, row)
 
-    def remove_override(self, override_id: str) -> Override | None:
+    async def remove_override(self, override_id: str) -> Override | None:
         if override_id not in self._overrides:
             return None
         with self._change(self._overrides_restorer()) as db:
-            removed = super().remove_override(override_id)
+            removed = await super().remove_override(override_id)
             db.execute(_DELETE_OVERRIDE, (override_id,))
         return removed
 

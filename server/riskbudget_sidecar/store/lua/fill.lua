@@ -1,0 +1,44 @@
+-- apply_fill: move a strategy's position by a fill and settle that many lots of the order's
+-- reservation (dropping it when none are left). A fill with no reservation still moves the
+-- position. The symbol is revalued at the fill's lot_cents.
+--
+-- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0)
+-- Returns {position lots, lots still reserved for the order}. Errors: RB_RANGE past 2^53.
+local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
+local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local key = strategy .. US .. symbol
+local move = sign * lots
+
+local held = reservation(id)
+local settled = 0
+if held ~= nil then
+  settled = math.min(lots, math.abs(held.lots))
+end
+
+-- Range checks first: a script that fails half-way keeps its writes.
+local position = stored(K_POSITIONS, key) + move
+local net, buy, sell = exposure(symbol)
+net = net + move
+if held ~= nil and held.symbol == symbol then
+  if held.lots > 0 then buy = buy - settled else sell = sell - settled end
+end
+local value = worst_case(net, buy, sell) * lot_cents
+local total = stored(K_TOTAL) - stored(K_CONTRIB, symbol) + value
+if math.abs(position) > MAX_SAFE or math.abs(net) > MAX_SAFE then
+  return out_of_range('the position', math.max(math.abs(position), math.abs(net)))
+end
+if value > MAX_SAFE or total > MAX_SAFE then
+  return out_of_range('the value', math.max(value, total))
+end
+
+add(K_POSITIONS, key, move)
+add(K_NET, symbol, move)
+local remaining = 0
+if held ~= nil then
+  remaining = settle(id, held, settled)
+  if held.symbol ~= symbol then
+    revalue(held.symbol, nil)
+  end
+end
+revalue(symbol, lot_cents)
+return {position, remaining}
