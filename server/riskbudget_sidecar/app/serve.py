@@ -54,7 +54,8 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
         await server.stop(0)
         await sidecar.stop()
         raise
-    await server.set_serving(True)
+    sidecar.on_availability(lambda available: asyncio.ensure_future(server.set_serving(available)))
+    await server.set_serving(sidecar.available)
     snapshot = sidecar.require_snapshot()
     log.info("serving", target=server.target, budget_version=snapshot.version,
              regime=snapshot.regime.value, limit_source=snapshot.limit_source.value)

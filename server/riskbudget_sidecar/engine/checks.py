@@ -37,14 +37,14 @@ Conventions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, NamedTuple, Protocol
 
 from .book import Book
 from .config import Limits
 from .types import (
-    BudgetSnapshot, Decision, OrderRequest, Reason, ReasonCode, Side, SymbolExposure,
-    TradingState,
+    BudgetSnapshot, Decision, FirmGrant, FirmLimits, OrderRequest, Reason, ReasonCode, Side,
+    SymbolExposure, TradeDecision, TradingState,
 )
 
 _LOT_EPS = 1e-9
@@ -290,3 +290,35 @@ def _room(exposure: SymbolExposure, sign: int, bound: float) -> float:
 def _rejected(code: ReasonCode, message: str, *, limit: float = 0.0, value: float = 0.0,
               reduces: bool = False) -> Evaluation:
     return Evaluation(Decision.REJECTED, 0.0, (Reason(code, message, limit, value),), reduces, 0.0)
+
+
+def firm_wide_decision(decision: TradeDecision, grant: FirmGrant, firm: FirmLimits, *,
+                       shadow: bool = False) -> TradeDecision:
+    """A decision cut down to what the limits shared with other sidecars granted.
+
+    The firm-wide symbol and total limits are the same rules as this sidecar's own,
+    applied to every sidecar's book at once; a cut lists them with the firm-wide value.
+    In shadow mode the decision stays as it was and only says what the cut would be.
+    """
+    if grant.quantity >= decision.approved_quantity:
+        return decision
+    reasons = list(decision.reasons)
+    if grant.symbol_limited:
+        reasons.append(Reason(
+            ReasonCode.SYMBOL_POSITION_LIMIT,
+            f"firm-wide worst-case position notional {grant.symbol_value:,.2f} (every sidecar) "
+            f"would exceed the limit {firm.symbol_limit:,.2f}; at most {grant.quantity:g} fits",
+            firm.symbol_limit, grant.symbol_value))
+    if grant.total_limited:
+        reasons.append(Reason(
+            ReasonCode.TOTAL_LEVERAGE_LIMIT,
+            f"firm-wide gross exposure {grant.total_value:,.2f} (every sidecar) would exceed "
+            f"the limit {firm.total_limit:,.2f}; at most {grant.quantity:g} fits",
+            firm.total_limit, grant.total_value))
+    outcome = Decision.RESIZED if grant.quantity >= firm.lot_size else Decision.REJECTED
+    if shadow:
+        return replace(decision, reasons=tuple(reasons), shadow_decision=outcome)
+    return replace(
+        decision, decision=outcome, approved_quantity=grant.quantity if outcome is Decision.RESIZED else 0.0,
+        reasons=tuple(reasons), reserved=outcome is Decision.RESIZED,
+        reservation_expires_at=decision.reservation_expires_at if outcome is Decision.RESIZED else None)

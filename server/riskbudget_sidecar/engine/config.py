@@ -218,6 +218,9 @@ class SharedSettings(Frozen):
     """Every key starts with `<prefix>:{rb}:` (one hash tag: a Redis Cluster keeps them in one slot)."""
     timeout: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.05
     """Seconds one Redis call may take before the check that needs it fails closed."""
+    owned_strategies: list[Name] | None = None
+    """The strategies traded through this sidecar: a positions snapshot without a strategy
+    replaces only theirs, and they are the ones re-asserted after an outage. Default: all."""
 
 
 class StreamSettings(Frozen):
@@ -244,7 +247,18 @@ class Config(Frozen):
         unknown = set(self.limits.restricted_symbols) - symbols
         if unknown:
             raise ValueError(f"limits.restricted_symbols names symbols in no strategy: {sorted(unknown)}")
+        if self.shared is not None and self.shared.owned_strategies is not None:
+            strangers = set(self.shared.owned_strategies) - set(self.portfolio.strategies)
+            if strangers:
+                raise ValueError(f"shared.owned_strategies names unknown strategies: {sorted(strangers)}")
         return self
+
+    @property
+    def owned_strategies(self) -> tuple[str, ...]:
+        """The strategies this sidecar trades (all, unless shared.owned_strategies says)."""
+        if self.shared is not None and self.shared.owned_strategies is not None:
+            return tuple(self.shared.owned_strategies)
+        return tuple(self.portfolio.strategies)
 
     @property
     def universe(self) -> tuple[str, ...]:

@@ -399,3 +399,28 @@ class DecisionRecord:
     time: float
     order: OrderRequest
     decision: TradeDecision
+
+
+@dataclass(frozen=True, slots=True)
+class FirmLimits:
+    """What a shared store needs to hold an order to the limits every sidecar shares."""
+
+    reference_price: float
+    lot_size: float
+    symbol_limit: float
+    """The symbol's position limit (notional), across every strategy and sidecar."""
+    total_limit: float
+    """The book's gross exposure limit (notional), across every sidecar."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirmGrant:
+    """How much of an order the firm-wide limits allow (all of it where nothing is shared)."""
+
+    quantity: float
+    symbol_limited: bool = False
+    total_limited: bool = False
+    symbol_value: float = 0.0
+    """The symbol's firm-wide worst case (notional) at the full request."""
+    total_value: float = 0.0
+    """The firm's total gross (notional) at the full request."""

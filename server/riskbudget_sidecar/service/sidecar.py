@@ -24,7 +24,7 @@ from typing import AsyncIterator, Callable, Iterable, Iterator, TypeVar
 import structlog
 
 from ..engine.allocation import compute_budget
-from ..engine.checks import evaluate
+from ..engine.checks import evaluate, firm_wide_decision
 from ..engine.config import Config
 from ..engine.market_state import ClosedBar, MarketState
 from ..engine.overrides import (
@@ -34,7 +34,8 @@ from ..engine.recommendations import build_recommendation, current_allocation, s
 from ..engine.regime import RegimeDetector
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
-    AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, OrderRequest, Override,
+    AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, FirmLimits, OrderRequest,
+    Override,
     OverrideKind, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, Reservation,
     TradeDecision, TradingState, UtilizationReport,
 )
@@ -79,8 +80,11 @@ class RiskBudgetSidecar:
         self.config = config
         self._config_path = config_path
         self._clock = clock
-        self._store = store or open_store(config.store, fallback_log=self._log_decision_fallback)
         self._market = MarketState(config.universe, config.market_data)
+        self._store = store or open_store(
+            config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
+            lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
+            strategies=config.owned_strategies, now=clock.now)
         self._started_at = clock.now()
         self._regime = RegimeDetector(
             config.regime, periods_per_year=config.market_data.periods_per_year,
@@ -101,6 +105,7 @@ class RiskBudgetSidecar:
         self._override_timer: asyncio.TimerHandle | None = None
         self._warming_up = False
         self._warmup_regime_changes = 0
+        self._availability_listeners: list[Callable[[bool], None]] = []
         self._last_regime: Regime | None = None
         self.regime_history: deque[tuple[Regime, float]] = deque(maxlen=HISTORY_LENGTH)
         self.regime_response_seconds: deque[float] = deque(maxlen=HISTORY_LENGTH)
@@ -116,9 +121,11 @@ class RiskBudgetSidecar:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Warm up, publish the first budget, start the monitoring loop."""
+        """Warm up, connect what is shared, publish the first budget, start the monitoring loop."""
         await self._in_numeric(self._warm_up)
         self._mark_book(self._market.symbols)
+        self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability)
+        await self._store.start()
         snapshot = self.require_snapshot()
         self._last_regime = snapshot.regime
         self.regime_history.append((snapshot.regime, snapshot.regime_since))
@@ -139,7 +146,28 @@ class RiskBudgetSidecar:
             except asyncio.CancelledError:
                 pass
         self._numeric.shutdown(wait=True, cancel_futures=True)
-        self._store.close()
+        await self._store.stop()
+
+    @property
+    def available(self) -> bool:
+        """Whether checks can be answered: a budget exists and the store can record changes."""
+        return self._snapshot is not None and self._store.available
+
+    def on_availability(self, listener: Callable[[bool], None]) -> None:
+        """Tell `listener` when the sidecar can (True) or cannot (False) serve checks."""
+        self._availability_listeners.append(listener)
+
+    def _shared_availability(self, available: bool) -> None:
+        self._alerts.raise_alert(
+            AlertKind.STORE_ERROR, AlertSeverity.INFO if available else AlertSeverity.CRITICAL,
+            "shared state is available again; reservations reconciled" if available
+            else "shared state unavailable: checks fail closed until it is back", now=self._clock.now())
+        for listener in self._availability_listeners:
+            listener(available)
+
+    def _shared_state_changed(self) -> None:
+        """Another sidecar changed the operator state: apply it here too."""
+        asyncio.ensure_future(self._overrides_changed(self._clock.now()))
 
     async def _in_numeric(self, work: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._numeric, work, *args)
@@ -396,6 +424,9 @@ class RiskBudgetSidecar:
                 raise InvalidInput([(f"positions[{index}].strategy",
                                      f"must be {strategy!r} when the request names a strategy")])
             self._check_strategy_symbol(position.strategy, position.symbol, f"positions[{index}].")
+            if position.strategy not in self.config.owned_strategies:
+                raise InvalidInput([(f"positions[{index}].strategy",
+                                     f"strategy {position.strategy!r} is traded through another sidecar")])
         with self._store_errors():
             return await self._store.set_positions(positions, strategy)
 
@@ -541,15 +572,34 @@ class RiskBudgetSidecar:
             return self._id_reused(order, kept.decision)
         result = self._decide(order, now)
         if not order.dry_run:
-            ttl = self.config.limits.reservation_ttl
+            result = await self._reserve(order, result, now)
+        self._store.log_decision(DecisionRecord(now, order, result))
+        return result
+
+    async def _reserve(self, order: OrderRequest, result: TradeDecision, now: float) -> TradeDecision:
+        """Hold what was approved against the firm-wide limits, then record the check durably."""
+        ttl = self.config.limits.reservation_ttl
+        held_elsewhere = False
+        try:
+            if result.reserved:
+                snapshot = self.require_snapshot()
+                firm = FirmLimits(reference_price=result.reference_price,
+                                  lot_size=self.config.portfolio.lot_size(order.symbol),
+                                  symbol_limit=snapshot.symbols[order.symbol].max_position_notional,
+                                  total_limit=snapshot.max_total_gross_exposure)
+                grant = await self._store.hold_firm_wide(order, result.approved_quantity, firm,
+                                                         expires_at=now + ttl)
+                held_elsewhere = True
+                result = firm_wide_decision(result, grant, firm, shadow=self.config.sidecar.shadow_mode)
             reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
                                       order.side.sign * result.approved_quantity, now + ttl)
-            try:
-                await self._store.record_check(order, result, reservation if result.reserved else None,
-                                         forget_after=now + 2 * ttl)
-            except StoreError as exc:
-                result = self._state_unavailable(result, exc)
-        self._store.log_decision(DecisionRecord(now, order, result))
+            await self._store.record_check(order, result, reservation if result.reserved else None,
+                                           forget_after=now + 2 * ttl)
+        except StoreError as exc:
+            if held_elsewhere:
+                with contextlib.suppress(StoreError):
+                    await self._store.release_firm_wide(order.client_order_id)
+            return self._state_unavailable(result, exc)
         return result
 
     def _decide(self, order: OrderRequest, now: float) -> TradeDecision:

@@ -10,12 +10,12 @@ and never blocks.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from ..engine.book import Book
 from ..engine.types import (
-    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Reservation,
-    TradeDecision, TradingState,
+    DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
+    Reservation, TradeDecision, TradingState,
 )
 
 
@@ -28,6 +28,24 @@ class RememberedDecisionView(Protocol):
 class Store(Protocol):
     book: Book
     """Positions and reservations, read on the hot path. Change it only through the methods below."""
+
+    # -- lifecycle and shared state ----------------------------------------------------------
+    async def start(self) -> None:
+        """Connect what the backend shares with other sidecars (nothing, for a local one)."""
+    async def stop(self) -> None:
+        """Flush and close."""
+    @property
+    def available(self) -> bool:
+        """Whether changes can be made now (a shared server may be away)."""
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+        """Be told when another sidecar changed shared operator state (re-read overrides and
+        trading states), and when the shared server goes away or comes back."""
+    async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
+                             expires_at: float) -> FirmGrant:
+        """Reserve up to `quantity` of the order against the firm-wide limits, atomically across
+        sidecars; a local backend grants it all (its own checks are firm-wide already)."""
+    async def release_firm_wide(self, client_order_id: str) -> None:
+        """Undo hold_firm_wide when the local record of the check could not be made."""
 
     # -- book (durable before returning) ---------------------------------------------------
     async def reserve(self, reservation: Reservation) -> None: ...

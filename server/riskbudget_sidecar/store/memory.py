@@ -10,13 +10,13 @@ import bisect
 import dataclasses
 from collections import deque
 from operator import attrgetter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..engine.book import Book
 from ..engine.config import StoreSettings
 from ..engine.types import (
-    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Reservation,
-    TradeDecision, TradingState,
+    DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
+    Reservation, TradeDecision, TradingState,
 )
 from .serialization import to_dict
 
@@ -44,6 +44,29 @@ class MemoryStore:
         self._recommendations: list[Recommendation] = []
         """The retained log, oldest first; sequences strictly increase."""
         self._decision_log: deque[DecisionRecord] = deque(maxlen=self._settings.decision_log_queue)
+
+    # -- lifecycle and shared state: nothing is shared --------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    @property
+    def available(self) -> bool:
+        """Whether changes can be made: always, for a local store."""
+        return True
+
+    async def stop(self) -> None:
+        self.close()
+
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+        """Nothing shared changes behind this store's back."""
+
+    async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
+                             expires_at: float) -> FirmGrant:
+        return FirmGrant(quantity)
+
+    async def release_firm_wide(self, client_order_id: str) -> None:
+        """Nothing was held elsewhere."""
 
     # -- book ------------------------------------------------------------------------------
 

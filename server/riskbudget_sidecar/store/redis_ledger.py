@@ -46,6 +46,7 @@ reconnects by itself on the next call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -201,9 +202,10 @@ def _safe(what: str, value: int) -> int:
 
 
 class _Script:
+    """A script made of files under lua/, run by its SHA1 (see `_evaluate`)."""
+
     def __init__(self, *files: str) -> None:
         folder = resources.files(__package__).joinpath("lua")
-        self.name = files[-1]
         self.text = "".join(folder.joinpath(name).read_text(encoding="utf-8") for name in files)
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
@@ -455,8 +457,7 @@ class RedisLedger:
                                  self._address, _describe(error, _LISTEN_TIMEOUT))
                 down = True
             finally:
-                await pubsub.aclose()
-                await redis.aclose()
+                await _close_quietly(pubsub, redis)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, max_backoff)
 
@@ -474,7 +475,7 @@ class RedisLedger:
         while True:
             message = await pubsub.get_message(timeout=_LISTEN_TIMEOUT)
             if message is None:
-                if False:
+                if awaiting_pong:
                     raise TimeoutError(f"no answer to PING within {_LISTEN_TIMEOUT} s")
                 await pubsub.ping()
                 awaiting_pong = True
@@ -527,6 +528,14 @@ async def _evaluate(redis: Redis, script: _Script, keys: Sequence[str], args: Se
         return await redis.evalsha(script.sha, len(keys), *keys, *args)
     except NoScriptError:
         return await redis.eval(script.text, len(keys), *keys, *args)
+
+
+async def _close_quietly(*closables: PubSub | Redis) -> None:
+    """Close what a lost connection left behind: failing to close a dead one is no news,
+    and must not end the listener."""
+    for closable in closables:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await closable.aclose()
 
 
 def _notify(on_change: Callable[[str], None], kind: str) -> None:

@@ -1,0 +1,245 @@
+"""The shared store: a sidecar's own state in SQLite, the firm's in Redis or Valkey.
+
+Several sidecars (one per trading process) point at one Redis/Valkey server. What
+they share lives there, behind `RedisLedger`: every strategy's positions and every
+open reservation, summed per symbol and for the firm, so that the firm-wide limits
+are enforced atomically by one Lua script per order; and the operator state
+(overrides, trading states), announced on a channel so that a change made through
+any sidecar reaches all of them.
+
+What is a sidecar's own stays in its SQLite file, as with the embedded store: its
+remembered decisions, recommendation log and decision log, and a mirror of its
+book and of the operator state, from which the hot path reads.
+
+Each change goes to Redis first, then to the local mirror: if Redis cannot be
+reached within its timeout, the change is refused (LedgerUnavailable, a
+StoreError) and nothing local moves, so a check fails closed. The store then tells
+the sidecar it is unavailable, probes the server, and when it answers again
+reconciles: it re-asserts this sidecar's open reservations and positions (each
+strategy is traded through exactly one sidecar, whose book is the truth for it),
+re-reads the operator state, and tells the sidecar it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Callable, Sequence
+
+from ..engine.config import SharedSettings, StoreSettings
+from ..engine.types import (
+    FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Reservation, Side, TradingState,
+)
+from .redis_ledger import (
+    MAX_SAFE, Grant, LedgerUnavailable, RedisLedger, fill_lots, limit_cents, lot_cents, request_lots,
+)
+from .serialization import from_dict, to_dict
+from .sqlite import SqliteStore
+
+_log = logging.getLogger(__name__)
+_BOOK = ""
+PROBE_INTERVAL = 0.25
+"""Seconds between two pings of an unavailable server."""
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+class RedisStore(SqliteStore):
+    def __init__(self, settings: StoreSettings, shared: SharedSettings, *,
+                 lot_size_of: Callable[[str], float], price_of: Callable[[str], float | None],
+                 strategies: Sequence[str], now: Callable[[], float],
+                 fallback_log: Callable[[dict[str, Any]], None] | None = None,
+                 busy_timeout: float = 5.0) -> None:
+        super().__init__(settings, fallback_log=fallback_log, busy_timeout=busy_timeout)
+        self.ledger = RedisLedger(shared.url, prefix=shared.prefix, timeout=shared.timeout)
+        self._lot_size_of = lot_size_of
+        self._price_of = price_of
+        self._strategies = tuple(strategies)
+        self._now = now
+        self._on_change: Callable[[], None] = lambda: None
+        self._on_availability: Callable[[bool], None] = lambda available: None
+        self._available = False
+        self._tasks: list[asyncio.Task] = []
+        self._probe: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+        self._on_change = on_change
+        self._on_availability = on_availability
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
+    async def start(self) -> None:
+        """Connect, reconcile, listen for changes. An unreachable server is probed until it answers."""
+        try:
+            await self.ledger.connect()
+            await self._reconcile()
+            self._available = True
+        except LedgerUnavailable as error:
+            self._lost(error)
+        self._tasks.append(asyncio.create_task(self.ledger.listen(self._changed), name="ledger-listen"))
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *([self._probe] if self._probe else [])]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._probe] if self._probe else []), return_exceptions=True)
+        await self.ledger.close()
+        self.close()
+
+    def _changed(self, kind: str) -> None:
+        """Another sidecar changed operator state (or the channel reconnected): re-read it."""
+        self._tasks.append(asyncio.create_task(self._refresh_operator_state()))
+        self._tasks = [task for task in self._tasks if not task.done()]
+
+    async def _refresh_operator_state(self) -> None:
+        """Make the local mirror of the operator state equal to the server's."""
+        try:
+            states = await self.ledger.trading_states()
+            overrides = await self.ledger.overrides()
+        except LedgerUnavailable as error:
+            self._lost(error)
+            return
+        wanted = {strategy or None: TradingState[name] for strategy, name in states.items()}
+        for strategy in {None, *self._strategy_states, *wanted}:
+            state = wanted.get(strategy, TradingState.ACTIVE)
+            held = self.trading_state() if strategy is None else self.own_trading_state(strategy)
+            if held is not state:
+                await SqliteStore.set_trading_state(self, state, strategy)
+        shared = [from_dict(Override, json.loads(text)) for text in overrides.values()]
+        for override in self.overrides():
+            if override not in shared:
+                await SqliteStore.remove_override(self, override.id)
+        for override in shared:
+            if override not in self.overrides():
+                await SqliteStore.add_override(self, override)
+        self._on_change()
+
+    def _lost(self, error: LedgerUnavailable) -> None:
+        """The server went away: say so once, and probe until it is back."""
+        if self._available or self._probe is None:
+            _log.warning("shared state unavailable: %s", error)
+        was_available, self._available = self._available, False
+        if was_available:
+            self._on_availability(False)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.create_task(self._probe_until_back(), name="ledger-probe")
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            if not await self.ledger.ping():
+                continue
+            try:
+                await self._reconcile()
+            except LedgerUnavailable:
+                continue
+            self._available = True
+            _log.warning("shared state available again")
+            self._on_availability(True)
+            await self._refresh_operator_state()
+            return
+
+    async def _reconcile(self) -> None:
+        """Make the server agree with this sidecar's book: its positions, its reservations."""
+        now_ms = _ms(self._now())
+        await self.ledger.reclaim_expired(now_ms)
+        held = {r.client_order_id for r in await self.ledger.reservations()}
+        for reservation in self.book.reservations():
+            if reservation.client_order_id not in held and _ms(reservation.expires_at) > now_ms:
+                await self._hold(reservation.client_order_id, reservation.strategy, reservation.symbol,
+                                 abs(reservation.signed_quantity), reservation.signed_quantity,
+                                 _ms(reservation.expires_at))
+        for strategy in self._strategies:
+            await self._push_positions([p for p in self.book.positions() if p.strategy == strategy], strategy)
+
+    async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
+                    signed: float, expires_at_ms: int, limits: tuple[int, int] = (MAX_SAFE, MAX_SAFE),
+                    price: float | None = None) -> Grant:
+        """Ask the server for a reservation (or re-assert one, with no limits)."""
+        lot_size = self._lot_size_of(symbol)
+        mark = price or self._price_of(symbol) or 0.0
+        return await self.ledger.check_and_reserve(
+            client_order_id=client_order_id, strategy=strategy, symbol=symbol,
+            side=Side.BUY if signed > 0 else Side.SELL, lots=request_lots(quantity, lot_size),
+            lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=limits[0],
+            total_limit_cents=limits[1], expires_at_ms=expires_at_ms)
+
+    async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+        marks = {}
+        rows = []
+        for position in positions:
+            lot_size = self._lot_size_of(position.symbol)
+            price = self._price_of(position.symbol)
+            if price:
+                marks[position.symbol] = lot_cents(price, lot_size)
+            lots = round(position.quantity / lot_size)
+            rows.append((position.strategy, position.symbol, lots))
+        return await self.ledger.set_positions(rows, strategy, marks)
+
+    async def _shared(self, call):
+        """Run a call on the server; a lost server is noticed here and refuses the change."""
+        try:
+            return await call
+        except LedgerUnavailable as error:
+            self._lost(error)
+            raise
+
+    # -- the firm-wide check ---------------------------------------------------------------
+
+    async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
+                             expires_at: float) -> FirmGrant:
+        if request_lots(quantity, firm.lot_size) < 1:
+            return FirmGrant(quantity)
+        grant = await self._shared(self._hold(
+            order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
+            _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
+            price=firm.reference_price))
+        return FirmGrant(grant.granted_lots * firm.lot_size, grant.symbol_limited, grant.total_limited,
+                         grant.symbol_value_cents / 100, grant.total_value_cents / 100)
+
+    async def release_firm_wide(self, client_order_id: str) -> None:
+        await self._shared(self.ledger.release(client_order_id))
+
+    # -- book: the server first, then the local mirror -------------------------------------
+
+    async def release(self, client_order_id: str) -> bool:
+        await self._shared(self.ledger.release(client_order_id))
+        return await super().release(client_order_id)
+
+    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+        lot_size = self._lot_size_of(fill.symbol)
+        await self._shared(self.ledger.apply_fill(
+            client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol,
+            side=fill.side, lots=fill_lots(fill.quantity, lot_size), lot_cents=lot_cents(fill.price, lot_size)))
+        return await super().apply_fill(fill)
+
+    async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+        """One strategy's positions, or (strategy None) those of every strategy this sidecar
+        trades: other sidecars' strategies are theirs to report."""
+        for owner in ([strategy] if strategy is not None else self._strategies):
+            await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))
+        return await super().set_positions(positions, strategy)
+
+    async def expire(self, now: float) -> list[Reservation]:
+        await self._shared(self.ledger.reclaim_expired(_ms(now)))
+        return await super().expire(now)
+
+    # -- operator state: the server first, announced to every sidecar ----------------------
+
+    async def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+        await self._shared(self.ledger.set_trading_state(strategy or _BOOK, state.name))
+        await super().set_trading_state(state, strategy)
+
+    async def add_override(self, override: Override) -> None:
+        await self._shared(self.ledger.put_override(override.id, json.dumps(to_dict(override))))
+        await super().add_override(override)
+
+    async def remove_override(self, override_id: str) -> Override | None:
+        await self._shared(self.ledger.delete_override(override_id))
+        return await super().remove_override(override_id)
