@@ -43,6 +43,7 @@ from ..engine.utilization import compute_utilization
 from ..store import open_store
 from ..store.base import Store
 from ..store.errors import StoreError
+from ..store.redis_ledger import OrderIdReused
 from .alerts import AlertBook, ConditionAlerts
 from .clock import Clock
 from .config_file import ConfigError, load_config
@@ -428,7 +429,10 @@ class RiskBudgetSidecar:
                 raise InvalidInput([(f"positions[{index}].strategy",
                                      f"strategy {position.strategy!r} is traded through another sidecar")])
         with self._store_errors():
-            return await self._store.set_positions(positions, strategy)
+            try:
+                return await self._store.set_positions(positions, strategy)
+            except ValueError as error:  # a shared store cannot value a symbol with no price yet
+                raise InvalidInput([("positions", str(error))]) from None
 
     async def release_order(self, client_order_id: str) -> bool:
         with self._store_errors():
@@ -595,6 +599,8 @@ class RiskBudgetSidecar:
                                       order.side.sign * result.approved_quantity, now + ttl)
             await self._store.record_check(order, result, reservation if result.reserved else None,
                                            forget_after=now + 2 * ttl)
+        except OrderIdReused:  # another sidecar holds this id for a different order
+            return self._id_reused(order, result)
         except StoreError as exc:
             if held_elsewhere:
                 with contextlib.suppress(StoreError):

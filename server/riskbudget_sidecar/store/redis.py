@@ -32,7 +32,7 @@ from ..engine.types import (
     FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Reservation, Side, TradingState,
 )
 from .redis_ledger import (
-    MAX_SAFE, Grant, LedgerUnavailable, RedisLedger, fill_lots, limit_cents, lot_cents, request_lots,
+    MAX_SAFE, Grant, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots, limit_cents, lot_cents, request_lots,
 )
 from .serialization import from_dict, to_dict
 from .sqlite import SqliteStore
@@ -151,12 +151,20 @@ class RedisStore(SqliteStore):
         await self.ledger.reclaim_expired(now_ms)
         held = {r.client_order_id for r in await self.ledger.reservations()}
         for reservation in self.book.reservations():
-            if reservation.client_order_id not in held and _ms(reservation.expires_at) > now_ms:
+            if reservation.client_order_id in held or _ms(reservation.expires_at) <= now_ms:
+                continue
+            try:
                 await self._hold(reservation.client_order_id, reservation.strategy, reservation.symbol,
                                  abs(reservation.signed_quantity), reservation.signed_quantity,
                                  _ms(reservation.expires_at))
+            except (OrderIdReused, ValueError) as error:  # still granted there, or no price to value it
+                _log.warning("reservation %s not re-asserted: %s", reservation.client_order_id, error)
         for strategy in self._strategies:
-            await self._push_positions([p for p in self.book.positions() if p.strategy == strategy], strategy)
+            try:
+                await self._push_positions([p for p in self.book.positions() if p.strategy == strategy],
+                                           strategy)
+            except ValueError as error:
+                _log.warning("positions of %s not re-asserted: %s", strategy, error)
 
     async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
                     signed: float, expires_at_ms: int, limits: tuple[int, int] = (MAX_SAFE, MAX_SAFE),
