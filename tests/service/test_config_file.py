@@ -28,6 +28,13 @@ def test_default_config_loads_with_the_seeds_block():
     assert config.sidecar.listen == "127.0.0.1:50051"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    config = load_config(path)
+
+    assert config.portfolio.strategies
+
+
 def test_config_is_frozen():
     config = load_config(ROOT / "config" / "default.yaml")
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import pytest
 
-from riskbudget_sidecar.engine.config import StoreSettings
+from riskbudget_sidecar.engine.config import SharedSettings, StoreSettings
 from riskbudget_sidecar.store import SqliteStore, Store, open_store
+from tests.engine.builders import NOW
+from tests.store.valkey import ValkeyProcess
 
 OpenStore = Callable[..., Any]
 
@@ -36,19 +38,27 @@ def open_sqlite(db_path: Path) -> Iterator[OpenStore]:
         store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def open_any(request: pytest.FixtureRequest, db_path: Path) -> Iterator[OpenStore]:
-    """Open a store of each backend in turn, through `open_store`."""
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def open_any(request: pytest.FixtureRequest, db_path: Path, tmp_path: Path) -> AsyncIterator[OpenStore]:
+    """Open a store of each backend in turn, through `open_store`; "redis" is SQLite shared
+    through a real valkey-server started for the test."""
+    valkey = ValkeyProcess(tmp_path / "valkey").start() if request.param == "redis" else None
+    shared = SharedSettings(url=valkey.url, timeout=2.0) if valkey else None
     opened: list[Store] = []
 
     def open_(**settings: Any) -> Store:
-        store = open_store(StoreSettings(backend=request.param, path=str(db_path), **settings))
+        backend = "memory" if request.param == "memory" else "sqlite"
+        store = open_store(StoreSettings(backend=backend, path=str(db_path), **settings), shared=shared,
+                           lot_size_of=lambda symbol: 1.0, price_of=lambda symbol: 100.0,
+                           strategies=("alpha", "beta"), now=lambda: NOW)
         opened.append(store)
         return store
 
     yield open_
     for store in opened:
-        store.close()
+        await store.stop()
+    if valkey:
+        valkey.stop()
 
 
 @pytest.fixture

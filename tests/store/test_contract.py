@@ -23,12 +23,13 @@ async def test_reserve_holds_the_order_in_the_book(store: Store) -> None:
     assert store.book.exposure("alpha", "AAA") == SymbolExposure(0, pending_buy=30)
 
 
-async def test_reserving_an_order_again_replaces_its_reservation(store: Store) -> None:
+async def test_reserving_the_same_order_again_holds_it_once(store: Store) -> None:
     await store.reserve(reservation(30))
 
-    await store.reserve(reservation(-10))
+    await store.reserve(reservation(30))
 
-    assert store.book.reservations() == [reservation(-10)]
+    assert store.book.reservations() == [reservation(30)]
+    assert store.book.exposure("alpha", "AAA") == SymbolExposure(0, pending_buy=30)
 
 
 async def test_a_reservation_the_book_refuses_changes_nothing(store: Store) -> None:

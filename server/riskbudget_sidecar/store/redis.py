@@ -216,6 +216,13 @@ class RedisStore(SqliteStore):
 
     # -- book: the server first, then the local mirror -------------------------------------
 
+    async def reserve(self, reservation: Reservation) -> None:
+        """Hold a reservation granted elsewhere (no limits apply: it was already checked)."""
+        await self._shared(self._hold(
+            reservation.client_order_id, reservation.strategy, reservation.symbol,
+            abs(reservation.signed_quantity), reservation.signed_quantity, _ms(reservation.expires_at)))
+        await super().reserve(reservation)
+
     async def release(self, client_order_id: str) -> bool:
         await self._shared(self.ledger.release(client_order_id))
         return await super().release(client_order_id)

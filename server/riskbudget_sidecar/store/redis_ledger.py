@@ -503,8 +503,8 @@ class RedisLedger:
 
     async def _run(self, operation: str, call: Callable[[Redis], Awaitable[T]]) -> T:
         """Run one call under the deadline, turning Redis failures into the ledger's errors."""
-        if self._redis is None:
-            raise RuntimeError("RedisLedger: call connect() first")
+        if self._redis is None:  # connect() was not called, or failed: connect now
+            self._redis = self._client(self._timeout)
         try:
             async with asyncio.timeout(self._timeout):
                 return await call(self._redis)
