@@ -64,7 +64,7 @@ TRIGGER_ALERTS = {
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """What a reload cannot change in a running sidecar."""
     problems = []
-    for section in ("store", "market_data", "regime", "stream"):
+    for section in ("store", "market_data", "regime", "stream", "shared"):
         if getattr(old, section) != getattr(new, section):
             problems.append(f"{section}: changes need a restart")
     for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "max_message_bytes"):
