@@ -223,6 +223,23 @@ class SharedSettings(Frozen):
     replaces only theirs, and they are the ones re-asserted after an outage. Default: all."""
 
 
+class HttpSettings(Frozen):
+    """The admin HTTP port: metrics, health, JSON status and the dashboard."""
+
+    enabled: bool = True
+    allow_non_loopback: bool = False
+    listen: str = "127.0.0.1:8081"
+    """host:port, loopback unless allow_non_loopback; port 0 picks a free one."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_safe(cls, listen: str, info: ValidationInfo) -> str:
+        address = parse_listen_address(listen, allow_non_loopback=info.data.get("allow_non_loopback", False))
+        if address.unix_path is not None:
+            raise ValueError("the admin HTTP port listens on host:port, not a unix socket")
+        return listen
+
+
 class StreamSettings(Frozen):
     subscriber_queue: Annotated[int, Field(ge=1)] = 1_000
     """Recommendations one subscriber may fall behind by before its stream ends with a resume point."""
@@ -238,6 +255,7 @@ class Config(Frozen):
     warmup: Annotated[SyntheticWarmup | CsvWarmup | NoWarmup, Field(discriminator="source")] = SyntheticWarmup()
     store: StoreSettings = StoreSettings()
     stream: StreamSettings = StreamSettings()
+    http: HttpSettings = HttpSettings()
     shared: SharedSettings | None = None
     """Absent: this sidecar's limits are its own (the embedded store alone)."""
 

@@ -32,6 +32,7 @@ from ..engine.overrides import (
 )
 from ..engine.recommendations import build_recommendation, current_allocation, strategy_drift, target_allocation
 from ..engine.regime import RegimeDetector
+from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, FirmLimits, OrderRequest,
@@ -49,6 +50,7 @@ from .clock import Clock
 from .config_file import ConfigError, load_config
 from .errors import ConfigRefused, InvalidInput, NotReady, StateUnavailable
 from .hub import RecommendationHub
+from .metrics import SidecarMetrics
 
 T = TypeVar("T")
 log = structlog.get_logger("riskbudget.sidecar")
@@ -64,7 +66,7 @@ TRIGGER_ALERTS = {
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """What a reload cannot change in a running sidecar."""
     problems = []
-    for section in ("store", "market_data", "regime", "stream", "shared"):
+    for section in ("store", "market_data", "regime", "stream", "shared", "http"):
         if getattr(old, section) != getattr(new, section):
             problems.append(f"{section}: changes need a restart")
     for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "max_message_bytes"):
@@ -91,6 +93,8 @@ class RiskBudgetSidecar:
             config.regime, periods_per_year=config.market_data.periods_per_year,
             ewma_lambda=config.market_data.ewma_lambda, start_time=self._started_at)
         self._alerts = AlertBook()
+        self.metrics = SidecarMetrics()
+        self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
         self._conditions = ConditionAlerts(self._alerts)
         self._hub = RecommendationHub(read_after=self._store.recommendations_after,
                                       bounds=self._store.recommendation_bounds,
@@ -197,6 +201,11 @@ class RiskBudgetSidecar:
         report = self.utilization()
         self._after_recompute(received, report)
         self._check_conditions(report, now)
+        self.success.observe(
+            now, utilization=report.total.utilization, ex_ante_volatility=report.total.ex_ante_volatility,
+            net_positions={s: u.net_quantity for s, u in report.symbols.items()},
+            prices={s: p for s in self._market.symbols if (p := self._market.last_price(s)) is not None})
+        self.refresh_metrics(report)
 
     # -- numeric thread --------------------------------------------------------------------
 
@@ -251,9 +260,13 @@ class RiskBudgetSidecar:
             regime = forced
             since = max(o.created_at for o in overrides
                         if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
+        began = time.perf_counter()
         self._snapshot = compute_budget(
             self.config, self._market, regime, regime_since=since, version=self._version + 1,
             now=now, previous=self._snapshot, overrides=overrides)
+        self.metrics.recompute_seconds.observe(time.perf_counter() - began)
+        self.metrics.regime.state(self._snapshot.regime.value)
+        self.metrics.budget_version.set(self._snapshot.version)
         self._version = self._snapshot.version
         self._needs_recompute = False
 
@@ -286,6 +299,8 @@ class RiskBudgetSidecar:
         if changed:
             seconds = time.monotonic() - received
             self.regime_response_seconds.append(seconds)
+            self.metrics.regime_response.observe(seconds)
+            self.success.record_regime_response(seconds)
             log.info("regime_response", seconds=seconds, regime=snapshot.regime.value)
 
     def _drift(self, snapshot: BudgetSnapshot) -> dict[str, float]:
@@ -301,6 +316,8 @@ class RiskBudgetSidecar:
         with self._store_errors():
             recommendation = self._store.append_recommendation(draft)
         self._hub.publish(recommendation)
+        for trigger in recommendation.triggers:
+            self.metrics.recommendations.labels(trigger.value).inc()
         for firing in firings:
             if firing.trigger in TRIGGER_ALERTS:
                 self._alerts.raise_alert(TRIGGER_ALERTS[firing.trigger], AlertSeverity.WARNING,
@@ -450,6 +467,7 @@ class RiskBudgetSidecar:
         try:
             yield
         except StoreError as exc:
+            self.metrics.store_errors.inc()
             self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, str(exc),
                                      now=self._clock.now())
             raise StateUnavailable(f"the state store cannot record the change: {exc}") from None
@@ -479,6 +497,7 @@ class RiskBudgetSidecar:
         override = dataclasses.replace(draft, id=f"ovr-{uuid.uuid4().hex[:12]}", created_at=now)
         with self._store_errors():
             await self._store.add_override(override)
+        self.success.record_override()
         self._alerts.raise_alert(
             AlertKind.OVERRIDE_SET, AlertSeverity.INFO,
             f"override {override.id} ({override.kind.value} on {override.scope.value} "
@@ -574,9 +593,11 @@ class RiskBudgetSidecar:
             if kept.order.same_order_as(order):
                 return dataclasses.replace(kept.decision, replayed=True)
             return self._id_reused(order, kept.decision)
+        began = time.perf_counter()
         result = self._decide(order, now)
         if not order.dry_run:
             result = await self._reserve(order, result, now)
+        self.metrics.observe_check(result, time.perf_counter() - began)
         self._store.log_decision(DecisionRecord(now, order, result))
         return result
 
@@ -608,6 +629,26 @@ class RiskBudgetSidecar:
             return self._state_unavailable(result, exc)
         return result
 
+    def refresh_metrics(self, report: UtilizationReport | None = None) -> None:
+        """Bring the gauges up to date (each scrape and each monitoring tick)."""
+        report = report or self.utilization()
+        metrics = self.metrics
+        metrics.utilization.labels("total", "book").set(report.total.utilization)
+        for name, usage in report.strategies.items():
+            metrics.utilization.labels("strategy", name).set(usage.utilization)
+        for name, usage in report.symbols.items():
+            metrics.utilization.labels("symbol", name).set(usage.utilization)
+        metrics.subscribers.set(self._hub.subscriber_count)
+        metrics.subscriber_lag.set(max(self._hub.lags(), default=0))
+        backlog, overflowed = self._store.decision_log_stats()
+        metrics.decision_log_backlog.set(backlog)
+        metrics.decision_log_overflowed.set(overflowed)
+        metrics.overrides.set(len(self._overrides))
+        summary = self.success.summary(self._clock.now())
+        for name in ("budget_utilization", "regime_response_p50", "regime_response_max",
+                     "overrides_per_day", "capital_efficiency", "return_since_start"):
+            metrics.success.labels(name).set(getattr(summary, name))
+
     def _decide(self, order: OrderRequest, now: float) -> TradeDecision:
         snapshot = self._snapshot
         known = order.strategy in self._strategy_symbols
@@ -638,6 +679,7 @@ class RiskBudgetSidecar:
             override_ids=override_ids_for(self._overrides, order.strategy, order.symbol))
 
     def _state_unavailable(self, decision: TradeDecision, error: StoreError) -> TradeDecision:
+        self.metrics.store_errors.inc()
         self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL,
                                  f"a reservation could not be recorded: {error}", now=self._clock.now())
         return dataclasses.replace(
