@@ -51,6 +51,7 @@ from .config_file import ConfigError, load_config
 from .errors import ConfigRefused, InvalidInput, NotReady, StateUnavailable
 from .hub import RecommendationHub
 from .metrics import SidecarMetrics
+from .warmup import warmup_ticks
 
 T = TypeVar("T")
 log = structlog.get_logger("riskbudget.sidecar")
@@ -210,8 +211,6 @@ class RiskBudgetSidecar:
     # -- numeric thread --------------------------------------------------------------------
 
     def _warm_up(self) -> None:
-        from .warmup import warmup_ticks
-
         now = self._clock.now()
         count = 0
         self._warming_up = True
