@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard proto/riskbudget/v1/*.proto)
 CONFIG ?= config/default.yaml
 
-.PHONY: install run test proto proto-check lint-proto clean
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: install browser run test bench proto proto-check lint-proto clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +22,29 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) node_modules/.installed
+install: $(STAMP) node_modules/.installed browser
+
+## Headless Chromium and its driver for the browser test (tests/e2e/test_dashboard_browser.py):
+## Debian's chromium and chromium-driver, installed only when one of the two is missing.
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	echo "$(CHROMIUM) or $(CHROMEDRIVER) is missing: installing chromium and chromium-driver"; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make browser: no apt-get here; install Chromium at $(CHROMIUM) and chromedriver at $(CHROMEDRIVER)" >&2; \
+		exit 1; \
+	fi; \
+	if [ "$$(id -u)" -eq 0 ]; then as_root=""; \
+	elif command -v sudo >/dev/null 2>&1; then as_root="sudo"; \
+	else \
+		echo "make browser: not root and no sudo; as root run: apt-get update && apt-get install -y chromium chromium-driver" >&2; \
+		exit 1; \
+	fi; \
+	$$as_root apt-get update && \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || exit 1; \
+	if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+		echo "make browser: apt-get installed chromium and chromium-driver but $(CHROMIUM) or $(CHROMEDRIVER) is still missing" >&2; \
+		exit 1; \
+	fi
 
 ## Start the sidecar on config/default.yaml (embedded defaults, no outside service).
 run: $(STAMP)
@@ -28,6 +53,10 @@ run: $(STAMP)
 ## The whole test suite, with the contract checks first.
 test: install lint-proto proto-check
 	$(PY) -m pytest
+
+## Performance figures (bench/): CheckTrade's own work per store backend, as ratios in one run.
+bench: $(STAMP)
+	$(PY) bench/hot_path.py
 
 ## buf lint over the contract.
 lint-proto: node_modules/.installed

@@ -36,6 +36,7 @@ def start_sidecar(config_path) -> tuple[subprocess.Popen, str]:
 def config_path(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = f"unix:{tmp_path}/run/sidecar.sock"
+    config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     path = tmp_path / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))

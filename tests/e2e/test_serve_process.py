@@ -41,6 +41,7 @@ def read_events(process: subprocess.Popen, until: str, timeout: float = STARTUP_
 def sidecar_process(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = "127.0.0.1:0"
+    config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     path = tmp_path / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -88,6 +89,7 @@ def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp
     _, target = sidecar_process
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = target
+    config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "second.sqlite3")}
     path = tmp_path / "second.yaml"
     path.write_text(yaml.safe_dump(config))

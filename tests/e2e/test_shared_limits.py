@@ -37,6 +37,7 @@ def valkey(tmp_path):
 def sidecar_config(tmp_path, index: int, url: str):
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = f"unix:{tmp_path}/run{index}/sidecar.sock"
+    config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / f"state{index}.sqlite3")}
     config["shared"] = {"url": url, "timeout": 0.5}
     config["limits"]["max_order_notional"] = 10_000_000

@@ -41,6 +41,13 @@ def test_override_frequency_counts_overrides_per_day_and_responses_their_median_
     assert (summary.regime_response_p50, summary.regime_response_max, summary.regime_responses) == (0.02, 0.03, 3)
 
 
+def test_override_frequency_is_taken_over_at_least_one_day():
+    metrics = SuccessMetrics(start=0.0, net_asset_value=1.0)
+    metrics.record_override()
+
+    assert metrics.summary(60.0).overrides_per_day == 1.0
+
+
 def test_before_any_time_passes_the_metrics_are_zero_not_errors():
     summary = SuccessMetrics(start=5.0, net_asset_value=1.0).summary(5.0)
 

@@ -33,6 +33,7 @@ def config_data(**overrides: Any) -> dict:
             },
         },
         "sidecar": {"listen": "127.0.0.1:0", "max_message_bytes": 65536, "admin_token_env": None},
+        "http": {"listen": "127.0.0.1:0"},
         "portfolio": {
             "net_asset_value": 1_000_000,
             "strategies": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -121,6 +122,42 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    """Draw the status view once, or every --watch seconds until --iterations or Ctrl-C."""
+    from riskbudget_client import RiskBudgetError
+
+    from .status_view import ALERTS_FETCHED, render_status
+
+    tty = sys.stdout.isatty()
+    frames = args.iterations if args.iterations is not None else 1 if args.watch is None else None
+    interval = args.watch or 0.0
+    started = time.monotonic()
+    drawn = 0
+    try:
+        with _client(args) as client:
+            while True:
+                try:
+                    text = render_status(
+                        client.get_budget(), client.get_utilization(), client.get_status(),
+                        client.list_alerts(ALERTS_FETCHED), target=args.target,
+                        alerts_fetched=ALERTS_FETCHED)
+                except RiskBudgetError as exc:
+                    details = " ".join(exc.details.split())
+                    print(f"riskbudget status: no answer from the sidecar at {args.target} "
+                          f"({exc.method}: {exc.code.name}: {details})", file=sys.stderr)
+                    return 1
+                prefix = "\x1b[H\x1b[2J" if tty else "\n" if drawn else ""
+                sys.stdout.write(prefix + text + "\n")
+                sys.stdout.flush()
+                drawn += 1
+                if frames is not None and drawn >= frames:
+                    return 0
+                # On a fixed schedule, so that drawing does not add up to drift.
+                time.sleep(max(started + drawn * interval - time.monotonic(), 0.0))
+    except KeyboardInterrupt:  # Ctrl-C ends a watch: not an error
+        return 0
+
+
 def _operator() -> str:
     return os.environ.get("USER", "cli")
 
@@ -221,7 +258,33 @@ def build_parser() -> argparse.ArgumentParser:
     rebalance.add_argument("--reason", required=True)
     json_command("reload-config", "reload the sidecar's config file" + admin)
     json_command("sidecar-status", "regime history, response times, log and stream figures")
+
+    status = client_command("status", "the budget, its utilization and recent alerts as a table", _status)
+    status.add_argument("--watch", type=_non_negative_seconds, metavar="SECONDS",
+                        help="redraw every SECONDS until Ctrl-C")
+    status.add_argument("--iterations", type=_positive_int, metavar="N",
+                        help="stop after N draws (default: 1 without --watch, until Ctrl-C with it)")
     return parser
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -15,9 +16,29 @@ from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
+from ..http import AdminHttpServer, start_http_server
 from ..rpc.server import RunningServer, start_server
 
 log = structlog.get_logger("riskbudget.app")
+HTTP_SHUTDOWN_TIMEOUT = 5.0
+
+
+@dataclass
+class Servers:
+    """What `start` brought up: the gRPC server and, if enabled, the admin HTTP port."""
+
+    grpc: RunningServer
+    http: AdminHttpServer | None = None
+
+    @property
+    def target(self) -> str:
+        """Where gRPC clients reach the sidecar: host:port or unix:/path."""
+        return self.grpc.target
+
+    @property
+    def http_url(self) -> str | None:
+        """Where the admin HTTP port listens (http://host:port), None if it is disabled."""
+        return self.http.url if self.http is not None else None
 
 
 def read_admin_token(config: Config) -> str | None:
@@ -37,29 +58,37 @@ def read_admin_token(config: Config) -> str | None:
 
 
 async def start(config: Config, *, listen: str | None = None, clock: Clock | None = None,
-                config_path: str | None = None) -> tuple[RiskBudgetSidecar, RunningServer]:
-    """Start a sidecar and its server; health turns SERVING once the first budget exists."""
+                config_path: str | None = None) -> tuple[RiskBudgetSidecar, Servers]:
+    """Start a sidecar, its gRPC server and its admin HTTP port; health turns SERVING once the
+    first budget exists (the HTTP port serves liveness during the warm-up already)."""
     address = parse_listen_address(listen or config.sidecar.listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
     sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
     try:
-        server = await start_server(sidecar, address, admin_token=read_admin_token(config),
-                                    max_message_bytes=config.sidecar.max_message_bytes)
+        servers = Servers(await start_server(sidecar, address, admin_token=read_admin_token(config),
+                                             max_message_bytes=config.sidecar.max_message_bytes))
     except BaseException:
         await sidecar.stop()
         raise
     try:
+        if config.http.enabled:
+            servers.http = await start_http_server(
+                sidecar, config.http, health=servers.grpc, auth=servers.grpc.auth,
+                shutdown_timeout=min(config.sidecar.shutdown_grace, HTTP_SHUTDOWN_TIMEOUT))
         await sidecar.start()
     except BaseException:
-        await server.stop(0)
+        if servers.http is not None:
+            await servers.http.stop()
+        await servers.grpc.stop(0)
         await sidecar.stop()
         raise
+    server = servers.grpc
     sidecar.on_availability(lambda available: asyncio.ensure_future(server.set_serving(available)))
     await server.set_serving(sidecar.available)
     snapshot = sidecar.require_snapshot()
-    log.info("serving", target=server.target, budget_version=snapshot.version,
+    log.info("serving", target=server.target, http_url=servers.http_url, budget_version=snapshot.version,
              regime=snapshot.regime.value, limit_source=snapshot.limit_source.value)
-    return sidecar, server
+    return sidecar, servers
 
 
 async def _reload(sidecar: RiskBudgetSidecar) -> None:
@@ -70,12 +99,15 @@ async def _reload(sidecar: RiskBudgetSidecar) -> None:
         pass
 
 
-async def stop(sidecar: RiskBudgetSidecar, server: RunningServer) -> None:
-    """Health goes NOT_SERVING first, in-flight calls finish within the grace period."""
+async def stop(sidecar: RiskBudgetSidecar, servers: Servers) -> None:
+    """Health goes NOT_SERVING first (gRPC and HTTP alike), the admin HTTP port stops, then
+    streams end and in-flight gRPC calls finish within the grace period."""
     log.info("shutting_down", grace=sidecar.config.sidecar.shutdown_grace)
-    await server.set_serving(False)
+    await servers.grpc.begin_shutdown()
+    if servers.http is not None:
+        await servers.http.stop()
     sidecar.end_streams()
-    await server.stop(sidecar.config.sidecar.shutdown_grace)
+    await servers.grpc.stop(sidecar.config.sidecar.shutdown_grace)
     await sidecar.stop()
     log.info("stopped")
 
@@ -85,7 +117,7 @@ async def serve(config: Config, *, config_path: str, listen: str | None = None) 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up waits
         loop.add_signal_handler(signum, stopping.set)
-    sidecar, server = await start(config, listen=listen, config_path=config_path)
+    sidecar, servers = await start(config, listen=listen, config_path=config_path)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(sidecar)))
     await stopping.wait()
-    await stop(sidecar, server)
+    await stop(sidecar, servers)

@@ -4,7 +4,8 @@
   utilization (the largest used / limit fraction of its budget);
 - regime response time: seconds from the market-data update that changed the
   regime to the recommendation being logged (the median and the worst);
-- override frequency: operator overrides set per day since start;
+- override frequency: operator overrides set per day since start (over at least
+  one day, so that one override in the first minute does not read as thousands a day);
 - capital efficiency: return per unit of risk since start, a Sharpe-like ratio:
   the book's mark-to-market gain over NAV, divided by its time-averaged ex-ante
   volatility scaled to the elapsed time (vol x sqrt(years)). 0 until a year
@@ -88,7 +89,7 @@ class SuccessMetrics:
             regime_response_p50=statistics.median(self._responses) if self._responses else 0.0,
             regime_response_max=max(self._responses, default=0.0),
             regime_responses=len(self._responses),
-            overrides_per_day=self._overrides / (elapsed / 86_400.0) if elapsed > 0 else 0.0,
+            overrides_per_day=self._overrides / max(elapsed / 86_400.0, 1.0),
             capital_efficiency=gain / risk if risk > 0 else 0.0,
             return_since_start=gain,
             average_volatility=average_volatility,

@@ -33,15 +33,29 @@ class RunningServer:
     health: health.aio.HealthServicer
     target: str
     """Where clients reach it: host:port with the real port, or unix:/path."""
+    auth: AdminAuth
+    """The admin-token check of this sidecar (the admin HTTP port uses the same one)."""
+    serving: bool = False
+    """What grpc.health.v1 says now: True exactly when every service is SERVING."""
+    shutting_down: bool = False
+    """True once shutdown began: health is NOT_SERVING for good."""
 
     async def set_serving(self, serving: bool) -> None:
+        if self.shutting_down:  # the health servicer ignores it too
+            return
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
+        self.serving = serving and not self.shutting_down
+
+    async def begin_shutdown(self) -> None:
+        """Health NOT_SERVING for every service, with no way back."""
+        self.shutting_down, self.serving = True, False
+        await self.health.enter_graceful_shutdown()
 
     async def stop(self, grace: float) -> None:
-        await self.health.enter_graceful_shutdown()
+        await self.begin_shutdown()
         await self.server.stop(grace)
 
 
@@ -64,7 +78,7 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     target = _bind(server, address)
-    running = RunningServer(server, health_servicer, target)
+    running = RunningServer(server, health_servicer, target, auth)
     await running.set_serving(False)
     await server.start()
     return running

@@ -135,6 +135,7 @@ class RiskBudgetSidecar:
         snapshot = self.require_snapshot()
         self._last_regime = snapshot.regime
         self.regime_history.append((snapshot.regime, snapshot.regime_since))
+        self._observe_success(self.utilization(), self._clock.now())
         self._schedule_override_expiry()
         self._monitor_task = asyncio.create_task(self._monitor(), name="riskbudget-monitor")
 
@@ -202,11 +203,13 @@ class RiskBudgetSidecar:
         report = self.utilization()
         self._after_recompute(received, report)
         self._check_conditions(report, now)
+        self.refresh_metrics(report)
+
+    def _observe_success(self, report: UtilizationReport, now: float) -> None:
         self.success.observe(
             now, utilization=report.total.utilization, ex_ante_volatility=report.total.ex_ante_volatility,
             net_positions={s: u.net_quantity for s, u in report.symbols.items()},
             prices={s: p for s in self._market.symbols if (p := self._market.last_price(s)) is not None})
-        self.refresh_metrics(report)
 
     # -- numeric thread --------------------------------------------------------------------
 
@@ -629,8 +632,10 @@ class RiskBudgetSidecar:
         return result
 
     def refresh_metrics(self, report: UtilizationReport | None = None) -> None:
-        """Bring the gauges up to date (each scrape and each monitoring tick)."""
+        """Bring the gauges and the success metrics up to date (each scrape, status read and
+        monitoring tick)."""
         report = report or self.utilization()
+        self._observe_success(report, self._clock.now())
         metrics = self.metrics
         metrics.utilization.labels("total", "book").set(report.total.utilization)
         for name, usage in report.strategies.items():

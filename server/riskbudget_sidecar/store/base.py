@@ -10,7 +10,7 @@ and never blocks.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from ..engine.book import Book
 from ..engine.types import (
@@ -80,5 +80,7 @@ class Store(Protocol):
     # -- decision log (asynchronous, batched, never silently dropped) ----------------------
     def log_decision(self, record: DecisionRecord) -> None: ...
     def decision_log_stats(self) -> tuple[int, int]: ...
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` decisions written to the log, as JSON-ready dicts, oldest first."""
 
     def close(self) -> None: ...

@@ -1,0 +1,119 @@
+"""The numeric path from prices to a budget: market state -> regime -> allocation.
+
+One object holds what the live sidecar's worker thread and the backtest's replay
+both need, so that the two run the same code:
+
+- `apply_tick` records a price; the first tick of a later bar closes the open bar,
+  and each closed bar moves the regime detector (benchmark close, and the
+  portfolio's average pairwise correlation over closed bars only).
+- `advance_to` closes the open bar once time has passed its end (the sidecar's
+  monitoring tick), with the same effect on the regime.
+- `recompute` computes a new budget snapshot, versioned one above the last, when
+  anything has changed since the last one (a tick, a closed bar, `invalidate`),
+  and returns None otherwise. The regime is the detector's, or `regime.initial`
+  while `risk_budgeting.enabled` is false, or the one a FORCE_REGIME override
+  forces (its `regime_since` is that override's creation time).
+
+Time is passed in, never read: the caller's clock (live) or the data's (replay).
+Not thread-safe: one thread feeds it; readers take the immutable `snapshot`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .allocation import compute_budget
+from .config import Config
+from .market_state import ClosedBar, MarketState
+from .overrides import forced_regime
+from .regime import RegimeChange, RegimeDetector
+from .types import BudgetSnapshot, Override, OverrideKind, PriceTick
+
+
+class BudgetPipeline:
+    """Prices in, versioned budget snapshots out, incrementally (never replaying history)."""
+
+    def __init__(self, config: Config, *, start_time: float) -> None:
+        self._config = config
+        self._started_at = start_time
+        self.market = MarketState(config.universe, config.market_data)
+        self.regime = RegimeDetector(
+            config.regime, periods_per_year=config.market_data.periods_per_year,
+            ewma_lambda=config.market_data.ewma_lambda, start_time=start_time)
+        self._correlation_symbols = sorted(config.portfolio.symbols)
+        self._snapshot: BudgetSnapshot | None = None
+        self._needs_recompute = True
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def reconfigure(self, config: Config) -> None:
+        """Swap in a reloaded config. The market, regime and universe settings must be the
+        same (a reload that changes them needs a restart); the next recompute uses it."""
+        self._config = config
+        self._correlation_symbols = sorted(config.portfolio.symbols)
+        self._needs_recompute = True
+
+    @property
+    def started_at(self) -> float:
+        return self._started_at
+
+    @property
+    def snapshot(self) -> BudgetSnapshot | None:
+        """The last budget computed (None before the first `recompute`)."""
+        return self._snapshot
+
+    @property
+    def version(self) -> int:
+        """The last budget's version; 0 before the first."""
+        return self._snapshot.version if self._snapshot is not None else 0
+
+    @property
+    def needs_recompute(self) -> bool:
+        return self._needs_recompute or self._snapshot is None
+
+    def invalidate(self) -> None:
+        """Something outside the prices changed (overrides, config): recompute next time."""
+        self._needs_recompute = True
+
+    def apply_tick(self, tick: PriceTick) -> list[RegimeChange]:
+        """Record a price; return the regime changes of the bars it closed (at most one)."""
+        changes = [change for bar in self.market.apply_tick(tick)
+                   if (change := self._on_bar(bar)) is not None]
+        self._needs_recompute = True
+        return changes
+
+    def advance_to(self, now: float) -> list[RegimeChange]:
+        """Close the open bar if `now` is past its end; the regime changes that caused."""
+        changes = []
+        for bar in self.market.advance_to(now):
+            change = self._on_bar(bar)
+            if change is not None:
+                changes.append(change)
+            self._needs_recompute = True
+        return changes
+
+    def recompute(self, now: float, overrides: Sequence[Override] = ()) -> BudgetSnapshot | None:
+        """A new snapshot if anything changed since the last one (else None), with the
+        (active) `overrides` applied."""
+        if not self.needs_recompute:
+            return None
+        regime, since = self.regime.regime, self.regime.since
+        if not self._config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
+            regime, since = self._config.regime.initial, self._started_at
+        forced = forced_regime(overrides)
+        if forced is not None:
+            regime = forced
+            since = max(o.created_at for o in overrides
+                        if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
+        self._snapshot = compute_budget(
+            self._config, self.market, regime, regime_since=since, version=self.version + 1,
+            now=now, previous=self._snapshot, overrides=overrides)
+        self._needs_recompute = False
+        return self._snapshot
+
+    def _on_bar(self, bar: ClosedBar) -> RegimeChange | None:
+        close = float(bar.closes[self.market.index(self._config.regime.benchmark)])
+        correlation = self.market.average_correlation(self._correlation_symbols, provisional=False)
+        return self.regime.on_bar(bar.time, close, correlation)

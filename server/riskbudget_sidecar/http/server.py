@@ -1,0 +1,274 @@
+"""The admin HTTP port: Prometheus metrics, liveness and readiness, JSON status, controls, dashboard.
+
+It serves on the sidecar's event loop, beside the gRPC server, and reads the
+same state: readiness is what grpc.health.v1 says (the gRPC server's own record
+of what it set), the status document comes from the same converters as the gRPC
+replies. The controls take the JSON form of the admin RPCs' request messages,
+check the admin token with the same `AdminAuth`, validate with the same
+converters and call the same sidecar methods; domain errors become HTTP statuses
+through one table (errors.py), as rpc/errors.py does for gRPC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol
+
+import structlog
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from riskbudget.v1 import risk_budget_admin_pb2 as admin_pb
+
+from ..engine.addresses import parse_listen_address
+from ..engine.config import HttpSettings
+from ..rpc import converters as convert
+from ..rpc.auth import AdminAuth
+from ..service.errors import InvalidInput, NotReady, RiskBudgetError
+from ..service.sidecar import RiskBudgetSidecar
+from .errors import error_response, parse_error_input
+from .status import as_json, status
+
+log = structlog.get_logger("riskbudget.http")
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+MAX_EXPIRES_IN = 10 * 366 * 86_400.0
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"),
+}
+
+
+class HealthView(Protocol):
+    """What the gRPC server's health says (rpc.server.RunningServer keeps it)."""
+
+    serving: bool
+    shutting_down: bool
+
+
+@dataclass
+class AdminHttpServer:
+    runner: web.AppRunner
+    url: str
+    """Where it is reached: http://host:port with the real port."""
+
+    async def stop(self) -> None:
+        """Stop listening; requests in flight finish within the shutdown timeout."""
+        await self.runner.cleanup()
+
+
+async def start_http_server(sidecar: RiskBudgetSidecar, settings: HttpSettings, *, health: HealthView,
+                            auth: AdminAuth, shutdown_timeout: float = 5.0) -> AdminHttpServer:
+    """Listen on `settings.listen` (port 0 picks a free port) and log `http_serving` with the URL."""
+    address = parse_listen_address(settings.listen, allow_non_loopback=settings.allow_non_loopback)
+    loopback = ipaddress.ip_address(address.host).is_loopback
+    app = build_app(sidecar, health=health, auth=auth, check_host=loopback)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, address.host, address.port, reuse_port=False).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(f"cannot listen on http {settings.listen}: {exc.strerror or exc}") from None
+    host, port = runner.addresses[0][:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    log.info("http_serving", url=url)
+    return AdminHttpServer(runner, url)
+
+
+def build_app(sidecar: RiskBudgetSidecar, *, health: HealthView, auth: AdminAuth,
+              check_host: bool = True) -> web.Application:
+    middlewares = [_headers, _domain_errors] + ([_loopback_host] if check_host else [])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+    routes = _Routes(sidecar, health, auth)
+    app.add_routes([
+        web.get("/", routes.index),
+        web.get("/metrics", routes.metrics),
+        web.get("/healthz", routes.healthz),
+        web.get("/readyz", routes.readyz),
+        web.get("/api/status", routes.status),
+        web.post("/api/overrides", routes.set_override),
+        web.delete("/api/overrides/{id}", routes.clear_override),
+        web.post("/api/trading-state", routes.set_trading_state),
+        web.post("/api/rebalance", routes.trigger_rebalance),
+        web.static("/static", STATIC, follow_symlinks=False),
+    ])
+    return app
+
+
+# -- middleware ----------------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors to their HTTP status, through the one table."""
+    try:
+        return await handler(request)
+    except RiskBudgetError as error:
+        response = error_response(error)
+        log.info("http_refused", method=request.method, path=request.path, status=response.status,
+                 error=str(error))
+        return response
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    response.headers.update(SECURITY_HEADERS)
+    response.headers.setdefault("Cache-Control", "no-store" if not request.path.startswith("/static/")
+                                else "no-cache")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+@web.middleware
+async def _loopback_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On a loopback listener, only a loopback Host: a page elsewhere cannot rebind a name to it."""
+    try:
+        host = request.url.host or ""
+    except ValueError:
+        host = ""
+    if not _is_loopback(host):
+        return web.json_response({"error": f"host {request.host!r} is not served here",
+                                  "field_violations": []}, status=421)
+    return await handler(request)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# -- routes --------------------------------------------------------------------------------
+
+class _Routes:
+    def __init__(self, sidecar: RiskBudgetSidecar, health: HealthView, auth: AdminAuth) -> None:
+        self._sidecar = sidecar
+        self._health = health
+        self._auth = auth
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        with contextlib.suppress(NotReady):  # before the first budget: the metrics as they are
+            self._sidecar.refresh_metrics()
+        return web.Response(body=generate_latest(self._sidecar.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """Liveness: the process serves until its shutdown begins."""
+        alive = not self._health.shutting_down
+        return web.json_response({"status": "ok" if alive else "shutting_down"}, status=200 if alive else 503)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Readiness: exactly what grpc.health.v1 says."""
+        serving = self._health.serving and not self._health.shutting_down
+        return web.json_response({"status": "SERVING" if serving else "NOT_SERVING"},
+                                 status=200 if serving else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(status(self._sidecar), dumps=_dumps)
+
+    # -- controls: the admin RPCs' requests as JSON, the same checks and calls ---------------
+
+    async def set_override(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request, "SetOverride")
+        expires_in = body.pop("expires_in", None)
+        message = _parse(body, admin_pb.SetOverrideRequest)
+        if expires_in is not None:
+            self._apply_expires_in(message, expires_in)
+        override = await self._sidecar.set_override(convert.override_request(message))
+        return _reply(admin_pb.SetOverrideResponse(override=convert.override(override)))
+
+    def _apply_expires_in(self, message: admin_pb.SetOverrideRequest, expires_in: Any) -> None:
+        """HTTP's one convenience: `expires_in` seconds from the sidecar's now, as override.expires_at."""
+        if (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))
+                or not math.isfinite(expires_in) or not 0 < expires_in <= MAX_EXPIRES_IN):
+            raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {MAX_EXPIRES_IN:g}]")])
+        if message.override.HasField("expires_at"):
+            raise InvalidInput([("expires_in", "give expires_in or override.expires_at, not both")])
+        message.override.expires_at.CopyFrom(convert.timestamp(self._sidecar.now() + expires_in))
+
+    async def clear_override(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request, "ClearOverride")
+        message = _parse({**body, "id": request.match_info["id"]}, admin_pb.ClearOverrideRequest)
+        cleared = await self._sidecar.clear_override(
+            convert.override_id(message), cleared_by=message.cleared_by, reason=message.reason)
+        return _reply(admin_pb.ClearOverrideResponse(cleared=cleared))
+
+    async def set_trading_state(self, request: web.Request) -> web.Response:
+        message = _parse(await self._admin_body(request, "SetTradingState"), admin_pb.SetTradingStateRequest)
+        state, strategy = convert.trading_state_request(message)
+        await self._sidecar.set_trading_state(state, strategy, set_by=message.set_by, reason=message.reason)
+        return _reply(admin_pb.SetTradingStateResponse(
+            state=convert.TRADING_STATE_TO_PB[state], strategy=strategy or "",
+            set_at=convert.timestamp(self._sidecar.now())))
+
+    async def trigger_rebalance(self, request: web.Request) -> web.Response:
+        message = _parse(await self._admin_body(request, "TriggerRebalance"), admin_pb.TriggerRebalanceRequest)
+        recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(message))
+        return _reply(admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation)))
+
+    async def _admin_body(self, request: web.Request, action: str) -> dict[str, Any]:
+        """The token first (as gRPC does), then the body: a JSON object, or nothing."""
+        self._auth.check(request.headers.get("Authorization"), action=action, peer=f"http:{request.remote}")
+        if not request.can_read_body:
+            return {}
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput([("body", "must be a JSON object")]) from None
+        if not isinstance(body, dict):
+            raise InvalidInput([("body", "must be a JSON object")])
+        return body
+
+
+def _parse(body: dict[str, Any], message_type: type[Message]) -> Any:
+    try:
+        return json_format.ParseDict(body, message_type())
+    except json_format.ParseError as error:
+        raise parse_error_input(error) from None
+
+
+def _reply(message: Message) -> web.Response:
+    return web.json_response(as_json(message), dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    """JSON without NaN or Infinity (not JSON): such a number becomes null."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

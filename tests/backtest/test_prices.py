@@ -1,0 +1,117 @@
+"""Reading prices: CSV, Parquet, the datasets skfolio ships; errors name the file, row and column."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+
+import numpy as np
+import pytest
+
+from riskbudget_sidecar.backtest.prices import (
+    DAY, PriceDataError, load_dataset, parse_time, read_csv, read_prices,
+)
+
+HAS_PANDAS = importlib.util.find_spec("pandas") is not None and importlib.util.find_spec("pyarrow") is not None
+HAS_SKFOLIO = importlib.util.find_spec("skfolio") is not None
+
+
+def write(tmp_path, text: str, name: str = "prices.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_date_is_that_days_close_at_the_end_of_the_utc_day():
+    assert parse_time("2020-03-16", where="x") == (1584316800.0 + DAY, True)
+    assert parse_time("2020-03-16T15:30:00", where="x") == (1584372600.0, False)
+    assert parse_time("2020-03-16T15:30:00+01:00", where="x") == (1584369000.0, False)
+    assert parse_time("1584372600", where="x") == (1584372600.0, False)
+
+
+def test_a_csv_with_gaps_reads_into_a_table_with_nan(tmp_path):
+    path = write(tmp_path, "date,AAA,BBB\n2020-01-02,10,\n2020-01-03,11,20.5\n2020-01-06,12,21\n")
+
+    table = read_prices(path)
+
+    assert table.symbols == ("AAA", "BBB")
+    assert table.labels == ("2020-01-02", "2020-01-03", "2020-01-06")
+    assert table.times[0] == parse_time("2020-01-02", where="x")[0]
+    assert np.isnan(table.values[0, 1]) and table.values[1, 1] == 20.5
+
+
+def test_a_gzipped_csv_reads_too(tmp_path):
+    path = tmp_path / "prices.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("time,AAA\n2020-01-02,10\n2020-01-03,11\n")
+
+    assert read_csv(path).values.ravel().tolist() == [10.0, 11.0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("date,AAA\n2020-01-03,10\n2020-01-02,11\n", "increasing time order"),
+    ("date,AAA\n2020-01-02,10\n2020-01-02,11\n", "increasing time order"),
+    ("date,AAA\n2020-01-02,-1\n", "must be positive"),
+    ("date,AAA\n2020-01-02,abc\n", "prices.csv:2 (AAA): 'abc' is not a number"),
+    ("date,AAA\nyesterday,1\n", "prices.csv:2: 'yesterday' is not a date"),
+    ("date\n2020-01-02\n", "at least one symbol"),
+    ("date,AAA\n", "no rows of prices"),
+])
+def test_bad_price_files_are_refused_with_where_and_why(tmp_path, text, message):
+    with pytest.raises(PriceDataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_prices(write(tmp_path, text))
+
+
+def test_selecting_a_symbol_the_file_lacks_names_it(tmp_path):
+    table = read_prices(write(tmp_path, "date,AAA,BBB\n2020-01-02,1,2\n"))
+
+    with pytest.raises(PriceDataError, match="no price column for CCC"):
+        table.select(["AAA", "CCC"])
+    assert table.select(["BBB", "AAA"]).values.tolist() == [[2.0, 1.0]]
+
+
+def test_an_unknown_format_is_refused(tmp_path):
+    with pytest.raises(PriceDataError, match="unknown format"):
+        read_prices(tmp_path / "prices.xlsx")
+
+
+def test_between_keeps_the_rows_from_start_to_end_inclusive(tmp_path):
+    table = read_prices(write(tmp_path, "date,A\n2020-01-02,1\n2020-01-03,2\n2020-01-06,3\n2020-01-07,4\n"))
+
+    assert table.between("2020-01-03", "2020-01-06").labels == ("2020-01-03", "2020-01-06")
+    with pytest.raises(PriceDataError, match="no rows"):
+        table.between("2021-01-01")
+
+
+@pytest.mark.skipif(not HAS_PANDAS, reason="Parquet needs the backtest extra (pandas, pyarrow)")
+def test_parquet_reads_like_csv(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"AAA": [10.0, 11.0, np.nan], "BBB": [1.0, 2.0, 3.0]},
+                         index=pd.to_datetime(["2020-01-02", "2020-01-03", "2020-01-06"]))
+    frame.index.name = "date"
+    frame.to_parquet(tmp_path / "prices.parquet")
+    csv = read_prices(write(tmp_path, "date,AAA,BBB\n2020-01-02,10,1\n2020-01-03,11,2\n2020-01-06,,3\n"))
+
+    table = read_prices(tmp_path / "prices.parquet")
+
+    assert table.symbols == csv.symbols and table.labels == csv.labels
+    np.testing.assert_array_equal(table.times, csv.times)
+    np.testing.assert_array_equal(table.values, csv.values)
+
+
+@pytest.mark.skipif(not HAS_SKFOLIO, reason="the shipped data needs the backtest extra (skfolio)")
+def test_the_sp500_data_skfolio_ships_loads_offline():
+    table = load_dataset("sp500")
+
+    assert table.rows == 8313
+    assert table.labels[0] == "1990-01-02" and table.labels[-1] == "2022-12-28"
+    assert table.symbols[0] == "SP500" and len(table.symbols) == 21
+    assert {"AAPL", "MSFT", "XOM", "JPM"} <= set(table.symbols)
+    assert np.isfinite(table.values).all()
+    assert table.values[0, 0] == 359.69 and table.values[-1, 0] == 3783.22
+
+
+def test_an_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(PriceDataError, match="sp500-index"):
+        load_dataset("ftse")
