@@ -355,6 +355,7 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         type_token(driver, TOKEN)
         fill_override_form(driver, scope="symbol", kind="restrict_symbol", target="EEM",
                            reason="browser e2e", expires_in="600")
+        submitted_at = time.time()
         submit_override(driver)
         override_id = wait(driver, lambda d: d.execute_script(READ_PAGE)["overrides"],
                            "#overrides shows no row after the override was submitted")[0]
@@ -367,7 +368,8 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         assert overrides[0].scope == pb.OVERRIDE_SCOPE_SYMBOL
         assert overrides[0].kind == pb.OVERRIDE_KIND_RESTRICT_SYMBOL
         assert overrides[0].target == "EEM" and overrides[0].reason == "browser e2e"
-        assert 0 < overrides[0].expires_at.seconds - time.time() <= 600
+        expiry = overrides[0].expires_at.ToSeconds()
+        assert int(submitted_at) + 599 <= expiry <= time.time() + 600  # "expires in 600 s"
         assert restricted.decision == pb.DECISION_REJECTED, restricted
         assert pb.REASON_CODE_RESTRICTED_SYMBOL in [r.code for r in restricted.reasons]
         assert override_id in restricted.override_ids

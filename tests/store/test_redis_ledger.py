@@ -25,17 +25,11 @@ from riskbudget_sidecar.store.redis_ledger import (
     LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger,
     fill_lots, limit_cents, lot_cents, request_lots,
 )
-from tests.store.valkey import ValkeyProcess, valkey_binary
+from tests.store.valkey import ValkeyProcess
 
 REPO = Path(__file__).resolve().parents[2]
 EXPIRES = 10**12
 """An expiry (ms) no test reaches unless it reclaims past it."""
-
-try:
-    valkey_binary()
-except FileNotFoundError as missing:
-    pytest.skip(f"no valkey-server: {missing}", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyProcess]:
