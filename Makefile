@@ -56,7 +56,7 @@ test: install lint-proto proto-check
 
 ## Performance figures (bench/): CheckTrade's own work per store backend, as ratios in one run.
 bench: $(STAMP)
-	$(PY) bench/hot_path.py
+	PYTHONPATH=. $(PY) bench/hot_path.py
 
 ## buf lint over the contract.
 lint-proto: node_modules/.installed

