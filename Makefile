@@ -10,12 +10,12 @@ CONFIG ?= config/default.yaml
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install browser run test bench proto proto-check lint-proto clean
+.PHONY: install browser run test bench backtest proto proto-check lint-proto clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./client -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./client -e '.[dev,backtest]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -57,6 +57,18 @@ test: install lint-proto proto-check
 ## Performance figures (bench/): CheckTrade's own work per store backend, as ratios in one run.
 bench: $(STAMP)
 	PYTHONPATH=. $(PY) bench/hot_path.py
+
+## Backtest the dynamic budget against static allocation on the S&P 500 prices that skfolio
+## ships in its wheel (read offline): one table per example; reports and charts in backtest-results/.
+BACKTESTS := sp500_index:sp500-index sp500_vol_target:sp500-index sp500:sp500
+
+backtest: $(STAMP)
+	@for case in $(BACKTESTS); do \
+		name=$${case%%:*}; \
+		$(VENV)/bin/riskbudget backtest --dataset $${case##*:} \
+			--config examples/backtest/$$name.yaml --out backtest-results/$$name || exit 1; \
+		echo; \
+	done
 
 ## buf lint over the contract.
 lint-proto: node_modules/.installed

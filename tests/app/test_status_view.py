@@ -17,7 +17,7 @@ from riskbudget_sidecar.app.cli import main
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.rpc.converters import timestamp
 
-from ..rpc.conftest import T0, start_harness
+from ..rpc.conftest import start_harness
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 
 import pytest
@@ -13,7 +12,6 @@ from riskbudget_sidecar.app.backtest_cli import add_backtest_command, main
 
 from .builders import config_data, daily_table
 
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 @pytest.fixture
@@ -39,7 +37,6 @@ def test_the_command_prints_the_comparison_table(files, capsys):
     assert "replayed 120 rows x 5 symbols" in out
 
 
-@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="charts need the backtest extra (matplotlib)")
 def test_out_writes_markdown_json_and_charts(files, tmp_path, capsys):
     prices, config = files
     out = tmp_path / "report"
@@ -101,3 +98,40 @@ def test_add_backtest_command_registers_backtest_on_a_subparsers_object(files):
     assert args.command == "backtest" and args.run(args) == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["backtest", "--config", str(config)])  # --prices or --dataset is required
+
+
+def test_the_example_config_runs_on_the_shipped_sp500_data(capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "backtest" / "sp500.yaml"
+
+    code = main(["--dataset", "sp500", "--config", str(config), "--end", "1991-06-28", "--quiet"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "period: 1990-03-14 to 1991-06-28" in out
+    assert "x 21 symbols" in out
+
+
+@pytest.mark.parametrize("name", ["sp500.yaml", "sp500_index.yaml", "sp500_vol_target.yaml"])
+def test_the_example_configs_are_valid_and_name_the_shipped_tickers(name):
+    from pathlib import Path
+
+    from riskbudget_sidecar.backtest.prices import SKFOLIO_TICKERS
+    from riskbudget_sidecar.service.config_file import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "backtest" / name)
+
+    assert set(config.universe) <= SKFOLIO_TICKERS
+
+
+def test_charts_without_matplotlib_fail_fast_with_the_extra_to_install(files, tmp_path, capsys, monkeypatch):
+    import importlib.util as util
+
+    prices, config = files
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+
+    assert main(["--prices", str(prices), "--config", str(config), "--out", str(tmp_path / "r")]) == 2
+    assert "pip install 'riskbudget[backtest]'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

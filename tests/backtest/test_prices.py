@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from riskbudget_sidecar.backtest.prices import (
     DAY, PriceDataError, load_dataset, parse_time, read_csv, read_prices,
 )
 
-HAS_PANDAS = importlib.util.find_spec("pandas") is not None and importlib.util.find_spec("pyarrow") is not None
-HAS_SKFOLIO = importlib.util.find_spec("skfolio") is not None
 
 
 def write(tmp_path, text: str, name: str = "prices.csv"):
@@ -83,7 +80,6 @@ def test_between_keeps_the_rows_from_start_to_end_inclusive(tmp_path):
         table.between("2021-01-01")
 
 
-@pytest.mark.skipif(not HAS_PANDAS, reason="Parquet needs the backtest extra (pandas, pyarrow)")
 def test_parquet_reads_like_csv(tmp_path):
     import pandas as pd
 
@@ -100,7 +96,6 @@ def test_parquet_reads_like_csv(tmp_path):
     np.testing.assert_array_equal(table.values, csv.values)
 
 
-@pytest.mark.skipif(not HAS_SKFOLIO, reason="the shipped data needs the backtest extra (skfolio)")
 def test_the_sp500_data_skfolio_ships_loads_offline():
     table = load_dataset("sp500")
 
@@ -115,3 +110,9 @@ def test_the_sp500_data_skfolio_ships_loads_offline():
 def test_an_unknown_dataset_lists_the_known_ones():
     with pytest.raises(PriceDataError, match="sp500-index"):
         load_dataset("ftse")
+
+
+def test_the_known_tickers_are_the_shipped_columns():
+    from riskbudget_sidecar.backtest.prices import SKFOLIO_TICKERS
+
+    assert set(load_dataset("sp500").symbols) == SKFOLIO_TICKERS

@@ -5,12 +5,15 @@ parser; `python -m riskbudget_sidecar.app.backtest_cli` runs it alone."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from ..backtest.prices import DATASETS, PriceDataError, describe_datasets, load_dataset, read_prices
+from ..backtest.prices import (
+    DATASETS, EXTRA_HINT, PriceDataError, describe_datasets, load_dataset, read_prices,
+)
 from ..backtest.replay import Rebalance, ReplaySettings
 from ..service.config_file import ConfigError, load_config
 
@@ -94,6 +97,10 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     from ..backtest.run import run_backtest
 
     config = load_config(args.config)  # ConfigError: the caller prints it, exit 2
+    if args.out and not args.no_charts and importlib.util.find_spec("matplotlib") is None:
+        print(f"riskbudget backtest: charts need matplotlib: {EXTRA_HINT} (or pass --no-charts)",
+              file=sys.stderr)
+        return 2
     try:
         table = load_dataset(args.dataset) if args.dataset else read_prices(args.prices)
         if args.start or args.end:

@@ -15,6 +15,7 @@ from typing import Callable
 from google.protobuf.json_format import MessageToDict
 
 from ..service.config_file import ConfigError, load_config
+from .backtest_cli import add_backtest_command
 
 DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
 
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebalance.add_argument("--reason", required=True)
     json_command("reload-config", "reload the sidecar's config file" + admin)
     json_command("sidecar-status", "regime history, response times, log and stream figures")
+    add_backtest_command(commands)
 
     status = client_command("status", "the budget, its utilization and recent alerts as a table", _status)
     status.add_argument("--watch", type=_non_negative_seconds, metavar="SECONDS",

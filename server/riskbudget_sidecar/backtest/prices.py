@@ -238,6 +238,10 @@ DATASETS = {
     "sp500": "both: the index (SP500) and the 20 stocks",
 }
 _SKFOLIO_FILES = {"sp500-index": "sp500_index.csv.gz", "sp500-stocks": "sp500_dataset.csv.gz"}
+SKFOLIO_TICKERS = frozenset({
+    "SP500", "AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT",
+    "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM"})
+"""The columns of the "sp500" dataset."""
 
 
 def _skfolio_file(name: str) -> Path | None:

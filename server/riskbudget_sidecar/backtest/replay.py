@@ -47,9 +47,8 @@ from ..engine.pipeline import BudgetPipeline
 from ..engine.recommendations import current_allocation, strategy_drift, target_allocation
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
-    BudgetSnapshot, Decision, Fill, OrderRequest, Position, PriceTick, ReasonCode, RecommendationTrigger, Regime,
-    Side,
-    TradingState, UtilizationReport,
+    BudgetSnapshot, Decision, Fill, LimitSource, OrderRequest, Position, PriceTick, ReasonCode,
+    RecommendationTrigger, Regime, Side, TradingState, UtilizationReport,
 )
 from ..engine.utilization import compute_utilization
 from .prices import PriceTable
@@ -143,6 +142,8 @@ class ReplayResult:
     vol_target: np.ndarray
     dynamic_limit: np.ndarray
     """Whether the budget after the row was computed from market data (not the static fallback)."""
+    bar_closed: np.ndarray
+    """Whether a monitoring tick closed the row's bar (every row, on daily data)."""
     returns: np.ndarray
     """The dynamic portfolio's return from the previous row to this one (0 before the start)."""
     gross: np.ndarray
@@ -233,6 +234,7 @@ class Replay:
         forecast = np.zeros(rows)
         vol_target = np.zeros(rows)
         dynamic_limit = np.zeros(rows, dtype=bool)
+        bar_closed = np.zeros(rows, dtype=bool)
         returns = np.zeros(rows)
         gross = np.zeros(rows)
         turnover = np.zeros(rows)
@@ -305,6 +307,7 @@ class Replay:
                 self.trace.monitor_times.append(bar_end if monitored else None)
             if fired:
                 firings_by_row.append((i, fired))
+            bar_closed[i] = monitored
 
             snapshot = self.pipeline.snapshot
             regime[i] = REGIME_CODE[snapshot.regime]
@@ -312,7 +315,7 @@ class Replay:
             total_limit[i] = snapshot.total_leverage_limit
             forecast[i] = snapshot.forecast_volatility
             vol_target[i] = snapshot.vol_target
-            dynamic_limit[i] = snapshot.limit_source.value != "static"
+            dynamic_limit[i] = snapshot.limit_source is not LimitSource.STATIC
 
             # 3. rebalance
             if i >= self.start_row:
@@ -338,6 +341,7 @@ class Replay:
             table=table, config=config, settings=settings, start_row=self.start_row, slots=self.slots,
             prices=ffill, regime=regime, version=version, total_leverage_limit=total_limit,
             forecast_volatility=forecast, vol_target=vol_target, dynamic_limit=dynamic_limit,
+            bar_closed=bar_closed,
             returns=returns, gross=gross, turnover=turnover, utilization=utilization,
             unit_utilization=unit_utilization, static_weights=mix, firings=firings_by_row,
             orders=orders, reasons=reasons, rebalances=rebalances,

@@ -66,7 +66,7 @@ def table_rows(result: BacktestResult) -> list[list[str]]:
     rows = [["", *(LABELS[name] for name in PORTFOLIOS)]]
     for label, key, kind in ROWS:
         rows.append([label, *(_format(getattr(result.performance[name], key), kind) for name in PORTFOLIOS)])
-    rows.append(["drawdown reduction vs it", "",
+    rows.append(["drawdown reduction (dynamic vs)", "",
                  _format(result.drawdown_reduction("static"), "pct"),
                  _format(result.drawdown_reduction("matched"), "pct")])
     return rows
@@ -95,6 +95,8 @@ def format_table(result: BacktestResult) -> str:
         f"period: {result.start_label} to {result.end_label}, {result.performance['dynamic'].periods:,} periods "
         f"({result.periods_per_year:.1f} a year) after a warm-up of {replay.start_row} rows; "
         f"static leverage {result.series['static'].leverage:.2f}, matched {result.series['matched'].leverage:.2f}",
+        f"a Sharpe ratio over this period has a standard error near {sharpe_standard_error(result):.2f} "
+        "(Lo 2002, iid returns)",
         f"rebalancing: {replay.settings.rebalance.value}, {replay.rebalances:,} times; cost "
         f"{replay.settings.cost_bps:g} bps; risk-free rate {replay.settings.risk_free:.2%}",
         f"replayed {replay.table.rows:,} rows x {len(replay.table.symbols)} symbols through the engine in "
@@ -107,6 +109,15 @@ def _markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines)
+
+
+def sharpe_standard_error(result: BacktestResult, name: str = "dynamic") -> float:
+    """Lo (2002), iid returns: sqrt((1 + SR^2 / 2) / years), in annual units."""
+    p = result.performance[name]
+    years = p.periods / result.periods_per_year
+    if not (math.isfinite(p.sharpe) and years > 0):
+        return math.nan
+    return math.sqrt((1 + p.sharpe ** 2 / 2) / years)
 
 
 def verdict(result: BacktestResult) -> dict[str, bool]:
@@ -168,6 +179,7 @@ def report_data(result: BacktestResult, *, title: str = "", config_label: str = 
         "drawdown_reduction": {"vs_static": result.drawdown_reduction("static"),
                                "vs_matched": result.drawdown_reduction("matched")},
         "verdict": verdict(result),
+        "sharpe_standard_error": sharpe_standard_error(result),
         "regimes": asdict(result.regimes),
         "recommendations": result.recommendation_counts(),
         "orders": replay.orders,
@@ -221,7 +233,9 @@ def markdown_report(result: BacktestResult, *, title: str, config_label: str,
            else "NOT lower than both"),
         f"- Sharpe ratio: dynamic {p['dynamic'].sharpe:.2f} against static {p['static'].sharpe:.2f} and "
         f"matched {p['matched'].sharpe:.2f}: "
-        + ("higher at matched exposure" if judged["sharpe_above_matched"] else "NOT higher at matched exposure"),
+        + ("higher at matched exposure" if judged["sharpe_above_matched"] else "NOT higher at matched exposure")
+        + f" (a Sharpe ratio over this period has a standard error near {sharpe_standard_error(result):.2f}: "
+        "Lo 2002, iid returns)",
         f"- volatility of volatility: dynamic {p['dynamic'].vol_of_vol:.2%} against static "
         f"{p['static'].vol_of_vol:.2%}",
         "",
@@ -319,9 +333,9 @@ def write_charts(result: BacktestResult, out: Path, *, title: str = "") -> list[
 
     figure, axis = plt.subplots(figsize=(11, 4))
     axis.plot(dates[:-1], result.series["dynamic"].gross, label="dynamic: gross exposure / equity",
-              color=COLORS["dynamic"], lw=0.9)
+              color=COLORS["dynamic"], lw=1.0)
     axis.plot(dates, replay.total_leverage_limit[start:], label="budget: total leverage limit",
-              color="#9467bd", lw=0.8, alpha=0.8)
+              color="#9467bd", lw=0.8, ls=":")
     for name in ("static", "matched"):
         axis.axhline(result.series[name].leverage, color=COLORS[name], lw=1.0, ls="--",
                      label=f"{LABELS[name]}: {result.series[name].leverage:.2f}")

@@ -27,7 +27,6 @@ from .metrics import Performance, drawdowns, performance
 from .prices import PriceTable
 from .replay import REGIMES, Progress, Replay, ReplayResult, ReplaySettings
 
-YEAR_SECONDS = 365.25 * 86_400
 PORTFOLIOS = ("dynamic", "static", "matched")
 
 
@@ -59,7 +58,7 @@ class RegimeStats:
 class BacktestResult:
     replay: ReplayResult
     periods_per_year: float
-    """Observed rows per year in the evaluation window."""
+    """Rows a year: market_data.periods_per_year (bars a year) x the rows per bar closed."""
     times: np.ndarray
     """Row times of the evaluation window, from the start row (length n + 1)."""
     series: dict[str, Series]
@@ -123,9 +122,9 @@ def evaluate_replay(replay: ReplayResult, *, periods_per_year: float | None = No
     if rows - start < 2:
         raise ValueError(f"nothing to evaluate: {rows} rows and a warm-up of {start}")
     times = replay.table.times[start:]
-    if periods_per_year is None:
-        span = (times[-1] - times[0]) / YEAR_SECONDS
-        periods_per_year = (len(times) - 1) / span if span > 0 else config.market_data.periods_per_year
+    if periods_per_year is None:  # the budget's own: bars a year, times the rows per bar
+        bars = max(int(np.count_nonzero(replay.bar_closed[start + 1:])), 1)
+        periods_per_year = config.market_data.periods_per_year * (rows - start - 1) / bars
     rf_per_row = settings.risk_free / config.market_data.periods_per_year
     cost_rate = settings.cost_bps / 1e4
     held_rows = slice(start, rows - 1)

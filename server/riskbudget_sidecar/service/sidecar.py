@@ -23,21 +23,16 @@ from typing import AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
 import structlog
 
-from ..engine.allocation import compute_budget
 from ..engine.checks import evaluate, firm_wide_decision
 from ..engine.config import Config
-from ..engine.market_state import ClosedBar, MarketState
-from ..engine.overrides import (
-    active_overrides, forced_regime, override_ids_for, restricted_symbols, validate_override,
-)
+from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
+from ..engine.pipeline import BudgetPipeline
 from ..engine.recommendations import build_recommendation, current_allocation, strategy_drift, target_allocation
-from ..engine.regime import RegimeDetector
 from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, FirmLimits, OrderRequest,
-    Override,
-    OverrideKind, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, Reservation,
+    Override, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, Reservation,
     TradeDecision, TradingState, UtilizationReport,
 )
 from ..engine.utilization import compute_utilization
@@ -84,15 +79,14 @@ class RiskBudgetSidecar:
         self.config = config
         self._config_path = config_path
         self._clock = clock
-        self._market = MarketState(config.universe, config.market_data)
+        self._started_at = clock.now()
+        self._pipeline = BudgetPipeline(config, start_time=self._started_at)
+        """The numeric path (market state, regime, budget), the same code the backtest replays."""
+        self._market = self._pipeline.market
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
             strategies=config.owned_strategies, now=clock.now)
-        self._started_at = clock.now()
-        self._regime = RegimeDetector(
-            config.regime, periods_per_year=config.market_data.periods_per_year,
-            ewma_lambda=config.market_data.ewma_lambda, start_time=self._started_at)
         self._alerts = AlertBook()
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
@@ -103,9 +97,6 @@ class RiskBudgetSidecar:
         self._apply_config(config)
         self._overrides: tuple[Override, ...] = ()
         self._refresh_overrides(clock.now())
-        self._snapshot: BudgetSnapshot | None = None
-        self._version = 0
-        self._needs_recompute = True
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
         self._override_timer: asyncio.TimerHandle | None = None
@@ -122,7 +113,7 @@ class RiskBudgetSidecar:
         self._strategy_symbols = {
             name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
         self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
-        self._needs_recompute = True
+        self._pipeline.reconfigure(config)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,7 +149,7 @@ class RiskBudgetSidecar:
     @property
     def available(self) -> bool:
         """Whether checks can be answered: a budget exists and the store can record changes."""
-        return self._snapshot is not None and self._store.available
+        return self._pipeline.snapshot is not None and self._store.available
 
     def on_availability(self, listener: Callable[[bool], None]) -> None:
         """Tell `listener` when the sidecar can (True) or cannot (False) serve checks."""
@@ -222,26 +213,18 @@ class RiskBudgetSidecar:
             count += 1
         self._advance_and_recompute(now)
         self._warming_up = False
-        log.info("warmed_up", ticks=count, regime=self._regime.regime.value,
-                 regime_changes=self._warmup_regime_changes, budget_version=self._version)
+        log.info("warmed_up", ticks=count, regime=self._pipeline.regime.regime.value,
+                 regime_changes=self._warmup_regime_changes, budget_version=self._pipeline.version)
 
     def _apply_tick(self, tick: PriceTick) -> None:
-        for bar in self._market.apply_tick(tick):
-            self._on_bar(bar)
-        self._needs_recompute = True
-
-    def _on_bar(self, bar: ClosedBar) -> None:
-        close = float(bar.closes[self._market.index(self.config.regime.benchmark)])
-        correlation = self._market.average_correlation(
-            sorted(self.config.portfolio.symbols), provisional=False)
-        change = self._regime.on_bar(bar.time, close, correlation)
-        if change is not None and self._warming_up:
-            self._warmup_regime_changes += 1
+        changes = self._pipeline.apply_tick(tick)
+        if self._warming_up:
+            self._warmup_regime_changes += len(changes)
 
     def _advance_and_recompute(self, now: float) -> None:
-        for bar in self._market.advance_to(now):
-            self._on_bar(bar)
-            self._needs_recompute = True
+        changes = self._pipeline.advance_to(now)
+        if self._warming_up:
+            self._warmup_regime_changes += len(changes)
         self._recompute(now)
 
     def _apply_ticks_and_recompute(self, ticks: list[PriceTick]) -> int:
@@ -251,29 +234,16 @@ class RiskBudgetSidecar:
         return len(ticks)
 
     def _recompute(self, now: float) -> None:
-        if not self._needs_recompute and self._snapshot is not None:
-            return
-        overrides = self._overrides
-        regime, since = self._regime.regime, self._regime.since
-        if not self.config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
-            regime, since = self.config.regime.initial, self._started_at
-        forced = forced_regime(overrides)
-        if forced is not None:
-            regime = forced
-            since = max(o.created_at for o in overrides
-                        if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
         began = time.perf_counter()
-        self._snapshot = compute_budget(
-            self.config, self._market, regime, regime_since=since, version=self._version + 1,
-            now=now, previous=self._snapshot, overrides=overrides)
+        snapshot = self._pipeline.recompute(now, self._overrides)
+        if snapshot is None:  # nothing changed since the last budget
+            return
         self.metrics.recompute_seconds.observe(time.perf_counter() - began)
-        self.metrics.regime.state(self._snapshot.regime.value)
-        self.metrics.budget_version.set(self._snapshot.version)
-        self._version = self._snapshot.version
-        self._needs_recompute = False
+        self.metrics.regime.state(snapshot.regime.value)
+        self.metrics.budget_version.set(snapshot.version)
 
     async def _recompute_now(self) -> None:
-        self._needs_recompute = True
+        self._pipeline.invalidate()
         await self._in_numeric(self._recompute, self._clock.now())
 
     # -- after a recompute (event loop) ----------------------------------------------------
@@ -360,10 +330,10 @@ class RiskBudgetSidecar:
 
     @property
     def snapshot(self) -> BudgetSnapshot | None:
-        return self._snapshot
+        return self._pipeline.snapshot
 
     def require_snapshot(self) -> BudgetSnapshot:
-        snapshot = self._snapshot
+        snapshot = self._pipeline.snapshot
         if snapshot is None:
             raise NotReady("no budget has been computed yet")
         return snapshot
@@ -530,7 +500,7 @@ class RiskBudgetSidecar:
     def _refresh_overrides(self, now: float) -> None:
         self._overrides = active_overrides(self._store.overrides(), now)
         self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
-        self._needs_recompute = True
+        self._pipeline.invalidate()
 
     async def _expire_overrides(self, now: float) -> bool:
         """Remove overrides whose expiry has passed; True if any did."""
@@ -582,7 +552,7 @@ class RiskBudgetSidecar:
         self._refresh_overrides(self._clock.now())
         await self._recompute_now()
         self._after_recompute(received)
-        log.warning("config_reloaded", path=self._config_path, budget_version=self._version)
+        log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version)
         return self.require_snapshot()
 
     # -- the hot path ----------------------------------------------------------------------
@@ -654,7 +624,7 @@ class RiskBudgetSidecar:
             metrics.success.labels(name).set(getattr(summary, name))
 
     def _decide(self, order: OrderRequest, now: float) -> TradeDecision:
-        snapshot = self._snapshot
+        snapshot = self._pipeline.snapshot
         known = order.strategy in self._strategy_symbols
         evaluation = evaluate(
             order, snapshot=snapshot, book=self._store.book, prices=self._market,
