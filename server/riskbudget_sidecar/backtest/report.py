@@ -309,13 +309,7 @@ def write_charts(result: BacktestResult, out: Path, *, title: str = "") -> list[
     axis.set_yscale("log")
     axis.set_ylabel("equity (log scale, start = 1)")
     axis.set_title(f"{title}: equity" if title else "Equity")
-    _shade_regimes(axis, dates, codes)
-    _legend_regimes(axis)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    written.append(out / "equity.png")
-    figure.savefig(written[-1], dpi=110)
-    plt.close(figure)
+    written.append(_finish(plt, figure, axis, out / "equity.png", dates, codes))
 
     figure, axis = plt.subplots(figsize=(11, 4))
     for name in PORTFOLIOS:
@@ -323,13 +317,7 @@ def write_charts(result: BacktestResult, out: Path, *, title: str = "") -> list[
     axis.set_ylabel("drawdown")
     axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     axis.set_title(f"{title}: drawdowns" if title else "Drawdowns")
-    _shade_regimes(axis, dates, codes)
-    _legend_regimes(axis)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    written.append(out / "drawdown.png")
-    figure.savefig(written[-1], dpi=110)
-    plt.close(figure)
+    written.append(_finish(plt, figure, axis, out / "drawdown.png", dates, codes))
 
     figure, axis = plt.subplots(figsize=(11, 4))
     axis.plot(dates[:-1], result.series["dynamic"].gross, label="dynamic: gross exposure / equity",
@@ -341,14 +329,19 @@ def write_charts(result: BacktestResult, out: Path, *, title: str = "") -> list[
                      label=f"{LABELS[name]}: {result.series[name].leverage:.2f}")
     axis.set_ylabel("leverage")
     axis.set_title(f"{title}: leverage" if title else "Leverage")
+    written.append(_finish(plt, figure, axis, out / "leverage.png", dates, codes))
+    return written
+
+
+def _finish(plt, figure, axis, path: Path, dates, codes) -> Path:
+    """What every chart ends with: regimes shaded, legend, grid; saved and closed."""
     _shade_regimes(axis, dates, codes)
     _legend_regimes(axis)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    written.append(out / "leverage.png")
-    figure.savefig(written[-1], dpi=110)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
-    return written
+    return path
 
 
 def write_report(result: BacktestResult, out: str | Path, *, title: str = "", config_label: str = "",
