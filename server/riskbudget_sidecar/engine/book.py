@@ -279,12 +279,14 @@ class Book:
             worst.pop(symbol, None)
 
         if strategies:
-            exposures = strategies.values()
-            self._net[symbol] = SymbolExposure(
-                sum(e.position for e in exposures),
-                sum(e.pending_buy for e in exposures),
-                sum(e.pending_sell for e in exposures))
-            self._worst_by_symbol[symbol] = sum(e.worst_case_abs() for e in exposures)
+            net_position = net_buy = net_sell = symbol_worst = 0.0
+            for name, exposure in strategies.items():  # one pass; worst cases as already kept
+                net_position += exposure.position
+                net_buy += exposure.pending_buy
+                net_sell += exposure.pending_sell
+                symbol_worst += self._worst[name][symbol]
+            self._net[symbol] = SymbolExposure(net_position, net_buy, net_sell)
+            self._worst_by_symbol[symbol] = symbol_worst
         else:
             del self._by_symbol[symbol]
             self._net.pop(symbol, None)
