@@ -217,19 +217,25 @@ def _decide(
         caps.append(_Cap(closable, ReasonCode.RESTRICTED_SYMBOL, closable, requested, _RESTRICTED))
     caps.append(_Cap(limits.max_order_notional / reference, ReasonCode.MAX_ORDER_NOTIONAL,
                      limits.max_order_notional, requested * reference, _ORDER_NOTIONAL))
+    bound = requested - tolerance
+    """A cap below this binds: it allows less than the request, beyond float noise."""
     if not reduces:
+        # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing always
+        # fits. Only a binding one is kept, with the value the request would reach (its reason's).
         strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
-        caps.append(_exposure_cap(
-            book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
-            ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT, sign, requested, reference, closable))
-        caps.append(_exposure_cap(
-            exposure, strategy_rest, strategy_budget.max_gross_exposure,
-            ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT, sign, requested, reference, closable))
-        caps.append(_exposure_cap(
-            exposure, total_rest, snapshot.max_total_gross_exposure,
-            ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT, sign, requested, reference, closable))
+        for held, rest, limit, code, message in (
+                (book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
+                 ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT),
+                (exposure, strategy_rest, strategy_budget.max_gross_exposure,
+                 ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT),
+                (exposure, total_rest, snapshot.max_total_gross_exposure,
+                 ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT)):
+            fits = max(_room(held, sign, (limit - rest) / reference), closable)
+            if fits < bound:
+                value = rest + held.worst_case_abs(sign * requested) * reference
+                caps.append(_Cap(fits, code, limit, value, message))
 
-    binding = [cap for cap in caps if cap.quantity < requested - tolerance]
+    binding = [cap for cap in caps if cap.quantity < bound]
     if not binding:
         return Evaluation(Decision.APPROVED, requested, (), reduces, reference)
     allowed = min(cap.quantity for cap in binding)
@@ -250,23 +256,6 @@ def _closable(exposure: SymbolExposure, sign: int) -> float:
     """How much an order of this direction may trade and still only reduce the position."""
     pending = exposure.pending_buy if sign > 0 else exposure.pending_sell
     return max(-sign * exposure.position - pending, 0.0)
-
-
-def _exposure_cap(
-    exposure: SymbolExposure,
-    rest: float,
-    limit: float,
-    code: ReasonCode,
-    message: str,
-    sign: int,
-    requested: float,
-    price: float,
-    closable: float,
-) -> _Cap:
-    """Cap for `rest + exposure.worst_case_abs(sign * q) * price <= limit`; closing always fits."""
-    room = _room(exposure, sign, (limit - rest) / price)
-    value = rest + exposure.worst_case_abs(sign * requested) * price
-    return _Cap(max(room, closable), code, limit, value, message)
 
 
 def _room(exposure: SymbolExposure, sign: int, bound: float) -> float:
