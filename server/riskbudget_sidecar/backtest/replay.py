@@ -9,7 +9,7 @@ The schedule, per row of prices (see prices.py for what a row's time means):
 2. **Monitoring tick**, when the row's bar ends before the next row's ticks (always, for
    daily rows): at the bar's end the bar closes, the regime detector sees it, the budget
    is recomputed, and every rebalancing trigger is evaluated against the book, with the
-   utilization report the sidecar would compute.
+   ex-ante volatility of the utilization report the sidecar would compute.
 3. **Rebalance** (the rebalancer, from the first row after the warm-up): the dynamic
    portfolio trades each strategy's symbols toward the budget's target notional
    (allocated capital x leverage limit x weight). In mode "bar" it does so at every
@@ -20,8 +20,8 @@ The schedule, per row of prices (see prices.py for what a row's time means):
    check approves fills at the last price.
 
 Everything above is engine code: BudgetPipeline (market state, regime, compute_budget;
-the sidecar's own numeric path), TriggerMonitor, strategy_drift, compute_utilization,
-checks.evaluate, Book. Nothing looks ahead: a row's decisions read only that row's and
+the sidecar's own numeric path), TriggerMonitor, strategy_drift, ex_ante_volatility (the
+utilization report's), checks.evaluate, Book. Nothing looks ahead: a row's decisions read only that row's and
 earlier prices (the schedule uses the next row's time, never its prices).
 
 Accounting: the budget is in units of `portfolio.net_asset_value` (NAV), and the book is
@@ -48,9 +48,9 @@ from ..engine.recommendations import current_allocation, strategy_drift, target_
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     BudgetSnapshot, Decision, Fill, LimitSource, OrderRequest, Position, PriceTick, ReasonCode,
-    RecommendationTrigger, Regime, Side, TradingState, UtilizationReport,
+    RecommendationTrigger, Regime, Side, TradingState,
 )
-from ..engine.utilization import compute_utilization
+from ..engine.utilization import ex_ante_volatility
 from .prices import PriceTable
 
 TICK_LEAD = 1.0
@@ -204,7 +204,9 @@ class Replay:
         self._slot_column = np.array([self._column[sym] for _, sym in self.slots], dtype=int)
         self._known = {name: frozenset(s.symbols) for name, s in config.portfolio.strategies.items()}
         self._restricted = frozenset(config.limits.restricted_symbols)
-        self._lots = np.array([config.portfolio.lot_size(sym) for _, sym in self.slots])
+        self._lots = tuple(config.portfolio.lot_size(sym) for _, sym in self.slots)
+        """Per slot, as Python floats: order quantities, and so the book's sums, stay Python
+        floats, whose arithmetic in the check and the book is several times faster than numpy's."""
         self._nav = config.portfolio.net_asset_value
         warmup = default_warmup(config) if settings.warmup is None else settings.warmup
         self.start_row = min(warmup, self.table.rows - 1)
@@ -281,7 +283,7 @@ class Replay:
             self.pipeline.recompute(stamp)
             for column in np.flatnonzero(seen):
                 self.book.mark(table.symbols[column], float(observed[column]))
-            fired = self._after_recompute(stamp, None)
+            fired = self._after_recompute(stamp)
             if fired and self.trace is not None:
                 self.trace.firings.append((i, "publish", fired))
             if self.trace is not None:
@@ -296,8 +298,7 @@ class Replay:
                 self.pipeline.advance_to(bar_end)
                 self.pipeline.recompute(bar_end)
                 covariance = self.pipeline.market.covariance()
-                report = self._utilization(bar_end, covariance)
-                more = self._after_recompute(bar_end, report)
+                more = self._after_recompute(bar_end, covariance)
                 if more and self.trace is not None:
                     self.trace.firings.append((i, "monitor", more))
                 fired = fired + more
@@ -329,10 +330,11 @@ class Replay:
                     rebalances += 1
                 if covariance is None:
                     covariance = self.pipeline.market.covariance()
+                known = np.nan_to_num(covariance, nan=0.0)
                 held = quantities * np.nan_to_num(last[self._slot_column])
                 gross[i] = np.abs(held).sum() / nav
-                utilization[i] = self._total_utilization(held, snapshot, covariance)
-                unit_utilization[i] = self._unit_utilization(mix, last, snapshot, covariance)
+                utilization[i] = self._total_utilization(held, snapshot, known)
+                unit_utilization[i] = self._unit_utilization(mix, last, snapshot, known)
 
             if self._progress is not None and (i % report_every == 0 or i == rows - 1):
                 self._progress(i + 1, rows, walltime.perf_counter() - began)
@@ -349,27 +351,24 @@ class Replay:
 
     # -- what the sidecar does after a recompute -----------------------------------------------
 
-    def _after_recompute(self, now: float, report: UtilizationReport | None) -> tuple[RecommendationTrigger, ...]:
-        """RiskBudgetSidecar._after_recompute: a regime change always, and with a report (the
-        monitoring tick) every trigger, evaluated against the book."""
+    def _after_recompute(self, now: float, covariance: np.ndarray | None = None) -> tuple[RecommendationTrigger, ...]:
+        """RiskBudgetSidecar._after_recompute: a regime change always, and with the covariance
+        (the monitoring tick) every trigger, evaluated against the book. Of the utilization
+        report the sidecar computes for them, the triggers read the ex-ante volatility only."""
         snapshot = self.pipeline.snapshot
         changed = snapshot.regime is not self._last_regime
         previous, self._last_regime = self._last_regime, snapshot.regime
-        if not changed and report is None:
+        if not changed and covariance is None:
             return ()
-        report = report or self._utilization(now, self.pipeline.market.covariance())
-        current = current_allocation(self.book, self.pipeline.market.last_price, snapshot.net_asset_value)
+        market = self.pipeline.market
+        volatility = ex_ante_volatility(
+            self.book, market, covariance=market.covariance() if covariance is None else covariance,
+            cov_symbols=market.symbols, nav=snapshot.net_asset_value)
+        current = current_allocation(self.book, market.last_price, snapshot.net_asset_value)
         firings: list[Firing] = self.triggers.evaluate(
             now=now, regime_changed=changed, previous_regime=previous, snapshot=snapshot,
-            drift=strategy_drift(target_allocation(snapshot), current),
-            realized_volatility=report.total.ex_ante_volatility)
+            drift=strategy_drift(target_allocation(snapshot), current), realized_volatility=volatility)
         return tuple(f.trigger for f in firings)
-
-    def _utilization(self, now: float, covariance: np.ndarray) -> UtilizationReport:
-        return compute_utilization(
-            self.pipeline.snapshot, self.book, self.pipeline.market, covariance=covariance,
-            cov_symbols=self.pipeline.market.symbols,
-            near_limit_fraction=self.config.limits.near_limit_fraction, now=now)
 
     # -- the rebalancer ------------------------------------------------------------------------
 
@@ -378,27 +377,25 @@ class Replay:
         """Trade every slot toward its target through the pre-trade check; the notional traded."""
         targets = {(a.strategy, a.symbol): a.notional for a in target_allocation(snapshot)}
         wanted = []
-        for k, (strategy, symbol) in enumerate(self.slots):
-            price = prices[self._slot_column[k]]
+        for (strategy, symbol), price, lot in zip(self.slots, prices[self._slot_column].tolist(), self._lots):
             if not (price > 0):
                 continue
             current = self.book.exposure(strategy, symbol).position
             delta = targets.get((strategy, symbol), 0.0) / price - current
-            lot = self._lots[k]
             quantity = math.floor(abs(delta) / lot + _LOT_EPS) * lot
             if quantity > 0:
-                wanted.append((delta > 0, strategy, symbol, quantity, float(price)))
+                wanted.append((delta > 0, strategy, symbol, quantity, lot, price))
         traded = 0.0
-        for buy, strategy, symbol, quantity, price in sorted(wanted, key=lambda w: w[0]):  # sells first
+        for buy, strategy, symbol, quantity, lot, price in sorted(wanted, key=lambda w: w[0]):  # sells first
             side = Side.BUY if buy else Side.SELL
-            traded += self._send(row, strategy, symbol, side, quantity, price, snapshot, now, orders, reasons)
+            traded += self._send(row, strategy, symbol, side, quantity, lot, price, snapshot, now, orders, reasons)
         return traded
 
-    def _send(self, row: int, strategy: str, symbol: str, side: Side, quantity: float, price: float,
-              snapshot: BudgetSnapshot, now: float, orders: dict[str, int], reasons: dict[str, int]) -> float:
+    def _send(self, row: int, strategy: str, symbol: str, side: Side, quantity: float, lot: float,
+              price: float, snapshot: BudgetSnapshot, now: float, orders: dict[str, int],
+              reasons: dict[str, int]) -> float:
         """Child orders until the quantity is done or the check allows no more; notional filled."""
         remaining, filled = quantity, 0.0
-        lot = self.config.portfolio.lot_size(symbol)
         for _ in range(_MAX_CHILD_ORDERS):
             if remaining < lot * (1 - _LOT_EPS):
                 break
@@ -438,8 +435,7 @@ class Replay:
 
     def _total_utilization(self, held: np.ndarray, snapshot: BudgetSnapshot, covariance: np.ndarray) -> float:
         """compute_utilization's total for slot notionals `held` (net per symbol for the risk)."""
-        net = np.zeros(len(self.table.symbols))
-        np.add.at(net, self._slot_column, held)
+        net = np.bincount(self._slot_column, weights=held, minlength=len(self.table.symbols))
         return _total_usage(np.abs(held).sum(), net, snapshot, covariance, self._nav)
 
     def _unit_utilization(self, mix: np.ndarray, prices: np.ndarray, snapshot: BudgetSnapshot,
@@ -452,10 +448,9 @@ class Replay:
 def _total_usage(gross: float, net: np.ndarray, snapshot: BudgetSnapshot, covariance: np.ndarray,
                  nav: float) -> float:
     """max(gross / (NAV x total leverage limit), ex-ante volatility / vol target), as
-    compute_utilization's total: the volatility of the net notionals at the covariance."""
-    held = np.flatnonzero(net)
-    block = np.nan_to_num(covariance[np.ix_(held, held)], nan=0.0)
-    vol = math.sqrt(max(float(net[held] @ block @ net[held]), 0.0)) / nav
+    compute_utilization's total: the volatility of the net notionals at the covariance, whose
+    NaNs (no returns yet) the caller has made 0, as compute_utilization does."""
+    vol = math.sqrt(max(float(net @ covariance @ net), 0.0)) / nav
     limit = snapshot.total_leverage_limit
     used_gross = gross / (nav * limit) if limit > 0 else (math.inf if gross > 0 else 0.0)
     used_vol = vol / snapshot.vol_target

@@ -11,14 +11,13 @@ fraction: breached.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .book import Book
+from .book import Book, PriceOf
 from .checks import PriceView
 from .types import BudgetSnapshot, SymbolUtilization, Utilization, UtilizationReport
-
 
 def compute_utilization(
     snapshot: BudgetSnapshot,
@@ -37,30 +36,10 @@ def compute_utilization(
     `cov_symbols` order. Raises ValueError on a mismatched covariance or a
     strategy the snapshot does not budget.
     """
-    covariance = np.asarray(covariance, dtype=float)
-    size = len(cov_symbols)
-    if covariance.shape != (size, size):
-        raise ValueError(f"covariance has shape {covariance.shape}, expected ({size}, {size})")
+    price_of = _last_prices(book, prices)
+    volatility = _volatility(covariance, cov_symbols, price_of)
     if strategy is not None and strategy not in snapshot.strategies:
         raise ValueError(f"unknown strategy {strategy!r}")
-    index = {symbol: i for i, symbol in enumerate(cov_symbols)}
-    price_of = prices.last_price
-
-    def volatility(positions: Mapping[str, float]) -> float:
-        """Annualized volatility, in currency, of these quantities at last prices.
-
-        Only held symbols enter, so a symbol with no returns yet (NaN covariance)
-        elsewhere in the universe does not poison the figure; a held symbol with no
-        returns yet counts as riskless until it has some.
-        """
-        held = [(index[symbol], quantity * (price_of(symbol) or 0.0))
-                for symbol, quantity in positions.items() if symbol in index and quantity]
-        if not held:
-            return 0.0
-        rows = [i for i, _ in held]
-        notionals = np.array([notional for _, notional in held])
-        block = np.nan_to_num(covariance[np.ix_(rows, rows)], nan=0.0)
-        return math.sqrt(max(float(notionals @ block @ notionals), 0.0))
 
     def usage(gross: float, gross_limit: float, capital: float, leverage_limit: float,
               vol: float) -> Utilization:
@@ -85,7 +64,7 @@ def compute_utilization(
     total = usage(
         book.total_gross(price_of), snapshot.max_total_gross_exposure, nav,
         snapshot.total_leverage_limit,
-        volatility({symbol: book.net_exposure(symbol).position for symbol in book.symbols()}))
+        volatility(_net_positions(book)))
 
     names = snapshot.strategies if strategy is None else (strategy,)
     strategies: dict[str, Utilization] = {}
@@ -127,6 +106,50 @@ def compute_utilization(
         strategies=strategies,
         symbols=by_symbol,
     )
+
+
+def ex_ante_volatility(book: Book, prices: PriceView, *, covariance: np.ndarray,
+                       cov_symbols: Sequence[str], nav: float) -> float:
+    """compute_utilization's total ex-ante volatility alone (what the volatility trigger
+    reads): the book's net positions' annualized volatility, as a fraction of `nav`."""
+    volatility = _volatility(covariance, cov_symbols, _last_prices(book, prices))
+    return _ratio(volatility(_net_positions(book)), nav)
+
+
+def _last_prices(book: Book, prices: PriceView) -> PriceOf:
+    """The last prices of the symbols the book is exposed in, looked up once: the only ones
+    a report values (None: no price)."""
+    return {symbol: prices.last_price(symbol) for symbol in book.symbols()}.get
+
+
+def _net_positions(book: Book) -> dict[str, float]:
+    return {symbol: book.net_exposure(symbol).position for symbol in book.symbols()}
+
+
+def _volatility(covariance: np.ndarray, cov_symbols: Sequence[str],
+                price_of: PriceOf) -> Callable[[Mapping[str, float]], float]:
+    """The annualized volatility, in currency, of quantities per symbol at `price_of`, at
+    `covariance` (rows and columns in `cov_symbols` order, checked here).
+
+    A held symbol with no returns yet (NaN covariance) counts as riskless until it has
+    some, and poisons nothing; one outside the covariance adds no volatility.
+    """
+    covariance = np.asarray(covariance, dtype=float)
+    size = len(cov_symbols)
+    if covariance.shape != (size, size):
+        raise ValueError(f"covariance has shape {covariance.shape}, expected ({size}, {size})")
+    known = np.nan_to_num(covariance, nan=0.0)
+    index = {symbol: i for i, symbol in enumerate(cov_symbols)}
+
+    def volatility(positions: Mapping[str, float]) -> float:
+        notionals = np.zeros(size)
+        for symbol, quantity in positions.items():
+            i = index.get(symbol)
+            if i is not None:
+                notionals[i] = quantity * (price_of(symbol) or 0.0)
+        return math.sqrt(max(float(notionals @ known @ notionals), 0.0))
+
+    return volatility
 
 
 def _ratio(used: float, limit: float) -> float:
