@@ -155,6 +155,18 @@ def test_net_exposure_sums_strategies():
     }
 
 
+def test_net_exposure_is_the_remaining_strategys_once_the_other_goes_flat():
+    book = marked_book()
+    book.set_positions([Position("alpha", "AAA", 100), Position("beta", "AAA", -30)])
+    book.reserve(reservation(-20, client_order_id="b", strategy="beta"))
+
+    book.apply_fill(fill(Side.SELL, 100))
+
+    assert book.net_exposure("AAA") == SymbolExposure(-30, pending_sell=20)
+    assert book.total_gross(PRICES.get) == 50 * 100
+    assert book.gross_besides("alpha", "BBB", PRICES.get) == (0.0, 50 * 100)
+
+
 def test_set_positions_replaces_the_whole_book_and_keeps_reservations():
     book = Book()
     book.set_positions([Position("alpha", "AAA", 100), Position("beta", "CCC", 10)])

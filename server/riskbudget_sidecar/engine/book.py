@@ -278,7 +278,11 @@ class Book:
             strategies.pop(strategy, None)
             worst.pop(symbol, None)
 
-        if strategies:
+        if len(strategies) == 1:  # the usual case: the symbol's net is its one strategy's
+            ((name, exposure),) = strategies.items()
+            self._net[symbol] = exposure
+            self._worst_by_symbol[symbol] = self._worst[name][symbol]
+        elif strategies:
             net_position = net_buy = net_sell = symbol_worst = 0.0
             for name, exposure in strategies.items():  # one pass; worst cases as already kept
                 net_position += exposure.position
