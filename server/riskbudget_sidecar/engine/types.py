@@ -29,7 +29,7 @@ class Side(enum.Enum):
 
     @property
     def sign(self) -> int:
-        return self.value
+        return self._value_  # the value, without the enum property's lookup: it is on every check and fill
 
 
 class TradingState(enum.Enum):
