@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from riskbudget_sidecar.engine import erc
 from riskbudget_sidecar.engine.erc import risk_contributions, solve_risk_budgeting
 
 
@@ -26,6 +27,28 @@ def test_solve_when_random_covariance_gives_equal_risk_contributions(n, seed):
     assert result.weights.sum() == pytest.approx(1.0, abs=1e-14)
     np.testing.assert_allclose(result.risk_contributions, 1 / n, rtol=0, atol=1e-12)
     np.testing.assert_allclose(risk_contributions(result.weights, cov), 1 / n, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1000, 2000])
+def test_solve_when_thousands_of_assets_converges_within_1e_10(n):
+    cov = random_covariance(n, seed=n)
+
+    result = solve_risk_budgeting(cov, tol=1e-10)
+
+    assert result.converged
+    np.testing.assert_allclose(risk_contributions(result.weights, cov), 1 / n, rtol=0, atol=1e-10)
+
+
+def test_solve_by_conjugate_gradients_matches_the_direct_solve(monkeypatch):
+    cov = random_covariance(100, seed=9)
+    budgets = np.linspace(1.0, 3.0, 100)
+    by_conjugate_gradients = solve_risk_budgeting(cov, budgets)
+    monkeypatch.setattr(erc, "DENSE_MAX_ASSETS", 101)
+
+    direct = solve_risk_budgeting(cov, budgets)
+
+    assert by_conjugate_gradients.converged and direct.converged
+    np.testing.assert_allclose(by_conjugate_gradients.weights, direct.weights, rtol=1e-9)
 
 
 def test_solve_when_budgets_given_matches_them_after_normalising():

@@ -5,6 +5,13 @@ At its minimum y_i (Sy)_i = b_i, so w = y / sum(y) gives risk contributions
 w_i (Sw)_i / (w'Sw) = b_i (b normalised to sum to one). f is strictly convex, so
 Newton's method with a backtracking line search finds the unique solution in a
 handful of steps from a good start, and warm-starts from yesterday's weights.
+
+The Newton system (S + diag(b / y^2)) p = -grad f is solved directly (LU) for small
+problems. From `DENSE_MAX_ASSETS` assets on it is solved inexactly by conjugate
+gradients preconditioned with the system's diagonal, to a relative residual that
+tightens as the gradient shrinks (an inexact Newton method): each iteration costs one
+matrix-vector product, O(n^2), where a direct solve costs O(n^3), so 500 assets solve
+in a few milliseconds and 2000 in tens.
 """
 
 from __future__ import annotations
@@ -21,6 +28,12 @@ _ROUNDOFF_DECREMENT = 1e-10
 region, while the decrease it promises in f is near f's own roundoff: Armijo's test
 would then reject good steps, so the full step is taken (still kept inside y > 0)."""
 _SYMMETRY_TOLERANCE = 1e-10
+DENSE_MAX_ASSETS = 64
+"""Below this many assets a direct solve of the Newton system is cheaper than conjugate
+gradients, whose cost here is mostly Python's per-iteration overhead."""
+_CG_FORCING_MAX = 0.1
+"""Conjugate gradients stop at a residual of min(_CG_FORCING_MAX, |grad|) x |grad|:
+loose far from the solution, tight near it, which keeps Newton's fast final convergence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +111,16 @@ def _validated_covariance(cov: np.ndarray) -> np.ndarray:
     if (diagonal <= 0).any():
         bad = np.flatnonzero(diagonal <= 0).tolist()
         raise ValueError(f"cov must have a positive diagonal; variances at indices {bad} are <= 0")
-    asymmetry = np.max(np.abs(cov - cov.T))
-    if asymmetry > _SYMMETRY_TOLERANCE * diagonal.max():
+    # cov v against cov' v for a fixed pseudo-random v (sines of the integers): two
+    # matrix-vector products in memory order, where comparing cov with its transpose
+    # reads the matrix against its layout, which costs 20 ms at 2000 assets.
+    probe = np.sin(np.arange(1, cov.shape[0] + 1))
+    asymmetry = np.max(np.abs(cov @ probe - probe @ cov))
+    if asymmetry > _SYMMETRY_TOLERANCE * diagonal.max() * np.abs(probe).sum():
         raise ValueError(
-            f"cov must be symmetric: max |cov - cov.T| is {asymmetry:.3g}; "
+            f"cov must be symmetric: cov v and cov' v differ by up to {asymmetry:.3g}; "
             "symmetrise it with (cov + cov.T) / 2")
-    return (cov + cov.T) / 2
+    return cov
 
 
 def _validated_budgets(budgets: np.ndarray | None, n: int) -> np.ndarray:
@@ -144,25 +161,62 @@ def _newton_step(cov: np.ndarray, b: np.ndarray, y: np.ndarray, sy: np.ndarray) 
     mix, where y runs off to infinity) or cov is not positive semidefinite.
     """
     gradient = sy - b / y
-    hessian = cov + np.diag(b / y**2)
-    try:
-        step = -np.linalg.solve(hessian, gradient)
-    except np.linalg.LinAlgError:
+    barrier_curvature = b / y**2
+    if y.size < DENSE_MAX_ASSETS:
+        step = _direct_direction(cov, barrier_curvature, gradient)
+    else:
+        step = _conjugate_gradient_direction(cov, barrier_curvature, gradient)
+    if step is None:
         return None
     decrement = -(gradient @ step)
     if not decrement > 0:
         return None
-    f0 = _objective(cov, b, y)
+    # f along the step, from two products: (y + tp)'S(y + tp) = y'Sy + 2t p'Sy + t^2 p'Sp.
+    curvature, slope = step @ (cov @ step), step @ sy
+    f0 = 0.5 * (y @ sy) - b @ np.log(y)
     t = 1.0
     for _ in range(_MAX_HALVINGS):
         candidate = y + t * step
         if (candidate > 0).all() and (
                 decrement < _ROUNDOFF_DECREMENT
-                or _objective(cov, b, candidate) <= f0 - _ARMIJO * t * decrement):
+                or 0.5 * (y @ sy + 2 * t * slope + t * t * curvature) - b @ np.log(candidate)
+                <= f0 - _ARMIJO * t * decrement):
             return candidate
         t *= _BACKTRACK
     return None
 
 
-def _objective(cov: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
-    return 0.5 * (y @ cov @ y) - b @ np.log(y)
+def _direct_direction(cov: np.ndarray, barrier_curvature: np.ndarray,
+                      gradient: np.ndarray) -> np.ndarray | None:
+    try:
+        return -np.linalg.solve(cov + np.diag(barrier_curvature), gradient)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _conjugate_gradient_direction(cov: np.ndarray, barrier_curvature: np.ndarray,
+                                  gradient: np.ndarray) -> np.ndarray | None:
+    """An inexact solution of (cov + diag(barrier_curvature)) p = -gradient by Jacobi-
+    preconditioned conjugate gradients; None if the system shows no positive curvature."""
+    inverse_diagonal = 1 / (np.diag(cov) + barrier_curvature)
+    gradient_norm = np.linalg.norm(gradient)
+    stop_at = min(_CG_FORCING_MAX, gradient_norm) * gradient_norm
+    step = np.zeros_like(gradient)
+    residual = -gradient
+    preconditioned = inverse_diagonal * residual
+    direction = preconditioned
+    residual_dot = residual @ preconditioned
+    for _ in range(gradient.size):
+        product = cov @ direction + barrier_curvature * direction
+        curvature = direction @ product
+        if not curvature > 0:
+            return None
+        alpha = residual_dot / curvature
+        step = step + alpha * direction
+        residual = residual - alpha * product
+        if np.linalg.norm(residual) <= stop_at:
+            break
+        preconditioned = inverse_diagonal * residual
+        previous_dot, residual_dot = residual_dot, residual @ preconditioned
+        direction = preconditioned + (residual_dot / previous_dot) * direction
+    return step
