@@ -204,7 +204,11 @@ def _decide(
                          limit=limits.max_staleness, value=age, reduces=reduces)
     reference = max(limit_price, last)
 
+    bound = requested - tolerance
+    """A cap below this binds: it allows less than the request, beyond float noise."""
     caps: list[_Cap] = []
+    """The rules that may bind; those met by every order (the maximum order notional and the
+    exposure limits) only where they do, so that no reason is built for nothing."""
     if limit_price > 0:
         distance = abs(limit_price - last) / last
         if distance > limits.price_collar:
@@ -215,13 +219,12 @@ def _decide(
         caps.append(_Cap(closable, ReasonCode.TRADING_REDUCING, closable, requested, _REDUCING))
     if symbol in restricted:
         caps.append(_Cap(closable, ReasonCode.RESTRICTED_SYMBOL, closable, requested, _RESTRICTED))
-    caps.append(_Cap(limits.max_order_notional / reference, ReasonCode.MAX_ORDER_NOTIONAL,
-                     limits.max_order_notional, requested * reference, _ORDER_NOTIONAL))
-    bound = requested - tolerance
-    """A cap below this binds: it allows less than the request, beyond float noise."""
+    order_cap = limits.max_order_notional / reference
+    if order_cap < bound:
+        caps.append(_Cap(order_cap, ReasonCode.MAX_ORDER_NOTIONAL, limits.max_order_notional,
+                         requested * reference, _ORDER_NOTIONAL))
     if not reduces:
-        # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing always
-        # fits. Only a binding one is kept, with the value the request would reach (its reason's).
+        # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing always fits.
         strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
         for held, rest, limit, code, message in (
                 (book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
