@@ -273,6 +273,32 @@ def test_covariance_provisional_when_no_bar_is_open_equals_committed():
     np.testing.assert_array_equal(state.covariance(provisional=True), state.covariance(provisional=False))
 
 
+def test_covariance_when_asked_before_a_bar_closes_leaves_the_closed_state_as_if_never_asked():
+    prices = random_prices(30, 2, seed=15)
+    asked, unasked = market(), market()
+    feed_rows(asked, prices[:-1])
+    feed_rows(unasked, prices[:-1])
+    for state in (asked, unasked):
+        state.apply_tick(PriceTick("AAA", float(prices[-1, 0]), 29.5 * 10))
+        state.apply_tick(PriceTick("BBB", float(prices[-1, 1]), 29.6 * 10))
+
+    asked.covariance(provisional=True)  # caches the open bar's estimate, reused on closing it
+    for state in (asked, unasked):
+        state.advance_to(30.0 * 10)
+        state.apply_tick(PriceTick("AAA", float(prices[-1, 0] * 1.01), 30.5 * 10))
+
+    np.testing.assert_array_equal(asked.covariance(provisional=False), unasked.covariance(provisional=False))
+    np.testing.assert_array_equal(asked.covariance(provisional=True), unasked.covariance(provisional=True))
+
+
+def test_covariance_is_read_only():
+    state = market()
+    feed_rows(state, random_prices(5, 2, seed=16))
+
+    with pytest.raises(ValueError, match="read-only"):
+        state.covariance()[0, 0] = 1.0
+
+
 def test_has_enough_data_when_every_symbol_reaches_min_observations():
     state = market(("AAA", "BBB"))
 

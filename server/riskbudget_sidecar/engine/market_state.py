@@ -73,6 +73,11 @@ class MarketState:
         """(sum_k (1 - l) l^(T-k) r_k r_k' over the bars folded in, returns per symbol).
         Replaced as a whole, never mutated: a reader on another thread sees either the
         state before a bar or the state after it."""
+        self._revision = 0
+        """Counts the changes (accepted ticks, closed bars) that move the estimates."""
+        self._estimate_cache: tuple[tuple[int, bool], _Estimate] | None = None
+        """((revision, whether the open bar is folded in), the estimate then): the
+        sidecar and the backtest ask for the same estimate several times between ticks."""
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -108,6 +113,7 @@ class MarketState:
             self._open_bar = bar
         self._last_price[i] = tick.price
         self._last_time[i] = tick.time
+        self._revision += 1
         return closed
 
     def advance_to(self, now: float) -> list[ClosedBar]:
@@ -123,22 +129,13 @@ class MarketState:
 
         With `provisional`, the open bar's return (last prices against the last close) is
         folded in as if the bar closed now, on a copy: live, and never counted twice.
+        Read-only: it is shared by every caller until the estimates move.
         """
-        weighted, observations = self._estimate(provisional)
-        scale = _scale(observations, self._lambda)
-        return weighted * np.outer(scale, scale) * self._config.periods_per_year
+        return self._estimate(provisional).covariance
 
     def volatility(self, provisional: bool = True) -> np.ndarray:
         """Annualised volatility per symbol (NaN where no return yet)."""
-        weighted, observations = self._ewma
-        weighted = np.diag(weighted)
-        returns = self._open_bar_returns() if provisional else None
-        if returns is not None:
-            r, present = _zero_filled(returns)
-            weighted = self._lambda * weighted + (1 - self._lambda) * r**2
-            observations = observations + present
-        variance = weighted * _scale(observations, self._lambda) ** 2
-        return np.sqrt(variance * self._config.periods_per_year)
+        return np.sqrt(np.diag(self.covariance(provisional)))
 
     def average_correlation(self, symbols: Sequence[str] | None = None, provisional: bool = True) -> float:
         """Mean pairwise correlation over `symbols` (all if None) that have enough data.
@@ -147,18 +144,16 @@ class MarketState:
         out: their correlations are noise. 0.0 when fewer than two symbols remain.
         """
         names = self._symbols if symbols is None else dict.fromkeys(symbols)
-        indices = [self.index(s) for s in names]
-        weighted, observations = self._estimate(provisional)
-        variance = np.diag(weighted)[indices]
-        kept = [i for i, v in zip(indices, variance)
-                if observations[i] >= self._config.min_observations and v > 0]
-        if len(kept) < 2:
+        indices = np.array([self.index(s) for s in names], dtype=np.intp)
+        estimate = self._estimate(provisional)
+        variance = np.diag(estimate.covariance)[indices]
+        kept = indices[(estimate.observations[indices] >= self._config.min_observations) & (variance > 0)]
+        if kept.size < 2:
             return 0.0
-        block = weighted[np.ix_(kept, kept)]
-        scale = 1 / np.sqrt(np.diag(block))  # normalisation and annualisation cancel out
-        correlation = block * np.outer(scale, scale)
-        k = len(kept)
-        return float((correlation.sum() - np.trace(correlation)) / (k * (k - 1)))
+        block = estimate.covariance[np.ix_(kept, kept)]
+        scale = 1 / np.sqrt(np.diag(block))
+        k = kept.size
+        return float((scale @ block @ scale - k) / (k * (k - 1)))
 
     def observations(self, symbol: str) -> int:
         """Returns folded into the symbol's estimate (closed bars only)."""
@@ -166,8 +161,12 @@ class MarketState:
 
     def has_enough_data(self, symbols: Sequence[str]) -> bool:
         """Whether every symbol has at least `min_observations` returns."""
-        needed, observations = self._config.min_observations, self._ewma[1]
-        return all(observations[self.index(s)] >= needed for s in symbols)
+        enough = self.enough_data()
+        return all(enough[self.index(s)] for s in symbols)
+
+    def enough_data(self) -> np.ndarray:
+        """Per symbol, in symbol order: whether it has `min_observations` returns (closed bars)."""
+        return self._ewma[1] >= self._config.min_observations
 
     # Prices -----------------------------------------------------------------------
 
@@ -199,15 +198,20 @@ class MarketState:
     def _close_open_bar(self) -> ClosedBar:
         closes = self._last_price.copy()
         closes.setflags(write=False)
-        returns = None
+        returns = provisional = None
         if self._closes is not None:
             returns = np.log(closes / self._closes)
             returns.setflags(write=False)
-            self._ewma = self._folded(returns)
+            # The provisional estimate folded in this very bar: closing it changes nothing.
+            provisional = self._cached_estimate(folds_open_bar=True)
+            self._ewma = provisional.state if provisional is not None else self._folded(returns)
         bar = ClosedBar(self._bar_end(self._open_bar), closes, returns)
         self._closes = closes
         self._last_closed_bar = self._open_bar
         self._open_bar = None
+        self._revision += 1
+        if provisional is not None:
+            self._estimate_cache = ((self._revision, False), provisional)
         return bar
 
     def _folded(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,10 +226,45 @@ class MarketState:
             return None
         return np.log(self._last_price / self._closes)
 
-    def _estimate(self, provisional: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The EWMA state, with the open bar folded in (on a copy) if provisional."""
+    def _estimate(self, provisional: bool) -> _Estimate:
+        """The estimate at the current revision, with the open bar folded in (on a copy)
+        if provisional; computed once per revision."""
         returns = self._open_bar_returns() if provisional else None
-        return self._ewma if returns is None else self._folded(returns)
+        folds_open_bar = returns is not None
+        cached = self._cached_estimate(folds_open_bar)
+        if cached is not None:
+            return cached
+        estimate = _Estimate.of(self._folded(returns) if folds_open_bar else self._ewma,
+                                self._lambda, self._config.periods_per_year)
+        self._estimate_cache = ((self._revision, folds_open_bar), estimate)
+        return estimate
+
+    def _cached_estimate(self, folds_open_bar: bool) -> _Estimate | None:
+        cache = self._estimate_cache
+        if cache is None or cache[0] != (self._revision, folds_open_bar):
+            return None
+        return cache[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    state: tuple[np.ndarray, np.ndarray]
+    """The EWMA state it was computed from (weighted sum, returns per symbol)."""
+    covariance: np.ndarray
+    """Annualised, read-only; NaN rows and columns where a symbol has no return."""
+
+    @property
+    def observations(self) -> np.ndarray:
+        return self.state[1]
+
+    @classmethod
+    def of(cls, state: tuple[np.ndarray, np.ndarray], lam: float, periods_per_year: float) -> _Estimate:
+        weighted, observations = state
+        scale = _scale(observations, lam) * math.sqrt(periods_per_year)
+        covariance = weighted * scale[:, None]
+        covariance *= scale[None, :]
+        covariance.setflags(write=False)
+        return cls(state, covariance)
 
 
 def _zero_filled(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
