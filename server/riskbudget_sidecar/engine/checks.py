@@ -204,11 +204,10 @@ def _decide(
                          limit=limits.max_staleness, value=age, reduces=reduces)
     reference = max(limit_price, last)
 
-    bound = requested - tolerance
-    """A cap below this binds: it allows less than the request, beyond float noise."""
+    bound = requested - tolerance  # a cap below it binds: it allows less than the request
+    # The rules that may bind; those every order meets (the maximum order notional and the
+    # exposure limits) only where they do, so that no reason is built for nothing.
     caps: list[_Cap] = []
-    """The rules that may bind; those met by every order (the maximum order notional and the
-    exposure limits) only where they do, so that no reason is built for nothing."""
     if limit_price > 0:
         distance = abs(limit_price - last) / last
         if distance > limits.price_collar:
