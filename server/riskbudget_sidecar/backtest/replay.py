@@ -223,13 +223,17 @@ class Replay:
     def run(self) -> ReplayResult:
         began = walltime.perf_counter()
         table, config, settings = self.table, self.config, self.settings
-        rows, columns = table.rows, len(table.symbols)
+        rows = table.rows
         interval = config.market_data.bar_interval
         rf_per_row = settings.risk_free / config.market_data.periods_per_year
         cost_rate = settings.cost_bps / 1e4
         nav = self._nav
 
-        ffill = np.empty((rows, columns))
+        # Whole-table arrays whose row i reads rows up to i only: no look-ahead.
+        ffill = _forward_filled(table.values)
+        slot_prices = np.nan_to_num(ffill[:, self._slot_column])  # 0 before a price: nothing held there
+        # slot_moves[i - 1]: each slot's price move from row i - 1 to row i
+        slot_moves = np.nan_to_num(ffill[1:, self._slot_column] / ffill[:-1, self._slot_column] - 1.0)
         regime = np.zeros(rows, dtype=np.int8)
         version = np.zeros(rows, dtype=np.int64)
         total_limit = np.zeros(rows)
@@ -251,23 +255,17 @@ class Replay:
         self.pipeline.recompute(self._start_time)  # the sidecar's first budget, before any price
         self._last_regime = self.pipeline.snapshot.regime
         quantities = np.zeros(len(self.slots))
-        last = np.full(columns, np.nan)
         pending_cost = 0.0
         report_every = max(1, rows // 50)
 
         for i in range(rows):
-            observed = table.values[i]
-            seen = np.isfinite(observed)
-            previous_prices = last
-            last = np.where(seen, observed, last)
-            ffill[i] = last
+            observed = [(symbol, price) for symbol, price in zip(table.symbols, table.values[i].tolist())
+                        if not math.isnan(price)]
 
             # Yesterday's positions earn today's move; the book is rescaled to NAV.
             if i > self.start_row:
-                before = previous_prices[self._slot_column]
-                move = np.nan_to_num(last[self._slot_column] / before - 1.0)
-                held = quantities * np.nan_to_num(before)
-                growth = (held @ move) / nav + rf_per_row * (1.0 - held.sum() / nav)
+                held = quantities * slot_prices[i - 1]
+                growth = (held @ slot_moves[i - 1]) / nav + rf_per_row * (1.0 - held.sum() / nav)
                 returns[i] = growth - pending_cost
                 quantities = quantities / (1.0 + returns[i])
                 self._set_book(quantities)
@@ -278,11 +276,11 @@ class Replay:
             if self.trace is not None:
                 self.trace.positions_at_publish.append(tuple(self.book.positions()))
                 self.trace.tick_times.append(stamp)
-            for column in np.flatnonzero(seen):
-                self.pipeline.apply_tick(PriceTick(table.symbols[column], float(observed[column]), stamp))
+            for symbol, price in observed:
+                self.pipeline.apply_tick(PriceTick(symbol, price, stamp))
             self.pipeline.recompute(stamp)
-            for column in np.flatnonzero(seen):
-                self.book.mark(table.symbols[column], float(observed[column]))
+            for symbol, price in observed:
+                self.book.mark(symbol, price)
             fired = self._after_recompute(stamp)
             if fired and self.trace is not None:
                 self.trace.firings.append((i, "publish", fired))
@@ -323,7 +321,7 @@ class Replay:
                 due = (monitored if settings.rebalance is Rebalance.BAR
                        else bool(fired) or i == self.start_row)
                 if due:
-                    traded = self._rebalance(i, snapshot, last, decided_at, orders, reasons)
+                    traded = self._rebalance(i, snapshot, slot_prices[i], decided_at, orders, reasons)
                     quantities = self._book_quantities()
                     turnover[i] = traded / nav
                     pending_cost = cost_rate * traded / nav
@@ -331,10 +329,10 @@ class Replay:
                 if covariance is None:
                     covariance = self.pipeline.market.covariance()
                 known = np.nan_to_num(covariance, nan=0.0)
-                held = quantities * np.nan_to_num(last[self._slot_column])
+                held = quantities * slot_prices[i]
                 gross[i] = np.abs(held).sum() / nav
                 utilization[i] = self._total_utilization(held, snapshot, known)
-                unit_utilization[i] = self._unit_utilization(mix, last, snapshot, known)
+                unit_utilization[i] = self._unit_utilization(mix, ffill[i], snapshot, known)
 
             if self._progress is not None and (i % report_every == 0 or i == rows - 1):
                 self._progress(i + 1, rows, walltime.perf_counter() - began)
@@ -374,10 +372,11 @@ class Replay:
 
     def _rebalance(self, row: int, snapshot: BudgetSnapshot, prices: np.ndarray, now: float,
                    orders: dict[str, int], reasons: dict[str, int]) -> float:
-        """Trade every slot toward its target through the pre-trade check; the notional traded."""
+        """Trade every slot toward its target, at its price in `prices` (0: none yet), through the
+        pre-trade check; the notional traded."""
         targets = {(a.strategy, a.symbol): a.notional for a in target_allocation(snapshot)}
         wanted = []
-        for (strategy, symbol), price, lot in zip(self.slots, prices[self._slot_column].tolist(), self._lots):
+        for (strategy, symbol), price, lot in zip(self.slots, prices.tolist(), self._lots):
             if not (price > 0):
                 continue
             current = self.book.exposure(strategy, symbol).position
@@ -443,6 +442,13 @@ class Replay:
         """The static mix at gross leverage one (the unpriced symbols' share in cash)."""
         held = np.where(np.isfinite(prices), mix, 0.0) * self._nav
         return _total_usage(np.abs(held).sum(), held, snapshot, covariance, self._nav)
+
+
+def _forward_filled(values: np.ndarray) -> np.ndarray:
+    """Each column's last price as of each row, that row included (NaN before its first)."""
+    rows = np.arange(len(values))[:, None]
+    latest = np.maximum.accumulate(np.where(np.isfinite(values), rows, 0), axis=0)
+    return np.take_along_axis(values, latest, axis=0)
 
 
 def _total_usage(gross: float, net: np.ndarray, snapshot: BudgetSnapshot, covariance: np.ndarray,
