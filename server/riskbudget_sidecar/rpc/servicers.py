@@ -19,6 +19,7 @@ from .errors import mapped_errors, mapped_stream_errors
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     def __init__(self, sidecar: RiskBudgetSidecar) -> None:
         self._sidecar = sidecar
+        self._recommendations = convert.ConvertedRecommendations()
 
     @mapped_errors
     async def GetBudget(self, request, context):
@@ -77,7 +78,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     async def StreamRecommendations(self, request, context):
         max_bytes = self._sidecar.config.sidecar.max_message_bytes // 2
         async for batch in self._sidecar.subscribe(request.after_sequence, from_latest=request.from_latest):
-            for message in convert.recommendation_messages(batch, max_bytes):
+            for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
                 yield message
 
     @mapped_errors
