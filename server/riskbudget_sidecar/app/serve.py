@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from threadpoolctl import threadpool_limits
 
 from ..engine.addresses import parse_listen_address
 from ..engine.config import Config
@@ -113,6 +114,9 @@ async def stop(sidecar: RiskBudgetSidecar, servers: Servers) -> None:
 
 
 async def serve(config: Config, *, config_path: str, listen: str | None = None) -> None:
+    # The numeric work runs on one worker thread beside the event loop: BLAS threads of its
+    # own would take the cores from the event loop (and spin on a busy machine).
+    threadpool_limits(limits=1, user_api="blas")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up waits
