@@ -238,8 +238,11 @@ class SymbolExposure:
 
     def worst_case_abs(self, extra_signed: float = 0.0) -> float:
         """Largest absolute position reachable if every pending order (and extra) fills."""
-        buy = self.pending_buy + max(extra_signed, 0.0)
-        sell = self.pending_sell + max(-extra_signed, 0.0)
+        buy, sell = self.pending_buy, self.pending_sell
+        if extra_signed > 0:
+            buy += extra_signed
+        else:
+            sell -= extra_signed
         return max(abs(self.position + buy), abs(self.position - sell))
 
 
