@@ -41,6 +41,42 @@ def test_a_tick_a_closed_bar_or_invalidate_each_make_a_new_version():
     assert pipeline.recompute(4.0).version == 4
 
 
+def tick_row(pipeline: BudgetPipeline, table, row: int) -> None:
+    for symbol, price in zip(table.symbols, table.values[row]):
+        pipeline.apply_tick(PriceTick(symbol, float(price), table.times[row] - 1))
+
+
+def test_closing_a_bar_the_budget_already_folded_in_recomputes_only_if_the_regime_moves():
+    table = daily_table(120, seed=11, volatility=0.35)
+    pipeline = BudgetPipeline(make_config(), start_time=table.times[0] - 10)
+    feed(pipeline, table, 40)
+    closes_without_change = 0
+    for row in range(40, 120):
+        tick_row(pipeline, table, row)
+        seen = pipeline.recompute(table.times[row] - 1)
+        changes = pipeline.advance_to(table.times[row])
+        after_close = pipeline.recompute(table.times[row])
+        if changes:
+            assert after_close.regime is changes[-1].current
+        else:
+            closes_without_change += 1
+            assert after_close is None and pipeline.snapshot is seen
+
+    assert 0 < closes_without_change < 80
+
+
+def test_closing_the_bar_that_gives_every_symbol_enough_returns_recomputes():
+    table = daily_table(10)
+    pipeline = BudgetPipeline(make_config(), start_time=table.times[0] - 10)
+    feed(pipeline, table, 5)  # five closes, four returns: one short of min_observations
+    tick_row(pipeline, table, 5)
+    assert pipeline.recompute(table.times[5] - 1).limit_source is LimitSource.STATIC
+
+    pipeline.advance_to(table.times[5])
+
+    assert pipeline.recompute(table.times[5]).limit_source is LimitSource.DYNAMIC
+
+
 def test_closed_bars_move_the_regime_and_the_budget_becomes_dynamic():
     table = daily_table(80, seed=11, volatility=0.35)
     pipeline = BudgetPipeline(make_config(), start_time=table.times[0] - 10)

@@ -7,9 +7,12 @@ both need, so that the two run the same code:
   and each closed bar moves the regime detector (benchmark close, and the
   portfolio's average pairwise correlation over closed bars only).
 - `advance_to` closes the open bar once time has passed its end (the sidecar's
-  monitoring tick), with the same effect on the regime.
+  monitoring tick), with the same effect on the regime. The bar's close alone calls for
+  no new budget when the last one already folded that bar in (provisionally) and
+  nothing moved: no regime change, no symbol newly with enough data.
 - `recompute` computes a new budget snapshot, versioned one above the last, when
-  anything has changed since the last one (a tick, a closed bar, `invalidate`),
+  anything has changed since the last one (a tick, a closed bar that moved the
+  estimates or the regime, `invalidate`),
   and returns None otherwise. The regime is the detector's, or `regime.initial`
   while `risk_budgeting.enabled` is false, or the one a FORCE_REGIME override
   forces (its `regime_since` is that override's creation time).
@@ -21,6 +24,8 @@ Not thread-safe: one thread feeds it; readers take the immutable `snapshot`.
 from __future__ import annotations
 
 from typing import Sequence
+
+import numpy as np
 
 from .allocation import compute_budget
 from .config import Config
@@ -43,6 +48,8 @@ class BudgetPipeline:
         self._correlation_symbols = sorted(config.portfolio.symbols)
         self._snapshot: BudgetSnapshot | None = None
         self._needs_recompute = True
+        self._budget_inputs: tuple[np.ndarray, np.ndarray] | None = None
+        """(covariance, enough_data) of the market when the last budget was computed."""
 
     @property
     def config(self) -> Config:
@@ -86,11 +93,9 @@ class BudgetPipeline:
 
     def advance_to(self, now: float) -> list[RegimeChange]:
         """Close the open bar if `now` is past its end; the regime changes that caused."""
-        changes = []
-        for bar in self.market.advance_to(now):
-            change = self._on_bar(bar)
-            if change is not None:
-                changes.append(change)
+        changes = [change for bar in self.market.advance_to(now)
+                   if (change := self._on_bar(bar)) is not None]
+        if changes or self._market_moved():
             self._needs_recompute = True
         return changes
 
@@ -107,11 +112,25 @@ class BudgetPipeline:
             regime = forced
             since = max(o.created_at for o in overrides
                         if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
+        self._budget_inputs = (self.market.covariance(), self.market.enough_data())
         self._snapshot = compute_budget(
             self._config, self.market, regime, regime_since=since, version=self.version + 1,
             now=now, previous=self._snapshot, overrides=overrides)
         self._needs_recompute = False
         return self._snapshot
+
+    def _market_moved(self) -> bool:
+        """Whether the market estimates differ from those the last budget was computed on.
+
+        Closing a bar that the budget already saw provisionally (its prices unchanged since)
+        leaves the covariance as it was (the very same array, see MarketState.covariance):
+        then only a symbol reaching `min_observations` with that bar changes the budget.
+        """
+        if self._budget_inputs is None:
+            return True
+        covariance, enough_data = self._budget_inputs
+        return (self.market.covariance() is not covariance
+                or not np.array_equal(self.market.enough_data(), enough_data))
 
     def _on_bar(self, bar: ClosedBar) -> RegimeChange | None:
         close = float(bar.closes[self.market.index(self._config.regime.benchmark)])
