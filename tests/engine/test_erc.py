@@ -173,3 +173,11 @@ def test_risk_contributions_when_variance_is_zero_are_zero():
 def test_risk_contributions_when_shapes_differ_raises():
     with pytest.raises(ValueError, match="shape"):
         risk_contributions(np.array([0.5, 0.5]), np.eye(3))
+
+
+def test_solve_when_the_covariance_check_is_skipped_gives_the_same_solution():
+    cov = random_covariance(8, seed=10)
+
+    checked, unchecked = solve_risk_budgeting(cov), solve_risk_budgeting(cov, check_covariance=False)
+
+    np.testing.assert_array_equal(checked.weights, unchecked.weights)

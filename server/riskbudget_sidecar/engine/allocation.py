@@ -226,7 +226,9 @@ def _risk_budgeting(strategy: Strategy, config: Config, enough_data: bool, strat
         return None
     budgets = (None if strategy.risk_budgets is None
                else np.array([strategy.risk_budgets[sym] for sym in strategy.symbols]))
-    result = solve_risk_budgeting(strategy_cov, budgets, x0=_warm_start(strategy, previous))
+    # The market's covariance is finite and symmetric by construction, its diagonal checked above.
+    result = solve_risk_budgeting(strategy_cov, budgets, x0=_warm_start(strategy, previous),
+                                  check_covariance=False)
     return result if result.converged else None
 
 
