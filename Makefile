@@ -54,9 +54,20 @@ run: $(STAMP)
 test: install lint-proto proto-check
 	$(PY) -m pytest
 
-## Performance figures (bench/): CheckTrade's own work per store backend, as ratios in one run.
-bench: $(STAMP)
-	PYTHONPATH=. $(PY) bench/hot_path.py
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+## Performance figures (bench/, about 5 minutes), each a table against its target and JSON in
+## bench-results/: CheckTrade's own work per store backend; the ERC solve against skfolio and
+## Riskfolio-Lib and the budget recompute against the number of symbols; a real sidecar
+## process under client processes over gRPC (CheckTrade against a no-op, under load, regime
+## response, memory).
+bench: $(VENV)/.bench-installed
+	mkdir -p bench-results
+	PYTHONPATH=. $(PY) bench/hot_path.py | tee bench-results/hot_path.json
+	PYTHONPATH=. $(PY) bench/engine_bench.py
+	PYTHONPATH=. $(PY) bench/rpc_load.py
 
 ## Backtest the dynamic budget against static allocation on the S&P 500 prices that skfolio
 ## ships in its wheel (read offline): one table per example; reports and charts in backtest-results/.
