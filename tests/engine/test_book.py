@@ -1,6 +1,7 @@
 """The position book: positions, reservations and the aggregates the check reads."""
 
 import math
+import random
 
 import pytest
 
@@ -309,3 +310,32 @@ def test_marked_gross_resets_to_zero_when_the_book_goes_flat():
 def test_mark_refuses_a_non_positive_price():
     with pytest.raises(ValueError, match="positive and finite"):
         Book().mark("AAA", 0.0)
+
+
+def test_pending_sums_follow_reservations_made_released_and_part_filled_in_any_order():
+    rng = random.Random(17)
+    book = Book()
+    open_orders: dict[str, float] = {}
+    for step in range(400):
+        if open_orders and rng.random() < 0.45:
+            order_id = rng.choice(list(open_orders))
+            if rng.random() < 0.5 or abs(open_orders[order_id]) < 0.01:
+                book.release(order_id)
+                del open_orders[order_id]
+            else:
+                quantity = open_orders[order_id]
+                part = round(abs(quantity) * rng.uniform(0.1, 0.9), 3)
+                book.apply_fill(fill(Side.BUY if quantity > 0 else Side.SELL, part, client_order_id=order_id))
+                open_orders[order_id] = math.copysign(abs(quantity) - part, quantity)
+        else:
+            order_id = f"o-{step}"
+            open_orders[order_id] = rng.choice([1, -1]) * round(rng.uniform(0.001, 500.0), 3)
+            book.reserve(reservation(open_orders[order_id], client_order_id=order_id))
+
+        exposure = book.exposure("alpha", "AAA")
+        assert exposure.pending_buy == pytest.approx(sum(q for q in open_orders.values() if q > 0), abs=1e-9)
+        assert exposure.pending_sell == pytest.approx(-sum(q for q in open_orders.values() if q < 0), abs=1e-9)
+
+    for order_id in list(open_orders):
+        book.release(order_id)
+    assert (book.exposure("alpha", "AAA").pending_buy, book.exposure("alpha", "AAA").pending_sell) == (0.0, 0.0)

@@ -50,8 +50,10 @@ class Book:
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str], float] = {}
         self._reservations: dict[str, Reservation] = {}
-        self._orders: dict[tuple[str, str], dict[str, None]] = {}
-        """Open order ids per (strategy, symbol); dicts keep order, and so sums, deterministic."""
+        self._pending: dict[tuple[str, str], tuple[int, float, float]] = {}
+        """(open orders, pending buy, pending sell) per (strategy, symbol), kept as orders come
+        and go: summing the open orders at each change would cost O(open orders) per check.
+        The sums are exact back to zero when the last order goes."""
         self._by_symbol: dict[str, dict[str, SymbolExposure]] = {}
         """symbol -> strategy -> exposure; exposed (non-flat) ones only, as below."""
         self._worst: dict[str, dict[str, float]] = {}
@@ -165,7 +167,7 @@ class Book:
             self.release(reservation.client_order_id)
         key = (reservation.strategy, reservation.symbol)
         self._reservations[reservation.client_order_id] = reservation
-        self._orders.setdefault(key, {})[reservation.client_order_id] = None
+        self._move_pending(key, 0.0, quantity)
         self._refresh(key)
 
     def release(self, client_order_id: str) -> bool:
@@ -174,10 +176,7 @@ class Book:
         if reservation is None:
             return False
         key = (reservation.strategy, reservation.symbol)
-        orders = self._orders[key]
-        del orders[client_order_id]
-        if not orders:
-            del self._orders[key]
+        self._move_pending(key, reservation.signed_quantity, 0.0)
         self._refresh(key)
         return True
 
@@ -205,9 +204,12 @@ class Book:
                 remaining = 0.0
                 self.release(fill.client_order_id)
             else:
+                left = math.copysign(remaining, reservation.signed_quantity)
                 self._reservations[fill.client_order_id] = dataclasses.replace(
-                    reservation, signed_quantity=math.copysign(remaining, reservation.signed_quantity))
-                self._refresh((reservation.strategy, reservation.symbol))
+                    reservation, signed_quantity=left)
+                pending_key = (reservation.strategy, reservation.symbol)
+                self._move_pending(pending_key, reservation.signed_quantity, left)
+                self._refresh(pending_key)
         return Position(fill.strategy, fill.symbol, after), remaining
 
     def set_positions(self, positions: Iterable[Position], strategy: str | None = None) -> int:
@@ -254,17 +256,23 @@ class Book:
         else:
             self._positions.pop(key, None)
 
+    def _move_pending(self, key: tuple[str, str], before: float, after: float) -> None:
+        """Account for one reservation of the (strategy, symbol) going from the signed
+        quantity `before` to `after` (0.0: none)."""
+        orders, buy, sell = self._pending.get(key, (0, 0.0, 0.0))
+        orders += (after != 0) - (before != 0)
+        if orders == 0:
+            self._pending.pop(key, None)
+            return
+        buy += max(after, 0.0) - max(before, 0.0)
+        sell += max(-after, 0.0) - max(-before, 0.0)
+        self._pending[key] = (orders, buy, sell)
+
     def _refresh(self, key: tuple[str, str]) -> None:
         """Recompute the aggregates of one (strategy, symbol) and of its symbol."""
         strategy, symbol = key
         position = self._positions.get(key, 0.0)
-        buy = sell = 0.0
-        for order_id in self._orders.get(key, ()):
-            quantity = self._reservations[order_id].signed_quantity
-            if quantity > 0:
-                buy += quantity
-            else:
-                sell -= quantity
+        _, buy, sell = self._pending.get(key, (0, 0.0, 0.0))
 
         strategies = self._by_symbol.setdefault(symbol, {})
         worst = self._worst.setdefault(strategy, {})
