@@ -168,6 +168,17 @@ def test_net_exposure_is_the_remaining_strategys_once_the_other_goes_flat():
     assert book.gross_besides("alpha", "BBB", PRICES.get) == (0.0, 50 * 100)
 
 
+def test_quantities_are_the_positions_by_strategy_and_symbol_without_reservations():
+    book = Book()
+    book.set_positions([Position("alpha", "AAA", 100), Position("beta", "CCC", -10)])
+    book.reserve(reservation(50, symbol="BBB"))
+
+    quantities = book.quantities()
+
+    assert quantities == {("alpha", "AAA"): 100, ("beta", "CCC"): -10}
+    assert quantities == {(p.strategy, p.symbol): p.quantity for p in book.positions()}
+
+
 def test_set_positions_replaces_the_whole_book_and_keeps_reservations():
     book = Book()
     book.set_positions([Position("alpha", "AAA", 100), Position("beta", "CCC", 10)])

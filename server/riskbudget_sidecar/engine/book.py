@@ -143,6 +143,10 @@ class Book:
         return [Position(strategy, symbol, quantity)
                 for (strategy, symbol), quantity in self._positions.items()]
 
+    def quantities(self) -> dict[tuple[str, str], float]:
+        """(strategy, symbol) -> quantity of every non-zero position: `positions` as a mapping."""
+        return dict(self._positions)
+
     # --- writes ------------------------------------------------------------
 
     def mark(self, symbol: str, price: float) -> None:
