@@ -4,7 +4,8 @@ import pytest
 
 from riskbudget_sidecar.engine.book import Book
 from riskbudget_sidecar.engine.recommendations import (
-    build_recommendation, current_allocation, strategy_drift, target_allocation,
+    book_drift, build_recommendation, current_allocation, strategy_drift, target_allocation,
+    target_notionals,
 )
 from riskbudget_sidecar.engine.types import (
     Position, RecommendationTrigger, Regime, StrategySymbolWeight, SymbolAllocation,
@@ -45,6 +46,13 @@ def test_target_allocation_is_capital_times_leverage_times_weight_per_strategy_a
         ("alpha", "AAA"), ("alpha", "BBB"), ("beta", "AAA"), ("beta", "CCC")]
     assert [a.notional for a in target] == pytest.approx([360_000.0, 240_000.0, 100_000.0, 100_000.0])
     assert [a.weight for a in target] == pytest.approx([0.36, 0.24, 0.1, 0.1])
+
+
+def test_target_notionals_are_the_target_allocations_without_the_weights():
+    budget = snapshot()
+
+    assert list(target_notionals(budget)) == [(a.strategy, a.symbol, a.notional)
+                                              for a in target_allocation(budget)]
 
 
 def test_current_allocation_values_positions_at_last_prices_signed_and_sorted():
@@ -99,6 +107,17 @@ def test_strategy_drift_leaves_out_flat_strategies_and_strategies_without_a_targ
     current = [allocation("alpha", "AAA", 0.0), allocation("gamma", "AAA", 1_000.0)]
 
     assert strategy_drift(target, current) == {}
+
+
+def test_book_drift_is_the_drift_of_the_current_allocation_from_the_target_to_the_last_bit():
+    book = book_of(("beta", "CCC", -1_000.0), ("alpha", "BBB", 210.0), ("alpha", "AAA", 301.0),
+                   ("beta", "AAA", 7.0), ("gamma", "AAA", 3.0))
+    budget = snapshot()
+
+    drift = book_drift(budget, book, PRICES.get)
+
+    assert drift == strategy_drift(target_allocation(budget), current_allocation(book, PRICES.get, NAV))
+    assert set(drift) == {"alpha", "beta"}
 
 
 # Recommendation -----------------------------------------------------------------------

@@ -20,9 +20,10 @@ The schedule, per row of prices (see prices.py for what a row's time means):
    check approves fills at the last price.
 
 Everything above is engine code: BudgetPipeline (market state, regime, compute_budget;
-the sidecar's own numeric path), TriggerMonitor, strategy_drift, ex_ante_volatility (the
-utilization report's), checks.evaluate, Book. Nothing looks ahead: a row's decisions read only that row's and
-earlier prices (the schedule uses the next row's time, never its prices).
+the sidecar's own numeric path), TriggerMonitor, book_drift (strategy_drift's figures),
+ex_ante_volatility (the utilization report's), checks.evaluate, Book. Nothing looks
+ahead: a row's decisions read only that row's and earlier prices (the schedule uses the
+next row's time, never its prices).
 
 Accounting: the budget is in units of `portfolio.net_asset_value` (NAV), and the book is
 kept at that scale: after each row's price move the positions are rescaled by the
@@ -44,7 +45,7 @@ from ..engine.book import Book
 from ..engine.checks import evaluate
 from ..engine.config import Config
 from ..engine.pipeline import BudgetPipeline
-from ..engine.recommendations import current_allocation, strategy_drift, target_allocation
+from ..engine.recommendations import book_drift, target_notionals
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     BudgetSnapshot, Decision, Fill, LimitSource, OrderRequest, Position, PriceTick, ReasonCode,
@@ -349,7 +350,8 @@ class Replay:
 
     # -- what the sidecar does after a recompute -----------------------------------------------
 
-    def _after_recompute(self, now: float, covariance: np.ndarray | None = None) -> tuple[RecommendationTrigger, ...]:
+    def _after_recompute(self, now: float,
+                         covariance: np.ndarray | None = None) -> tuple[RecommendationTrigger, ...]:
         """RiskBudgetSidecar._after_recompute: a regime change always, and with the covariance
         (the monitoring tick) every trigger, evaluated against the book. Of the utilization
         report the sidecar computes for them, the triggers read the ex-ante volatility only."""
@@ -362,10 +364,9 @@ class Replay:
         volatility = ex_ante_volatility(
             self.book, market, covariance=market.covariance() if covariance is None else covariance,
             cov_symbols=market.symbols, nav=snapshot.net_asset_value)
-        current = current_allocation(self.book, market.last_price, snapshot.net_asset_value)
         firings: list[Firing] = self.triggers.evaluate(
             now=now, regime_changed=changed, previous_regime=previous, snapshot=snapshot,
-            drift=strategy_drift(target_allocation(snapshot), current), realized_volatility=volatility)
+            drift=book_drift(snapshot, self.book, market.last_price), realized_volatility=volatility)
         return tuple(f.trigger for f in firings)
 
     # -- the rebalancer ------------------------------------------------------------------------
@@ -374,7 +375,7 @@ class Replay:
                    orders: dict[str, int], reasons: dict[str, int]) -> float:
         """Trade every slot toward its target, at its price in `prices` (0: none yet), through the
         pre-trade check; the notional traded."""
-        targets = {(a.strategy, a.symbol): a.notional for a in target_allocation(snapshot)}
+        targets = {(strategy, symbol): notional for strategy, symbol, notional in target_notionals(snapshot)}
         wanted = []
         for (strategy, symbol), price, lot in zip(self.slots, prices.tolist(), self._lots):
             if not (price > 0):
@@ -387,7 +388,8 @@ class Replay:
         traded = 0.0
         for buy, strategy, symbol, quantity, lot, price in sorted(wanted, key=lambda w: w[0]):  # sells first
             side = Side.BUY if buy else Side.SELL
-            traded += self._send(row, strategy, symbol, side, quantity, lot, price, snapshot, now, orders, reasons)
+            traded += self._send(row, strategy, symbol, side, quantity, lot, price, snapshot, now,
+                                 orders, reasons)
         return traded
 
     def _send(self, row: int, strategy: str, symbol: str, side: Side, quantity: float, lot: float,

@@ -18,46 +18,45 @@ of the budget a strategy uses is utilization's concern, not drift's.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .book import Book, PriceOf
 from .types import BudgetSnapshot, Recommendation, RecommendationTrigger, SymbolAllocation
 
 
+_Notionals = Iterable[tuple[str, str, float]]
+"""(strategy, symbol, notional) per allocation."""
+
+
 def target_allocation(snapshot: BudgetSnapshot) -> tuple[SymbolAllocation, ...]:
     """Per strategy and symbol, in the budget's order: the target notional and its weight."""
-    allocations = []
+    return _allocations(target_notionals(snapshot), snapshot.net_asset_value)
+
+
+def target_notionals(snapshot: BudgetSnapshot) -> Iterator[tuple[str, str, float]]:
+    """target_allocation's (strategy, symbol, notional), without the allocations."""
     for name, budget in snapshot.strategies.items():
         for entry in budget.symbols:
-            notional = budget.max_gross_exposure * entry.weight
-            allocations.append(SymbolAllocation(name, entry.symbol, notional / snapshot.net_asset_value,
-                                                notional))
-    return tuple(allocations)
+            yield name, entry.symbol, budget.max_gross_exposure * entry.weight
 
 
 def current_allocation(book: Book, price_of: PriceOf, nav: float) -> tuple[SymbolAllocation, ...]:
     """Per held position, sorted by strategy and symbol: its signed notional at the last
     price (0 without a price) and its weight. Reservations are not allocations."""
-    allocations = []
-    for position in sorted(book.positions(), key=lambda p: (p.strategy, p.symbol)):
-        notional = position.quantity * (price_of(position.symbol) or 0.0)
-        allocations.append(SymbolAllocation(position.strategy, position.symbol, notional / nav, notional))
-    return tuple(allocations)
+    return _allocations(_current_notionals(book, price_of), nav)
 
 
 def strategy_drift(target: Iterable[SymbolAllocation],
                    current: Iterable[SymbolAllocation]) -> dict[str, float]:
     """Per strategy with a target and non-zero current positions: the total-variation
     distance between its current and target within-strategy mixes (module docstring)."""
-    targets = _mixes(target)
-    drift = {}
-    for strategy, held in _mixes(current).items():
-        wanted = targets.get(strategy)
-        if wanted is None:
-            continue
-        symbols = dict.fromkeys([*wanted, *held])  # ordered, so the sum is the same every run
-        drift[strategy] = 0.5 * sum(abs(held.get(s, 0.0) - wanted.get(s, 0.0)) for s in symbols)
-    return drift
+    return _drift(_mixes(_notionals(target)), _mixes(_notionals(current)))
+
+
+def book_drift(snapshot: BudgetSnapshot, book: Book, price_of: PriceOf) -> dict[str, float]:
+    """strategy_drift(target_allocation(snapshot), current_allocation(book, price_of, nav)):
+    the same figures, from the same notionals, without building the allocations."""
+    return _drift(_mixes(target_notionals(snapshot)), _mixes(_current_notionals(book, price_of)))
 
 
 def build_recommendation(
@@ -85,14 +84,40 @@ def build_recommendation(
     )
 
 
-def _mixes(allocations: Iterable[SymbolAllocation]) -> dict[str, dict[str, float]]:
+def _current_notionals(book: Book, price_of: PriceOf) -> Iterator[tuple[str, str, float]]:
+    for (strategy, symbol), quantity in sorted(book.quantities().items()):
+        yield strategy, symbol, quantity * (price_of(symbol) or 0.0)
+
+
+def _notionals(allocations: Iterable[SymbolAllocation]) -> _Notionals:
+    return ((a.strategy, a.symbol, a.notional) for a in allocations)
+
+
+def _allocations(notionals: _Notionals, nav: float) -> tuple[SymbolAllocation, ...]:
+    return tuple(SymbolAllocation(strategy, symbol, notional / nav, notional)
+                 for strategy, symbol, notional in notionals)
+
+
+def _drift(targets: dict[str, dict[str, float]], current: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per strategy with both mixes: the total-variation distance between them."""
+    drift = {}
+    for strategy, held in current.items():
+        wanted = targets.get(strategy)
+        if wanted is None:
+            continue
+        symbols = dict.fromkeys([*wanted, *held])  # ordered, so the sum is the same every run
+        drift[strategy] = 0.5 * sum(abs(held.get(s, 0.0) - wanted.get(s, 0.0)) for s in symbols)
+    return drift
+
+
+def _mixes(notionals: _Notionals) -> dict[str, dict[str, float]]:
     """strategy -> symbol -> notional / the strategy's gross notional; flat strategies left out."""
-    notionals: dict[str, dict[str, float]] = defaultdict(dict)
-    for allocation in allocations:
-        symbols = notionals[allocation.strategy]
-        symbols[allocation.symbol] = symbols.get(allocation.symbol, 0.0) + allocation.notional
+    by_strategy: dict[str, dict[str, float]] = defaultdict(dict)
+    for strategy, symbol, notional in notionals:
+        symbols = by_strategy[strategy]
+        symbols[symbol] = symbols.get(symbol, 0.0) + notional
     mixes = {}
-    for strategy, symbols in notionals.items():
+    for strategy, symbols in by_strategy.items():
         gross = sum(abs(n) for n in symbols.values())
         if gross > 0:
             mixes[strategy] = {symbol: n / gross for symbol, n in symbols.items()}
