@@ -36,8 +36,9 @@ def target_allocation(snapshot: BudgetSnapshot) -> tuple[SymbolAllocation, ...]:
 def target_notionals(snapshot: BudgetSnapshot) -> Iterator[tuple[str, str, float]]:
     """target_allocation's (strategy, symbol, notional), without the allocations."""
     for name, budget in snapshot.strategies.items():
+        gross = budget.max_gross_exposure
         for entry in budget.symbols:
-            yield name, entry.symbol, budget.max_gross_exposure * entry.weight
+            yield name, entry.symbol, gross * entry.weight
 
 
 def current_allocation(book: Book, price_of: PriceOf, nav: float) -> tuple[SymbolAllocation, ...]:
