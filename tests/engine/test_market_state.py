@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from riskbudget_sidecar.engine.config import MarketData
-from riskbudget_sidecar.engine.market_state import MarketState
+from riskbudget_sidecar.engine.market_state import MarketState, covariance_block
 from riskbudget_sidecar.engine.types import PriceTick
 
 LAMBDA = 0.94
@@ -364,3 +364,15 @@ def test_average_correlation_when_a_symbol_is_named_twice_counts_it_once():
     twice = state.average_correlation(["AAA", "BBB", "AAA"])
 
     assert twice == state.average_correlation(["AAA", "BBB"])
+
+
+@pytest.mark.parametrize("indices", [[2, 3, 4], [0, 2, 5], [4, 1, 3], [5]])
+def test_covariance_block_takes_the_rows_and_columns_at_the_indices(indices):
+    matrix = np.arange(36.0).reshape(6, 6)
+    indices = np.array(indices)
+
+    block = covariance_block(matrix, indices)
+
+    np.testing.assert_array_equal(block, matrix[np.ix_(indices, indices)])
+    block[0, 0] = -1.0
+    assert matrix[indices[0], indices[0]] != -1.0  # a copy
