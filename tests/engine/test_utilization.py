@@ -13,7 +13,7 @@ import pytest
 
 from riskbudget_sidecar.engine.book import Book
 from riskbudget_sidecar.engine.types import Position, Regime
-from riskbudget_sidecar.engine.utilization import compute_utilization
+from riskbudget_sidecar.engine.utilization import compute_utilization, ex_ante_volatility
 from tests.engine.builders import (
     NOW, FakePrices, make_snapshot, reservation, strategy_budget, symbol_budget,
 )
@@ -151,6 +151,27 @@ def test_exposure_against_a_zero_limit_is_breached_and_no_exposure_is_not():
     assert report.symbols["CCC"].utilization == 0.0
     assert report.strategies["idle"].leverage == 0.0
     assert report.strategies["idle"].breached is False
+
+
+def test_a_symbol_with_no_returns_yet_is_riskless_and_poisons_nothing():
+    covariance = COVARIANCE.copy()
+    covariance[1, :] = covariance[:, 1] = np.nan  # BBB: no returns yet
+    covariance[2, :] = covariance[:, 2] = np.nan  # CCC, not held: none either
+
+    total = compute_utilization(
+        budget(), small_book(), FakePrices({"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}),
+        covariance=covariance, cov_symbols=COV_SYMBOLS, near_limit_fraction=0.8, now=NOW).total
+
+    assert total.ex_ante_volatility == pytest.approx(150_000 * 0.2 / 1_000_000)  # AAA alone
+
+
+def test_ex_ante_volatility_alone_is_the_reports_total():
+    book, prices = small_book(), FakePrices({"AAA": 100.0, "BBB": 50.0, "CCC": 20.0})
+
+    alone = ex_ante_volatility(book, prices, covariance=COVARIANCE, cov_symbols=COV_SYMBOLS,
+                               nav=1_000_000)
+
+    assert alone == utilization(book=book, prices=prices).total.ex_ante_volatility
 
 
 def test_mismatched_covariance_is_refused():
