@@ -8,7 +8,8 @@ The schedule, per row of prices (see prices.py for what a row's time means):
    change (if the regime moved) is turned into the triggers that fire.
 2. **Monitoring tick**, when the row's bar ends before the next row's ticks (always, for
    daily rows): at the bar's end the bar closes, the regime detector sees it, the budget
-   is recomputed, and every rebalancing trigger is evaluated against the book, with the
+   is recomputed if that moved anything (see BudgetPipeline.advance_to), and every
+   rebalancing trigger is evaluated against the book, with the
    ex-ante volatility of the utilization report the sidecar would compute.
 3. **Rebalance** (the rebalancer, from the first row after the warm-up): the dynamic
    portfolio trades each strategy's symbols toward the budget's target notional
