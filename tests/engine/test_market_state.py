@@ -213,7 +213,6 @@ def test_covariance_when_fed_bar_by_bar_equals_the_batch_ewma_of_all_returns():
     returns = np.log(prices[1:] / prices[:-1])
     expected = batch_ewma_covariance(returns, LAMBDA, CONFIG.periods_per_year)
     np.testing.assert_allclose(state.covariance(provisional=False), expected, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(state.volatility(provisional=False), np.sqrt(np.diag(expected)), rtol=1e-12)
     assert [state.observations(s) for s in state.symbols] == [79, 79, 69, 44]
 
 
@@ -233,7 +232,6 @@ def test_covariance_when_symbol_has_no_return_yet_is_nan_in_its_row_and_column()
     cov = state.covariance(provisional=False)
     assert np.isfinite(cov[0, 0])
     assert np.isnan(cov[1]).all() and np.isnan(cov[:, 1]).all()
-    assert math.isnan(state.volatility(provisional=False)[1])
 
 
 def test_covariance_when_symbols_join_late_stays_positive_semidefinite():
@@ -263,7 +261,6 @@ def test_covariance_provisional_when_bar_is_open_folds_it_in_without_mutating_st
     np.testing.assert_array_equal(live, live_again)
     np.testing.assert_allclose(live, closed, rtol=1e-14)
     assert not np.allclose(live, committed)
-    np.testing.assert_allclose(state.volatility(provisional=True), np.sqrt(np.diag(closed)), rtol=1e-14)
 
 
 def test_covariance_provisional_when_no_bar_is_open_equals_committed():
@@ -299,15 +296,14 @@ def test_covariance_is_read_only():
         state.covariance()[0, 0] = 1.0
 
 
-def test_has_enough_data_when_every_symbol_reaches_min_observations():
+def test_enough_data_when_a_symbol_reaches_min_observations():
     state = market(("AAA", "BBB"))
 
     feed_rows(state, np.array([[100.0, np.nan], [101.0, 50.0], [102.0, 51.0], [103.0, 52.0]]))
 
     assert state.observations("AAA") == 3
     assert state.observations("BBB") == 2
-    assert state.has_enough_data(["AAA"])
-    assert not state.has_enough_data(["AAA", "BBB"])
+    assert state.enough_data().tolist() == [True, False]
 
 
 # Correlation --------------------------------------------------------------------------

@@ -133,10 +133,6 @@ class MarketState:
         """
         return self._estimate(provisional).covariance
 
-    def volatility(self, provisional: bool = True) -> np.ndarray:
-        """Annualised volatility per symbol (NaN where no return yet)."""
-        return np.sqrt(np.diag(self.covariance(provisional)))
-
     def average_correlation(self, symbols: Sequence[str] | None = None, provisional: bool = True) -> float:
         """Mean pairwise correlation over `symbols` (all if None) that have enough data.
 
@@ -158,11 +154,6 @@ class MarketState:
     def observations(self, symbol: str) -> int:
         """Returns folded into the symbol's estimate (closed bars only)."""
         return int(self._ewma[1][self.index(symbol)])
-
-    def has_enough_data(self, symbols: Sequence[str]) -> bool:
-        """Whether every symbol has at least `min_observations` returns."""
-        enough = self.enough_data()
-        return all(enough[self.index(s)] for s in symbols)
 
     def enough_data(self) -> np.ndarray:
         """Per symbol, in symbol order: whether it has `min_observations` returns (closed bars)."""
