@@ -25,11 +25,17 @@ def calls_per_cell(samples: int, rounds: int, clients: int) -> int:
     return math.ceil(samples / rounds / clients) * clients * rounds
 
 
+def assert_ordered_percentiles(summary: dict, keys: tuple[str, ...]) -> None:
+    """Positive and non-decreasing from p50 to the maximum: a consistency check, not a time bound."""
+    percentiles = [summary[key] for key in keys]
+    assert percentiles[0] > 0 and percentiles == sorted(percentiles)
+
+
 def assert_sensible_latencies(summary: dict, calls: int) -> None:
     assert summary["calls"] == calls
     assert summary["errors"] == 0
     assert sum(summary["outcomes"].values()) == calls
-    assert 0 < summary["p50_ms"] <= summary["p99_ms"] <= summary["p999_ms"] <= summary["max_ms"]
+    assert_ordered_percentiles(summary, ("p50_ms", "p99_ms", "p999_ms", "max_ms"))
     assert summary["throughput_per_s"] > 0
 
 
@@ -66,7 +72,7 @@ def test_the_quick_run_times_every_regime_change_it_causes(results):
     assert regime["changes"] == regime["measured"] == QUICK.regime_changes
     assert regime["missed"] == 0
     assert sum(regime["transitions"].values()) == regime["changes"]
-    assert 0 < regime["p50_ms"] <= regime["p99_ms"] <= regime["max_ms"]
+    assert_ordered_percentiles(regime, ("p50_ms", "p99_ms", "max_ms"))
     assert regime["server_p50_ms"] > 0
 
 
