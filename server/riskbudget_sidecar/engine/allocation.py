@@ -129,7 +129,8 @@ def compute_budget(
     for o in overrides:
         if o.scope is OverrideScope.SYMBOL and o.kind is OverrideKind.CAP_SYMBOL_POSITION:
             position_caps.setdefault(o.target, []).append(o.value)
-    prices = np.nan_to_num(market.last_prices(book), nan=0.0)  # 0 while unknown
+    prices = market.last_prices(book)
+    prices[np.isnan(prices)] = 0.0  # while unknown
     symbols = {}
     for sym, weight, contribution, limit, source, vol, price in zip(
             book, weights.tolist(), contributions.tolist(), limits.tolist(), sources, volatility.tolist(),

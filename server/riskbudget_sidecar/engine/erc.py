@@ -78,7 +78,7 @@ def solve_risk_budgeting(
     while True:
         sy = cov @ y
         contributions = y * sy / (y @ sy)
-        converged = bool(np.max(np.abs(contributions - b)) <= tol)
+        converged = bool(np.abs(contributions - b).max() <= tol)
         if converged or iterations == max_iter:
             break
         stepped = _newton_step(cov, b, y, sy)

@@ -166,7 +166,7 @@ class MarketState:
         return None if math.isnan(price) else float(price)
 
     def last_prices(self, symbols: Sequence[str]) -> np.ndarray:
-        """The symbols' last prices (NaN where none yet)."""
+        """The symbols' last prices (NaN where none yet), as a new array."""
         return self._last_price[[self.index(s) for s in symbols]]
 
     def last_time(self, symbol: str) -> float | None:
@@ -266,8 +266,8 @@ def covariance_block(matrix: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """The rows and columns at `indices` (a copy). Sliced where the indices are a run, the
     usual case (the universe lists each strategy's symbols together when they sort so):
     ten times faster than fancy indexing at 500 symbols."""
-    start, stop = indices[0], indices[-1] + 1
-    if stop - start == indices.size and (np.diff(indices) == 1).all():
+    start, stop = int(indices[0]), int(indices[-1]) + 1
+    if stop - start == indices.size and (np.diff(indices) == 1).all():  # the span first: cheap
         return matrix[start:stop, start:stop].copy()
     return matrix[np.ix_(indices, indices)]
 
