@@ -27,6 +27,11 @@ _ROUNDOFF_DECREMENT = 1e-10
 """Below this squared Newton decrement the full step is inside Newton's quadratic
 region, while the decrease it promises in f is near f's own roundoff: Armijo's test
 would then reject good steps, so the full step is taken (still kept inside y > 0)."""
+_FULL_STEP_DECREMENT = ((1 - 2 * _ARMIJO) / 4) ** 2
+"""f / min(b) is self-concordant (each -b_i log y_i / min(b) has a coefficient of at least
+one), with squared Newton decrement decrement / min(b). Where that is at most
+((1 - 2 Armijo) / 4)^2, the full step stays in y > 0 and passes Armijo's test (Boyd and
+Vandenberghe, Convex Optimization, 9.6.4): it is taken without evaluating f."""
 _SYMMETRY_TOLERANCE = 1e-10
 DENSE_MAX_ASSETS = 64
 """Below this many assets a direct solve of the Newton system is cheaper than conjugate
@@ -175,6 +180,8 @@ def _newton_step(cov: np.ndarray, b: np.ndarray, y: np.ndarray, sy: np.ndarray) 
     decrement = -(gradient @ step)
     if not decrement > 0:
         return None
+    if decrement <= _FULL_STEP_DECREMENT * b.min():
+        return y + step
     # f along the step, from two products: (y + tp)'S(y + tp) = y'Sy + 2t p'Sy + t^2 p'Sp.
     curvature, slope = step @ (cov @ step), step @ sy
     f0 = 0.5 * (y @ sy) - b @ np.log(y)
