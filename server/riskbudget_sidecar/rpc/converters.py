@@ -6,6 +6,7 @@ Bad input raises InvalidInput naming the field (proto field paths, e.g.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from typing import Callable, Iterable, Iterator
@@ -106,17 +107,35 @@ class _Violations:
 
 
 def check_trade_request(request: service_pb.CheckTradeRequest) -> d.OrderRequest:
-    v = _Violations()
-    order_id = v.name("client_order_id", request.client_order_id, MAX_ID_LENGTH)
-    strategy = v.name("strategy", request.strategy)
-    symbol = v.name("symbol", request.symbol)
-    side = v.side("side", request.side)
-    quantity = v.positive("quantity", request.quantity, MAX_QUANTITY)
-    limit_price = request.limit_price
-    if limit_price != 0:
-        v.positive("limit_price", limit_price, MAX_PRICE)
-    v.raise_if_any()
+    """The order asked for. A well-formed order (nearly every one) is accepted by plain
+    comparisons; only one that fails them goes through _Violations, to name every problem."""
+    order_id, strategy, symbol = request.client_order_id, request.strategy, request.symbol
+    side, quantity, limit_price = SIDE_FROM_PB.get(request.side), request.quantity, request.limit_price
+    # NaN fails every comparison, so a NaN quantity or limit price is not well formed either
+    well_formed = (_is_name(order_id, MAX_ID_LENGTH) and _is_name(strategy, MAX_NAME_LENGTH)
+                   and _is_name(symbol, MAX_NAME_LENGTH) and side is not None
+                   and 0 < quantity <= MAX_QUANTITY and (limit_price == 0 or 0 < limit_price <= MAX_PRICE))
+    if not well_formed:
+        _refuse_check_trade_request(request)
     return d.OrderRequest(order_id, strategy, symbol, side, quantity, limit_price, request.dry_run)
+
+
+def _is_name(value: str, limit: int) -> bool:
+    """Whether _Violations.name accepts this required name."""
+    return 0 < len(value) <= limit and value.isprintable()
+
+
+def _refuse_check_trade_request(request: service_pb.CheckTradeRequest) -> None:
+    """Raise InvalidInput naming every field of the request that is wrong."""
+    v = _Violations()
+    v.name("client_order_id", request.client_order_id, MAX_ID_LENGTH)
+    v.name("strategy", request.strategy)
+    v.name("symbol", request.symbol)
+    v.side("side", request.side)
+    v.positive("quantity", request.quantity, MAX_QUANTITY)
+    if request.limit_price != 0:
+        v.positive("limit_price", request.limit_price, MAX_PRICE)
+    v.raise_if_any()
 
 
 def price_ticks(ticks: Iterable[pb.PriceTick], universe: frozenset[str], field: str = "ticks") -> list[d.PriceTick]:
@@ -253,7 +272,11 @@ def trading_state_request(request: admin_pb.SetTradingStateRequest) -> tuple[d.T
 # -- domain -> protobuf ----------------------------------------------------------------------
 
 def timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
+    return _set_time(Timestamp(), seconds)
+
+
+def _set_time(stamp: Timestamp, seconds: float) -> Timestamp:
+    """Write `seconds` into `stamp`, which may be a field of a message (set in place, no copy)."""
     whole = math.floor(seconds)
     stamp.seconds, stamp.nanos = whole, int(round((seconds - whole) * 1e9)) % 1_000_000_000
     return stamp
@@ -301,24 +324,34 @@ def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
 
 
 def trade_decision(decision: d.TradeDecision) -> service_pb.CheckTradeResponse:
+    """Nested fields are filled in place: upb's keyword constructor would build each as a
+    message of its own and copy it in, twice the cost of the whole response."""
     response = service_pb.CheckTradeResponse(
         client_order_id=decision.client_order_id, decision=DECISION_TO_PB[decision.decision],
         requested_quantity=decision.requested_quantity,
         approved_quantity=decision.approved_quantity,
-        reasons=[pb.Reason(code=REASON_TO_PB[r.code], message=r.message, limit=r.limit, value=r.value)
-                 for r in decision.reasons],
-        budget=pb.BudgetRef(
-            version=decision.budget_version,
-            regime=REGIME_TO_PB[decision.regime] if decision.regime else pb.REGIME_UNSPECIFIED,
-            computed_at=timestamp(decision.budget_computed_at) if decision.budget_version else None),
         reserved=decision.reserved, reduces_exposure=decision.reduces_exposure,
-        replayed=decision.replayed, reference_price=decision.reference_price,
-        override_ids=decision.override_ids)
+        replayed=decision.replayed, reference_price=decision.reference_price)
+    response.budget.CopyFrom(_decision_budget_ref(
+        decision.budget_version, decision.regime, decision.budget_computed_at))
+    for reason in decision.reasons:
+        response.reasons.add(code=REASON_TO_PB[reason.code], message=reason.message,
+                             limit=reason.limit, value=reason.value)
+    if decision.override_ids:
+        response.override_ids.extend(decision.override_ids)
     if decision.reservation_expires_at is not None:
-        response.reservation_expires_at.CopyFrom(timestamp(decision.reservation_expires_at))
+        _set_time(response.reservation_expires_at, decision.reservation_expires_at)
     if decision.shadow_decision is not None:
         response.shadow_decision = DECISION_TO_PB[decision.shadow_decision]
     return response
+
+
+@functools.lru_cache(maxsize=16)
+def _decision_budget_ref(version: int, regime: d.Regime | None, computed_at: float) -> pb.BudgetRef:
+    """The budget a decision was made against, built once per budget (every check against it
+    carries the same). Shared: only ever copied from, never handed out."""
+    return pb.BudgetRef(version=version, regime=REGIME_TO_PB[regime] if regime else pb.REGIME_UNSPECIFIED,
+                        computed_at=timestamp(computed_at) if version else None)
 
 
 def _usage(usage: d.Utilization) -> pb.Usage:
