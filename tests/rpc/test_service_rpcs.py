@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -470,6 +473,16 @@ async def test_a_socket_left_by_a_dead_sidecar_is_replaced_but_a_live_one_is_not
     assert reply.budget.ref.version >= 1
 
 
+async def first_check_until(running, wanted, attempts: int = 200):
+    """Checks of new orders, 20 ms apart, until one's reply is `wanted` (the last reply if none is)."""
+    for attempt in range(attempts):
+        reply = await running.check(f"o-poll-{attempt}-{time.monotonic_ns()}", 1)
+        if wanted(reply):
+            return reply
+        await asyncio.sleep(0.02)
+    return reply
+
+
 async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_an_alert_fires(tmp_path):
     import sqlite3
 
@@ -478,16 +491,20 @@ async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_
         await running.publish_last_prices()
         blocker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
-        refused = await running.check("o-locked", 1)
+        journaled = await running.check("o-journaled", 1)  # the journal takes it; folding it in fails
+        refused = await first_check_until(running, lambda reply: reply.decision == pb.DECISION_REJECTED)
         blocker.execute("ROLLBACK")
         blocker.close()
-        after = await running.check("o-locked", 1)
+        after = await first_check_until(running, lambda reply: reply.decision == pb.DECISION_APPROVED)
+        retried = await running.check(refused.client_order_id, 1)  # a refused check is not remembered
         alerts = await running.stub.ListAlerts(spb.ListAlertsRequest())
     finally:
         await running.channel.close()
         await stop(running.sidecar, running.server)
 
+    assert journaled.decision == pb.DECISION_APPROVED
     assert refused.decision == pb.DECISION_REJECTED and refused.approved_quantity == 0
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert after.decision == pb.DECISION_APPROVED and not after.replayed
+    assert retried.decision == pb.DECISION_APPROVED and not retried.replayed
     assert any(a.kind == pb.ALERT_KIND_STORE_ERROR for a in alerts.alerts)

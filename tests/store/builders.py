@@ -50,7 +50,7 @@ def held_by(store: Any) -> dict[str, Any]:
         "positions": sorted(store.book.positions(), key=repr),
         "reservations": sorted(store.book.reservations(), key=repr),
         "exposures": {symbol: store.book.net_exposure(symbol) for symbol in ("AAA", "BBB", "CCC")},
-        "remembered": {key: store.remembered(key) for key in ("o-1", "o-2", "o-3")},
+        "remembered": {key: store.remembered(key) for key in ("o-1", "o-2", "o-3", "o-4")},
         "trading_states": (store.trading_state(), states),
         "overrides": store.overrides(),
         "recommendations": store.recommendations_after(0, 1_000),

@@ -35,6 +35,9 @@ async def make_changes(store) -> None:
     await store.release("o-3")
     request = order(client_order_id="o-1", quantity=30)
     store.remember(request, decision(request, approved=20), forget_after=NOW + 120)
+    checked = order(client_order_id="o-4", quantity=7, symbol="BBB")
+    await store.record_check(checked, decision(checked), reservation(7, client_order_id="o-4", symbol="BBB"),
+                             forget_after=NOW + 120)
     await store.set_trading_state(TradingState.REDUCING)
     await store.set_trading_state(TradingState.HALTED, "beta")
     await store.add_override(override("b"))
@@ -182,6 +185,151 @@ async def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
 
     with pytest.raises(StoreError, match="cannot read: KeyError.*PANIC"):
         open_sqlite()
+
+
+# -- check journal -------------------------------------------------------------------------------
+
+
+async def record_check(store, client_order_id: str, quantity: float = 5) -> None:
+    request = order(client_order_id=client_order_id, quantity=quantity)
+    await store.record_check(request, decision(request),
+                             reservation(quantity, client_order_id=client_order_id), forget_after=NOW + 120)
+
+
+def table(db_path: Path, sql: str) -> list[tuple]:
+    other = sqlite3.connect(db_path)
+    try:
+        return other.execute(sql).fetchall()
+    finally:
+        other.close()
+
+
+async def test_checks_are_recorded_while_the_database_is_locked_and_folded_in_once_it_is_free(
+        open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    with write_lock(db_path):
+        await record_check(store, "o-1")
+        await record_check(store, "o-2")
+        waiting = store.flush(timeout=0.05)
+
+    flushed = store.flush(timeout=10)
+
+    assert (waiting, flushed) == (False, True)
+    assert table(db_path, "SELECT client_order_id FROM reservations ORDER BY rowid") == [("o-1",), ("o-2",)]
+    assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(2,)]
+
+
+async def test_a_change_after_a_check_folds_the_check_in_first(open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    await record_check(store, "o-1")
+
+    await store.release("o-1")  # before the writer's linger is over: the release's transaction folds it
+    store.close()
+
+    reopened = open_sqlite()
+    assert reopened.book.reservation("o-1") is None
+    assert reopened.remembered("o-1").decision == decision(order(client_order_id="o-1", quantity=5))
+
+
+async def test_journaled_checks_the_database_never_took_are_there_after_a_kill_9(
+        open_sqlite, db_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCKED_CHILD, str(db_path)], cwd=REPO,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        acknowledged = child.stdout.readline()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()
+    folded_before = table(db_path, "SELECT client_order_id FROM reservations")
+
+    reopened = open_sqlite()
+
+    assert acknowledged == "acknowledged\n"
+    assert folded_before == []
+    assert reopened.book.reservation("o-1") == reservation(5, client_order_id="o-1")
+    assert reopened.book.reservation("o-2") == reservation(6, client_order_id="o-2")
+    assert reopened.remembered("o-2").decision == decision(order(client_order_id="o-2", quantity=6))
+    assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(2,)]
+    assert list(db_path.parent.glob(db_path.name + "-checks.*")) == [
+        db_path.with_name(db_path.name + "-checks.1")]  # the new store's own, empty
+
+
+LOCKED_CHILD = """
+import asyncio
+import sqlite3
+import sys
+from riskbudget_sidecar.engine.config import StoreSettings
+from riskbudget_sidecar.store import SqliteStore
+from tests.store.test_sqlite import record_check
+
+store = SqliteStore(StoreSettings(path=sys.argv[1]))
+blocker = sqlite3.connect(sys.argv[1], isolation_level=None)
+blocker.execute("BEGIN IMMEDIATE")  # the writer thread cannot fold the checks in
+asyncio.run(record_check(store, "o-1"))
+asyncio.run(record_check(store, "o-2", quantity=6))
+print("acknowledged", flush=True)
+sys.stdin.read()  # blocks: the parent kills this process before any close
+"""
+
+
+async def test_a_check_the_journal_refuses_raises_and_leaves_memory_as_it_was(
+        open_sqlite, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_sqlite()
+    await record_check(store, "o-1")
+    before = held_by(store)
+
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite.os.write", disk_full)
+    with pytest.raises(StoreError, match="check journal .* refused the record: .*No space left"):
+        await record_check(store, "o-2")
+    monkeypatch.undo()
+
+    assert held_by(store) == before
+    assert store.book.reservation("o-2") is None and store.remembered("o-2") is None
+
+
+def kill_with_checks_waiting(db_path: Path) -> Path:
+    """Run LOCKED_CHILD to an exit without close: its two checks are in the journal only.
+    Returns the journal segment that holds them."""
+    child = subprocess.run([sys.executable, "-c", LOCKED_CHILD.replace("sys.stdin.read()", "import os; os._exit(0)"),
+                            str(db_path)], cwd=REPO, capture_output=True, text=True, check=True)
+    assert child.stdout == "acknowledged\n"
+    return db_path.with_name(db_path.name + "-checks.1")
+
+
+def test_a_torn_last_journal_line_is_skipped(open_sqlite, db_path: Path) -> None:
+    segment = kill_with_checks_waiting(db_path)
+    with segment.open("ab") as journal:
+        journal.write(b'{"sequence": 3, "forget_af')
+
+    reopened = open_sqlite()
+
+    assert reopened.book.reservation("o-2") == reservation(6, client_order_id="o-2")
+    assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(2,)]
+
+
+def test_a_journal_damaged_before_its_last_line_is_refused(open_sqlite, db_path: Path) -> None:
+    segment = kill_with_checks_waiting(db_path)
+    segment.write_bytes(b"garbage\n" + segment.read_bytes())
+
+    with pytest.raises(StoreError, match="checks.1 line 1 is not a journal record"):
+        open_sqlite()
+
+
+async def test_a_checks_decision_log_record_reads_back_as_the_dict_of_its_record(open_sqlite) -> None:
+    store = open_sqlite()
+    request = order(client_order_id="o-1", quantity=5)
+    checked = decision(request)
+    await store.record_check(request, checked, reservation(5), forget_after=NOW + 120)
+
+    store.log_decision(DecisionRecord(NOW, request, checked))  # from the journal's JSON
+    store.flush(timeout=10)
+
+    assert store.decisions(limit=1) == [to_dict(DecisionRecord(NOW, request, checked))]
 
 
 # -- decision log --------------------------------------------------------------------------------

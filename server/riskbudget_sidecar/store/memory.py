@@ -96,6 +96,10 @@ class MemoryStore:
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
                      reservation: Reservation | None, forget_after: float) -> None:
         """What a CheckTrade leaves behind: its reservation, if any, and its decision."""
+        self._keep_check(order, decision, reservation, forget_after)
+
+    def _keep_check(self, order: OrderRequest, decision: TradeDecision,
+                    reservation: Reservation | None, forget_after: float) -> None:
         if reservation is not None:
             self.book.reserve(reservation)
         MemoryStore.remember(self, order, decision, forget_after)

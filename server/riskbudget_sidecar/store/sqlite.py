@@ -1,8 +1,11 @@
 """The durable store: MemoryStore written through to one SQLite file.
 
 Memory stays the read side (the hot path never reads the database); every
-change is committed to SQLite before the method returns, and on open the file
-is loaded back into memory, so a restarted sidecar carries on where it stopped.
+change is durable before the method returns, and on open the file is loaded back
+into memory, so a restarted sidecar carries on where it stopped. CheckTrade's
+record (its reservation and its decision) is appended to a check journal beside
+the database, which the writer thread folds into SQLite in batches (see
+SqliteStore); every other change is committed to SQLite directly.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import fcntl
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections import deque
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 
 from ..engine.config import StoreSettings
 from ..engine.types import (
@@ -50,10 +54,13 @@ CREATE TABLE IF NOT EXISTS recommendations (
 CREATE TABLE IF NOT EXISTS decision_log (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, client_order_id TEXT NOT NULL,
     record_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS check_journal (applied_sequence INTEGER NOT NULL);
+INSERT INTO check_journal SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM check_journal);
 COMMIT;
 """
 """trading_states keeps the book's own state under strategy ''. The recommendations'
-AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed."""
+AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed.
+check_journal holds the sequence of the last journaled check folded into the tables."""
 
 # One SQL string per statement: sqlite3 prepares each once and reuses it from its cache.
 _SAVE_POSITION = "INSERT OR REPLACE INTO positions (strategy, symbol, quantity) VALUES (?, ?, ?)"
@@ -71,6 +78,7 @@ _DELETE_OVERRIDE = "DELETE FROM overrides WHERE id = ?"
 _APPEND_RECOMMENDATION = "INSERT INTO recommendations (recommendation_json) VALUES (?)"
 _TRIM_RECOMMENDATIONS = "DELETE FROM recommendations WHERE sequence <= ?"
 _LOG_DECISIONS = "INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)"
+_FOLDED_UP_TO = "UPDATE check_journal SET applied_sequence = ?"
 
 _CHECKPOINT_EVERY = 250
 """Commits of the event loop, or decisions written, between two checkpoints."""
@@ -81,6 +89,10 @@ _MAX_WAL_FRAMES = 10_000
 _LINGER = 0.02
 """Seconds the writer lets a batch fill after its first record: a decision is written
 within about this long, in a few large transactions rather than one per decision."""
+
+_REFUSED_RETRY = 0.5
+"""Seconds the writer waits before folding in journaled checks again after the database
+refused them (they are safe in the journal meanwhile)."""
 
 _BOOK = ""
 """The trading_states row of the book's own state."""
@@ -104,10 +116,18 @@ class SqliteStore(MemoryStore):
     raises StoreError and memory is put back as it was, so memory and disk never
     disagree.
 
+    CheckTrade's record (`record_check`) is the exception: it is appended to the
+    check journal (see _CheckJournal), one write() that costs a few microseconds
+    where a commit costs tens, and is as durable (in the operating system's hands
+    once written). The writer thread folds journaled checks into the tables in
+    batches, and every other mutation folds those still waiting into its own
+    transaction first, so the tables see the changes in the order they were made.
+    On open, journaled checks the database has not folded are read back.
+
     All methods run on one thread at a time (the event loop), through one
     connection, except `log_decision`, which only enqueues. A writer thread with
-    its own connection drains the decision log in batches and runs the WAL
-    checkpoints, which copy pages and fsync: run by the committing connection,
+    its own connection drains the decision log and the check journal in batches
+    and runs the WAL checkpoints, which copy pages and fsync: run by the committing connection,
     as SQLite does by default, they stalled the event loop for about 10 ms every
     few hundred commits. The two connections take turns on an in-process lock
     rather than meeting in SQLite's busy handler, which sleeps at least a
@@ -127,6 +147,9 @@ class SqliteStore(MemoryStore):
         self._busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._commits = 0
+        self._last_check: tuple[OrderRequest, TradeDecision, str, str] | None = None
+        """The last journaled check's order and decision, with their JSON, which its decision
+        log record reuses (see log_decision)."""
         self._owner = _claim(self._path)
         try:
             self._db = _connect(self._path, busy_timeout)
@@ -147,13 +170,16 @@ class SqliteStore(MemoryStore):
             self._db.executescript(_SCHEMA)
             self._check_schema_version()
             self._load()
+            self._journal = self._replay_journal()
+        except OSError as error:
+            raise StoreError(f"cannot read the check journal of {self._path}: {error}") from error
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the state store {self._path}: {error}") from error
         except (ValueError, KeyError, TypeError) as error:
             raise StoreError(f"the state store {self._path} holds what this sidecar cannot read: "
                              f"{error!r}") from error
         self._writer = _BackgroundWriter(
-            _connect(self._path, self._busy_timeout), self._write_lock,
+            _connect(self._path, self._busy_timeout), self._write_lock, self._journal,
             capacity=self._settings.decision_log_queue, batch=self._settings.decision_log_batch,
             fallback_log=fallback_log)
 
@@ -188,30 +214,60 @@ class SqliteStore(MemoryStore):
             self._keep_recommendation(dataclasses.replace(
                 from_dict(Recommendation, json.loads(recommendation)), sequence=sequence))
 
+    def _replay_journal(self) -> _CheckJournal:
+        """Bring back the journaled checks the database had not folded in (a crash came first),
+        fold them in, and start a new journal."""
+        [(applied,)] = self._db.execute("SELECT applied_sequence FROM check_journal").fetchall()
+        records, segments = _read_journal(self._path, applied)
+        checks = []
+        for record in records:
+            order = from_dict(OrderRequest, record["order"])
+            decision = from_dict(TradeDecision, record["decision"])
+            reserved = record["reservation"]
+            reservation = None if reserved is None else Reservation(order.client_order_id, *reserved)
+            self._keep_check(order, decision, reservation, record["forget_after"])
+            checks.append(_journaled(record["sequence"], order.client_order_id, json.dumps(record["order"]),
+                                     json.dumps(record["decision"]), reservation, record["forget_after"]))
+        if checks:
+            with _transaction(self._db):
+                _fold(self._db, checks)
+        for segment in segments:
+            segment.unlink()
+        return _CheckJournal(self._path, next_sequence=max([applied, *(c.sequence for c in checks)]) + 1)
+
     # -- writing ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _change(self, *undo: Callable[[], object]) -> Iterator[sqlite3.Connection]:
         """One durable change: the body changes memory, then writes; all is committed on exit.
 
-        If the database refuses, the `undo` steps put memory back and StoreError is
-        raised. Any other error rolls the database back and propagates: bodies do
-        nothing else that can fail once memory has changed (the book validates
-        before it changes anything; rows are serialized before the body).
+        The journaled checks not yet folded in are folded into the same transaction
+        first: they came before this change. If the database refuses, the `undo`
+        steps put memory back, the checks go back to wait, and StoreError is raised.
+        Any other error rolls the database back and propagates: bodies do nothing
+        else that can fail once memory has changed (the book validates before it
+        changes anything; rows are serialized before the body).
         """
         if not self._write_lock.acquire(timeout=self._busy_timeout):
             raise StoreError(f"the state store {self._path} refused the change: its writer "
                              f"thread held the write lock for over {self._busy_timeout} s")
         began = False
+        folded: list[_JournaledCheck] = []
         try:
             with _transaction(self._db):
                 began = True
+                folded, _ = self._journal.take()
+                _fold(self._db, folded)
                 yield self._db
         except sqlite3.Error as error:
+            self._journal.put_back(folded)
             if began:
                 for step in undo:
                     step()
             raise StoreError(f"the state store {self._path} refused the change: {error}") from error
+        except BaseException:
+            self._journal.put_back(folded)
+            raise
         finally:
             self._write_lock.release()
         self._commits += 1
@@ -326,14 +382,28 @@ class SqliteStore(MemoryStore):
 
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
                      reservation: Reservation | None, forget_after: float) -> None:
-        """Reservation and decision in one transaction: the one write on CheckTrade's path."""
+        """Reservation and decision in one journal record: the one write on CheckTrade's path.
+
+        StoreError (the check fails closed) if the journal refuses it (a full disk; memory
+        is then put back), or while the database refuses to fold journaled checks in (as a
+        commit would be refused: locked past busy_timeout, unwritable)."""
+        if self._journal.refused is not None:
+            raise StoreError(f"the state store {self._path} refuses the journaled checks "
+                             f"({self._journal.refused}): checks fail closed until it takes them")
         order_id = order.client_order_id
-        row = (order_id, json.dumps(to_dict(order)), json.dumps(to_dict(decision)), forget_after)
-        with self._change(self._reservation_restorer(order_id), self._decision_restorer(order_id)) as db:
-            await super().record_check(order, decision, reservation, forget_after)
-            if reservation is not None:
-                self._save_reservation(order_id)
-            db.execute(_SAVE_DECISION, row)
+        order_json, decision_json = json.dumps(to_dict(order)), json.dumps(to_dict(decision))
+        undo = (self._reservation_restorer(order_id), self._decision_restorer(order_id))
+        await super().record_check(order, decision, reservation, forget_after)
+        try:
+            first_waiting = self._journal.append(
+                order_id, order_json, decision_json, reservation, forget_after)
+        except OSError as error:
+            for step in undo:
+                step()
+            raise StoreError(f"the check journal of {self._path} refused the record: {error}") from error
+        self._last_check = (order, decision, order_json, decision_json)
+        if first_waiting:
+            self._writer.wake()
 
     def forget_decisions_before(self, now: float) -> int:
         forgotten: list[RememberedDecision] = []
@@ -381,8 +451,16 @@ class SqliteStore(MemoryStore):
     # -- decision log ----------------------------------------------------------------------
 
     def log_decision(self, record: DecisionRecord) -> None:
-        """Queue it for the writer thread; never blocks."""
-        self._writer.put(record)
+        """Queue it for the writer thread; never blocks. Serialized here, on the caller's
+        thread: done by the writer thread, the work would come in bursts holding the GIL
+        and stall the event loop for milliseconds. The check just journaled is not
+        serialized twice: its record is built from the journal's JSON (as to_dict would)."""
+        last = self._last_check
+        if last is not None and last[0] is record.order and last[1] is record.decision:
+            record_json = f'{{"time": {json.dumps(record.time)}, "order": {last[2]}, "decision": {last[3]}}}'
+        else:
+            record_json = json.dumps(to_dict(record))
+        self._writer.put((record.time, record.order.client_order_id, record_json))
 
     def decision_log_stats(self) -> tuple[int, int]:
         return self._writer.stats()
@@ -394,19 +472,174 @@ class SqliteStore(MemoryStore):
         return [json.loads(record) for (record,) in reversed(rows)]
 
     def flush(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the queued decisions to be written (and a
-        requested checkpoint to be done); False if they were not."""
+        """Wait up to `timeout` seconds for the queued decisions to be written and the
+        journaled checks folded in (and a requested checkpoint to be done); False if they
+        were not."""
         return self._writer.flush(timeout)
 
     def close(self) -> None:
-        """Write the queued decisions, stop the writer, close the database, let it go."""
+        """Write the queued decisions and fold the journal in, stop the writer, close the
+        database, let it go. Checks the database would not take stay in the journal, for
+        the next start."""
         self._writer.close()
+        self._journal.close()
         self._db.close()
         self._owner.close()
 
 
+class _JournaledCheck(NamedTuple):
+    """A journaled CheckTrade record, as the table rows it becomes."""
+
+    sequence: int
+    reservation: tuple[str, str, str, float, float] | None
+    """The reservations row, if the check reserved."""
+    decision: tuple[str, str, str, float]
+    """The remembered_decisions row."""
+
+
+def _journaled(sequence: int, order_id: str, order_json: str, decision_json: str,
+               reservation: Reservation | None, forget_after: float) -> _JournaledCheck:
+    reservation_row = None if reservation is None else (
+        order_id, reservation.strategy, reservation.symbol, reservation.signed_quantity,
+        reservation.expires_at)
+    return _JournaledCheck(sequence, reservation_row, (order_id, order_json, decision_json, forget_after))
+
+
+def _fold(db: sqlite3.Connection, checks: list[_JournaledCheck]) -> None:
+    """Write journaled checks to their tables, and that they are in, within the caller's transaction."""
+    if not checks:
+        return
+    db.executemany(_SAVE_RESERVATION, [c.reservation for c in checks if c.reservation is not None])
+    db.executemany(_SAVE_DECISION, [c.decision for c in checks])
+    db.execute(_FOLDED_UP_TO, (checks[-1].sequence,))
+
+
+class _CheckJournal:
+    """Append-only files of CheckTrade records that the database has not folded in yet.
+
+    A record is one JSON line, written with one write() before record_check returns:
+    like a WAL commit with synchronous=NORMAL, it is then in the operating system's
+    hands and survives the process being killed (an operating-system crash can lose
+    the last few, and leave a torn last line, which reading skips). Records carry
+    increasing sequence numbers; the database keeps the last one it folded in
+    (check_journal.applied_sequence) in the same transaction as the rows, so each
+    record is applied exactly once whatever the crash.
+
+    The files are segments `<database>-checks.<n>`: the writer thread starts a new
+    one each time it takes the waiting records, and deletes the finished one once
+    they are committed. `append` runs on the event loop; `take` and `put_back` under
+    the store's write lock, from either thread.
+    """
+
+    def __init__(self, database: Path, *, next_sequence: int) -> None:
+        self._database = database
+        self.refused: str | None = None
+        """Why the database refused the last attempt to fold records in; None once it took them."""
+        self._lock = threading.Lock()
+        self._waiting: list[_JournaledCheck] = []
+        self._next_sequence = next_sequence
+        self._segment_number = 0
+        self._fd, self._segment = self._open_next_segment()
+        self._size = 0
+
+    @staticmethod
+    def segments(database: Path) -> list[Path]:
+        """The journal's files beside `database`, oldest first."""
+        prefix = database.name + "-checks."
+        found = [p for p in database.parent.glob(prefix + "*") if p.name[len(prefix):].isdigit()]
+        return sorted(found, key=lambda p: int(p.name[len(prefix):]))
+
+    @property
+    def waiting(self) -> int:
+        """Records not yet folded into the database."""
+        return len(self._waiting)
+
+    def append(self, order_id: str, order_json: str, decision_json: str,
+               reservation: Reservation | None, forget_after: float) -> bool:
+        """Write one check's record; True if it is the only one waiting (the writer thread
+        is to be woken). OSError if it could not be written whole (nothing is then kept)."""
+        with self._lock:
+            sequence = self._next_sequence
+            check = _journaled(sequence, order_id, order_json, decision_json, reservation, forget_after)
+            reserved = None if check.reservation is None else list(check.reservation[1:])
+            line = (f'{{"sequence": {sequence}, "forget_after": {json.dumps(forget_after)}, '
+                    f'"reservation": {json.dumps(reserved)}, "order": {order_json}, '
+                    f'"decision": {decision_json}}}\n').encode()
+            written = os.write(self._fd, line)
+            if written != len(line):  # a full disk: cut the partial line off again
+                os.ftruncate(self._fd, self._size)
+                raise OSError(f"the check journal took {written} of {len(line)} bytes")
+            self._size += written
+            self._next_sequence += 1
+            self._waiting.append(check)
+            return len(self._waiting) == 1
+
+    def take(self, *, new_segment: bool = False) -> tuple[list[_JournaledCheck], Path | None]:
+        """The waiting records, oldest first, to be folded in; with `new_segment`, also the
+        segment that holds them, finished (delete it once they are committed; None if a
+        new one could not be opened: the records stay where they are, and it is deleted later)."""
+        opened = None
+        if new_segment:
+            try:
+                opened = self._open_next_segment()
+            except OSError as error:
+                _log.warning("cannot start a new check journal segment: %s", error)
+        with self._lock:
+            taken, self._waiting = self._waiting, []
+            if opened is None:
+                return taken, None
+            (finished_fd, finished), (self._fd, self._segment) = (self._fd, self._segment), opened
+            self._size = 0
+        os.close(finished_fd)
+        return taken, finished
+
+    def put_back(self, taken: list[_JournaledCheck]) -> None:
+        """Records that were taken but not committed: they wait again, ahead of newer ones."""
+        if taken:
+            with self._lock:
+                self._waiting[:0] = taken
+
+    def close(self) -> None:
+        """Close the file (once); delete it if every record in it was folded in."""
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        if not self._waiting:
+            self._segment.unlink(missing_ok=True)
+
+    def _open_next_segment(self) -> tuple[int, Path]:
+        self._segment_number += 1
+        path = self._database.with_name(f"{self._database.name}-checks.{self._segment_number}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600), path
+
+
+def _read_journal(database: Path, applied: int) -> tuple[list[dict[str, Any]], list[Path]]:
+    """The journal's records after sequence `applied`, oldest first, and its segments.
+
+    A line that does not parse is skipped if it is the very last (a write torn by an
+    operating-system crash: never acknowledged); anywhere else it is an error."""
+    segments = _CheckJournal.segments(database)
+    records = []
+    for segment_index, segment in enumerate(segments):
+        lines = segment.read_bytes().split(b"\n")
+        for line_index, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if segment_index == len(segments) - 1 and line_index == len(lines) - 1:
+                    break
+                raise ValueError(f"{segment} line {line_index + 1} is not a journal record") from None
+            if record["sequence"] > applied:
+                records.append(record)
+    return records, segments
+
+
 class _BackgroundWriter:
-    """A daemon thread that writes the decision log in batches and checkpoints the WAL.
+    """A daemon thread that writes the decision log in batches, folds the check journal
+    into the tables, and checkpoints the WAL.
 
     The decision backlog is bounded, counting the batch being written too, so it
     never holds more than `capacity` records; past it, records go to
@@ -414,15 +647,16 @@ class _BackgroundWriter:
     there as well.
     """
 
-    def __init__(self, db: sqlite3.Connection, write_lock: threading.Lock, *, capacity: int,
-                 batch: int, fallback_log: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, db: sqlite3.Connection, write_lock: threading.Lock, journal: _CheckJournal, *,
+                 capacity: int, batch: int, fallback_log: Callable[[dict[str, Any]], None]) -> None:
         self._db = db
         self._write_lock = write_lock
+        self._journal = journal
         self._capacity = capacity
         self._batch = batch
         self._fallback_log = fallback_log
         self._pending: deque[tuple[float, str, str]] = deque()
-        """Rows for the decision_log table, serialized by `put` (see there)."""
+        """Rows for the decision_log table: (time, client order id, record JSON)."""
         self._writing = 0
         self._written_since_checkpoint = 0
         self._overflowed = 0
@@ -433,18 +667,21 @@ class _BackgroundWriter:
         self._thread = threading.Thread(target=self._run, name="riskbudget-store-writer", daemon=True)
         self._thread.start()
 
-    def put(self, record: DecisionRecord) -> None:
-        """Serialized here, on the caller's thread: done by the writer thread, the work
-        would come in bursts holding the GIL and stall the event loop for milliseconds."""
-        as_dict = to_dict(record)
+    def put(self, row: tuple[float, str, str]) -> None:
+        """Queue a decision_log row; past the capacity it goes to the fallback log."""
         with self._changed:
             if not self._closing and len(self._pending) + self._writing < self._capacity:
-                self._pending.append((record.time, record.order.client_order_id, json.dumps(as_dict)))
+                self._pending.append(row)
                 if len(self._pending) in (1, self._batch):  # wake the writer only when it waits for this
                     self._changed.notify_all()
                 return
             self._overflowed += 1
-        self._fallback_log(as_dict)
+        self._fallback_log(json.loads(row[2]))
+
+    def wake(self) -> None:
+        """A check was journaled while none waited: fold it in (after the linger)."""
+        with self._changed:
+            self._changed.notify_all()
 
     def request_checkpoint(self) -> None:
         with self._changed:
@@ -460,7 +697,8 @@ class _BackgroundWriter:
         """Wait up to `timeout` seconds for the writer to finish all it has to do."""
         with self._changed:
             return self._changed.wait_for(
-                lambda: self._idle and not self._pending and not self._checkpoint_due, timeout)
+                lambda: (self._idle and not self._pending and not self._journal.waiting
+                         and not self._checkpoint_due), timeout)
 
     def close(self) -> None:
         with self._changed:
@@ -470,21 +708,26 @@ class _BackgroundWriter:
         self._db.close()
 
     def _run(self) -> None:
+        linger = _LINGER
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._pending or self._checkpoint_due or self._closing)
-                if self._pending:
+                self._changed.wait_for(lambda: (self._pending or self._journal.waiting
+                                                or self._checkpoint_due or self._closing))
+                if self._pending or self._journal.waiting:
                     self._changed.wait_for(lambda: len(self._pending) >= self._batch or self._closing,
-                                           timeout=_LINGER)
-                if self._closing and not self._pending:
+                                           timeout=linger)
+                if self._closing and not self._pending and not self._journal.waiting:
                     return
+                closing = self._closing
                 batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
                 self._writing = len(batch)
                 checkpoint, self._checkpoint_due = self._checkpoint_due, False
                 self._idle = False
             if batch:
                 self._write(batch)
-            self._written_since_checkpoint += len(batch)
+            folded = self._fold_journal()
+            linger = _LINGER if folded is not None else _REFUSED_RETRY
+            self._written_since_checkpoint += len(batch) + (folded or 0)
             if checkpoint or self._written_since_checkpoint >= _CHECKPOINT_EVERY:
                 self._checkpoint()
                 self._written_since_checkpoint = 0
@@ -492,6 +735,29 @@ class _BackgroundWriter:
                 self._writing = 0
                 self._idle = True
                 self._changed.notify_all()
+                if closing and folded is None and not self._pending:
+                    return  # the database refuses the journaled checks: they wait in the journal
+
+    def _fold_journal(self) -> int | None:
+        """Fold the journaled checks into the tables: how many, None if the database refused
+        (they wait again, and the next round retries)."""
+        if not self._journal.waiting:
+            return 0
+        with self._write_lock:
+            taken, finished = self._journal.take(new_segment=True)
+            try:
+                with _transaction(self._db):
+                    _fold(self._db, taken)
+            except sqlite3.Error as error:
+                self._journal.put_back(taken)
+                self._journal.refused = str(error)
+                _log.error("the state store refused %d journaled checks (%s); they stay in the "
+                           "journal and are retried", len(taken), error)
+                return None
+        self._journal.refused = None
+        if finished is not None:
+            finished.unlink(missing_ok=True)
+        return len(taken)
 
     def _write(self, batch: list[tuple[float, str, str]]) -> None:
         try:
