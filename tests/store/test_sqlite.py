@@ -219,6 +219,22 @@ async def test_checks_are_recorded_while_the_database_is_locked_and_folded_in_on
     assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(2,)]
 
 
+async def test_a_full_journal_segment_is_deleted_once_its_checks_are_folded_in(
+        open_sqlite, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1)  # every segment is full
+    store = open_sqlite()
+    for n in range(3):
+        await record_check(store, f"o-{n}")
+        assert store.flush(timeout=10)
+    segments = [p.name for p in db_path.parent.glob(db_path.name + "-checks.*")]
+    store.close()
+
+    reopened = open_sqlite()
+
+    assert segments == [db_path.name + "-checks.4"]
+    assert [reopened.book.reservation(f"o-{n}").signed_quantity for n in range(3)] == [5, 5, 5]
+
+
 async def test_a_change_after_a_check_folds_the_check_in_first(open_sqlite, db_path: Path) -> None:
     store = open_sqlite()
     await record_check(store, "o-1")

@@ -90,6 +90,10 @@ _LINGER = 0.02
 """Seconds the writer lets a batch fill after its first record: a decision is written
 within about this long, in a few large transactions rather than one per decision."""
 
+_SEGMENT_BYTES = 4 << 20
+"""A check journal segment this long (about 5,000 checks) is finished when the writer next
+folds the journal in: a new one takes the appends, and the finished one is deleted."""
+
 _REFUSED_RETRY = 0.5
 """Seconds the writer waits before folding in journaled checks again after the database
 refused them (they are safe in the journal meanwhile)."""
@@ -525,9 +529,10 @@ class _CheckJournal:
     (check_journal.applied_sequence) in the same transaction as the rows, so each
     record is applied exactly once whatever the crash.
 
-    The files are segments `<database>-checks.<n>`: the writer thread starts a new
-    one each time it takes the waiting records, and deletes the finished one once
-    they are committed. `append` runs on the event loop; `take` and `put_back` under
+    The files are segments `<database>-checks.<n>`: once one is `_SEGMENT_BYTES`
+    long, the writer thread starts a new one when it takes the waiting records, and
+    deletes the finished one once they are committed (records already folded in
+    may stay in a segment meanwhile: reading skips them). `append` runs on the event loop; `take` and `put_back` under
     the store's write lock, from either thread.
     """
 
@@ -553,6 +558,10 @@ class _CheckJournal:
     def waiting(self) -> int:
         """Records not yet folded into the database."""
         return len(self._waiting)
+
+    @property
+    def segment_full(self) -> bool:
+        return self._size >= _SEGMENT_BYTES
 
     def append(self, order_id: str, order_json: str, decision_json: str,
                reservation: Reservation | None, forget_after: float) -> bool:
@@ -744,7 +753,7 @@ class _BackgroundWriter:
         if not self._journal.waiting:
             return 0
         with self._write_lock:
-            taken, finished = self._journal.take(new_segment=True)
+            taken, finished = self._journal.take(new_segment=self._journal.segment_full)
             try:
                 with _transaction(self._db):
                     _fold(self._db, taken)
