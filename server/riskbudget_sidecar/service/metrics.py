@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 
-from ..engine.types import Decision, Regime, TradeDecision
+from ..engine.types import Decision, ReasonCode, Regime, TradeDecision
 
 LATENCY_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3)
 
@@ -50,6 +50,9 @@ class SidecarMetrics:
         self.success = Gauge("riskbudget_success", "The seed's success metrics", ["metric"], registry=r)
         self._checks = {decision: self.check_seconds.labels(decision.value) for decision in Decision}
         self._approved = self.decisions.labels(Decision.APPROVED.value, "none")
+        self._decided_for: dict[tuple[Decision, ReasonCode], Counter] = {}
+        """riskbudget_decisions by (decision, reason code), looked up once each: labels() costs
+        more than the increment. Filled as they occur, so only codes seen are exported."""
 
     def observe_check(self, decision: TradeDecision, seconds: float) -> None:
         """The hot path's share: a few microseconds."""
@@ -57,4 +60,10 @@ class SidecarMetrics:
         if not decision.reasons:
             self._approved.inc()
         for reason in decision.reasons:
-            self.decisions.labels(decision.decision.value, reason.code.value).inc()
+            self._decided(decision.decision, reason.code).inc()
+
+    def _decided(self, decision: Decision, code: ReasonCode) -> Counter:
+        counter = self._decided_for.get((decision, code))
+        if counter is None:
+            counter = self._decided_for[decision, code] = self.decisions.labels(decision.value, code.value)
+        return counter

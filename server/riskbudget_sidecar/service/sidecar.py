@@ -588,10 +588,11 @@ class RiskBudgetSidecar:
                                                          expires_at=now + ttl)
                 held_elsewhere = True
                 result = firm_wide_decision(result, grant, firm, shadow=self.config.sidecar.shadow_mode)
-            reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
-                                      order.side.sign * result.approved_quantity, now + ttl)
-            await self._store.record_check(order, result, reservation if result.reserved else None,
-                                           forget_after=now + 2 * ttl)
+            reservation = None
+            if result.reserved:
+                reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
+                                          order.side.sign * result.approved_quantity, now + ttl)
+            await self._store.record_check(order, result, reservation, forget_after=now + 2 * ttl)
         except OrderIdReused:  # another sidecar holds this id for a different order
             return self._id_reused(order, result)
         except StoreError as exc:
@@ -650,7 +651,7 @@ class RiskBudgetSidecar:
             reference_price=evaluation.reference_price, reserved=reserve,
             reservation_expires_at=now + self.config.limits.reservation_ttl if reserve else None,
             shadow_decision=shadow_decision,
-            override_ids=override_ids_for(self._overrides, order.strategy, order.symbol))
+            override_ids=override_ids_for(self._overrides, order.strategy, order.symbol) if self._overrides else ())
 
     def _state_unavailable(self, decision: TradeDecision, error: StoreError) -> TradeDecision:
         self.metrics.store_errors.inc()
