@@ -65,6 +65,23 @@ def test_check_trade_request_without_a_limit_price_is_a_market_order():
     assert convert.check_trade_request(order_request()).limit_price == 0.0
 
 
+ONE_WRONG_FIELD = [
+    ("client_order_id", ""), ("client_order_id", "x" * (convert.MAX_ID_LENGTH + 1)),
+    ("client_order_id", "bad\x00id"), ("strategy", ""), ("strategy", "s" * (convert.MAX_NAME_LENGTH + 1)),
+    ("symbol", "bad\nsymbol"), ("side", pb.SIDE_UNSPECIFIED), ("side", 7), ("quantity", 0.0), ("quantity", -1.0),
+    ("quantity", float("nan")), ("quantity", float("inf")), ("quantity", convert.MAX_QUANTITY * 2),
+    ("limit_price", -1.0), ("limit_price", float("nan")), ("limit_price", convert.MAX_PRICE * 2),
+]
+
+
+@pytest.mark.parametrize("field, value", ONE_WRONG_FIELD, ids=[f"{f}={v!r}" for f, v in ONE_WRONG_FIELD])
+def test_check_trade_request_with_one_wrong_field_names_it(field, value):
+    with pytest.raises(InvalidInput) as refused:
+        convert.check_trade_request(order_request(**{field: value}))
+
+    assert [name for name, _ in refused.value.violations] == [field]
+
+
 def test_check_trade_request_names_every_wrong_field_at_once():
     request = order_request(client_order_id="", symbol="bad\x00", side=pb.SIDE_UNSPECIFIED,
                             quantity=float("nan"), limit_price=-1.0)
