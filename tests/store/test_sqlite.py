@@ -221,7 +221,7 @@ async def test_checks_are_recorded_while_the_database_is_locked_and_folded_in_on
 
 async def test_a_full_journal_segment_is_deleted_once_its_checks_are_folded_in(
         open_sqlite, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1)  # every segment is full
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1000)  # one record each
     store = open_sqlite()
     for n in range(3):
         await record_check(store, f"o-{n}")
@@ -231,7 +231,7 @@ async def test_a_full_journal_segment_is_deleted_once_its_checks_are_folded_in(
 
     reopened = open_sqlite()
 
-    assert segments == [db_path.name + "-checks.4"]
+    assert segments == [db_path.name + "-checks.3"]
     assert [reopened.book.reservation(f"o-{n}").signed_quantity for n in range(3)] == [5, 5, 5]
 
 
@@ -293,33 +293,47 @@ sys.stdin.read()  # blocks: the parent kills this process before any close
 
 async def test_a_check_the_journal_refuses_raises_and_leaves_memory_as_it_was(
         open_sqlite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1000)  # one record each
     store = open_sqlite()
     await record_check(store, "o-1")
     before = held_by(store)
 
-    def disk_full(fd: int, data: bytes) -> int:
+    def disk_full(fd: int, offset: int, length: int) -> None:
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr("riskbudget_sidecar.store.sqlite.os.write", disk_full)
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite.os.posix_fallocate", disk_full)
     with pytest.raises(StoreError, match="check journal .* refused the record: .*No space left"):
-        await record_check(store, "o-2")
+        await record_check(store, "o-2")  # needs the next segment
     monkeypatch.undo()
 
     assert held_by(store) == before
     assert store.book.reservation("o-2") is None and store.remembered("o-2") is None
 
 
-def kill_with_checks_waiting(db_path: Path) -> Path:
-    """Run LOCKED_CHILD to an exit without close: its two checks are in the journal only.
-    Returns the journal segment that holds them."""
-    child = subprocess.run([sys.executable, "-c", LOCKED_CHILD.replace("sys.stdin.read()", "import os; os._exit(0)"),
-                            str(db_path)], cwd=REPO, capture_output=True, text=True, check=True)
+def kill_with_checks_waiting(db_path: Path, setup: str = "") -> Path:
+    """Run LOCKED_CHILD (after `setup`) to an exit without close: its two checks are in the
+    journal only. Returns the journal's first segment."""
+    script = setup + LOCKED_CHILD.replace("sys.stdin.read()", "import os; os._exit(0)")
+    child = subprocess.run([sys.executable, "-c", script, str(db_path)], cwd=REPO,
+                           capture_output=True, text=True, check=True)
     assert child.stdout == "acknowledged\n"
     return db_path.with_name(db_path.name + "-checks.1")
 
 
+def test_checks_journaled_over_several_segments_are_all_read_back(open_sqlite, db_path: Path) -> None:
+    kill_with_checks_waiting(db_path, "import riskbudget_sidecar.store.sqlite as s; s._SEGMENT_BYTES = 1000\n")
+    segments = sorted(p.name for p in db_path.parent.glob(db_path.name + "-checks.*"))
+
+    reopened = open_sqlite()
+
+    assert segments == [db_path.name + "-checks.1", db_path.name + "-checks.2"]
+    assert reopened.book.reservation("o-1") == reservation(5, client_order_id="o-1")
+    assert reopened.book.reservation("o-2") == reservation(6, client_order_id="o-2")
+
+
 def test_a_torn_last_journal_line_is_skipped(open_sqlite, db_path: Path) -> None:
     segment = kill_with_checks_waiting(db_path)
-    with segment.open("ab") as journal:
+    with segment.open("r+b") as journal:
+        journal.seek(segment.read_bytes().index(b"\0"))  # where the next record would go
         journal.write(b'{"sequence": 3, "forget_af')
 
     reopened = open_sqlite()
