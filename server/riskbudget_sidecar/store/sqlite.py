@@ -176,7 +176,7 @@ class SqliteStore(MemoryStore):
             self._load()
             self._journal = self._replay_journal()
         except OSError as error:
-            raise StoreError(f"cannot read the check journal of {self._path}: {error}") from error
+            raise StoreError(f"cannot open the check journal of {self._path}: {error}") from error
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the state store {self._path}: {error}") from error
         except (ValueError, KeyError, TypeError) as error:
