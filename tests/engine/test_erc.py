@@ -15,6 +15,22 @@ def random_covariance(n: int, seed: int) -> np.ndarray:
     return raw / np.outer(scale, scale) * np.outer(vols, vols)
 
 
+def index_covariance(n: int, seed: int) -> np.ndarray:
+    """A stock index: market beta 0.5-1.5 x 16% vol, one of 11 sectors, idiosyncratic vols
+    15-45%; all correlations positive."""
+    rng = np.random.default_rng(seed)
+    loadings = np.zeros((n, 12))
+    loadings[:, 0] = rng.uniform(0.5, 1.5, n) * 0.16
+    loadings[np.arange(n), 1 + rng.integers(0, 11, n)] = rng.uniform(0.05, 0.15, n)
+    return loadings @ loadings.T + np.diag(rng.uniform(0.15, 0.45, n) ** 2)
+
+
+def spinu_objective(weights: np.ndarray, cov: np.ndarray, budgets: np.ndarray) -> float:
+    """f(y) = 1/2 y'Sy - b'log y at y = weights scaled to y'Sy = 1, where f is least on the ray."""
+    y = weights / np.sqrt(weights @ cov @ weights)
+    return 0.5 - budgets @ np.log(y)
+
+
 @pytest.mark.parametrize("n", [2, 3, 5, 10, 50, 200])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_solve_when_random_covariance_gives_equal_risk_contributions(n, seed):
@@ -39,9 +55,24 @@ def test_solve_when_thousands_of_assets_converges_within_1e_10(n):
     np.testing.assert_allclose(risk_contributions(result.weights, cov), 1 / n, rtol=0, atol=1e-10)
 
 
-def test_solve_by_conjugate_gradients_matches_the_direct_solve(monkeypatch):
+@pytest.mark.parametrize("n", [500, 1000])
+@pytest.mark.parametrize("covariance", [random_covariance, index_covariance])
+def test_solve_when_hundreds_of_assets_converges_within_1e_10(covariance, n):
+    cov = covariance(n, seed=n)
+
+    result = solve_risk_budgeting(cov, tol=1e-10)
+
+    assert result.converged
+    np.testing.assert_allclose(risk_contributions(result.weights, cov), 1 / n, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("diagonal_iterations", "diagonal_rate"), [(10**9, 0.0), (1, 0.0)],
+                         ids=["diagonal preconditioner throughout", "low-rank from the first iteration"])
+def test_solve_by_conjugate_gradients_matches_the_direct_solve(monkeypatch, diagonal_iterations, diagonal_rate):
     cov = random_covariance(100, seed=9)
     budgets = np.linspace(1.0, 3.0, 100)
+    monkeypatch.setattr(erc, "_DIAGONAL_CG_ITERATIONS", diagonal_iterations)
+    monkeypatch.setattr(erc, "_DIAGONAL_CG_RATE", diagonal_rate)
     by_conjugate_gradients = solve_risk_budgeting(cov, budgets)
     monkeypatch.setattr(erc, "DENSE_MAX_ASSETS", 101)
 
@@ -49,6 +80,78 @@ def test_solve_by_conjugate_gradients_matches_the_direct_solve(monkeypatch):
 
     assert by_conjugate_gradients.converged and direct.converged
     np.testing.assert_allclose(by_conjugate_gradients.weights, direct.weights, rtol=1e-9)
+
+
+@pytest.mark.parametrize(("covariance", "sketches"), [
+    (random_covariance, 1),  # five strong common factors: the diagonal is weak
+    (index_covariance, 0),  # one market factor over large idiosyncratic variances
+])
+def test_solve_builds_the_low_rank_preconditioner_only_where_the_diagonal_is_weak(
+        monkeypatch, covariance, sketches):
+    built = []
+    low_rank_factor = erc._low_rank_factor
+
+    def recording_low_rank_factor(cov, columns):
+        built.append(columns)
+        return low_rank_factor(cov, columns)
+
+    monkeypatch.setattr(erc, "_low_rank_factor", recording_low_rank_factor)
+
+    result = solve_risk_budgeting(covariance(300, seed=11), tol=1e-10)
+
+    assert result.converged
+    assert len(built) == sketches
+
+
+def test_low_rank_factor_lies_below_cov():
+    cov = random_covariance(80, seed=12)
+
+    factor = erc._low_rank_factor(cov, 12)
+
+    assert factor.shape == (80, 12)
+    assert np.linalg.eigvalsh(cov - factor @ factor.T).min() >= -1e-13 * np.abs(cov).max()
+
+
+def test_low_rank_factor_when_cov_has_lower_rank_reproduces_it_with_that_rank():
+    loadings = np.random.default_rng(13).normal(size=(80, 5))
+    cov = loadings @ loadings.T
+
+    factor = erc._low_rank_factor(cov, 12)
+
+    assert factor.shape == (80, 5)
+    np.testing.assert_allclose(factor @ factor.T, cov, rtol=0, atol=1e-10 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("cov", [
+    index_covariance(200, seed=1), random_covariance(200, seed=1),
+    index_covariance(20, seed=2), random_covariance(20, seed=2),
+], ids=["index 200", "mixed-sign 200", "index 20", "mixed-sign 20"])
+def test_solve_cold_start_is_no_worse_than_inverse_volatility(cov):
+    budgets = np.full(len(cov), 1 / len(cov))
+    inverse_volatility = 1 / np.sqrt(np.diag(cov))
+
+    start = solve_risk_budgeting(cov, max_iter=0)
+
+    start_value = spinu_objective(start.weights, cov, budgets)
+    assert start_value <= spinu_objective(inverse_volatility, cov, budgets) + 1e-14
+
+
+def test_solve_when_correlations_are_positive_the_start_sweeps_nearly_solve():
+    cov = index_covariance(200, seed=1)
+
+    start = solve_risk_budgeting(cov, max_iter=0)
+
+    assert np.abs(start.risk_contributions - 1 / 200).max() < 1e-6
+
+
+def test_solve_when_a_start_sweep_would_raise_f_starts_at_inverse_volatility():
+    # Negative correlations make the first sweep overshoot on this matrix.
+    cov = random_covariance(200, seed=1)
+
+    start = solve_risk_budgeting(cov, max_iter=0)
+
+    inverse_volatility = 1 / np.sqrt(np.diag(cov))
+    np.testing.assert_allclose(start.weights, inverse_volatility / inverse_volatility.sum(), rtol=1e-14)
 
 
 def test_solve_when_budgets_given_matches_them_after_normalising():
@@ -93,8 +196,24 @@ def test_solve_when_warm_started_near_the_solution_takes_fewer_steps():
     np.testing.assert_allclose(warm.weights, cold.weights, rtol=1e-10)
 
 
-def test_solve_when_started_at_the_solution_takes_no_step():
-    cov = random_covariance(10, seed=6)
+def test_solve_when_warm_started_with_many_assets_takes_fewer_steps():
+    # Conjugate-gradient size, where the warm start also goes through the start sweeps.
+    cov = random_covariance(200, seed=4)
+    yesterday = solve_risk_budgeting(cov).weights
+    shock = np.linalg.cholesky(cov) @ np.random.default_rng(5).normal(size=200)
+    today = 0.94 * cov + 0.06 * np.outer(shock, shock)  # one EWMA day
+
+    cold = solve_risk_budgeting(today)
+    warm = solve_risk_budgeting(today, x0=yesterday)
+
+    assert cold.converged and warm.converged
+    assert warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.weights, cold.weights, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n", [10, 200])
+def test_solve_when_started_at_the_solution_takes_no_step(n):
+    cov = random_covariance(n, seed=6)
     solution = solve_risk_budgeting(cov).weights
 
     again = solve_risk_budgeting(cov, x0=solution)
