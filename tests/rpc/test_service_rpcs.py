@@ -508,3 +508,24 @@ async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_
     assert after.decision == pb.DECISION_APPROVED and not after.replayed
     assert retried.decision == pb.DECISION_APPROVED and not retried.replayed
     assert any(a.kind == pb.ALERT_KIND_STORE_ERROR for a in alerts.alerts)
+
+
+async def test_past_max_concurrent_rpcs_a_call_gets_resource_exhausted_at_once_and_not_an_approval(tmp_path):
+    running = await start_harness(tmp_path, sidecar__max_concurrent_rpcs=1)
+    try:
+        await running.publish_last_prices()
+        stream = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+        for _ in range(500):  # until the stream is attached: the one RPC the sidecar serves at once
+            if running.sidecar.subscriber_count:
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await running.check("o-over", 1)
+        stream.cancel()
+        after = await first_check_until(running, lambda reply: reply.decision == pb.DECISION_APPROVED)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert after.decision == pb.DECISION_APPROVED

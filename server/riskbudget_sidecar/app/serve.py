@@ -67,7 +67,8 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
     try:
         servers = Servers(await start_server(sidecar, address, admin_token=read_admin_token(config),
-                                             max_message_bytes=config.sidecar.max_message_bytes))
+                                             max_message_bytes=config.sidecar.max_message_bytes,
+                                             max_concurrent_rpcs=config.sidecar.max_concurrent_rpcs))
     except BaseException:
         await sidecar.stop()
         raise

@@ -60,6 +60,9 @@ class Sidecar(Frozen):
     listen: str = "127.0.0.1:50051"
     """host:port (loopback by default) or unix:/path/to/socket."""
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    max_concurrent_rpcs: Annotated[int, Field(ge=1)] = 256
+    """RPCs served at once, recommendation streams included; past it gRPC answers
+    RESOURCE_EXHAUSTED at once instead of queueing (overload sheds the excess)."""
     shadow_mode: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace: NonNegativeFloat = 5.0

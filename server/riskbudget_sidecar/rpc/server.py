@@ -60,9 +60,10 @@ class RunningServer:
 
 
 async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
-                       admin_token: str | None, max_message_bytes: int) -> RunningServer:
+                       admin_token: str | None, max_message_bytes: int,
+                       max_concurrent_rpcs: int | None = None) -> RunningServer:
     """Start serving at `address`; health says NOT_SERVING until told otherwise."""
-    server = grpc.aio.server(options=[
+    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it

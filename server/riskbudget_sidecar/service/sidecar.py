@@ -65,7 +65,8 @@ def restart_only_changes(old: Config, new: Config) -> list[str]:
     for section in ("store", "market_data", "regime", "stream", "shared", "http"):
         if getattr(old, section) != getattr(new, section):
             problems.append(f"{section}: changes need a restart")
-    for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "max_message_bytes"):
+    for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "max_message_bytes",
+                "max_concurrent_rpcs"):
         if getattr(old.sidecar, key) != getattr(new.sidecar, key):
             problems.append(f"sidecar.{key}: changes need a restart")
     if old.universe != new.universe:
@@ -602,6 +603,11 @@ class RiskBudgetSidecar:
             return self._state_unavailable(result, exc)
         return result
 
+    @property
+    def subscriber_count(self) -> int:
+        """Recommendation streams attached now."""
+        return self._hub.subscriber_count
+
     def refresh_metrics(self, report: UtilizationReport | None = None) -> None:
         """Bring the gauges and the success metrics up to date (each scrape, status read and
         monitoring tick)."""
@@ -613,7 +619,7 @@ class RiskBudgetSidecar:
             metrics.utilization.labels("strategy", name).set(usage.utilization)
         for name, usage in report.symbols.items():
             metrics.utilization.labels("symbol", name).set(usage.utilization)
-        metrics.subscribers.set(self._hub.subscriber_count)
+        metrics.subscribers.set(self.subscriber_count)
         metrics.subscriber_lag.set(max(self._hub.lags(), default=0))
         backlog, overflowed = self._store.decision_log_stats()
         metrics.decision_log_backlog.set(backlog)
