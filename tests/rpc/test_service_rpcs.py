@@ -101,6 +101,29 @@ async def test_health_goes_not_serving_on_shutdown(tmp_path):
     assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
 
 
+async def test_a_call_in_flight_when_shutdown_begins_finishes_within_the_grace_period(tmp_path):
+    running = await start_harness(tmp_path)
+    first_sent, shutdown_began = asyncio.Event(), asyncio.Event()
+
+    async def batches():
+        for price in (100.0, 101.0):
+            yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="CCC", price=price, time=timestamp(T0))])
+            first_sent.set()
+            await shutdown_began.wait()  # the second batch comes after health went NOT_SERVING
+
+    call = running.stub.StreamMarketData(batches())
+    await first_sent.wait()
+    stopping = asyncio.create_task(stop(running.sidecar, running.server))
+    while not running.server.grpc.shutting_down:
+        await asyncio.sleep(0.01)
+    shutdown_began.set()
+    reply = await call
+    await stopping
+    await running.channel.close()
+
+    assert reply.accepted == 2
+
+
 async def test_reflection_lists_both_services(harness):
     reflection = reflection_pb2_grpc.ServerReflectionStub(harness.channel)
 
