@@ -100,10 +100,11 @@ def test_a_smaller_retention_keeps_only_the_newest_on_reopening(open_sqlite) -> 
     assert again.recommendation_bounds() == (4, 5)
 
 
-async def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
-        open_sqlite, db_path: Path) -> None:
+def killed_after_acknowledging(script: str, db_path: Path) -> tuple[str, int]:
+    """Run `script` on the database until it prints its first line, then SIGKILL it: that
+    line, and the exit code."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(db_path)], cwd=REPO,
+        [sys.executable, "-c", script, str(db_path)], cwd=REPO,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         acknowledged = child.stdout.readline()
@@ -112,6 +113,12 @@ async def test_every_change_a_killed_process_acknowledged_is_there_after_reopeni
         child.wait()
         child.stdin.close()
         child.stdout.close()
+    return acknowledged, child.returncode
+
+
+async def test_every_change_a_killed_process_acknowledged_is_there_after_reopening(
+        open_sqlite, db_path: Path) -> None:
+    acknowledged, returncode = killed_after_acknowledging(CHILD, db_path)
     unclosed_log = db_path.with_name(db_path.name + "-wal").stat().st_size
     expected = MemoryStore()
     await make_changes(expected)
@@ -119,7 +126,7 @@ async def test_every_change_a_killed_process_acknowledged_is_there_after_reopeni
     reopened = open_sqlite()
 
     assert acknowledged == "acknowledged\n"
-    assert child.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
     assert unclosed_log > 0
     assert held_by(reopened) == held_by(expected)
 
@@ -249,16 +256,7 @@ async def test_a_change_after_a_check_folds_the_check_in_first(open_sqlite, db_p
 
 async def test_journaled_checks_the_database_never_took_are_there_after_a_kill_9(
         open_sqlite, db_path: Path) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", LOCKED_CHILD, str(db_path)], cwd=REPO,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        acknowledged = child.stdout.readline()
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stdin.close()
-        child.stdout.close()
+    acknowledged, _ = killed_after_acknowledging(LOCKED_CHILD, db_path)
     folded_before = table(db_path, "SELECT client_order_id FROM reservations")
 
     reopened = open_sqlite()
