@@ -75,6 +75,11 @@ def admin_metadata(admin_token: str | None) -> Metadata:
     return () if admin_token is None else (("authorization", f"Bearer {admin_token}"),)
 
 
+def client_metadata(client_token: str | None) -> Metadata | None:
+    """What the trading and read calls carry: the client token, if the sidecar wants one."""
+    return None if client_token is None else (("authorization", f"Bearer {client_token}"),)
+
+
 def enum_key(enum: EnumTypeWrapper, value: str | int, argument: str) -> str:
     """The full name of a value of `enum`, given the value or its name in full
     or without the prefix, in any case (`SIDE_BUY`, `"SIDE_BUY"`, `"buy"`).

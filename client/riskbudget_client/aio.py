@@ -25,7 +25,10 @@ class AsyncRiskBudgetClient:
 
     `check_trade` fails closed: it never raises for a failed call and never
     approves on one. Every other method raises `RiskBudgetError` when the call
-    fails. `admin_token` is sent on admin calls only.
+    fails. `admin_token` is sent on admin calls only, `client_token` on every
+    other call (needed when the sidecar has a client token configured).
+    `credentials` (e.g. `grpc.ssl_channel_credentials(root_certificates=...)`)
+    makes the channel TLS, for a sidecar listening off loopback.
     """
 
     def __init__(
@@ -33,6 +36,8 @@ class AsyncRiskBudgetClient:
         target: str,
         *,
         admin_token: str | None = None,
+        client_token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
         check_trade_timeout: float = _common.DEFAULT_CHECK_TRADE_TIMEOUT,
         timeout: float = _common.DEFAULT_TIMEOUT,
     ) -> None:
@@ -41,7 +46,13 @@ class AsyncRiskBudgetClient:
         )
         self._timeout = _common.positive_seconds(timeout, "timeout")
         self._admin_metadata = _common.admin_metadata(admin_token)
-        self._channel = grpc.aio.insecure_channel(target, options=_common.CHANNEL_OPTIONS)
+        self._client_metadata = _common.client_metadata(client_token)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=_common.CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.secure_channel(
+                target, credentials, options=_common.CHANNEL_OPTIONS
+            )
         self._service = service_grpc.RiskBudgetServiceStub(self._channel)
         self._admin = admin_grpc.RiskBudgetAdminServiceStub(self._channel)
 
@@ -87,7 +98,9 @@ class AsyncRiskBudgetClient:
             client_order_id, strategy, symbol, side, quantity, limit_price, dry_run
         )
         try:
-            reply = await self._service.CheckTrade(request, timeout=self._check_trade_timeout)
+            reply = await self._service.CheckTrade(
+                request, timeout=self._check_trade_timeout, metadata=self._client_metadata
+            )
         except grpc.RpcError as error:
             return _common.failed_call_rejection(request, error)
         return _common.vetted(request, reply)
@@ -159,7 +172,7 @@ class AsyncRiskBudgetClient:
     ) -> Any:
         """The raw call (`await call.read()` gives a batch or `grpc.aio.EOF`):
         what `AsyncRecommendationFeed` reads."""
-        return self._service.StreamRecommendations(request)
+        return self._service.StreamRecommendations(request, metadata=self._client_metadata)
 
     async def list_alerts(
         self, limit: int = 0, min_severity: str | int | None = None
@@ -223,8 +236,8 @@ class AsyncRiskBudgetClient:
         return await self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest())
 
     async def _call(self, stub: object, method: str, request: Message) -> Any:
-        # Only admin calls carry the token.
-        metadata = self._admin_metadata if stub is self._admin else None
+        # Admin calls carry the admin token, the others the client token.
+        metadata = self._admin_metadata if stub is self._admin else self._client_metadata
         try:
             return await getattr(stub, method)(request, timeout=self._timeout, metadata=metadata)
         except grpc.RpcError as error:

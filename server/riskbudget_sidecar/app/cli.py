@@ -45,7 +45,10 @@ def _check_config(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace):
     from riskbudget_client import RiskBudgetClient
 
-    return RiskBudgetClient(args.target, admin_token=os.environ.get("RISKBUDGET_ADMIN_TOKEN"))
+    # Reads carry RISKBUDGET_CLIENT_TOKEN, else the admin token (which implies the client scope).
+    admin_token = os.environ.get("RISKBUDGET_ADMIN_TOKEN") or None
+    client_token = os.environ.get("RISKBUDGET_CLIENT_TOKEN") or admin_token
+    return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token)
 
 
 def _print(message, as_json: bool, table) -> None:

@@ -18,7 +18,7 @@ from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
 from ..http import AdminHttpServer, start_http_server
-from ..rpc.server import RunningServer, start_server
+from ..rpc.server import RunningServer, server_credentials, start_server
 
 log = structlog.get_logger("riskbudget.app")
 HTTP_SHUTDOWN_TIMEOUT = 5.0
@@ -46,16 +46,42 @@ def read_admin_token(config: Config) -> str | None:
     """The admin token from the configured file or environment variable, if any."""
     settings = config.sidecar
     if settings.admin_token_file:
-        try:
-            token = Path(settings.admin_token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError([f"sidecar.admin_token_file: cannot read: {exc.strerror or exc}"]) from None
-        if not token:
-            raise ConfigError(["sidecar.admin_token_file: the file is empty"])
-        return token
+        return _read_token_file(settings.admin_token_file, "sidecar.admin_token_file")
     if settings.admin_token_env:
         return os.environ.get(settings.admin_token_env) or None
     return None
+
+
+def read_client_token(config: Config) -> str | None:
+    """The client token from the configured file or environment variable; None when neither is
+    configured. Configured but missing is an error: the sidecar must not serve open by mistake."""
+    settings = config.sidecar
+    if settings.client_token_file:
+        field = "sidecar.client_token_file"
+        token = _read_token_file(settings.client_token_file, field)
+    elif settings.client_token_env:
+        field = "sidecar.client_token_env"
+        token = os.environ.get(settings.client_token_env, "").strip()
+        if not token:
+            raise ConfigError([f"sidecar.client_token_env: the environment variable "
+                               f"{settings.client_token_env} is not set or empty"])
+    else:
+        return None
+    if not (token.isascii() and token.isprintable() and " " not in token):
+        raise ConfigError([f"{field}: the token must be printable ASCII without spaces"])
+    if token == read_admin_token(config):
+        raise ConfigError([f"{field}: the client token must differ from the admin token"])
+    return token
+
+
+def _read_token_file(path: str, field: str) -> str:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{field}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
+    if not token:
+        raise ConfigError([f"{field}: the file is empty"])
+    return token
 
 
 async def start(config: Config, *, listen: str | None = None, clock: Clock | None = None,
@@ -64,9 +90,15 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     first budget exists (the HTTP port serves liveness during the warm-up already)."""
     address = parse_listen_address(listen or config.sidecar.listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
+    tls = config.sidecar.tls
+    if tls is None and not address.is_local:  # a --listen override is held to the config's rule
+        raise ConfigError([f"sidecar.tls is required: listen {address.grpc_target} is not loopback"])
+    admin_token, client_token = read_admin_token(config), read_client_token(config)
+    credentials = server_credentials(tls) if tls is not None else None
     sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
     try:
-        servers = Servers(await start_server(sidecar, address, admin_token=read_admin_token(config),
+        servers = Servers(await start_server(sidecar, address, admin_token=admin_token,
+                                             client_token=client_token, credentials=credentials,
                                              max_message_bytes=config.sidecar.max_message_bytes,
                                              max_concurrent_rpcs=config.sidecar.max_concurrent_rpcs))
     except BaseException:

@@ -19,6 +19,11 @@ class ListenAddress:
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def is_local(self) -> bool:
+        """A unix socket or a loopback host: reachable from this machine only."""
+        return self.unix_path is not None or ipaddress.ip_address(self.host or "").is_loopback
+
 
 def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> ListenAddress:
     """Parse `host:port`, `[v6]:port` or `unix:/absolute/path`; raise ValueError otherwise."""

@@ -55,6 +55,17 @@ class RiskBudgeting(Frozen):
     rebalancing_triggers: RebalancingTriggers = RebalancingTriggers()
 
 
+class SidecarTls(Frozen):
+    """TLS for the gRPC listener (required on a non-loopback one): PEM file paths."""
+
+    cert_file: Annotated[str, Field(min_length=1)]
+    """The server's certificate chain."""
+    key_file: Annotated[str, Field(min_length=1)]
+    """The server's private key."""
+    client_ca_file: Annotated[str, Field(min_length=1)] | None = None
+    """With it, mutual TLS: a client must present a certificate signed by this CA."""
+
+
 class Sidecar(Frozen):
     allow_non_loopback: bool = False
     listen: str = "127.0.0.1:50051"
@@ -70,12 +81,28 @@ class Sidecar(Frozen):
     """Environment variable holding the admin token; admin calls are refused without one."""
     admin_token_file: str | None = None
     """A file holding the admin token; takes precedence over admin_token_env."""
+    client_token_env: Name | None = None
+    """Environment variable holding the client token. With a client token (env or file),
+    RiskBudgetService calls need it or the admin token; it is refused on admin calls."""
+    client_token_file: str | None = None
+    """A file holding the client token; takes precedence over client_token_env."""
+    tls: SidecarTls | None = None
+    """TLS for the gRPC listener; a non-loopback listen is refused without it."""
 
     @field_validator("listen")
     @classmethod
     def _listen_is_safe(cls, listen: str, info: ValidationInfo) -> str:
         parse_listen_address(listen, allow_non_loopback=info.data.get("allow_non_loopback", False))
         return listen
+
+    @model_validator(mode="after")
+    def _non_loopback_needs_tls(self) -> "Sidecar":
+        address = parse_listen_address(self.listen, allow_non_loopback=self.allow_non_loopback)
+        if self.tls is None and not address.is_local:
+            raise ValueError(
+                f"sidecar.tls is required: listen {self.listen} is not loopback, and a non-loopback "
+                "listener serves only over TLS (set sidecar.tls.cert_file and sidecar.tls.key_file)")
+        return self
 
 
 class Strategy(Frozen):

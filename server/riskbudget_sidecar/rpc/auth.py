@@ -1,16 +1,26 @@
-"""The admin-token check of operator calls, one for every transport.
+"""Token checks, one for every transport: the admin scope and the client scope.
 
-`AdminAuth.check` is the whole check: it takes what the caller presented (the
-`authorization` value: gRPC metadata or the HTTP header), compares the token in
-constant time, audits the outcome, and tells `on_refused` of every refusal. The
-token itself is never logged. gRPC calls it through `require_admin`, the admin
-HTTP port directly.
+Two tokens, two scopes:
+
+- the admin token: operator calls (RiskBudgetAdminService, the admin HTTP port's
+  controls); it implies the client scope too;
+- the client token (optional): the trading and read calls of RiskBudgetService
+  (CheckTrade, GetBudget, PublishMarketData, ReportFill, StreamRecommendations...).
+  It is refused on every admin call. Without one configured, those calls need no
+  token (the default: a loopback or unix-socket sidecar beside its trading process).
+
+`AdminAuth.check` is the whole admin check: it takes what the caller presented (the
+`authorization` value: gRPC metadata or the HTTP header), compares in constant time,
+audits the outcome, and tells `on_refused` of every refusal. gRPC calls it through
+`require_admin`, the admin HTTP port directly. `ClientTokenInterceptor` checks the
+client scope: installed only when a client token is configured, so a sidecar without
+one pays nothing per call. No token is ever logged or echoed back.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Callable
+from typing import Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -20,11 +30,30 @@ from ..service.errors import PermissionDenied, Unauthenticated
 audit = structlog.get_logger("riskbudget.audit")
 
 
+def _presented(authorization: str | None) -> bytes | None:
+    """The token of `Bearer <token>`, or None for no value or another scheme."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.encode("utf-8", "replace")
+
+
 class AdminAuth:
-    def __init__(self, token: str | None, *, on_refused: Callable[[str, str, str], None] | None = None) -> None:
-        """`on_refused(action, peer, why)` is told of every refusal (the sidecar raises an alert)."""
+    def __init__(self, token: str | None, *, client_token: str | None = None,
+                 on_refused: Callable[[str, str, str], None] | None = None) -> None:
+        """`on_refused(action, peer, why)` is told of every admin refusal (the sidecar raises an alert)."""
+        if token and client_token and hmac.compare_digest(token.encode(), client_token.encode()):
+            raise ValueError("the client token must differ from the admin token")
         self._token = token.encode() if token else None
+        self._client_token = client_token.encode() if client_token else None
         self._on_refused = on_refused or (lambda action, peer, why: None)
+
+    @property
+    def client_token_required(self) -> bool:
+        """True when RiskBudgetService calls need the client (or the admin) token."""
+        return self._client_token is not None
 
     def _refuse(self, action: str, peer: str, why: str) -> None:
         audit.warning("admin_refused", action=action, peer=peer, why=why)
@@ -33,22 +62,95 @@ class AdminAuth:
     def check(self, authorization: str | None, *, action: str, peer: str) -> None:
         """Raise unless `authorization` is `Bearer <admin token>`.
 
-        Unauthenticated without a value; PermissionDenied with a wrong token, or
-        when the sidecar has no admin token configured.
+        Unauthenticated without a value; PermissionDenied with a wrong token, with the
+        client token, or when the sidecar has no admin token configured.
         """
         if authorization is None:
             self._refuse(action, peer, "no token")
             raise Unauthenticated("admin calls need 'authorization: Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
         if self._token is None:
             self._refuse(action, peer, "admin disabled")
             raise PermissionDenied("admin calls are disabled: the sidecar has no admin token configured")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self._token):
-            self._refuse(action, peer, "wrong token")
-            raise PermissionDenied("the admin token is not valid")
-        audit.info("admin_allowed", action=action, peer=peer)
+        presented = _presented(authorization)
+        if presented is not None and hmac.compare_digest(presented, self._token):
+            audit.info("admin_allowed", action=action, peer=peer)
+            return
+        if (presented is not None and self._client_token is not None
+                and hmac.compare_digest(presented, self._client_token)):
+            self._refuse(action, peer, "client token")
+            raise PermissionDenied("the client token cannot make admin calls: they need the admin token")
+        self._refuse(action, peer, "wrong token")
+        raise PermissionDenied("the admin token is not valid")
 
     def require_admin(self, context: grpc.aio.ServicerContext, action: str) -> None:
         """The check for a gRPC call: its `authorization` metadata."""
         presented = dict(context.invocation_metadata() or ()).get("authorization")
         self.check(presented, action=action, peer=context.peer())
+
+    def client_refusal(self, authorization: str | None) -> str | None:
+        """Why a client-scope call is refused (None: allowed). The client token or the
+        admin token pass; both are compared, in constant time, whichever matches."""
+        if self._client_token is None:
+            return None
+        presented = _presented(authorization)
+        if presented is None:
+            return "no token" if authorization is None else "not a bearer token"
+        client = hmac.compare_digest(presented, self._client_token)
+        admin = self._token is not None and hmac.compare_digest(presented, self._token)
+        return None if client or admin else "wrong token"
+
+
+_MESSAGES = {
+    "no token": (grpc.StatusCode.UNAUTHENTICATED, "this call needs 'authorization: Bearer <client token>'"),
+    "not a bearer token": (grpc.StatusCode.UNAUTHENTICATED,
+                           "this call needs 'authorization: Bearer <client token>'"),
+    "wrong token": (grpc.StatusCode.PERMISSION_DENIED, "the client token is not valid"),
+}
+
+
+class ClientTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuse the calls of `services` that do not carry the client (or admin) token.
+
+    A refused call gets a handler that only audits and aborts: the request is never
+    parsed and the servicer never runs, so a refused CheckTrade cannot be approved.
+    """
+
+    def __init__(self, auth: AdminAuth, services: Sequence[str]) -> None:
+        self._auth = auth
+        self._prefixes = tuple(f"/{name}/" for name in services)
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        if not method.startswith(self._prefixes):
+            return await continuation(handler_call_details)
+        authorization = None
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                authorization = value
+                break
+        why = self._auth.client_refusal(authorization)
+        if why is None:
+            return await continuation(handler_call_details)
+        return _refusing_handler(await continuation(handler_call_details), method, why)
+
+
+def _refusing_handler(handler: grpc.RpcMethodHandler | None, method: str, why: str) -> grpc.RpcMethodHandler | None:
+    if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED
+        return None
+    code, message = _MESSAGES[why]
+
+    async def refuse(request, context: grpc.aio.ServicerContext):
+        audit.warning("client_refused", action=method.rsplit("/", 1)[-1], peer=context.peer(), why=why)
+        await context.abort(code, message)
+
+    # No deserializer: the refused request stays bytes, never parsed.
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(refuse, None, handler.response_serializer)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse, None, handler.response_serializer)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, None, handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(refuse, None, handler.response_serializer)

@@ -18,7 +18,9 @@ from riskbudget.v1 import risk_budget_service_pb2, risk_budget_service_pb2_grpc
 from ..engine.addresses import ListenAddress
 from ..engine.types import AlertKind, AlertSeverity
 from ..service.sidecar import RiskBudgetSidecar
-from .auth import AdminAuth
+from ..engine.config import SidecarTls
+from ..service.config_file import ConfigError
+from .auth import AdminAuth, ClientTokenInterceptor
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
 
 SERVICE_NAMES = (
@@ -34,7 +36,7 @@ class RunningServer:
     target: str
     """Where clients reach it: host:port with the real port, or unix:/path."""
     auth: AdminAuth
-    """The admin-token check of this sidecar (the admin HTTP port uses the same one)."""
+    """The token checks of this sidecar (the admin HTTP port uses the same one)."""
     serving: bool = False
     """What grpc.health.v1 says now: True exactly when every service is SERVING."""
     shutting_down: bool = False
@@ -61,40 +63,77 @@ class RunningServer:
 
 async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
                        admin_token: str | None, max_message_bytes: int,
-                       max_concurrent_rpcs: int | None = None) -> RunningServer:
-    """Start serving at `address`; health says NOT_SERVING until told otherwise."""
-    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, options=[
+                       max_concurrent_rpcs: int | None = None, client_token: str | None = None,
+                       credentials: grpc.ServerCredentials | None = None) -> RunningServer:
+    """Start serving at `address` (over TLS with `credentials`); health says NOT_SERVING
+    until told otherwise. With a `client_token`, RiskBudgetService calls need it (or the
+    admin token); health and reflection stay open."""
+    auth = AdminAuth(admin_token, client_token=client_token,
+                     on_refused=lambda action, peer, why: sidecar.alerts.raise_alert(
+                         AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING,
+                         f"admin call {action} from {peer} refused: {why}", now=sidecar.now()))
+    # Only with a client token: a sidecar without one pays nothing per call.
+    interceptors = [ClientTokenInterceptor(auth, SERVICE_NAMES[:1])] if auth.client_token_required else []
+    server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
     ])
     risk_budget_service_pb2_grpc.add_RiskBudgetServiceServicer_to_server(RiskBudgetServicer(sidecar), server)
-    auth = AdminAuth(admin_token, on_refused=lambda action, peer, why: sidecar.alerts.raise_alert(
-        AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, f"admin call {action} from {peer} refused: {why}",
-        now=sidecar.now()))
     risk_budget_admin_pb2_grpc.add_RiskBudgetAdminServiceServicer_to_server(
         RiskBudgetAdminServicer(sidecar, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    target = _bind(server, address)
+    target = _bind(server, address, credentials)
     running = RunningServer(server, health_servicer, target, auth)
     await running.set_serving(False)
     await server.start()
     return running
 
 
-def _bind(server: grpc.aio.Server, address: ListenAddress) -> str:
+def server_credentials(tls: SidecarTls) -> grpc.ServerCredentials:
+    """The TLS credentials of `sidecar.tls`: the PEM files read now, mutual TLS with a client CA."""
+    key = _read_pem(tls.key_file, "sidecar.tls.key_file", "PRIVATE KEY")
+    chain = _read_pem(tls.cert_file, "sidecar.tls.cert_file", "CERTIFICATE")
+    if tls.client_ca_file is None:
+        return grpc.ssl_server_credentials([(key, chain)])
+    client_ca = _read_pem(tls.client_ca_file, "sidecar.tls.client_ca_file", "CERTIFICATE")
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca, require_client_auth=True)
+
+
+def _read_pem(path: str, field: str, kind: str) -> bytes:
+    """The file's bytes, if it holds a PEM block of `kind` (a key: RSA, EC or PKCS#8)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{field}: cannot read {path}: {exc.strerror or exc}"]) from None
+    if f"{kind}-----".encode() not in data:
+        raise ConfigError([f"{field}: {path} holds no PEM {kind}"])
+    return data
+
+
+def _add_port(server: grpc.aio.Server, target: str, credentials: grpc.ServerCredentials | None) -> int:
+    if credentials is None:
+        return server.add_insecure_port(target)
+    return server.add_secure_port(target, credentials)
+
+
+def _bind(server: grpc.aio.Server, address: ListenAddress,
+          credentials: grpc.ServerCredentials | None = None) -> str:
+    if credentials is None and not address.is_local:  # whatever the caller checked before
+        raise ValueError(f"cannot listen on {address.grpc_target} without TLS: a non-loopback "
+                         "listener needs sidecar.tls")
     if address.unix_path is not None:
         socket_path = Path(address.unix_path)
         socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_stale_socket(socket_path)
-        server.add_insecure_port(address.grpc_target)
+        _add_port(server, address.grpc_target, credentials)
         os.chmod(socket_path, 0o600)
         return address.grpc_target
     try:
-        port = server.add_insecure_port(address.grpc_target)
+        port = _add_port(server, address.grpc_target, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address.grpc_target}: {exc}") from None
     if port == 0:

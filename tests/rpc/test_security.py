@@ -1,0 +1,312 @@
+"""Token scopes (admin vs client), the transport's guards, and tokens kept out of what the sidecar shows."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import aiohttp
+import grpc
+import pytest
+from google.protobuf import message_factory
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_client import AsyncRiskBudgetClient
+from riskbudget_sidecar.app.serve import start, stop
+from riskbudget_sidecar.engine.addresses import parse_listen_address
+from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.rpc.server import _bind
+from riskbudget_sidecar.service.clock import ManualClock
+from riskbudget_sidecar.service.config_file import ConfigError, load_config, parse_config
+from tests.rpc.conftest import ADMIN_TOKEN, T0, config_data, start_harness, write_config
+
+CLIENT_TOKEN = "client-token-9f8e7d6c5b4a"
+SERVICE = spb.DESCRIPTOR.services_by_name["RiskBudgetService"]
+ADMIN_SERVICE = apb.DESCRIPTOR.services_by_name["RiskBudgetAdminService"]
+
+
+def bearer(token: str) -> tuple:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def last_prices(running) -> dict[str, float]:
+    return {s: running.sidecar.snapshot.symbols[s].last_price for s in running.sidecar.snapshot.symbols}
+
+
+async def start_with_client_token(tmp_path, **overrides):
+    token_file = tmp_path / "client-token"
+    token_file.write_text(CLIENT_TOKEN + "\n")
+    return await start_harness(tmp_path, sidecar__client_token_file=str(token_file), **overrides)
+
+
+@pytest.fixture
+async def guarded(tmp_path):
+    """A sidecar with both tokens: the admin token and a client token."""
+    running = await start_with_client_token(tmp_path)
+    yield running
+    await running.channel.close()
+    await stop(running.sidecar, running.server)
+
+
+async def call(channel: grpc.aio.Channel, method, metadata=None):
+    """Call any method of either service with an empty request; the reply, or the RpcError."""
+    request_type = message_factory.GetMessageClass(method.input_type)
+    response_type = message_factory.GetMessageClass(method.output_type)
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    kind = {(False, False): channel.unary_unary, (False, True): channel.unary_stream,
+            (True, False): channel.stream_unary, (True, True): channel.stream_stream}[
+        (method.client_streaming, method.server_streaming)]
+    stub = kind(path, request_serializer=request_type.SerializeToString,
+                response_deserializer=response_type.FromString)
+    request = iter([request_type()]) if method.client_streaming else request_type()
+    try:
+        reply = stub(request, metadata=metadata, timeout=5)
+        if method.server_streaming:
+            return [item async for item in reply]
+        return await reply
+    except grpc.aio.AioRpcError as error:
+        return error
+
+
+# -- the client scope ----------------------------------------------------------------------
+
+async def test_without_a_client_token_configured_service_calls_need_no_token(harness):
+    await harness.publish_last_prices()
+
+    reply = await harness.check("o-1", 10)
+
+    assert not harness.server.grpc.auth.client_token_required
+    assert reply.decision == pb.DECISION_APPROVED
+
+
+@pytest.mark.parametrize("method", list(SERVICE.methods), ids=lambda m: m.name)
+async def test_with_a_client_token_every_service_call_without_a_token_is_unauthenticated(guarded, method):
+    error = await call(guarded.channel, method)
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "client token" in error.details()
+
+
+@pytest.mark.parametrize("method", list(SERVICE.methods), ids=lambda m: m.name)
+async def test_with_a_client_token_every_service_call_with_a_wrong_token_is_permission_denied(guarded, method):
+    error = await call(guarded.channel, method, bearer("not-the-client-token"))
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.details() == "the client token is not valid"
+
+
+async def test_another_scheme_than_bearer_is_unauthenticated(guarded):
+    error = await call(guarded.channel, SERVICE.methods_by_name["GetBudget"], (("authorization", CLIENT_TOKEN),))
+
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("token", [CLIENT_TOKEN, ADMIN_TOKEN], ids=["client token", "admin token"])
+async def test_the_client_token_or_the_admin_token_reach_check_trade(guarded, token):
+    await guarded.stub.PublishMarketData(spb.PublishMarketDataRequest(ticks=[
+        pb.PriceTick(symbol=s, price=p, time=timestamp(T0)) for s, p in last_prices(guarded).items()]),
+        metadata=bearer(token))
+
+    reply = await guarded.stub.CheckTrade(spb.CheckTradeRequest(
+        client_order_id="o-1", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10),
+        metadata=bearer(token))
+
+    assert reply.decision == pb.DECISION_APPROVED
+    assert reply.reserved
+
+
+async def test_a_refused_check_trade_is_never_evaluated_and_reserves_nothing(guarded):
+    before = len(guarded.sidecar._store.book.reservations())
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await guarded.stub.CheckTrade(spb.CheckTradeRequest(
+            client_order_id="o-1", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10),
+            metadata=bearer("wrong"))
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert len(guarded.sidecar._store.book.reservations()) == before == 0
+
+
+async def test_a_client_token_does_not_close_health_or_reflection(guarded):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    reply = await health_pb2_grpc.HealthStub(guarded.channel).Check(health_pb2.HealthCheckRequest())
+
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# -- the client token on admin calls -------------------------------------------------------
+
+@pytest.mark.parametrize("method", list(ADMIN_SERVICE.methods), ids=lambda m: m.name)
+async def test_the_client_token_is_refused_on_every_admin_call(guarded, method):
+    error = await call(guarded.channel, method, bearer(CLIENT_TOKEN))
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "client token cannot make admin calls" in error.details()
+
+
+async def test_the_client_token_changes_nothing_through_admin_calls(guarded):
+    bounds = guarded.sidecar.store.recommendation_bounds()
+    halted = apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="x")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await guarded.admin.SetTradingState(halted, metadata=bearer(CLIENT_TOKEN))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await guarded.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="x", requested_by="y"),
+                                             metadata=bearer(CLIENT_TOKEN))
+
+    assert guarded.sidecar.trading_state().name == "ACTIVE"
+    assert len(guarded.sidecar.overrides) == 0
+    assert guarded.sidecar.store.recommendation_bounds() == bounds
+    alerts = guarded.sidecar.alerts.recent(100, None)
+    assert any("client token" in alert.message for alert in alerts)
+
+
+async def test_the_admin_token_still_makes_admin_calls_beside_a_client_token(guarded):
+    reply = await guarded.admin.ListOverrides(apb.ListOverridesRequest(), metadata=bearer(ADMIN_TOKEN))
+
+    assert list(reply.overrides) == []
+
+
+async def test_the_client_token_is_refused_on_the_http_controls(guarded):
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.post("/api/trading-state", json={"state": "TRADING_STATE_HALTED"},
+                             headers={"Authorization": f"Bearer {CLIENT_TOKEN}"}) as response:
+            body = await response.json()
+
+    assert response.status == 403
+    assert "client token cannot make admin calls" in body["error"]
+    assert guarded.sidecar.trading_state().name == "ACTIVE"
+
+
+# -- the Python client ---------------------------------------------------------------------
+
+async def test_the_python_client_sends_its_client_token_on_service_calls(guarded):
+    async with AsyncRiskBudgetClient(guarded.server.target, admin_token=ADMIN_TOKEN, client_token=CLIENT_TOKEN,
+                                     check_trade_timeout=5) as client:
+        await client.publish_market_data([(s, p, T0) for s, p in last_prices(guarded).items()])
+        decision = await client.check_trade("o-1", "trend", "AAA", "buy", 10)
+        budget = await client.get_budget()
+        rebalance = await client.trigger_rebalance("drift", "ops")
+        stream = client.stream_recommendations(after_sequence=0)
+        streamed = await anext(stream)
+        await stream.aclose()
+
+    assert decision.decision == pb.DECISION_APPROVED
+    assert budget.budget.ref.version >= 1
+    assert streamed.sequence == rebalance.recommendation.sequence
+
+
+async def test_the_python_client_without_the_client_token_rejects_its_orders_itself(guarded):
+    async with AsyncRiskBudgetClient(guarded.server.target, admin_token=ADMIN_TOKEN,
+                                     check_trade_timeout=5) as client:
+        decision = await client.check_trade("o-1", "trend", "AAA", "buy", 10)
+
+    assert decision.decision == pb.DECISION_REJECTED
+    assert decision.approved_quantity == 0
+    assert "UNAUTHENTICATED" in str(decision)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+async def test_a_client_token_equal_to_the_admin_token_is_refused_at_start(tmp_path):
+    token_file = tmp_path / "client-token"
+    token_file.write_text(ADMIN_TOKEN)
+    path = write_config(tmp_path, sidecar__client_token_file=str(token_file))
+
+    with pytest.raises(ConfigError, match="sidecar.client_token_file: the client token must differ"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+async def test_a_client_token_env_that_is_not_set_is_refused_at_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("RB_TEST_CLIENT_TOKEN", raising=False)
+    path = write_config(tmp_path, sidecar__client_token_env="RB_TEST_CLIENT_TOKEN")
+
+    with pytest.raises(ConfigError, match="sidecar.client_token_env: the environment variable "
+                                          "RB_TEST_CLIENT_TOKEN is not set"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+async def test_a_client_token_from_the_environment_guards_the_service(tmp_path, monkeypatch):
+    monkeypatch.setenv("RB_TEST_CLIENT_TOKEN", CLIENT_TOKEN)
+    running = await start_harness(tmp_path, sidecar__client_token_env="RB_TEST_CLIENT_TOKEN")
+    try:
+        refused = await call(running.channel, SERVICE.methods_by_name["GetBudget"])
+        allowed = await call(running.channel, SERVICE.methods_by_name["GetBudget"], bearer(CLIENT_TOKEN))
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert allowed.budget.ref.version >= 1
+
+
+@pytest.mark.parametrize("content", ["", "two words", "caf\u00e9"], ids=["empty", "space", "non-ascii"])
+async def test_an_unusable_client_token_file_is_refused_naming_the_field(tmp_path, content):
+    token_file = tmp_path / "client-token"
+    token_file.write_text(content, encoding="utf-8")
+    path = write_config(tmp_path, sidecar__client_token_file=str(token_file))
+
+    with pytest.raises(ConfigError, match="sidecar.client_token_file: "):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+# -- transport -----------------------------------------------------------------------------
+
+async def test_the_unix_socket_is_0600_in_a_0700_directory(tmp_path):
+    socket_path = tmp_path / "run" / "sidecar.sock"
+    running = await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+    try:
+        directory_mode = stat.S_IMODE(os.stat(socket_path.parent).st_mode)
+        socket_mode = stat.S_IMODE(os.stat(socket_path).st_mode)
+        is_socket = stat.S_ISSOCK(os.stat(socket_path).st_mode)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert (directory_mode, socket_mode, is_socket) == (0o700, 0o600, True)
+
+
+@pytest.mark.parametrize("listen", ["unix:@riskbudget", "unix:\x00riskbudget"], ids=["at", "nul"])
+def test_an_abstract_unix_socket_is_refused_naming_the_field(listen):
+    with pytest.raises(ConfigError, match="sidecar.listen: abstract unix sockets are refused"):
+        parse_config(config_data(sidecar__listen=listen), source="c.yaml")
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051"])
+def test_a_non_loopback_listen_without_tls_is_refused_naming_sidecar_tls(listen):
+    data = config_data(sidecar__listen=listen, sidecar__allow_non_loopback=True)
+
+    with pytest.raises(ConfigError, match=r"sidecar: sidecar.tls is required: listen .* is not loopback"):
+        parse_config(data, source="c.yaml")
+
+
+def test_a_non_loopback_listen_without_allow_non_loopback_is_refused():
+    with pytest.raises(ConfigError, match="sidecar.listen: .*set sidecar.allow_non_loopback"):
+        parse_config(config_data(sidecar__listen="0.0.0.0:50051"), source="c.yaml")
+
+
+async def test_a_non_loopback_listen_override_without_tls_is_refused_at_start(tmp_path):
+    path = write_config(tmp_path, sidecar__allow_non_loopback=True)
+
+    with pytest.raises(ConfigError, match="sidecar.tls is required: listen 0.0.0.0:0 is not loopback"):
+        await start(load_config(path), listen="0.0.0.0:0", clock=ManualClock(T0), config_path=str(path))
+
+
+async def test_the_bind_itself_refuses_a_non_loopback_address_without_tls():
+    server = grpc.aio.server()
+
+    with pytest.raises(ValueError, match="without TLS"):
+        _bind(server, parse_listen_address("0.0.0.0:0", allow_non_loopback=True))
+    await server.stop(None)
+
+
+def test_the_default_config_still_loads_with_no_client_token_and_no_tls():
+    config = load_config("config/default.yaml")
+
+    assert config.sidecar.client_token_env is None and config.sidecar.client_token_file is None
+    assert config.sidecar.tls is None
