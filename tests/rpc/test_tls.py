@@ -1,0 +1,208 @@
+"""sidecar.tls: the gRPC listener over TLS (and mutual TLS), with certificates made here."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import risk_budget_service_pb2_grpc
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_client import AsyncRiskBudgetClient
+from riskbudget_sidecar.app.serve import start, stop
+from riskbudget_sidecar.service.clock import ManualClock
+from riskbudget_sidecar.service.config_file import ConfigError, load_config
+from tests.rpc.conftest import T0, write_config
+
+
+@dataclass
+class Pem:
+    cert: bytes
+    key: bytes
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def issue(common_name: str, *, issuer: tuple[Pem, object] | None = None, ca: bool = False,
+          server: bool = False) -> tuple[Pem, object]:
+    """A certificate for `common_name`, signed by `issuer` (self-signed without one)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    issuer_name, signing_key = _name(common_name), key
+    if issuer is not None:
+        issuer_name = x509.load_pem_x509_certificate(issuer[0].cert).subject
+        signing_key = issuer[1]
+    builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    cert = builder.sign(signing_key, hashes.SHA256())
+    pem = Pem(cert.public_bytes(serialization.Encoding.PEM),
+              key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()))
+    return pem, key
+
+
+@dataclass
+class Pki:
+    ca: Pem
+    server: Pem
+    client: Pem
+    folder: Path
+
+    def write(self, name: str, data: bytes) -> str:
+        path = self.folder / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return str(path)
+
+
+@pytest.fixture
+def pki(tmp_path) -> Pki:
+    ca = issue("riskbudget test CA", ca=True)
+    server, _ = issue("localhost", issuer=ca, server=True)
+    client, _ = issue("trading-engine", issuer=ca)
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    return Pki(ca[0], server, client, folder)
+
+
+async def start_tls_sidecar(tmp_path, pki: Pki, *, mutual: bool = False):
+    tls = {"cert_file": pki.write("server.pem", pki.server.cert),
+           "key_file": pki.write("server.key", pki.server.key)}
+    if mutual:
+        tls["client_ca_file"] = pki.write("ca.pem", pki.ca.cert)
+    path = write_config(tmp_path, sidecar__allow_non_loopback=True, sidecar__tls=tls)
+    return await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+async def get_budget(channel: grpc.aio.Channel):
+    return await risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel).GetBudget(
+        spb.GetBudgetRequest(), timeout=5)
+
+
+async def test_a_tls_listener_serves_a_client_that_trusts_its_certificate(tmp_path, pki):
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)
+    try:
+        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
+            reply = await get_budget(channel)
+    finally:
+        await stop(sidecar, servers)
+
+    assert reply.budget.ref.version >= 1
+
+
+async def test_a_tls_listener_refuses_a_plaintext_client(tmp_path, pki):
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
+    try:
+        async with grpc.aio.insecure_channel(servers.target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await get_budget(channel)
+    finally:
+        await stop(sidecar, servers)
+
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_tls_listener_refuses_a_client_that_does_not_trust_its_certificate(tmp_path, pki):
+    other_ca, _ = issue("another CA", ca=True)
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=other_ca.cert)
+        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await get_budget(channel)
+    finally:
+        await stop(sidecar, servers)
+
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_the_python_client_checks_trades_over_tls(tmp_path, pki):
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
+    try:
+        prices = [(s, sidecar.snapshot.symbols[s].last_price, T0) for s in sidecar.snapshot.symbols]
+        credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)
+        async with AsyncRiskBudgetClient(servers.target, credentials=credentials,
+                                         check_trade_timeout=5) as client:
+            await client.publish_market_data(prices)
+            decision = await client.check_trade("o-1", "trend", "AAA", "buy", 10)
+    finally:
+        await stop(sidecar, servers)
+
+    assert decision.decision == pb.DECISION_APPROVED
+
+
+async def test_mutual_tls_serves_a_client_with_a_certificate_from_the_client_ca(tmp_path, pki):
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=True)
+    try:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=pki.ca.cert, private_key=pki.client.key, certificate_chain=pki.client.cert)
+        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
+            reply = await get_budget(channel)
+    finally:
+        await stop(sidecar, servers)
+
+    assert reply.budget.ref.version >= 1
+
+
+async def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path, pki):
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=True)
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)
+        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await get_budget(channel)
+    finally:
+        await stop(sidecar, servers)
+
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("field", ["cert_file", "key_file", "client_ca_file"])
+async def test_a_missing_tls_file_is_refused_at_start_naming_the_field(tmp_path, pki, field):
+    tls = {"cert_file": pki.write("server.pem", pki.server.cert),
+           "key_file": pki.write("server.key", pki.server.key),
+           "client_ca_file": pki.write("ca.pem", pki.ca.cert)}
+    tls[field] = str(tmp_path / "missing.pem")
+    path = write_config(tmp_path, sidecar__allow_non_loopback=True, sidecar__tls=tls)
+
+    with pytest.raises(ConfigError, match=f"sidecar.tls.{field}: cannot read .*missing.pem"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+@pytest.mark.parametrize("field, kind", [("cert_file", "CERTIFICATE"), ("key_file", "PRIVATE KEY")])
+async def test_a_tls_file_that_is_not_pem_is_refused_at_start_naming_the_field(tmp_path, pki, field, kind):
+    tls = {"cert_file": pki.write("server.pem", pki.server.cert),
+           "key_file": pki.write("server.key", pki.server.key)}
+    tls[field] = pki.write("garbage", b"not a pem file\n")
+    path = write_config(tmp_path, sidecar__allow_non_loopback=True, sidecar__tls=tls)
+
+    with pytest.raises(ConfigError, match=f"sidecar.tls.{field}: .* holds no PEM {kind}"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+def test_tls_without_a_key_file_is_refused_naming_the_field(tmp_path):
+    from riskbudget_sidecar.service.config_file import parse_config
+    from tests.rpc.conftest import config_data
+
+    data = config_data(sidecar__tls={"cert_file": "/x/server.pem"})
+
+    with pytest.raises(ConfigError, match="sidecar.tls.key_file: Field required"):
+        parse_config(data, source="c.yaml")
