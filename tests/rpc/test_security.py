@@ -8,6 +8,8 @@ import stat
 import aiohttp
 import grpc
 import pytest
+import structlog
+import structlog.testing
 from google.protobuf import message_factory
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
@@ -310,3 +312,21 @@ def test_the_default_config_still_loads_with_no_client_token_and_no_tls():
 
     assert config.sidecar.client_token_env is None and config.sidecar.client_token_file is None
     assert config.sidecar.tls is None
+
+
+# -- tokens never logged -------------------------------------------------------------------
+
+async def test_no_token_enters_a_log_event_whatever_the_renderer(guarded):
+    """The event dicts themselves (what the JSON and the console renderers both print)."""
+    wrong = "wr0ng-Token-5c3a1e"
+    with structlog.testing.capture_logs() as events:
+        for token in (wrong, CLIENT_TOKEN, ADMIN_TOKEN):
+            await call(guarded.channel, ADMIN_SERVICE.methods_by_name["ListOverrides"], bearer(token))
+            await call(guarded.channel, SERVICE.methods_by_name["GetBudget"], bearer(token))
+            await call(guarded.channel, SERVICE.methods_by_name["StreamMarketData"], (("authorization", token),))
+    rendered = [structlog.dev.ConsoleRenderer(colors=False)(None, "warning", dict(event)) for event in events] + [
+        structlog.processors.JSONRenderer()(None, "warning", dict(event)) for event in events]
+
+    assert {event["event"] for event in events} >= {"admin_refused", "admin_allowed", "client_refused"}
+    for secret in (wrong, CLIENT_TOKEN, ADMIN_TOKEN):
+        assert not any(secret in text for text in rendered)
