@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
@@ -274,6 +275,26 @@ def vetted(
     """The reply if it is well formed, else a rejection saying what is wrong with it."""
     problem = _malformation(request, reply)
     return reply if problem is None else rejection(request, f"sidecar reply refused: {problem}")
+
+
+def vetted_in_time(
+    request: service_pb2.CheckTradeRequest,
+    reply: service_pb2.CheckTradeResponse,
+    started: float,
+    timeout: float,
+) -> service_pb2.CheckTradeResponse:
+    """`vetted(request, reply)` if the reply came within `timeout` seconds of `started`
+    (time.monotonic), else a rejection: gRPC keeps deadlines to the millisecond and may hand
+    over a reply that came after a shorter one, and an order the client stopped waiting for
+    is never sent."""
+    elapsed = time.monotonic() - started
+    if elapsed > timeout:
+        return rejection(
+            request,
+            f"sidecar reply came after the deadline: DEADLINE_EXCEEDED "
+            f"({elapsed * 1e3:.3f} ms > {timeout * 1e3:.3f} ms)",
+        )
+    return vetted(request, reply)
 
 
 def _malformation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from types import TracebackType
@@ -89,7 +90,8 @@ class AsyncRiskBudgetClient:
         dry_run: bool = False,
     ) -> service_pb2.CheckTradeResponse:
         """The sidecar's decision, or the client's own rejection (reason
-        SIDECAR_UNAVAILABLE) when the call fails or the reply is malformed.
+        SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or
+        comes after the deadline.
 
         After a timeout the sidecar may still have reserved the order; the
         reservation lapses at expiry or on `release_order`.
@@ -97,13 +99,14 @@ class AsyncRiskBudgetClient:
         request = _common.check_trade_request(
             client_order_id, strategy, symbol, side, quantity, limit_price, dry_run
         )
+        started = time.monotonic()
         try:
             reply = await self._service.CheckTrade(
                 request, timeout=self._check_trade_timeout, metadata=self._client_metadata
             )
         except grpc.RpcError as error:
             return _common.failed_call_rejection(request, error)
-        return _common.vetted(request, reply)
+        return _common.vetted_in_time(request, reply, started, self._check_trade_timeout)
 
     async def publish_market_data(
         self, ticks: Iterable[Tick]

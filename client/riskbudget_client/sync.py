@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from types import TracebackType
@@ -88,7 +89,8 @@ class RiskBudgetClient:
         dry_run: bool = False,
     ) -> service_pb2.CheckTradeResponse:
         """The sidecar's decision, or the client's own rejection (reason
-        SIDECAR_UNAVAILABLE) when the call fails or the reply is malformed.
+        SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or
+        comes after the deadline.
 
         After a timeout the sidecar may still have reserved the order; the
         reservation lapses at expiry or on `release_order`.
@@ -96,13 +98,14 @@ class RiskBudgetClient:
         request = _common.check_trade_request(
             client_order_id, strategy, symbol, side, quantity, limit_price, dry_run
         )
+        started = time.monotonic()
         try:
             reply = self._service.CheckTrade(
                 request, timeout=self._check_trade_timeout, metadata=self._client_metadata
             )
         except grpc.RpcError as error:
             return _common.failed_call_rejection(request, error)
-        return _common.vetted(request, reply)
+        return _common.vetted_in_time(request, reply, started, self._check_trade_timeout)
 
     def publish_market_data(self, ticks: Iterable[Tick]) -> service_pb2.PublishMarketDataResponse:
         """Send `(symbol, price, time)` ticks; a time is a timezone-aware datetime
