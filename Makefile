@@ -10,7 +10,7 @@ CONFIG ?= config/default.yaml
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install browser run test bench backtest proto proto-check lint-proto clean
+.PHONY: install browser run test audit bench backtest proto proto-check lint-proto clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ run: $(STAMP)
 ## The whole test suite, with the contract checks first.
 test: install lint-proto proto-check
 	$(PY) -m pytest
+
+$(VENV)/.audit-installed: $(STAMP)
+	$(PY) -m pip install --quiet 'pip-audit>=2.7'
+	touch $@
+
+## Known vulnerabilities in the installed dependencies: pip-audit over the venv against PyPI's
+## advisory data (the project's own editable packages skipped). --strict: a dependency that
+## cannot be audited fails the target too; it never passes without having checked.
+audit: $(VENV)/.audit-installed
+	$(PY) -m pip_audit --skip-editable --strict --progress-spinner off --desc on
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
