@@ -10,7 +10,7 @@ CONFIG ?= config/default.yaml
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: install browser run test audit bench backtest proto proto-check lint-proto clean
+.PHONY: install browser run test audit bench soak backtest proto proto-check lint-proto clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,16 @@ bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(PY) bench/hot_path.py | tee bench-results/hot_path.json
 	PYTHONPATH=. $(PY) bench/engine_bench.py
 	PYTHONPATH=. $(PY) bench/rpc_load.py
+
+## Reliability under load (bench/soak.py, about SOAK_MINUTES + 3 minutes, loopback only): a real
+## sidecar process (SQLite) at 80% of its measured CheckTrade capacity for SOAK_MINUTES, its memory
+## and file descriptors sampled; then 3x capacity with sidecar.max_concurrent_rpcs 16, and the
+## recovery. A table, and JSON in bench-results/soak.json.
+SOAK_MINUTES ?= 10
+
+soak: $(STAMP)
+	mkdir -p bench-results
+	PYTHONPATH=. $(PY) bench/soak.py --minutes $(SOAK_MINUTES) --out bench-results/soak.json
 
 ## Backtest the dynamic budget against static allocation on the S&P 500 prices that skfolio
 ## ships in its wheel (read offline): one table per example; reports and charts in backtest-results/.
