@@ -25,7 +25,16 @@ MAX_NAME_LENGTH = 64
 MAX_TEXT_LENGTH = 1024
 MAX_QUANTITY = 1e12
 MAX_PRICE = 1e12
+MIN_PRICE = 1e-12
+"""The smallest price taken: a positive but vanishing price (5e-324) makes a log return against
+the last close underflow to -inf, a symbol's position limit in units infinite, and any order
+for it approvable."""
 MAX_TICKS_PER_REQUEST = 100_000
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last valid google.protobuf.Timestamp
+MAX_TICK_AHEAD = 60.0
+"""How far (seconds) a price may be dated ahead of the sidecar's clock: clock skew between the
+feed and the sidecar, no more. A price from further ahead would pin the symbol: every later
+price would look out of order and be ignored, and the pinned one would never turn stale."""
 
 REGIME_TO_PB = {d.Regime.BULL: pb.REGIME_BULL, d.Regime.BEAR: pb.REGIME_BEAR,
                 d.Regime.CRISIS: pb.REGIME_CRISIS}
@@ -71,11 +80,13 @@ class _Violations:
             self.add(field, "must not contain control characters")
         return value
 
-    def positive(self, field: str, value: float, limit: float) -> float:
+    def positive(self, field: str, value: float, limit: float, minimum: float = 0.0) -> float:
         if not math.isfinite(value):
             self.add(field, f"must be a finite number, got {value}")
         elif value <= 0:
             self.add(field, f"must be positive, got {value:g}")
+        elif value < minimum:
+            self.add(field, f"must be at least {minimum:g}, got {value:g}")
         elif value > limit:
             self.add(field, f"must be at most {limit:g}, got {value:g}")
         return value
@@ -93,13 +104,19 @@ class _Violations:
             self.add(field, "must be SIDE_BUY or SIDE_SELL")
         return side
 
-    def time(self, field: str, stamp: Timestamp, *, has_value: bool) -> float:
+    def time(self, field: str, stamp: Timestamp, *, has_value: bool, now: float | None = None) -> float:
+        """The time in seconds; with `now`, at most MAX_TICK_AHEAD after it."""
         if not has_value:
             self.add(field, "must be set")
             return 0.0
-        if not (0 <= stamp.nanos < 1_000_000_000) or stamp.seconds <= 0:
+        if not (0 <= stamp.nanos < 1_000_000_000) or not (0 < stamp.seconds <= MAX_TIMESTAMP_SECONDS):
             self.add(field, "must be a valid time after 1970")
-        return stamp.seconds + stamp.nanos / 1e9
+            return 0.0
+        value = stamp.seconds + stamp.nanos / 1e9
+        if now is not None and value > now + MAX_TICK_AHEAD:
+            self.add(field, f"must not be more than {MAX_TICK_AHEAD:g} s ahead of the sidecar's clock, "
+                            f"is {value - now:.6g} s ahead")
+        return value
 
     def raise_if_any(self) -> None:
         if self.found:
@@ -114,7 +131,7 @@ def check_trade_request(request: service_pb.CheckTradeRequest) -> d.OrderRequest
     # NaN fails every comparison, so a NaN quantity or limit price is not well formed either
     well_formed = (_is_name(order_id, MAX_ID_LENGTH) and _is_name(strategy, MAX_NAME_LENGTH)
                    and _is_name(symbol, MAX_NAME_LENGTH) and side is not None
-                   and 0 < quantity <= MAX_QUANTITY and (limit_price == 0 or 0 < limit_price <= MAX_PRICE))
+                   and 0 < quantity <= MAX_QUANTITY and (limit_price == 0 or MIN_PRICE <= limit_price <= MAX_PRICE))
     if not well_formed:
         _refuse_check_trade_request(request)
     return d.OrderRequest(order_id, strategy, symbol, side, quantity, limit_price, request.dry_run)
@@ -134,11 +151,13 @@ def _refuse_check_trade_request(request: service_pb.CheckTradeRequest) -> None:
     v.side("side", request.side)
     v.positive("quantity", request.quantity, MAX_QUANTITY)
     if request.limit_price != 0:
-        v.positive("limit_price", request.limit_price, MAX_PRICE)
+        v.positive("limit_price", request.limit_price, MAX_PRICE, MIN_PRICE)
     v.raise_if_any()
 
 
-def price_ticks(ticks: Iterable[pb.PriceTick], universe: frozenset[str], field: str = "ticks") -> list[d.PriceTick]:
+def price_ticks(ticks: Iterable[pb.PriceTick], universe: frozenset[str], field: str = "ticks", *,
+                now: float | None = None) -> list[d.PriceTick]:
+    """The ticks, each for a symbol of `universe` and (given `now`) dated at most MAX_TICK_AHEAD after it."""
     v = _Violations()
     result = []
     for index, tick in enumerate(ticks):
@@ -147,10 +166,10 @@ def price_ticks(ticks: Iterable[pb.PriceTick], universe: frozenset[str], field: 
             break
         where = f"{field}[{index}]"
         symbol = v.name(f"{where}.symbol", tick.symbol)
-        if symbol and symbol not in universe:
+        if _is_name(symbol, MAX_NAME_LENGTH) and symbol not in universe:  # a bad name is not echoed
             v.add(f"{where}.symbol", f"unknown symbol {symbol!r}")
-        price = v.positive(f"{where}.price", tick.price, MAX_PRICE)
-        time = v.time(f"{where}.time", tick.time, has_value=tick.HasField("time"))
+        price = v.positive(f"{where}.price", tick.price, MAX_PRICE, MIN_PRICE)
+        time = v.time(f"{where}.time", tick.time, has_value=tick.HasField("time"), now=now)
         result.append(d.PriceTick(symbol, price, time))
     v.raise_if_any()
     return result
@@ -163,7 +182,7 @@ def fill(request: service_pb.ReportFillRequest) -> d.Fill:
     symbol = v.name("symbol", request.symbol)
     side = v.side("side", request.side)
     quantity = v.positive("quantity", request.quantity, MAX_QUANTITY)
-    price = v.positive("price", request.price, MAX_PRICE)
+    price = v.positive("price", request.price, MAX_PRICE, MIN_PRICE)
     time = v.time("time", request.time, has_value=request.HasField("time"))
     v.raise_if_any()
     return d.Fill(order_id, strategy, symbol, side, quantity, price, time)

@@ -46,7 +46,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     @mapped_errors
     async def PublishMarketData(self, request, context):
         accepted, snapshot = await self._sidecar.publish_prices(
-            convert.price_ticks(request.ticks, self._sidecar.universe))
+            convert.price_ticks(request.ticks, self._sidecar.universe, now=self._sidecar.now()))
         return service_pb.PublishMarketDataResponse(accepted=accepted, budget=convert.budget_ref(snapshot))
 
     @mapped_errors
@@ -54,7 +54,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
         accepted, snapshot = 0, self._sidecar.snapshot
         async for batch in request_iterator:
             count, snapshot = await self._sidecar.publish_prices(
-                convert.price_ticks(batch.ticks, self._sidecar.universe))
+                convert.price_ticks(batch.ticks, self._sidecar.universe, now=self._sidecar.now()))
             accepted += count
         return service_pb.StreamMarketDataResponse(accepted=accepted, budget=convert.budget_ref(snapshot))
 

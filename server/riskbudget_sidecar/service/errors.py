@@ -7,12 +7,28 @@ class RiskBudgetError(Exception):
     """Base of the errors the sidecar reports to its callers."""
 
 
+MAX_VIOLATIONS = 10
+"""A refusal names at most this many problems (the first found), each in at most
+MAX_VIOLATION_LENGTH characters. A gRPC status travels in trailing metadata, which clients cap
+(8 KB soft, 16 KB hard): an unbounded refusal (a batch of a thousand bad ticks) would reach the
+client as RESOURCE_EXHAUSTED naming no field. No single message has more fields than this."""
+MAX_VIOLATION_LENGTH = 160
+
+
 class InvalidInput(RiskBudgetError):
-    """Bad input: each violation names the field and what is wrong with it."""
+    """Bad input: each violation names the field and what is wrong with it (the first
+    MAX_VIOLATIONS of them; the message says how many more there were)."""
 
     def __init__(self, violations: list[tuple[str, str]]):
-        self.violations = violations
-        super().__init__("; ".join(f"{name}: {problem}" for name, problem in violations))
+        self.violations = [(_clip(name), _clip(problem)) for name, problem in violations[:MAX_VIOLATIONS]]
+        message = "; ".join(f"{name}: {problem}" for name, problem in self.violations)
+        if len(violations) > MAX_VIOLATIONS:
+            message += f"; and {len(violations) - MAX_VIOLATIONS} more"
+        super().__init__(message)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_VIOLATION_LENGTH else text[:MAX_VIOLATION_LENGTH - 3] + "..."
 
 
 class NotReady(RiskBudgetError):
