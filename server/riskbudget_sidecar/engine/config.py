@@ -257,14 +257,15 @@ class HttpSettings(Frozen):
     """The admin HTTP port: metrics, health, JSON status and the dashboard."""
 
     enabled: bool = True
-    allow_non_loopback: bool = False
     listen: str = "127.0.0.1:8081"
-    """host:port, loopback unless allow_non_loopback; port 0 picks a free one."""
+    """host:port on loopback; port 0 picks a free one. The port serves plain HTTP, with the
+    admin token on its write endpoints: to reach it from elsewhere, put a TLS-terminating
+    proxy in front of it."""
 
     @field_validator("listen")
     @classmethod
-    def _listen_is_safe(cls, listen: str, info: ValidationInfo) -> str:
-        address = parse_listen_address(listen, allow_non_loopback=info.data.get("allow_non_loopback", False))
+    def _listen_is_safe(cls, listen: str) -> str:
+        address = parse_listen_address(listen)
         if address.unix_path is not None:
             raise ValueError("the admin HTTP port listens on host:port, not a unix socket")
         return listen

@@ -71,7 +71,7 @@ class AdminHttpServer:
 async def start_http_server(sidecar: RiskBudgetSidecar, settings: HttpSettings, *, health: HealthView,
                             auth: AdminAuth, shutdown_timeout: float = 5.0) -> AdminHttpServer:
     """Listen on `settings.listen` (port 0 picks a free port) and log `http_serving` with the URL."""
-    address = parse_listen_address(settings.listen, allow_non_loopback=settings.allow_non_loopback)
+    address = parse_listen_address(settings.listen)
     loopback = ipaddress.ip_address(address.host).is_loopback
     app = build_app(sidecar, health=health, auth=auth, check_host=loopback)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout)
