@@ -292,6 +292,12 @@ def test_a_non_loopback_listen_without_allow_non_loopback_is_refused():
         parse_config(config_data(sidecar__listen="0.0.0.0:50051"), source="c.yaml")
 
 
+@pytest.mark.parametrize("listen", ["0.0.0.0:8081", "10.1.2.3:8081"])
+def test_the_admin_http_port_off_loopback_is_refused_naming_the_field(listen):
+    with pytest.raises(ConfigError, match="http.listen: the admin HTTP port binds loopback only"):
+        parse_config(config_data(http__listen=listen), source="c.yaml")
+
+
 async def test_a_non_loopback_listen_override_without_tls_is_refused_at_start(tmp_path):
     path = write_config(tmp_path, sidecar__allow_non_loopback=True)
 

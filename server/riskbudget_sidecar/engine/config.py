@@ -7,6 +7,7 @@ what the sidecar needs besides. Reading the file is the service layer's job
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -265,9 +266,12 @@ class HttpSettings(Frozen):
     @field_validator("listen")
     @classmethod
     def _listen_is_safe(cls, listen: str) -> str:
-        address = parse_listen_address(listen)
+        address = parse_listen_address(listen, allow_non_loopback=True)
         if address.unix_path is not None:
             raise ValueError("the admin HTTP port listens on host:port, not a unix socket")
+        if not ipaddress.ip_address(address.host).is_loopback:
+            raise ValueError(f"the admin HTTP port binds loopback only (plain HTTP): to reach it from "
+                             f"{address.host}, put a TLS-terminating proxy in front of it")
         return listen
 
 
