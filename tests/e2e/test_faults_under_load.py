@@ -175,8 +175,10 @@ def test_kill_9_under_load_approves_nothing_while_down_and_keeps_every_approval(
         gap = [c for c in calls if c.began > killed and c.ended < restarting]
         approved = [c for c in calls if c.allowed]
         approved_before_kill = [c for c in calls if c.allowed and c.began < killed]
-        # in flight at the kill and not acknowledged: the sidecar may have recorded some of them
-        unacknowledged = [c for c in calls if c.began < killed < c.ended and not c.allowed]
+        # failed at the client (in flight at the kill, or past the client's deadline on a busy
+        # machine): the sidecar may have recorded some of them without the client knowing
+        unacknowledged = [c for c in calls if "REASON_CODE_SIDECAR_UNAVAILABLE" in c.reasons
+                          and not (killed < c.began and c.ended < restarting)]
         with grpc.insecure_channel(target_after) as channel:
             stub = risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel)
             replays = [retried(lambda c=c: stub.CheckTrade(spb.CheckTradeRequest(
@@ -210,5 +212,5 @@ def test_kill_9_under_load_approves_nothing_while_down_and_keeps_every_approval(
     assert status_after == health_pb2.HealthCheckResponse.SERVING
     assert all(r.replayed and r.decision == pb.DECISION_APPROVED and r.approved_quantity == 1 for r in replays)
     # every approval any client received is still reserved (none lost); beyond them, at most the
-    # checks in flight at the kill, recorded but never acknowledged (they lapse at expiry)
+    # checks that failed at the client, recorded but never acknowledged (they lapse at expiry)
     assert len(approved) - 1e-6 <= reserved <= len(approved) + len(unacknowledged) + 1e-6
