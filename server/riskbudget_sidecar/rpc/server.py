@@ -74,10 +74,17 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
                          f"admin call {action} from {peer} refused: {why}", now=sidecar.now()))
     # Only with a client token: a sidecar without one pays nothing per call.
     interceptors = [ClientTokenInterceptor(auth, SERVICE_NAMES[:1])] if auth.client_token_required else []
+    # maximum_concurrent_rpcs counts the calls the event loop has taken; a loop busy with CPU
+    # work takes calls only as fast as it answers them, and the rest would queue in gRPC core
+    # for seconds. Core's own bound on calls not yet taken drops that excess at once.
+    pending = [] if max_concurrent_rpcs is None else [
+        ("grpc.server.max_pending_requests", max_concurrent_rpcs),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * max_concurrent_rpcs)]
     server = grpc.aio.server(maximum_concurrent_rpcs=max_concurrent_rpcs, interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
+        *pending,
     ])
     risk_budget_service_pb2_grpc.add_RiskBudgetServiceServicer_to_server(RiskBudgetServicer(sidecar), server)
     risk_budget_admin_pb2_grpc.add_RiskBudgetAdminServiceServicer_to_server(
