@@ -242,6 +242,23 @@ def test_expire_drops_reservations_due_by_now_and_keeps_later_ones():
     assert book.exposure("alpha", "AAA").pending_buy == 20
 
 
+def test_expire_skips_released_and_re_reserved_orders_and_keeps_a_part_filled_ones_time():
+    book = Book()
+    book.reserve(reservation(10, client_order_id="released", expires_at=NOW))
+    book.release("released")
+    book.reserve(reservation(10, client_order_id="again", expires_at=NOW))
+    book.reserve(reservation(15, client_order_id="again", expires_at=NOW + 5))  # replaces it
+    book.reserve(reservation(20, client_order_id="filled", expires_at=NOW + 1))
+    book.apply_fill(fill(Side.BUY, 5, client_order_id="filled"))
+
+    at_now, at_one, at_five = book.expire(NOW), book.expire(NOW + 1), book.expire(NOW + 5)
+
+    assert at_now == []
+    assert [(r.client_order_id, r.signed_quantity) for r in at_one] == [("filled", 15)]
+    assert [r.client_order_id for r in at_five] == ["again"]
+    assert book.reservations() == []
+
+
 def test_strategy_gross_is_worst_case_over_the_strategys_symbols():
     book = Book()
     book.set_positions([Position("alpha", "AAA", 100), Position("alpha", "BBB", -40),

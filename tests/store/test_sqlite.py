@@ -498,6 +498,39 @@ async def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_a
     assert held_by(open_sqlite()) == before
 
 
+def test_decisions_kept_by_a_refused_forget_or_by_a_restart_are_forgotten_when_due(
+        open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    for order_id in ("o-1", "o-2"):
+        request = order(client_order_id=order_id)
+        store.remember(request, decision(request), forget_after=NOW + 60)
+    refuse(db_path, "DELETE", "remembered_decisions")
+    with pytest.raises(StoreError, match="refused by the test"):
+        store.forget_decisions_before(NOW + 61)
+    table(db_path, "DROP TRIGGER refuse_delete_remembered_decisions")
+    request = order(client_order_id="o-3")
+    store.remember(request, decision(request), forget_after=NOW + 120)
+    store.close()
+
+    reopened = open_sqlite()
+
+    assert reopened.forget_decisions_before(NOW + 61) == 2
+    assert reopened.forget_decisions_before(NOW + 121) == 1
+    assert reopened.remembered("o-3") is None
+
+
+def test_a_decision_kept_by_a_refused_forget_is_forgotten_by_the_next_one(open_sqlite, db_path: Path) -> None:
+    store = open_sqlite()
+    request = order(client_order_id="o-1")
+    store.remember(request, decision(request), forget_after=NOW + 60)
+    refuse(db_path, "DELETE", "remembered_decisions")
+    with pytest.raises(StoreError, match="refused by the test"):
+        store.forget_decisions_before(NOW + 61)
+    table(db_path, "DROP TRIGGER refuse_delete_remembered_decisions")
+
+    assert store.forget_decisions_before(NOW + 61) == 1
+
+
 def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path) -> None:
     from riskbudget_sidecar.engine.config import StoreSettings
     from riskbudget_sidecar.store import SqliteStore, StoreError

@@ -32,6 +32,7 @@ A price lookup returning None (no price yet) values that symbol at 0.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 from typing import Callable, Iterable
 
@@ -50,6 +51,10 @@ class Book:
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str], float] = {}
         self._reservations: dict[str, Reservation] = {}
+        self._expiries: list[tuple[float, str]] = []
+        """A heap of (expires_at, client order id) for every reservation made; entries of
+        released or replaced ones stay until their time and are then skipped, so that `expire`
+        costs O(expired log n), not a scan of every open order at each monitoring tick."""
         self._pending: dict[tuple[str, str], tuple[int, float, float]] = {}
         """(open orders, pending buy, pending sell) per (strategy, symbol), kept as orders come
         and go: summing the open orders at each change would cost O(open orders) per check.
@@ -171,6 +176,7 @@ class Book:
             self.release(reservation.client_order_id)
         key = (reservation.strategy, reservation.symbol)
         self._reservations[reservation.client_order_id] = reservation
+        heapq.heappush(self._expiries, (reservation.expires_at, reservation.client_order_id))
         self._move_pending(key, 0.0, quantity)
         self._refresh(key)
 
@@ -246,10 +252,14 @@ class Book:
         return sum(1 for quantity in incoming.values() if quantity != 0)
 
     def expire(self, now: float) -> list[Reservation]:
-        """Drop and return the reservations whose expires_at <= now."""
-        expired = [r for r in self._reservations.values() if r.expires_at <= now]
-        for reservation in expired:
-            self.release(reservation.client_order_id)
+        """Drop and return the reservations whose expires_at <= now, soonest first."""
+        expired = []
+        while self._expiries and self._expiries[0][0] <= now:
+            expires_at, client_order_id = heapq.heappop(self._expiries)
+            reservation = self._reservations.get(client_order_id)
+            if reservation is not None and reservation.expires_at == expires_at:
+                self.release(client_order_id)
+                expired.append(reservation)
         return expired
 
     # --- aggregates --------------------------------------------------------

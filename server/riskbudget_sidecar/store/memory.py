@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import heapq
 from collections import deque
 from operator import attrgetter
 from typing import Any, Callable, Sequence
@@ -38,6 +39,9 @@ class MemoryStore:
         self._settings = settings or StoreSettings()
         self.book = Book()
         self._decisions: dict[str, RememberedDecision] = {}
+        self._forget_times: list[tuple[float, str]] = []
+        """A heap of (forget_after, client order id) for every decision remembered; entries of
+        replaced ones are skipped when their time comes (see Book's expiries)."""
         self._book_state = TradingState.ACTIVE
         self._strategy_states: dict[str, TradingState] = {}
         self._overrides: dict[str, Override] = {}
@@ -92,6 +96,7 @@ class MemoryStore:
 
     def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
         self._decisions[order.client_order_id] = RememberedDecision(order, decision, forget_after)
+        heapq.heappush(self._forget_times, (forget_after, order.client_order_id))
 
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
                      reservation: Reservation | None, forget_after: float) -> None:
@@ -109,9 +114,13 @@ class MemoryStore:
 
     def _forget_decisions(self, now: float) -> list[RememberedDecision]:
         """Drop and return the decisions whose forget_after <= now."""
-        stale = [kept for kept in self._decisions.values() if kept.forget_after <= now]
-        for kept in stale:
-            del self._decisions[kept.order.client_order_id]
+        stale = []
+        while self._forget_times and self._forget_times[0][0] <= now:
+            forget_after, client_order_id = heapq.heappop(self._forget_times)
+            kept = self._decisions.get(client_order_id)
+            if kept is not None and kept.forget_after == forget_after:
+                del self._decisions[client_order_id]
+                stale.append(kept)
         return stale
 
     # -- trading state ---------------------------------------------------------------------

@@ -201,12 +201,11 @@ class SqliteStore(MemoryStore):
         for row in db.execute("SELECT client_order_id, strategy, symbol, signed_quantity, expires_at "
                               "FROM reservations ORDER BY rowid"):
             self.book.reserve(Reservation(*row))
-        for client_order_id, order, decision, forget_after in db.execute(
-                "SELECT client_order_id, order_json, decision_json, forget_after "
+        for order, decision, forget_after in db.execute(
+                "SELECT order_json, decision_json, forget_after "
                 "FROM remembered_decisions ORDER BY rowid"):
-            self._decisions[client_order_id] = RememberedDecision(
-                from_dict(OrderRequest, json.loads(order)),
-                from_dict(TradeDecision, json.loads(decision)), forget_after)
+            MemoryStore.remember(self, from_dict(OrderRequest, json.loads(order)),
+                                 from_dict(TradeDecision, json.loads(decision)), forget_after)
         for strategy, state in db.execute("SELECT strategy, state FROM trading_states"):
             self._put_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
         for (override,) in db.execute("SELECT override_json FROM overrides ORDER BY position"):
@@ -321,7 +320,7 @@ class SqliteStore(MemoryStore):
         prior = self._decisions.get(client_order_id)
         if prior is None:
             return lambda: self._decisions.pop(client_order_id, None)
-        return lambda: self._decisions.update({client_order_id: prior})
+        return lambda: MemoryStore.remember(self, prior.order, prior.decision, prior.forget_after)
 
     def _overrides_restorer(self) -> Callable[[], object]:
         prior = dict(self._overrides)
@@ -416,7 +415,8 @@ class SqliteStore(MemoryStore):
         forgotten: list[RememberedDecision] = []
 
         def restore() -> None:
-            self._decisions.update({kept.order.client_order_id: kept for kept in forgotten})
+            for kept in forgotten:
+                MemoryStore.remember(self, kept.order, kept.decision, kept.forget_after)
         with self._change(restore) as db:
             forgotten += self._forget_decisions(now)
             db.executemany(_DELETE_DECISION, [(kept.order.client_order_id,) for kept in forgotten])
