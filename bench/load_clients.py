@@ -147,26 +147,44 @@ def _client_process(connection: Connection, index: int) -> None:
             caller.close()
 
 
-class ClientPool:
-    """`size` client processes, spawned once and pointed at one sidecar after another."""
+class ProcessPool:
+    """`size` spawned processes, each running `serve(connection, index)` and answering the
+    commands sent down its pipe; ("close",) ends one."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, serve: Callable[[Connection, int], None], name: str) -> None:
         self._connections: list[Connection] = []
         self._processes = []
         for index in range(size):
             ours, theirs = CONTEXT.Pipe()
-            process = CONTEXT.Process(target=_client_process, args=(theirs, index),
-                                      name=f"rpc-load-client-{index}", daemon=True)
+            process = CONTEXT.Process(target=serve, args=(theirs, index), name=f"{name}-{index}", daemon=True)
             process.start()
             theirs.close()
             self._connections.append(ours)
             self._processes.append(process)
 
-    def __enter__(self) -> ClientPool:
+    def __enter__(self) -> ProcessPool:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+    def close(self) -> None:
+        for connection, process in zip(self._connections, self._processes):
+            if process.is_alive():
+                with contextlib.suppress(OSError):
+                    connection.send(("close",))
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+class ClientPool(ProcessPool):
+    """`size` client processes, spawned once and pointed at one sidecar after another."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size, _client_process, "rpc-load-client")
 
     def connect(self, target: str, flow: OrderFlow) -> None:
         """Every client opens a channel to `target` and warms it up."""
@@ -196,17 +214,6 @@ class ClientPool:
                 raise RuntimeError(f"a client process failed on {command[0]!r}:\n{value}")
             replies.append(value)
         return replies
-
-    def close(self) -> None:
-        for connection, process in zip(self._connections, self._processes):
-            if process.is_alive():
-                with contextlib.suppress(OSError):
-                    connection.send(("close",))
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import math
@@ -48,7 +47,7 @@ from typing import Any, NamedTuple
 import grpc
 import numpy as np
 
-from bench.load_clients import CHANNEL_OPTIONS, CONTEXT, ClientPool, OrderFlow
+from bench.load_clients import CHANNEL_OPTIONS, ClientPool, OrderFlow, ProcessPool
 from bench.rpc_load import _ratio, _round, format_table, fresh_prices, latency_summary, machine, order_flow
 from bench.sidecar_process import SidecarProcess, bench_config
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
@@ -251,26 +250,11 @@ def _client_process(connection: Connection, index: int) -> None:
     asyncio.run(_client_main(connection, index))
 
 
-class OpenLoopPool:
+class OpenLoopPool(ProcessPool):
     """`size` client processes, each with an asyncio channel, sharing an arrival rate."""
 
     def __init__(self, size: int) -> None:
-        self._connections: list[Connection] = []
-        self._processes = []
-        for index in range(size):
-            ours, theirs = CONTEXT.Pipe()
-            process = CONTEXT.Process(target=_client_process, args=(theirs, index),
-                                      name=f"soak-client-{index}", daemon=True)
-            process.start()
-            theirs.close()
-            self._connections.append(ours)
-            self._processes.append(process)
-
-    def __enter__(self) -> OpenLoopPool:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+        super().__init__(size, _client_process, "soak-client")
 
     def connect(self, target: str, flow: OrderFlow) -> None:
         for connection in self._connections:
@@ -316,17 +300,6 @@ class OpenLoopPool:
                     raise RuntimeError(f"a soak client process failed:\n{value}")
                 replies[pending.pop(connection)] = value
         return replies
-
-    def close(self) -> None:
-        for connection, process in zip(self._connections, self._processes):
-            if process.is_alive():
-                with contextlib.suppress(OSError):
-                    connection.send(("close",))
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
 
 
 # -- what the runs say ----------------------------------------------------------------------
