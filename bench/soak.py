@@ -1,8 +1,10 @@
 """The sidecar held under load for minutes, then overloaded (issue 8): a real `riskbudget serve`
 process (SQLite store, the default) called over loopback from separate client processes.
 
-1. Capacity: CheckTrade throughput with closed-loop client processes (each sends its next
-   call when the last one returns), at a few client counts; the best is the capacity.
+1. Capacity: CheckTrade throughput with a few calls in flight (closed loops: each sends its
+   next call when the last one returns), through the same client processes that then carry
+   the open-loop load, so that the load's own client work counts in it; the best round is
+   the capacity.
 2. Soak: open-loop load (arrivals paced on a schedule, whatever the replies do) at 80% of
    that capacity for `--minutes`, sampling the sidecar's resident memory (VmRSS), open file
    descriptors (/proc/PID/fd), CPU time and state directory size every few seconds. Reports
@@ -47,8 +49,8 @@ from typing import Any, NamedTuple
 import grpc
 import numpy as np
 
-from bench.load_clients import CHANNEL_OPTIONS, ClientPool, OrderFlow, ProcessPool
-from bench.rpc_load import _ratio, _round, format_table, fresh_prices, latency_summary, machine, order_flow
+from bench.load_clients import CHANNEL_OPTIONS, OrderFlow, ProcessPool
+from bench.rpc_load import _ratio, _round, format_table, fresh_prices, machine, order_flow
 from bench.sidecar_process import SidecarProcess, bench_config
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
 from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
@@ -63,7 +65,8 @@ class Settings:
     minutes: float = 10.0
     """Length of the soak at `load_fraction` of capacity."""
     capacity_clients: tuple[int, ...] = (4, 8)
-    """Closed-loop client processes per capacity round; the best round is the capacity."""
+    """Calls in flight per capacity round (closed loops over the open-loop clients); the best
+    round is the capacity."""
     capacity_seconds: float = 5.0
     load_fraction: float = 0.8
     overload_factor: float = 3.0
@@ -428,14 +431,15 @@ def fds_are_flat(summary: dict) -> bool:
 
 # -- 1. capacity ------------------------------------------------------------------------------
 
-def measure_capacity(target: str, flow: OrderFlow, settings: Settings) -> dict[str, Any]:
+def measure_capacity(pool: OpenLoopPool, settings: Settings) -> dict[str, Any]:
     rounds = {}
-    with ClientPool(max(settings.capacity_clients)) as pool:
-        pool.connect(target, flow)
-        for clients in settings.capacity_clients:
-            progress(f"capacity: {clients} closed-loop client(s) for {settings.capacity_seconds:g} s")
-            result = pool.run_round("check_trade", clients, 10**9, settings.capacity_seconds)
-            rounds[str(clients)] = latency_summary([result])
+    for in_flight in settings.capacity_clients:
+        progress(f"capacity: {in_flight} call(s) in flight for {settings.capacity_seconds:g} s")
+        calls = merged_runs(pool.burst(f"capacity-{in_flight}", in_flight, settings.capacity_seconds,
+                                       settings.call_timeout))
+        summary = open_loop_summary(calls, math.nan, settings.capacity_seconds)
+        rounds[str(in_flight)] = {**summary, "throughput_per_s": summary["admitted_rate_per_s"],
+                                  "p50_ms": summary["admitted"]["p50_ms"]}
     best = max(rounds, key=lambda clients: rounds[clients]["throughput_per_s"])
     return {"rounds": rounds, "clients": int(best), "throughput_per_s": rounds[best]["throughput_per_s"]}
 
@@ -585,8 +589,8 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         return f"{summary['p50_ms']} / {summary['p99_ms']} ms"
 
     capacity = results["capacity"]
-    add("capacity: closed-loop CheckTrade/s (best of clients)",
-        f"{capacity['throughput_per_s']} with {capacity['clients']} clients; "
+    add("capacity: closed-loop CheckTrade/s (best of calls in flight)",
+        f"{capacity['throughput_per_s']} with {capacity['clients']} in flight; "
         + ", ".join(f"{c}: {r['throughput_per_s']}/s p50 {r['p50_ms']} ms" for c, r in capacity["rounds"].items()))
     s = results["soak"]
     add("soak: target / offered rate, length",
@@ -659,9 +663,9 @@ def run(settings: Settings, directory: Path) -> dict[str, Any]:
     with OpenLoopPool(settings.open_loop_clients) as pool:
         with SidecarProcess(config, home) as sidecar, RiskBudgetClient(sidecar.target) as client:
             fresh_prices(client)
-            results["capacity"] = measure_capacity(sidecar.target, flow, settings)
-            capacity = results["capacity"]["throughput_per_s"]
             pool.connect(sidecar.target, flow)
+            results["capacity"] = measure_capacity(pool, settings)
+            capacity = results["capacity"]["throughput_per_s"]
             results["soak"] = soak(pool, sidecar, home, settings.load_fraction * capacity, settings)
         home = directory / "overload"
         config = bench_config(home, listen="127.0.0.1:0", store="sqlite", changes={
