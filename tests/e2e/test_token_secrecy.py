@@ -9,10 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,27 +22,12 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import risk_budget_service_pb2_grpc
 from riskbudget_client import RiskBudgetClient, RiskBudgetError
 
-ROOT = Path(__file__).resolve().parents[2]
+from .test_serve_process import ROOT, read_events
+
 ADMIN_TOKEN = "adm1n-s3cret-Token-4f1c9a"
 CLIENT_TOKEN = "cl1ent-s3cret-Token-7b2e0d"
 WRONG_TOKENS = ("wr0ng-guess-Token-19ab37", "adm1n-s3cret-Token-4f1c9b")
 SECRETS = (ADMIN_TOKEN, CLIENT_TOKEN, *WRONG_TOKENS)
-
-
-def read_until(process: subprocess.Popen, event: str, timeout: float = 60.0) -> tuple[list[str], dict]:
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                break
-            continue
-        lines.append(line)
-        record = json.loads(line)
-        if record.get("event") == event:
-            return lines, record
-    raise AssertionError(f"no {event!r} event; got {lines}, exit code {process.poll()}")
 
 
 @pytest.fixture
@@ -60,8 +43,8 @@ def sidecar(tmp_path):
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        lines, serving = read_until(process, "serving")
-        yield process, lines, serving
+        started = read_events(process, "serving")
+        yield process, [json.dumps(event) for event in started], started[-1]
     finally:
         if process.poll() is None:
             process.kill()
@@ -146,7 +129,7 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
     seen.append(metrics)
 
     process.send_signal(signal.SIGTERM)
-    rest, _ = read_until(process, "stopped")
+    rest = [json.dumps(event) for event in read_events(process, "stopped")]
     log = "".join(lines + rest)
 
     assert "admin_refused" in log and "client_refused" in log and "admin_allowed" in log  # it did log them

@@ -91,45 +91,39 @@ async def start_tls_sidecar(tmp_path, pki: Pki, *, mutual: bool = False):
     return await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
 
 
-async def get_budget(channel: grpc.aio.Channel):
-    return await risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel).GetBudget(
-        spb.GetBudgetRequest(), timeout=5)
+async def budget_over_tls(tmp_path, pki: Pki, credentials: grpc.ChannelCredentials | None, *,
+                          mutual: bool = False):
+    """GetBudget from a sidecar listening with TLS, through a channel with `credentials`
+    (None: plaintext)."""
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=mutual)
+    try:
+        channel = (grpc.aio.insecure_channel(servers.target) if credentials is None
+                   else grpc.aio.secure_channel(servers.target, credentials))
+        async with channel:
+            return await risk_budget_service_pb2_grpc.RiskBudgetServiceStub(channel).GetBudget(
+                spb.GetBudgetRequest(), timeout=5)
+    finally:
+        await stop(sidecar, servers)
 
 
 async def test_a_tls_listener_serves_a_client_that_trusts_its_certificate(tmp_path, pki):
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
-    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)
-    try:
-        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
-            reply = await get_budget(channel)
-    finally:
-        await stop(sidecar, servers)
+    reply = await budget_over_tls(tmp_path, pki, grpc.ssl_channel_credentials(root_certificates=pki.ca.cert))
 
     assert reply.budget.ref.version >= 1
 
 
 async def test_a_tls_listener_refuses_a_plaintext_client(tmp_path, pki):
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
-    try:
-        async with grpc.aio.insecure_channel(servers.target) as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await get_budget(channel)
-    finally:
-        await stop(sidecar, servers)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await budget_over_tls(tmp_path, pki, None)
 
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_a_tls_listener_refuses_a_client_that_does_not_trust_its_certificate(tmp_path, pki):
     other_ca, _ = issue("another CA", ca=True)
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki)
-    try:
-        credentials = grpc.ssl_channel_credentials(root_certificates=other_ca.cert)
-        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await get_budget(channel)
-    finally:
-        await stop(sidecar, servers)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await budget_over_tls(tmp_path, pki, grpc.ssl_channel_credentials(root_certificates=other_ca.cert))
 
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
@@ -150,27 +144,18 @@ async def test_the_python_client_checks_trades_over_tls(tmp_path, pki):
 
 
 async def test_mutual_tls_serves_a_client_with_a_certificate_from_the_client_ca(tmp_path, pki):
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=True)
-    try:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=pki.ca.cert, private_key=pki.client.key, certificate_chain=pki.client.cert)
-        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
-            reply = await get_budget(channel)
-    finally:
-        await stop(sidecar, servers)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.cert, private_key=pki.client.key, certificate_chain=pki.client.cert)
+
+    reply = await budget_over_tls(tmp_path, pki, credentials, mutual=True)
 
     assert reply.budget.ref.version >= 1
 
 
 async def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path, pki):
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=True)
-    try:
-        credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.cert)
-        async with grpc.aio.secure_channel(servers.target, credentials) as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await get_budget(channel)
-    finally:
-        await stop(sidecar, servers)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await budget_over_tls(tmp_path, pki, grpc.ssl_channel_credentials(root_certificates=pki.ca.cert),
+                              mutual=True)
 
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
