@@ -9,6 +9,7 @@ import math
 import pytest
 
 from bench import rpc_load
+from tests.bench.percentiles import assert_ordered_percentiles
 
 QUICK = rpc_load.QUICK
 DECISIONS = {"DECISION_APPROVED", "DECISION_RESIZED", "DECISION_REJECTED"}
@@ -23,12 +24,6 @@ def results(tmp_path_factory) -> dict:
 
 def calls_per_cell(samples: int, rounds: int, clients: int) -> int:
     return math.ceil(samples / rounds / clients) * clients * rounds
-
-
-def assert_ordered_percentiles(summary: dict, keys: tuple[str, ...]) -> None:
-    """Positive and non-decreasing from p50 to the maximum: a consistency check, not a time bound."""
-    percentiles = [summary[key] for key in keys]
-    assert percentiles[0] > 0 and percentiles == sorted(percentiles)
 
 
 def assert_sensible_latencies(summary: dict, calls: int) -> None:
