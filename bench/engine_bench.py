@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from bench.rpc_load import format_table, machine
+from bench.rpc_load import machine, publish
 from bench.sidecar_process import ROOT, symbol_names
 from riskbudget_sidecar.engine.config import Config
 from riskbudget_sidecar.engine.erc import risk_contributions, solve_risk_budgeting
@@ -477,16 +477,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     settings = dataclasses.replace(QUICK if args.quick else Settings(), library_cap=args.library_cap)
     results = run(settings)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     blas = ", ".join(f"{pool['name']} {pool['version']} on {pool['threads']} thread(s)"
                      for pool in results["machine"]["blas"])
-    print(f"machine: {json.dumps({k: v for k, v in results['machine'].items() if k != 'blas'})}")
-    print(f"BLAS: {blas} (OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
-          "set to 1 unless given: the sidecar computes on one worker thread)")
-    print(f"libraries: {json.dumps(results['libraries'])}; {results['seconds']} s\n")
-    print(format_table([tuple(row.values()) for row in results["table"]]))
-    print(f"\nwritten to {args.out}")
+    publish(results, args.out, [
+        f"machine: {json.dumps({k: v for k, v in results['machine'].items() if k != 'blas'})}",
+        f"BLAS: {blas} (OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; "
+        "set to 1 unless given: the sidecar computes on one worker thread)",
+        f"libraries: {json.dumps(results['libraries'])}; {results['seconds']} s"])
     return results
 
 

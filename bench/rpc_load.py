@@ -436,6 +436,15 @@ def format_table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def publish(results: dict[str, Any], out: Path, preamble: list[str]) -> None:
+    """Write the results as JSON to `out`; print the `preamble` lines, the table and where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(preamble) + "\n")
+    print(format_table([tuple(row.values()) for row in results["table"]]))
+    print(f"\nwritten to {out}")
+
+
 def machine() -> dict[str, Any]:
     models = [line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
               if line.startswith("model name")]
@@ -470,12 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = dataclasses.replace(QUICK if args.quick else Settings(), store=args.store)
     with tempfile.TemporaryDirectory(prefix="rpc_load-") as directory:
         results = run(settings, Path(directory))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"machine: {json.dumps(results['machine'])}")
-    print(f"store: {settings.store}; {results['seconds']} s\n")
-    print(format_table([tuple(row.values()) for row in results["table"]]))
-    print(f"\nwritten to {args.out}")
+    publish(results, args.out, [f"machine: {json.dumps(results['machine'])}",
+                                 f"store: {settings.store}; {results['seconds']} s"])
     return results
 
 

@@ -50,7 +50,7 @@ import grpc
 import numpy as np
 
 from bench.load_clients import CHANNEL_OPTIONS, OrderFlow, ProcessPool
-from bench.rpc_load import _ratio, _round, format_table, fresh_prices, machine, order_flow
+from bench.rpc_load import _ratio, _round, fresh_prices, machine, order_flow, publish
 from bench.sidecar_process import SidecarProcess, bench_config
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
 from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
@@ -692,13 +692,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--minutes must be positive")
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
         results = run(settings, Path(directory))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"machine: {json.dumps(results['machine'])}")
-    print(f"load average before / after: {results['loadavg_before']} / {results['loadavg_after']}; "
-          f"{results['seconds']} s\n")
-    print(format_table([tuple(row.values()) for row in results["table"]]))
-    print(f"\nwritten to {args.out}")
+    publish(results, args.out, [
+        f"machine: {json.dumps(results['machine'])}",
+        f"load average before / after: {results['loadavg_before']} / {results['loadavg_after']}; "
+        f"{results['seconds']} s"])
     return results
 
 
