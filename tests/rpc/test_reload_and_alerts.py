@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import structlog
 import yaml
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
@@ -109,3 +110,19 @@ async def test_a_limit_breach_raises_a_critical_alert(harness):
 
     assert breached and all(a.severity == pb.ALERT_SEVERITY_CRITICAL for a in breached)
     assert {"AAA", "trend", "(total)"} <= {a.subject for a in breached}
+
+
+async def test_a_tick_logs_its_expired_reservations_in_one_line_with_each_order_at_debug(harness):
+    await harness.publish_last_prices()
+    for number in range(3):
+        await harness.check(f"unfilled-{number}", 1)
+    harness.clock.advance(61)  # past reservation_ttl
+
+    with structlog.testing.capture_logs() as logs:
+        await harness.sidecar.monitor_once()
+
+    [summary] = [entry for entry in logs if entry["event"] == "reservations_expired"]
+    each = [entry for entry in logs if entry["event"] == "reservation_expired"]
+    assert summary["log_level"] == "info" and summary["count"] == 3 and summary["strategies"] == {"trend": 3}
+    assert sorted(entry["client_order_id"] for entry in each) == ["unfilled-0", "unfilled-1", "unfilled-2"]
+    assert {entry["log_level"] for entry in each} == {"debug"}

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
@@ -189,13 +189,22 @@ class RiskBudgetSidecar:
         with self._store_errors():
             expired = await self._store.expire(now)
             self._store.forget_decisions_before(now)
-        for reservation in expired:
-            log.info("reservation_expired", client_order_id=reservation.client_order_id,
-                     strategy=reservation.strategy, symbol=reservation.symbol)
+        self._log_expiries(expired)
         report = self.utilization()
         self._after_recompute(received, report)
         self._check_conditions(report, now)
         self.refresh_metrics(report)
+
+    @staticmethod
+    def _log_expiries(expired: list[Reservation]) -> None:
+        """One line a tick at info (a busy book expires thousands a minute); each order at debug."""
+        if not expired:
+            return
+        log.info("reservations_expired", count=len(expired),
+                 strategies=dict(Counter(reservation.strategy for reservation in expired)))
+        for reservation in expired:
+            log.debug("reservation_expired", client_order_id=reservation.client_order_id,
+                      strategy=reservation.strategy, symbol=reservation.symbol)
 
     def _observe_success(self, report: UtilizationReport, now: float) -> None:
         self.success.observe(
