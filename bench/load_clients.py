@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing
+import os
 import threading
 import time
 import traceback
@@ -147,16 +148,26 @@ def _client_process(connection: Connection, index: int) -> None:
             caller.close()
 
 
+def _pinned(cpus: frozenset[int] | None, serve: Callable[[Connection, int], None], connection: Connection,
+            index: int) -> None:
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+    serve(connection, index)
+
+
 class ProcessPool:
     """`size` spawned processes, each running `serve(connection, index)` and answering the
-    commands sent down its pipe; ("close",) ends one."""
+    commands sent down its pipe; ("close",) ends one. `cpus`: the CPUs they may run on
+    (None: any)."""
 
-    def __init__(self, size: int, serve: Callable[[Connection, int], None], name: str) -> None:
+    def __init__(self, size: int, serve: Callable[[Connection, int], None], name: str,
+                 cpus: frozenset[int] | None = None) -> None:
         self._connections: list[Connection] = []
         self._processes = []
         for index in range(size):
             ours, theirs = CONTEXT.Pipe()
-            process = CONTEXT.Process(target=serve, args=(theirs, index), name=f"{name}-{index}", daemon=True)
+            process = CONTEXT.Process(target=_pinned, args=(cpus, serve, theirs, index), name=f"{name}-{index}",
+                                      daemon=True)
             process.start()
             theirs.close()
             self._connections.append(ours)

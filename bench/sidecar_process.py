@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -67,9 +68,11 @@ def bench_config(directory: Path, *, listen: str, store: str, symbols: int | Non
 class SidecarProcess:
     """A running sidecar: `target` (host:port or unix:/path) once started, `pid`, its memory."""
 
-    def __init__(self, config: dict, directory: Path) -> None:
+    def __init__(self, config: dict, directory: Path, cpus: frozenset[int] | None = None) -> None:
+        """`cpus`: the CPUs the process (every thread of it) may run on; None, any."""
         self._config = config
         self._directory = directory
+        self._cpus = cpus
         self._log_path = directory / "sidecar.log"
         self._process: subprocess.Popen | None = None
         self.target = ""
@@ -82,7 +85,8 @@ class SidecarProcess:
         began = time.monotonic()
         with self._log_path.open("w") as log:  # a file, not a pipe: a full pipe would stall the sidecar
             self._process = subprocess.Popen([str(RISKBUDGET), "serve", "--config", str(config_path)],
-                                             stdout=log, stderr=subprocess.STDOUT, cwd=self._directory)
+                                             stdout=log, stderr=subprocess.STDOUT, cwd=self._directory,
+                                             preexec_fn=None if self._cpus is None else self._pin)
         try:
             self.target = self._wait_for_event("serving")["target"]
         except BaseException:
@@ -93,6 +97,10 @@ class SidecarProcess:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+    def _pin(self) -> None:
+        """In the child before exec: its threads, all started later, inherit the affinity."""
+        os.sched_setaffinity(0, self._cpus)
 
     @property
     def pid(self) -> int:

@@ -20,7 +20,10 @@ process (SQLite store, the default) called over loopback from separate client pr
    client, e.g. past their deadline; a sample of approved ids replays the same approval; a
    sample of turned-away ids was never recorded), and the recovery.
 
-    PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 10] [--quick] [--out FILE]
+With two CPUs or more, the sidecar runs on one of its own and the client processes on the
+others (`--no-pin`: anywhere).
+
+    PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 10] [--quick] [--no-pin] [--out FILE]
 
 Prints a table (metric, value, target, verdict) and writes the results as JSON. Latency in
 the open-loop phases counts from each call's scheduled arrival, so a client that fell behind
@@ -85,6 +88,18 @@ class Settings:
     """Approved (and refused) order ids re-sent after the overload."""
     call_timeout: float = 5.0
     """The open-loop clients' deadline: generous, so that a slow reply is a latency, not an error."""
+    pin: bool = True
+    """Give the sidecar a CPU of its own and the clients the others (with two or more), as a
+    sidecar is deployed beside a trading process: the load's clients then do not take the
+    sidecar's CPU from it, and its capacity does not swing with theirs."""
+
+
+def cpu_split(pin: bool) -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """(the sidecar's CPUs, the clients' CPUs): the last usable CPU and the rest, or no pinning."""
+    usable = sorted(os.sched_getaffinity(0))
+    if not pin or len(usable) < 2:
+        return None, None
+    return frozenset(usable[-1:]), frozenset(usable[:-1])
 
 
 QUICK = Settings(minutes=0.05, capacity_clients=(2,), capacity_seconds=1.0, open_loop_clients=2,
@@ -256,8 +271,8 @@ def _client_process(connection: Connection, index: int) -> None:
 class OpenLoopPool(ProcessPool):
     """`size` client processes, each with an asyncio channel, sharing an arrival rate."""
 
-    def __init__(self, size: int) -> None:
-        super().__init__(size, _client_process, "soak-client")
+    def __init__(self, size: int, cpus: frozenset[int] | None = None) -> None:
+        super().__init__(size, _client_process, "soak-client", cpus)
 
     def connect(self, target: str, flow: OrderFlow) -> None:
         for connection in self._connections:
@@ -655,13 +670,15 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
 
 def run(settings: Settings, directory: Path) -> dict[str, Any]:
     began = time.monotonic()
+    sidecar_cpus, client_cpus = cpu_split(settings.pin)
     results: dict[str, Any] = {"machine": machine(), "settings": dataclasses.asdict(settings),
+                               "cpus": {"sidecar": sorted(sidecar_cpus or ()), "clients": sorted(client_cpus or ())},
                                "loadavg_before": os.getloadavg()}
     home = directory / "soak"
     config = bench_config(home, listen="127.0.0.1:0", store="sqlite", changes=HIGH_VOLUME)
     flow = order_flow(config)
-    with OpenLoopPool(settings.open_loop_clients) as pool:
-        with SidecarProcess(config, home) as sidecar, RiskBudgetClient(sidecar.target) as client:
+    with OpenLoopPool(settings.open_loop_clients, client_cpus) as pool:
+        with SidecarProcess(config, home, sidecar_cpus) as sidecar, RiskBudgetClient(sidecar.target) as client:
             fresh_prices(client)
             pool.connect(sidecar.target, flow)
             results["capacity"] = measure_capacity(pool, settings)
@@ -671,7 +688,7 @@ def run(settings: Settings, directory: Path) -> dict[str, Any]:
         config = bench_config(home, listen="127.0.0.1:0", store="sqlite", changes={
             **HIGH_VOLUME, "limits": {**HIGH_VOLUME["limits"], "reservation_ttl": OVERLOAD_TTL},
             "sidecar": {"max_concurrent_rpcs": settings.max_concurrent_rpcs}})
-        with SidecarProcess(config, home) as sidecar, RiskBudgetClient(sidecar.target) as client:
+        with SidecarProcess(config, home, sidecar_cpus) as sidecar, RiskBudgetClient(sidecar.target) as client:
             fresh_prices(client)
             pool.connect(sidecar.target, flow)
             results["overload"] = overload(pool, client, sidecar.target, flow, capacity, settings)
@@ -685,15 +702,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=Settings.minutes, help="soak length (default 10)")
     parser.add_argument("--quick", action="store_true", help="the smallest run (the smoke test's)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the sidecar and the clients run on any CPU")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else dataclasses.replace(Settings(), minutes=args.minutes)
+    settings = dataclasses.replace(QUICK if args.quick else Settings(minutes=args.minutes), pin=args.pin)
     if not settings.minutes > 0:
         parser.error("--minutes must be positive")
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
         results = run(settings, Path(directory))
     publish(results, args.out, [
         f"machine: {json.dumps(results['machine'])}",
+        f"CPUs: sidecar {results['cpus']['sidecar'] or 'any'}, clients {results['cpus']['clients'] or 'any'}",
         f"load average before / after: {results['loadavg_before']} / {results['loadavg_after']}; "
         f"{results['seconds']} s"])
     return results
