@@ -21,14 +21,15 @@ from riskbudget.v1 import types_pb2 as pb
 
 from .test_serve_process import ROOT, read_events
 
-TOKEN = (("authorization", "Bearer crash-token"),)
+ADMIN_TOKEN = "crash-token"
+TOKEN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 
 
 def start_sidecar(config_path) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(config_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "RISKBUDGET_ADMIN_TOKEN": "crash-token"})
+        env={**os.environ, "RISKBUDGET_ADMIN_TOKEN": ADMIN_TOKEN})
     return process, read_events(process, "serving")[-1]["target"]
 
 

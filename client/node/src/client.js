@@ -1,0 +1,242 @@
+'use strict';
+/**
+ * The Node.js client of the risk-budget sidecar: what the Python client's RiskBudgetClient
+ * does for the calls a trading process makes, with CheckTrade failing closed.
+ */
+
+const { performance } = require('node:perf_hooks');
+const grpc = require('@grpc/grpc-js');
+const { RiskBudgetService, enumValueNames, enumName } = require('./contract');
+
+/** Seconds CheckTrade may take before the client rejects the order itself. */
+const DEFAULT_CHECK_TRADE_TIMEOUT = 0.25;
+
+/** Seconds every other unary call may take. */
+const DEFAULT_TIMEOUT = 5.0;
+
+const CHANNEL_OPTIONS = {
+  // The sidecar is on this host: never route to it through an HTTP proxy.
+  'grpc.enable_http_proxy': 0,
+  // Reconnect within a second of a sidecar restart rather than after gRPC's default backoff
+  // of up to two minutes, during which every order would be rejected as unavailable.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
+
+const ACCEPTED_DECISIONS = new Set(['DECISION_APPROVED', 'DECISION_RESIZED', 'DECISION_REJECTED']);
+const SIDES = enumValueNames('Side').slice(1); // UNSPECIFIED is never a valid choice
+const { responseSerialize: encodeCheckTradeResponse, responseDeserialize: decodeCheckTradeResponse } =
+  RiskBudgetService.service.CheckTrade;
+
+/** A call to the sidecar failed with a gRPC status other than OK. */
+class RiskBudgetError extends Error {
+  constructor(method, code, details) {
+    super(`${method} failed: ${statusName(code)}: ${details}`);
+    this.name = 'RiskBudgetError';
+    this.method = method;
+    /** The gRPC status code (a number, see `grpc.status`). */
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The status code's name, e.g. 'UNAVAILABLE'. */
+  get codeName() {
+    return statusName(this.code);
+  }
+}
+
+/** The name of a gRPC status code. */
+function statusName(code) {
+  return grpc.status[code] ?? `STATUS_${code}`;
+}
+
+/** `value` seconds, if a positive finite number; a RangeError naming `argument` otherwise. */
+function positiveSeconds(value, argument) {
+  if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw new RangeError(`${argument} must be a positive number of seconds, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The full name of a side given in any case, with or without its prefix ('buy', 'SIDE_SELL'). */
+function sideName(side) {
+  const name = typeof side === 'string' ? side.toUpperCase() : '';
+  const full = name.startsWith('SIDE_') ? name : `SIDE_${name}`;
+  if (!SIDES.includes(full)) {
+    const choices = SIDES.map((choice) => `'${choice.slice('SIDE_'.length).toLowerCase()}'`);
+    throw new RangeError(`side must be one of ${choices.join(', ')}, got ${String(side)}`);
+  }
+  return full;
+}
+
+/** A protobuf Timestamp from a Date. */
+function timestamp(time, argument) {
+  const millis = time instanceof Date ? time.getTime() : NaN;
+  if (!Number.isFinite(millis)) {
+    throw new RangeError(`${argument} must be a valid Date, got ${String(time)}`);
+  }
+  const seconds = Math.floor(millis / 1000);
+  return { seconds: String(seconds), nanos: Math.round((millis - seconds * 1000) * 1e6) };
+}
+
+/** The client's own rejection of an order: the sidecar gave no usable answer. */
+function rejection(request, message) {
+  // Through the contract's own encoder and decoder, so that it has every field a reply has.
+  return decodeCheckTradeResponse(encodeCheckTradeResponse({
+    clientOrderId: request.clientOrderId,
+    decision: 'DECISION_REJECTED',
+    requestedQuantity: request.quantity,
+    approvedQuantity: 0,
+    reasons: [{ code: 'REASON_CODE_SIDECAR_UNAVAILABLE', message }],
+  }));
+}
+
+/** What is wrong with a CheckTrade reply, or null when it is well formed. */
+function malformation(request, reply) {
+  const approved = reply.approvedQuantity;
+  if (!ACCEPTED_DECISIONS.has(reply.decision)) {
+    return `decision ${enumName('DECISION', reply.decision)}`;
+  }
+  // Written so that NaN fails the comparison too.
+  if (!(approved >= 0 && approved <= request.quantity)) {
+    return `approvedQuantity ${approved} is outside 0 to the requested ${request.quantity}`;
+  }
+  if (reply.decision === 'DECISION_REJECTED' && approved !== 0) {
+    return `a rejection with approvedQuantity ${approved}`;
+  }
+  if (reply.clientOrderId !== request.clientOrderId) {
+    return `the reply is for order ${JSON.stringify(reply.clientOrderId)}`;
+  }
+  return null;
+}
+
+/**
+ * Calls the sidecar at `target` ('127.0.0.1:50051' or 'unix:/path'), over a plaintext
+ * channel: loopback or a unix socket.
+ *
+ * `checkTrade` fails closed: it never throws for a failed call and never approves on one.
+ * Every other method rejects with a RiskBudgetError when the call fails. `clientToken` is
+ * sent on every call (needed when the sidecar has a client token configured). `clock()`
+ * reads monotonic milliseconds (default `performance.now`).
+ */
+class RiskBudgetClient {
+  #stub;
+  #metadata;
+  #checkTradeTimeout;
+  #timeout;
+  #clock;
+
+  constructor(target, {
+    clientToken,
+    checkTradeTimeout = DEFAULT_CHECK_TRADE_TIMEOUT,
+    timeout = DEFAULT_TIMEOUT,
+    clock = () => performance.now(),
+  } = {}) {
+    this.#checkTradeTimeout = positiveSeconds(checkTradeTimeout, 'checkTradeTimeout');
+    this.#timeout = positiveSeconds(timeout, 'timeout');
+    this.#clock = clock;
+    this.#metadata = new grpc.Metadata();
+    if (clientToken !== undefined) {
+      this.#metadata.set('authorization', `Bearer ${clientToken}`);
+    }
+    this.#stub = new RiskBudgetService(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  close() {
+    this.#stub.close();
+  }
+
+  /** Resolves once the channel has connected to the sidecar; rejects after `seconds` (default: `timeout`). */
+  waitForReady(seconds = this.#timeout) {
+    const deadline = Date.now() + positiveSeconds(seconds, 'seconds') * 1000;
+    return new Promise((resolve, reject) => {
+      this.#stub.waitForReady(deadline, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /** The current budget, of `strategy` and its symbols or (empty) of the whole book. */
+  getBudget(strategy = '') {
+    return this.#call('GetBudget', { strategy }, this.#timeout);
+  }
+
+  /** The sidecar's own state, e.g. `lastRecommendationSequence`. */
+  getStatus() {
+    return this.#call('GetStatus', {}, this.#timeout);
+  }
+
+  /** Send prices: `[{ symbol, price, time }]`, each `time` a Date. */
+  publishMarketData(ticks) {
+    const request = {
+      ticks: ticks.map(({ symbol, price, time }) => ({ symbol, price, time: timestamp(time, 'tick time') })),
+    };
+    return this.#call('PublishMarketData', request, this.#timeout);
+  }
+
+  /**
+   * The sidecar's decision on an order `{ clientOrderId, strategy, symbol, side, quantity,
+   * limitPrice = 0, dryRun = false }`, or the client's own rejection (reason
+   * REASON_CODE_SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or comes after
+   * the deadline. Rejects (RangeError) only for an unknown side, before sending anything.
+   *
+   * After a timeout the sidecar may still have reserved the order; the reservation lapses at
+   * expiry or on ReleaseOrder.
+   */
+  async checkTrade({ clientOrderId, strategy, symbol, side, quantity, limitPrice = 0, dryRun = false }) {
+    const request = {
+      clientOrderId,
+      strategy,
+      symbol,
+      side: sideName(side),
+      quantity: Number(quantity),
+      limitPrice: Number(limitPrice),
+      dryRun: Boolean(dryRun),
+    };
+    const started = this.#clock();
+    let reply;
+    try {
+      reply = await this.#call('CheckTrade', request, this.#checkTradeTimeout);
+    } catch (error) {
+      const why = error instanceof RiskBudgetError ? `${error.codeName}: ${error.details}` : String(error);
+      return rejection(request, `sidecar call failed: ${why}`);
+    }
+    // gRPC keeps deadlines to the millisecond and may hand over a reply that came after a
+    // shorter one: an order the client stopped waiting for is never sent.
+    const elapsed = this.#clock() - started;
+    if (elapsed > this.#checkTradeTimeout * 1000) {
+      return rejection(request, 'sidecar reply came after the deadline: DEADLINE_EXCEEDED '
+        + `(${elapsed.toFixed(3)} ms > ${(this.#checkTradeTimeout * 1000).toFixed(3)} ms)`);
+    }
+    const problem = malformation(request, reply);
+    return problem === null ? reply : rejection(request, `sidecar reply refused: ${problem}`);
+  }
+
+  /**
+   * The raw StreamRecommendations call after `afterSequence` (a bigint): a readable stream of
+   * `{ recommendations }` batches. RecommendationFeed builds on it.
+   */
+  streamRecommendations(afterSequence) {
+    return this.#stub.StreamRecommendations({ afterSequence: String(afterSequence) }, this.#metadata.clone());
+  }
+
+  #call(method, request, timeoutSeconds) {
+    return new Promise((resolve, reject) => {
+      const options = { deadline: Date.now() + timeoutSeconds * 1000 };
+      this.#stub[method](request, this.#metadata.clone(), options, (error, reply) => {
+        if (error) {
+          reject(new RiskBudgetError(method, error.code, error.details));
+        } else {
+          resolve(reply);
+        }
+      });
+    });
+  }
+}
+
+module.exports = {
+  DEFAULT_CHECK_TRADE_TIMEOUT,
+  DEFAULT_TIMEOUT,
+  RiskBudgetClient,
+  RiskBudgetError,
+  positiveSeconds,
+  statusName,
+};

@@ -1,0 +1,314 @@
+'use strict';
+/**
+ * A recommendation feed that survives disconnects: how a rebalancer consumes
+ * StreamRecommendations, as the Python client's RecommendationFeed does.
+ *
+ * The sidecar keeps a log of recommendations with strictly increasing sequence numbers (never
+ * reused, also across restarts); a subscriber asks for everything after the last sequence it
+ * handled and gets it in order, then live ones. The feed builds on that:
+ *
+ * - `for await (const recommendation of feed)` yields recommendations one at a time, in
+ *   sequence order, and records the sequence of each one it yields in `lastSequence`: once
+ *   the loop asks for the next, the one before counts as handled;
+ * - when the stream breaks (UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED
+ *   because the subscriber fell behind, a refused connection, or the server ending the stream)
+ *   it waits (exponential backoff with jitter) and subscribes again after `lastSequence`, so
+ *   nothing is missed and nothing is handled twice;
+ * - a recommendation at or below `lastSequence` is dropped (counted in `duplicatesDropped`);
+ *   one that skips a sequence throws FeedGapError: the feed never skips silently;
+ * - when the recommendations it needs are no longer kept (OUT_OF_RANGE) it throws
+ *   RecommendationsLost; any other failure (UNAUTHENTICATED, UNIMPLEMENTED, ...) throws
+ *   RiskBudgetError. Either ends the feed.
+ *
+ * Checkpointing: persist `recommendation.sequence` after handling each one and pass it back
+ * as `afterSequence` on the next start.
+ */
+
+const grpc = require('@grpc/grpc-js');
+const { RiskBudgetError, positiveSeconds, statusName } = require('./client');
+
+/** Trailing metadata of OUT_OF_RANGE: the oldest sequence the sidecar still keeps. */
+const OLDEST_SEQUENCE_METADATA = 'riskbudget-oldest-sequence';
+
+/** Trailing metadata of RESOURCE_EXHAUSTED and of a shutdown: the last sequence sent. */
+const RESUME_AFTER_METADATA = 'riskbudget-resume-after';
+
+/** Statuses after which the feed subscribes again (a refused connection is UNAVAILABLE). */
+const RECONNECT_CODES = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.CANCELLED,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.RESOURCE_EXHAUSTED,
+]);
+
+const OLDEST_IN_DETAILS = /oldest available is (\d+)/;
+const METHOD = 'StreamRecommendations';
+const LARGEST_SEQUENCE = 2n ** 64n - 1n;
+
+/** The feed stopped and cannot go on by itself. */
+class FeedError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = this.constructor.name;
+  }
+}
+
+/**
+ * A recommendation arrived that skips sequences: those in between were never received. The
+ * sidecar promises no gaps, so this is a fault to report; the feed stops rather than skip.
+ */
+class FeedGapError extends FeedError {
+  constructor(lastSequence, received) {
+    super(`recommendation ${received} arrived after ${lastSequence}: sequences `
+      + `${lastSequence + 1n} to ${received - 1n} are missing; the feed stops rather than skip them`);
+    this.lastSequence = lastSequence;
+    this.received = received;
+  }
+}
+
+/**
+ * The sidecar no longer keeps the recommendations after `afterSequence` (OUT_OF_RANGE); the
+ * oldest it has is `oldestAvailable` (null if it did not say). Resync your state from the
+ * sidecar (GetBudget), then start a new feed after `resumeAfter`.
+ */
+class RecommendationsLost extends FeedError {
+  constructor(afterSequence, oldestAvailable, details) {
+    super(`recommendations after ${afterSequence} are no longer kept (oldest available: `
+      + `${oldestAvailable ?? 'unknown'}); resync your state and subscribe again: ${details}`);
+    this.afterSequence = afterSequence;
+    this.oldestAvailable = oldestAvailable;
+    this.details = details;
+  }
+
+  /** The afterSequence that replays everything still kept, or null. */
+  get resumeAfter() {
+    return this.oldestAvailable === null ? null : (this.oldestAvailable > 0n ? this.oldestAvailable - 1n : 0n);
+  }
+}
+
+/**
+ * The feed gave up: `maxReconnects` reconnects in a row brought no new recommendation. `code`
+ * and `details` are those of the last failure (OK when the server ended the stream).
+ */
+class FeedDisconnected extends FeedError {
+  constructor(code, details, reconnects, lastSequence) {
+    super(`${METHOD} gave up after ${reconnects} reconnects without a new recommendation `
+      + `(last sequence ${lastSequence}): ${statusName(code)}: ${details}`);
+    this.code = code;
+    this.details = details;
+    this.reconnects = reconnects;
+    this.lastSequence = lastSequence;
+  }
+}
+
+/** A sequence number as a bigint: a bigint, a safe integer or a string of digits, 0 to 2^64-1. */
+function sequenceNumber(value, argument) {
+  const whole = typeof value === 'bigint' || Number.isSafeInteger(value)
+    || (typeof value === 'string' && /^\d+$/.test(value));
+  const sequence = whole ? BigInt(value) : -1n;
+  if (sequence < 0n || sequence > LARGEST_SEQUENCE) {
+    throw new RangeError(`${argument} must be a sequence number, 0 or more, got ${String(value)}`);
+  }
+  return sequence;
+}
+
+/** The first value of `key` in gRPC metadata as a bigint, or null. */
+function sequenceInMetadata(metadata, key) {
+  const [value] = metadata ? metadata.get(key) : [];
+  return typeof value === 'string' && /^\d+$/.test(value.trim()) ? BigInt(value.trim()) : null;
+}
+
+/** Everything the feed decides (what to ask for, what to pass on, whether and when to reconnect). No I/O. */
+class FeedPolicy {
+  constructor(afterSequence, { initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect }) {
+    this.lastSequence = sequenceNumber(afterSequence, 'afterSequence');
+    this.initialBackoff = positiveSeconds(initialBackoff, 'initialBackoff');
+    if (!(Number.isFinite(backoffMultiplier) && backoffMultiplier >= 1)) {
+      throw new RangeError(`backoffMultiplier must be 1 or more, got ${String(backoffMultiplier)}`);
+    }
+    this.backoffMultiplier = backoffMultiplier;
+    this.maxBackoff = positiveSeconds(maxBackoff, 'maxBackoff');
+    if (!(Number.isFinite(jitter) && jitter >= 0 && jitter < 1)) {
+      throw new RangeError(`jitter must be a fraction from 0 to below 1, got ${String(jitter)}`);
+    }
+    this.jitter = jitter;
+    if (!(maxReconnects === null || (Number.isSafeInteger(maxReconnects) && maxReconnects >= 0))) {
+      throw new RangeError(`maxReconnects must be null or a whole number, 0 or more, got ${String(maxReconnects)}`);
+    }
+    this.maxReconnects = maxReconnects;
+    this.onDisconnect = onDisconnect;
+    this.reconnects = 0;
+    this.duplicatesDropped = 0;
+    this.backoff = this.initialBackoff;
+  }
+
+  /** Whether to yield `recommendation` now; if so, it is the caller's from here on. */
+  take(recommendation) {
+    const sequence = BigInt(recommendation.sequence);
+    if (sequence <= this.lastSequence) {
+      this.duplicatesDropped += 1;
+      return false;
+    }
+    if (sequence !== this.lastSequence + 1n) {
+      throw new FeedGapError(this.lastSequence, sequence);
+    }
+    this.lastSequence = sequence;
+    this.reconnects = 0;
+    this.backoff = this.initialBackoff;
+    return true;
+  }
+
+  /** Seconds to wait before subscribing again after the stream ended with `status`; throws when the feed must stop. */
+  disconnected({ code, details, metadata }) {
+    if (code === grpc.status.OUT_OF_RANGE) {
+      const match = OLDEST_IN_DETAILS.exec(details);
+      const oldest = sequenceInMetadata(metadata, OLDEST_SEQUENCE_METADATA) ?? (match ? BigInt(match[1]) : null);
+      throw new RecommendationsLost(this.lastSequence, oldest, details);
+    }
+    if (code !== grpc.status.OK && !RECONNECT_CODES.has(code)) {
+      throw new RiskBudgetError(METHOD, code, details);
+    }
+    if (this.maxReconnects !== null && this.reconnects >= this.maxReconnects) {
+      throw new FeedDisconnected(code, details, this.reconnects, this.lastSequence);
+    }
+    this.reconnects += 1;
+    const delay = this.backoff * (1 - this.jitter * Math.random());
+    this.backoff = Math.min(this.backoff * this.backoffMultiplier, this.maxBackoff);
+    this.onDisconnect?.({
+      code,
+      codeName: statusName(code),
+      details,
+      lastSequence: this.lastSequence,
+      serverResumeAfter: sequenceInMetadata(metadata, RESUME_AFTER_METADATA),
+      attempt: this.reconnects,
+      delay,
+    });
+    return delay;
+  }
+}
+
+/**
+ * Recommendations after `afterSequence`, then live ones, in order, across disconnects and
+ * sidecar restarts, read through `client` (a RiskBudgetClient, left open); see the module's
+ * documentation. Reconnects wait `initialBackoff` seconds, then `backoffMultiplier` times more
+ * each time up to `maxBackoff`, each wait shortened by a random fraction up to `jitter`; a new
+ * recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
+ * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
+ * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
+ * attempt, delay }`.
+ */
+class RecommendationFeed {
+  #client;
+  #policy;
+  #call = null;
+  #closed = false;
+  #wake = null;
+  #recommendations = null;
+
+  constructor(client, {
+    afterSequence = 0n,
+    initialBackoff = 0.1,
+    backoffMultiplier = 2,
+    maxBackoff = 5,
+    jitter = 0.2,
+    maxReconnects = null,
+    onDisconnect = null,
+  } = {}) {
+    this.#client = client;
+    this.#policy = new FeedPolicy(afterSequence, {
+      initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
+    });
+  }
+
+  /** The sequence of the last recommendation yielded (afterSequence before any): the feed resumes after it. */
+  get lastSequence() {
+    return this.#policy.lastSequence;
+  }
+
+  /** Reconnects since the last new recommendation. */
+  get reconnects() {
+    return this.#policy.reconnects;
+  }
+
+  /** Recommendations dropped because the feed had already yielded them. */
+  get duplicatesDropped() {
+    return this.#policy.duplicatesDropped;
+  }
+
+  get closed() {
+    return this.#closed;
+  }
+
+  /**
+   * The feed's one iterator. Leaving a `for await` loop over the feed (break, return, throw)
+   * closes it; to read some recommendations now and more later, call `next()` on this iterator.
+   */
+  [Symbol.asyncIterator]() {
+    this.#recommendations ??= this.#read();
+    return this.#recommendations;
+  }
+
+  async* #read() {
+    try {
+      while (!this.#closed) {
+        const call = this.#client.streamRecommendations(this.#policy.lastSequence);
+        this.#call = call;
+        let status = { code: grpc.status.OK, details: 'the stream ended', metadata: null };
+        try {
+          for await (const batch of call) {
+            for (const recommendation of batch.recommendations) {
+              if (this.#policy.take(recommendation)) {
+                yield recommendation;
+              }
+              if (this.#closed) {
+                return;
+              }
+            }
+          }
+        } catch (error) {
+          if (this.#closed) {
+            return;
+          }
+          if (!(error instanceof Error && 'code' in error && 'metadata' in error)) {
+            throw error; // not the call's status: a FeedGapError, or a fault of the client itself
+          }
+          status = error;
+        } finally {
+          this.#call = null;
+          call.cancel();
+        }
+        await this.#sleep(this.#policy.disconnected(status));
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  #sleep(seconds) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, seconds * 1000);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Stop: the current stream is cancelled, a wait is cut short and iteration ends. Safe to call twice. */
+  close() {
+    this.#closed = true;
+    this.#call?.cancel();
+    this.#wake?.();
+  }
+}
+
+module.exports = {
+  FeedDisconnected,
+  FeedError,
+  FeedGapError,
+  OLDEST_SEQUENCE_METADATA,
+  RECONNECT_CODES,
+  RESUME_AFTER_METADATA,
+  RecommendationFeed,
+  RecommendationsLost,
+};

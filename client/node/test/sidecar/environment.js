@@ -1,0 +1,45 @@
+'use strict';
+/**
+ * What the real-sidecar tests are given by tests/polyglot/test_node_client.py, which starts
+ * the sidecar process: its address, its tokens, and a control URL that kills and restarts it.
+ */
+
+const assert = require('node:assert/strict');
+const grpc = require('@grpc/grpc-js');
+const { RiskBudgetAdminService } = require('../../src');
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`${name} is not set: these tests run against a real sidecar, started by `
+      + 'tests/polyglot/test_node_client.py (make test)');
+  }
+  return value;
+}
+
+const target = required('RISKBUDGET_TARGET');
+const clientToken = required('RISKBUDGET_CLIENT_TOKEN');
+const adminToken = required('RISKBUDGET_ADMIN_TOKEN');
+const controlUrl = required('RISKBUDGET_CONTROL_URL');
+
+/** Ask the test harness to `kill` (SIGKILL) or `start` the sidecar; resolves once done. */
+async function control(action) {
+  const response = await fetch(`${controlUrl}/${action}`, { method: 'POST' });
+  assert.ok(response.ok, `control ${action}: HTTP ${response.status} ${await response.text()}`);
+}
+
+/** A recommendation now, through the admin service (which the client does not wrap); waits for a restarting sidecar. */
+function triggerRebalance(admin, reason) {
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${adminToken}`);
+  return new Promise((resolve, reject) => {
+    admin.TriggerRebalance({ reason }, metadata, { deadline: Date.now() + 30_000, waitForReady: true },
+      (error, reply) => (error ? reject(error) : resolve(reply.recommendation)));
+  });
+}
+
+function adminStub() {
+  return new RiskBudgetAdminService(target, grpc.credentials.createInsecure());
+}
+
+module.exports = { adminStub, clientToken, control, target, triggerRebalance };

@@ -1,0 +1,107 @@
+'use strict';
+/**
+ * A scripted sidecar: a real grpc-js server on an ephemeral loopback port that answers as its
+ * fields say and records what each call received.
+ */
+
+const grpc = require('@grpc/grpc-js');
+const { RiskBudgetService } = require('../../src/contract');
+
+/** A subscription's script: batches of sequences, then how the stream ends. */
+function subscription(batches, end = { code: grpc.status.UNAVAILABLE, details: 'connection lost' }) {
+  return { batches, end };
+}
+
+/** Trailing metadata with `key: value` entries. */
+function metadataOf(entries) {
+  const metadata = new grpc.Metadata();
+  for (const [key, value] of Object.entries(entries)) {
+    metadata.set(key, value);
+  }
+  return metadata;
+}
+
+class FakeSidecar {
+  constructor() {
+    /** CheckTrade's reply to `request`: an object, or a Buffer sent as the raw reply bytes. */
+    this.checkTradeReply = (request) => ({
+      clientOrderId: request.clientOrderId,
+      decision: 'DECISION_APPROVED',
+      requestedQuantity: request.quantity,
+      approvedQuantity: request.quantity,
+    });
+    /** `{ code, details }` every CheckTrade fails with, or null. */
+    this.failure = null;
+    /** CheckTrade never answers. */
+    this.hang = false;
+    /** One script per StreamRecommendations call, in order; `end: null` keeps the stream open. */
+    this.subscriptions = [];
+    /** Per method, the requests received, each with its metadata. */
+    this.received = { CheckTrade: [], StreamRecommendations: [] };
+    this.target = null;
+    this.server = new grpc.Server();
+  }
+
+  async start() {
+    const definition = RiskBudgetService.service;
+    const encode = definition.CheckTrade.responseSerialize;
+    this.server.addService({
+      ...definition,
+      CheckTrade: { ...definition.CheckTrade, responseSerialize: (reply) => (Buffer.isBuffer(reply) ? reply : encode(reply)) },
+    }, {
+      CheckTrade: (call, callback) => this.#checkTrade(call, callback),
+      StreamRecommendations: (call) => this.#streamRecommendations(call),
+    });
+    const port = await new Promise((resolve, reject) => {
+      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (
+        error ? reject(error) : resolve(bound)));
+    });
+    this.target = `127.0.0.1:${port}`;
+    return this;
+  }
+
+  stop() {
+    this.server.forceShutdown();
+  }
+
+  #record(method, call) {
+    this.received[method].push({ request: call.request, metadata: call.metadata.getMap() });
+  }
+
+  #checkTrade(call, callback) {
+    this.#record('CheckTrade', call);
+    if (this.hang) {
+      return;
+    }
+    if (this.failure !== null) {
+      callback(this.failure);
+      return;
+    }
+    callback(null, this.checkTradeReply(call.request));
+  }
+
+  #streamRecommendations(call) {
+    this.#record('StreamRecommendations', call);
+    const script = this.subscriptions.shift() ?? subscription([], null);
+    for (const sequences of script.batches) {
+      call.write({ recommendations: sequences.map((sequence) => ({ sequence: String(sequence), reason: `r${sequence}` })) });
+    }
+    if (script.end === null) {
+      return; // open until the client cancels
+    }
+    if (script.end.code === grpc.status.OK) {
+      call.end();
+    } else {
+      call.emit('error', script.end); // grpc-js sends it as the status, after the writes
+    }
+  }
+}
+
+/** A started FakeSidecar, stopped when the test ends. */
+async function fakeSidecar(t) {
+  const sidecar = await new FakeSidecar().start();
+  t.after(() => sidecar.stop());
+  return sidecar;
+}
+
+module.exports = { fakeSidecar, metadataOf, subscription };
