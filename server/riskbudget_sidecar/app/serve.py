@@ -52,25 +52,35 @@ def read_admin_token(config: Config) -> str | None:
     return None
 
 
-def read_client_token(config: Config) -> str | None:
-    """The client token from the configured file or environment variable; None when neither is
-    configured. Configured but missing is an error: the sidecar must not serve open by mistake."""
-    settings = config.sidecar
-    if settings.client_token_file:
-        field = "sidecar.client_token_file"
-        token = _read_token_file(settings.client_token_file, field)
-    elif settings.client_token_env:
-        field = "sidecar.client_token_env"
-        token = os.environ.get(settings.client_token_env, "").strip()
+def read_tokens(config: Config) -> tuple[str | None, str | None, str | None]:
+    """The admin, client and read tokens, each None when not configured."""
+    admin = read_admin_token(config)
+    client = _read_scope_token(config, "client", differ_from={"admin": admin})
+    read = _read_scope_token(config, "read", differ_from={"admin": admin, "client": client})
+    return admin, client, read
+
+
+def _read_scope_token(config: Config, scope: str, differ_from: dict[str, str | None]) -> str | None:
+    """The `scope` token (client or read) from `sidecar.<scope>_token_file` or `_env`; None when
+    neither is configured. Configured but missing is an error: the sidecar must not serve open
+    by mistake."""
+    token_file = getattr(config.sidecar, f"{scope}_token_file")
+    token_env = getattr(config.sidecar, f"{scope}_token_env")
+    if token_file:
+        field = f"sidecar.{scope}_token_file"
+        token = _read_token_file(token_file, field)
+    elif token_env:
+        field = f"sidecar.{scope}_token_env"
+        token = os.environ.get(token_env, "").strip()
         if not token:
-            raise ConfigError([f"sidecar.client_token_env: the environment variable "
-                               f"{settings.client_token_env} is not set or empty"])
+            raise ConfigError([f"{field}: the environment variable {token_env} is not set or empty"])
     else:
         return None
     if not (token.isascii() and token.isprintable() and " " not in token):
         raise ConfigError([f"{field}: the token must be printable ASCII without spaces"])
-    if token == read_admin_token(config):
-        raise ConfigError([f"{field}: the client token must differ from the admin token"])
+    for other, other_token in differ_from.items():
+        if token == other_token:
+            raise ConfigError([f"{field}: the {scope} token must differ from the {other} token"])
     return token
 
 
@@ -93,12 +103,13 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     tls = config.sidecar.tls
     if tls is None and not address.is_local:  # a --listen override is held to the config's rule
         raise ConfigError([f"sidecar.tls is required: listen {address.grpc_target} is not loopback"])
-    admin_token, client_token = read_admin_token(config), read_client_token(config)
+    admin_token, client_token, read_token = read_tokens(config)
     credentials = server_credentials(tls) if tls is not None else None
     sidecar = RiskBudgetSidecar(config, clock=clock or SystemClock(), config_path=config_path)
     try:
         servers = Servers(await start_server(sidecar, address, admin_token=admin_token,
-                                             client_token=client_token, credentials=credentials,
+                                             client_token=client_token, read_token=read_token,
+                                             credentials=credentials,
                                              max_message_bytes=config.sidecar.max_message_bytes,
                                              max_concurrent_rpcs=config.sidecar.max_concurrent_rpcs))
     except BaseException:

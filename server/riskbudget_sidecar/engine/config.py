@@ -87,6 +87,12 @@ class Sidecar(Frozen):
     RiskBudgetService calls need it or the admin token; it is refused on admin calls."""
     client_token_file: str | None = None
     """A file holding the client token; takes precedence over client_token_env."""
+    read_token_env: Name | None = None
+    """Environment variable holding the read token: GetBudget, GetUtilization,
+    StreamRecommendations, ListAlerts, GetStatus and CheckTrade with dry_run only; every
+    other call is refused with it. Needs a client token (without one no call needs a token)."""
+    read_token_file: str | None = None
+    """A file holding the read token; takes precedence over read_token_env."""
     tls: SidecarTls | None = None
     """TLS for the gRPC listener; a non-loopback listen is refused without it."""
 
@@ -103,6 +109,15 @@ class Sidecar(Frozen):
             raise ValueError(
                 f"sidecar.tls is required: listen {self.listen} is not loopback, and a non-loopback "
                 "listener serves only over TLS (set sidecar.tls.cert_file and sidecar.tls.key_file)")
+        return self
+
+    @model_validator(mode="after")
+    def _read_token_needs_client_token(self) -> "Sidecar":
+        if (self.read_token_file or self.read_token_env) and not (self.client_token_file or self.client_token_env):
+            field = "read_token_file" if self.read_token_file else "read_token_env"
+            raise ValueError(
+                f"sidecar.{field}: a read token needs a client token (sidecar.client_token_file or "
+                "sidecar.client_token_env): without one RiskBudgetService calls need no token")
         return self
 
 

@@ -1,26 +1,29 @@
-"""Token checks, one for every transport: the admin scope and the client scope.
+"""Token checks, one for every transport: the admin, client and read scopes.
 
-Two tokens, two scopes:
+Three tokens, three scopes, each narrower than the one before:
 
 - the admin token: operator calls (RiskBudgetAdminService, the admin HTTP port's
   controls); it implies the client scope too;
 - the client token (optional): the trading and read calls of RiskBudgetService
   (CheckTrade, GetBudget, PublishMarketData, ReportFill, StreamRecommendations...).
   It is refused on every admin call. Without one configured, those calls need no
-  token (the default: a loopback or unix-socket sidecar beside its trading process).
+  token (the default: a loopback or unix-socket sidecar beside its trading process);
+- the read token (optional, and only beside a client token): the calls of
+  RiskBudgetService that change nothing, `READ_CALLS` and CheckTrade with dry_run.
+  Every other call is refused with it, before the servicer runs.
 
 `AdminAuth.check` is the whole admin check: it takes what the caller presented (the
 `authorization` value: gRPC metadata or the HTTP header), compares in constant time,
 audits the outcome, and tells `on_refused` of every refusal. gRPC calls it through
 `require_admin`, the admin HTTP port directly. `ClientTokenInterceptor` checks the
-client scope: installed only when a client token is configured, so a sidecar without
-one pays nothing per call. No token is ever logged or echoed back.
+client and read scopes: installed only when a client token is configured, so a sidecar
+without one pays nothing per call. No token is ever logged or echoed back.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable
 
 import grpc
 import structlog
@@ -28,6 +31,14 @@ import structlog
 from ..service.errors import PermissionDenied, Unauthenticated
 
 audit = structlog.get_logger("riskbudget.audit")
+
+READ_CALLS = ("GetBudget", "GetUtilization", "StreamRecommendations", "ListAlerts", "GetStatus")
+"""The RiskBudgetService calls the read token may make as they are (a call added to the
+contract later is refused to it until it is listed here)."""
+DRY_RUN_CALL = "CheckTrade"
+"""The one more call the read token may make, and only with dry_run (which reserves nothing)."""
+READ_TOKEN = "read token"
+"""What `AdminAuth.client_refusal` says of the read token; the audit's `why` when it is refused."""
 
 
 def _presented(authorization: str | None) -> bytes | None:
@@ -41,13 +52,18 @@ def _presented(authorization: str | None) -> bytes | None:
 
 
 class AdminAuth:
-    def __init__(self, token: str | None, *, client_token: str | None = None,
+    def __init__(self, token: str | None, *, client_token: str | None = None, read_token: str | None = None,
                  on_refused: Callable[[str, str, str], None] | None = None) -> None:
         """`on_refused(action, peer, why)` is told of every admin refusal (the sidecar raises an alert)."""
-        if token and client_token and hmac.compare_digest(token.encode(), client_token.encode()):
+        if _same(token, client_token):
             raise ValueError("the client token must differ from the admin token")
+        if read_token and not client_token:
+            raise ValueError("a read token needs a client token: without one RiskBudgetService calls need no token")
+        if _same(read_token, token) or _same(read_token, client_token):
+            raise ValueError("the read token must differ from the admin token and the client token")
         self._token = token.encode() if token else None
         self._client_token = client_token.encode() if client_token else None
+        self._read_token = read_token.encode() if read_token else None
         self._on_refused = on_refused or (lambda action, peer, why: None)
 
     @property
@@ -63,7 +79,7 @@ class AdminAuth:
         """Raise unless `authorization` is `Bearer <admin token>`.
 
         Unauthenticated without a value; PermissionDenied with a wrong token, with the
-        client token, or when the sidecar has no admin token configured.
+        client or the read token, or when the sidecar has no admin token configured.
         """
         if authorization is None:
             self._refuse(action, peer, "no token")
@@ -79,6 +95,9 @@ class AdminAuth:
                 and hmac.compare_digest(presented, self._client_token)):
             self._refuse(action, peer, "client token")
             raise PermissionDenied("the client token cannot make admin calls: they need the admin token")
+        if self._is_read_token(presented):
+            self._refuse(action, peer, READ_TOKEN)
+            raise PermissionDenied("the read token cannot make admin calls: they need the admin token")
         self._refuse(action, peer, "wrong token")
         raise PermissionDenied("the admin token is not valid")
 
@@ -89,7 +108,8 @@ class AdminAuth:
 
     def client_refusal(self, authorization: str | None) -> str | None:
         """Why a client-scope call is refused (None: allowed). The client token or the
-        admin token pass; both are compared, in constant time, whichever matches."""
+        admin token pass; both are compared, in constant time, whichever matches.
+        `READ_TOKEN` for the read token: the caller decides per call (the read calls pass)."""
         if self._client_token is None:
             return None
         presented = _presented(authorization)
@@ -97,7 +117,17 @@ class AdminAuth:
             return "no token" if authorization is None else "not a bearer token"
         client = hmac.compare_digest(presented, self._client_token)
         admin = self._token is not None and hmac.compare_digest(presented, self._token)
-        return None if client or admin else "wrong token"
+        if client or admin:
+            return None
+        return READ_TOKEN if self._is_read_token(presented) else "wrong token"
+
+    def _is_read_token(self, presented: bytes | None) -> bool:
+        return (presented is not None and self._read_token is not None
+                and hmac.compare_digest(presented, self._read_token))
+
+
+def _same(token: str | None, other: str | None) -> bool:
+    return bool(token and other and hmac.compare_digest(token.encode(), other.encode()))
 
 
 _MESSAGES = {
@@ -105,26 +135,32 @@ _MESSAGES = {
     "not a bearer token": (grpc.StatusCode.UNAUTHENTICATED,
                            "this call needs 'authorization: Bearer <client token>'"),
     "wrong token": (grpc.StatusCode.PERMISSION_DENIED, "the client token is not valid"),
+    READ_TOKEN: (grpc.StatusCode.PERMISSION_DENIED, "the read token cannot call {action}: it needs the client token"),
 }
+DRY_RUN_ONLY = "the read token can call CheckTrade only with dry_run: a check that reserves needs the client token"
 
 
 class ClientTokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuse the calls of `services` that do not carry the client (or admin) token.
+    """Refuse the calls of `service` that do not carry the client (or admin) token, and
+    those the read token may not make.
 
     A refused call gets a handler that only audits and aborts: the request is never
     parsed and the servicer never runs, so a refused CheckTrade cannot be approved.
+    Only the read token's CheckTrade is parsed first, to see dry_run.
     """
 
-    def __init__(self, auth: AdminAuth, services: Sequence[str]) -> None:
+    def __init__(self, auth: AdminAuth, service: str) -> None:
         self._auth = auth
-        self._prefixes = tuple(f"/{name}/" for name in services)
+        self._prefix = f"/{service}/"
+        self._read_calls = frozenset(self._prefix + name for name in READ_CALLS)
+        self._dry_run_call = self._prefix + DRY_RUN_CALL
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
-        if not method.startswith(self._prefixes):
+        if not method.startswith(self._prefix):
             return await continuation(handler_call_details)
         authorization = None
         for key, value in handler_call_details.invocation_metadata or ():
@@ -134,16 +170,24 @@ class ClientTokenInterceptor(grpc.aio.ServerInterceptor):
         why = self._auth.client_refusal(authorization)
         if why is None:
             return await continuation(handler_call_details)
-        return _refusing_handler(await continuation(handler_call_details), method, why)
+        handler = await continuation(handler_call_details)
+        if why == READ_TOKEN:
+            if method in self._read_calls:
+                return handler
+            if method == self._dry_run_call:
+                return _dry_run_only(handler)
+        return _refusing_handler(handler, method, why)
 
 
 def _refusing_handler(handler: grpc.RpcMethodHandler | None, method: str, why: str) -> grpc.RpcMethodHandler | None:
     if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED
         return None
+    action = method.rsplit("/", 1)[-1]
     code, message = _MESSAGES[why]
+    message = message.format(action=action)
 
     async def refuse(request, context: grpc.aio.ServicerContext):
-        audit.warning("client_refused", action=method.rsplit("/", 1)[-1], peer=context.peer(), why=why)
+        audit.warning("client_refused", action=action, peer=context.peer(), why=why)
         await context.abort(code, message)
 
     # No deserializer: the refused request stays bytes, never parsed.
@@ -154,3 +198,18 @@ def _refusing_handler(handler: grpc.RpcMethodHandler | None, method: str, why: s
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(refuse, None, handler.response_serializer)
     return grpc.stream_stream_rpc_method_handler(refuse, None, handler.response_serializer)
+
+
+def _dry_run_only(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """CheckTrade for the read token: parsed, and refused before the servicer runs unless it
+    is a dry run, so the read token can neither reserve nor leave a remembered decision."""
+    check_trade = handler.unary_unary
+
+    async def dry_run_only(request, context: grpc.aio.ServicerContext):
+        if not request.dry_run:
+            audit.warning("client_refused", action=DRY_RUN_CALL, peer=context.peer(), why="read token without dry_run")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, DRY_RUN_ONLY)
+        return await check_trade(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(dry_run_only, handler.request_deserializer,
+                                               handler.response_serializer)

@@ -64,16 +64,18 @@ class RunningServer:
 async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
                        admin_token: str | None, max_message_bytes: int,
                        max_concurrent_rpcs: int | None = None, client_token: str | None = None,
+                       read_token: str | None = None,
                        credentials: grpc.ServerCredentials | None = None) -> RunningServer:
     """Start serving at `address` (over TLS with `credentials`); health says NOT_SERVING
     until told otherwise. With a `client_token`, RiskBudgetService calls need it (or the
-    admin token); health and reflection stay open."""
-    auth = AdminAuth(admin_token, client_token=client_token,
+    admin token), and a `read_token` may make the calls that change nothing; health and
+    reflection stay open."""
+    auth = AdminAuth(admin_token, client_token=client_token, read_token=read_token,
                      on_refused=lambda action, peer, why: sidecar.alerts.raise_alert(
                          AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING,
                          f"admin call {action} from {peer} refused: {why}", now=sidecar.now()))
     # Only with a client token: a sidecar without one pays nothing per call.
-    interceptors = [ClientTokenInterceptor(auth, SERVICE_NAMES[:1])] if auth.client_token_required else []
+    interceptors = [ClientTokenInterceptor(auth, SERVICE_NAMES[0])] if auth.client_token_required else []
     # maximum_concurrent_rpcs counts the calls the event loop has taken; a loop busy with CPU
     # work takes calls only as fast as it answers them, and the rest would queue in gRPC core
     # for seconds. Core's own bound on calls not yet taken drops that excess at once.

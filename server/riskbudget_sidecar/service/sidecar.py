@@ -66,7 +66,8 @@ def restart_only_changes(old: Config, new: Config) -> list[str]:
         if getattr(old, section) != getattr(new, section):
             problems.append(f"{section}: changes need a restart")
     for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "client_token_env",
-                "client_token_file", "tls", "max_message_bytes", "max_concurrent_rpcs"):
+                "client_token_file", "read_token_env", "read_token_file", "tls", "max_message_bytes",
+                "max_concurrent_rpcs"):
         if getattr(old.sidecar, key) != getattr(new.sidecar, key):
             problems.append(f"sidecar.{key}: changes need a restart")
     if old.universe != new.universe:

@@ -1,0 +1,327 @@
+"""The read token: the RiskBudgetService calls that change nothing, and nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+
+import aiohttp
+import grpc
+import pytest
+import structlog
+import structlog.testing
+
+from riskbudget.v1 import risk_budget_admin_pb2 as apb
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_client import AsyncRiskBudgetClient
+from riskbudget_sidecar.app.serve import start, stop
+from riskbudget_sidecar.rpc.auth import AdminAuth
+from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.service.clock import ManualClock
+from riskbudget_sidecar.service.config_file import ConfigError, load_config
+from tests.rpc.conftest import ADMIN_TOKEN, T0, start_harness, write_config
+from tests.rpc.test_reload_and_alerts import edit_config, reload
+from tests.rpc.test_security import ADMIN_SERVICE, CLIENT_TOKEN, SERVICE, bearer, call
+
+READ_TOKEN = "read-token-3c2b1a0f9e8d"
+READS = ("GetBudget", "GetUtilization", "StreamRecommendations", "ListAlerts", "GetStatus")
+CHANGES = ("PublishMarketData", "StreamMarketData", "ReportFill", "SetPositions", "ReleaseOrder")
+READER, CLIENT = bearer(READ_TOKEN), bearer(CLIENT_TOKEN)
+
+
+def token_files(tmp_path, client: str = CLIENT_TOKEN, read: str = READ_TOKEN) -> dict[str, str]:
+    (tmp_path / "client-token").write_text(client + "\n")
+    (tmp_path / "read-token").write_text(read + "\n")
+    return {"sidecar__client_token_file": str(tmp_path / "client-token"),
+            "sidecar__read_token_file": str(tmp_path / "read-token")}
+
+
+def read_token_env(tmp_path, variable: str) -> dict[str, str | None]:
+    """The client token in a file, the read token in environment variable `variable`."""
+    return {**token_files(tmp_path), "sidecar__read_token_file": None, "sidecar__read_token_env": variable}
+
+
+@pytest.fixture
+async def guarded(tmp_path):
+    """A sidecar with all three tokens, fresh prices, and order o-1 reserved with the client token."""
+    running = await start_harness(tmp_path, **token_files(tmp_path))
+    await running.stub.PublishMarketData(spb.PublishMarketDataRequest(ticks=[
+        tick(s, p, T0) for s, p in last_prices(running).items()]), metadata=CLIENT)
+    reply = await running.stub.CheckTrade(order("o-1"), metadata=CLIENT)
+    assert reply.reserved
+    yield running
+    await running.channel.close()
+    await stop(running.sidecar, running.server)
+
+
+def tick(symbol: str, price: float, at: float) -> pb.PriceTick:
+    return pb.PriceTick(symbol=symbol, price=price, time=timestamp(at))
+
+
+def last_prices(running) -> dict[str, float]:
+    return {s: running.sidecar.snapshot.symbols[s].last_price for s in running.sidecar.snapshot.symbols}
+
+
+def order(order_id: str, quantity: float = 10, **fields) -> spb.CheckTradeRequest:
+    return spb.CheckTradeRequest(client_order_id=order_id, strategy="trend", symbol="AAA",
+                                 side=pb.SIDE_BUY, quantity=quantity, **fields)
+
+
+def book(running) -> tuple:
+    """What a change would show in: positions, reservations, last prices, remembered checks."""
+    store = running.sidecar.store
+    return (sorted((p.strategy, p.symbol, p.quantity) for p in store.book.positions()),
+            sorted((r.client_order_id, r.signed_quantity) for r in store.book.reservations()),
+            last_prices(running), store.remembered("o-2"))
+
+
+def logged_order_ids(running) -> list[str]:
+    store = running.sidecar.store
+    assert store.flush(5)
+    return [record["order"]["client_order_id"] for record in store.decisions(100)]
+
+
+# -- what the read token may call ----------------------------------------------------------
+
+async def read(running, name: str, metadata):
+    """Make read call `name`, with something to read; the reply (the stream's first message),
+    or the RpcError."""
+    running.sidecar.trigger_rebalance("drift", "ops")  # a recommendation
+    with contextlib.suppress(grpc.aio.AioRpcError):  # an alert
+        await running.admin.ListOverrides(apb.ListOverridesRequest(), metadata=bearer("wrong"))
+    try:
+        if name == "StreamRecommendations":
+            stream = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(), metadata=metadata)
+            first = await stream.read()
+            stream.cancel()
+            return first
+        request_type = getattr(spb, f"{name}Request")
+        return await getattr(running.stub, name)(request_type(), metadata=metadata, timeout=5)
+    except grpc.aio.AioRpcError as error:
+        return error
+
+
+@pytest.mark.parametrize("name", READS)
+async def test_the_read_token_makes_every_read_call(guarded, name):
+    reply = await read(guarded, name, READER)
+
+    assert not isinstance(reply, grpc.aio.AioRpcError), reply
+    assert reply.ByteSize() > 0
+
+
+@pytest.mark.parametrize("name", READS)
+async def test_a_wrong_token_still_cannot_make_the_read_calls(guarded, name):
+    reply = await read(guarded, name, bearer(READ_TOKEN + "x"))
+
+    assert reply.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reply.details() == "the client token is not valid"
+
+
+def test_every_call_of_the_service_is_a_read_a_check_or_a_change():
+    """A call added to the contract must be placed here: the read token is refused it until then."""
+    assert sorted(SERVICE.methods_by_name) == sorted((*READS, "CheckTrade", *CHANGES))
+
+
+async def test_a_dry_run_with_the_read_token_evaluates_and_changes_nothing(guarded):
+    before = book(guarded)
+    utilization = await guarded.stub.GetUtilization(spb.GetUtilizationRequest(), metadata=READER)
+
+    reply = await guarded.stub.CheckTrade(order("o-2", dry_run=True), metadata=READER)
+
+    assert reply.decision == pb.DECISION_APPROVED and reply.approved_quantity == 10
+    assert not reply.reserved
+    assert book(guarded) == before
+    assert await guarded.stub.GetUtilization(spb.GetUtilizationRequest(), metadata=READER) == utilization
+
+
+async def test_a_check_that_reserves_is_refused_to_the_read_token_before_it_is_evaluated(guarded):
+    before = book(guarded)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await guarded.stub.CheckTrade(order("o-2"), metadata=READER)
+    await guarded.stub.CheckTrade(order("o-3", dry_run=True), metadata=READER)
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == ("the read token can call CheckTrade only with dry_run: "
+                                       "a check that reserves needs the client token")
+    assert book(guarded) == before
+    assert logged_order_ids(guarded) == ["o-1", "o-3"]  # the dry run is logged, the refused check is not
+
+
+async def test_after_a_refused_check_the_same_check_with_the_client_token_is_new(guarded):
+    with pytest.raises(grpc.aio.AioRpcError):
+        await guarded.stub.CheckTrade(order("o-2"), metadata=READER)
+
+    reply = await guarded.stub.CheckTrade(order("o-2"), metadata=CLIENT)
+
+    assert reply.decision == pb.DECISION_APPROVED and reply.reserved
+    assert not reply.replayed
+
+
+# -- what it may not call ------------------------------------------------------------------
+
+def change(running, name: str, metadata):
+    """A valid request of change call `name`: with the client token, it changes `book`."""
+    price, now = last_prices(running)["AAA"] * 1.01, running.clock.now()
+    stub = running.stub
+    if name == "PublishMarketData":
+        return stub.PublishMarketData(spb.PublishMarketDataRequest(ticks=[tick("AAA", price, now)]),
+                                      metadata=metadata)
+    if name == "StreamMarketData":
+        return stub.StreamMarketData(iter([spb.StreamMarketDataRequest(ticks=[tick("AAA", price, now)])]),
+                                     metadata=metadata)
+    if name == "ReportFill":
+        return stub.ReportFill(spb.ReportFillRequest(
+            client_order_id="o-1", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=5,
+            price=price, time=timestamp(now)), metadata=metadata)
+    if name == "SetPositions":
+        return stub.SetPositions(spb.SetPositionsRequest(
+            strategy="trend", positions=[pb.Position(strategy="trend", symbol="BBB", quantity=100)]),
+            metadata=metadata)
+    return stub.ReleaseOrder(spb.ReleaseOrderRequest(client_order_id="o-1"), metadata=metadata)
+
+
+@pytest.mark.parametrize("name", CHANGES)
+async def test_every_change_is_refused_to_the_read_token_and_changes_nothing(guarded, name):
+    before = book(guarded)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await change(guarded, name, READER)
+    unchanged = book(guarded)
+    await change(guarded, name, CLIENT)  # the same request is a change with the client token
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == f"the read token cannot call {name}: it needs the client token"
+    assert unchanged == before
+    assert book(guarded) != before
+
+
+@pytest.mark.parametrize("method", list(ADMIN_SERVICE.methods), ids=lambda m: m.name)
+async def test_the_read_token_is_refused_on_every_admin_call(guarded, method):
+    error = await call(guarded.channel, method, READER)
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.details() == "the read token cannot make admin calls: they need the admin token"
+
+
+async def test_a_refused_admin_call_with_the_read_token_changes_nothing_and_raises_an_alert(guarded):
+    with pytest.raises(grpc.aio.AioRpcError):
+        await guarded.admin.SetTradingState(apb.SetTradingStateRequest(
+            state=pb.TRADING_STATE_HALTED, reason="x"), metadata=READER)
+
+    assert guarded.sidecar.trading_state().name == "ACTIVE"
+    alerts = guarded.sidecar.alerts.recent(100, None)
+    assert any(alert.message.endswith("refused: read token") for alert in alerts)
+
+
+async def test_the_http_port_refuses_its_controls_to_the_read_token_and_serves_its_status(guarded):
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.post("/api/trading-state", json={"state": "TRADING_STATE_HALTED"},
+                             headers={"Authorization": f"Bearer {READ_TOKEN}"}) as control:
+            refusal = await control.json()
+        async with http.get("/api/status", headers={"Authorization": f"Bearer {READ_TOKEN}"}) as status:
+            await status.json()
+
+    assert control.status == 403
+    assert refusal["error"] == "the read token cannot make admin calls: they need the admin token"
+    assert status.status == 200
+    assert guarded.sidecar.trading_state().name == "ACTIVE"
+
+
+# -- the Python client ---------------------------------------------------------------------
+
+async def test_the_python_client_with_the_read_token_reads_and_dry_runs_but_cannot_reserve(guarded):
+    async with AsyncRiskBudgetClient(guarded.server.target, client_token=READ_TOKEN,
+                                     check_trade_timeout=5) as client:
+        budget = await client.get_budget()
+        dry_run = await client.check_trade("o-2", "trend", "AAA", "buy", 10, dry_run=True)
+        reserving = await client.check_trade("o-3", "trend", "AAA", "buy", 10)
+
+    assert budget.budget.ref.version >= 1
+    assert dry_run.decision == pb.DECISION_APPROVED and not dry_run.reserved
+    assert reserving.decision == pb.DECISION_REJECTED and reserving.approved_quantity == 0
+    assert "PERMISSION_DENIED" in str(reserving)
+    assert [r.client_order_id for r in guarded.sidecar.store.book.reservations()] == ["o-1"]
+
+
+# -- the token never shows -----------------------------------------------------------------
+
+async def test_the_read_token_enters_no_log_event_and_no_error(guarded):
+    with structlog.testing.capture_logs() as events:
+        errors = [await call(guarded.channel, SERVICE.methods_by_name["ReportFill"], READER),
+                  await call(guarded.channel, ADMIN_SERVICE.methods_by_name["ListOverrides"], READER)]
+        with pytest.raises(grpc.aio.AioRpcError) as refused_check:
+            await guarded.stub.CheckTrade(order("o-2"), metadata=READER)
+        errors.append(refused_check.value)
+        await guarded.stub.CheckTrade(order("o-3", dry_run=True), metadata=READER)
+    rendered = [structlog.processors.JSONRenderer()(None, "warning", dict(event)) for event in events]
+    shown = [f"{error.details()} {error.debug_error_string()} {error.trailing_metadata()}" for error in errors]
+
+    refusals = {(event["event"], event.get("action"), event.get("why")) for event in events}
+    assert refusals >= {("client_refused", "ReportFill", "read token"),
+                        ("client_refused", "CheckTrade", "read token without dry_run"),
+                        ("admin_refused", "ListOverrides", "read token")}
+    assert not any(READ_TOKEN in text for text in rendered + shown)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+async def test_a_read_token_without_a_client_token_is_refused_at_load_naming_the_field(tmp_path):
+    (tmp_path / "read-token").write_text(READ_TOKEN)
+    path = write_config(tmp_path, sidecar__read_token_file=str(tmp_path / "read-token"))
+
+    with pytest.raises(ConfigError, match="sidecar.read_token_file: a read token needs a client token"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("equal_to,token", [("client", CLIENT_TOKEN), ("admin", ADMIN_TOKEN)])
+async def test_a_read_token_equal_to_another_token_is_refused_at_start(tmp_path, equal_to, token):
+    path = write_config(tmp_path, **token_files(tmp_path, read=token))
+
+    with pytest.raises(ConfigError, match=f"sidecar.read_token_file: the read token must differ "
+                                          f"from the {equal_to} token"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+async def test_a_read_token_env_that_is_not_set_is_refused_at_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("RB_TEST_READ_TOKEN", raising=False)
+    path = write_config(tmp_path, **read_token_env(tmp_path, "RB_TEST_READ_TOKEN"))
+
+    with pytest.raises(ConfigError, match="sidecar.read_token_env: the environment variable "
+                                          "RB_TEST_READ_TOKEN is not set"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
+async def test_a_read_token_from_the_environment_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("RB_TEST_READ_TOKEN", READ_TOKEN)
+    running = await start_harness(tmp_path, **read_token_env(tmp_path, "RB_TEST_READ_TOKEN"))
+    try:
+        reply = await running.stub.GetBudget(spb.GetBudgetRequest(), metadata=READER)
+        refused = await call(running.channel, SERVICE.methods_by_name["SetPositions"], READER)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reply.budget.ref.version >= 1
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_reload_cannot_change_the_read_token(guarded, tmp_path):
+    (tmp_path / "other-read-token").write_text("another-read-token-77")
+    edit_config(guarded, lambda data: data["sidecar"].update(read_token_file=str(tmp_path / "other-read-token")))
+
+    reply = await reload(guarded)
+
+    assert not reply.reloaded
+    assert "sidecar.read_token_file: changes need a restart" in reply.errors
+
+
+@pytest.mark.parametrize("tokens,message", [
+    ({"read_token": "r"}, "a read token needs a client token"),
+    ({"client_token": "c", "read_token": "c"}, "the read token must differ"),
+    ({"client_token": "c", "read_token": ADMIN_TOKEN}, "the read token must differ"),
+], ids=["no client token", "equal to the client token", "equal to the admin token"])
+def test_the_auth_itself_refuses_a_read_token_it_cannot_honour(tokens, message):
+    with pytest.raises(ValueError, match=message):
+        AdminAuth(ADMIN_TOKEN, **tokens)
