@@ -1,4 +1,4 @@
-"""Tokens never show: a real `riskbudget serve` with an admin and a client token, called with
+"""Tokens never show: a real `riskbudget serve` with an admin, a client and a read token, called with
 right, wrong and misplaced tokens over gRPC and HTTP; no token string appears in its JSON log,
 in an error returned to a caller, in the alerts, the status or the Prometheus metrics."""
 
@@ -26,19 +26,22 @@ from .test_serve_process import ROOT, read_events
 
 ADMIN_TOKEN = "adm1n-s3cret-Token-4f1c9a"
 CLIENT_TOKEN = "cl1ent-s3cret-Token-7b2e0d"
+READ_TOKEN = "r3ad-s3cret-Token-2a8c5f"
 WRONG_TOKENS = ("wr0ng-guess-Token-19ab37", "adm1n-s3cret-Token-4f1c9b")
-SECRETS = (ADMIN_TOKEN, CLIENT_TOKEN, *WRONG_TOKENS)
+SECRETS = (ADMIN_TOKEN, CLIENT_TOKEN, READ_TOKEN, *WRONG_TOKENS)
 
 
 @pytest.fixture
 def sidecar(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    config["sidecar"].update(listen="127.0.0.1:0", log_level="debug", client_token_env="RB_E2E_CLIENT_TOKEN")
+    config["sidecar"].update(listen="127.0.0.1:0", log_level="debug", client_token_env="RB_E2E_CLIENT_TOKEN",
+                             read_token_env="RB_E2E_READ_TOKEN")
     config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     path = tmp_path / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "RISKBUDGET_ADMIN_TOKEN": ADMIN_TOKEN, "RB_E2E_CLIENT_TOKEN": CLIENT_TOKEN}
+    env = {**os.environ, "RISKBUDGET_ADMIN_TOKEN": ADMIN_TOKEN, "RB_E2E_CLIENT_TOKEN": CLIENT_TOKEN,
+           "RB_E2E_READ_TOKEN": READ_TOKEN}
     process = subprocess.Popen(
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -90,7 +93,7 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
         admin = risk_budget_admin_pb2_grpc.RiskBudgetAdminServiceStub(channel)
         check = spb.CheckTradeRequest(client_order_id="s-1", strategy="equity_momentum", symbol="SPY",
                                       side=1, quantity=1)
-        for token in (*WRONG_TOKENS, CLIENT_TOKEN):  # admin calls with wrong or misplaced tokens
+        for token in (*WRONG_TOKENS, CLIENT_TOKEN, READ_TOKEN):  # admin calls with wrong or misplaced tokens
             seen.append(grpc_error_text(lambda: admin.ListOverrides(apb.ListOverridesRequest(),
                                                                     metadata=bearer(token), timeout=10)))
             seen.append(grpc_error_text(lambda: admin.SetTradingState(
@@ -104,10 +107,18 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
             seen.append(grpc_error_text(lambda: list(service.StreamRecommendations(
                 spb.StreamRecommendationsRequest(), metadata=bearer(token), timeout=10))))
         seen.append(grpc_error_text(lambda: service.CheckTrade(check, timeout=10)))
+        # the read token beyond its scope: a check that reserves, a price
+        seen.append(grpc_error_text(lambda: service.CheckTrade(check, metadata=bearer(READ_TOKEN), timeout=10)))
+        seen.append(grpc_error_text(lambda: service.PublishMarketData(
+            spb.PublishMarketDataRequest(), metadata=bearer(READ_TOKEN), timeout=10)))
         # the right tokens, each in its scope
         admin.ListOverrides(apb.ListOverridesRequest(), metadata=bearer(ADMIN_TOKEN), timeout=10)
         service.GetBudget(spb.GetBudgetRequest(), metadata=bearer(CLIENT_TOKEN), timeout=10)
         service.GetBudget(spb.GetBudgetRequest(), metadata=bearer(ADMIN_TOKEN), timeout=10)
+        service.GetBudget(spb.GetBudgetRequest(), metadata=bearer(READ_TOKEN), timeout=10)
+        dry_run = spb.CheckTradeRequest(client_order_id="s-4", strategy="equity_momentum", symbol="SPY",
+                                        side=1, quantity=1, dry_run=True)
+        seen.append(str(service.CheckTrade(dry_run, metadata=bearer(READ_TOKEN), timeout=10)))
         seen.append(str(service.CheckTrade(check, metadata=bearer(CLIENT_TOKEN), timeout=10)))
 
     with RiskBudgetClient(target, admin_token=WRONG_TOKENS[0], client_token=WRONG_TOKENS[1]) as client:
@@ -120,7 +131,7 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
         seen.append(str(client.get_status()))
         seen.append(str(client.check_trade("s-3", "equity_momentum", "SPY", "buy", 1)))
 
-    for token in (*WRONG_TOKENS, CLIENT_TOKEN, None):
+    for token in (*WRONG_TOKENS, CLIENT_TOKEN, READ_TOKEN, None):
         seen.append(http(url, "/api/trading-state", token, body={"state": "TRADING_STATE_HALTED"}))
         seen.append(http(url, "/api/rebalance", token, body={"reason": "t", "requested_by": "t"}))
     seen.append(http(url, "/api/rebalance", ADMIN_TOKEN, body={"reason": "t", "requested_by": "t"}))
@@ -134,6 +145,9 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
 
     assert "admin_refused" in log and "client_refused" in log and "admin_allowed" in log  # it did log them
     assert "client token cannot make admin calls" in " ".join(seen)  # the refusals were made
+    assert "read token cannot make admin calls" in " ".join(seen)
+    assert "read token can call CheckTrade only with dry_run" in " ".join(seen)
+    assert "read token cannot call PublishMarketData" in " ".join(seen)
     assert "riskbudget_" in metrics
     for secret in SECRETS:
         assert secret not in log, f"a token is in the log: {secret}"
