@@ -26,9 +26,9 @@ def decision(request: OrderRequest, *, approved: float | None = None) -> TradeDe
         override_ids=("ovr-1",))
 
 
-def decision_record(client_order_id: str) -> DecisionRecord:
+def decision_record(client_order_id: str, *, at: float = NOW) -> DecisionRecord:
     request = order(client_order_id=client_order_id)
-    return DecisionRecord(NOW, request, decision(request))
+    return DecisionRecord(at, request, decision(request))
 
 
 def override(override_id: str, *, value: float = 0.5, expires_at: float | None = None) -> Override:

@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from riskbudget_sidecar.engine.config import StoreSettings
 from riskbudget_sidecar.engine.types import DecisionRecord, Position, Side, TradingState
 from riskbudget_sidecar.store import MemoryStore, StoreError
 from riskbudget_sidecar.store.serialization import from_dict, to_dict
+from riskbudget_sidecar.store import sqlite as sqlite_store
 from riskbudget_sidecar.store.sqlite import _CHECKPOINT_EVERY
 from tests.engine.builders import NOW, fill, order, reservation
 from tests.store.builders import (
@@ -437,6 +440,53 @@ def test_a_decision_logged_after_close_goes_to_the_fallback_log(open_sqlite) -> 
 
     assert len(fallback) == 1
     assert store.decision_log_stats() == (0, 1)
+
+
+def logged_ids(store) -> list[str]:
+    return [d["order"]["client_order_id"] for d in store.decisions(limit=100)]
+
+
+def test_the_decision_log_keeps_its_retention_counted_back_from_the_newest_decision(open_sqlite) -> None:
+    store = open_sqlite(decision_log_retention=10)
+    for at in (0, 5, 12):
+        store.log_decision(decision_record(f"o-{at}", at=NOW + at))
+        store.flush(timeout=10)  # one batch each: the last one trims
+    assert logged_ids(store) == ["o-5", "o-12"]
+
+    store.log_decision(decision_record("o-30", at=NOW + 30))
+    store.flush(timeout=10)
+
+    assert logged_ids(store) == ["o-30"]
+
+
+def test_without_a_retention_every_decision_is_kept(open_sqlite) -> None:
+    store = open_sqlite()
+    for at in (0, 1e6):
+        store.log_decision(decision_record(f"o-{at:g}", at=NOW + at))
+        store.flush(timeout=10)
+
+    assert logged_ids(store) == ["o-0", "o-1e+06"]
+
+
+def test_the_retention_trims_a_backlog_batch_by_batch_and_on_a_reopened_file(
+        open_sqlite, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_store, "_TRIM_BATCH", 3)
+    kept_everything = open_sqlite()
+    for n in range(10):
+        kept_everything.log_decision(decision_record(f"old-{n}", at=NOW + n))
+    kept_everything.close()
+
+    store = open_sqlite(decision_log_retention=60)
+    store.log_decision(decision_record("new", at=NOW + 100))
+    store.flush(timeout=10)
+
+    assert logged_ids(store) == ["new"]
+
+
+def test_a_retention_must_be_positive_and_finite() -> None:
+    for bad in (0, -1, float("inf")):
+        with pytest.raises(ValidationError, match="decision_log_retention"):
+            StoreSettings(decision_log_retention=bad)
 
 
 # -- a database that refuses a change ------------------------------------------------------------

@@ -251,6 +251,10 @@ class StoreSettings(Frozen):
     decision_log_queue: Annotated[int, Field(ge=1)] = 100_000
     """Decisions waiting for the writer; past this they go to the fallback log (and an alert)."""
     decision_log_batch: Annotated[int, Field(ge=1)] = 500
+    decision_log_retention: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """Seconds of decisions the SQLite decision log keeps, counted back from the newest one
+    written; older ones are deleted. None (the default) keeps every decision: the file then
+    grows with every check (about 0.6 MiB per 1,000)."""
     busy_timeout: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] = 0.25
     """Seconds a write waits for the database before the change is refused (checks fail closed)."""
 

@@ -79,6 +79,10 @@ _DELETE_OVERRIDE = "DELETE FROM overrides WHERE id = ?"
 _APPEND_RECOMMENDATION = "INSERT INTO recommendations (recommendation_json) VALUES (?)"
 _TRIM_RECOMMENDATIONS = "DELETE FROM recommendations WHERE sequence <= ?"
 _LOG_DECISIONS = "INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)"
+_OLDEST_DECISION = "SELECT time FROM decision_log ORDER BY id LIMIT 1"
+_TRIM_DECISIONS = ("DELETE FROM decision_log WHERE id IN "
+                   "(SELECT id FROM decision_log ORDER BY id LIMIT ?) AND time < ?")
+"""Among the oldest rows (by id, the order they were written in), those older than the cutoff."""
 _FOLDED_UP_TO = "UPDATE check_journal SET applied_sequence = ?"
 
 _CHECKPOINT_EVERY = 250
@@ -93,6 +97,9 @@ within about this long, in a few large transactions rather than one per decision
 
 _SEGMENT_BYTES = 4 << 20
 """The size of a check journal segment: about 5,000 checks."""
+
+_TRIM_BATCH = 5_000
+"""Decision log rows deleted per transaction: the write lock is held for one batch at a time."""
 
 _REFUSED_RETRY = 0.5
 """Seconds the writer waits before folding in journaled checks again after the database
@@ -185,7 +192,7 @@ class SqliteStore(MemoryStore):
         self._writer = _BackgroundWriter(
             _connect(self._path, self._busy_timeout), self._write_lock, self._journal,
             capacity=self._settings.decision_log_queue, batch=self._settings.decision_log_batch,
-            fallback_log=fallback_log)
+            retention=self._settings.decision_log_retention, fallback_log=fallback_log)
 
     def _check_schema_version(self) -> None:
         [(version,)] = self._db.execute("SELECT version FROM schema_version").fetchall()
@@ -671,12 +678,17 @@ class _BackgroundWriter:
     """
 
     def __init__(self, db: sqlite3.Connection, write_lock: threading.Lock, journal: _CheckJournal, *,
-                 capacity: int, batch: int, fallback_log: Callable[[dict[str, Any]], None]) -> None:
+                 capacity: int, batch: int, retention: float | None,
+                 fallback_log: Callable[[dict[str, Any]], None]) -> None:
         self._db = db
         self._write_lock = write_lock
         self._journal = journal
         self._capacity = capacity
         self._batch = batch
+        self._retention = retention
+        self._oldest_logged = self._oldest_decision_time()
+        """The time of the oldest decision_log row (None: empty), so that a batch checks the
+        retention without a query."""
         self._fallback_log = fallback_log
         self._pending: deque[tuple[float, str, str]] = deque()
         """Rows for the decision_log table: (time, client order id, record JSON)."""
@@ -793,6 +805,30 @@ class _BackgroundWriter:
                 self._overflowed += len(batch)
             for _, _, record in batch:
                 self._fallback_log(json.loads(record))
+            return
+        if self._oldest_logged is None:
+            self._oldest_logged = batch[0][0]
+        newest = max(time for time, _, _ in batch)
+        if self._retention is not None and self._oldest_logged < newest - self._retention:
+            self._trim(newest - self._retention)
+
+    def _trim(self, cutoff: float) -> None:
+        """Delete the decisions logged before `cutoff`, a batch per transaction, the oldest
+        first; a refusal leaves them for the next batch's trim."""
+        try:
+            while True:
+                with self._write_lock, _transaction(self._db):
+                    deleted = self._db.execute(_TRIM_DECISIONS, (_TRIM_BATCH, cutoff)).rowcount
+                if deleted < _TRIM_BATCH:
+                    break
+            self._oldest_logged = self._oldest_decision_time()
+        except sqlite3.Error as error:
+            _log.warning("trimming the decision log to its retention failed (%s); the next batch retries",
+                         error)
+
+    def _oldest_decision_time(self) -> float | None:
+        row = self._db.execute(_OLDEST_DECISION).fetchone()
+        return None if row is None else row[0]
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database, while the event loop goes on writing (PASSIVE).
