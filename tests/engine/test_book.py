@@ -367,3 +367,28 @@ def test_pending_sums_follow_reservations_made_released_and_part_filled_in_any_o
     for order_id in list(open_orders):
         book.release(order_id)
     assert (book.exposure("alpha", "AAA").pending_buy, book.exposure("alpha", "AAA").pending_sell) == (0.0, 0.0)
+
+
+def test_after_a_mass_expiry_every_aggregate_is_that_of_a_book_holding_only_the_survivors():
+    rng = random.Random(23)
+    book, survivors_only = marked_book(), marked_book()
+    for book_of in (book, survivors_only):
+        book_of.apply_fill(fill(Side.BUY, 7, client_order_id="held", strategy="beta", symbol="BBB"))
+    for n in range(300):
+        made = reservation(rng.choice([1, -1]) * rng.randint(1, 50), client_order_id=f"o-{n}",
+                           strategy=rng.choice(["alpha", "beta"]), symbol=rng.choice(list(PRICES)),
+                           expires_at=NOW + rng.choice([0, 0, 0, 5]))
+        book.reserve(made)
+        if made.expires_at > NOW:
+            survivors_only.reserve(made)
+
+    expired = book.expire(NOW)
+
+    assert len(expired) == 300 - len(survivors_only.reservations())
+    for strategy in ("alpha", "beta"):
+        assert book.strategy_gross(strategy, PRICES.get) == pytest.approx(
+            survivors_only.strategy_gross(strategy, PRICES.get))
+        for symbol in PRICES:
+            assert book.exposure(strategy, symbol) == pytest.approx(survivors_only.exposure(strategy, symbol))
+            assert book.net_exposure(symbol) == pytest.approx(survivors_only.net_exposure(symbol))
+    assert book.total_gross(PRICES.get) == pytest.approx(survivors_only.total_gross(PRICES.get))

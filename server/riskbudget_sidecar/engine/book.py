@@ -182,12 +182,10 @@ class Book:
 
     def release(self, client_order_id: str) -> bool:
         """Free an order's reservation; False if it had none."""
-        reservation = self._reservations.pop(client_order_id, None)
+        reservation = self._drop(client_order_id)
         if reservation is None:
             return False
-        key = (reservation.strategy, reservation.symbol)
-        self._move_pending(key, reservation.signed_quantity, 0.0)
-        self._refresh(key)
+        self._refresh((reservation.strategy, reservation.symbol))
         return True
 
     def apply_fill(self, fill: Fill) -> tuple[Position, float]:
@@ -258,11 +256,22 @@ class Book:
             expires_at, client_order_id = heapq.heappop(self._expiries)
             reservation = self._reservations.get(client_order_id)
             if reservation is not None and reservation.expires_at == expires_at:
-                self.release(client_order_id)
+                self._drop(client_order_id)
                 expired.append(reservation)
+        # The aggregates once per (strategy, symbol), not once per order: a busy book expires
+        # hundreds of orders of a few symbols at a tick, on the event loop.
+        for key in dict.fromkeys((r.strategy, r.symbol) for r in expired):
+            self._refresh(key)
         return expired
 
     # --- aggregates --------------------------------------------------------
+
+    def _drop(self, client_order_id: str) -> Reservation | None:
+        """Remove an order's reservation from the pending sums; the caller refreshes its key."""
+        reservation = self._reservations.pop(client_order_id, None)
+        if reservation is not None:
+            self._move_pending((reservation.strategy, reservation.symbol), reservation.signed_quantity, 0.0)
+        return reservation
 
     def _set_position(self, key: tuple[str, str], quantity: float) -> None:
         if quantity:
