@@ -518,10 +518,8 @@ REFUSED_CHANGES = {
     "release": ("DELETE", "reservations", lambda s: s.release("o-1")),
     "fill": ("INSERT", "positions", lambda s: s.apply_fill(fill(Side.BUY, 4, client_order_id="o-1"))),
     "set_positions": ("DELETE", "positions", lambda s: s.set_positions([Position("beta", "AAA", 1)], None)),
-    "expire": ("DELETE", "reservations", lambda s: s.expire(NOW + 3600)),
     "remember": ("INSERT", "remembered_decisions",
                  lambda s: s.remember(order(client_order_id="o-1"), decision(order()), NOW + 60)),
-    "forget": ("DELETE", "remembered_decisions", lambda s: s.forget_decisions_before(NOW + 3600)),
     "trading_state": ("INSERT", "trading_states", lambda s: s.set_trading_state(TradingState.ACTIVE)),
     "add_override": ("UPDATE", "overrides", lambda s: s.add_override(override("b", value=0.1))),
     "remove_override": ("DELETE", "overrides", lambda s: s.remove_override("a")),
@@ -548,37 +546,63 @@ async def test_a_change_the_database_refuses_raises_and_leaves_memory_and_disk_a
     assert held_by(open_sqlite()) == before
 
 
-def test_decisions_kept_by_a_refused_forget_or_by_a_restart_are_forgotten_when_due(
+def test_decisions_the_database_would_not_delete_come_back_after_a_restart_and_are_forgotten_when_due(
         open_sqlite, db_path: Path) -> None:
     store = open_sqlite()
     for order_id in ("o-1", "o-2"):
         request = order(client_order_id=order_id)
         store.remember(request, decision(request), forget_after=NOW + 60)
     refuse(db_path, "DELETE", "remembered_decisions")
-    with pytest.raises(StoreError, match="refused by the test"):
-        store.forget_decisions_before(NOW + 61)
+
+    forgotten = store.forget_decisions_before(NOW + 61)  # in memory at once; the rows wait
+    deleted = store.flush(timeout=0.5)
+    store.close()
     table(db_path, "DROP TRIGGER refuse_delete_remembered_decisions")
-    request = order(client_order_id="o-3")
-    store.remember(request, decision(request), forget_after=NOW + 120)
+    reopened = open_sqlite()
+
+    assert (forgotten, deleted) == (2, False)
+    assert reopened.forget_decisions_before(NOW + 59) == 0
+    assert reopened.forget_decisions_before(NOW + 61) == 2
+    assert reopened.flush(timeout=10)
+    assert table(db_path, "SELECT count(*) FROM remembered_decisions") == [(0,)]
+
+
+# -- expiries and forgotten decisions: deleted by the writer, in order -------------------------
+
+
+async def test_expiries_and_forgotten_decisions_never_wait_for_a_locked_database(
+        open_sqlite, db_path: Path) -> None:
+    store = open_sqlite(busy_timeout=0.01)
+    await record_check(store, "o-1")
+    assert store.flush(timeout=10)
+
+    with write_lock(db_path):
+        expired = await store.expire(NOW + 3600)
+        forgotten = store.forget_decisions_before(NOW + 3600)
+        deleted_while_locked = store.flush(timeout=0.05)
+    deleted = store.flush(timeout=10)
+
+    assert ([r.client_order_id for r in expired], forgotten) == (["o-1"], 1)
+    assert (store.book.reservation("o-1"), store.remembered("o-1")) == (None, None)
+    assert (deleted_while_locked, deleted) == (False, True)
+    assert table(db_path, "SELECT count(*) FROM reservations UNION ALL "
+                          "SELECT count(*) FROM remembered_decisions") == [(0,), (0,)]
+
+
+async def test_an_expiry_and_a_forget_are_deleted_in_their_turn_between_the_checks_of_the_same_id(
+        open_sqlite) -> None:
+    store = open_sqlite()
+    await record_check(store, "o-1", quantity=5)
+    await store.expire(NOW + 3600)
+    store.forget_decisions_before(NOW + 3600)
+    await record_check(store, "o-1", quantity=7)  # the id again, once forgotten: a new order
+    assert store.flush(timeout=10)
     store.close()
 
     reopened = open_sqlite()
 
-    assert reopened.forget_decisions_before(NOW + 61) == 2
-    assert reopened.forget_decisions_before(NOW + 121) == 1
-    assert reopened.remembered("o-3") is None
-
-
-def test_a_decision_kept_by_a_refused_forget_is_forgotten_by_the_next_one(open_sqlite, db_path: Path) -> None:
-    store = open_sqlite()
-    request = order(client_order_id="o-1")
-    store.remember(request, decision(request), forget_after=NOW + 60)
-    refuse(db_path, "DELETE", "remembered_decisions")
-    with pytest.raises(StoreError, match="refused by the test"):
-        store.forget_decisions_before(NOW + 61)
-    table(db_path, "DROP TRIGGER refuse_delete_remembered_decisions")
-
-    assert store.forget_decisions_before(NOW + 61) == 1
+    assert reopened.book.reservation("o-1").signed_quantity == 7
+    assert reopened.remembered("o-1").order.quantity == 7
 
 
 def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path) -> None:

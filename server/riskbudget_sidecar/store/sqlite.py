@@ -29,7 +29,7 @@ from ..engine.types import (
     TradeDecision, TradingState,
 )
 from .errors import StoreError
-from .memory import MemoryStore, RememberedDecision
+from .memory import MemoryStore
 from .serialization import from_dict, to_dict
 
 SCHEMA_VERSION = 1
@@ -133,7 +133,10 @@ class SqliteStore(MemoryStore):
     once written). The writer thread folds journaled checks into the tables in
     batches, and every other mutation folds those still waiting into its own
     transaction first, so the tables see the changes in the order they were made.
-    On open, journaled checks the database has not folded are read back.
+    On open, journaled checks the database has not folded are read back. Expired
+    reservations and forgotten decisions are deleted the same way, queued behind
+    the journaled checks (in memory only: after a crash they come back past due and
+    are removed again).
 
     All methods run on one thread at a time (the event loop), through one
     connection, except `log_decision`, which only enqueues. A writer thread with
@@ -262,7 +265,7 @@ class SqliteStore(MemoryStore):
             raise StoreError(f"the state store {self._path} refused the change: its writer "
                              f"thread held the write lock for over {self._busy_timeout} s")
         began = False
-        folded: list[_JournaledCheck] = []
+        folded: list[_JournaledCheck | _Removal] = []
         finished: list[Path] = []
         try:
             with _transaction(self._db):
@@ -374,14 +377,8 @@ class SqliteStore(MemoryStore):
         return held
 
     async def expire(self, now: float) -> list[Reservation]:
-        expired: list[Reservation] = []
-
-        def restore() -> None:
-            for reservation in expired:
-                self.book.reserve(reservation)
-        with self._change(restore) as db:
-            expired += await super().expire(now)
-            db.executemany(_DELETE_RESERVATION, [(r.client_order_id,) for r in expired])
+        expired = await super().expire(now)
+        self._remove_later(_DELETE_RESERVATION, [r.client_order_id for r in expired])
         return expired
 
     # -- idempotency of CheckTrade ---------------------------------------------------------
@@ -419,15 +416,17 @@ class SqliteStore(MemoryStore):
             self._writer.wake()
 
     def forget_decisions_before(self, now: float) -> int:
-        forgotten: list[RememberedDecision] = []
-
-        def restore() -> None:
-            for kept in forgotten:
-                MemoryStore.remember(self, kept.order, kept.decision, kept.forget_after)
-        with self._change(restore) as db:
-            forgotten += self._forget_decisions(now)
-            db.executemany(_DELETE_DECISION, [(kept.order.client_order_id,) for kept in forgotten])
+        forgotten = self._forget_decisions(now)
+        self._remove_later(_DELETE_DECISION, [kept.order.client_order_id for kept in forgotten])
         return len(forgotten)
+
+    def _remove_later(self, statement: str, client_order_ids: list[str]) -> None:
+        """Delete the rows of what expired or was forgotten through the writer thread, in
+        order with the journaled checks, instead of a commit on the event loop: a busy
+        book expires and forgets tens of thousands at once. A crash before the writer
+        deletes them brings them back, past due, to be removed again at the next tick."""
+        if client_order_ids and self._journal.remove(statement, client_order_ids):
+            self._writer.wake()
 
     # -- trading state ---------------------------------------------------------------------
 
@@ -519,13 +518,33 @@ def _journaled(sequence: int, order_id: str, order_json: str, decision_json: str
     return _JournaledCheck(sequence, reservation_row, (order_id, order_json, decision_json, forget_after))
 
 
-def _fold(db: sqlite3.Connection, checks: list[_JournaledCheck]) -> None:
-    """Write journaled checks to their tables, and that they are in, within the caller's transaction."""
-    if not checks:
-        return
+class _Removal(NamedTuple):
+    """Rows of reservations that expired or decisions forgotten, to delete in their turn."""
+
+    statement: str
+    client_order_ids: tuple[str, ...]
+
+
+def _fold(db: sqlite3.Connection, entries: Sequence[_JournaledCheck | _Removal]) -> None:
+    """Write journaled checks to their tables, and that they are in, and delete what was
+    removed, in the order it happened, within the caller's transaction."""
+    checks: list[_JournaledCheck] = []
+    for entry in entries:
+        if isinstance(entry, _Removal):
+            _save_checks(db, checks)
+            checks = []
+            db.executemany(entry.statement, [(client_order_id,) for client_order_id in entry.client_order_ids])
+        else:
+            checks.append(entry)
+    _save_checks(db, checks)
+    folded = [entry.sequence for entry in entries if isinstance(entry, _JournaledCheck)]
+    if folded:
+        db.execute(_FOLDED_UP_TO, (folded[-1],))
+
+
+def _save_checks(db: sqlite3.Connection, checks: list[_JournaledCheck]) -> None:
     db.executemany(_SAVE_RESERVATION, [c.reservation for c in checks if c.reservation is not None])
     db.executemany(_SAVE_DECISION, [c.decision for c in checks])
-    db.execute(_FOLDED_UP_TO, (checks[-1].sequence,))
 
 
 class _CheckJournal:
@@ -555,7 +574,8 @@ class _CheckJournal:
         self.refused: str | None = None
         """Why the database refused the last attempt to fold records in; None once it took them."""
         self._lock = threading.Lock()
-        self._waiting: list[_JournaledCheck] = []
+        self._waiting: list[_JournaledCheck | _Removal] = []
+        """Records not yet folded in, and removals queued among them (these only in memory)."""
         self._next_sequence = next_sequence
         self._segment_number = 0
         self._map, self._segment = self._open_next_segment()
@@ -572,8 +592,15 @@ class _CheckJournal:
 
     @property
     def waiting(self) -> int:
-        """Records not yet folded into the database."""
+        """Records and removals not yet folded into the database."""
         return len(self._waiting)
+
+    def remove(self, statement: str, client_order_ids: Sequence[str]) -> bool:
+        """Queue the deletion of rows behind the records waiting; True if nothing else waits
+        (the writer thread is to be woken)."""
+        with self._lock:
+            self._waiting.append(_Removal(statement, tuple(client_order_ids)))
+            return len(self._waiting) == 1
 
     def append(self, order_id: str, order_json: str, decision_json: str,
                reservation: Reservation | None, forget_after: float) -> bool:
@@ -596,7 +623,7 @@ class _CheckJournal:
             self._waiting.append(check)
             return len(self._waiting) == 1
 
-    def take(self) -> tuple[list[_JournaledCheck], list[Path]]:
+    def take(self) -> tuple[list[_JournaledCheck | _Removal], list[Path]]:
         """The waiting records, oldest first, to be folded in, and the full segments that
         hold only them and records folded before (delete those once the records are committed)."""
         with self._lock:
@@ -604,7 +631,7 @@ class _CheckJournal:
             finished, self._finished = self._finished, []
         return taken, finished
 
-    def put_back(self, taken: list[_JournaledCheck], finished: list[Path]) -> None:
+    def put_back(self, taken: list[_JournaledCheck | _Removal], finished: list[Path]) -> None:
         """Records that were taken but not committed: they wait again, ahead of newer ones,
         and the segments that hold them stay."""
         with self._lock:
@@ -786,7 +813,7 @@ class _BackgroundWriter:
             except sqlite3.Error as error:
                 self._journal.put_back(taken, finished)
                 self._journal.refused = str(error)
-                _log.error("the state store refused %d journaled checks (%s); they stay in the "
+                _log.error("the state store refused %d journaled checks and removals (%s); they stay in the "
                            "journal and are retried", len(taken), error)
                 return None
         self._journal.refused = None
