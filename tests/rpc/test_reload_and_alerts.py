@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
 import pytest
 import structlog
@@ -10,6 +13,7 @@ import yaml
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.service import sidecar as sidecar_module
 
 
 def edit_config(harness, change) -> None:
@@ -112,7 +116,17 @@ async def test_a_limit_breach_raises_a_critical_alert(harness):
     assert {"AAA", "trend", "(total)"} <= {a.subject for a in breached}
 
 
-async def test_a_tick_logs_its_expired_reservations_in_one_line_with_each_order_at_debug(harness):
+@pytest.fixture
+def debug_logging():
+    """Debug events on, whatever the configuration the session had (restored after)."""
+    previous = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**previous)
+
+
+async def test_a_tick_logs_its_expired_reservations_in_one_line_with_each_order_at_debug(
+        harness, debug_logging):
     await harness.publish_last_prices()
     for number in range(3):
         await harness.check(f"unfilled-{number}", 1)
@@ -126,3 +140,27 @@ async def test_a_tick_logs_its_expired_reservations_in_one_line_with_each_order_
     assert summary["log_level"] == "info" and summary["count"] == 3 and summary["strategies"] == {"trend": 3}
     assert sorted(entry["client_order_id"] for entry in each) == ["unfilled-0", "unfilled-1", "unfilled-2"]
     assert {entry["log_level"] for entry in each} == {"debug"}
+
+
+async def test_a_tick_with_many_due_expires_them_a_chunk_at_a_time_letting_other_work_run_between(
+        harness, monkeypatch):
+    monkeypatch.setattr(sidecar_module, "HOUSEKEEPING_CHUNK", 2)
+    await harness.publish_last_prices()
+    for number in range(5):
+        await harness.check(f"unfilled-{number}", 1)
+    harness.clock.advance(200)  # past reservation_ttl, and the decisions' 2 x ttl
+    open_orders_seen: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            open_orders_seen.append(len(harness.sidecar.store.book.reservations()))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    await harness.sidecar.monitor_once()
+    watcher.cancel()
+
+    assert open_orders_seen[0] == 5 and open_orders_seen[-1] == 0
+    assert {3, 1} <= set(open_orders_seen)  # seen between the chunks of 2
+    assert harness.sidecar.store.remembered("unfilled-4") is None

@@ -100,6 +100,23 @@ async def test_expire_drops_the_reservations_due_by_now(store: Store) -> None:
     assert [r.client_order_id for r in store.book.reservations()] == ["later"]
 
 
+async def test_expire_and_forget_with_a_limit_take_the_soonest_due_and_leave_the_rest(store: Store) -> None:
+    for n in (3, 1, 2):
+        await store.reserve(reservation(10, client_order_id=f"o-{n}", expires_at=NOW + n))
+        request = order(client_order_id=f"o-{n}")
+        store.remember(request, decision(request), forget_after=NOW + n)
+
+    first = await store.expire(NOW + 5, limit=2)
+    forgotten_first = store.forget_decisions_before(NOW + 5, limit=2)
+    rest = await store.expire(NOW + 5, limit=2)
+    forgotten_rest = store.forget_decisions_before(NOW + 5, limit=2)
+
+    assert [r.client_order_id for r in first] == ["o-1", "o-2"]
+    assert [r.client_order_id for r in rest] == ["o-3"]
+    assert (forgotten_first, forgotten_rest) == (2, 1)
+    assert store.book.reservations() == [] and store.remembered("o-3") is None
+
+
 # -- remembered decisions ------------------------------------------------------------------------
 
 

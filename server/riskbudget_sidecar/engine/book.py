@@ -249,10 +249,11 @@ class Book:
             self._refresh(key)
         return sum(1 for quantity in incoming.values() if quantity != 0)
 
-    def expire(self, now: float) -> list[Reservation]:
-        """Drop and return the reservations whose expires_at <= now, soonest first."""
+    def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
+        """Drop and return the reservations whose expires_at <= now, soonest first, at most `limit`."""
         expired = []
-        while self._expiries and self._expiries[0][0] <= now:
+        while (self._expiries and self._expiries[0][0] <= now
+               and (limit is None or len(expired) < limit)):
             expires_at, client_order_id = heapq.heappop(self._expiries)
             reservation = self._reservations.get(client_order_id)
             if reservation is not None and reservation.expires_at == expires_at:

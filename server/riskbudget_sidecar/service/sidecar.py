@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 import uuid
 from collections import Counter, deque
@@ -53,6 +54,9 @@ log = structlog.get_logger("riskbudget.sidecar")
 decision_fallback_log = structlog.get_logger("riskbudget.decisions")
 
 HISTORY_LENGTH = 100
+HOUSEKEEPING_CHUNK = 1_000
+"""Reservations expired, or decisions forgotten, between two turns of the event loop at a
+monitoring tick (a few milliseconds' work)."""
 TRIGGER_ALERTS = {
     RecommendationTrigger.VOL_BREACH: AlertKind.VOL_BREACH,
     RecommendationTrigger.CORRELATION_SPIKE: AlertKind.CORRELATION_SPIKE,
@@ -188,13 +192,25 @@ class RiskBudgetSidecar:
         await self._expire_overrides(now)
         await self._in_numeric(self._advance_and_recompute, now)
         with self._store_errors():
-            expired = await self._store.expire(now)
-            self._store.forget_decisions_before(now)
+            expired = await self._expire_and_forget(now)
         self._log_expiries(expired)
         report = self.utilization()
         self._after_recompute(received, report)
         self._check_conditions(report, now)
         self.refresh_metrics(report)
+
+    async def _expire_and_forget(self, now: float) -> list[Reservation]:
+        """Expire the reservations and forget the decisions due by `now`, a chunk at a time
+        with the event loop free in between: a busy book has tens of thousands due at a
+        tick, and all at once they held CheckTrade up for half a second."""
+        expired: list[Reservation] = []
+        while len(chunk := await self._store.expire(now, limit=HOUSEKEEPING_CHUNK)) == HOUSEKEEPING_CHUNK:
+            expired += chunk
+            await asyncio.sleep(0)
+        expired += chunk
+        while self._store.forget_decisions_before(now, limit=HOUSEKEEPING_CHUNK) == HOUSEKEEPING_CHUNK:
+            await asyncio.sleep(0)
+        return expired
 
     @staticmethod
     def _log_expiries(expired: list[Reservation]) -> None:
@@ -203,6 +219,8 @@ class RiskBudgetSidecar:
             return
         log.info("reservations_expired", count=len(expired),
                  strategies=dict(Counter(reservation.strategy for reservation in expired)))
+        if not log.is_enabled_for(logging.DEBUG):  # tens of thousands of calls cost even when filtered
+            return
         for reservation in expired:
             log.debug("reservation_expired", client_order_id=reservation.client_order_id,
                       strategy=reservation.strategy, symbol=reservation.symbol)

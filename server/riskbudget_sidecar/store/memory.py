@@ -86,8 +86,8 @@ class MemoryStore:
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         return self.book.set_positions(positions, strategy)
 
-    async def expire(self, now: float) -> list[Reservation]:
-        return self.book.expire(now)
+    async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
+        return self.book.expire(now, limit)
 
     # -- idempotency of CheckTrade ---------------------------------------------------------
 
@@ -109,13 +109,14 @@ class MemoryStore:
             self.book.reserve(reservation)
         MemoryStore.remember(self, order, decision, forget_after)
 
-    def forget_decisions_before(self, now: float) -> int:
-        return len(self._forget_decisions(now))
+    def forget_decisions_before(self, now: float, limit: int | None = None) -> int:
+        return len(self._forget_decisions(now, limit))
 
-    def _forget_decisions(self, now: float) -> list[RememberedDecision]:
-        """Drop and return the decisions whose forget_after <= now."""
+    def _forget_decisions(self, now: float, limit: int | None = None) -> list[RememberedDecision]:
+        """Drop and return the decisions whose forget_after <= now (at most `limit`)."""
         stale = []
-        while self._forget_times and self._forget_times[0][0] <= now:
+        while (self._forget_times and self._forget_times[0][0] <= now
+               and (limit is None or len(stale) < limit)):
             forget_after, client_order_id = heapq.heappop(self._forget_times)
             kept = self._decisions.get(client_order_id)
             if kept is not None and kept.forget_after == forget_after:

@@ -241,9 +241,9 @@ class RedisStore(SqliteStore):
             await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))
         return await super().set_positions(positions, strategy)
 
-    async def expire(self, now: float) -> list[Reservation]:
+    async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
         await self._shared(self.ledger.reclaim_expired(_ms(now)))
-        return await super().expire(now)
+        return await super().expire(now, limit)
 
     # -- operator state: the server first, announced to every sidecar ----------------------
 

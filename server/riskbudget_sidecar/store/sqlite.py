@@ -376,8 +376,8 @@ class SqliteStore(MemoryStore):
                                             for p in self._positions_in(strategy)])
         return held
 
-    async def expire(self, now: float) -> list[Reservation]:
-        expired = await super().expire(now)
+    async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
+        expired = await super().expire(now, limit)
         self._remove_later(_DELETE_RESERVATION, [r.client_order_id for r in expired])
         return expired
 
@@ -415,8 +415,8 @@ class SqliteStore(MemoryStore):
         if first_waiting:
             self._writer.wake()
 
-    def forget_decisions_before(self, now: float) -> int:
-        forgotten = self._forget_decisions(now)
+    def forget_decisions_before(self, now: float, limit: int | None = None) -> int:
+        forgotten = self._forget_decisions(now, limit)
         self._remove_later(_DELETE_DECISION, [kept.order.client_order_id for kept in forgotten])
         return len(forgotten)
 
