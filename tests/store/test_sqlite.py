@@ -4,6 +4,7 @@ background, and refuse a change it cannot make durable."""
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import signal
 import sqlite3
@@ -243,6 +244,45 @@ async def test_a_full_journal_segment_is_deleted_once_its_checks_are_folded_in(
 
     assert segments == [db_path.name + "-checks.3"]
     assert [reopened.book.reservation(f"o-{n}").signed_quantity for n in range(3)] == [5, 5, 5]
+
+
+async def test_a_backlog_is_folded_in_a_few_rows_per_transaction_and_no_segment_goes_before_its_records(
+        open_sqlite, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1000)  # one record each
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._FOLD_ROWS", 2)  # one check per transaction
+    store = open_sqlite()
+    with write_lock(db_path):
+        for n in range(4):
+            await record_check(store, f"o-{n}")
+        await store.expire(NOW + 3600)  # a removal of 4 rows behind them
+        await record_check(store, "o-9")
+    assert store.flush(timeout=10)
+    segments = [p.name for p in db_path.parent.glob(db_path.name + "-checks.*")]
+    store.close()
+
+    reopened = open_sqlite()
+
+    assert segments == [db_path.name + "-checks.5"]
+    assert [r.client_order_id for r in reopened.book.reservations()] == ["o-9"]
+    assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(5,)]
+
+
+def test_a_full_segment_is_handed_over_for_deletion_only_with_the_last_of_its_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("riskbudget_sidecar.store.sqlite._SEGMENT_BYTES", 1000)  # one record each
+    journal = sqlite_store._CheckJournal(tmp_path / "state.sqlite3", next_sequence=1)
+    padded = json.dumps({"pad": "x" * 300})  # one record fills most of a segment
+    for n in range(3):
+        journal.append(f"o-{n}", padded, padded, None, NOW)
+
+    first, finished_first = journal.take(rows=2)
+    rest, finished_rest = journal.take(rows=2), journal.take()
+    journal.close()
+
+    assert ([c.sequence for c in first], finished_first) == ([1], [])
+    assert [c.sequence for c in rest[0]] == [2] and rest[1] == []
+    assert [c.sequence for c in finished_rest[0]] == [3]
+    assert [p.name for p in finished_rest[1]] == ["state.sqlite3-checks.1", "state.sqlite3-checks.2"]
 
 
 async def test_a_change_after_a_check_folds_the_check_in_first(open_sqlite, db_path: Path) -> None:

@@ -98,6 +98,9 @@ within about this long, in a few large transactions rather than one per decision
 _SEGMENT_BYTES = 4 << 20
 """The size of a check journal segment: about 5,000 checks."""
 
+_FOLD_ROWS = 2_000
+"""Rows the writer thread changes per transaction when it folds the journal in."""
+
 _TRIM_BATCH = 5_000
 """Decision log rows deleted per transaction: the write lock is held for one batch at a time."""
 
@@ -542,6 +545,16 @@ def _fold(db: sqlite3.Connection, entries: Sequence[_JournaledCheck | _Removal])
         db.execute(_FOLDED_UP_TO, (folded[-1],))
 
 
+def _within(entries: list[_JournaledCheck | _Removal], rows: int) -> int:
+    """How many of the first entries change at most `rows` rows (at least one)."""
+    changed = 0
+    for count, entry in enumerate(entries):
+        changed += len(entry.client_order_ids) if isinstance(entry, _Removal) else 2
+        if changed > rows:
+            return max(count, 1)
+    return len(entries)
+
+
 def _save_checks(db: sqlite3.Connection, checks: list[_JournaledCheck]) -> None:
     db.executemany(_SAVE_RESERVATION, [c.reservation for c in checks if c.reservation is not None])
     db.executemany(_SAVE_DECISION, [c.decision for c in checks])
@@ -623,12 +636,16 @@ class _CheckJournal:
             self._waiting.append(check)
             return len(self._waiting) == 1
 
-    def take(self) -> tuple[list[_JournaledCheck | _Removal], list[Path]]:
-        """The waiting records, oldest first, to be folded in, and the full segments that
-        hold only them and records folded before (delete those once the records are committed)."""
+    def take(self, rows: int | None = None) -> tuple[list[_JournaledCheck | _Removal], list[Path]]:
+        """The waiting records and removals, oldest first, to be folded in (with `rows`, those
+        that change about that many rows), and the full segments that hold only them and
+        records folded before (delete those once the records are committed)."""
         with self._lock:
-            taken, self._waiting = self._waiting, []
-            finished, self._finished = self._finished, []
+            count = len(self._waiting) if rows is None else _within(self._waiting, rows)
+            taken, self._waiting = self._waiting[:count], self._waiting[count:]
+            finished: list[Path] = []
+            if not self._waiting:  # a finished segment's records are all taken only then
+                finished, self._finished = self._finished, []
         return taken, finished
 
     def put_back(self, taken: list[_JournaledCheck | _Removal], finished: list[Path]) -> None:
@@ -801,25 +818,28 @@ class _BackgroundWriter:
                     return  # the database refuses the journaled checks: they wait in the journal
 
     def _fold_journal(self) -> int | None:
-        """Fold the journaled checks into the tables: how many, None if the database refused
-        (they wait again, and the next round retries)."""
-        if not self._journal.waiting:
-            return 0
-        with self._write_lock:
-            taken, finished = self._journal.take()
-            try:
-                with _transaction(self._db):
-                    _fold(self._db, taken)
-            except sqlite3.Error as error:
-                self._journal.put_back(taken, finished)
-                self._journal.refused = str(error)
-                _log.error("the state store refused %d journaled checks and removals (%s); they stay in the "
-                           "journal and are retried", len(taken), error)
-                return None
-        self._journal.refused = None
-        for segment in finished:
-            segment.unlink(missing_ok=True)
-        return len(taken)
+        """Fold the journaled checks and removals into the tables, `_FOLD_ROWS` rows to a
+        transaction, the write lock free between them (a change on the event loop waits for
+        one transaction at most): how many, None if the database refused (they wait again,
+        and the next round retries)."""
+        folded = 0
+        while self._journal.waiting:
+            with self._write_lock:
+                taken, finished = self._journal.take(_FOLD_ROWS)
+                try:
+                    with _transaction(self._db):
+                        _fold(self._db, taken)
+                except sqlite3.Error as error:
+                    self._journal.put_back(taken, finished)
+                    self._journal.refused = str(error)
+                    _log.error("the state store refused %d journaled checks and removals (%s); they stay "
+                               "in the journal and are retried", len(taken), error)
+                    return None
+            self._journal.refused = None
+            for segment in finished:
+                segment.unlink(missing_ok=True)
+            folded += len(taken)
+        return folded
 
     def _write(self, batch: list[tuple[float, str, str]]) -> None:
         try:
