@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,7 +105,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main(orders: int, due: int) -> dict:
-    configure_logging("info")  # as `riskbudget serve` does
+    configure_logging("info", file=sys.stderr)  # as `riskbudget serve` does, off the JSON on stdout
     with tempfile.TemporaryDirectory() as directory, ValkeyProcess(Path(directory) / "valkey") as valkey:
         results = {backend: await check_latencies(backend, orders, directory, valkey.url)
                    for backend in BACKENDS}
