@@ -821,9 +821,10 @@ class _BackgroundWriter:
         """Fold the journaled checks and removals into the tables, `_FOLD_ROWS` rows to a
         transaction, the write lock free between them (a change on the event loop waits for
         one transaction at most): how many, None if the database refused (they wait again,
-        and the next round retries)."""
-        folded = 0
-        while self._journal.waiting:
+        and the next round retries). Only what waited at the start: under a steady flow of
+        checks the decision log and the checkpoints get their turn too."""
+        folded, waited = 0, self._journal.waiting
+        while folded < waited and self._journal.waiting:
             with self._write_lock:
                 taken, finished = self._journal.take(_FOLD_ROWS)
                 try:
