@@ -148,8 +148,8 @@ def progress(message: str) -> None:
 
 HIGH_VOLUME = {
     # A big book: 1-share orders by the thousand stay far from every limit (APPROVED). Their
-    # reservations expire after 2 s, as if the orders filled that fast: the open book stays
-    # at a steady size (the check's cost grows with the open orders on its symbol).
+    # reservations expire after 2 s, as if the orders filled that fast: the open book and the
+    # state file stay at a steady size, and every monitoring tick has expiries to do.
     "portfolio": {"net_asset_value": 1_000_000_000},
     "limits": {"max_staleness": 3600, "reservation_ttl": 2},
     "risk_budgeting": {"monitoring_interval": 1},  # expiries happen at the monitoring tick
