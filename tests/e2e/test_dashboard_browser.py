@@ -374,6 +374,9 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         assert pb.REASON_CODE_RESTRICTED_SYMBOL in [r.code for r in restricted.reasons]
         assert override_id in restricted.override_ids
         page_at_version(driver, after.ref.version)
+        wait(driver, lambda d: any("browser-3" in row and "rejected" in row and "restricted symbol" in row
+                                   for row in d.execute_script(READ_PAGE)["decisions"]),
+             "#decisions shows no rejected row with its reason for the restricted EEM order")
         save_screenshots(driver)
 
         # Act: clear it with its button (accepting a confirmation if the page asks for one).

@@ -92,6 +92,6 @@ async def test_recent_decisions_are_the_decision_logs_records_newest_first(harne
     status = await get_status(http)
 
     assert [d["order"]["client_order_id"] for d in status["decisions"]] == ["d-2", "d-1", "d-0"]
-    assert status["decisions"][0]["decision"]["decision"] == "APPROVED"
+    assert status["decisions"][0]["decision"]["decision"] == "approved"
     assert status["decisions"][0]["decision"]["approved_quantity"] == 3
 

@@ -254,7 +254,7 @@ def test_logged_decisions_are_read_back_newest_last(store: Store) -> None:
     newest = store.decisions(limit=2)
 
     assert [d["order"]["client_order_id"] for d in newest] == ["o-2", "o-3"]
-    assert newest[0]["decision"]["decision"] == "APPROVED"
+    assert newest[0]["decision"]["decision"] == "approved"
     assert store.decision_log_stats() == (0, 0)
 
 

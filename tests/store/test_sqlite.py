@@ -434,6 +434,31 @@ def test_a_logged_decision_reads_back_as_the_dict_of_its_record(open_sqlite) -> 
     assert from_dict(DecisionRecord, written) == decision_record("o-1")
 
 
+def written_by_name(record: DecisionRecord) -> dict:
+    """The record as earlier versions of the store wrote it: enums by name."""
+    written = to_dict(record)
+    written["order"]["side"] = record.order.side.name
+    written["decision"]["decision"] = record.decision.decision.name
+    written["decision"]["regime"] = record.decision.regime.name
+    return written
+
+
+def test_a_state_file_with_enums_written_by_name_still_loads(open_sqlite, db_path: Path) -> None:
+    record = decision_record("o-1")
+    open_sqlite().close()
+    legacy = written_by_name(record)
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO remembered_decisions VALUES (?, ?, ?, ?)",
+                   ("o-1", json.dumps(legacy["order"]), json.dumps(legacy["decision"]), NOW + 120))
+        db.execute("INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)",
+                   (NOW, "o-1", json.dumps(legacy)))
+
+    store = open_sqlite()
+
+    assert store.remembered("o-1").decision == record.decision
+    assert store.decisions(limit=1) == [to_dict(record)]
+
+
 def test_decisions_beyond_the_queue_go_to_the_fallback_log_and_are_counted(
         open_sqlite, db_path: Path) -> None:
     fallback: list[dict] = []

@@ -34,7 +34,7 @@ from ..engine.types import (
 from .redis_ledger import (
     MAX_SAFE, Grant, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots, limit_cents, lot_cents, request_lots,
 )
-from .serialization import from_dict, to_dict
+from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
 
 _log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class RedisStore(SqliteStore):
         await super().set_trading_state(state, strategy)
 
     async def add_override(self, override: Override) -> None:
-        await self._shared(self.ledger.put_override(override.id, json.dumps(to_dict(override))))
+        await self._shared(self.ledger.put_override(override.id, to_json(override)))
         await super().add_override(override)
 
     async def remove_override(self, override_id: str) -> Override | None:

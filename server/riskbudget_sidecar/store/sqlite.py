@@ -30,7 +30,7 @@ from ..engine.types import (
 )
 from .errors import StoreError
 from .memory import MemoryStore
-from .serialization import from_dict, to_dict
+from .serialization import from_dict, to_dict, to_json
 
 SCHEMA_VERSION = 1
 
@@ -387,7 +387,7 @@ class SqliteStore(MemoryStore):
     # -- idempotency of CheckTrade ---------------------------------------------------------
 
     def remember(self, order: OrderRequest, decision: TradeDecision, forget_after: float) -> None:
-        row = (order.client_order_id, json.dumps(to_dict(order)), json.dumps(to_dict(decision)),
+        row = (order.client_order_id, to_json(order), to_json(decision),
                forget_after)
         with self._change(self._decision_restorer(order.client_order_id)) as db:
             super().remember(order, decision, forget_after)
@@ -404,7 +404,7 @@ class SqliteStore(MemoryStore):
             raise StoreError(f"the state store {self._path} refuses the journaled checks "
                              f"({self._journal.refused}): checks fail closed until it takes them")
         order_id = order.client_order_id
-        order_json, decision_json = json.dumps(to_dict(order)), json.dumps(to_dict(decision))
+        order_json, decision_json = to_json(order), to_json(decision)
         undo = (self._reservation_restorer(order_id), self._decision_restorer(order_id))
         await super().record_check(order, decision, reservation, forget_after)
         try:
@@ -442,7 +442,7 @@ class SqliteStore(MemoryStore):
     # -- overrides -------------------------------------------------------------------------
 
     async def add_override(self, override: Override) -> None:
-        row = (override.id, json.dumps(to_dict(override)))
+        row = (override.id, to_json(override))
         with self._change(self._overrides_restorer()) as db:
             await super().add_override(override)
             db.execute(_SAVE_OVERRIDE, row)
@@ -460,7 +460,7 @@ class SqliteStore(MemoryStore):
     def append_recommendation(self, recommendation: Recommendation) -> Recommendation:
         """Numbered by the database, so a sequence is never reused, even after a restart."""
         with self._change() as db:
-            sequence = db.execute(_APPEND_RECOMMENDATION, (json.dumps(to_dict(recommendation)),)).lastrowid
+            sequence = db.execute(_APPEND_RECOMMENDATION, (to_json(recommendation),)).lastrowid
             db.execute(_TRIM_RECOMMENDATIONS, (sequence - self._settings.recommendation_retention,))
         return self._keep_recommendation(dataclasses.replace(recommendation, sequence=sequence))
 
@@ -470,22 +470,23 @@ class SqliteStore(MemoryStore):
         """Queue it for the writer thread; never blocks. Serialized here, on the caller's
         thread: done by the writer thread, the work would come in bursts holding the GIL
         and stall the event loop for milliseconds. The check just journaled is not
-        serialized twice: its record is built from the journal's JSON (as to_dict would)."""
+        serialized twice: its record is built from the journal's JSON (as to_json would)."""
         last = self._last_check
         if last is not None and last[0] is record.order and last[1] is record.decision:
             record_json = f'{{"time": {json.dumps(record.time)}, "order": {last[2]}, "decision": {last[3]}}}'
         else:
-            record_json = json.dumps(to_dict(record))
+            record_json = to_json(record)
         self._writer.put((record.time, record.order.client_order_id, record_json))
 
     def decision_log_stats(self) -> tuple[int, int]:
         return self._writer.stats()
 
     def decisions(self, limit: int) -> list[dict[str, Any]]:
-        """The newest `limit` decisions written to the log, as dicts, oldest first."""
+        """The newest `limit` decisions written to the log, as dicts, oldest first (read back
+        through the domain types, so that records an earlier version wrote look the same)."""
         rows = self._db.execute(
             "SELECT record_json FROM decision_log ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
-        return [json.loads(record) for (record,) in reversed(rows)]
+        return [to_dict(from_dict(DecisionRecord, json.loads(record))) for (record,) in reversed(rows)]
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the queued decisions to be written and the

@@ -375,12 +375,12 @@
     replaceIfChanged($("#decisions"), signature, () => decisions.map((record) => {
       const order = record.order;
       const result = record.decision;
-      const verdict = String(result.decision).toLowerCase();
-      const sign = order.side === "SELL" ? "-" : "+";
+      const verdict = result.decision;
+      const sign = order.side < 0 ? "-" : "+";
       const size = result.approved_quantity === result.requested_quantity
         ? `${sign}${quantity.format(result.requested_quantity)}`
         : `${sign}${quantity.format(result.approved_quantity)} of ${quantity.format(result.requested_quantity)}`;
-      const reasons = (result.reasons || []).map((r) => r.code.replace("REASON_CODE_", "").toLowerCase().replaceAll("_", " "));
+      const reasons = (result.reasons || []).map((r) => r.code.replaceAll("_", " "));
       return el("tr", { class: verdict },
         el("td", {}, clock(record.time).slice(11)),
         el("td", { title: `${order.client_order_id} (${order.strategy})` }, order.client_order_id),
