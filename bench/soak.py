@@ -1,10 +1,14 @@
 """The sidecar held under load for minutes, then overloaded (issue 8): a real `riskbudget serve`
 process (SQLite store, the default) called over loopback from separate client processes.
 
-1. Capacity: CheckTrade throughput with a few calls in flight (closed loops: each sends its
-   next call when the last one returns), through the same client processes that then carry
-   the open-loop load, so that the load's own client work counts in it; the best round is
-   the capacity.
+1. Capacity: the highest paced rate the sidecar sustains, measured the way the soak loads
+   it. A few closed-loop rounds (a few calls in flight, each sent when the last one returns)
+   give an estimate, their best round, which overstates what paced arrivals get; then a ramp
+   of 4-second open-loop steps from 50% to 120% of that estimate by 5%, stopped at the first
+   step not sustained (any error, the OK calls' rate short of the rate asked, the clients
+   behind their schedule, or a latency p50 or p99 that shows a queue building: see
+   `shortfalls`). The capacity is the highest step sustained. Both run through the same
+   client processes that then carry the soak, so that the load's own client work counts in it.
 2. Soak: open-loop load (arrivals paced on a schedule, whatever the replies do) at 80% of
    that capacity for `--minutes`, sampling the sidecar's resident memory (VmRSS), open file
    descriptors (/proc/PID/fd), CPU time and state directory size every few seconds. Reports
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -68,9 +73,14 @@ class Settings:
     minutes: float = 10.0
     """Length of the soak at `load_fraction` of capacity."""
     capacity_clients: tuple[int, ...] = (4, 8)
-    """Calls in flight per capacity round (closed loops over the open-loop clients); the best
-    round is the capacity."""
+    """Calls in flight per closed-loop round (over the open-loop clients); the best round is
+    the estimate that the paced ramp's rates are fractions of."""
     capacity_seconds: float = 5.0
+    ramp_fractions: tuple[float, ...] = tuple(round(0.5 + 0.05 * step, 2) for step in range(15))
+    """The paced ramp's rates, as fractions of the closed-loop estimate: 0.5 to 1.2 by 0.05."""
+    ramp_step_seconds: float = 4.0
+    """Length of each ramp step: long enough for a queue to build past the p99 bound when the
+    rate is a few percent over capacity, short enough for the ramp to take about a minute."""
     load_fraction: float = 0.8
     overload_factor: float = 3.0
     open_loop_clients: int = 4
@@ -102,7 +112,8 @@ def cpu_split(pin: bool) -> tuple[frozenset[int] | None, frozenset[int] | None]:
     return frozenset(usable[-1:]), frozenset(usable[:-1])
 
 
-QUICK = Settings(minutes=0.05, capacity_clients=(2,), capacity_seconds=1.0, open_loop_clients=2,
+QUICK = Settings(minutes=0.05, capacity_clients=(2,), capacity_seconds=1.0, ramp_fractions=(0.5, 0.75, 1.0),
+                 ramp_step_seconds=1.0, open_loop_clients=2,
                  sample_interval=0.3, baseline_seconds=1.0, overload_seconds=1.0, recovery_seconds=1.0,
                  replay_sample=20)
 
@@ -446,7 +457,26 @@ def fds_are_flat(summary: dict) -> bool:
 
 # -- 1. capacity ------------------------------------------------------------------------------
 
-def measure_capacity(pool: OpenLoopPool, settings: Settings) -> dict[str, Any]:
+ACHIEVED_MIN = 0.95
+"""A sustained step's OK calls came at this fraction of the rate asked or more (not all of it:
+the span they are counted over runs to the last reply, so the tail's latency stretches it)."""
+SEND_LAG_P99_MAX_MS = 10.0
+"""A sustained step's clients sent 99% of their calls within this of schedule: further behind,
+the clients, not the sidecar, set the rate."""
+P50_GROWTH_MAX = 3.0
+"""A sustained step's median latency is at most this many times the ramp's first (lightest)
+step's: over capacity, calls queue deeper through the step and the median call waits about
+half of it (on the 2-core development machine p50 was 3-11 ms below capacity and 20 ms or
+more once a queue was building), whereas a stall moves the tail, not the median."""
+P99_MAX_MS = 200.0
+"""A sustained step's latency p99 is at most this: a rate one ramp step (5%) over capacity
+queues calls 0.05 x 4 s = 200 ms deep by a step's end, however fast the machine, while stalls
+that have nothing to do with the rate (the disk, other jobs) reached 80-140 ms in steps far
+below capacity on the 2-core development machine."""
+
+
+def closed_loop_rounds(pool: OpenLoopPool, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Throughput with each number of calls in flight of `capacity_clients`, keyed by it."""
     rounds = {}
     for in_flight in settings.capacity_clients:
         progress(f"capacity: {in_flight} call(s) in flight for {settings.capacity_seconds:g} s")
@@ -455,8 +485,63 @@ def measure_capacity(pool: OpenLoopPool, settings: Settings) -> dict[str, Any]:
         summary = open_loop_summary(calls, math.nan, settings.capacity_seconds)
         rounds[str(in_flight)] = {**summary, "throughput_per_s": summary["admitted_rate_per_s"],
                                   "p50_ms": summary["admitted"]["p50_ms"]}
+    return rounds
+
+
+def ramp_step(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a paced step's verdict rests on, from its open-loop summary."""
+    return {**{key: summary[key] for key in ("target_rate_per_s", "offered_rate_per_s", "admitted_rate_per_s",
+                                             "calls", "errors", "outcomes")},
+            "p50_ms": summary["all"]["p50_ms"], "p99_ms": summary["all"]["p99_ms"],
+            "send_lag_p99_ms": summary["send_lag"]["p99_ms"]}
+
+
+def shortfalls(step: dict[str, Any], first: dict[str, Any]) -> list[str]:
+    """Why a ramp step was not sustained (none if it was); `first` is the ramp's first step."""
+    p50_bound = P50_GROWTH_MAX * first["p50_ms"]
+    achieved = step["admitted_rate_per_s"] or 0.0
+    checks = (
+        (step["errors"] > 0, f"{step['errors']} errors"),
+        (achieved < ACHIEVED_MIN * step["target_rate_per_s"],
+         f"achieved {achieved:g}/s < {ACHIEVED_MIN:.0%} of {step['target_rate_per_s']:g}/s"),
+        (step["send_lag_p99_ms"] > SEND_LAG_P99_MAX_MS,
+         f"send lag p99 {step['send_lag_p99_ms']:g} ms > {SEND_LAG_P99_MAX_MS:g} ms"),
+        (step["p50_ms"] > p50_bound, f"p50 {step['p50_ms']:g} ms > {p50_bound:g} ms"),
+        (step["p99_ms"] > P99_MAX_MS, f"p99 {step['p99_ms']:g} ms > {P99_MAX_MS:g} ms"),
+    )
+    return [reason for failed, reason in checks if failed]
+
+
+def sustained_rate(steps: list[dict[str, Any]]) -> float | None:
+    """The highest rate asked of the steps before the first not sustained (None if that is the
+    first): the ramp's rates rise, so that is the last of them."""
+    sustained = list(itertools.takewhile(lambda step: not step["shortfalls"], steps))
+    return sustained[-1]["target_rate_per_s"] if sustained else None
+
+
+def measure_capacity(pool: OpenLoopPool, settings: Settings) -> dict[str, Any]:
+    """The closed-loop rounds' best as an estimate, then paced steps at `ramp_fractions` of it
+    until one is not sustained. The capacity is the highest step sustained, or the first step's
+    rate if none was (reported as not sustained)."""
+    rounds = closed_loop_rounds(pool, settings)
     best = max(rounds, key=lambda clients: rounds[clients]["throughput_per_s"])
-    return {"rounds": rounds, "clients": int(best), "throughput_per_s": rounds[best]["throughput_per_s"]}
+    estimate = rounds[best]["throughput_per_s"]
+    steps: list[dict[str, Any]] = []
+    for number, fraction in enumerate(settings.ramp_fractions):
+        rate = fraction * estimate
+        progress(f"capacity ramp: {rate:.0f} CheckTrade/s open loop for {settings.ramp_step_seconds:g} s "
+                 f"({fraction:.0%} of the closed-loop estimate)")
+        calls = merged_runs(pool.run(f"ramp-{number}", rate, settings.ramp_step_seconds, settings.call_timeout))
+        step = ramp_step(open_loop_summary(calls, rate, settings.ramp_step_seconds))
+        steps.append(step)
+        step["shortfalls"] = shortfalls(step, steps[0])
+        if step["shortfalls"]:
+            progress(f"capacity ramp: {rate:.0f}/s not sustained: {'; '.join(step['shortfalls'])}")
+            break
+    capacity = sustained_rate(steps)
+    return {"rounds": rounds, "clients": int(best), "closed_loop_per_s": estimate, "ramp": steps,
+            "sustained": capacity is not None,
+            "throughput_per_s": capacity if capacity is not None else steps[0]["target_rate_per_s"]}
 
 
 # -- 2. soak ------------------------------------------------------------------------------------
@@ -594,6 +679,23 @@ def check_integrity(client: RiskBudgetClient, target: str, flow: OrderFlow,
 
 # -- the report ---------------------------------------------------------------------------------
 
+def ramp_line(capacity: dict[str, Any]) -> str:
+    """The paced ramp in a line: the capacity, the sustained steps' tails, where it stopped and why."""
+    ramp = capacity["ramp"]
+    sustained = [step for step in ramp if not step["shortfalls"]]
+    parts = [f"{capacity['throughput_per_s']:g} ({capacity['throughput_per_s'] / capacity['closed_loop_per_s']:.0%} "
+             f"of the estimate; steps from {ramp[0]['target_rate_per_s']:g})"]
+    if sustained:
+        parts.append(f"sustained steps p99 {min(step['p99_ms'] for step in sustained):g}-"
+                     f"{max(step['p99_ms'] for step in sustained):g} ms, send lag p99 <= "
+                     f"{max(step['send_lag_p99_ms'] for step in sustained):g} ms")
+    if ramp[-1]["shortfalls"]:
+        parts.append(f"stopped at {ramp[-1]['target_rate_per_s']:g}: {', '.join(ramp[-1]['shortfalls'])}")
+    else:
+        parts.append("every step sustained (the capacity is at least this)")
+    return "; ".join(parts)
+
+
 def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
     rows = []
 
@@ -604,9 +706,15 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
         return f"{summary['p50_ms']} / {summary['p99_ms']} ms"
 
     capacity = results["capacity"]
-    add("capacity: closed-loop CheckTrade/s (best of calls in flight)",
-        f"{capacity['throughput_per_s']} with {capacity['clients']} in flight; "
+    add("capacity: closed-loop CheckTrade/s (best of calls in flight: the ramp's estimate)",
+        f"{capacity['closed_loop_per_s']} with {capacity['clients']} in flight; "
         + ", ".join(f"{c}: {r['throughput_per_s']}/s p50 {r['p50_ms']} ms" for c, r in capacity["rounds"].items()))
+    add(f"capacity: highest paced CheckTrade/s sustained ({len(capacity['ramp'])} of "
+        f"{len(results['settings']['ramp_fractions'])} ramp steps, {results['settings']['ramp_step_seconds']:g} s "
+        "each)", ramp_line(capacity),
+        f"a step with no errors, achieved >= {ACHIEVED_MIN:.0%} of rate, send lag p99 <= {SEND_LAG_P99_MAX_MS:g} ms, "
+        f"p50 <= {P50_GROWTH_MAX:g}x first step's, p99 <= {P99_MAX_MS:g} ms",
+        capacity["sustained"])
     s = results["soak"]
     add("soak: target / offered rate, length",
         f"{s['target_rate_per_s']} / {s['offered_rate_per_s']} per s, {s['seconds']:g} s, n={s['calls']}")

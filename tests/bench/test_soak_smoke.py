@@ -40,13 +40,24 @@ def assert_accounted(phase: dict) -> None:
         assert_ordered(phase[summary])
 
 
-def test_capacity_comes_from_closed_loop_rounds(results):
+def test_capacity_is_the_paced_ramp_from_the_best_closed_loop_round(results):
     capacity = results["capacity"]
 
     assert set(capacity["rounds"]) == {str(clients) for clients in QUICK.capacity_clients}
     best = capacity["rounds"][str(capacity["clients"])]
-    assert capacity["throughput_per_s"] == best["throughput_per_s"] > 0
+    assert capacity["closed_loop_per_s"] == best["throughput_per_s"] > 0
     assert best["outcomes"] == {"DECISION_APPROVED": best["calls"]}
+    ramp = capacity["ramp"]
+    assert [step["target_rate_per_s"] for step in ramp] == pytest.approx(
+        [fraction * capacity["closed_loop_per_s"] for fraction in QUICK.ramp_fractions[:len(ramp)]], abs=0.1)
+    for step in ramp:
+        assert step["calls"] > 0 and sum(step["outcomes"].values()) == step["calls"]
+        assert step["shortfalls"] == soak.shortfalls(step, ramp[0])
+    # the ramp runs until its first step not sustained, and no further
+    assert all(not step["shortfalls"] for step in ramp[:-1])
+    assert ramp[-1]["shortfalls"] or len(ramp) == len(QUICK.ramp_fractions)
+    assert capacity["sustained"] == (soak.sustained_rate(ramp) is not None)
+    assert capacity["throughput_per_s"] == (soak.sustained_rate(ramp) or ramp[0]["target_rate_per_s"])
 
 
 def test_the_soak_runs_at_the_load_fraction_and_samples_memory_and_descriptors(results):
