@@ -103,16 +103,18 @@ async def test_health_goes_not_serving_on_shutdown(tmp_path):
 
 async def test_a_call_in_flight_when_shutdown_begins_finishes_within_the_grace_period(tmp_path):
     running = await start_harness(tmp_path)
-    first_sent, shutdown_began = asyncio.Event(), asyncio.Event()
+    shutdown_began = asyncio.Event()
 
     async def batches():
         for price in (100.0, 101.0):
             yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="CCC", price=price, time=timestamp(T0))])
-            first_sent.set()
             await shutdown_began.wait()  # the second batch comes after health went NOT_SERVING
 
     call = running.stub.StreamMarketData(batches())
-    await first_sent.wait()
+    # In flight once the sidecar applied the first batch: a call the server has not taken yet
+    # when shutdown begins is refused (CANCELLED), not finished.
+    while running.sidecar.snapshot.symbols["CCC"].last_price != 100.0:
+        await asyncio.sleep(0.01)
     stopping = asyncio.create_task(stop(running.sidecar, running.server))
     while not running.server.grpc.shutting_down:
         await asyncio.sleep(0.01)
