@@ -607,7 +607,7 @@ class RiskBudgetSidecar:
         ttl = self.config.limits.reservation_ttl
         held_elsewhere = False
         try:
-            if result.reserved:
+            if result.reserved and self._store.shares_limits:
                 snapshot = self.require_snapshot()
                 firm = FirmLimits(reference_price=result.reference_price,
                                   lot_size=self.config.portfolio.lot_size(order.symbol),

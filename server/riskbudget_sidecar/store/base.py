@@ -40,10 +40,13 @@ class Store(Protocol):
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
         """Be told when another sidecar changed shared operator state (re-read overrides and
         trading states), and when the shared server goes away or comes back."""
+    shares_limits: bool
+    """Whether other sidecars share this store's limits. Only then does CheckTrade hold its
+    order firm-wide: a local backend's own checks are firm-wide already."""
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
                              expires_at: float) -> FirmGrant:
         """Reserve up to `quantity` of the order against the firm-wide limits, atomically across
-        sidecars; a local backend grants it all (its own checks are firm-wide already)."""
+        sidecars (a store that shares_limits)."""
     async def release_firm_wide(self, client_order_id: str) -> None:
         """Undo hold_firm_wide when the local record of the check could not be made."""
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from ..engine.book import Book
 from ..engine.config import StoreSettings
 from ..engine.types import (
-    DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation,
     Reservation, TradeDecision, TradingState,
 )
 from .serialization import to_dict
@@ -34,6 +34,8 @@ class RememberedDecision:
 class MemoryStore:
     """Single-process state, O(1) or O(book) per call. The changes are coroutines only to
     share the Store protocol with backends that wait on a server; here none waits."""
+
+    shares_limits = False
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self._settings = settings or StoreSettings()
@@ -64,13 +66,6 @@ class MemoryStore:
 
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
         """Nothing shared changes behind this store's back."""
-
-    async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
-                             expires_at: float) -> FirmGrant:
-        return FirmGrant(quantity)
-
-    async def release_firm_wide(self, client_order_id: str) -> None:
-        """Nothing was held elsewhere."""
 
     # -- book ------------------------------------------------------------------------------
 

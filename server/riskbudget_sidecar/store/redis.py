@@ -48,6 +48,8 @@ def _ms(seconds: float) -> int:
 
 
 class RedisStore(SqliteStore):
+    shares_limits = True
+
     def __init__(self, settings: StoreSettings, shared: SharedSettings, *,
                  lot_size_of: Callable[[str], float], price_of: Callable[[str], float | None],
                  strategies: Sequence[str], now: Callable[[], float],
