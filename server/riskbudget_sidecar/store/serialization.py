@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def to_json(value: Any) -> str:
-    """A dataclass instance as JSON text."""
+    """A dataclass instance (or a float, a tuple of plain values, None) as JSON text."""
     return _adapter(type(value)).dump_json(value, warnings=False).decode()
 
 

@@ -473,7 +473,7 @@ class SqliteStore(MemoryStore):
         serialized twice: its record is built from the journal's JSON (as to_json would)."""
         last = self._last_check
         if last is not None and last[0] is record.order and last[1] is record.decision:
-            record_json = f'{{"time": {json.dumps(record.time)}, "order": {last[2]}, "decision": {last[3]}}}'
+            record_json = f'{{"time": {to_json(record.time)}, "order": {last[2]}, "decision": {last[3]}}}'
         else:
             record_json = to_json(record)
         self._writer.put((record.time, record.order.client_order_id, record_json))
@@ -623,9 +623,9 @@ class _CheckJournal:
         with self._lock:
             sequence = self._next_sequence
             check = _journaled(sequence, order_id, order_json, decision_json, reservation, forget_after)
-            reserved = None if check.reservation is None else list(check.reservation[1:])
-            line = (f'{{"sequence": {sequence}, "forget_after": {json.dumps(forget_after)}, '
-                    f'"reservation": {json.dumps(reserved)}, "order": {order_json}, '
+            reserved = None if check.reservation is None else check.reservation[1:]
+            line = (f'{{"sequence": {sequence}, "forget_after": {to_json(forget_after)}, '
+                    f'"reservation": {to_json(reserved)}, "order": {order_json}, '
                     f'"decision": {decision_json}}}\n').encode()
             end = self._offset + len(line)
             if end > _SEGMENT_BYTES:
