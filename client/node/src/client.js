@@ -4,6 +4,7 @@
  * does for the calls a trading process makes, with CheckTrade failing closed.
  */
 
+const { Buffer } = require('node:buffer');
 const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const { RiskBudgetService, enumValueNames, enumName } = require('./contract');
@@ -56,6 +57,65 @@ function positiveSeconds(value, argument) {
     throw new RangeError(`${argument} must be a positive number of seconds, got ${String(value)}`);
   }
   return value;
+}
+
+const TLS_OPTIONS = ['ca', 'cert', 'key'];
+
+/** What each `tls` option must hold, as the sidecar's own check of its PEM files says it. */
+const PEM_BLOCKS = {
+  ca: { kind: 'CERTIFICATE', pattern: /-----BEGIN CERTIFICATE-----/ },
+  cert: { kind: 'CERTIFICATE', pattern: /-----BEGIN CERTIFICATE-----/ },
+  key: { kind: 'PRIVATE KEY', pattern: /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/ },
+};
+
+/** `tls.<name>` as a Buffer, or null when not given; a TypeError or RangeError naming it otherwise. */
+function pemOption(tls, name) {
+  const value = tls[name];
+  if (value === undefined || value === null) {
+    return null;
+  }
+  if (!(typeof value === 'string' || Buffer.isBuffer(value))) {
+    const got = typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value;
+    throw new TypeError(`tls.${name} must be PEM as a Buffer or a string, got ${got}`);
+  }
+  const pem = Buffer.from(value);
+  const { kind, pattern } = PEM_BLOCKS[name];
+  if (!pattern.test(pem.toString('latin1'))) {
+    // Most often a file's path given instead of its contents.
+    throw new RangeError(`tls.${name} holds no PEM ${kind} (give the file's contents, not its path)`);
+  }
+  return pem;
+}
+
+/**
+ * The channel credentials for the `tls` option of RiskBudgetClient: plaintext without it, TLS
+ * trusting `ca` (the system's roots without it) with it, presenting `cert` and `key` (mutual TLS)
+ * when both are given. Exported for stubs built by hand (e.g. of RiskBudgetAdminService).
+ */
+function channelCredentials(tls) {
+  if (tls === undefined || tls === null) {
+    return grpc.credentials.createInsecure();
+  }
+  if (typeof tls !== 'object' || Array.isArray(tls) || Buffer.isBuffer(tls)) {
+    throw new TypeError(`tls must be an object { ca, cert, key }, got ${Array.isArray(tls) ? 'an array' : typeof tls}`);
+  }
+  const unknown = Object.keys(tls).filter((name) => !TLS_OPTIONS.includes(name));
+  if (unknown.length > 0) {
+    throw new TypeError(`tls has no option ${unknown.map((name) => `'${name}'`).join(', ')}: `
+      + `its options are ${TLS_OPTIONS.map((name) => `'${name}'`).join(', ')}`);
+  }
+  const [ca, cert, key] = TLS_OPTIONS.map((name) => pemOption(tls, name));
+  if ((cert === null) !== (key === null)) {
+    const [given, missing] = cert === null ? ['key', 'cert'] : ['cert', 'key'];
+    throw new TypeError(`tls.${given} needs tls.${missing}: mutual TLS takes both (or neither)`);
+  }
+  try {
+    return grpc.credentials.createSsl(ca, key, cert);
+  } catch (error) {
+    // PEM whose blocks do not parse. (A key that does not belong to its certificate may pass
+    // here: the sidecar then refuses the handshake, and every call fails as UNAVAILABLE.)
+    throw new Error(`tls: the certificates or key cannot be used: ${error.message}`, { cause: error });
+  }
 }
 
 /** The full name of a side given in any case, with or without its prefix ('buy', 'SIDE_SELL'). */
@@ -111,8 +171,16 @@ function malformation(request, reply) {
 }
 
 /**
- * Calls the sidecar at `target` ('127.0.0.1:50051' or 'unix:/path'), over a plaintext
- * channel: loopback or a unix socket.
+ * Calls the sidecar at `target` ('127.0.0.1:50051', 'unix:/path', or 'host:port' of a sidecar
+ * listening with `sidecar.tls`). Without `tls` the channel is plaintext: loopback or a unix
+ * socket. With `tls: { ca, cert, key }` (each PEM, a Buffer or a string: the contents, not a
+ * path) it is TLS: the sidecar's certificate must chain to `ca` (the system's roots when `ca` is
+ * left out) and name the target's host; `cert` and `key` together are the client's own
+ * certificate and key, for a sidecar with `sidecar.tls.client_ca_file` (mutual TLS). A `tls`
+ * that is not an object, an option that is not a Buffer or string, or `cert` without `key` (or
+ * the reverse) throws a TypeError naming it; PEM with no certificate (`ca`, `cert`) or private
+ * key (`key`) in it, a RangeError. A sidecar the client cannot verify (or that refuses the
+ * client) fails every call as UNAVAILABLE.
  *
  * `checkTrade` fails closed: it never throws for a failed call and never approves on one.
  * Every other method rejects with a RiskBudgetError when the call fails. `clientToken` is
@@ -131,6 +199,7 @@ class RiskBudgetClient {
     checkTradeTimeout = DEFAULT_CHECK_TRADE_TIMEOUT,
     timeout = DEFAULT_TIMEOUT,
     clock = () => performance.now(),
+    tls,
   } = {}) {
     this.#checkTradeTimeout = positiveSeconds(checkTradeTimeout, 'checkTradeTimeout');
     this.#timeout = positiveSeconds(timeout, 'timeout');
@@ -139,7 +208,7 @@ class RiskBudgetClient {
     if (clientToken !== undefined) {
       this.#metadata.set('authorization', `Bearer ${clientToken}`);
     }
-    this.#stub = new RiskBudgetService(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.#stub = new RiskBudgetService(target, channelCredentials(tls), CHANNEL_OPTIONS);
   }
 
   close() {
@@ -237,6 +306,7 @@ module.exports = {
   DEFAULT_TIMEOUT,
   RiskBudgetClient,
   RiskBudgetError,
+  channelCredentials,
   positiveSeconds,
   statusName,
 };

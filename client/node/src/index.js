@@ -1,7 +1,13 @@
 'use strict';
 /** The Node.js client of the riskbudget sidecar. */
 
-const { DEFAULT_CHECK_TRADE_TIMEOUT, DEFAULT_TIMEOUT, RiskBudgetClient, RiskBudgetError } = require('./client');
+const {
+  DEFAULT_CHECK_TRADE_TIMEOUT,
+  DEFAULT_TIMEOUT,
+  RiskBudgetClient,
+  RiskBudgetError,
+  channelCredentials,
+} = require('./client');
 const { RiskBudgetAdminService, RiskBudgetService } = require('./contract');
 const {
   FeedDisconnected,
@@ -25,5 +31,6 @@ module.exports = {
   RiskBudgetClient,
   RiskBudgetError,
   RiskBudgetService,
+  channelCredentials,
   gateResult,
 };
