@@ -14,7 +14,7 @@ from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 
-from ..service.config_file import ConfigError, load_config
+from ..service.config_file import ConfigError, load_config, read_pem
 from .backtest_cli import add_backtest_command
 
 DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
@@ -48,7 +48,27 @@ def _client(args: argparse.Namespace):
     # Reads carry RISKBUDGET_CLIENT_TOKEN, else the admin token (which implies the client scope).
     admin_token = os.environ.get("RISKBUDGET_ADMIN_TOKEN") or None
     client_token = os.environ.get("RISKBUDGET_CLIENT_TOKEN") or admin_token
-    return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token)
+    return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token,
+                            credentials=_tls_credentials(args))
+
+
+def _tls_credentials(args: argparse.Namespace):
+    """TLS if any --tls* option (or RISKBUDGET_TLS_* variable) is given; None: plaintext."""
+    if (args.tls_cert is None) != (args.tls_key is None):  # grpc would abort the process
+        given, missing = ("--tls-cert", "--tls-key") if args.tls_key is None else ("--tls-key", "--tls-cert")
+        raise ConfigError([f"{given} needs {missing}: mutual TLS takes a client certificate and its key"])
+    if not args.tls and args.tls_ca is None and args.tls_cert is None:
+        return None
+    import grpc
+
+    def pem(path: str | None, option: str, kind: str) -> bytes | None:
+        return None if path is None else read_pem(path, option, kind)
+
+    # Without a CA file, grpc verifies the sidecar against the system's trust store.
+    return grpc.ssl_channel_credentials(
+        root_certificates=pem(args.tls_ca, "--tls-ca", "CERTIFICATE"),
+        private_key=pem(args.tls_key, "--tls-key", "PRIVATE KEY"),
+        certificate_chain=pem(args.tls_cert, "--tls-cert", "CERTIFICATE"))
 
 
 def _print(message, as_json: bool, table) -> None:
@@ -210,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     def client_command(name: str, help_text: str, run) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--target", default=DEFAULT_TARGET, help="sidecar address (env RISKBUDGET_TARGET)")
+        tls = sub.add_argument_group("TLS (any of these turns it on; without them the channel is plaintext)")
+        tls.add_argument("--tls", action="store_true",
+                         help="TLS, verifying the sidecar against the system's trust store (without --tls-ca)")
+        tls.add_argument("--tls-ca", metavar="FILE", default=os.environ.get("RISKBUDGET_TLS_CA") or None,
+                         help="PEM CA certificates that verify the sidecar (env RISKBUDGET_TLS_CA)")
+        tls.add_argument("--tls-cert", metavar="FILE", default=os.environ.get("RISKBUDGET_TLS_CERT") or None,
+                         help="PEM client certificate, for mutual TLS (env RISKBUDGET_TLS_CERT)")
+        tls.add_argument("--tls-key", metavar="FILE", default=os.environ.get("RISKBUDGET_TLS_KEY") or None,
+                         help="PEM key of --tls-cert (env RISKBUDGET_TLS_KEY)")
         sub.set_defaults(run=run)
         return sub
 

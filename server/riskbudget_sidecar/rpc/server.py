@@ -19,7 +19,7 @@ from ..engine.addresses import ListenAddress
 from ..engine.types import AlertKind, AlertSeverity
 from ..service.sidecar import RiskBudgetSidecar
 from ..engine.config import SidecarTls
-from ..service.config_file import ConfigError
+from ..service.config_file import read_pem
 from .auth import AdminAuth, ClientTokenInterceptor
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
 
@@ -104,23 +104,12 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
 
 def server_credentials(tls: SidecarTls) -> grpc.ServerCredentials:
     """The TLS credentials of `sidecar.tls`: the PEM files read now, mutual TLS with a client CA."""
-    key = _read_pem(tls.key_file, "sidecar.tls.key_file", "PRIVATE KEY")
-    chain = _read_pem(tls.cert_file, "sidecar.tls.cert_file", "CERTIFICATE")
+    key = read_pem(tls.key_file, "sidecar.tls.key_file", "PRIVATE KEY")
+    chain = read_pem(tls.cert_file, "sidecar.tls.cert_file", "CERTIFICATE")
     if tls.client_ca_file is None:
         return grpc.ssl_server_credentials([(key, chain)])
-    client_ca = _read_pem(tls.client_ca_file, "sidecar.tls.client_ca_file", "CERTIFICATE")
+    client_ca = read_pem(tls.client_ca_file, "sidecar.tls.client_ca_file", "CERTIFICATE")
     return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca, require_client_auth=True)
-
-
-def _read_pem(path: str, field: str, kind: str) -> bytes:
-    """The file's bytes, if it holds a PEM block of `kind` (a key: RSA, EC or PKCS#8)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{field}: cannot read {path}: {exc.strerror or exc}"]) from None
-    if f"{kind}-----".encode() not in data:
-        raise ConfigError([f"{field}: {path} holds no PEM {kind}"])
-    return data
 
 
 def _add_port(server: grpc.aio.Server, target: str, credentials: grpc.ServerCredentials | None) -> int:

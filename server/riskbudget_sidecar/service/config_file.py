@@ -55,3 +55,14 @@ def load_config(path: str | Path) -> Config:
     if data is None:
         raise ConfigError([f"{path}: the file is empty"])
     return parse_config(data, source=str(path))
+
+
+def read_pem(path: str, field: str, kind: str) -> bytes:
+    """The file's bytes, if it holds a PEM block of `kind` (a key: RSA, EC or PKCS#8)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{field}: cannot read {path}: {exc.strerror or exc}"]) from None
+    if f"{kind}-----".encode() not in data:
+        raise ConfigError([f"{field}: {path} holds no PEM {kind}"])
+    return data
