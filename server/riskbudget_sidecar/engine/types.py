@@ -383,6 +383,7 @@ class AlertKind(enum.Enum):
     TRADING_STATE_CHANGED = "trading_state_changed"
     ADMIN_REFUSED = "admin_refused"
     STORE_ERROR = "store_error"
+    DISK_SPACE_LOW = "disk_space_low"
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,6 +344,26 @@ class RiskBudgetSidecar:
             AlertKind.DECISION_LOG_BACKLOG, "", overflowed > 0, AlertSeverity.CRITICAL,
             f"the decision log could not keep up: {overflowed} decisions went to the fallback log",
             now=now)
+        self._check_disk_space(now)
+
+    def _disk_free(self) -> int | None:
+        """Bytes free for the state store; None if it writes nowhere or they cannot be read."""
+        try:
+            return self._store.disk_free()
+        except OSError as error:  # the store's own writes say more, through STORE_ERROR
+            log.warning("disk_space_unknown", error=str(error))
+            return None
+
+    def _check_disk_space(self, now: float) -> None:
+        minimum_mib = self.config.store.min_free_disk_mib
+        free = self._disk_free()
+        if free is None:
+            return
+        free_mib = free / 2**20
+        self._conditions.update(
+            AlertKind.DISK_SPACE_LOW, "", free_mib < minimum_mib, AlertSeverity.WARNING,
+            f"{free_mib:,.0f} MiB free for the state store, below store.min_free_disk_mib "
+            f"({minimum_mib:,.0f}): checks fail closed once the disk is full", now=now)
 
     def _limit_alert(self, subject: str, utilization: float, near: bool, breached: bool, now: float) -> None:
         self._conditions.update(AlertKind.LIMIT_BREACHED, subject, breached, AlertSeverity.CRITICAL,
@@ -652,6 +672,8 @@ class RiskBudgetSidecar:
         backlog, overflowed = self._store.decision_log_stats()
         metrics.decision_log_backlog.set(backlog)
         metrics.decision_log_overflowed.set(overflowed)
+        if (free := self._disk_free()) is not None:
+            metrics.disk_free.set(free)
         metrics.overrides.set(len(self._overrides))
         summary = self.success.summary(self._clock.now())
         for name in ("budget_utilization", "regime_response_p50", "regime_response_max",

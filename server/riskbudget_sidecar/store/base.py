@@ -87,5 +87,7 @@ class Store(Protocol):
     def decision_log_stats(self) -> tuple[int, int]: ...
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` decisions written to the log, as JSON-ready dicts, oldest first."""
+    def disk_free(self) -> int | None:
+        """Bytes free on the filesystem the store writes to (None: it writes to none)."""
 
     def close(self) -> None: ...

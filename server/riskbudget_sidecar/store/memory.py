@@ -191,6 +191,10 @@ class MemoryStore:
         """(backlog, overflowed): nothing ever waits here."""
         return 0, 0
 
+    def disk_free(self) -> int | None:
+        """Nothing is written to disk."""
+        return None
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` logged decisions as dicts, oldest first."""
         kept = list(self._decision_log)

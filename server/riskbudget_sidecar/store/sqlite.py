@@ -17,6 +17,7 @@ import json
 import logging
 import mmap
 import os
+import shutil
 import sqlite3
 import threading
 from collections import deque
@@ -490,6 +491,9 @@ class SqliteStore(MemoryStore):
         rows = self._db.execute(
             "SELECT record_json FROM decision_log ORDER BY id DESC LIMIT ?", (max(limit, 0),)).fetchall()
         return [to_dict(from_dict(DecisionRecord, json.loads(record))) for (record,) in reversed(rows)]
+
+    def disk_free(self) -> int:
+        return shutil.disk_usage(self._path.parent).free
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the queued decisions to be written and the

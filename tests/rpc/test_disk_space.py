@@ -1,0 +1,103 @@
+"""store.min_free_disk_mib: an alert while the state store's filesystem runs low, before a
+full disk makes checks fail closed; the free bytes as a metric."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from riskbudget.v1 import risk_budget_service_pb2 as spb
+from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.app.serve import stop
+
+from .conftest import start_harness
+
+MIB = 2**20
+
+
+async def disk_alerts(harness) -> list[pb.Alert]:
+    reply = await harness.stub.ListAlerts(spb.ListAlertsRequest())
+    return [a for a in reply.alerts if a.kind == pb.ALERT_KIND_DISK_SPACE_LOW]
+
+
+def free_bytes_metric(harness) -> float | None:
+    return harness.sidecar.metrics.registry.get_sample_value("riskbudget_state_disk_free_bytes")
+
+
+@pytest.fixture
+async def started(tmp_path):
+    """Start a harness with config overrides; every one started is stopped at the end."""
+    running = []
+
+    async def start(**overrides):
+        harness = await start_harness(tmp_path / f"sidecar-{len(running)}", **overrides)
+        running.append(harness)
+        return harness
+
+    (tmp_path / "sidecar-0").mkdir()
+    (tmp_path / "sidecar-1").mkdir()
+    yield start
+    for harness in running:
+        await harness.channel.close()
+        await stop(harness.sidecar, harness.server)
+
+
+async def test_below_the_minimum_free_space_a_monitoring_tick_raises_a_warning_naming_the_setting(started):
+    harness = await started(store__min_free_disk_mib=1e12)  # more than any disk holds
+
+    await harness.sidecar.monitor_once()
+    await harness.sidecar.monitor_once()  # a level alert: raised once while the condition lasts
+
+    [alert] = await disk_alerts(harness)
+    assert alert.severity == pb.ALERT_SEVERITY_WARNING
+    assert "store.min_free_disk_mib" in alert.message and "fail closed" in alert.message
+
+
+async def test_with_room_to_spare_or_the_alert_turned_off_none_is_raised(started):
+    with_room = await started(store__min_free_disk_mib=1 / MIB)  # one byte
+    turned_off = await started(store__min_free_disk_mib=0)
+
+    for harness in (with_room, turned_off):
+        await harness.sidecar.monitor_once()
+
+    assert await disk_alerts(with_room) == [] and await disk_alerts(turned_off) == []
+
+
+async def test_the_free_bytes_of_the_state_store_filesystem_are_a_metric(started, tmp_path):
+    harness = await started()
+
+    harness.sidecar.refresh_metrics()
+
+    free = free_bytes_metric(harness)
+    actual = shutil.disk_usage(tmp_path).free
+    assert free is not None and abs(free - actual) < 64 * MIB  # the same filesystem, read moments apart
+
+
+async def test_the_alert_is_raised_again_only_after_the_space_came_back(started, monkeypatch):
+    harness = await started(store__min_free_disk_mib=100)
+    free = 0
+    monkeypatch.setattr(harness.sidecar.store, "disk_free", lambda: free)
+
+    for free_mib in (50, 60, 500, 40):
+        free = free_mib * MIB
+        await harness.sidecar.monitor_once()
+
+    alerts = await disk_alerts(harness)
+    assert len(alerts) == 2
+    assert sorted(a.message.split(" MiB")[0] for a in alerts) == ["40", "50"]
+
+
+async def test_a_free_space_that_cannot_be_read_leaves_the_tick_and_the_checks_running(started, monkeypatch):
+    harness = await started(store__min_free_disk_mib=1e12)
+
+    def unreadable():
+        raise FileNotFoundError("the state directory is gone")
+
+    monkeypatch.setattr(harness.sidecar.store, "disk_free", unreadable)
+    await harness.publish_last_prices()
+    await harness.sidecar.monitor_once()
+    decision = await harness.check("o-after-tick", 1)
+
+    assert await disk_alerts(harness) == []
+    assert decision.decision == pb.DECISION_APPROVED
