@@ -7,16 +7,9 @@
 const assert = require('node:assert/strict');
 const grpc = require('@grpc/grpc-js');
 const { RiskBudgetAdminService } = require('../../src');
+const helpers = require('./helpers');
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: these tests run against a real sidecar, started by `
-      + 'tests/polyglot/test_node_client.py (make test)');
-  }
-  return value;
-}
-
+const required = (name) => helpers.required(name, 'tests/polyglot/test_node_client.py');
 const target = required('RISKBUDGET_TARGET');
 const clientToken = required('RISKBUDGET_CLIENT_TOKEN');
 const adminToken = required('RISKBUDGET_ADMIN_TOKEN');
@@ -28,14 +21,9 @@ async function control(action) {
   assert.ok(response.ok, `control ${action}: HTTP ${response.status} ${await response.text()}`);
 }
 
-/** A recommendation now, through the admin service (which the client does not wrap); waits for a restarting sidecar. */
+/** A recommendation now, through the admin service; waits for a restarting sidecar. */
 function triggerRebalance(admin, reason) {
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${adminToken}`);
-  return new Promise((resolve, reject) => {
-    admin.TriggerRebalance({ reason }, metadata, { deadline: Date.now() + 30_000, waitForReady: true },
-      (error, reply) => (error ? reject(error) : resolve(reply.recommendation)));
-  });
+  return helpers.triggerRebalance(admin, adminToken, reason);
 }
 
 function adminStub() {

@@ -7,6 +7,7 @@ const assert = require('node:assert/strict');
 const { before, after, test } = require('node:test');
 const { PreTradeGate, RiskBudgetClient } = require('../../src');
 const { clientToken, control, target } = require('./environment');
+const helpers = require('./helpers');
 
 const client = new RiskBudgetClient(target, { clientToken, checkTradeTimeout: 5 });
 const gate = new PreTradeGate(client);
@@ -21,14 +22,7 @@ function codes(result) {
   return result.reasons.map((reason) => reason.code);
 }
 
-/** The warm-up prices are history, and a stale price rejects every order: publish fresh ones. */
-async function publishFreshPrices() {
-  const { budget } = await client.getBudget();
-  const now = new Date();
-  const published = await client.publishMarketData(
-    budget.symbols.map(({ symbol, lastPrice }) => ({ symbol, price: lastPrice, time: now })));
-  assert.equal(published.accepted, budget.symbols.length);
-}
+const publishFreshPrices = () => helpers.publishFreshPrices(client);
 
 before(publishFreshPrices);
 

@@ -9,19 +9,14 @@
 const assert = require('node:assert/strict');
 const { readFileSync } = require('node:fs');
 const { after, before, test } = require('node:test');
-const grpc = require('@grpc/grpc-js');
 const {
   PreTradeGate, RecommendationFeed, RiskBudgetAdminService, RiskBudgetClient, channelCredentials,
 } = require('../../src');
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: these tests run against real sidecars with TLS, started by `
-      + 'tests/polyglot/test_node_client_tls.py');
-  }
-  return value;
-}
+const helpers = require('./helpers');
+
+const { publishFreshPrices, triggerRebalance } = helpers;
+const required = (name) => helpers.required(name, 'tests/polyglot/test_node_client_tls.py');
 
 const tlsTarget = required('RISKBUDGET_TLS_TARGET');
 const mutualTarget = required('RISKBUDGET_MUTUAL_TLS_TARGET');
@@ -47,15 +42,6 @@ function order(fields = {}) {
     clientOrderId: `node-tls-${process.pid}-${orders}`, strategy: 'equity_momentum', symbol: 'SPY', side: 'buy',
     quantity: 10, ...fields,
   };
-}
-
-/** The warm-up prices are history, and a stale price rejects every order: publish fresh ones. */
-async function publishFreshPrices(client) {
-  const { budget } = await client.getBudget();
-  const now = new Date();
-  const published = await client.publishMarketData(
-    budget.symbols.map(({ symbol, lastPrice }) => ({ symbol, price: lastPrice, time: now })));
-  assert.equal(published.accepted, budget.symbols.length);
 }
 
 /** The gate's answer for an order that fits, through a client built with `options`. */
@@ -96,12 +82,7 @@ test('over TLS the feed streams a recommendation triggered through a stub with c
     feed.close();
     admin.close();
   });
-  const metadata = new grpc.Metadata();
-  metadata.set('authorization', `Bearer ${adminToken}`);
-  const triggered = await new Promise((resolve, reject) => {
-    admin.TriggerRebalance({ reason: 'over tls' }, metadata, { deadline: Date.now() + 30_000 },
-      (error, reply) => (error ? reject(error) : resolve(reply.recommendation)));
-  });
+  const triggered = await triggerRebalance(admin, adminToken, 'over tls');
 
   const { value, done } = await feed[Symbol.asyncIterator]().next();
 
