@@ -16,6 +16,8 @@ from ..service.errors import (
     StateUnavailable, StreamEnded, SubscriberOverflow, Unauthenticated,
 )
 
+from .parsing import refuse_unparsable
+
 log = structlog.get_logger("riskbudget.rpc")
 
 STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
@@ -62,13 +64,15 @@ def mapped_stream_errors(method: Callable[..., AsyncIterator[Any]]) -> Callable[
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
+            refuse_unparsable(request)
             async for message in method(self, request, context):
                 yield message
         except RiskBudgetError as error:
             log.info("stream_ended", method=method.__name__, error=str(error),
                      code=status_for(error).code.name)
-            status = status_for(error)
-            await context.abort(status.code, status.details, trailing_metadata_for(error))
+            status = status_for(error)  # its details (field violations) beside the resume point
+            await context.abort(status.code, status.details,
+                                (*status.trailing_metadata, *trailing_metadata_for(error)))
 
     return wrapper
 
@@ -79,6 +83,7 @@ def mapped_errors(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
+            refuse_unparsable(request)
             return await method(self, request, context)
         except RiskBudgetError as error:
             log.info("rpc_refused", method=method.__name__, error=str(error),

@@ -12,8 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from riskbudget.v1 import risk_budget_admin_pb2, risk_budget_admin_pb2_grpc
-from riskbudget.v1 import risk_budget_service_pb2, risk_budget_service_pb2_grpc
+from riskbudget.v1 import risk_budget_admin_pb2, risk_budget_service_pb2
 
 from ..engine.addresses import ListenAddress
 from ..engine.types import AlertKind, AlertSeverity
@@ -21,12 +20,14 @@ from ..service.sidecar import RiskBudgetSidecar
 from ..engine.config import SidecarTls
 from ..service.config_file import read_pem
 from .auth import AdminAuth, ClientTokenInterceptor
+from .parsing import add_servicer
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
 
-SERVICE_NAMES = (
-    risk_budget_service_pb2.DESCRIPTOR.services_by_name["RiskBudgetService"].full_name,
-    risk_budget_admin_pb2.DESCRIPTOR.services_by_name["RiskBudgetAdminService"].full_name,
+SERVICES = (
+    risk_budget_service_pb2.DESCRIPTOR.services_by_name["RiskBudgetService"],
+    risk_budget_admin_pb2.DESCRIPTOR.services_by_name["RiskBudgetAdminService"],
 )
+SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
 
 
 @dataclass
@@ -88,9 +89,8 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
         *pending,
     ])
-    risk_budget_service_pb2_grpc.add_RiskBudgetServiceServicer_to_server(RiskBudgetServicer(sidecar), server)
-    risk_budget_admin_pb2_grpc.add_RiskBudgetAdminServiceServicer_to_server(
-        RiskBudgetAdminServicer(sidecar, auth), server)
+    add_servicer(server, RiskBudgetServicer(sidecar), SERVICES[0])
+    add_servicer(server, RiskBudgetAdminServicer(sidecar, auth), SERVICES[1])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

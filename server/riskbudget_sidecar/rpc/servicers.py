@@ -14,6 +14,7 @@ from ..service.sidecar import RiskBudgetSidecar
 from . import converters as convert
 from .auth import AdminAuth
 from .errors import mapped_errors, mapped_stream_errors
+from .parsing import refuse_unparsable
 
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
@@ -53,6 +54,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     async def StreamMarketData(self, request_iterator: AsyncIterator, context):
         accepted, snapshot = 0, self._sidecar.snapshot
         async for batch in request_iterator:
+            refuse_unparsable(batch)
             count, snapshot = await self._sidecar.publish_prices(
                 convert.price_ticks(batch.ticks, self._sidecar.universe, now=self._sidecar.now()))
             accepted += count
