@@ -86,11 +86,8 @@ _TRIM_DECISIONS = ("DELETE FROM decision_log WHERE id IN "
 """Among the oldest rows (by id, the order they were written in), those older than the cutoff."""
 _FOLDED_UP_TO = "UPDATE check_journal SET applied_sequence = ?"
 
-_CHECKPOINT_EVERY = 2_500
-"""Commits of the event loop, or rows the writer wrote, between two checkpoints. At 250, a
-busy sidecar (1,500 checks a second) checkpointed about a dozen times a second,
-and the writer's share of the two cores came out of CheckTrade's throughput (16 clients:
-0.75 of the no-op's against 0.77 at 2,500, four alternating runs each)."""
+_CHECKPOINT_EVERY = 250
+"""Commits of the event loop, or decisions written, between two checkpoints."""
 
 _MAX_WAL_FRAMES = 10_000
 """A WAL this long (about 40 MB) is checkpointed holding the write lock (see _checkpoint)."""
