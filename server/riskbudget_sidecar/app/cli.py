@@ -43,6 +43,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace):
+    # gRPC core's own log lines (a failed TLS handshake at INFO) would come before the one
+    # line a failed command prints; GRPC_VERBOSITY set by the user still wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from riskbudget_client import RiskBudgetClient
 
     # Reads carry RISKBUDGET_CLIENT_TOKEN, else the admin token (which implies the client scope).
