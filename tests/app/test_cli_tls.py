@@ -164,6 +164,26 @@ async def test_check_trade_without_tls_against_a_tls_sidecar_rejects(tmp_path, p
     assert [reason["code"] for reason in reply["reasons"]] == ["REASON_CODE_SIDECAR_UNAVAILABLE"]
 
 
+async def test_check_trade_past_its_timeout_is_rejected_not_approved(tmp_path, pki, capsys):
+    run = await cli_against_tls_sidecar(tmp_path, pki, capsys, *CHECK_TRADE, *the_ca(pki), "--timeout", "1e-6",
+                                        fresh_prices=True)
+
+    assert run.code == 3
+    reply = json.loads(run.out)
+    assert reply["decision"] == "DECISION_REJECTED"
+    assert [reason["code"] for reason in reply["reasons"]] == ["REASON_CODE_SIDECAR_UNAVAILABLE"]
+    assert "DEADLINE_EXCEEDED" in reply["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_a_check_trade_timeout_that_is_not_a_positive_number_of_seconds_exits_2(tmp_path, capsys, timeout):
+    with pytest.raises(SystemExit) as exited:
+        main([*CHECK_TRADE, "--timeout", timeout, *no_sidecar(tmp_path)])
+
+    assert exited.value.code == 2
+    assert f"--timeout: must be a number of seconds > 0, got {timeout!r}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("given, missing", [("--tls-cert", "--tls-key"), ("--tls-key", "--tls-cert")])
 def test_a_client_certificate_without_its_key_or_the_reverse_exits_2(tmp_path, pki, capsys, given, missing):
     code = main(["budget", given, client_certificate_options(pki)[given], *no_sidecar(tmp_path)])

@@ -42,7 +42,7 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace, **options):
     # gRPC core's own log lines (a failed TLS handshake at INFO) would come before the one
     # line a failed command prints; GRPC_VERBOSITY set by the user still wins.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -52,7 +52,7 @@ def _client(args: argparse.Namespace):
     admin_token = os.environ.get("RISKBUDGET_ADMIN_TOKEN") or None
     client_token = os.environ.get("RISKBUDGET_CLIENT_TOKEN") or admin_token
     return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token,
-                            credentials=_tls_credentials(args))
+                            credentials=_tls_credentials(args), **options)
 
 
 def _tls_credentials(args: argparse.Namespace):
@@ -126,7 +126,9 @@ def _utilization(args: argparse.Namespace) -> int:
 
 
 def _check_trade(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    # The first call also connects (and shakes hands, over TLS): the trading engine's 0.25 s
+    # deadline is too short for a one-shot command, which is not latency-sensitive anyway.
+    with _client(args, check_trade_timeout=args.timeout) as client:
         response = client.check_trade(
             args.order_id or f"cli-{uuid.uuid4().hex[:12]}", args.strategy, args.symbol, args.side,
             args.quantity, limit_price=args.limit_price, dry_run=args.dry_run)
@@ -259,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     trade.add_argument("--limit-price", type=float, default=0.0)
     trade.add_argument("--order-id", help="client order id (a random one if omitted)")
     trade.add_argument("--dry-run", action="store_true", help="evaluate without reserving")
+    trade.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
+                       help="deadline of the check, connecting included (default 5); past it the "
+                            "order is rejected (fail closed)")
 
     publish = client_command("publish", "publish prices now: SYMBOL=PRICE ...", _publish)
     publish.add_argument("prices", nargs="+")
@@ -304,14 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_seconds(text: str) -> float:
+def _seconds(text: str, *, zero_allowed: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0)):
+        bound = ">= 0" if zero_allowed else "> 0"
+        raise argparse.ArgumentTypeError(f"must be a number of seconds {bound}, got {text!r}")
     return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    return _seconds(text, zero_allowed=True)
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text, zero_allowed=False)
 
 
 def _positive_int(text: str) -> int:
