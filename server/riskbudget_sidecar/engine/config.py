@@ -259,7 +259,7 @@ class StoreSettings(Frozen):
     """Seconds a write waits for the database before the change is refused (checks fail closed)."""
     min_free_disk_mib: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1024
     """An alert (DISK_SPACE_LOW) while the database's filesystem has less free than this, in
-    MiB: once it is full, checks fail closed. 0: no alert. About half an hour of a busy
+    MiB: once it is full, checks fail closed. 0: no alert. About 25 minutes of a busy
     sidecar (1,000 checks a second) with the default."""
 
 
