@@ -21,8 +21,10 @@ async def disk_alerts(harness) -> list[pb.Alert]:
     return [a for a in reply.alerts if a.kind == pb.ALERT_KIND_DISK_SPACE_LOW]
 
 
-def free_bytes_metric(harness) -> float | None:
-    return harness.sidecar.metrics.registry.get_sample_value("riskbudget_state_disk_free_bytes")
+def free_bytes_metric(harness) -> list[tuple[dict, float]]:
+    """The samples of riskbudget_state_disk_free_bytes: (labels, value)."""
+    return [(sample.labels, sample.value) for family in harness.sidecar.metrics.registry.collect()
+            for sample in family.samples if sample.name == "riskbudget_state_disk_free_bytes"]
 
 
 @pytest.fixture
@@ -69,9 +71,10 @@ async def test_the_free_bytes_of_the_state_store_filesystem_are_a_metric(started
 
     harness.sidecar.refresh_metrics()
 
-    free = free_bytes_metric(harness)
+    [(labels, free)] = free_bytes_metric(harness)
     actual = shutil.disk_usage(tmp_path).free
-    assert free is not None and abs(free - actual) < 64 * MIB  # the same filesystem, read moments apart
+    assert labels == {"database": harness.sidecar.config.store.path}
+    assert abs(free - actual) < 64 * MIB  # the same filesystem, read moments apart
 
 
 async def test_the_alert_is_raised_again_only_after_the_space_came_back(started, monkeypatch):
@@ -101,3 +104,12 @@ async def test_a_free_space_that_cannot_be_read_leaves_the_tick_and_the_checks_r
 
     assert await disk_alerts(harness) == []
     assert decision.decision == pb.DECISION_APPROVED
+
+
+async def test_a_memory_store_writes_no_disk_and_so_has_neither_alert_nor_metric(started):
+    harness = await started(store__backend="memory", store__min_free_disk_mib=1e12)
+
+    await harness.sidecar.monitor_once()
+
+    assert await disk_alerts(harness) == []
+    assert free_bytes_metric(harness) == []

@@ -47,7 +47,9 @@ class SidecarMetrics:
         self.decision_log_overflowed = Gauge(
             "riskbudget_decision_log_overflowed", "Decisions sent to the fallback log", registry=r)
         self.disk_free = Gauge("riskbudget_state_disk_free_bytes",
-                               "Bytes free on the state store's filesystem (SQLite)", registry=r)
+                               "Bytes free on the filesystem of the state database (SQLite only: a "
+                               "labelled gauge, so that a store writing no file exports none)",
+                               ["database"], registry=r)
         self.overrides = Gauge("riskbudget_overrides_active", "Active operator overrides", registry=r)
         self.success = Gauge("riskbudget_success", "The seed's success metrics", ["metric"], registry=r)
         self._checks = {decision: self.check_seconds.labels(decision.value) for decision in Decision}

@@ -673,7 +673,7 @@ class RiskBudgetSidecar:
         metrics.decision_log_backlog.set(backlog)
         metrics.decision_log_overflowed.set(overflowed)
         if (free := self._disk_free()) is not None:
-            metrics.disk_free.set(free)
+            metrics.disk_free.labels(self.config.store.path).set(free)
         metrics.overrides.set(len(self._overrides))
         summary = self.success.summary(self._clock.now())
         for name in ("budget_utilization", "regime_response_p50", "regime_response_max",
