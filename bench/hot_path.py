@@ -10,7 +10,9 @@ minute): how long it takes, and the longest it holds the event loop (what a Chec
 arriving meanwhile waits for). And the cyclic garbage collector over `--gc-checks` checks on
 SQLite, every one still remembered (as over the two minutes a decision is kept), with
 Python's default thresholds and as `riskbudget serve` sets it: how often it ran, its longest
-pause, and its share of the checks' time.
+pause, and its share of the checks' time. And the same check with the event loop asleep for
+`--gap-us` between two checks (as the sidecar is between the calls of one client) and with it
+spinning for as long instead: how much slower a check runs when the CPU went idle before it.
 """
 
 from __future__ import annotations
@@ -49,8 +51,19 @@ def bench_config(backend: str, database: str, shared_url: str) -> Config:
     return parse_config(data, source="bench")
 
 
-async def check_latencies(backend: str, orders: int, directory: str, shared_url: str) -> list[float]:
-    sidecar = RiskBudgetSidecar(bench_config(backend, f"{directory}/{backend}.sqlite3", shared_url),
+async def pause_between_checks(gap: str, seconds: float) -> None:
+    """Nothing ("none"), sleep in the selector ("idle": the CPU may go idle), or spin ("busy")."""
+    if gap == "idle":
+        await asyncio.sleep(seconds)
+    elif gap == "busy":
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+
+async def check_latencies(backend: str, orders: int, directory: str, shared_url: str,
+                          gap: str = "none", gap_seconds: float = 0.0) -> list[float]:
+    sidecar = RiskBudgetSidecar(bench_config(backend, f"{directory}/{backend}-{gap}.sqlite3", shared_url),
                                 clock=SystemClock())
     await sidecar.start()
     try:
@@ -59,6 +72,7 @@ async def check_latencies(backend: str, orders: int, directory: str, shared_url:
         latencies = []
         for n in range(orders):
             order = OrderRequest(f"bench-{n}", "equity_momentum", "SPY", Side.BUY, 1.0)
+            await pause_between_checks(gap, gap_seconds)
             began = time.perf_counter_ns()
             await sidecar.check_trade(order)
             latencies.append((time.perf_counter_ns() - began) / 1e3)
@@ -152,20 +166,24 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[min(int(fraction * len(values)), len(values) - 1)]
 
 
-async def main(orders: int, due: int, gc_checks: int) -> dict:
+async def main(orders: int, due: int, gc_checks: int, gap_us: float) -> dict:
     configure_logging("info", file=sys.stderr)  # as `riskbudget serve` does, off the JSON on stdout
     with tempfile.TemporaryDirectory() as directory, ValkeyProcess(Path(directory) / "valkey") as valkey:
         results = {backend: await check_latencies(backend, orders, directory, valkey.url)
                    for backend in BACKENDS}
+        gapped = {(backend, gap): await check_latencies(backend, orders, directory, valkey.url, gap, gap_us / 1e6)
+                  for backend in BACKENDS for gap in ("idle", "busy")} if gap_us else {}
         ticks = {backend: await tick_stall(backend, due, directory, valkey.url) for backend in BACKENDS}
         collector = [await collector_pauses(tuned, gc_checks, directory) for tuned in (False, True)] if gc_checks else []
     floor = results["memory"]
     report = {"machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}",
-              "orders": orders, "backends": {}}
+              "orders": orders, "gap_us": gap_us, "backends": {}}
     for backend, values in results.items():
         report["backends"][backend] = {
             "p50_us": round(percentile(values, 0.5), 1), "p99_us": round(percentile(values, 0.99), 1),
             "p50_ratio_to_memory": round(percentile(values, 0.5) / percentile(floor, 0.5), 2),
+            **{f"p50_us_after_{gap}_gap": round(percentile(gapped[backend, gap], 0.5), 1)
+               for gap in ("idle", "busy") if (backend, gap) in gapped},
             "monitoring_tick": ticks[backend]}
     report["garbage_collector"] = collector
     return report
@@ -178,5 +196,8 @@ if __name__ == "__main__":
                         help="reservations and decisions due at the measured monitoring tick")
     parser.add_argument("--gc-checks", type=int, default=80_000,
                         help="checks remembered at once for the garbage collector's figures (0: skip them)")
+    parser.add_argument("--gap-us", type=float, default=200.0,
+                        help="microseconds between two checks, the loop asleep or spinning (0: skip these)")
     arguments = parser.parse_args()
-    print(json.dumps(asyncio.run(main(arguments.orders, arguments.due, arguments.gc_checks)), indent=2))
+    print(json.dumps(asyncio.run(main(arguments.orders, arguments.due, arguments.gc_checks, arguments.gap_us)),
+                     indent=2))
