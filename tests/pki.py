@@ -1,5 +1,6 @@
-"""Certificates made for tests: a CA, a server certificate for localhost and 127.0.0.1, and a
-client certificate from the same CA, written to files only their user may read."""
+"""Certificates made for tests: a CA, a server certificate for localhost and 127.0.0.1, one for
+the name riskbudget.test alone, and a client certificate from the same CA, written to files
+only their user may read."""
 
 from __future__ import annotations
 
@@ -24,9 +25,22 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+NAMED_SERVER = "riskbudget.test"
+"""The one name Pki.named_server is for: a client reaching it at 127.0.0.1 must be told to
+expect that name."""
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def issue(common_name: str, *, issuer: tuple[Pem, object] | None = None, ca: bool = False,
-          server: bool = False) -> tuple[Pem, object]:
-    """A certificate for `common_name`, signed by `issuer` (self-signed without one)."""
+          names: tuple[str, ...] = ()) -> tuple[Pem, object]:
+    """A certificate for `common_name`, signed by `issuer` (self-signed without one), and for
+    `names` (host names and IP addresses: a server's subject alternative names)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     issuer_name, signing_key = _name(common_name), key
@@ -38,9 +52,9 @@ def issue(common_name: str, *, issuer: tuple[Pem, object] | None = None, ca: boo
                .not_valid_before(now - datetime.timedelta(minutes=5))
                .not_valid_after(now + datetime.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
     cert = builder.sign(signing_key, hashes.SHA256())
     pem = Pem(cert.public_bytes(serialization.Encoding.PEM),
               key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -52,6 +66,8 @@ def issue(common_name: str, *, issuer: tuple[Pem, object] | None = None, ca: boo
 class Pki:
     ca: Pem
     server: Pem
+    named_server: Pem
+    """For NAMED_SERVER alone, not 127.0.0.1 nor localhost."""
     client: Pem
     folder: Path
 
@@ -65,7 +81,8 @@ class Pki:
 def make_pki(folder: Path) -> Pki:
     """A fresh CA, with a server and a client certificate it signed; files go in `folder`."""
     ca = issue("riskbudget test CA", ca=True)
-    server, _ = issue("localhost", issuer=ca, server=True)
+    server, _ = issue("localhost", issuer=ca, names=("localhost", "127.0.0.1"))
+    named_server, _ = issue(NAMED_SERVER, issuer=ca, names=(NAMED_SERVER,))
     client, _ = issue("trading-engine", issuer=ca)
     folder.mkdir()
-    return Pki(ca[0], server, client, folder)
+    return Pki(ca[0], server, named_server, client, folder)

@@ -72,6 +72,24 @@ def positive_seconds(value: float, argument: str) -> float:
     return float(value)
 
 
+def channel_options(
+    credentials: grpc.ChannelCredentials | None, tls_server_name: str | None
+) -> tuple[tuple[str, int | str], ...]:
+    """CHANNEL_OPTIONS, and with `tls_server_name` the name that the sidecar's
+    certificate is checked against instead of the target's host."""
+    if tls_server_name is None:
+        return CHANNEL_OPTIONS
+    if credentials is None:
+        raise ValueError(
+            "tls_server_name needs credentials: it is the name on the sidecar's TLS certificate"
+        )
+    name = tls_server_name
+    is_host_name = isinstance(name, str) and name.isprintable() and name.split() == [name]
+    if not is_host_name:
+        raise ValueError(f"tls_server_name must be a host name, got {name!r}")
+    return (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name))
+
+
 def admin_metadata(admin_token: str | None) -> Metadata:
     return () if admin_token is None else (("authorization", f"Bearer {admin_token}"),)
 

@@ -28,7 +28,9 @@ class RiskBudgetClient:
     fails. `admin_token` is sent on admin calls only, `client_token` on every
     other call (needed when the sidecar has a client token configured).
     `credentials` (e.g. `grpc.ssl_channel_credentials(root_certificates=...)`)
-    makes the channel TLS, for a sidecar listening off loopback.
+    makes the channel TLS, for a sidecar listening off loopback; with it,
+    `tls_server_name` is the name the sidecar's certificate must carry when
+    the target's host is not on it (a tunnel, or an address it does not name).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class RiskBudgetClient:
         admin_token: str | None = None,
         client_token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        tls_server_name: str | None = None,
         check_trade_timeout: float = _common.DEFAULT_CHECK_TRADE_TIMEOUT,
         timeout: float = _common.DEFAULT_TIMEOUT,
     ) -> None:
@@ -47,12 +50,11 @@ class RiskBudgetClient:
         self._timeout = _common.positive_seconds(timeout, "timeout")
         self._admin_metadata = _common.admin_metadata(admin_token)
         self._client_metadata = _common.client_metadata(client_token)
+        options = _common.channel_options(credentials, tls_server_name)
         if credentials is None:
-            self._channel = grpc.insecure_channel(target, options=_common.CHANNEL_OPTIONS)
+            self._channel = grpc.insecure_channel(target, options=options)
         else:
-            self._channel = grpc.secure_channel(
-                target, credentials, options=_common.CHANNEL_OPTIONS
-            )
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._service = service_grpc.RiskBudgetServiceStub(self._channel)
         self._admin = admin_grpc.RiskBudgetAdminServiceStub(self._channel)
 
