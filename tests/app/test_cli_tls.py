@@ -1,5 +1,5 @@
-"""The `riskbudget` client commands over TLS: --tls-ca, --tls-cert/--tls-key, --tls and the
-RISKBUDGET_TLS_* variables, against a sidecar listening with TLS (certificates from tests/pki.py)."""
+"""The `riskbudget` client commands over TLS: --tls-ca, --tls-cert/--tls-key, --tls,
+--tls-server-name and the RISKBUDGET_TLS_* variables, against a sidecar listening with TLS (certificates from tests/pki.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from riskbudget_sidecar.app.cli import main
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.engine.types import PriceTick
-from tests.pki import Pki, issue, make_pki
+from tests.pki import NAMED_SERVER, Pem, Pki, issue, make_pki
 from tests.rpc.conftest import T0
 from tests.rpc.test_tls import start_tls_sidecar
 
@@ -28,7 +28,7 @@ def pki(tmp_path) -> Pki:
 
 @pytest.fixture(autouse=True)
 def no_tls_environment(monkeypatch):
-    for name in ("RISKBUDGET_TLS_CA", "RISKBUDGET_TLS_CERT", "RISKBUDGET_TLS_KEY"):
+    for name in ("RISKBUDGET_TLS_CA", "RISKBUDGET_TLS_CERT", "RISKBUDGET_TLS_KEY", "RISKBUDGET_TLS_SERVER_NAME"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -40,10 +40,10 @@ class Run:
 
 
 async def cli_against_tls_sidecar(tmp_path, pki: Pki, capsys, *argv: str, mutual: bool = False,
-                                  fresh_prices: bool = False) -> Run:
-    """`riskbudget ARGV --target SIDECAR` run while a TLS sidecar serves; its exit code and
-    output, without the sidecar's logs."""
-    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=mutual)
+                                  fresh_prices: bool = False, certificate: Pem | None = None) -> Run:
+    """`riskbudget ARGV --target SIDECAR` run while a TLS sidecar serves (with `certificate`,
+    pki.server by default); its exit code and output, without the sidecar's logs."""
+    sidecar, servers = await start_tls_sidecar(tmp_path, pki, mutual=mutual, certificate=certificate)
     try:
         if fresh_prices:
             await sidecar.publish_prices(
@@ -182,6 +182,49 @@ def test_a_check_trade_timeout_that_is_not_a_positive_number_of_seconds_exits_2(
 
     assert exited.value.code == 2
     assert f"--timeout: must be a number of seconds > 0, got {timeout!r}" in capsys.readouterr().err
+
+
+async def test_the_server_name_reaches_a_sidecar_whose_certificate_names_another_host(tmp_path, pki, capsys):
+    run = await cli_against_tls_sidecar(tmp_path, pki, capsys, "budget", *the_ca(pki),
+                                        "--tls-server-name", NAMED_SERVER, certificate=pki.named_server)
+
+    assert (run.code, run.err) == (0, "")
+    assert run.out.startswith("budget v1")
+
+
+async def test_the_environment_gives_the_server_name(tmp_path, pki, capsys, monkeypatch):
+    monkeypatch.setenv("RISKBUDGET_TLS_SERVER_NAME", NAMED_SERVER)
+
+    run = await cli_against_tls_sidecar(tmp_path, pki, capsys, "budget", *the_ca(pki),
+                                        certificate=pki.named_server)
+
+    assert (run.code, run.err) == (0, "")
+
+
+@pytest.mark.parametrize("server_name", [[], ["--tls-server-name", "other.test"]])
+async def test_without_the_name_on_the_sidecar_certificate_the_command_fails_in_one_line(
+        tmp_path, pki, capsys, server_name):
+    run = await cli_against_tls_sidecar(tmp_path, pki, capsys, "budget", *the_ca(pki), *server_name,
+                                        certificate=pki.named_server)
+
+    assert_one_line_failure(run)
+
+
+async def test_the_server_name_alone_turns_tls_on(tmp_path, pki, capsys):
+    # Verified against the system's trust store, where the test CA is not.
+    run = await cli_against_tls_sidecar(tmp_path, pki, capsys, "budget", "--tls-server-name", NAMED_SERVER,
+                                        certificate=pki.named_server)
+
+    assert_one_line_failure(run, "CERTIFICATE_VERIFY_FAILED")
+
+
+@pytest.mark.parametrize("server_name", ["", "two words", "tab\there"])
+def test_a_server_name_that_is_no_host_name_exits_2_naming_the_option(tmp_path, pki, capsys, server_name):
+    code = main(["budget", *the_ca(pki), "--tls-server-name", server_name, *no_sidecar(tmp_path)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (f"--tls-server-name: tls_server_name must be a host name, "
+                                       f"got {server_name!r}\n")
 
 
 @pytest.mark.parametrize("given, missing", [("--tls-cert", "--tls-key"), ("--tls-key", "--tls-cert")])

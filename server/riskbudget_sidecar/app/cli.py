@@ -51,8 +51,12 @@ def _client(args: argparse.Namespace, **options):
     # Reads carry RISKBUDGET_CLIENT_TOKEN, else the admin token (which implies the client scope).
     admin_token = os.environ.get("RISKBUDGET_ADMIN_TOKEN") or None
     client_token = os.environ.get("RISKBUDGET_CLIENT_TOKEN") or admin_token
-    return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token,
-                            credentials=_tls_credentials(args), **options)
+    credentials = _tls_credentials(args)
+    try:
+        return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token,
+                                credentials=credentials, tls_server_name=args.tls_server_name, **options)
+    except ValueError as error:  # the other arguments were checked when parsed
+        raise ConfigError([f"--tls-server-name: {error}"]) from None
 
 
 def _tls_credentials(args: argparse.Namespace):
@@ -60,7 +64,7 @@ def _tls_credentials(args: argparse.Namespace):
     if (args.tls_cert is None) != (args.tls_key is None):  # grpc would abort the process
         given, missing = ("--tls-cert", "--tls-key") if args.tls_key is None else ("--tls-key", "--tls-cert")
         raise ConfigError([f"{given} needs {missing}: mutual TLS takes a client certificate and its key"])
-    if not args.tls and args.tls_ca is None and args.tls_cert is None:
+    if not args.tls and args.tls_ca is None and args.tls_cert is None and args.tls_server_name is None:
         return None
     import grpc
 
@@ -244,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="PEM client certificate, for mutual TLS (env RISKBUDGET_TLS_CERT)")
         tls.add_argument("--tls-key", metavar="FILE", default=os.environ.get("RISKBUDGET_TLS_KEY") or None,
                          help="PEM key of --tls-cert (env RISKBUDGET_TLS_KEY)")
+        tls.add_argument("--tls-server-name", metavar="NAME",
+                         default=os.environ.get("RISKBUDGET_TLS_SERVER_NAME") or None,
+                         help="the name on the sidecar's certificate, when the target's host is not on it: "
+                              "a tunnel, or an address it does not name (env RISKBUDGET_TLS_SERVER_NAME)")
         sub.set_defaults(run=run)
         return sub
 
