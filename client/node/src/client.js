@@ -59,9 +59,14 @@ function positiveSeconds(value, argument) {
   return value;
 }
 
-const TLS_OPTIONS = ['ca', 'cert', 'key'];
+/** What `value` is, for an error message: its type, or an object's kind ('[object Array]'). */
+function kindOf(value) {
+  return typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value;
+}
 
-/** What each `tls` option must hold, as the sidecar's own check of its PEM files says it. */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'serverName'];
+
+/** What each PEM `tls` option must hold, as the sidecar's own check of its PEM files says it. */
 const PEM_BLOCKS = {
   ca: { kind: 'CERTIFICATE', pattern: /-----BEGIN CERTIFICATE-----/ },
   cert: { kind: 'CERTIFICATE', pattern: /-----BEGIN CERTIFICATE-----/ },
@@ -75,8 +80,7 @@ function pemOption(tls, name) {
     return null;
   }
   if (!(typeof value === 'string' || Buffer.isBuffer(value))) {
-    const got = typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value;
-    throw new TypeError(`tls.${name} must be PEM as a Buffer or a string, got ${got}`);
+    throw new TypeError(`tls.${name} must be PEM as a Buffer or a string, got ${kindOf(value)}`);
   }
   const pem = Buffer.from(value);
   const { kind, pattern } = PEM_BLOCKS[name];
@@ -87,24 +91,51 @@ function pemOption(tls, name) {
   return pem;
 }
 
-/**
- * The channel credentials for the `tls` option of RiskBudgetClient: plaintext without it, TLS
- * trusting `ca` (the system's roots without it) with it, presenting `cert` and `key` (mutual TLS)
- * when both are given. Exported for stubs built by hand (e.g. of RiskBudgetAdminService).
- */
-function channelCredentials(tls) {
+/** `tls.serverName`, or null when not given; a TypeError or RangeError naming it otherwise. */
+function serverNameOption(tls) {
+  const value = tls.serverName;
+  if (value === undefined || value === null) {
+    return null;
+  }
+  if (typeof value !== 'string') {
+    throw new TypeError(`tls.serverName must be a host name as a string, got ${kindOf(value)}`);
+  }
+  if (!/^[^\s\p{Cc}]+$/u.test(value)) {
+    throw new RangeError('tls.serverName must be a host name, not empty and without whitespace or control '
+      + `characters, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** `tls` checked to be null or an object of TLS_OPTIONS only; a TypeError otherwise. */
+function tlsObject(tls) {
   if (tls === undefined || tls === null) {
-    return grpc.credentials.createInsecure();
+    return null;
   }
   if (typeof tls !== 'object' || Array.isArray(tls) || Buffer.isBuffer(tls)) {
-    throw new TypeError(`tls must be an object { ca, cert, key }, got ${Array.isArray(tls) ? 'an array' : typeof tls}`);
+    throw new TypeError(`tls must be an object { ${TLS_OPTIONS.join(', ')} }, `
+      + `got ${Array.isArray(tls) ? 'an array' : typeof tls}`);
   }
   const unknown = Object.keys(tls).filter((name) => !TLS_OPTIONS.includes(name));
   if (unknown.length > 0) {
     throw new TypeError(`tls has no option ${unknown.map((name) => `'${name}'`).join(', ')}: `
       + `its options are ${TLS_OPTIONS.map((name) => `'${name}'`).join(', ')}`);
   }
-  const [ca, cert, key] = TLS_OPTIONS.map((name) => pemOption(tls, name));
+  return tls;
+}
+
+/**
+ * The channel credentials for the `tls` option of RiskBudgetClient: plaintext without it, TLS
+ * trusting `ca` (the system's roots without it) with it, presenting `cert` and `key` (mutual TLS)
+ * when both are given. Exported, with channelOptions (which carries `serverName`), for stubs built
+ * by hand (e.g. of RiskBudgetAdminService).
+ */
+function channelCredentials(tls) {
+  if (tlsObject(tls) === null) {
+    return grpc.credentials.createInsecure();
+  }
+  serverNameOption(tls); // refused here too: both functions refuse the same `tls`
+  const [ca, cert, key] = ['ca', 'cert', 'key'].map((name) => pemOption(tls, name));
   if ((cert === null) !== (key === null)) {
     const [given, missing] = cert === null ? ['key', 'cert'] : ['cert', 'key'];
     throw new TypeError(`tls.${given} needs tls.${missing}: mutual TLS takes both (or neither)`);
@@ -116,6 +147,21 @@ function channelCredentials(tls) {
     // here: the sidecar then refuses the handshake, and every call fails as UNAVAILABLE.)
     throw new Error(`tls: the certificates or key cannot be used: ${error.message}`, { cause: error });
   }
+}
+
+/**
+ * The channel options RiskBudgetClient uses for the `tls` option: with `serverName`, the name the
+ * sidecar's certificate is checked against and sent as SNI instead of the target's host. A stub
+ * built by hand takes them beside channelCredentials(tls):
+ * `new RiskBudgetAdminService(target, channelCredentials(tls), channelOptions(tls))`.
+ */
+function channelOptions(tls) {
+  const serverName = tlsObject(tls) === null ? null : serverNameOption(tls);
+  // grpc-js checks the certificate against this name and sends it as SNI. The calls' :authority
+  // stays the target's (no grpc.default_authority): the sidecar does not check it.
+  return serverName === null
+    ? { ...CHANNEL_OPTIONS }
+    : { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': serverName };
 }
 
 /** The full name of a side given in any case, with or without its prefix ('buy', 'SIDE_SELL'). */
@@ -173,14 +219,17 @@ function malformation(request, reply) {
 /**
  * Calls the sidecar at `target` ('127.0.0.1:50051', 'unix:/path', or 'host:port' of a sidecar
  * listening with `sidecar.tls`). Without `tls` the channel is plaintext: loopback or a unix
- * socket. With `tls: { ca, cert, key }` (each PEM, a Buffer or a string: the contents, not a
- * path) it is TLS: the sidecar's certificate must chain to `ca` (the system's roots when `ca` is
- * left out) and name the target's host; `cert` and `key` together are the client's own
- * certificate and key, for a sidecar with `sidecar.tls.client_ca_file` (mutual TLS). A `tls`
- * that is not an object, an option that is not a Buffer or string, or `cert` without `key` (or
- * the reverse) throws a TypeError naming it; PEM with no certificate (`ca`, `cert`) or private
- * key (`key`) in it, a RangeError. A sidecar the client cannot verify (or that refuses the
- * client) fails every call as UNAVAILABLE.
+ * socket. With `tls: { ca, cert, key, serverName }` (`ca`, `cert` and `key` each PEM, a Buffer
+ * or a string: the contents, not a path) it is TLS: the sidecar's certificate must chain to `ca`
+ * (the system's roots when `ca` is left out) and name the target's host, or `serverName` when
+ * given (a host name, also sent as SNI: for a target reached by another name, e.g. 127.0.0.1
+ * through a tunnel); `cert` and `key` together are the client's own certificate and key, for a
+ * sidecar with `sidecar.tls.client_ca_file` (mutual TLS). A `tls` that is not an object, a PEM
+ * option that is not a Buffer or string, a `serverName` that is not a string, or `cert` without
+ * `key` (or the reverse) throws a TypeError naming it; PEM with no certificate (`ca`, `cert`) or
+ * private key (`key`) in it, or a `serverName` that is empty or has whitespace or control
+ * characters, a RangeError. A sidecar the client cannot verify (or that refuses the client)
+ * fails every call as UNAVAILABLE.
  *
  * `checkTrade` fails closed: it never throws for a failed call and never approves on one.
  * Every other method rejects with a RiskBudgetError when the call fails. `clientToken` is
@@ -208,7 +257,7 @@ class RiskBudgetClient {
     if (clientToken !== undefined) {
       this.#metadata.set('authorization', `Bearer ${clientToken}`);
     }
-    this.#stub = new RiskBudgetService(target, channelCredentials(tls), CHANNEL_OPTIONS);
+    this.#stub = new RiskBudgetService(target, channelCredentials(tls), channelOptions(tls));
   }
 
   close() {
@@ -307,6 +356,7 @@ module.exports = {
   RiskBudgetClient,
   RiskBudgetError,
   channelCredentials,
+  channelOptions,
   positiveSeconds,
   statusName,
 };

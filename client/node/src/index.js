@@ -7,6 +7,7 @@ const {
   RiskBudgetClient,
   RiskBudgetError,
   channelCredentials,
+  channelOptions,
 } = require('./client');
 const { RiskBudgetAdminService, RiskBudgetService } = require('./contract');
 const {
@@ -32,5 +33,6 @@ module.exports = {
   RiskBudgetError,
   RiskBudgetService,
   channelCredentials,
+  channelOptions,
   gateResult,
 };

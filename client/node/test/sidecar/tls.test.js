@@ -1,16 +1,17 @@
 'use strict';
 // The client's `tls` option against real sidecar processes listening with `sidecar.tls`: one with
-// server TLS, one with mutual TLS (`client_ca_file`). Orders are approved and recommendations
-// streamed over TLS; a client that cannot verify the sidecar (plaintext, another CA, the system
-// roots) or that the sidecar refuses (no certificate, one from another CA) gets no approval: every
-// order is the client's own rejection. Run by tests/polyglot/test_node_client_tls.py, which makes
-// the certificates and starts the sidecars.
+// server TLS, one with mutual TLS (`client_ca_file`), and one at 127.0.0.1 whose certificate names
+// only RISKBUDGET_TLS_SERVER_NAME (reached with `tls.serverName`). Orders are approved and
+// recommendations streamed over TLS; a client that cannot verify the sidecar (plaintext, another
+// CA, the system roots, no or the wrong server name) or that the sidecar refuses (no certificate,
+// one from another CA) gets no approval: every order is the client's own rejection. Run by
+// tests/polyglot/test_node_client_tls.py, which makes the certificates and starts the sidecars.
 
 const assert = require('node:assert/strict');
 const { readFileSync } = require('node:fs');
 const { after, before, test } = require('node:test');
 const {
-  PreTradeGate, RecommendationFeed, RiskBudgetAdminService, RiskBudgetClient, channelCredentials,
+  PreTradeGate, RecommendationFeed, RiskBudgetAdminService, RiskBudgetClient, channelCredentials, channelOptions,
 } = require('../../src');
 
 const helpers = require('./helpers');
@@ -20,6 +21,9 @@ const required = (name) => helpers.required(name, 'tests/polyglot/test_node_clie
 
 const tlsTarget = required('RISKBUDGET_TLS_TARGET');
 const mutualTarget = required('RISKBUDGET_MUTUAL_TLS_TARGET');
+/** 127.0.0.1:<port> of a sidecar whose certificate names only `serverName`. */
+const namedTarget = required('RISKBUDGET_NAMED_TLS_TARGET');
+const serverName = required('RISKBUDGET_TLS_SERVER_NAME');
 const clientToken = required('RISKBUDGET_CLIENT_TOKEN');
 const adminToken = required('RISKBUDGET_ADMIN_TOKEN');
 /** The test CA as a Buffer, the client's certificate and key as strings: both forms are PEM to the client. */
@@ -34,7 +38,18 @@ const trusted = new RiskBudgetClient(tlsTarget, { clientToken, checkTradeTimeout
 const mutual = new RiskBudgetClient(mutualTarget, {
   clientToken, checkTradeTimeout: 5, tls: { ca, cert: clientCert, key: clientKey },
 });
+const named = new RiskBudgetClient(namedTarget, { clientToken, checkTradeTimeout: 5, tls: { ca, serverName } });
 let orders = 0;
+
+/** Node's DEP0123 warnings, "Setting the TLS ServerName to an IP address is not permitted". */
+const ipServerNameWarnings = [];
+process.on('warning', (warning) => {
+  if (warning.code === 'DEP0123') {
+    ipServerNameWarnings.push(warning);
+  }
+});
+/** How many there were once `named` had connected, before any other client did. */
+let ipServerNameWarningsFromNamed;
 
 function order(fields = {}) {
   orders += 1;
@@ -60,11 +75,17 @@ function assertRefusedByTheClient(result) {
   assert.match(result.reasons[0].message, /^sidecar call failed: UNAVAILABLE: /);
 }
 
-before(() => publishFreshPrices(trusted));
+before(async () => {
+  // Node gives a warning once per process: `named` connects first, while its own can be told apart.
+  await named.waitForReady().catch(() => {}); // a failure shows in the tests of `named`
+  ipServerNameWarningsFromNamed = ipServerNameWarnings.length;
+  await publishFreshPrices(trusted);
+});
 
 after(() => {
   trusted.close();
   mutual.close();
+  named.close();
 });
 
 test('over TLS, with the CA that signed the sidecar, an order that fits is approved', async () => {
@@ -124,4 +145,32 @@ test('a mutual-TLS sidecar refuses a client without a certificate: no approval',
 
 test('a mutual-TLS sidecar refuses a client certificate from another CA: no approval', async () => {
   assertRefusedByTheClient(await checkWith(mutualTarget, { tls: { ca, cert: intruderCert, key: intruderKey } }));
+});
+
+test('with tls.serverName, a sidecar at 127.0.0.1 whose certificate has only that name approves', async () => {
+  await publishFreshPrices(named);
+  const result = await new PreTradeGate(named).check(order());
+
+  assert.deepEqual([result.allowed, result.quantity, result.decision, result.reasons], [true, 10, 'DECISION_APPROVED', []]);
+  assert.equal(ipServerNameWarningsFromNamed, 0, 'Node warned (DEP0123) of an IP address as the TLS server name');
+});
+
+test('channelOptions gives a stub built by hand the server name', async (t) => {
+  const tls = { ca, serverName };
+  const admin = new RiskBudgetAdminService(namedTarget, channelCredentials(tls), channelOptions(tls));
+  t.after(() => admin.close());
+
+  const triggered = await triggerRebalance(admin, adminToken, 'to a named sidecar');
+
+  assert.match(triggered.reason, /^to a named sidecar/);
+});
+
+test('without tls.serverName a client refuses a sidecar whose certificate does not name its host', async () => {
+  assertRefusedByTheClient(await checkWith(namedTarget, { tls: { ca } }));
+  // Node warns of the IP address sent as server name: the check of `named` above sees such warnings.
+  assert.equal(ipServerNameWarnings.length, 1);
+});
+
+test('with a tls.serverName the certificate does not hold, a client refuses the sidecar', async () => {
+  assertRefusedByTheClient(await checkWith(namedTarget, { tls: { ca, serverName: 'other.test' } }));
 });

@@ -7,7 +7,9 @@ const assert = require('node:assert/strict');
 const { generateKeyPairSync } = require('node:crypto');
 const { test } = require('node:test');
 const { rootCertificates } = require('node:tls');
-const { PreTradeGate, RiskBudgetClient, channelCredentials } = require('../../src');
+const {
+  PreTradeGate, RiskBudgetClient, channelCredentials, channelOptions,
+} = require('../../src');
 const { fakeSidecar } = require('./fake_sidecar');
 
 const ORDER = { clientOrderId: 'o-1', strategy: 'momentum', symbol: 'AAPL', side: 'buy', quantity: 100 };
@@ -53,12 +55,48 @@ test('cert without key, or key without cert, is a TypeError naming both', () => 
 
 test('tls that is not an object, or has an option it does not know, is a TypeError', () => {
   for (const [tls, message] of [
-    [CERTIFICATE, 'tls must be an object { ca, cert, key }, got string'],
-    [true, 'tls must be an object { ca, cert, key }, got boolean'],
-    [[CERTIFICATE], 'tls must be an object { ca, cert, key }, got an array'],
-    [{ ca: CERTIFICATE, certificate: CERTIFICATE }, "tls has no option 'certificate': its options are 'ca', 'cert', 'key'"],
+    [CERTIFICATE, 'tls must be an object { ca, cert, key, serverName }, got string'],
+    [true, 'tls must be an object { ca, cert, key, serverName }, got boolean'],
+    [[CERTIFICATE], 'tls must be an object { ca, cert, key, serverName }, got an array'],
+    [{ ca: CERTIFICATE, certificate: CERTIFICATE },
+      "tls has no option 'certificate': its options are 'ca', 'cert', 'key', 'serverName'"],
+    [{ ca: CERTIFICATE, servername: 'riskbudget.internal' },
+      "tls has no option 'servername': its options are 'ca', 'cert', 'key', 'serverName'"],
   ]) {
     assert.throws(() => build(tls), { name: 'TypeError', message });
+  }
+});
+
+test('tls.serverName, a host name, builds a client; without it the channel checks the target host', () => {
+  for (const serverName of ['riskbudget.internal', 'localhost', 'xn--bcher-kva.example', undefined, null]) {
+    assert.doesNotThrow(() => build({ ca: CERTIFICATE, serverName }), String(serverName));
+  }
+  assert.equal(channelOptions({ ca: CERTIFICATE, serverName: 'riskbudget.internal' })['grpc.ssl_target_name_override'],
+    'riskbudget.internal');
+  for (const tls of [undefined, {}, { ca: CERTIFICATE, serverName: null }]) {
+    assert.equal('grpc.ssl_target_name_override' in channelOptions(tls), false, JSON.stringify(tls));
+  }
+});
+
+test('a tls.serverName that is not a string is a TypeError naming it', () => {
+  for (const [value, got] of [[42, 'number'], [true, 'boolean'], [['riskbudget.internal'], '[object Array]'],
+    [Buffer.from('riskbudget.internal'), '[object Uint8Array]']]) {
+    assert.throws(() => build({ ca: CERTIFICATE, serverName: value }), {
+      name: 'TypeError',
+      message: `tls.serverName must be a host name as a string, got ${got}`,
+    }, String(value));
+  }
+});
+
+test('a tls.serverName that is empty or has whitespace or control characters is a RangeError naming it', () => {
+  const spaced = ['', ' ', 'riskbudget internal', ' riskbudget.internal', 'riskbudget\tinternal', 'riskbudget\u00a0.test'];
+  const controlled = ['riskbudget.internal\n', 'riskbudget\u0000.internal', 'riskbudget\u007f.internal'];
+  for (const value of [...spaced, ...controlled]) {
+    assert.throws(() => build({ ca: CERTIFICATE, serverName: value }), {
+      name: 'RangeError',
+      message: 'tls.serverName must be a host name, not empty and without whitespace or control characters, '
+        + `got ${JSON.stringify(value)}`,
+    }, JSON.stringify(value));
   }
 });
 
@@ -81,10 +119,18 @@ test('PEM that does not parse is refused when the client is built', () => {
   });
 });
 
-test('channelCredentials is what the client uses, for stubs built by hand', () => {
+test('channelCredentials and channelOptions are what the client uses, for stubs built by hand', () => {
   assert.equal(channelCredentials()._isSecure(), false);
   assert.equal(channelCredentials({ ca: CERTIFICATE })._isSecure(), true);
+  assert.equal(channelCredentials({ ca: CERTIFICATE, serverName: 'riskbudget.internal' })._isSecure(), true);
   assert.throws(() => channelCredentials({ key: KEY }), { name: 'TypeError', message: /^tls\.key needs tls\.cert/ });
+  for (const make of [channelCredentials, channelOptions]) {
+    assert.throws(() => make({ serverName: '' }), { name: 'RangeError', message: /^tls\.serverName must be/ });
+    assert.throws(() => make([]), { name: 'TypeError', message: /^tls must be an object/ });
+  }
+  // The client's reconnect backoff, and no HTTP proxy, with or without a server name.
+  assert.equal(channelOptions()['grpc.max_reconnect_backoff_ms'], 1000);
+  assert.equal(channelOptions({ serverName: 'riskbudget.internal' })['grpc.enable_http_proxy'], 0);
 });
 
 test('a TLS client on a plaintext sidecar fails closed: the order is rejected, nothing reaches the sidecar', async (t) => {
