@@ -14,7 +14,8 @@ process (SQLite store, the default) called over loopback from separate client pr
    descriptors (/proc/PID/fd), CPU time and state directory size every few seconds. Reports
    errors, whether memory and descriptors stay flat after warm-up (the last third's maximum
    against the first third's, and a fitted slope), and latency per third of the run.
-3. Overload, on a second sidecar with `sidecar.max_concurrent_rpcs` low (16): 80% of capacity
+3. Overload, on a second sidecar with `sidecar.max_concurrent_rpcs` low (16, or
+   `--max-concurrent-rpcs`): 80% of capacity
    (baseline), then 3x capacity open loop, then 80% again (recovery), then a burst of 3x the
    limit in flight (closed loops), then 80% again. Reports how fast the excess is turned away
    (RESOURCE_EXHAUSTED from the limit, CANCELLED from grpc core's backlog of calls not yet
@@ -27,7 +28,8 @@ process (SQLite store, the default) called over loopback from separate client pr
 With two CPUs or more, the sidecar runs on one of its own and the client processes on the
 others (`--no-pin`: anywhere).
 
-    PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 10] [--quick] [--no-pin] [--out FILE]
+    PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 10] [--max-concurrent-rpcs 16] [--quick]
+        [--no-pin] [--out FILE]
 
 Prints a table (metric, value, target, verdict) and writes the results as JSON. Latency in
 the open-loop phases counts from each call's scheduled arrival, so a client that fell behind
@@ -810,13 +812,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=Settings.minutes, help="soak length (default 10)")
     parser.add_argument("--quick", action="store_true", help="the smallest run (the smoke test's)")
+    parser.add_argument("--max-concurrent-rpcs", type=int, default=Settings.max_concurrent_rpcs,
+                        help=f"the overloaded sidecar's sidecar.max_concurrent_rpcs (default {Settings.max_concurrent_rpcs})")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="let the sidecar and the clients run on any CPU")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    settings = dataclasses.replace(QUICK if args.quick else Settings(minutes=args.minutes), pin=args.pin)
+    settings = dataclasses.replace(QUICK if args.quick else Settings(minutes=args.minutes), pin=args.pin,
+                                   max_concurrent_rpcs=args.max_concurrent_rpcs)
     if not settings.minutes > 0:
         parser.error("--minutes must be positive")
+    if settings.max_concurrent_rpcs < 1:
+        parser.error("--max-concurrent-rpcs must be 1 or more")
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
         results = run(settings, Path(directory))
     publish(results, args.out, [

@@ -12,13 +12,15 @@ from bench import soak
 from tests.bench.percentiles import assert_ordered_percentiles
 
 QUICK = soak.QUICK
+OVERLOAD_LIMIT = 4
+"""--max-concurrent-rpcs of the smoke run (the default is QUICK.max_concurrent_rpcs)."""
 PHASES = ("baseline", "overload", "recovery", "burst", "recovery_after_burst")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("soak") / "soak.json"
-    soak.main(["--quick", "--out", str(out)])
+    soak.main(["--quick", "--max-concurrent-rpcs", str(OVERLOAD_LIMIT), "--out", str(out)])
     return json.loads(out.read_text())
 
 
@@ -82,10 +84,10 @@ def test_the_soak_runs_at_the_load_fraction_and_samples_memory_and_descriptors(r
 def test_every_overload_phase_is_reported_and_every_approval_is_accounted_for(results):
     overload = results["overload"]
 
-    assert overload["max_concurrent_rpcs"] == QUICK.max_concurrent_rpcs
+    assert overload["max_concurrent_rpcs"] == OVERLOAD_LIMIT != QUICK.max_concurrent_rpcs
     for name in PHASES:
         assert_accounted(overload[name])
-    assert overload["burst"]["in_flight"] == QUICK.overload_factor * QUICK.max_concurrent_rpcs
+    assert overload["burst"]["in_flight"] == QUICK.overload_factor * OVERLOAD_LIMIT
     assert overload["overload"]["target_rate_per_s"] == pytest.approx(
         QUICK.overload_factor * results["capacity"]["throughput_per_s"], abs=0.1)
     integrity = overload["integrity"]
@@ -96,6 +98,15 @@ def test_every_overload_phase_is_reported_and_every_approval_is_accounted_for(re
     assert replayed == sampled and int(sampled) > 0
     unrecorded, sampled = integrity["refused_not_recorded"].split("/")
     assert unrecorded == sampled
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_a_limit_below_one_is_refused_before_anything_runs(limit, capsys):
+    with pytest.raises(SystemExit) as refused:
+        soak.main(["--quick", "--max-concurrent-rpcs", limit])
+
+    assert refused.value.code == 2
+    assert "--max-concurrent-rpcs must be 1 or more" in capsys.readouterr().err
 
 
 def test_the_report_names_the_machine_and_gives_every_row_a_verdict(results):
