@@ -43,9 +43,6 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace, **options):
-    # gRPC core's own log lines (a failed TLS handshake at INFO) would come before the one
-    # line a failed command prints; GRPC_VERBOSITY set by the user still wins.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from riskbudget_client import RiskBudgetClient
 
     # Reads carry RISKBUDGET_CLIENT_TOKEN, else the admin token (which implies the client scope).
@@ -252,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                          default=os.environ.get("RISKBUDGET_TLS_SERVER_NAME") or None,
                          help="the name on the sidecar's certificate, when the target's host is not on it: "
                               "a tunnel, or an address it does not name (env RISKBUDGET_TLS_SERVER_NAME)")
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, calls_the_sidecar=True)
         return sub
 
     for name, help_text, run in (("budget", "show the current budget", _budget),
@@ -348,6 +345,11 @@ def _positive_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "calls_the_sidecar", False):
+        # gRPC core's own log lines (a failed TLS handshake at INFO) would come before the one
+        # line a failed command prints. Core reads this once, when grpc is first imported; a
+        # GRPC_VERBOSITY set by the user still wins.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         return args.run(args)
     except ConfigError as exc:
