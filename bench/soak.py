@@ -813,7 +813,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--minutes", type=float, default=Settings.minutes, help="soak length (default 10)")
     parser.add_argument("--quick", action="store_true", help="the smallest run (the smoke test's)")
     parser.add_argument("--max-concurrent-rpcs", type=int, default=Settings.max_concurrent_rpcs,
-                        help=f"the overloaded sidecar's sidecar.max_concurrent_rpcs (default {Settings.max_concurrent_rpcs})")
+                        help="the overloaded sidecar's sidecar.max_concurrent_rpcs "
+                             f"(default {Settings.max_concurrent_rpcs})")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="let the sidecar and the clients run on any CPU")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")

@@ -1,5 +1,6 @@
 """The `riskbudget` client commands over TLS: --tls-ca, --tls-cert/--tls-key, --tls,
---tls-server-name and the RISKBUDGET_TLS_* variables, against a sidecar listening with TLS (certificates from tests/pki.py)."""
+--tls-server-name and the RISKBUDGET_TLS_* variables, against a sidecar listening with TLS
+(certificates from tests/pki.py)."""
 
 from __future__ import annotations
 
