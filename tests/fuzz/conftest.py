@@ -101,6 +101,42 @@ def is_price(value: float) -> bool:
     return math.isfinite(value) and MIN_PRICE <= value <= MAX_PRICE
 
 
+def bad_fields(request: spb.CheckTradeRequest) -> set[str]:
+    """The fields of a CheckTrade request the contract refuses, worked out independently of the server."""
+    bad = set()
+    if not is_name(request.client_order_id, MAX_ID):
+        bad.add("client_order_id")
+    if not is_name(request.strategy):
+        bad.add("strategy")
+    if not is_name(request.symbol):
+        bad.add("symbol")
+    if request.side not in (pb.SIDE_BUY, pb.SIDE_SELL):
+        bad.add("side")
+    if not is_positive(request.quantity, MAX_QUANTITY):
+        bad.add("quantity")
+    if not (request.limit_price == 0 or is_price(request.limit_price)):
+        bad.add("limit_price")
+    return bad
+
+
+def assert_decision_is_consistent(request: spb.CheckTradeRequest, reply: spb.CheckTradeResponse) -> None:
+    """Invariants of any CheckTrade reply to a well-formed request."""
+    assert reply.client_order_id == request.client_order_id
+    assert reply.decision in (pb.DECISION_APPROVED, pb.DECISION_RESIZED, pb.DECISION_REJECTED), reply
+    assert math.isfinite(reply.approved_quantity) and 0 <= reply.approved_quantity <= request.quantity, reply
+    if reply.decision == pb.DECISION_APPROVED:
+        assert reply.approved_quantity == request.quantity, reply
+    elif reply.decision == pb.DECISION_RESIZED:
+        assert 0 < reply.approved_quantity < request.quantity and reply.reasons, reply
+    else:
+        assert reply.approved_quantity == 0 and reply.reasons and not reply.reserved, reply
+    if reply.decision in (pb.DECISION_APPROVED, pb.DECISION_RESIZED):
+        # an approval never comes from malformed input, nor from an unknown strategy or symbol
+        assert not bad_fields(request), request
+        assert request.symbol in STRATEGY_SYMBOLS.get(request.strategy, ()), request
+        assert math.isfinite(reply.reference_price) and reply.reference_price > 0, reply
+
+
 # -- the server -----------------------------------------------------------------------------------
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -17,8 +17,8 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 
 from .conftest import (
-    FUZZ, FUZZ_MORE, MAX_ID, MAX_QUANTITY, STRATEGIES, STRATEGY_SYMBOLS, SYMBOLS, assert_healthy, call,
-    enum_values, field_violations, is_name, is_positive, is_price, names, numbers,
+    FUZZ, FUZZ_MORE, STRATEGIES, STRATEGY_SYMBOLS, SYMBOLS, assert_decision_is_consistent, assert_healthy,
+    bad_fields, call, enum_values, field_violations, names, numbers,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -52,24 +52,6 @@ def check_trade_requests(draw) -> spb.CheckTradeRequest:
     return spb.CheckTradeRequest(**fields, dry_run=draw(st.booleans()))
 
 
-def bad_fields(request: spb.CheckTradeRequest) -> set[str]:
-    """The fields of a CheckTrade request the contract refuses, worked out independently of the server."""
-    bad = set()
-    if not is_name(request.client_order_id, MAX_ID):
-        bad.add("client_order_id")
-    if not is_name(request.strategy):
-        bad.add("strategy")
-    if not is_name(request.symbol):
-        bad.add("symbol")
-    if request.side not in (pb.SIDE_BUY, pb.SIDE_SELL):
-        bad.add("side")
-    if not is_positive(request.quantity, MAX_QUANTITY):
-        bad.add("quantity")
-    if not (request.limit_price == 0 or is_price(request.limit_price)):
-        bad.add("limit_price")
-    return bad
-
-
 @dataclass(frozen=True)
 class Remembered:
     order: tuple
@@ -85,24 +67,6 @@ def order_key(request: spb.CheckTradeRequest) -> tuple:
 remembered: dict[str, Remembered] = {}
 reserved_ids: set[str] = set()
 reuse_numbers = itertools.count()
-
-
-def assert_decision_is_consistent(request: spb.CheckTradeRequest, reply: spb.CheckTradeResponse) -> None:
-    """Invariants of any CheckTrade reply to a well-formed request."""
-    assert reply.client_order_id == request.client_order_id
-    assert reply.decision in (pb.DECISION_APPROVED, pb.DECISION_RESIZED, pb.DECISION_REJECTED), reply
-    assert math.isfinite(reply.approved_quantity) and 0 <= reply.approved_quantity <= request.quantity, reply
-    if reply.decision == pb.DECISION_APPROVED:
-        assert reply.approved_quantity == request.quantity, reply
-    elif reply.decision == pb.DECISION_RESIZED:
-        assert 0 < reply.approved_quantity < request.quantity and reply.reasons, reply
-    else:
-        assert reply.approved_quantity == 0 and reply.reasons and not reply.reserved, reply
-    if reply.decision in (pb.DECISION_APPROVED, pb.DECISION_RESIZED):
-        # an approval never comes from malformed input, nor from an unknown strategy or symbol
-        assert not bad_fields(request), request
-        assert request.symbol in STRATEGY_SYMBOLS.get(request.strategy, ()), request
-        assert math.isfinite(reply.reference_price) and reply.reference_price > 0, reply
 
 
 @FUZZ_MORE
