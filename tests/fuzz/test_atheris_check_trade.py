@@ -4,6 +4,7 @@ every run. It fails on the first input whose refusal or decision breaks the cont
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ def test_no_input_in_fifty_thousand_breaks_check_trade(tmp_path) -> None:
         [sys.executable, "-m", "tests.fuzz.atheris_check_trade", f"-runs={RUNS}", "-seed=1",
          # long inputs from the start: most field-by-field requests need more than a few bytes
          "-len_control=0", "-max_len=512", f"-artifact_prefix={tmp_path}/"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"},  # the same paths, so the same inputs
+        capture_output=True, text=True, timeout=600)
 
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert f"Done {RUNS} runs" in completed.stderr
