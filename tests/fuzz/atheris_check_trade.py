@@ -10,7 +10,7 @@ and the independent check (`bad_fields`) disagree, or if a decision breaks the c
 (`assert_decision_is_consistent`: an approval only for a well-formed order of a known strategy
 and symbol, within the quantity asked, never a rejection that approves anything).
 
-    python -m tests.fuzz.atheris_check_trade -runs=20000 -seed=1
+    .venv/bin/python -m tests.fuzz.atheris_check_trade -runs=50000 -seed=1 -len_control=0 -max_len=512
 
 Run by tests/fuzz/test_atheris_check_trade.py with a fixed seed and number of runs.
 """
