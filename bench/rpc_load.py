@@ -49,6 +49,10 @@ from riskbudget.v1 import types_pb2
 from riskbudget_client import RiskBudgetClient
 
 DEFAULT_OUT = Path("bench-results/rpc_load.json")
+WRITER_SETTLE = 0.1
+"""Seconds after each round of the transport floor before the sidecar's CPU is read again:
+the SQLite writer folds a round's last checks after its linger (20 ms), and they count in
+their own round, not the next."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,18 +176,30 @@ def measure_transport_floor(pool: ClientPool, settings: Settings, directory: Pat
         with SidecarProcess(config, home) as sidecar, RiskBudgetClient(sidecar.target) as client:
             fresh_prices(client)
             pool.connect(sidecar.target, order_flow(config))
-            results[transport] = {str(clients): compare_with_floor(pool, transport, clients, settings)
+            results[transport] = {str(clients): compare_with_floor(pool, sidecar, transport, clients, settings)
                                   for clients in settings.client_counts}
     return results
 
 
-def compare_with_floor(pool: ClientPool, transport: str, clients: int, settings: Settings) -> dict:
+def compare_with_floor(pool: ClientPool, sidecar: SidecarProcess, transport: str, clients: int,
+                       settings: Settings) -> dict:
+    """The two kinds of call in alternating rounds: latency, throughput, and the sidecar's CPU
+    per call (its event loop, and its other threads: where a ratio's gap is spent)."""
     progress(f"CheckTrade against the no-op over {transport}, {clients} client(s)")
     calls = max(math.ceil(settings.samples / settings.rounds / clients), 1)
     rounds: dict[str, list[RoundResult]] = {"check_trade": [], "no_op": []}
+    cpu_ns = {kind: [0, 0] for kind in rounds}
     for kind in alternating("check_trade", "no_op", settings.rounds):
+        before = sidecar.thread_cpu()
         rounds[kind].append(pool.run_round(kind, clients, calls, settings.round_time_limit))
+        time.sleep(WRITER_SETTLE)
+        main, others = sidecar.thread_cpu().since(before)
+        cpu_ns[kind][0] += main
+        cpu_ns[kind][1] += others
     check, floor = latency_summary(rounds["check_trade"]), latency_summary(rounds["no_op"])
+    for kind, summary in (("check_trade", check), ("no_op", floor)):
+        main, others = (ns / 1000 / max(summary["calls"], 1) for ns in cpu_ns[kind])
+        summary["sidecar_cpu_us_per_call"] = {"event_loop": _round(main, 1), "other_threads": _round(others, 1)}
     return {"check_trade": check, "no_op": floor, "ratios": {
         "p50": _ratio(check["p50_ms"], floor["p50_ms"]), "p99": _ratio(check["p99_ms"], floor["p99_ms"]),
         "throughput": _ratio(check["throughput_per_s"], floor["throughput_per_s"])}}
@@ -395,6 +411,10 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str]]:
             add(f"{where} CheckTrade p50/p99/p99.9, rate", latencies(cell["check_trade"])
                 + f", approved {approved}")
             add(f"{where} no-op      p50/p99/p99.9, rate", latencies(cell["no_op"]))
+            check_cpu, floor_cpu = (cell[kind]["sidecar_cpu_us_per_call"] for kind in ("check_trade", "no_op"))
+            add(f"{where} sidecar CPU per call (us), CheckTrade / no-op",
+                f"event loop {check_cpu['event_loop']} / {floor_cpu['event_loop']}, "
+                f"other threads {check_cpu['other_threads']} / {floor_cpu['other_threads']}")
             add(f"{where} CheckTrade/no-op p50", str(cell["ratios"]["p50"]), "CheckTrade/no-op p50",
                 cell["ratios"]["p50"])
             add(f"{where} CheckTrade/no-op p99", str(cell["ratios"]["p99"]), "CheckTrade/no-op p99",

@@ -9,6 +9,7 @@ the `with` block, also on an error.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,33 @@ RISKBUDGET = Path(sys.executable).with_name("riskbudget")
 """The console script installed beside the interpreter running the benchmark (.venv/bin)."""
 START_TIMEOUT = 180.0
 STOP_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadCpu:
+    """Nanoseconds each thread of a process has run on a CPU, from /proc schedstat (finer
+    than utime's clock ticks)."""
+
+    pid: int
+    ran_ns: dict[int, int]
+    """By thread id; the main thread's id is the pid (the sidecar's event loop runs there)."""
+
+    @classmethod
+    def read(cls, pid: int) -> ThreadCpu:
+        ran = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                ran[int(tid)] = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            except FileNotFoundError:  # the thread ended between the listing and the read
+                continue
+        return cls(pid, ran)
+
+    def since(self, earlier: ThreadCpu) -> tuple[int, int]:
+        """(main thread, all other threads) ns run between `earlier` and this reading; a
+        thread that ended in between counts for nothing, one that started for all it ran."""
+        used = {tid: ns - earlier.ran_ns.get(tid, 0) for tid, ns in self.ran_ns.items()}
+        main = used.pop(self.pid, 0)
+        return main, sum(used.values())
 
 
 def symbol_names(count: int) -> list[str]:
@@ -106,6 +134,9 @@ class SidecarProcess:
     def pid(self) -> int:
         assert self._process is not None, "not started"
         return self._process.pid
+
+    def thread_cpu(self) -> ThreadCpu:
+        return ThreadCpu.read(self.pid)
 
     def memory_mb(self) -> dict[str, float]:
         """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB, from /proc."""

@@ -49,6 +49,15 @@ def test_the_quick_run_compares_check_trade_with_the_no_op_on_every_transport(re
             assert all(ratio > 0 for ratio in cell["ratios"].values())
 
 
+def test_the_quick_run_reads_the_sidecars_cpu_per_call_of_each_kind(results):
+    for by_clients in results["transport_floor"].values():
+        for cell in by_clients.values():
+            for kind in ("check_trade", "no_op"):
+                cpu = cell[kind]["sidecar_cpu_us_per_call"]
+                assert cpu["event_loop"] > 0  # every call runs on the event loop
+                assert cpu["other_threads"] >= 0
+
+
 def test_the_quick_run_measures_check_trade_idle_and_loaded(results):
     load = results["under_load"]
     calls = calls_per_cell(QUICK.load_samples, QUICK.load_rounds, QUICK.load_clients)
