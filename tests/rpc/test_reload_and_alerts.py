@@ -78,6 +78,30 @@ async def test_a_change_that_needs_a_restart_is_refused(harness):
     assert any("sidecar.listen" in error for error in reply.errors)
 
 
+async def test_the_log_level_needs_a_restart_it_is_not_accepted_and_ignored(harness):
+    edit_config(harness, lambda data: data["sidecar"].update(log_level="debug"))
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert "sidecar.log_level: changes need a restart" in reply.errors
+
+
+async def test_a_reloaded_monitoring_interval_paces_the_next_ticks_at_once(harness, monkeypatch):
+    ticks = []
+
+    async def counted_tick() -> None:
+        ticks.append(asyncio.get_running_loop().time())
+    monkeypatch.setattr(harness.sidecar, "monitor_once", counted_tick)
+    edit_config(harness, lambda data: data["risk_budgeting"].update(monitoring_interval=0.01))
+
+    reply = await reload(harness)  # the monitor sleeps one interval of 3600 s
+    while len(ticks) < 3:
+        await asyncio.sleep(0.01)  # bounded by the test's timeout, never by a time assertion
+
+    assert reply.reloaded
+
+
 async def test_a_refused_admin_call_is_audited_as_an_alert(harness):
     with pytest.raises(grpc.aio.AioRpcError):
         await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=(("authorization", "Bearer no"),))

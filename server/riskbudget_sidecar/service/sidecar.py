@@ -71,7 +71,7 @@ def restart_only_changes(old: Config, new: Config) -> list[str]:
             problems.append(f"{section}: changes need a restart")
     for key in ("listen", "allow_non_loopback", "admin_token_env", "admin_token_file", "client_token_env",
                 "client_token_file", "read_token_env", "read_token_file", "tls", "max_message_bytes",
-                "max_concurrent_rpcs"):
+                "max_concurrent_rpcs", "log_level"):  # the logger is configured once, at start
         if getattr(old.sidecar, key) != getattr(new.sidecar, key):
             problems.append(f"sidecar.{key}: changes need a restart")
     if old.universe != new.universe:
@@ -105,6 +105,7 @@ class RiskBudgetSidecar:
         self._refresh_overrides(clock.now())
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
+        self._monitoring_interval_changed = asyncio.Event()
         self._override_timer: asyncio.TimerHandle | None = None
         self._warming_up = False
         self._warmup_regime_changes = 0
@@ -177,13 +178,22 @@ class RiskBudgetSidecar:
         return await asyncio.get_running_loop().run_in_executor(self._numeric, work, *args)
 
     async def _monitor(self) -> None:
-        interval = self.config.risk_budgeting.monitoring_interval
         while True:
-            await asyncio.sleep(interval)
+            await self._sleep_one_interval()
             try:
                 await self.monitor_once()
             except Exception:  # the loop must outlive any one bad tick
                 log.exception("monitoring_tick_failed")
+
+    async def _sleep_one_interval(self) -> None:
+        """Sleep one monitoring interval; a reload that changes the interval starts it over."""
+        changed = self._monitoring_interval_changed
+        while True:
+            try:
+                await asyncio.wait_for(changed.wait(), self.config.risk_budgeting.monitoring_interval)
+            except asyncio.TimeoutError:
+                return
+            changed.clear()
 
     async def monitor_once(self) -> None:
         """One monitoring tick: close bars by time, recompute, expire, check triggers and limits."""
@@ -597,7 +607,10 @@ class RiskBudgetSidecar:
                                      now=self._clock.now())
             raise ConfigRefused(refused.errors) from None
         received = time.monotonic()
+        interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
+        if new.risk_budgeting.monitoring_interval != interval:
+            self._monitoring_interval_changed.set()
         self._refresh_overrides(self._clock.now())
         await self._recompute_now()
         self._after_recompute(received)
