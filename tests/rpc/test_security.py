@@ -273,6 +273,18 @@ async def test_the_unix_socket_is_0600_in_a_0700_directory(tmp_path):
     assert (directory_mode, socket_mode, is_socket) == (0o700, 0o600, True)
 
 
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o701])
+async def test_a_socket_directory_others_can_enter_is_refused_and_nothing_listens(tmp_path, mode):
+    directory = tmp_path / "shared-run"
+    directory.mkdir()
+    directory.chmod(mode)
+
+    with pytest.raises(OSError, match=rf"must belong to this user with mode 0700 \(it is uid \d+, mode 0{mode:o}\)"):
+        await start_harness(tmp_path, sidecar__listen=f"unix:{directory / 'sidecar.sock'}")
+
+    assert list(directory.iterdir()) == []
+
+
 @pytest.mark.parametrize("listen", ["unix:@riskbudget", "unix:\x00riskbudget"], ids=["at", "nul"])
 def test_an_abstract_unix_socket_is_refused_naming_the_field(listen):
     with pytest.raises(ConfigError, match="sidecar.listen: abstract unix sockets are refused"):

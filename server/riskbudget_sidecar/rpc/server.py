@@ -126,6 +126,7 @@ def _bind(server: grpc.aio.Server, address: ListenAddress,
     if address.unix_path is not None:
         socket_path = Path(address.unix_path)
         socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _require_private_directory(socket_path.parent, address.grpc_target)
         _remove_stale_socket(socket_path)
         _add_port(server, address.grpc_target, credentials)
         os.chmod(socket_path, 0o600)
@@ -137,6 +138,16 @@ def _bind(server: grpc.aio.Server, address: ListenAddress,
     if port == 0:
         raise OSError(f"cannot listen on {address.grpc_target}: the address is in use or unavailable")
     return ListenAddress(address.host, port, None).grpc_target
+
+
+def _require_private_directory(directory: Path, target: str) -> None:
+    """The socket's directory must be this user's and closed to everyone else: one made
+    beforehand (by someone else, or open to a group) would let others reach or replace it."""
+    info = directory.stat()
+    if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise OSError(f"cannot listen on {target}: the socket's directory {directory} must belong to "
+                      f"this user with mode 0700 (it is uid {info.st_uid}, mode "
+                      f"{stat.S_IMODE(info.st_mode):04o}); set sidecar.listen to a path in such a directory")
 
 
 def _remove_stale_socket(path: Path) -> None:
