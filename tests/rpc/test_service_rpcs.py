@@ -212,6 +212,30 @@ async def test_a_bad_batch_applies_none_of_its_ticks(harness):
     assert harness.sidecar.snapshot.symbols["BBB"].last_price == before
 
 
+async def test_a_price_dated_ahead_of_the_clock_does_not_pin_the_symbol_against_later_prices(harness):
+    prices = await harness.publish_last_prices()
+    skewed = await harness.publish({"AAA": prices["AAA"]}, at=harness.clock.now() + 58)  # within the 60 s allowed
+    harness.clock.advance(1)
+
+    moved = await harness.publish({"AAA": 2 * prices["AAA"]})  # dated now: before the skewed tick's own time
+    decision = await harness.check("o-after-skew", 1, dry_run=True)
+
+    assert (skewed.accepted, moved.accepted) == (1, 1)
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == 2 * prices["AAA"]
+    assert decision.reference_price == 2 * prices["AAA"]
+
+
+async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as_applied(harness):
+    prices = await harness.publish_last_prices()
+    harness.clock.advance(5)
+    await harness.publish({"AAA": prices["AAA"] * 1.01})
+
+    late = await harness.publish({"AAA": prices["AAA"] * 0.5, "BBB": prices["BBB"]}, at=harness.clock.now() - 3)
+
+    assert late.accepted == 1  # BBB's; AAA's is older than AAA's last
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == prices["AAA"] * 1.01
+
+
 async def test_stream_market_data_applies_every_batch(harness):
     async def batches():
         for price in (100.0, 100.5, 101.0):

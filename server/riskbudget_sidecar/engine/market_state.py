@@ -103,7 +103,7 @@ class MarketState:
             raise ValueError(f"price of {tick.symbol!r} must be finite and positive, got {tick.price!r}")
         if not math.isfinite(tick.time):
             raise ValueError(f"time of the {tick.symbol!r} tick must be finite, got {tick.time!r}")
-        if tick.time < self._last_time[i]:  # false while the symbol has no tick (NaN)
+        if not self.is_in_order(tick):
             return []
         bar = self._bar_of(tick.time)
         closed = []
@@ -115,6 +115,10 @@ class MarketState:
         self._last_time[i] = tick.time
         self._revision += 1
         return closed
+
+    def is_in_order(self, tick: PriceTick) -> bool:
+        """False for a tick older than its symbol's last one (apply_tick ignores it)."""
+        return not tick.time < self._last_time[self.index(tick.symbol)]  # NaN: no tick yet
 
     def advance_to(self, now: float) -> list[ClosedBar]:
         """Close the open bar if `now` is at or past its end (no tick needed)."""

@@ -33,8 +33,8 @@ MAX_TICKS_PER_REQUEST = 100_000
 MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last valid google.protobuf.Timestamp
 MAX_TICK_AHEAD = 60.0
 """How far (seconds) a price may be dated ahead of the sidecar's clock: clock skew between the
-feed and the sidecar, no more. A price from further ahead would pin the symbol: every later
-price would look out of order and be ignored, and the pinned one would never turn stale."""
+feed and the sidecar, no more. Such a price counts as of the sidecar's now (one kept at its own
+time would pin the symbol until then); one from further ahead is a feed fault, refused."""
 
 REGIME_TO_PB = {d.Regime.BULL: pb.REGIME_BULL, d.Regime.BEAR: pb.REGIME_BEAR,
                 d.Regime.CRISIS: pb.REGIME_CRISIS}

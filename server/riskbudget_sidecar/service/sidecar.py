@@ -267,10 +267,20 @@ class RiskBudgetSidecar:
         self._recompute(now)
 
     def _apply_ticks_and_recompute(self, ticks: list[PriceTick]) -> int:
+        """Apply the ticks in order; how many were applied (not those older than their symbol's
+        last price). A tick dated ahead of the sidecar's clock (a feed's clock skew, up to
+        MAX_TICK_AHEAD) counts as of now: kept at its own time, it would make every later
+        price until then look out of order, and pin the symbol at it."""
+        now = self._clock.now()
+        applied = 0
         for tick in ticks:
-            self._apply_tick(tick)
-        self._recompute(self._clock.now())
-        return len(ticks)
+            if tick.time > now:
+                tick = dataclasses.replace(tick, time=now)
+            if self._market.is_in_order(tick):
+                self._apply_tick(tick)
+                applied += 1
+        self._recompute(now)
+        return applied
 
     def _recompute(self, now: float) -> None:
         began = time.perf_counter()
