@@ -358,6 +358,14 @@ def test_check_trade_when_halted_or_reducing_passes_a_reducing_order(state, held
     assert result.reduces_exposure is True
 
 
+@pytest.mark.parametrize("state", [TradingState.HALTED, TradingState.REDUCING])
+def test_check_trade_when_halted_or_reducing_rejects_an_increase_too_small_to_bind_a_rule(state):
+    result = desk(trading_state=state).check(order(BUY, 1e-10))
+
+    assert (result.decision, codes(result)) == (Decision.REJECTED, [ReasonCode.BELOW_MIN_QUANTITY])
+    assert result.approved_quantity == 0
+
+
 def test_check_trade_when_halted_resizes_an_order_crossing_zero_to_the_close():
     trading = desk(trading_state=TradingState.HALTED)
     trading.hold("alpha", "AAA", 100)

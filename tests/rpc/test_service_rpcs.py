@@ -402,6 +402,22 @@ async def test_report_fill_updates_the_position_and_settles_the_reservation(harn
 
 
 @pytest.mark.parametrize("change, field", [
+    ({"symbol": "BBB"}, "symbol"), ({"side": pb.SIDE_SELL}, "side"),
+    ({"strategy": "carry", "symbol": "CCC"}, "strategy"),
+])
+async def test_a_fill_that_differs_from_its_checked_order_is_refused_and_its_reservation_kept(harness, change, field):
+    prices = await harness.publish_last_prices()
+    await harness.check("o-held", 10)
+    fill = {"client_order_id": "o-held", "strategy": "trend", "symbol": "AAA", "side": pb.SIDE_BUY,
+            "quantity": 10.0, "price": prices["AAA"], "time": timestamp(T0), **change}
+
+    await expect_invalid(harness.stub.ReportFill(spb.ReportFillRequest(**fill)), field)
+
+    assert harness.sidecar.store.book.reservation("o-held").signed_quantity == 10
+    assert harness.sidecar.store.book.positions() == []
+
+
+@pytest.mark.parametrize("change, field", [
     ({"quantity": 0.0}, "quantity"), ({"price": float("nan")}, "price"),
     ({"side": pb.SIDE_UNSPECIFIED}, "side"), ({"strategy": "nope"}, "strategy"),
     ({"symbol": "CCC"}, "symbol"),

@@ -88,6 +88,10 @@ def evaluate(
     if not (math.isfinite(quantity) and quantity > 0):
         return _rejected(ReasonCode.BELOW_MIN_QUANTITY,
                          f"quantity must be positive and finite, got {quantity!r}")
+    if quantity <= lot_size * _LOT_EPS:  # within the float noise every rule tolerates: none would bind
+        return _rejected(ReasonCode.BELOW_MIN_QUANTITY,
+                         f"quantity {quantity:g} is float noise, not an order (a lot is {lot_size:g})",
+                         limit=lot_size, value=quantity)
     return _decide(order.strategy, order.symbol, order.side, order.limit_price, quantity,
                    snapshot=snapshot, book=book, prices=prices, limits=limits,
                    trading_state=trading_state, restricted=restricted, lot_size=lot_size,

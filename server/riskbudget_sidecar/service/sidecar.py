@@ -469,6 +469,7 @@ class RiskBudgetSidecar:
 
     async def report_fill(self, fill: Fill) -> tuple[Position, float]:
         self._check_strategy_symbol(fill.strategy, fill.symbol)
+        self._check_fill_matches_order(fill)
         with self._store_errors():
             position, remaining = await self._store.apply_fill(fill)
         log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy,
@@ -495,6 +496,22 @@ class RiskBudgetSidecar:
     async def release_order(self, client_order_id: str) -> bool:
         with self._store_errors():
             return await self._store.release(client_order_id)
+
+    def _check_fill_matches_order(self, fill: Fill) -> None:
+        """A fill under the id of an order this sidecar checked must be for that order's strategy,
+        symbol and side: settling its reservation with another order's fill would free budget
+        still in use. (A fill under an id it never checked moves the position, nothing else.)"""
+        kept = self._store.remembered(fill.client_order_id)
+        if kept is None:
+            return
+        order = kept.order
+        problems = [(field, f"must be {expected!r}, as in order {fill.client_order_id!r}, got {given!r}")
+                    for field, expected, given in (("strategy", order.strategy, fill.strategy),
+                                                   ("symbol", order.symbol, fill.symbol),
+                                                   ("side", order.side.name, fill.side.name))
+                    if expected != given]
+        if problems:
+            raise InvalidInput(problems)
 
     def _check_strategy_symbol(self, strategy: str, symbol: str, prefix: str = "") -> None:
         self.require_strategy(strategy, f"{prefix}strategy")
