@@ -14,10 +14,15 @@ from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 
+from ..rpc.converters import MAX_ALERTS, MAX_EXPIRES_IN, MAX_PRICE, MAX_QUANTITY, MIN_PRICE
 from ..service.config_file import ConfigError, load_config, read_pem
 from .backtest_cli import add_backtest_command
 
 DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
+MAX_WAIT = 86_400.0
+"""The longest --timeout or --watch, in seconds: a day; longer is a typo."""
+EXIT_CODES = ("exit 1: the sidecar could not be reached, refused the call, or did not do what was "
+              "asked (reloaded or cleared false in the reply); exit 2: bad usage")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -75,9 +80,15 @@ def _tls_credentials(args: argparse.Namespace):
         certificate_chain=pem(args.tls_cert, "--tls-cert", "CERTIFICATE"))
 
 
+def _print_json(message) -> None:
+    """The reply with every field, false and zero ones included: `"cleared": false` shows."""
+    print(json.dumps(MessageToDict(message, preserving_proto_field_name=True,
+                                   always_print_fields_with_no_presence=True), indent=2))
+
+
 def _print(message, as_json: bool, table) -> None:
     if as_json:
-        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2))
+        _print_json(message)
     else:
         table(message)
 
@@ -133,21 +144,14 @@ def _check_trade(args: argparse.Namespace) -> int:
         response = client.check_trade(
             args.order_id or f"cli-{uuid.uuid4().hex[:12]}", args.strategy, args.symbol, args.side,
             args.quantity, limit_price=args.limit_price, dry_run=args.dry_run)
-    print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+    _print_json(response)
     return 0 if response.approved_quantity > 0 else 3
 
 
 def _publish(args: argparse.Namespace) -> int:
-    ticks = []
-    for item in args.prices:
-        symbol, _, price = item.partition("=")
-        try:
-            ticks.append((symbol, float(price), time.time()))
-        except ValueError:
-            print(f"riskbudget: {item!r} is not SYMBOL=PRICE", file=sys.stderr)
-            return 2
+    now = time.time()
     with _client(args) as client:
-        response = client.publish_market_data(ticks)
+        response = client.publish_market_data([(symbol, price, now) for symbol, price in args.prices])
     print(f"accepted {response.accepted} prices; budget v{response.budget.version}")
     return 0
 
@@ -192,14 +196,15 @@ def _operator() -> str:
     return os.environ.get("USER", "cli")
 
 
-def _reply_as_json(call) -> Callable[[argparse.Namespace], int]:
-    """A command that makes one client call and prints its reply as JSON."""
+def _reply_as_json(call, done=None) -> Callable[[argparse.Namespace], int]:
+    """A command that makes one client call and prints its reply as JSON; exit 1 when
+    `done(reply)` says that the sidecar did not do what was asked."""
 
     def run(args: argparse.Namespace) -> int:
         with _client(args) as client:
             response = call(client, args)
-        print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
-        return 0
+        _print_json(response)
+        return 0 if done is None or done(response) else 1
 
     return run
 
@@ -212,16 +217,21 @@ JSON_COMMANDS = {
     "set-override": lambda client, args: client.set_override(
         args.scope, args.kind, target=args.on, value=args.value, regime=args.regime,
         set_by=_operator(), reason=args.reason,
-        expires_at=time.time() + args.expires_in if args.expires_in else None),
+        expires_at=None if args.expires_in is None else time.time() + args.expires_in),
     "clear-override": lambda client, args: client.clear_override(args.id, _operator(), args.reason),
     "rebalance": lambda client, args: client.trigger_rebalance(args.reason, _operator()),
     "reload-config": lambda client, args: client.reload_config(),
     "sidecar-status": lambda client, args: client.get_status(),
 }
+DONE = {
+    "clear-override": lambda reply: reply.cleared,
+    "reload-config": lambda reply: reply.reloaded,
+}
+"""How to tell, from its reply, that a command's action happened (else exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="riskbudget", description=__doc__)
+    parser = argparse.ArgumentParser(prog="riskbudget", description=__doc__, epilog=EXIT_CODES)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the sidecar")
@@ -262,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     trade.add_argument("--strategy", required=True)
     trade.add_argument("--symbol", required=True)
     trade.add_argument("--side", required=True, choices=["buy", "sell"])
-    trade.add_argument("--quantity", required=True, type=float)
-    trade.add_argument("--limit-price", type=float, default=0.0)
+    trade.add_argument("--quantity", required=True, type=_quantity)
+    trade.add_argument("--limit-price", type=_limit_price, default=0.0,
+                       help="0 (default): a market order, checked at the last price")
     trade.add_argument("--order-id", help="client order id (a random one if omitted)")
     trade.add_argument("--dry-run", action="store_true", help="evaluate without reserving")
     trade.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
@@ -271,10 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "order is rejected (fail closed)")
 
     publish = client_command("publish", "publish prices now: SYMBOL=PRICE ...", _publish)
-    publish.add_argument("prices", nargs="+")
+    publish.add_argument("prices", nargs="+", type=_symbol_price, metavar="SYMBOL=PRICE")
 
     def json_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return client_command(name, help_text, _reply_as_json(JSON_COMMANDS[name]))
+        return client_command(name, help_text, _reply_as_json(JSON_COMMANDS[name], DONE.get(name)))
 
     admin = " (admin: token in RISKBUDGET_ADMIN_TOKEN)"
     state = json_command("set-trading-state", "set ACTIVE, REDUCING or HALTED" + admin)
@@ -283,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--reason", default="")
 
     alerts = json_command("alerts", "recent alerts, newest first")
-    alerts.add_argument("--limit", type=int, default=20)
+    alerts.add_argument("--limit", type=_alerts_limit, default=20,
+                        help=f"at most this many, 1 to {MAX_ALERTS} (default 20)")
     alerts.add_argument("--min-severity", choices=["info", "warning", "critical"])
 
     json_command("overrides", "list the active overrides" + admin)
@@ -293,16 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
         "force_regime", "scale_leverage", "cap_leverage", "cap_strategy_capital", "cap_symbol_position",
         "restrict_symbol"])
     override.add_argument("--on", default="", help="the strategy or symbol it applies to")
-    override.add_argument("--value", type=float, default=0.0)
+    override.add_argument("--value", type=_override_value, default=0.0)
     override.add_argument("--regime", choices=["bull", "bear", "crisis"])
     override.add_argument("--reason", required=True)
-    override.add_argument("--expires-in", type=float, help="seconds until it expires (default: never)")
-    clear = json_command("clear-override", "clear an override" + admin)
+    override.add_argument("--expires-in", type=_expires_in, metavar="SECONDS",
+                          help="seconds until it expires, at most 10 years (default: never)")
+    clear = json_command("clear-override", "clear an override (exit 1 if none was)" + admin)
     clear.add_argument("id")
     clear.add_argument("--reason", default="")
     rebalance = json_command("rebalance", "ask for a rebalancing recommendation now" + admin)
     rebalance.add_argument("--reason", required=True)
-    json_command("reload-config", "reload the sidecar's config file" + admin)
+    json_command("reload-config", "reload the sidecar's config file (exit 1 if refused)" + admin)
     json_command("sidecar-status", "regime history, response times, log and stream figures")
     add_backtest_command(commands)
 
@@ -314,33 +327,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(text: str, *, zero_allowed: bool) -> float:
+def _number(parse: Callable[[str], float] = float, *, low: float, high: float = math.inf,
+            low_included: bool = True, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number (a whole one with `parse=int`) from `low` to `high`, in `unit`.
+    Anything else (NaN and infinities included) is a usage error naming the option."""
+    what = f"a {'whole number' if parse is int else 'number'}{f' of {unit}' if unit else ''}"
+    bound = f">= {_shown(low)}" if low_included else f"> {_shown(low)}"
+
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = math.nan
+        if not ((value >= low if low_included else value > low) and value < math.inf):
+            raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text!r}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {_shown(high)}{f' {unit}' if unit else ''}, "
+                                             f"got {text!r}")
+        return value
+
+    return convert
+
+
+def _shown(bound: float) -> str:
+    """1000 as 1,000 and 1e24 as 1e+24."""
+    return f"{bound:,.0f}" if bound == int(bound) and abs(bound) < 1e15 else f"{bound:g}"
+
+
+_non_negative_seconds = _number(low=0, high=MAX_WAIT, unit="seconds")
+_positive_seconds = _number(low=0, low_included=False, high=MAX_WAIT, unit="seconds")
+_positive_int = _number(int, low=1)
+_expires_in = _number(low=0, low_included=False, high=MAX_EXPIRES_IN, unit="seconds")
+# The ranges the sidecar takes (rpc.converters, engine.overrides).
+_alerts_limit = _number(int, low=1, high=MAX_ALERTS)
+_quantity = _number(low=0, low_included=False, high=MAX_QUANTITY)
+_limit_price = _number(low=0, high=MAX_PRICE)  # 0: a market order
+_price = _number(low=MIN_PRICE, high=MAX_PRICE)
+_override_value = _number(low=0, high=MAX_PRICE * MAX_QUANTITY)
+
+
+def _symbol_price(text: str) -> tuple[str, float]:
+    symbol, equals, price = text.partition("=")
+    if not (symbol and equals):
+        raise argparse.ArgumentTypeError(f"must be SYMBOL=PRICE, got {text!r}")
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and (value >= 0 if zero_allowed else value > 0)):
-        bound = ">= 0" if zero_allowed else "> 0"
-        raise argparse.ArgumentTypeError(f"must be a number of seconds {bound}, got {text!r}")
-    return value
-
-
-def _non_negative_seconds(text: str) -> float:
-    return _seconds(text, zero_allowed=True)
-
-
-def _positive_seconds(text: str) -> float:
-    return _seconds(text, zero_allowed=False)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
+        return symbol, _price(price)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{symbol}: the price {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,6 @@ log = structlog.get_logger("riskbudget.http")
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 64 * 1024
-MAX_EXPIRES_IN = 10 * 366 * 86_400.0
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -205,8 +204,8 @@ class _Routes:
     def _apply_expires_in(self, message: admin_pb.SetOverrideRequest, expires_in: Any) -> None:
         """HTTP's one convenience: `expires_in` seconds from the sidecar's now, as override.expires_at."""
         if (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))
-                or not math.isfinite(expires_in) or not 0 < expires_in <= MAX_EXPIRES_IN):
-            raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {MAX_EXPIRES_IN:g}]")])
+                or not math.isfinite(expires_in) or not 0 < expires_in <= convert.MAX_EXPIRES_IN):
+            raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {convert.MAX_EXPIRES_IN:g}]")])
         if message.override.HasField("expires_at"):
             raise InvalidInput([("expires_in", "give expires_in or override.expires_at, not both")])
         message.override.expires_at.CopyFrom(convert.timestamp(self._sidecar.now() + expires_in))

@@ -30,6 +30,11 @@ MIN_PRICE = 1e-12
 the last close underflow to -inf, a symbol's position limit in units infinite, and any order
 for it approvable."""
 MAX_TICKS_PER_REQUEST = 100_000
+MAX_ALERTS = 1000
+"""The most alerts one ListAlerts returns."""
+MAX_EXPIRES_IN = 10 * 366 * 86_400.0
+"""The longest expiry given as seconds from now (the HTTP controls' `expires_in`, the CLI's
+--expires-in): ten years."""
 MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last valid google.protobuf.Timestamp
 MAX_TICK_AHEAD = 60.0
 """How far (seconds) a price may be dated ahead of the sidecar's clock: clock skew between the
@@ -270,8 +275,8 @@ def alerts_request(request: service_pb.ListAlertsRequest) -> tuple[int, d.AlertS
         severity = SEVERITY_FROM_PB.get(request.min_severity)
         if severity is None:
             v.add("min_severity", "must be INFO, WARNING or CRITICAL")
-    if request.limit > 1000:
-        v.add("limit", f"must be at most 1000, got {request.limit}")
+    if request.limit > MAX_ALERTS:
+        v.add("limit", f"must be at most {MAX_ALERTS}, got {request.limit}")
     v.raise_if_any()
     return request.limit or 100, severity
 
