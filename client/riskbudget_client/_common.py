@@ -268,7 +268,9 @@ def stream_recommendations_request(
 
 
 def rejection(
-    request: service_pb2.CheckTradeRequest, message: str
+    request: service_pb2.CheckTradeRequest,
+    message: str,
+    code: int = types_pb2.REASON_CODE_SIDECAR_UNAVAILABLE,
 ) -> service_pb2.CheckTradeResponse:
     """The client's own rejection of an order: the sidecar gave no usable answer."""
     return service_pb2.CheckTradeResponse(
@@ -276,15 +278,19 @@ def rejection(
         decision=types_pb2.DECISION_REJECTED,
         requested_quantity=request.quantity,
         approved_quantity=0.0,
-        reasons=[types_pb2.Reason(code=types_pb2.REASON_CODE_SIDECAR_UNAVAILABLE, message=message)],
+        reasons=[types_pb2.Reason(code=code, message=message)],
     )
 
 
 def failed_call_rejection(
     request: service_pb2.CheckTradeRequest, error: grpc.RpcError
 ) -> service_pb2.CheckTradeResponse:
+    """SIDECAR_UNAVAILABLE, or INVALID_REQUEST when the sidecar refused the order as malformed:
+    a fault of the order, to be fixed by its sender, not of the sidecar."""
     code, details = status_of(error)
-    return rejection(request, f"sidecar call failed: {code.name}: {details}")
+    reason = (types_pb2.REASON_CODE_INVALID_REQUEST if code is grpc.StatusCode.INVALID_ARGUMENT
+              else types_pb2.REASON_CODE_SIDECAR_UNAVAILABLE)
+    return rejection(request, f"sidecar call failed: {code.name}: {details}", reason)
 
 
 def vetted(

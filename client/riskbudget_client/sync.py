@@ -92,7 +92,8 @@ class RiskBudgetClient:
     ) -> service_pb2.CheckTradeResponse:
         """The sidecar's decision, or the client's own rejection (reason
         SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or
-        comes after the deadline.
+        comes after the deadline; reason INVALID_REQUEST when the sidecar
+        refused the order as malformed.
 
         After a timeout the sidecar may still have reserved the order; the
         reservation lapses at expiry or on `release_order`.

@@ -21,10 +21,10 @@ def order_reply(decision, approved_quantity, client_order_id="o-1", requested_qu
     )
 
 
-def assert_rejected_by_the_client(response, message_start):
+def assert_rejected_by_the_client(response, message_start, code=SIDECAR_UNAVAILABLE):
     assert response.decision == types_pb2.DECISION_REJECTED
     assert response.approved_quantity == 0.0
-    assert [reason.code for reason in response.reasons] == [SIDECAR_UNAVAILABLE]
+    assert [reason.code for reason in response.reasons] == [code]
     assert response.reasons[0].message.startswith(message_start)
 
 
@@ -49,15 +49,31 @@ def test_check_trade_past_the_deadline_rejects_as_unavailable(connect, sidecar, 
     assert_rejected_by_the_client(response, "sidecar call failed: DEADLINE_EXCEEDED: ")
 
 
-def test_check_trade_on_invalid_argument_rejects_naming_the_status(connect, sidecar, target):
+def test_check_trade_on_invalid_argument_rejects_as_an_invalid_request_naming_the_status(
+    connect, sidecar, target
+):
     sidecar.failure = (grpc.StatusCode.INVALID_ARGUMENT, "quantity must be positive")
     client = connect(target)
 
     response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
 
     assert_rejected_by_the_client(
-        response, "sidecar call failed: INVALID_ARGUMENT: quantity must be positive"
+        response,
+        "sidecar call failed: INVALID_ARGUMENT: quantity must be positive",
+        types_pb2.REASON_CODE_INVALID_REQUEST,
     )
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAVAILABLE]
+)
+def test_check_trade_on_any_other_failure_rejects_as_unavailable(connect, sidecar, target, code):
+    sidecar.failure = (code, "it failed")
+    client = connect(target)
+
+    response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
+
+    assert_rejected_by_the_client(response, f"sidecar call failed: {code.name}: it failed")
 
 
 def test_check_trade_passes_an_approval_through(connect, sidecar, target):

@@ -186,14 +186,14 @@ function timestamp(time, argument) {
 }
 
 /** The client's own rejection of an order: the sidecar gave no usable answer. */
-function rejection(request, message) {
+function rejection(request, message, code = 'REASON_CODE_SIDECAR_UNAVAILABLE') {
   // Through the contract's own encoder and decoder, so that it has every field a reply has.
   return decodeCheckTradeResponse(encodeCheckTradeResponse({
     clientOrderId: request.clientOrderId,
     decision: 'DECISION_REJECTED',
     requestedQuantity: request.quantity,
     approvedQuantity: 0,
-    reasons: [{ code: 'REASON_CODE_SIDECAR_UNAVAILABLE', message }],
+    reasons: [{ code, message }],
   }));
 }
 
@@ -294,7 +294,7 @@ class RiskBudgetClient {
    * The sidecar's decision on an order `{ clientOrderId, strategy, symbol, side, quantity,
    * limitPrice = 0, dryRun = false }`, or the client's own rejection (reason
    * REASON_CODE_SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or comes after
-   * the deadline. Rejects (RangeError) only for an unknown side, before sending anything.
+   * the deadline; REASON_CODE_INVALID_REQUEST when the sidecar refused the order as malformed. Rejects (RangeError) only for an unknown side, before sending anything.
    *
    * After a timeout the sidecar may still have reserved the order; the reservation lapses at
    * expiry or on ReleaseOrder.
@@ -315,7 +315,10 @@ class RiskBudgetClient {
       reply = await this.#call('CheckTrade', request, this.#checkTradeTimeout);
     } catch (error) {
       const why = error instanceof RiskBudgetError ? `${error.codeName}: ${error.details}` : String(error);
-      return rejection(request, `sidecar call failed: ${why}`);
+      // A malformed order is the sender's fault, not the sidecar's: a code of its own.
+      const malformed = error instanceof RiskBudgetError && error.codeName === 'INVALID_ARGUMENT';
+      return rejection(request, `sidecar call failed: ${why}`,
+        malformed ? 'REASON_CODE_INVALID_REQUEST' : 'REASON_CODE_SIDECAR_UNAVAILABLE');
     }
     // gRPC keeps deadlines to the millisecond and may hand over a reply that came after a
     // shorter one: an order the client stopped waiting for is never sent.

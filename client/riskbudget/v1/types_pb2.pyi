@@ -57,6 +57,7 @@ class ReasonCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_CODE_SIDECAR_UNAVAILABLE: _ClassVar[ReasonCode]
     REASON_CODE_SHADOW_MODE: _ClassVar[ReasonCode]
     REASON_CODE_STATE_UNAVAILABLE: _ClassVar[ReasonCode]
+    REASON_CODE_INVALID_REQUEST: _ClassVar[ReasonCode]
 
 class LimitSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -148,6 +149,7 @@ REASON_CODE_BELOW_MIN_QUANTITY: ReasonCode
 REASON_CODE_SIDECAR_UNAVAILABLE: ReasonCode
 REASON_CODE_SHADOW_MODE: ReasonCode
 REASON_CODE_STATE_UNAVAILABLE: ReasonCode
+REASON_CODE_INVALID_REQUEST: ReasonCode
 LIMIT_SOURCE_UNSPECIFIED: LimitSource
 LIMIT_SOURCE_DYNAMIC: LimitSource
 LIMIT_SOURCE_STATIC: LimitSource

@@ -20,10 +20,10 @@ function orderReply(decision, approvedQuantity, clientOrderId = 'o-1') {
   return () => ({ clientOrderId, decision, requestedQuantity: 100, approvedQuantity });
 }
 
-function assertRejectedByTheClient(response, messageStart) {
+function assertRejectedByTheClient(response, messageStart, code = 'REASON_CODE_SIDECAR_UNAVAILABLE') {
   assert.equal(response.decision, 'DECISION_REJECTED');
   assert.equal(response.approvedQuantity, 0);
-  assert.deepEqual(response.reasons.map((reason) => reason.code), ['REASON_CODE_SIDECAR_UNAVAILABLE']);
+  assert.deepEqual(response.reasons.map((reason) => reason.code), [code]);
   assert.ok(response.reasons[0].message.startsWith(messageStart), response.reasons[0].message);
   assert.equal(response.clientOrderId, 'o-1');
   assert.equal(response.requestedQuantity, 100);
@@ -119,6 +119,16 @@ test('a failed call rejects the order naming the status', async (t) => {
   const response = await connect(t, sidecar.target).checkTrade(ORDER);
 
   assertRejectedByTheClient(response, 'sidecar call failed: RESOURCE_EXHAUSTED: too many calls at once');
+});
+
+test('an order the sidecar refuses as malformed is rejected as an invalid request', async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.failure = { code: grpc.status.INVALID_ARGUMENT, details: 'quantity: must be positive' };
+
+  const response = await connect(t, sidecar.target).checkTrade(ORDER);
+
+  assertRejectedByTheClient(response, 'sidecar call failed: INVALID_ARGUMENT: quantity: must be positive',
+    'REASON_CODE_INVALID_REQUEST');
 });
 
 test('no reply within the deadline rejects the order as DEADLINE_EXCEEDED', async (t) => {
