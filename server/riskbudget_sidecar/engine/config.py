@@ -16,9 +16,26 @@ from .addresses import parse_listen_address
 from .types import Regime
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/\-]+$")]
+
+# Bounds keep every value usable by the running sidecar: a finite product of money,
+# leverage and headroom, a protobuf Timestamp (now + a duration, up to year 9999), a C int
+# for gRPC, a 64-bit integer for SQLite. Each is well past any sane setting.
+DAY = 86_400.0
+WEEK = 7 * DAY
+YEAR = 365.25 * DAY
+MAX_BARS = 100_000
+"""Bar counts (windows, confirmations, observations): each bar scans its windows, and
+100,000 bars is over a year of one-minute bars."""
+Money = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
+"""In the book's currency: a quadrillion is beyond any book, and limits derived with leverage
+and headroom stay finite."""
+Leverage = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+"""Gross exposure over NAV: 100x is beyond any real book."""
+LotSize = Annotated[float, Field(ge=1e-9, le=1e12, allow_inf_nan=False)]
+"""Finer than any traded increment (a satoshi is 1e-8) and at most the largest order quantity
+(1e12), so that a quantity in lots (up to 1e21) is a finite float."""
 
 
 class Frozen(BaseModel):
@@ -27,7 +44,7 @@ class Frozen(BaseModel):
 
 class RegimeAllocation(Frozen):
     equity_allocation: Fraction
-    leverage_limit: PositiveFloat
+    leverage_limit: Leverage
     vol_target: PositiveFloat
 
 
@@ -45,13 +62,14 @@ class RebalancingTriggers(Frozen):
     regime_change: bool = True
     correlation_spike: Fraction = 0.8
     vol_breach: PositiveFloat = 1.5
-    cooldown: NonNegativeFloat = 300.0
-    """Seconds before the same trigger may produce the same recommendation again."""
+    cooldown: Annotated[float, Field(ge=0, le=WEEK, allow_inf_nan=False)] = 300.0
+    """Seconds before the same trigger may produce the same recommendation again (at most a week)."""
 
 
 class RiskBudgeting(Frozen):
     enabled: bool = True
-    monitoring_interval: PositiveFloat = 60.0
+    monitoring_interval: Annotated[float, Field(ge=0.01, le=DAY, allow_inf_nan=False)] = 60.0
+    """Seconds between monitoring ticks: from 10 ms (shorter spins the event loop) to a day."""
     regime_allocations: RegimeAllocations
     rebalancing_triggers: RebalancingTriggers = RebalancingTriggers()
 
@@ -71,13 +89,17 @@ class Sidecar(Frozen):
     allow_non_loopback: bool = False
     listen: str = "127.0.0.1:50051"
     """host:port (loopback by default) or unix:/path/to/socket."""
-    max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
-    max_concurrent_rpcs: Annotated[int, Field(ge=1)] = 256
+    max_message_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    """gRPC takes a C int. A budget takes about 90 bytes a symbol: 64 KiB holds some 700
+    symbols, 1 KiB (the former floor) not a dozen."""
+    max_concurrent_rpcs: Annotated[int, Field(ge=1, le=100_000)] = 256
     """RPCs served at once, recommendation streams included; past it gRPC answers
-    RESOURCE_EXHAUSTED at once instead of queueing (overload sheds the excess)."""
+    RESOURCE_EXHAUSTED at once instead of queueing (overload sheds the excess). gRPC takes
+    twice this as a C int; 100,000 is far past what one event loop serves."""
     shadow_mode: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_grace: NonNegativeFloat = 5.0
+    shutdown_grace: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = 5.0
+    """Seconds in-flight calls get at shutdown; at most 5 minutes (a supervisor kills sooner)."""
     admin_token_env: Name | None = "RISKBUDGET_ADMIN_TOKEN"
     """Environment variable holding the admin token; admin calls are refused without one."""
     admin_token_file: str | None = None
@@ -124,8 +146,9 @@ class Sidecar(Frozen):
 class Strategy(Frozen):
     risk_share: PositiveFloat
     symbols: Annotated[list[Name], Field(min_length=1)]
-    risk_budgets: dict[Name, PositiveFloat] | None = None
-    """Risk budget per symbol inside the strategy; equal risk contribution if absent."""
+    risk_budgets: dict[Name, Annotated[float, Field(ge=1e-6, le=1e6, allow_inf_nan=False)]] | None = None
+    """Risk budget per symbol inside the strategy; equal risk contribution if absent. Relative
+    weights: within [1e-6, 1e6] their sum stays finite and none vanishes next to another."""
 
     @model_validator(mode="after")
     def _budgets_cover_symbols(self) -> "Strategy":
@@ -137,10 +160,10 @@ class Strategy(Frozen):
 
 
 class Portfolio(Frozen):
-    net_asset_value: PositiveFloat
+    net_asset_value: Money
     strategies: Annotated[dict[Name, Strategy], Field(min_length=1)]
-    lot_sizes: dict[Name, PositiveFloat] = {}
-    default_lot_size: PositiveFloat = 1.0
+    lot_sizes: dict[Name, LotSize] = {}
+    default_lot_size: LotSize = 1.0
 
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> "Portfolio":
@@ -163,31 +186,37 @@ class Portfolio(Frozen):
 class StaticLimits(Frozen):
     """The fallback where a dynamic limit cannot be computed yet (too little data)."""
 
-    strategy_leverage: PositiveFloat = 1.0
-    total_leverage: PositiveFloat = 1.0
-    symbol_max_notional: PositiveFloat = 1_000_000.0
+    strategy_leverage: Leverage = 1.0
+    total_leverage: Leverage = 1.0
+    symbol_max_notional: Money = 1_000_000.0
 
 
 class Limits(Frozen):
     near_limit_fraction: Fraction = 0.8
-    position_headroom: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.25
-    """A symbol's position limit is its target notional times this."""
-    max_order_notional: PositiveFloat = 5_000_000.0
+    position_headroom: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 1.25
+    """A symbol's position limit is its target notional times this (at most 100x)."""
+    max_order_notional: Money = 5_000_000.0
     price_collar: Fraction = 0.05
     """Largest relative distance of a limit price from the last price."""
-    max_staleness: PositiveFloat = 30.0
-    """Seconds after which a price is stale and checks on the symbol fail closed."""
-    reservation_ttl: PositiveFloat = 60.0
+    max_staleness: Annotated[float, Field(gt=0, le=WEEK, allow_inf_nan=False)] = 30.0
+    """Seconds after which a price is stale and checks on the symbol fail closed; at most a
+    week (a long holiday weekend of daily bars)."""
+    reservation_ttl: Annotated[float, Field(gt=0, le=WEEK, allow_inf_nan=False)] = 60.0
+    """Seconds an approval stays reserved unless filled or released (orders in flight); at most
+    a week. now + ttl is sent as a protobuf Timestamp, which ends in year 9999."""
     restricted_symbols: list[Name] = []
     static: StaticLimits = StaticLimits()
 
 
 class MarketData(Frozen):
-    bar_interval: PositiveFloat = 86_400.0
-    """Seconds per bar: returns are taken between bar closes."""
-    periods_per_year: PositiveFloat = 252.0
+    bar_interval: Annotated[float, Field(ge=0.001, le=DAY, allow_inf_nan=False)] = 86_400.0
+    """Seconds per bar: returns are taken between bar closes. From 1 ms to a day: bar times
+    (multiples of it) must stay finite and near now."""
+    periods_per_year: Annotated[float, Field(ge=50, le=YEAR / 0.001, allow_inf_nan=False)] = 252.0
+    """Bars a year: weekly at the coarsest (a synthetic warm-up of 10,000 bars then spans at
+    most 200 years and keeps finite, positive prices), one a millisecond at the finest."""
     ewma_lambda: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.94
-    min_observations: Annotated[int, Field(ge=2)] = 20
+    min_observations: Annotated[int, Field(ge=2, le=MAX_BARS)] = 20
     """Returns needed before a symbol's volatility is trusted for a dynamic limit."""
 
 
@@ -203,12 +232,12 @@ class CrisisThresholds(RegimeThresholds):
 class RegimeRules(Frozen):
     benchmark: Name
     initial: Regime = Regime.BEAR
-    trend_window: Annotated[int, Field(ge=2)] = 50
-    drawdown_window: Annotated[int, Field(ge=2)] = 252
+    trend_window: Annotated[int, Field(ge=2, le=MAX_BARS)] = 50
+    drawdown_window: Annotated[int, Field(ge=2, le=MAX_BARS)] = 252
     bear: RegimeThresholds = RegimeThresholds(volatility=0.25, drawdown=0.10)
     crisis: CrisisThresholds = CrisisThresholds(volatility=0.40, drawdown=0.20)
-    confirmation_bars: Annotated[int, Field(ge=1)] = 3
-    min_dwell_bars: Annotated[int, Field(ge=0)] = 5
+    confirmation_bars: Annotated[int, Field(ge=1, le=MAX_BARS)] = 3
+    min_dwell_bars: Annotated[int, Field(ge=0, le=MAX_BARS)] = 5
 
     @model_validator(mode="after")
     def _crisis_is_worse_than_bear(self) -> "RegimeRules":
@@ -224,9 +253,11 @@ class SyntheticWarmup(Frozen):
 
     source: Literal["synthetic"] = "synthetic"
     bars: Annotated[int, Field(ge=0, le=10_000)] = 300
-    seed: int = 7
-    annual_volatility: PositiveFloat = 0.18
-    annual_drift: Annotated[float, Field(allow_inf_nan=False)] = 0.06
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 7
+    """numpy's default_rng takes any non-negative int; 32 bits are plenty for a warm-up."""
+    annual_volatility: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.18
+    annual_drift: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] = 0.06
+    """With volatility and drift within 100% a year, prices stay finite and positive."""
     correlation: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
 
@@ -246,15 +277,18 @@ class StoreSettings(Frozen):
     """sqlite: durable, the embedded default. memory: nothing survives a restart (tests, demos)."""
     path: Annotated[str, Field(min_length=1)] = "state/riskbudget.sqlite3"
     """The SQLite database (WAL mode), relative to the working directory."""
-    recommendation_retention: Annotated[int, Field(ge=1)] = 10_000
-    """Recommendations kept for subscribers to resume from; older ones get OUT_OF_RANGE."""
-    decision_log_queue: Annotated[int, Field(ge=1)] = 100_000
-    """Decisions waiting for the writer; past this they go to the fallback log (and an alert)."""
-    decision_log_batch: Annotated[int, Field(ge=1)] = 500
-    decision_log_retention: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    recommendation_retention: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """Recommendations kept for subscribers to resume from; older ones get OUT_OF_RANGE. SQLite
+    binds it as a 64-bit integer; a million is months of recommendations."""
+    decision_log_queue: Annotated[int, Field(ge=1, le=1_000_000)] = 100_000
+    """Decisions waiting for the writer; past this they go to the fallback log (and an alert).
+    Held in memory (about 1 KiB each): a million is a GiB."""
+    decision_log_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Decisions written in one transaction; a longer one holds the write lock too long."""
+    decision_log_retention: Annotated[float, Field(gt=0, le=10 * YEAR, allow_inf_nan=False)] | None = None
     """Seconds of decisions the SQLite decision log keeps, counted back from the newest one
     written; older ones are deleted. None (the default) keeps every decision: the file then
-    grows with every check (about 0.6 MiB per 1,000)."""
+    grows with every check (about 0.6 MiB per 1,000). At most 10 years: for longer, keep all."""
     busy_timeout: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] = 0.25
     """Seconds a write waits for the database before the change is refused (checks fail closed)."""
     min_free_disk_mib: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1024
@@ -299,8 +333,9 @@ class HttpSettings(Frozen):
 
 
 class StreamSettings(Frozen):
-    subscriber_queue: Annotated[int, Field(ge=1)] = 1_000
-    """Recommendations one subscriber may fall behind by before its stream ends with a resume point."""
+    subscriber_queue: Annotated[int, Field(ge=1, le=100_000)] = 1_000
+    """Recommendations one subscriber may fall behind by before its stream ends with a resume
+    point; held in memory per subscriber."""
 
 
 class Config(Frozen):

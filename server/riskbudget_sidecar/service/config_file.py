@@ -41,17 +41,76 @@ def _describe(error: dict) -> str:
     return message.removeprefix("Value error, ")
 
 
+class _DuplicateKey(Exception):
+    """A mapping gives `path[-1]` twice; the enclosing keys are prepended on the way out."""
+
+    def __init__(self, key: str, first: yaml.Mark, second: yaml.Mark):
+        super().__init__(key)
+        self.path, self.lines = [key], (first.line + 1, second.line + 1)
+
+    def __str__(self) -> str:
+        return f"{_key_path(tuple(self.path))}: duplicate key (lines {self.lines[0]} and {self.lines[1]})"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (checked as composed, so merge
+    keys `<<` may still be overridden), and reports a scalar it cannot convert as bad YAML."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        try:
+            return super().compose_node(parent, index)
+        except _DuplicateKey as duplicate:  # prepend the key or list index this node is under
+            if isinstance(index, yaml.ScalarNode):
+                duplicate.path.insert(0, index.value)
+            elif isinstance(index, int):
+                duplicate.path.insert(0, index)
+            raise
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise _DuplicateKey(key_node.value, seen[key], key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError) as exc:  # PyYAML's scalar ones: 2023-02-30
+            kind = node.tag.rpartition(":")[2]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a valid {kind}: {exc}", node.start_mark) from None
+
+
 def load_config(path: str | Path) -> Config:
-    """Load and validate a YAML config file. A truncated or empty file is refused."""
+    """Load and validate a YAML config file. Whatever is wrong with it (unreadable, not UTF-8,
+    not YAML, a duplicate key, an empty file, a bad value) raises ConfigError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{path}: not UTF-8 text: byte {raw[exc.start]:#04x} at offset {exc.start} "
+                           f"(line {line})"]) from None
+    loader = _StrictLoader(text)
+    try:
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    except _DuplicateKey as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
     if data is None:
         raise ConfigError([f"{path}: the file is empty"])
     return parse_config(data, source=str(path))
