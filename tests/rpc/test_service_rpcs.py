@@ -314,6 +314,35 @@ async def test_check_trade_twice_with_the_same_id_gives_the_same_answer_and_one_
     assert len(harness.sidecar._store.book.reservations()) == 1
 
 
+async def release(harness, order_id):
+    await harness.stub.ReleaseOrder(spb.ReleaseOrderRequest(client_order_id=order_id))
+
+
+async def fill_whole(harness, order_id):
+    await harness.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id=order_id, strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10,
+        price=harness.sidecar.snapshot.symbols["AAA"].last_price, time=timestamp(harness.clock.now())))
+
+
+async def expire(harness, order_id):
+    harness.clock.advance(harness.sidecar.config.limits.reservation_ttl)
+
+
+@pytest.mark.parametrize("end", [release, fill_whole, expire])
+async def test_the_same_order_again_once_its_reservation_ended_is_rejected_not_replayed_as_reserved(harness, end):
+    await harness.publish_last_prices()
+    first = await harness.check("o-ended", 10)
+    await end(harness, "o-ended")
+    await harness.publish_last_prices()  # fresh prices after the clock moved
+
+    again = await harness.check("o-ended", 10)
+
+    assert (first.decision, first.reserved) == (pb.DECISION_APPROVED, True)
+    assert (again.decision, again.approved_quantity, again.reserved) == (pb.DECISION_REJECTED, 0, False)
+    assert [r.code for r in again.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED] and again.replayed
+    assert "reservation has ended" in again.reasons[0].message
+
+
 async def test_check_trade_reusing_an_id_for_another_order_is_rejected(harness):
     await harness.publish_last_prices()
     await harness.check("o-reused", 10)

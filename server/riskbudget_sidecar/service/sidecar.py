@@ -651,9 +651,11 @@ class RiskBudgetSidecar:
         now = self._clock.now()
         kept = self._store.remembered(order.client_order_id)
         if kept is not None:
-            if kept.order.same_order_as(order):
-                return dataclasses.replace(kept.decision, replayed=True)
-            return self._id_reused(order, kept.decision)
+            if not kept.order.same_order_as(order):
+                return self._id_reused(order, kept.decision)
+            if kept.decision.reserved and not self._still_reserved(order.client_order_id, now):
+                return self._reservation_ended(order, kept.decision)
+            return dataclasses.replace(kept.decision, replayed=True)
         began = time.perf_counter()
         result = self._decide(order, now)
         if not order.dry_run:
@@ -759,13 +761,27 @@ class RiskBudgetSidecar:
             reasons=(Reason(ReasonCode.STATE_UNAVAILABLE,
                             "the reservation could not be recorded durably: rejected (fail closed)"),))
 
+    def _still_reserved(self, client_order_id: str, now: float) -> bool:
+        reservation = self._store.book.reservation(client_order_id)
+        return reservation is not None and reservation.expires_at > now
+
     def _id_reused(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
+        return self._refused_id(order, earlier, f"client_order_id {order.client_order_id!r} was used for a "
+                                                "different order", replayed=False)
+
+    def _reservation_ended(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
+        """The same order again once its reservation was filled, released or expired: its
+        approval no longer holds any budget, so sending it now would spend budget unchecked."""
+        return self._refused_id(order, earlier, f"order {order.client_order_id!r} was approved, but its "
+                                "reservation has ended (filled, released or expired): check it again "
+                                "under a new client_order_id", replayed=True)
+
+    @staticmethod
+    def _refused_id(order: OrderRequest, earlier: TradeDecision, why: str, *, replayed: bool) -> TradeDecision:
         return dataclasses.replace(
             earlier, decision=Decision.REJECTED, requested_quantity=order.quantity,
             approved_quantity=0.0, reserved=False, reservation_expires_at=None,
-            shadow_decision=None, replayed=False,
-            reasons=(Reason(ReasonCode.ORDER_ID_REUSED,
-                            f"client_order_id {order.client_order_id!r} was used for a different order"),))
+            shadow_decision=None, replayed=replayed, reasons=(Reason(ReasonCode.ORDER_ID_REUSED, why),))
 
     @staticmethod
     def _log_decision_fallback(record: dict) -> None:
