@@ -14,6 +14,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.service import sidecar as sidecar_module
+from riskbudget_sidecar.store.errors import StoreError
 
 
 def edit_config(harness, change) -> None:
@@ -126,6 +127,17 @@ async def test_trading_state_changes_and_stale_prices_are_alerts_with_severity(h
     assert state_alerts[0].severity == pb.ALERT_SEVERITY_WARNING and "HALTED" in state_alerts[0].message
     assert len(stale_alerts) == 1
     assert all(a.severity >= pb.ALERT_SEVERITY_WARNING for a in warnings.alerts)
+
+
+async def test_a_tick_whose_store_refuses_the_expiries_still_checks_prices_and_alerts_both(harness, monkeypatch):
+    async def refused(now, limit=None):
+        raise StoreError("the shared store is down")
+    monkeypatch.setattr(harness.sidecar.store, "expire", refused)
+
+    await harness.sidecar.monitor_once()  # warm-up prices are history: stale
+
+    assert len(await alerts(harness, pb.ALERT_KIND_STORE_ERROR)) == 1
+    assert len(await alerts(harness, pb.ALERT_KIND_STALE_MARKET_DATA)) == 1
 
 
 async def test_a_limit_breach_raises_a_critical_alert(harness):

@@ -201,8 +201,11 @@ class RiskBudgetSidecar:
         now = self._clock.now()
         await self._expire_overrides(now)
         await self._in_numeric(self._advance_and_recompute, now)
-        with self._store_errors():
-            expired = await self._expire_and_forget(now)
+        try:
+            with self._store_errors():
+                expired = await self._expire_and_forget(now)
+        except StateUnavailable:  # alerted; the limits, stale prices and metrics are still checked
+            expired = []
         self._log_expiries(expired)
         report = self.utilization()
         self._after_recompute(received, report)
