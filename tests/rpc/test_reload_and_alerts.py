@@ -79,6 +79,30 @@ async def test_a_change_that_needs_a_restart_is_refused(harness):
     assert any("sidecar.listen" in error for error in reply.errors)
 
 
+def rename_strategy(data, old, new):
+    data["portfolio"]["strategies"] = {new if name == old else name: strategy
+                                       for name, strategy in data["portfolio"]["strategies"].items()}
+
+
+async def test_a_reload_that_drops_a_strategy_still_holding_reservations_is_refused(harness):
+    await harness.publish_last_prices()
+    await harness.check("o-held", 10)  # a reservation of strategy trend
+    edit_config(harness, lambda data: rename_strategy(data, "trend", "trend_v2"))
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert any("'trend' still holds positions or reservations" in error for error in reply.errors)
+
+
+async def test_a_reload_may_rename_a_strategy_that_holds_nothing(harness):
+    edit_config(harness, lambda data: rename_strategy(data, "trend", "trend_v2"))
+
+    reply = await reload(harness)
+
+    assert reply.reloaded, reply.errors
+
+
 async def test_the_log_level_needs_a_restart_it_is_not_accepted_and_ignored(harness):
     edit_config(harness, lambda data: data["sidecar"].update(log_level="debug"))
 

@@ -628,7 +628,7 @@ class RiskBudgetSidecar:
             if self._config_path is None:
                 raise ConfigError(["this sidecar was not started from a config file"])
             new = load_config(self._config_path)
-            problems = restart_only_changes(self.config, new)
+            problems = restart_only_changes(self.config, new) + self._strategies_in_use_removed(new)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as refused:
@@ -646,6 +646,15 @@ class RiskBudgetSidecar:
         self._after_recompute(received)
         log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version)
         return self.require_snapshot()
+
+    def _strategies_in_use_removed(self, new: Config) -> list[str]:
+        """A strategy the new config drops (or renames) while the book still holds its positions
+        or reservations: they would count in the book's total yet under no strategy's limits."""
+        book = self._store.book
+        in_use = ({p.strategy for p in book.positions()} | {r.strategy for r in book.reservations()})
+        return [f"portfolio.strategies: {name!r} still holds positions or reservations; close or "
+                "release them (SetPositions, ReleaseOrder) before removing it"
+                for name in sorted(in_use - set(new.portfolio.strategies))]
 
     # -- the hot path ----------------------------------------------------------------------
 
