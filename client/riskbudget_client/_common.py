@@ -90,13 +90,24 @@ def channel_options(
     return (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", name))
 
 
+def _bearer(token: str, argument: str) -> Metadata:
+    """The authorization header of `token`, refused up front unless it is printable ASCII with no
+    spaces: anything else (a newline read from a file or an environment variable) is not a
+    valid header value, and gRPC would fail every call with a bare INTERNAL error."""
+    if not (isinstance(token, str) and token and token.isascii() and token.isprintable()
+            and " " not in token):
+        raise ValueError(f"{argument} must be printable ASCII without spaces or line breaks "
+                         "(strip the newline a file or a variable may end with)")
+    return (("authorization", f"Bearer {token}"),)
+
+
 def admin_metadata(admin_token: str | None) -> Metadata:
-    return () if admin_token is None else (("authorization", f"Bearer {admin_token}"),)
+    return () if admin_token is None else _bearer(admin_token, "admin_token")
 
 
 def client_metadata(client_token: str | None) -> Metadata | None:
     """What the trading and read calls carry: the client token, if the sidecar wants one."""
-    return None if client_token is None else (("authorization", f"Bearer {client_token}"),)
+    return None if client_token is None else _bearer(client_token, "client_token")
 
 
 def enum_key(enum: EnumTypeWrapper, value: str | int, argument: str) -> str:

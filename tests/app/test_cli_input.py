@@ -129,3 +129,13 @@ async def test_a_reload_that_takes_exits_0(tmp_path, capsys, monkeypatch):
 
     assert code == 0
     assert json.loads(out)["reloaded"] is True
+
+
+@pytest.mark.parametrize("variable", ["RISKBUDGET_ADMIN_TOKEN", "RISKBUDGET_CLIENT_TOKEN"])
+def test_a_token_with_a_line_break_is_a_usage_error_naming_its_variable(monkeypatch, capsys, variable):
+    monkeypatch.setenv(variable, "s3cret\n")
+
+    code = main(["alerts", "--target", "127.0.0.1:1"])
+
+    assert code == 2
+    assert f"{variable}: {variable.removeprefix('RISKBUDGET_').lower()} must be printable ASCII" in capsys.readouterr().err

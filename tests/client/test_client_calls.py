@@ -286,6 +286,13 @@ def test_admin_calls_without_a_token_carry_no_authorization(connect, sidecar, ta
     assert "authorization" not in sidecar.metadata["ReloadConfig"]
 
 
+@pytest.mark.parametrize("option", ["admin_token", "client_token"])
+@pytest.mark.parametrize("token", ["s3cret\n", "s3 cret", "", "s\u00e9cret"], ids=["newline", "space", "empty", "non-ascii"])
+def test_a_token_that_cannot_be_a_header_is_refused_naming_it(connect, target, option, token):
+    with pytest.raises(ValueError, match=f"{option} must be printable ASCII"):
+        connect(target, **{option: token})
+
+
 def test_a_client_reaches_the_sidecar_over_a_unix_socket(connect, sidecar, start_server):
     with tempfile.TemporaryDirectory(prefix="rb-") as folder:
         path = Path(folder) / "sidecar.sock"

@@ -116,6 +116,14 @@ async def test_a_bad_override_is_refused_with_the_same_field_names_as_grpc(harne
 async def test_a_body_that_is_not_json_is_400(harness, http):
     async with http.post("/api/rebalance", data=b"{reason: month end", headers=ADMIN_HEADERS) as response:
         assert response.status == 400
+        [violation] = (await response.json())["field_violations"]
+        assert violation["field"] == "body"
+        assert violation["description"].startswith("is not valid JSON: Expecting property name")
+
+
+async def test_a_body_that_is_json_but_not_an_object_is_400(harness, http):
+    async with http.post("/api/rebalance", data=b"[1, 2]", headers=ADMIN_HEADERS) as response:
+        assert response.status == 400
         assert (await response.json())["field_violations"] == [{"field": "body",
                                                                 "description": "must be a JSON object"}]
 

@@ -58,7 +58,10 @@ def _client(args: argparse.Namespace, **options):
         return RiskBudgetClient(args.target, admin_token=admin_token, client_token=client_token,
                                 credentials=credentials, tls_server_name=args.tls_server_name, **options)
     except ValueError as error:  # the other arguments were checked when parsed
-        raise ConfigError([f"--tls-server-name: {error}"]) from None
+        argument = str(error).split(" ", 1)[0]
+        source = {"admin_token": "RISKBUDGET_ADMIN_TOKEN",
+                  "client_token": "RISKBUDGET_CLIENT_TOKEN"}.get(argument, "--tls-server-name")
+        raise ConfigError([f"{source}: {error}"]) from None
 
 
 def _tls_credentials(args: argparse.Namespace):

@@ -261,7 +261,7 @@ def _decide(
 def _closable(exposure: SymbolExposure, sign: int) -> float:
     """How much an order of this direction may trade and still only reduce the position."""
     pending = exposure.pending_buy if sign > 0 else exposure.pending_sell
-    return max(-sign * exposure.position - pending, 0.0)
+    return max(0.0, -sign * exposure.position - pending)  # 0.0 first: max keeps the first of equals, not -0.0
 
 
 def _room(exposure: SymbolExposure, sign: int, bound: float) -> float:

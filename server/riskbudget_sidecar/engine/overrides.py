@@ -22,6 +22,7 @@ static limits took.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Iterable
 
 from .types import Override, OverrideKind, OverrideScope, Regime
@@ -115,5 +116,13 @@ def validate_override(override: Override, *, strategies: set[str], symbols: set[
     expires_at = override.expires_at
     if expires_at is not None and not (math.isfinite(expires_at) and expires_at > now):
         violations.append(("override.expires_at",
-                           f"must be after now ({now:g}), got {expires_at!r}"))
+                           f"must be after now ({_utc(now)}), got {_utc(expires_at)}"))
     return violations
+
+
+def _utc(seconds: float) -> str:
+    """A time as ISO 8601 UTC, as an operator reads it; a value that is no time, as itself."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except (ValueError, OverflowError, OSError):
+        return repr(seconds)

@@ -237,8 +237,8 @@ class _Routes:
             return {}
         try:
             body = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput([("body", "must be a JSON object")]) from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidInput([("body", f"is not valid JSON: {error}")]) from None
         if not isinstance(body, dict):
             raise InvalidInput([("body", "must be a JSON object")])
         return body
