@@ -346,6 +346,13 @@ def test_check_trade_when_halted_or_reducing_rejects_an_increase(state, code):
     assert result.reduces_exposure is False
 
 
+def test_check_trade_when_halted_with_nothing_to_close_reports_a_limit_of_plus_zero():
+    result = desk(trading_state=TradingState.HALTED).check(order(BUY, 100))
+
+    [reason] = result.reasons
+    assert math.copysign(1.0, reason.limit) == 1.0  # 0.0, not -0.0 (shown as "-0" to a trader)
+
+
 @pytest.mark.parametrize("state", [TradingState.HALTED, TradingState.REDUCING])
 @pytest.mark.parametrize("held, side", [(100, SELL), (-100, BUY)])
 def test_check_trade_when_halted_or_reducing_passes_a_reducing_order(state, held, side):
