@@ -184,6 +184,13 @@ def test_a_database_of_another_schema_version_is_refused(open_sqlite, db_path: P
         open_sqlite()
 
 
+def test_a_state_path_under_a_regular_file_is_refused_naming_store_path(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+
+    with pytest.raises(StoreError, match=r"cannot open the state store .*a-file/state.sqlite3 \(store.path\)"):
+        sqlite_store.SqliteStore(StoreSettings(path=str(tmp_path / "a-file" / "state.sqlite3")))
+
+
 async def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
         open_sqlite, db_path: Path) -> None:
     first = open_sqlite()

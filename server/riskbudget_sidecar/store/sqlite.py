@@ -903,8 +903,11 @@ class _BackgroundWriter:
 
 def _claim(path: Path) -> IO[str]:
     """An exclusive lock on `<path>.lock`: one sidecar per state file (the kernel frees it on exit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    owner = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        owner = open(path.with_name(path.name + ".lock"), "w")
+    except OSError as error:  # e.g. a directory on the way is a file: name the setting
+        raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
     try:
         fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -919,7 +922,7 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
-        raise StoreError(f"cannot open the state store {path}: {error}") from error
+        raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
     try:
         [(mode,)] = db.execute("PRAGMA journal_mode=WAL").fetchall()
         if mode != "wal":
@@ -928,7 +931,7 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         db.execute("PRAGMA wal_autocheckpoint=0")  # the writer thread checkpoints, see SqliteStore
     except sqlite3.Error as error:
         db.close()
-        raise StoreError(f"cannot open the state store {path}: {error}") from error
+        raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
     except BaseException:
         db.close()
         raise
