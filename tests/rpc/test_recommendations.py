@@ -184,6 +184,20 @@ async def test_drift_produces_a_recommendation_once_within_the_cooldown(harness)
     assert current[("trend", "AAA")] == pytest.approx(1000 * prices["AAA"])
 
 
+async def test_a_config_reload_does_not_send_a_recommendation_again_within_its_cooldown(harness):
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+    await harness.sidecar.monitor_once()
+
+    reply = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=harness.admin_metadata)
+    await harness.sidecar.monitor_once()
+    status = await harness.stub.GetStatus(spb.GetStatusRequest())
+
+    assert reply.reloaded
+    assert status.last_recommendation_sequence == 1
+
+
 async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
     running = await start_harness(tmp_path)
     await trigger(running)

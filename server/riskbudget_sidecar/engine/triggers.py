@@ -75,6 +75,11 @@ class TriggerMonitor:
             RecommendationTrigger.DRIFT, RecommendationTrigger.CORRELATION_SPIKE,
             RecommendationTrigger.VOL_BREACH)}
 
+    def reconfigure(self, settings: RebalancingTriggers) -> None:
+        """New thresholds and cooldown; what fired, and when, is kept: a config reload must not
+        send a recommendation again within its cooldown."""
+        self._settings = settings
+
     def evaluate(
         self,
         *,

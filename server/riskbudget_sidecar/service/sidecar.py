@@ -100,6 +100,7 @@ class RiskBudgetSidecar:
         self._hub = RecommendationHub(read_after=self._store.recommendations_after,
                                       bounds=self._store.recommendation_bounds,
                                       queue_size=config.stream.subscriber_queue)
+        self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
         self._apply_config(config)
         self._overrides: tuple[Override, ...] = ()
         self._refresh_overrides(clock.now())
@@ -119,7 +120,7 @@ class RiskBudgetSidecar:
         self.config = config
         self._strategy_symbols = {
             name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
-        self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
+        self._triggers.reconfigure(config.risk_budgeting.rebalancing_triggers)
         self._pipeline.reconfigure(config)
 
     # -- lifecycle -------------------------------------------------------------------------
