@@ -180,8 +180,12 @@ async def serve(config: Config, *, config_path: str, listen: str | None = None) 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up waits
         loop.add_signal_handler(signum, stopping.set)
+    reload_asked = asyncio.Event()  # SIGHUP's default would end the process during start-up
+    loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
     sidecar, servers = await start(config, listen=listen, config_path=config_path)
     tune_garbage_collector()
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(sidecar)))
+    if reload_asked.is_set():
+        await _reload(sidecar)
     await stopping.wait()
     await stop(sidecar, servers)
