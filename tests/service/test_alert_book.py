@@ -1,0 +1,29 @@
+"""The alert book: newest first, bounded, and refused admin calls kept apart."""
+
+from __future__ import annotations
+
+from riskbudget_sidecar.engine.types import AlertKind, AlertSeverity
+from riskbudget_sidecar.service.alerts import AlertBook
+
+
+def test_a_flood_of_refused_admin_calls_does_not_push_other_alerts_out():
+    book = AlertBook(capacity=10, refusals=3)
+    book.raise_alert(AlertKind.LIMIT_BREACHED, AlertSeverity.CRITICAL, "SPY over its limit", now=1.0)
+    for attempt in range(50):
+        book.raise_alert(AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, f"refused {attempt}", now=2.0 + attempt)
+
+    recent = book.recent(limit=100)
+
+    assert [a.message for a in recent] == ["refused 49", "refused 48", "refused 47", "SPY over its limit"]
+
+
+def test_alerts_of_both_kinds_come_newest_first_and_filtered_by_severity():
+    book = AlertBook()
+    book.raise_alert(AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, "a", now=1.0)
+    book.raise_alert(AlertKind.REGIME_CHANGE, AlertSeverity.INFO, "b", now=2.0)
+    book.raise_alert(AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, "c", now=3.0)
+    book.raise_alert(AlertKind.LIMIT_BREACHED, AlertSeverity.CRITICAL, "d", now=4.0)
+
+    assert [a.message for a in book.recent()] == ["d", "c", "b", "a"]
+    assert [a.message for a in book.recent(limit=2)] == ["d", "c"]
+    assert [a.message for a in book.recent(min_severity=AlertSeverity.WARNING)] == ["d", "c", "a"]
