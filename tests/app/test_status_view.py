@@ -243,7 +243,7 @@ async def test_status_shows_the_regime_and_each_strategy_of_a_running_sidecar(tm
         budget = (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget
 
         code = await asyncio.to_thread(
-            main, ["status", "--target", harness.server.target, "--iterations", "2", "--watch", "0"])
+            main, ["status", "--target", harness.server.target, "--iterations", "2", "--watch", "0.1"])
     finally:
         await harness.channel.close()
         await stop(harness.sidecar, harness.server)
@@ -268,7 +268,7 @@ async def test_status_on_a_terminal_clears_the_screen_before_each_draw(tmp_path,
     try:
         monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
         code = await asyncio.to_thread(
-            main, ["status", "--target", harness.server.target, "--iterations", "3", "--watch", "0"])
+            main, ["status", "--target", harness.server.target, "--iterations", "3", "--watch", "0.1"])
     finally:
         await harness.channel.close()
         await stop(harness.sidecar, harness.server)
@@ -313,7 +313,7 @@ def test_status_of_an_unreachable_sidecar_is_one_line_and_exit_code_1(capsys):
     assert captured.err.startswith(f"riskbudget status: no answer from the sidecar at {target} (GetBudget: UNAVAILABLE")
 
 
-@pytest.mark.parametrize("argv", [["--watch", "-1"], ["--watch", "soon"], ["--iterations", "0"]])
+@pytest.mark.parametrize("argv", [["--watch", "-1"], ["--watch", "0"], ["--watch", "soon"], ["--iterations", "0"]])
 def test_status_refuses_a_bad_watch_or_iterations(argv, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["status", *argv])

@@ -323,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_backtest_command(commands)
 
     status = client_command("status", "the budget, its utilization and recent alerts as a table", _status)
-    status.add_argument("--watch", type=_non_negative_seconds, metavar="SECONDS",
-                        help="redraw every SECONDS until Ctrl-C")
+    status.add_argument("--watch", type=_watch_interval, metavar="SECONDS",
+                        help="redraw every SECONDS (at least 0.1) until Ctrl-C")
     status.add_argument("--iterations", type=_positive_int, metavar="N",
                         help="stop after N draws (default: 1 without --watch, until Ctrl-C with it)")
     return parser
@@ -357,7 +357,7 @@ def _shown(bound: float) -> str:
     return f"{bound:,.0f}" if bound == int(bound) and abs(bound) < 1e15 else f"{bound:g}"
 
 
-_non_negative_seconds = _number(low=0, high=MAX_WAIT, unit="seconds")
+_watch_interval = _number(low=0.1, high=MAX_WAIT, unit="seconds")  # faster only loads the sidecar
 _positive_seconds = _number(low=0, low_included=False, high=MAX_WAIT, unit="seconds")
 _positive_int = _number(int, low=1)
 _expires_in = _number(low=0, low_included=False, high=MAX_EXPIRES_IN, unit="seconds")
