@@ -236,6 +236,22 @@ async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as
     assert harness.sidecar.snapshot.symbols["AAA"].last_price == prices["AAA"] * 1.01
 
 
+async def test_the_return_since_start_counts_from_the_first_published_price_not_the_warm_up(harness):
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=100)]))
+    warm_up = harness.sidecar.snapshot.symbols["AAA"].last_price
+    harness.sidecar.refresh_metrics()  # the warm-up's last price is known, not yet a market price
+
+    await harness.publish({"AAA": 2 * warm_up})  # the first live price: no gain yet
+    harness.sidecar.refresh_metrics()
+    harness.clock.advance(1)
+    await harness.publish({"AAA": 2 * warm_up + 1})
+    harness.sidecar.refresh_metrics()
+
+    nav = harness.sidecar.config.portfolio.net_asset_value
+    assert harness.sidecar.success.summary(harness.clock.now()).return_since_start == pytest.approx(100 / nav)
+
+
 async def test_stream_market_data_applies_every_batch(harness):
     async def batches():
         for price in (100.0, 100.5, 101.0):

@@ -101,6 +101,9 @@ class RiskBudgetSidecar:
                                       bounds=self._store.recommendation_bounds,
                                       queue_size=config.stream.subscriber_queue)
         self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
+        self._live_symbols: set[str] = set()
+        """Symbols with a published price: the book's gain counts from each one's first, not
+        from the warm-up's last (a synthetic or historical price, not a market move)."""
         self._apply_config(config)
         self._overrides: tuple[Override, ...] = ()
         self._refresh_overrides(clock.now())
@@ -243,7 +246,7 @@ class RiskBudgetSidecar:
         self.success.observe(
             now, utilization=report.total.utilization, ex_ante_volatility=report.total.ex_ante_volatility,
             net_positions={s: u.net_quantity for s, u in report.symbols.items()},
-            prices={s: p for s in self._market.symbols if (p := self._market.last_price(s)) is not None})
+            prices={s: p for s in self._live_symbols if (p := self._market.last_price(s)) is not None})
 
     # -- numeric thread --------------------------------------------------------------------
 
@@ -460,7 +463,9 @@ class RiskBudgetSidecar:
         received = time.monotonic()
         ticks = list(ticks)
         accepted = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
-        self._mark_book({tick.symbol for tick in ticks})
+        symbols = {tick.symbol for tick in ticks}
+        self._live_symbols |= symbols
+        self._mark_book(symbols)
         self._after_recompute(received)
         return accepted, self.require_snapshot()
 
