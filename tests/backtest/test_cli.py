@@ -135,3 +135,16 @@ def test_charts_without_matplotlib_fail_fast_with_the_extra_to_install(files, tm
     assert main(["--prices", str(prices), "--config", str(config), "--out", str(tmp_path / "r")]) == 2
     assert "pip install 'riskbudget[backtest]'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_yyyymmdd_price_file_exits_2_instead_of_a_nonsense_report(tmp_path, files, capsys):
+    """Dates exported as 20260101 once ran as epoch seconds and printed returns of 6e58%."""
+    prices, config = files
+    compact = tmp_path / "compact.csv"
+    lines = prices.read_text().splitlines()
+    compact.write_text("\n".join([lines[0], *(line[:10].replace("-", "") + line[10:] for line in lines[1:])]))
+
+    assert main(["--prices", str(compact), "--config", str(config), "--quiet", "--warmup", "15"]) == 2
+    err = capsys.readouterr().err
+    assert "compact.csv:2: time column 'time': '20260101' looks like a YYYYMMDD date" in err
+    assert "write ISO dates instead (2026-01-01)" in err

@@ -116,3 +116,72 @@ def test_the_known_tickers_are_the_shipped_columns():
     from riskbudget_sidecar.backtest.prices import SKFOLIO_TICKERS
 
     assert set(load_dataset("sp500").symbols) == SKFOLIO_TICKERS
+
+
+# -- YYYYMMDD dates: refused, not read as epoch seconds in August 1970 -----------------------------
+
+def test_a_yyyymmdd_time_column_is_refused_naming_the_column_and_a_row(tmp_path):
+    """19900102 would be 1970-08-20 as epoch seconds: refuse it and say how to write it."""
+    path = write(tmp_path, "Date,AAA\n19900102,10\n19900103,11\n19900104,12\n")
+
+    with pytest.raises(PriceDataError) as refused:
+        read_prices(path)
+
+    message = str(refused.value)
+    assert "prices.csv:2" in message and "'Date'" in message and "'19900102'" in message
+    assert "YYYYMMDD" in message and "1990-01-02" in message
+
+
+def test_a_yyyymmdd_parquet_column_is_refused(tmp_path):
+    """The same in Parquet, where the exporter wrote the dates as integers."""
+    import pandas as pd
+
+    pd.DataFrame({"date": [20200102, 20200103], "AAA": [10.0, 11.0]}).to_parquet(tmp_path / "p.parquet")
+
+    with pytest.raises(PriceDataError, match=r"'date'.*'20200102'.*YYYYMMDD.*2020-01-02"):
+        read_prices(tmp_path / "p.parquet")
+
+
+@pytest.mark.parametrize("bound", ["start", "end"])
+def test_a_yyyymmdd_start_or_end_is_refused(tmp_path, bound):
+    """--start 20200103 would filter from 1970-08-22: refused like the file's column."""
+    table = read_prices(write(tmp_path, "date,A\n2020-01-02,1\n2020-01-03,2\n"))
+
+    with pytest.raises(PriceDataError, match=rf"--{bound}: .*'20200103'.*2020-01-03"):
+        table.between(**{bound: "20200103"})
+
+
+def test_epoch_seconds_still_read_as_times(tmp_path):
+    """Epoch seconds (ten digits today) are not mistaken for YYYYMMDD dates."""
+    table = read_prices(write(tmp_path, "time,AAA\n1584372600,10\n1584459000,11\n"))
+
+    assert table.times.tolist() == [1584372600.0, 1584459000.0]
+
+
+# -- prices outside what the sidecar accepts ----------------------------------------------------------
+
+@pytest.mark.parametrize("price", ["1e308", "1e-300", "2e12", "5e-13"])
+def test_a_price_outside_the_sidecars_range_is_refused_naming_symbol_and_row(tmp_path, price):
+    """An absurd price would overflow the replay's returns; refuse it where it is."""
+    path = write(tmp_path, f"date,AAA,BBB\n2020-01-02,10,20\n2020-01-03,11,{price}\n")
+
+    with pytest.raises(PriceDataError) as refused:
+        read_prices(path)
+
+    message = str(refused.value)
+    assert "price of BBB on 2020-01-03" in message
+    assert f"is {float(price)!r}, outside the range the sidecar accepts (1e-12 to 1e+12)" in message
+
+
+def test_prices_at_the_sidecars_bounds_are_accepted(tmp_path):
+    table = read_prices(write(tmp_path, "date,AAA\n2020-01-02,1e-12\n2020-01-03,1e12\n"))
+
+    assert table.values.ravel().tolist() == [1e-12, 1e12]
+
+
+def test_a_non_positive_price_is_reported_as_a_plain_number(tmp_path):
+    """The message shows -5.0, not numpy's repr np.float64(-5.0)."""
+    with pytest.raises(PriceDataError) as refused:
+        read_prices(write(tmp_path, "date,AAA\n2020-01-02,-5\n"))
+
+    assert str(refused.value).endswith("price of AAA on 2020-01-02 must be positive, got -5.0")

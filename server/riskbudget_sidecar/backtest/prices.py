@@ -9,7 +9,9 @@ row's date or time:
   moment the prices were seen, the end of the period they close.
 
 Empty cells (or NaN) mean no price that row: the symbol's last price carries on.
-Rows must be in strictly increasing time order.
+Rows must be in strictly increasing time order. Prices must lie within MIN_PRICE..MAX_PRICE.
+A time column of plain numbers that all look like YYYYMMDD dates (`19900102`) is refused:
+read as epoch seconds they would be days of August 1970.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..engine.types import MAX_PRICE, MIN_PRICE
+
 DAY = 86_400.0
+# Epoch seconds in this range are days of August 1970; as YYYYMMDD they are 1900-01-01..2100-12-31.
+_YYYYMMDD_LOW, _YYYYMMDD_HIGH = 19_000_101, 21_001_231
 EXTRA_HINT = "install the optional extra: pip install 'riskbudget[backtest]'"
 
 
@@ -61,11 +67,18 @@ class PriceTable:
         if (self.values[finite] <= 0).any():
             row, column = np.argwhere(finite & (np.nan_to_num(self.values, nan=1.0) <= 0))[0]
             raise PriceDataError(f"{self.source}: price of {self.symbols[column]} on "
-                                 f"{self.labels[row]} must be positive, got {self.values[row, column]!r}")
+                                 f"{self.labels[row]} must be positive, got {_plain(self.values[row, column])}")
         if np.isinf(self.values).any():
             row, column = np.argwhere(np.isinf(self.values))[0]
             raise PriceDataError(f"{self.source}: price of {self.symbols[column]} on "
                                  f"{self.labels[row]} is infinite")
+        outside = finite & ((self.values < MIN_PRICE) | (self.values > MAX_PRICE))  # NaN: False
+        if outside.any():
+            row, column = np.argwhere(outside)[0]
+            raise PriceDataError(
+                f"{self.source}: price of {self.symbols[column]} on {self.labels[row]} is "
+                f"{_plain(self.values[row, column])}, outside the range the sidecar accepts "
+                f"({MIN_PRICE:g} to {MAX_PRICE:g})")
 
     @property
     def rows(self) -> int:
@@ -87,8 +100,12 @@ class PriceTable:
         """The rows from `start` to `end` (inclusive; dates or times as in the file)."""
         keep = np.ones(self.rows, dtype=bool)
         if start:
+            if _looks_like_yyyymmdd([start]):
+                raise _yyyymmdd_error("--start", "the value", start)
             keep &= self.times >= parse_time(start, where="--start")[0]
         if end:
+            if _looks_like_yyyymmdd([end]):
+                raise _yyyymmdd_error("--end", "the value", end)
             keep &= self.times <= parse_time(end, where="--end")[0]
         if not keep.any():
             raise PriceDataError(f"{self.source}: no rows between {start or 'the start'} and {end or 'the end'}")
@@ -134,6 +151,32 @@ def parse_time(text: str, *, where: str) -> tuple[float, bool]:
     return moment.timestamp(), False
 
 
+def _plain(value: float) -> str:
+    """A number as the user would write it (`-5.0`, `1e+308`), not numpy's repr."""
+    return repr(float(value))
+
+
+def _looks_like_yyyymmdd(texts: Sequence[str]) -> bool:
+    """Whether every value is a plain integer between 19000101 and 21001231: YYYYMMDD dates that
+    float() would take for epoch seconds in August 1970. Such a column is refused, not read as
+    dates: the number is ambiguous, and the sidecar's warm-up CSV reader takes it as seconds."""
+    for text in texts:
+        try:
+            number = float(text)
+        except ValueError:
+            return False
+        if not (number.is_integer() and _YYYYMMDD_LOW <= number <= _YYYYMMDD_HIGH):
+            return False
+    return bool(texts)
+
+
+def _yyyymmdd_error(where: str, what: str, text: str) -> PriceDataError:
+    digits = f"{int(float(text)):08d}"
+    return PriceDataError(
+        f"{where}: {what} {text.strip()!r} looks like a YYYYMMDD date, which would be read as seconds "
+        f"since 1970; write ISO dates instead ({digits[:4]}-{digits[4:6]}-{digits[6:]})")
+
+
 def _parse_price(text: str, *, where: str) -> float:
     text = text.strip()
     if not text or text.lower() in ("nan", "na", "null", "none"):
@@ -152,13 +195,14 @@ def _from_rows(rows: Iterable[Sequence[str]], source: str) -> PriceTable:
     symbols = tuple(name.strip() for name in header[1:])
     if any(not s for s in symbols):
         raise PriceDataError(f"{source}: a price column has no name")
-    times, labels, values = [], [], []
+    times, labels, values, lines = [], [], [], []
     for line, row in enumerate(iterator, start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
             raise PriceDataError(f"{source}:{line}: {len(row)} cells for {len(header)} columns")
         moment, _ = parse_time(row[0], where=f"{source}:{line}")
+        lines.append(line)
         times.append(moment)
         labels.append(row[0].strip())
         cells = list(row[1:]) + [""] * (len(header) - len(row))
@@ -166,6 +210,8 @@ def _from_rows(rows: Iterable[Sequence[str]], source: str) -> PriceTable:
                        for i, cell in enumerate(cells)])
     if not times:
         raise PriceDataError(f"{source}: no rows of prices")
+    if _looks_like_yyyymmdd(labels):
+        raise _yyyymmdd_error(f"{source}:{lines[0]}", f"time column {header[0].strip()!r}:", labels[0])
     return PriceTable(np.array(times), tuple(labels), symbols,
                       np.array(values, dtype=float).reshape(len(times), len(symbols)), source)
 
@@ -213,7 +259,11 @@ def from_dataframe(frame, *, source: str = "DataFrame") -> PriceTable:
         if date_only:
             times = times + DAY
     else:
-        parsed = [parse_time(str(v), where=f"{source} index") for v in index]
+        texts = [str(v) for v in index]
+        if _looks_like_yyyymmdd(texts):
+            name = "index" if index.name is None else str(index.name)
+            raise _yyyymmdd_error(f"{source} (first row)", f"time column {name!r}:", texts[0])
+        parsed = [parse_time(text, where=f"{source} index") for text in texts]
         times = np.array([t for t, _ in parsed])
         labels = tuple(str(v) for v in index)
     values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
@@ -291,5 +341,6 @@ def table_from_arrays(times: Sequence[float], symbols: Sequence[str], values, *,
     return PriceTable(times, labels, tuple(symbols), np.asarray(values, dtype=float), source)
 
 
-__all__ = ["DATASETS", "PriceDataError", "PriceTable", "describe_datasets", "from_dataframe",
-           "load_dataset", "parse_time", "read_csv", "read_parquet", "read_prices", "table_from_arrays"]
+__all__ = ["DATASETS", "MAX_PRICE", "MIN_PRICE", "PriceDataError", "PriceTable", "describe_datasets",
+           "from_dataframe", "load_dataset", "parse_time", "read_csv", "read_parquet", "read_prices",
+           "table_from_arrays"]

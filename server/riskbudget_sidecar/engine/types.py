@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+MIN_PRICE = 1e-12
+"""The smallest price taken, live or in a backtest: a positive but vanishing price (5e-324)
+makes a log return against the last close underflow to -inf, a symbol's position limit in
+units infinite, and any order for it approvable."""
+MAX_PRICE = 1e12
+"""The largest price taken, live or in a backtest."""
+
 
 class Regime(enum.Enum):
     BULL = "bull"

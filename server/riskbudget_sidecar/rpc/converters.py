@@ -18,17 +18,13 @@ from riskbudget.v1 import risk_budget_service_pb2 as service_pb
 from riskbudget.v1 import types_pb2 as pb
 
 from ..engine import types as d
+from ..engine.types import MAX_PRICE, MIN_PRICE
 from ..service.errors import InvalidInput
 
 MAX_ID_LENGTH = 128
 MAX_NAME_LENGTH = 64
 MAX_TEXT_LENGTH = 1024
 MAX_QUANTITY = 1e12
-MAX_PRICE = 1e12
-MIN_PRICE = 1e-12
-"""The smallest price taken: a positive but vanishing price (5e-324) makes a log return against
-the last close underflow to -inf, a symbol's position limit in units infinite, and any order
-for it approvable."""
 MAX_TICKS_PER_REQUEST = 100_000
 MAX_ALERTS = 1000
 """The most alerts one ListAlerts returns."""
