@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
 
@@ -15,14 +16,19 @@ _LOG_METHOD = {AlertSeverity.INFO: "info", AlertSeverity.WARNING: "warning",
 
 
 class AlertBook:
-    def __init__(self, capacity: int = 1_000) -> None:
+    """The newest `capacity` alerts; refused admin calls apart, the newest `refusals` of them:
+    anyone who can reach the port can cause those, and a flood of them must not push the
+    other alerts (a limit breached, a halt) out of ListAlerts and the dashboard."""
+
+    def __init__(self, capacity: int = 1_000, refusals: int = 100) -> None:
         self._alerts: deque[Alert] = deque(maxlen=capacity)
+        self._refusals: deque[Alert] = deque(maxlen=refusals)
         self._ids = itertools.count(1)
 
     def raise_alert(self, kind: AlertKind, severity: AlertSeverity, message: str, *,
                     subject: str = "", now: float) -> Alert:
         alert = Alert(next(self._ids), kind, severity, message, subject, now)
-        self._alerts.append(alert)
+        (self._refusals if kind is AlertKind.ADMIN_REFUSED else self._alerts).append(alert)
         getattr(log, _LOG_METHOD[severity])("alert", alert_id=alert.id, kind=kind.value,
                                             severity=severity.name, subject=subject, message=message)
         return alert
@@ -30,8 +36,8 @@ class AlertBook:
     def recent(self, limit: int = 100, min_severity: AlertSeverity | None = None) -> list[Alert]:
         """Newest first."""
         floor = min_severity.value if min_severity else 0
-        return list(itertools.islice(
-            (a for a in reversed(self._alerts) if a.severity.value >= floor), limit))
+        newest_first = heapq.merge(reversed(self._alerts), reversed(self._refusals), key=lambda a: -a.id)
+        return list(itertools.islice((a for a in newest_first if a.severity.value >= floor), limit))
 
 
 class ConditionAlerts:
