@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
 });
 
 async function main() {
-  const client = new RiskBudgetClient(args.target, { clientToken: process.env.RISKBUDGET_CLIENT_TOKEN });
+  const client = new RiskBudgetClient(args.target, { clientToken: process.env.RISKBUDGET_CLIENT_TOKEN || null });
   try {
     const result = await new PreTradeGate(client).check({
       clientOrderId: `example-${Date.now()}`,

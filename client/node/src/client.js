@@ -26,6 +26,7 @@ const CHANNEL_OPTIONS = {
 
 const ACCEPTED_DECISIONS = new Set(['DECISION_APPROVED', 'DECISION_RESIZED', 'DECISION_REJECTED']);
 const SIDES = enumValueNames('Side').slice(1); // UNSPECIFIED is never a valid choice
+const LARGEST_SEQUENCE = 2n ** 64n - 1n;
 const { responseSerialize: encodeCheckTradeResponse, responseDeserialize: decodeCheckTradeResponse } =
   RiskBudgetService.service.CheckTrade;
 
@@ -62,6 +63,44 @@ function positiveSeconds(value, argument) {
 /** What `value` is, for an error message: its type, or an object's kind ('[object Array]'). */
 function kindOf(value) {
   return typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value;
+}
+
+/**
+ * `value`, if of type `type` ('string', 'number', 'boolean', 'function'); a TypeError naming
+ * `argument` (and not holding `value`) otherwise. Nothing is converted: gRPC would send 42 as
+ * "42", true as 1, [7] as 7 and '0x10' as 16. NaN and the infinities are numbers: the sidecar
+ * refuses them.
+ */
+function ofType(value, type, argument) {
+  if (typeof value !== type) {
+    throw new TypeError(`${argument} must be a ${type}, got ${kindOf(value)}`);
+  }
+  return value;
+}
+
+/**
+ * The authorization header of `token`: a TypeError naming `argument` unless a string, a
+ * RangeError unless printable ASCII without spaces, not empty (a newline read from a file or an
+ * environment variable is no valid header value: gRPC would fail every call). Neither message
+ * holds the token.
+ */
+function bearer(token, argument) {
+  if (!/^[\x21-\x7e]+$/.test(ofType(token, 'string', argument))) {
+    throw new RangeError(`${argument} must be printable ASCII without spaces or line breaks, not empty `
+      + '(strip the newline a file or a variable may end with)');
+  }
+  return `Bearer ${token}`;
+}
+
+/** A sequence number as a bigint: a bigint, a safe integer or a string of digits, 0 to 2^64-1. */
+function sequenceNumber(value, argument) {
+  const whole = typeof value === 'bigint' || Number.isSafeInteger(value)
+    || (typeof value === 'string' && /^\d+$/.test(value));
+  const sequence = whole ? BigInt(value) : -1n;
+  if (sequence < 0n || sequence > LARGEST_SEQUENCE) {
+    throw new RangeError(`${argument} must be a sequence number, 0 or more, got ${String(value)}`);
+  }
+  return sequence;
 }
 
 const TLS_OPTIONS = ['ca', 'cert', 'key', 'serverName'];
@@ -233,8 +272,11 @@ function malformation(request, reply) {
  *
  * `checkTrade` fails closed: it never throws for a failed call and never approves on one.
  * Every other method rejects with a RiskBudgetError when the call fails. `clientToken` is
- * sent on every call (needed when the sidecar has a client token configured). `clock()`
- * reads monotonic milliseconds (default `performance.now`).
+ * sent on every call (needed when the sidecar has a client token configured; undefined or null:
+ * none): one that is not a string throws a TypeError naming it, one that is empty or not
+ * printable ASCII without spaces (a newline read from a file) a RangeError; neither message
+ * holds the token. `clock()` reads monotonic milliseconds (default `performance.now`; not a
+ * function: a TypeError).
  */
 class RiskBudgetClient {
   #stub;
@@ -252,10 +294,10 @@ class RiskBudgetClient {
   } = {}) {
     this.#checkTradeTimeout = positiveSeconds(checkTradeTimeout, 'checkTradeTimeout');
     this.#timeout = positiveSeconds(timeout, 'timeout');
-    this.#clock = clock;
+    this.#clock = ofType(clock, 'function', 'clock');
     this.#metadata = new grpc.Metadata();
-    if (clientToken !== undefined) {
-      this.#metadata.set('authorization', `Bearer ${clientToken}`);
+    if (clientToken !== undefined && clientToken !== null) {
+      this.#metadata.set('authorization', bearer(clientToken, 'clientToken'));
     }
     this.#stub = new RiskBudgetService(target, channelCredentials(tls), channelOptions(tls));
   }
@@ -272,9 +314,12 @@ class RiskBudgetClient {
     });
   }
 
-  /** The current budget, of `strategy` and its symbols or (empty) of the whole book. */
+  /**
+   * The current budget, of `strategy` and its symbols or (empty) of the whole book. Throws a
+   * TypeError, before sending anything, when `strategy` is not a string.
+   */
   getBudget(strategy = '') {
-    return this.#call('GetBudget', { strategy }, this.#timeout);
+    return this.#call('GetBudget', { strategy: ofType(strategy, 'string', 'strategy') }, this.#timeout);
   }
 
   /** The sidecar's own state, e.g. `lastRecommendationSequence`. */
@@ -282,10 +327,21 @@ class RiskBudgetClient {
     return this.#call('GetStatus', {}, this.#timeout);
   }
 
-  /** Send prices: `[{ symbol, price, time }]`, each `time` a Date. */
+  /**
+   * Send prices: `[{ symbol, price, time }]`, each `symbol` a string, `price` a number and `time`
+   * a Date. Throws before sending anything: a TypeError when `ticks` is not an array or a symbol
+   * or price is not of its type, a RangeError for a time that is not a valid Date.
+   */
   publishMarketData(ticks) {
+    if (!Array.isArray(ticks)) {
+      throw new TypeError(`ticks must be an array of { symbol, price, time }, got ${kindOf(ticks)}`);
+    }
     const request = {
-      ticks: ticks.map(({ symbol, price, time }) => ({ symbol, price, time: timestamp(time, 'tick time') })),
+      ticks: ticks.map(({ symbol, price, time }) => ({
+        symbol: ofType(symbol, 'string', 'tick symbol'),
+        price: ofType(price, 'number', 'tick price'),
+        time: timestamp(time, 'tick time'),
+      })),
     };
     return this.#call('PublishMarketData', request, this.#timeout);
   }
@@ -294,20 +350,23 @@ class RiskBudgetClient {
    * The sidecar's decision on an order `{ clientOrderId, strategy, symbol, side, quantity,
    * limitPrice = 0, dryRun = false }`, or the client's own rejection (reason
    * REASON_CODE_SIDECAR_UNAVAILABLE) when the call fails, the reply is malformed or comes after
-   * the deadline; REASON_CODE_INVALID_REQUEST when the sidecar refused the order as malformed. Rejects (RangeError) only for an unknown side, before sending anything.
+   * the deadline; REASON_CODE_INVALID_REQUEST when the sidecar refused the order as malformed
+   * (e.g. a NaN or infinite quantity). Rejects only before sending anything: with a TypeError when
+   * `clientOrderId`, `strategy` or `symbol` is not a string, `quantity` or `limitPrice` not a
+   * number or `dryRun` not a boolean (nothing is converted), a RangeError for an unknown side.
    *
    * After a timeout the sidecar may still have reserved the order; the reservation lapses at
    * expiry or on ReleaseOrder.
    */
   async checkTrade({ clientOrderId, strategy, symbol, side, quantity, limitPrice = 0, dryRun = false }) {
     const request = {
-      clientOrderId,
-      strategy,
-      symbol,
+      clientOrderId: ofType(clientOrderId, 'string', 'clientOrderId'),
+      strategy: ofType(strategy, 'string', 'strategy'),
+      symbol: ofType(symbol, 'string', 'symbol'),
       side: sideName(side),
-      quantity: Number(quantity),
-      limitPrice: Number(limitPrice),
-      dryRun: Boolean(dryRun),
+      quantity: ofType(quantity, 'number', 'quantity'),
+      limitPrice: ofType(limitPrice, 'number', 'limitPrice'),
+      dryRun: ofType(dryRun, 'boolean', 'dryRun'),
     };
     const started = this.#clock();
     let reply;
@@ -332,11 +391,13 @@ class RiskBudgetClient {
   }
 
   /**
-   * The raw StreamRecommendations call after `afterSequence` (a bigint): a readable stream of
-   * `{ recommendations }` batches. RecommendationFeed builds on it.
+   * The raw StreamRecommendations call after `afterSequence` (a bigint, a safe integer or a
+   * string of digits; anything else throws a RangeError before subscribing): a readable stream
+   * of `{ recommendations }` batches. RecommendationFeed builds on it.
    */
   streamRecommendations(afterSequence) {
-    return this.#stub.StreamRecommendations({ afterSequence: String(afterSequence) }, this.#metadata.clone());
+    const request = { afterSequence: String(sequenceNumber(afterSequence, 'afterSequence')) };
+    return this.#stub.StreamRecommendations(request, this.#metadata.clone());
   }
 
   #call(method, request, timeoutSeconds) {
@@ -360,6 +421,8 @@ module.exports = {
   RiskBudgetError,
   channelCredentials,
   channelOptions,
+  ofType,
   positiveSeconds,
+  sequenceNumber,
   statusName,
 };

@@ -25,7 +25,9 @@
  */
 
 const grpc = require('@grpc/grpc-js');
-const { RiskBudgetError, positiveSeconds, statusName } = require('./client');
+const {
+  RiskBudgetError, ofType, positiveSeconds, sequenceNumber, statusName,
+} = require('./client');
 
 /** Trailing metadata of OUT_OF_RANGE: the oldest sequence the sidecar still keeps. */
 const OLDEST_SEQUENCE_METADATA = 'riskbudget-oldest-sequence';
@@ -43,7 +45,6 @@ const RECONNECT_CODES = new Set([
 
 const OLDEST_IN_DETAILS = /oldest available is (\d+)/;
 const METHOD = 'StreamRecommendations';
-const LARGEST_SEQUENCE = 2n ** 64n - 1n;
 
 /** The feed stopped and cannot go on by itself. */
 class FeedError extends Error {
@@ -101,17 +102,6 @@ class FeedDisconnected extends FeedError {
   }
 }
 
-/** A sequence number as a bigint: a bigint, a safe integer or a string of digits, 0 to 2^64-1. */
-function sequenceNumber(value, argument) {
-  const whole = typeof value === 'bigint' || Number.isSafeInteger(value)
-    || (typeof value === 'string' && /^\d+$/.test(value));
-  const sequence = whole ? BigInt(value) : -1n;
-  if (sequence < 0n || sequence > LARGEST_SEQUENCE) {
-    throw new RangeError(`${argument} must be a sequence number, 0 or more, got ${String(value)}`);
-  }
-  return sequence;
-}
-
 /** The first value of `key` in gRPC metadata as a bigint, or null. */
 function sequenceInMetadata(metadata, key) {
   const [value] = metadata ? metadata.get(key) : [];
@@ -136,7 +126,7 @@ class FeedPolicy {
       throw new RangeError(`maxReconnects must be null or a whole number, 0 or more, got ${String(maxReconnects)}`);
     }
     this.maxReconnects = maxReconnects;
-    this.onDisconnect = onDisconnect;
+    this.onDisconnect = onDisconnect === null ? null : ofType(onDisconnect, 'function', 'onDisconnect');
     this.reconnects = 0;
     this.duplicatesDropped = 0;
     this.backoff = this.initialBackoff;
@@ -195,7 +185,8 @@ class FeedPolicy {
  * recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
  * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
  * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
- * attempt, delay }`.
+ * attempt, delay }`. An option out of its range throws a RangeError naming it; an `onDisconnect`
+ * that is neither null nor a function, a TypeError.
  */
 class RecommendationFeed {
   #client;

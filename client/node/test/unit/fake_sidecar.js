@@ -37,7 +37,7 @@ class FakeSidecar {
     /** One script per StreamRecommendations call, in order; `end: null` keeps the stream open. */
     this.subscriptions = [];
     /** Per method, the requests received, each with its metadata. */
-    this.received = { CheckTrade: [], StreamRecommendations: [] };
+    this.received = { CheckTrade: [], GetBudget: [], PublishMarketData: [], StreamRecommendations: [] };
     this.target = null;
     this.server = new grpc.Server();
   }
@@ -50,6 +50,8 @@ class FakeSidecar {
       CheckTrade: { ...definition.CheckTrade, responseSerialize: (reply) => (Buffer.isBuffer(reply) ? reply : encode(reply)) },
     }, {
       CheckTrade: (call, callback) => this.#checkTrade(call, callback),
+      GetBudget: (call, callback) => this.#recordAndAnswer('GetBudget', call, callback),
+      PublishMarketData: (call, callback) => this.#recordAndAnswer('PublishMarketData', call, callback),
       StreamRecommendations: (call) => this.#streamRecommendations(call),
     });
     const port = await new Promise((resolve, reject) => {
@@ -66,6 +68,12 @@ class FakeSidecar {
 
   #record(method, call) {
     this.received[method].push({ request: call.request, metadata: call.metadata.getMap() });
+  }
+
+  /** Records the call and answers it with an empty reply (every field its default). */
+  #recordAndAnswer(method, call, callback) {
+    this.#record(method, call);
+    callback(null, {});
   }
 
   #checkTrade(call, callback) {

@@ -214,3 +214,18 @@ test('bad settings are refused', () => {
     client.close();
   }
 });
+
+test('an onDisconnect that is neither null nor a function is a TypeError naming it', () => {
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    for (const [onDisconnect, kind] of [['log', 'string'], [{}, '[object Object]'], [true, 'boolean']]) {
+      assert.throws(() => new RecommendationFeed(client, { onDisconnect }), {
+        name: 'TypeError',
+        message: `onDisconnect must be a function, got ${kind}`,
+      });
+    }
+    assert.doesNotThrow(() => new RecommendationFeed(client, { onDisconnect: null }).close());
+  } finally {
+    client.close();
+  }
+});
