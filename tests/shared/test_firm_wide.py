@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -11,7 +12,11 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.app.serve import stop
+from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.store.redis_ledger import RedisLedger
+from riskbudget_sidecar.store.serialization import to_json
 from tests.rpc.conftest import start_harness
+from tests.store.builders import override
 from tests.store.valkey import ValkeyProcess
 
 
@@ -45,6 +50,12 @@ async def eventually(condition, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+async def halted(running) -> bool:
+    """Whether a halt has reached a sidecar: it rejects a fresh order."""
+    order_id = f"o-{asyncio.get_running_loop().time()}"
+    return (await running.check(order_id, 1)).decision == pb.DECISION_REJECTED
+
+
 async def test_two_sidecars_never_jointly_pass_a_symbols_limit(pair):
     first, second = pair
     prices = await first.publish_last_prices()
@@ -69,9 +80,7 @@ async def test_a_halt_set_through_one_sidecar_reaches_the_other(pair):
     await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED),
                                       metadata=first.admin_metadata)
 
-    async def halted() -> bool:
-        return (await second.check(f"o-{asyncio.get_running_loop().time()}", 1)).decision == pb.DECISION_REJECTED
-    await eventually(halted)
+    await eventually(lambda: halted(second))
     decision = await second.check("o-halted", 1)
     assert [r.code for r in decision.reasons] == [pb.REASON_CODE_TRADING_HALTED]
 
@@ -132,3 +141,68 @@ async def test_a_positions_snapshot_is_refused_for_a_strategy_of_another_sidecar
             pb.Position(strategy="carry", symbol="CCC", quantity=5)]))
 
     assert "traded through another sidecar" in str(refused.value)
+
+
+async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):
+    first, second = pair
+    await first.publish_last_prices()
+    await second.publish_last_prices()
+    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED),
+                                      metadata=first.admin_metadata)
+    await eventually(lambda: halted(second))
+    valkey.stop()
+    valkey.start()  # empty: nothing was saved
+    elsewhere = RedisLedger(valkey.url, timeout=2.0)
+    try:
+        later = dataclasses.replace(override("ovr-after"), target="carry")
+        await elsewhere.put_override(later.id, to_json(later))
+
+        async def resynced() -> bool:  # each sidecar has heard of the change made after the restart
+            budgets = [(await running.stub.GetBudget(spb.GetBudgetRequest())).budget for running in pair]
+            return all([o.id for o in budget.overrides] == ["ovr-after"] for budget in budgets)
+        await eventually(resynced, timeout=30)
+        decisions = [await running.check("o-after-restart", 1) for running in pair]
+        states = await elsewhere.trading_states()
+    finally:
+        await elsewhere.close()
+
+    assert [[r.code for r in d.reasons] for d in decisions] == [[pb.REASON_CODE_TRADING_HALTED]] * 2
+    assert states == {"": "HALTED"}
+
+
+async def test_a_sidecar_whose_clock_runs_ahead_frees_no_reservation_of_another_early(pair):
+    first, second = pair
+    prices = await first.publish_last_prices()
+    limit = first.sidecar.snapshot.symbols["AAA"].max_position_notional
+    most = int(limit / prices["AAA"])
+    held = await first.check("o-first", round(most * 0.7))
+
+    second.clock.advance(first.sidecar.config.limits.reservation_ttl + 45)  # past o-first's expiry
+    await second.publish(prices)
+    await second.sidecar.monitor_once()  # its tick reclaims what expired by its clock
+    other = await second.check("o-second", round(most * 0.7))
+
+    assert held.decision == pb.DECISION_APPROVED
+    assert other.decision == pb.DECISION_RESIZED
+    assert (held.approved_quantity + other.approved_quantity) * prices["AAA"] <= limit
+
+
+async def test_a_sidecar_frees_or_settles_no_reservation_of_another_under_the_same_order_id(pair):
+    first, second = pair
+    prices = await first.publish_last_prices()
+    await second.publish(prices)
+    held = await first.check("ord-X", 10)
+
+    reused = await second.check("ord-X", 10, strategy="carry", symbol="CCC")
+    released = await second.stub.ReleaseOrder(spb.ReleaseOrderRequest(client_order_id="ord-X"))
+    filled = await second.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id="ord-X", strategy="carry", symbol="CCC", side=pb.SIDE_BUY, quantity=10,
+        price=prices["CCC"], time=timestamp(second.clock.now())))
+    reservations = await first.sidecar.store.ledger.reservations()
+
+    assert held.decision == pb.DECISION_APPROVED
+    assert [r.code for r in reused.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED]
+    assert released.released is False
+    assert (filled.position.quantity, filled.reserved_quantity_remaining) == (10, 0)
+    assert [(r.client_order_id, r.strategy, r.signed_lots) for r in reservations] == [
+        ("ord-X", "trend", 10)]

@@ -244,6 +244,24 @@ async def test_an_order_id_reused_for_another_request_is_refused(ledger) -> None
     assert issubclass(OrderIdReused, StoreError)
 
 
+async def test_only_the_instance_holding_a_reservation_releases_or_settles_it(open_ledger) -> None:
+    mine, other = await open_ledger(), await open_ledger()
+    await reserve(mine, "o-1", Side.BUY, 10)
+
+    with pytest.raises(OrderIdReused):  # the same id through another sidecar is another order
+        await reserve(other, "o-1", Side.BUY, 10)
+    released = await other.release("o-1")
+    filled = await fill(other, "o-1", Side.SELL, 4, strategy="beta", symbol="BBB")
+
+    assert (released, filled) == (False, (-4, 0))  # the fill moved its position, nothing else
+    assert await mine.reservations() == [("o-1", "alpha", "AAA", 10, EXPIRES)]
+    assert await fill(mine, "o-1", Side.BUY, 6) == (6, 4)
+    restarted = await open_ledger(instance=mine.instance)
+    assert await restarted.release("o-1") is True
+    assert await mine.positions() == [("alpha", "AAA", 6), ("beta", "BBB", -4)]
+    assert await mine.firm_exposure() == FirmExposure(6 * 10_000 + 4 * 10_000, {"AAA": 6, "BBB": 4})
+
+
 async def test_fills_settle_the_reservation_and_move_the_position(ledger) -> None:
     await reserve(ledger, "o-1", Side.BUY, 50)
 
@@ -297,6 +315,29 @@ async def test_a_grant_forgotten_before_its_reservation_was_reclaimed_frees_it(o
     assert await hasty.reclaim_expired(20_000, limit=1) == ["o-2"]
     assert await hasty.reclaim_expired(20_000, limit=1) == []
     assert await hasty.firm_exposure() == FirmExposure(0, {})
+
+
+async def server_time_ms(server: ValkeyProcess) -> int:
+    raw = redis.asyncio.Redis.from_url(server.url)
+    seconds, microseconds = await raw.time()
+    await raw.aclose()
+    return seconds * 1000 + microseconds // 1000
+
+
+async def test_a_clock_running_ahead_frees_its_own_reservations_early_but_not_anothers(
+        open_ledger, server: ValkeyProcess) -> None:
+    holder, ahead = await open_ledger(), await open_ledger()
+    now = await server_time_ms(server)
+    for ledger, order_id in ((holder, "o-held"), (ahead, "o-own")):
+        await reserve(ledger, order_id, Side.BUY, 10, expires_at_ms=now + 600_000)
+
+    freed = await ahead.reclaim_expired(now + 1_200_000)  # its clock twenty minutes ahead
+
+    assert freed == ["o-own"]  # its own, and its own grant is forgotten
+    assert [r.client_order_id for r in await holder.reservations()] == ["o-held"]
+    assert (await reserve(holder, "o-held", Side.BUY, 10, expires_at_ms=now + 600_000)).replayed
+    assert not (await reserve(ahead, "o-own", Side.BUY, 10, expires_at_ms=now + 600_000)).replayed
+    assert await holder.reclaim_expired(now + 600_000) == ["o-held"]  # by its holder's clock
 
 
 async def test_set_positions_of_one_strategy_leaves_the_others_and_revalues(ledger) -> None:
@@ -785,6 +826,24 @@ async def test_listen_notices_a_frozen_server_and_resyncs_when_it_wakes(
         own_server.resume()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.timeout(120)
+async def test_a_listener_cancelled_as_it_finds_the_server_restarted_stops(
+        open_ledger, own_server: ValkeyProcess) -> None:
+    listener = await open_ledger(own_server.url)
+    for pause in range(0, 4_000, 200):  # microseconds: the moments around its reading the closed connection
+        changes: asyncio.Queue[str] = asyncio.Queue()
+        task = asyncio.create_task(listener.listen(changes.put_nowait))
+        assert await wait_for(changes) == RESYNC
+
+        own_server.stop()
+        own_server.start()
+        await asyncio.sleep(pause / 1e6)
+        task.cancel()
+
+        done, _ = await asyncio.wait([task], timeout=10)
+        assert done == {task} and task.cancelled(), pause  # not hidden behind redis-py's error
 
 
 # -- keys -----------------------------------------------------------------------------------

@@ -18,6 +18,23 @@ the sidecar it is unavailable, probes the server, and when it answers again
 reconciles: it re-asserts this sidecar's open reservations and positions (each
 strategy is traded through exactly one sidecar, whose book is the truth for it),
 re-reads the operator state, and tells the sidecar it is back.
+
+A server that lost its data (restarted without persistence) must not be taken at its
+word: its empty operator state would lift every halt and override. Each sidecar keeps a
+marker on the server (`RedisLedger.asserted`), set once it has re-asserted what it holds;
+before it takes the operator state from the server (at every change announced, and when
+the change channel reconnects, even if this sidecar made no call during the outage), it
+checks its marker. Missing, the server lost its data: the sidecar re-asserts its book and
+the overrides and trading states it holds (every sidecar holds a copy of all of them),
+then marks. Present, the server's word stands, so that a change made through another
+sidecar (an override cleared) reaches this one.
+
+The reservations this sidecar makes on the server are held by its instance id, kept in
+its state file so that a restart keeps them its own.
+
+Clocks: another sidecar frees this one's reservations by the server's clock, trusting this
+one's to run at most MAX_CLOCK_LAG_MS behind it; so the store measures the lag (when it
+reconciles and at every monitoring tick) and refuses firm-wide grants past it.
 """
 
 from __future__ import annotations
@@ -25,14 +42,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any, Callable, Sequence
 
 from ..engine.config import SharedSettings, StoreSettings
 from ..engine.types import (
     FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Reservation, Side, TradingState,
 )
+from .errors import StoreError
 from .redis_ledger import (
-    MAX_SAFE, Grant, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots, limit_cents, lot_cents, request_lots,
+    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots, limit_cents,
+    lot_cents, request_lots,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -56,7 +76,8 @@ class RedisStore(SqliteStore):
                  fallback_log: Callable[[dict[str, Any]], None] | None = None,
                  busy_timeout: float = 5.0) -> None:
         super().__init__(settings, fallback_log=fallback_log, busy_timeout=busy_timeout)
-        self.ledger = RedisLedger(shared.url, prefix=shared.prefix, timeout=shared.timeout)
+        self.ledger = RedisLedger(shared.url, prefix=shared.prefix, timeout=shared.timeout,
+                                  instance=self._instance_id())
         self._lot_size_of = lot_size_of
         self._price_of = price_of
         self._strategies = tuple(strategies)
@@ -66,6 +87,18 @@ class RedisStore(SqliteStore):
         self._available = False
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
+        self._reconciling = asyncio.Lock()
+        self._clock_lag_ms = 0
+        """How far this sidecar's clock ran behind the server's when last measured."""
+
+    def _instance_id(self) -> str:
+        """This sidecar's id on the server, made once and kept in its state file."""
+        with self._change() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS shared_instance (id TEXT NOT NULL)")
+            db.execute("INSERT INTO shared_instance SELECT ? "
+                       "WHERE NOT EXISTS (SELECT 1 FROM shared_instance)", (uuid.uuid4().hex,))
+            [(instance,)] = db.execute("SELECT id FROM shared_instance").fetchall()
+        return instance
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -100,8 +133,10 @@ class RedisStore(SqliteStore):
         self._tasks = [task for task in self._tasks if not task.done()]
 
     async def _refresh_operator_state(self) -> None:
-        """Make the local mirror of the operator state equal to the server's."""
+        """Make the local mirror of the operator state equal to the server's, once the server
+        holds this sidecar's marker (see the module's docstring)."""
         try:
+            await self._reconcile(only_if_lost=True)
             states = await self.ledger.trading_states()
             overrides = await self.ledger.overrides()
         except LedgerUnavailable as error:
@@ -147,7 +182,20 @@ class RedisStore(SqliteStore):
             await self._refresh_operator_state()
             return
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self, *, only_if_lost: bool = False) -> None:
+        """Re-assert this sidecar's book and, if the server lost this sidecar's marker, the
+        operator state it holds; then mark. `only_if_lost`: nothing unless the marker is gone."""
+        async with self._reconciling:
+            lost = not await self.ledger.asserted()
+            if only_if_lost and not lost:
+                return
+            await self._measure_clock()
+            await self._reassert_book()
+            if lost:
+                await self._reassert_operator_state()
+            await self.ledger.mark_asserted()
+
+    async def _reassert_book(self) -> None:
         """Make the server agree with this sidecar's book: its positions, its reservations."""
         now_ms = _ms(self._now())
         await self.ledger.reclaim_expired(now_ms)
@@ -167,6 +215,22 @@ class RedisStore(SqliteStore):
                                            strategy)
             except ValueError as error:
                 _log.warning("positions of %s not re-asserted: %s", strategy, error)
+
+    async def _reassert_operator_state(self) -> None:
+        """Put the overrides and trading states this sidecar holds back on a server that lost
+        them. ACTIVE is the absence of a state: one another sidecar put back stays."""
+        states = [(None, self.trading_state()), *self._strategy_states.items()]
+        for strategy, state in states:
+            if state is not TradingState.ACTIVE:
+                await self.ledger.set_trading_state(strategy or _BOOK, state.name)
+        for override in self.overrides():
+            await self.ledger.put_override(override.id, to_json(override))
+
+    async def _measure_clock(self) -> None:
+        """How far this sidecar's clock runs behind the server's, read after the server's: a
+        slow answer never makes it look further behind than it is."""
+        server_ms = await self.ledger.server_time_ms()
+        self._clock_lag_ms = server_ms - _ms(self._now())
 
     async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
                     signed: float, expires_at_ms: int, limits: tuple[int, int] = (MAX_SAFE, MAX_SAFE),
@@ -204,6 +268,10 @@ class RedisStore(SqliteStore):
 
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
                              expires_at: float) -> FirmGrant:
+        if self._clock_lag_ms > MAX_CLOCK_LAG_MS:
+            raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
+                             f"shared server's, more than the {MAX_CLOCK_LAG_MS / 1000:g} s allowed: "
+                             f"firm-wide grants fail closed until it is set right")
         if request_lots(quantity, firm.lot_size) < 1:
             return FirmGrant(quantity)
         grant = await self._shared(self._hold(
@@ -245,6 +313,7 @@ class RedisStore(SqliteStore):
 
     async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
         await self._shared(self.ledger.reclaim_expired(_ms(now)))
+        await self._shared(self._measure_clock())
         return await super().expire(now, limit)
 
     # -- operator state: the server first, announced to every sidecar ----------------------

@@ -22,7 +22,19 @@ State (keys `{prefix}:{rb}:<name>`): positions per (strategy, symbol); per symbo
 position summed over strategies and the lots reserved to buy and to sell (over every
 sidecar); reservations per client order id, with a sorted set by expiry; the grant each
 order id got, remembered for `grant_retention_ms` past its expiry so that a repeat gets
-the same answer; and the firm's worst-case gross exposure.
+the same answer; the firm's worst-case gross exposure; and a marker per sidecar instance
+(see `asserted`).
+
+Holders: each ledger has an `instance` id, the sidecar's. A reservation is held by the
+instance that reserved it, and only that instance releases it or settles it with a fill:
+two sidecars may see the same client order id for orders of their own, and the second one's
+is refused (OrderIdReused) even if it asks for the same thing.
+
+Clocks: expiries are the reserving sidecar's clock. `reclaim_expired` frees what the caller
+holds by the caller's clock, and what others hold only once the server's clock (TIME, in
+the script) is MAX_CLOCK_LAG_MS past it too: a sidecar whose clock runs ahead cannot free
+another's early, and one whose clock runs behind the server's by more than that must not
+be granted (the sidecar's store refuses, see `server_time_ms`).
 
 The worst case of a symbol is the largest absolute firm position it reaches if every
 reservation of one direction fills: max(|net + buy|, |net - sell|) lots. The total is the
@@ -51,6 +63,7 @@ import hashlib
 import logging
 import math
 import random
+import uuid
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
@@ -68,12 +81,16 @@ from .errors import StoreError
 
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant",
-    "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_SAFE", "OrderIdReused",
-    "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "request_lots",
+    "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
+    "OrderIdReused", "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "request_lots",
 ]
 
 MAX_SAFE = 2**53 - 1
 """The largest integer the ledger takes or stores: Lua's doubles are exact up to it."""
+
+MAX_CLOCK_LAG_MS = 1_000
+"""How far a sidecar's clock may run behind the server's: another sidecar frees a reservation
+only once the server's clock is this far past its expiry, hence past it by the holder's too."""
 
 CHANGE_TRADING_STATE = "trading_state"
 CHANGE_OVERRIDES = "overrides"
@@ -126,6 +143,8 @@ class LedgerPosition(NamedTuple):
 
 
 class LedgerReservation(NamedTuple):
+    """An open reservation (whichever instance holds it)."""
+
     client_order_id: str
     strategy: str
     symbol: str
@@ -232,22 +251,26 @@ class RedisLedger:
 
     `url` is a redis-py URL (redis://, rediss://, unix://). `timeout` (s) bounds each call.
     `grant_retention_ms` is how long past its expiry an order id's grant is remembered:
-    keep it at least as long as the sidecars remember their own decisions.
+    keep it at least as long as the sidecars remember their own decisions. `instance`
+    names the holder of the reservations made through this ledger: a sidecar passes an id
+    that outlives its restarts, so that it still holds them after one (default: a new one).
     """
 
     def __init__(self, url: str, *, prefix: str = "riskbudget", timeout: float = 0.05,
-                 grant_retention_ms: int = 300_000) -> None:
+                 grant_retention_ms: int = 300_000, instance: str | None = None) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be non-empty and free of braces (the hash tag is "
                              f"the ledger's), got {prefix!r}")
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self._grant_retention_ms = _int("grant_retention_ms", grant_retention_ms, 0)
+        self.instance = _name("instance", instance or uuid.uuid4().hex)
         self._url = url
         self._timeout = timeout
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
-        self._keys = {name: root + name for name in (*_BOOK_KEYS, "trading_states", "overrides")}
+        self._keys = {name: root + name
+                      for name in (*_BOOK_KEYS, "trading_states", "overrides", "instances")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -290,7 +313,8 @@ class RedisLedger:
         `lot_cents` within `total_limit_cents`. An order that does not raise the symbol's
         worst case is granted in full, whatever the limits. A repeat of the client order id
         returns the first grant (`replayed=True`) and changes nothing; a grant of 0 reserves
-        nothing. Raises OrderIdReused if the id's grant was for another request.
+        nothing. Raises OrderIdReused if the id's grant was for another request, or for
+        another instance.
         """
         _name("client order id", client_order_id)
         _name("strategy", strategy)
@@ -304,27 +328,31 @@ class RedisLedger:
         forget_at_ms = _safe("expires_at_ms + grant_retention_ms", expires_at_ms + self._grant_retention_ms)
         replayed, granted, symbol_limited, total_limited, symbol_value, total_value = await self._book(
             "check_and_reserve", _RESERVE, client_order_id, strategy, symbol, side.sign, lots,
-            lot_cents, symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms)
+            lot_cents, symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms,
+            self.instance)
         return Grant(granted, bool(symbol_limited), bool(total_limited), symbol_value, total_value,
                      replayed=bool(replayed))
 
     async def release(self, client_order_id: str) -> bool:
-        """Free an order's reservation; False if it has none (its grant stays remembered)."""
+        """Free an order's reservation; False if this instance holds none for it (its grant
+        stays remembered)."""
         _name("client order id", client_order_id)
-        return bool(await self._book("release", _RELEASE, client_order_id))
+        return bool(await self._book("release", _RELEASE, client_order_id, self.instance))
 
     async def apply_fill(self, *, client_order_id: str, strategy: str, symbol: str, side: Side,
                          lots: int, lot_cents: int) -> FillResult:
         """Move the strategy's position by the fill and settle that many lots of the order's
-        reservation, dropping it when none are left; a fill with no reservation still moves
-        the position. Returns the new position and the lots still reserved for the order."""
+        reservation, dropping it when none are left; a fill with no reservation of this
+        instance's (none, or another's under the same id) still moves the position. Returns
+        the new position and the lots this instance still holds reserved for the order."""
         _name("client order id", client_order_id)
         _name("strategy", strategy)
         _name("symbol", symbol)
         _int("lots", lots, 1)
         _int("lot_cents", lot_cents, 1)
         position, remaining = await self._book(
-            "apply_fill", _FILL, client_order_id, strategy, symbol, side.sign, lots, lot_cents)
+            "apply_fill", _FILL, client_order_id, strategy, symbol, side.sign, lots, lot_cents,
+            self.instance)
         return FillResult(position, remaining)
 
     async def set_positions(self, positions: Iterable[tuple[str, str, int]], strategy: str | None,
@@ -363,10 +391,12 @@ class RedisLedger:
     async def reclaim_expired(self, now_ms: int, *, limit: int = 1000) -> list[str]:
         """Free the reservations that expired at or before `now_ms` (at most `limit` per call,
         so that one call never holds the server for long) and forget the grants past their
-        retention. Returns the order ids freed. Any sidecar may run it; it is idempotent."""
+        retention; another instance's only once the server's clock is past them too. Returns
+        the order ids freed. Any sidecar may run it; it is idempotent."""
         _int("now_ms", now_ms, 0)
         _int("limit", limit, 1)
-        return await self._book("reclaim_expired", _RECLAIM, now_ms, limit)
+        return await self._book("reclaim_expired", _RECLAIM, now_ms, limit, self.instance,
+                                MAX_CLOCK_LAG_MS)
 
     # -- reads, to rebuild a sidecar's mirror ---------------------------------------------
 
@@ -380,7 +410,7 @@ class RedisLedger:
         held = await self._run("reservations", lambda redis: redis.hgetall(self._keys["reservations"]))
         reservations = []
         for order_id, text in sorted(held.items()):
-            strategy, symbol, lots, expires_at = text.split(_SEP)
+            strategy, symbol, lots, expires_at, _holder = text.split(_SEP)
             reservations.append(LedgerReservation(order_id, strategy, symbol, int(lots), int(expires_at)))
         return reservations
 
@@ -401,6 +431,26 @@ class RedisLedger:
             worst[symbol] = max(abs(position + int(buy.get(symbol, 0))),
                                 abs(position - int(sell.get(symbol, 0))))
         return FirmExposure(int(total or 0), worst)
+
+    async def server_time_ms(self) -> int:
+        """The server's clock (TIME), in ms: against it a sidecar measures how far its own
+        runs behind (MAX_CLOCK_LAG_MS)."""
+        seconds, microseconds = await self._run("time", lambda redis: redis.time())
+        return seconds * 1000 + microseconds // 1000
+
+    # -- this instance's marker --------------------------------------------------------
+
+    async def asserted(self) -> bool:
+        """Whether the server holds this instance's marker (`mark_asserted`). It is gone when
+        the server lost its data (a restart without persistence), and with it whatever this
+        instance had written; changes other sidecars make never remove it."""
+        return bool(await self._run(
+            "asserted", lambda redis: redis.hexists(self._keys["instances"], self.instance)))
+
+    async def mark_asserted(self) -> None:
+        """Record that the server holds what this instance asserted (see `asserted`)."""
+        await self._run(
+            "mark_asserted", lambda redis: redis.hset(self._keys["instances"], self.instance, 1))
 
     # -- operator state, announced on `channel` -------------------------------------------
 
@@ -458,6 +508,8 @@ class RedisLedger:
                 down = True
             finally:
                 await _close_quietly(pubsub, redis)
+            if asyncio.current_task().cancelling():  # redis-py turned the cancellation into its error
+                raise asyncio.CancelledError
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, max_backoff)
 

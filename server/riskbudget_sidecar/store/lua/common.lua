@@ -12,13 +12,15 @@ local K_POSITIONS,    -- hash "strategy<US>symbol" -> position lots (non-zero on
       K_MARKS,        -- hash symbol -> lot_cents of the symbol's last change
       K_CONTRIB,      -- hash symbol -> worst-case lots x mark: its share of the total
       K_TOTAL,        -- string: the firm's worst-case gross, the sum of K_CONTRIB
-      K_RESERVATIONS, -- hash order id -> "strategy<US>symbol<US>signed lots<US>expires_at_ms"
+      K_RESERVATIONS, -- hash order id -> "strategy<US>symbol<US>signed lots<US>expires_at_ms<US>holder"
       K_EXPIRIES,     -- zset order id by expires_at_ms
       K_GRANTS,       -- hash order id -> "<grant numbers><US><request>", see reserve.lua
       K_FORGET        -- zset order id by the time its grant is forgotten
     = unpack(KEYS)
 -- A symbol is "exposed" while it has a position or a reservation; only exposed symbols
 -- have fields in K_NET/K_BUY/K_SELL (non-zero ones), K_MARKS and K_CONTRIB.
+-- A reservation's holder is the instance id of the sidecar that reserved it: only that
+-- sidecar releases or settles it (another may reuse the order id for an order of its own).
 
 local US = '\31' -- ASCII unit separator; the ledger refuses names that contain it
 local MAX_SAFE = 9007199254740991 -- 2^53 - 1
@@ -90,17 +92,23 @@ local function revalue(symbol, mark)
   end
 end
 
-local function reservation(id)
+-- An order's reservation, or nil; with `holder`, nil unless that sidecar holds it.
+local function reservation(id, holder)
   local text = redis.call('HGET', K_RESERVATIONS, id)
   if not text then
     return nil
   end
   local parts = split(text)
-  return {strategy = parts[1], symbol = parts[2], lots = tonumber(parts[3]), expires_at = parts[4]}
+  if holder ~= nil and parts[5] ~= holder then
+    return nil
+  end
+  return {strategy = parts[1], symbol = parts[2], lots = tonumber(parts[3]), expires_at = parts[4],
+          holder = parts[5]}
 end
 
-local function store_reservation(id, strategy, symbol, signed_lots, expires_at)
-  redis.call('HSET', K_RESERVATIONS, id, table.concat({strategy, symbol, int(signed_lots), expires_at}, US))
+local function store_reservation(id, strategy, symbol, signed_lots, expires_at, holder)
+  redis.call('HSET', K_RESERVATIONS, id,
+    table.concat({strategy, symbol, int(signed_lots), expires_at, holder}, US))
   redis.call('ZADD', K_EXPIRIES, expires_at, id)
 end
 
@@ -113,14 +121,14 @@ local function settle(id, held, lots)
     redis.call('ZREM', K_EXPIRIES, id)
   else
     local sign = held.lots > 0 and 1 or -1
-    store_reservation(id, held.strategy, held.symbol, sign * remaining, held.expires_at)
+    store_reservation(id, held.strategy, held.symbol, sign * remaining, held.expires_at, held.holder)
   end
   return remaining
 end
 
--- Free an order's reservation; false if it has none.
-local function release(id)
-  local held = reservation(id)
+-- Free an order's reservation (with `holder`, only if that sidecar holds it); false if none was.
+local function release(id, holder)
+  local held = reservation(id, holder)
   if held == nil then
     return false
   end

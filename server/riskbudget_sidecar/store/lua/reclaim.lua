@@ -1,24 +1,46 @@
--- reclaim_expired: free the reservations that expired at or before now, and forget the
--- grants whose time has come. Any sidecar may run it, as often as it likes: a second run
--- finds nothing left to do. At most `limit` of each per run keeps the server responsive.
+-- reclaim_expired: free the reservations that expired, and forget the grants whose time has
+-- come. Any sidecar may run it, as often as it likes: a second run finds nothing left to do.
+-- At most `limit` of each per run keeps the server responsive.
 --
--- ARGV: now_ms, limit. Returns the ids of the reservations freed.
-local now, limit = ARGV[1], ARGV[2]
+-- Whose clock: the caller's decides for what the caller holds (its own book expires those by
+-- it); what another sidecar holds is due only once the server's clock, less the lag allowed
+-- a holder's clock, is past it too: past it by the holder's clock, and never early by the
+-- clock of a caller that runs ahead. (Those it skips for now are due by the server's clock
+-- within the caller's lead.)
+--
+-- ARGV: now_ms (the caller's clock), limit, the caller's instance id, the lag allowed (ms).
+-- Returns the ids of the reservations freed.
+local now, limit, caller, lag = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local time = redis.call('TIME')
+local server_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local others_now = math.min(tonumber(now), server_now - lag)
 
-local freed = redis.call('ZRANGEBYSCORE', K_EXPIRIES, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(freed) do
-  release(id)
+local function due(at, holder)
+  return tonumber(at) <= (holder == caller and tonumber(now) or others_now)
+end
+
+local freed = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_EXPIRIES, '-inf', now, 'LIMIT', 0, limit)) do
+  local held = reservation(id)
+  if due(held.expires_at, held.holder) then
+    release(id)
+    freed[#freed + 1] = id
+  end
 end
 
 -- A grant is forgotten only after its reservation expired; should that reservation still
 -- be held (more than `limit` expired at once), free it first, or a repeat of the order id
--- would reserve a second time.
-local forgotten = redis.call('ZRANGEBYSCORE', K_FORGET, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(forgotten) do
-  if release(id) then
-    freed[#freed + 1] = id
+-- would reserve a second time. The grant's holder is the last field of its request.
+local forgotten = redis.call('ZRANGEBYSCORE', K_FORGET, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #forgotten, 2 do
+  local id = forgotten[i]
+  local holder = string.match(redis.call('HGET', K_GRANTS, id), '[^' .. US .. ']*$')
+  if due(forgotten[i + 1], holder) then
+    if release(id) then
+      freed[#freed + 1] = id
+    end
+    redis.call('HDEL', K_GRANTS, id)
+    redis.call('ZREM', K_FORGET, id)
   end
-  redis.call('HDEL', K_GRANTS, id)
-  redis.call('ZREM', K_FORGET, id)
 end
 return freed

@@ -2,15 +2,17 @@
 -- firm's worst-case exposure within their limits, and reserve it, atomically.
 --
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0),
---       symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms
+--       symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms, the caller's
+--       instance id (the reservation's holder)
 -- Returns {replayed, granted, symbol_limited, total_limited, symbol_value, total_value}:
 -- the values are what the symbol and the total would reach if the whole order were granted.
--- Errors: RB_REUSED when the id has a grant for another request; RB_RANGE past 2^53.
+-- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
+-- another request, whatever it asked); RB_RANGE past 2^53.
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local symbol_limit, total_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
-local expires_at, forget_at = ARGV[9], ARGV[10]
-local request = table.concat({strategy, symbol, ARGV[4], ARGV[5]}, US)
+local expires_at, forget_at, holder = ARGV[9], ARGV[10], ARGV[11]
+local request = table.concat({strategy, symbol, ARGV[4], ARGV[5], holder}, US)
 
 -- A repeat of an order id gets the first answer and changes nothing.
 local remembered = redis.call('HGET', K_GRANTS, id)
@@ -79,7 +81,7 @@ redis.call('ZADD', K_FORGET, forget_at, id)
 
 -- A zero grant reserves nothing and leaves the symbol's mark alone.
 if granted > 0 then
-  store_reservation(id, strategy, symbol, sign * granted, expires_at)
+  store_reservation(id, strategy, symbol, sign * granted, expires_at, holder)
   add(sign > 0 and K_BUY or K_SELL, symbol, granted)
   revalue(symbol, lot_cents)
 end

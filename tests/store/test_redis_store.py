@@ -1,0 +1,150 @@
+"""RedisStore, the sidecar's side of the shared state, against a real valkey-server that
+restarts empty: what the sidecars hold comes back, and changes still reach them all."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from riskbudget_sidecar.engine.config import SharedSettings, StoreSettings
+from riskbudget_sidecar.engine.types import FirmLimits, Side, TradingState
+from riskbudget_sidecar.store import RedisStore, StoreError
+from riskbudget_sidecar.store.redis_ledger import LedgerUnavailable, RedisLedger
+from riskbudget_sidecar.store.serialization import to_json
+from tests.engine.builders import NOW, fill, order, reservation
+from tests.store.builders import override
+from tests.store.test_redis_ledger import server_time_ms
+from tests.store.valkey import ValkeyProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def valkey(tmp_path: Path) -> Iterator[ValkeyProcess]:
+    with ValkeyProcess(tmp_path / "valkey") as running:
+        yield running
+
+
+@pytest.fixture
+async def open_store(tmp_path: Path, valkey: ValkeyProcess) -> AsyncIterator[Callable[..., Any]]:
+    """Start a RedisStore with its own state file under `name`, trading `strategies`, its
+    clock `now`; each one still open is stopped after the test (`stop` stops one before)."""
+    running: list[RedisStore] = []
+
+    async def open_(name: str, *strategies: str, now: Callable[[], float] = lambda: NOW) -> RedisStore:
+        store = RedisStore(StoreSettings(path=str(tmp_path / name / "state.sqlite3")),
+                           SharedSettings(url=valkey.url, timeout=2.0),
+                           lot_size_of=lambda symbol: 1.0, price_of=lambda symbol: 100.0,
+                           strategies=strategies, now=now)
+        running.append(store)
+        await store.start()
+        return store
+
+    async def stop(store: RedisStore) -> None:
+        running.remove(store)
+        await store.stop()
+
+    open_.stop = stop
+    yield open_
+    for store in running:
+        await store.stop()
+
+
+@pytest.fixture
+async def elsewhere(valkey: ValkeyProcess) -> AsyncIterator[RedisLedger]:
+    """The ledger as a third sidecar sees it."""
+    ledger = RedisLedger(valkey.url, timeout=2.0)
+    yield ledger
+    await ledger.close()
+
+
+async def eventually(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
+    """Wait for what travels through the server: a change, a reconnect and its resync."""
+    async with asyncio.timeout(timeout):
+        while not await _holds(condition):
+            await asyncio.sleep(0.05)
+
+
+async def _holds(condition: Callable[[], Awaitable[bool] | bool]) -> bool:
+    """Whether the condition holds; not while the server does not answer (a connection the
+    restart closed fails once)."""
+    try:
+        result = condition()
+        return await result if asyncio.iscoroutine(result) else result
+    except LedgerUnavailable:
+        return False
+
+
+async def test_the_operator_state_outlives_a_server_that_lost_it_and_clears_still_reach_all(
+        open_store, valkey: ValkeyProcess, elsewhere: RedisLedger) -> None:
+    first, second = await open_store("first", "alpha"), await open_store("second", "beta")
+    await first.set_trading_state(TradingState.HALTED, "alpha")
+    await first.add_override(override("ovr-1"))
+    await eventually(lambda: second.overrides() == [override("ovr-1")])
+
+    valkey.stop()
+    valkey.start()  # empty: nothing was saved
+    await elsewhere.put_override("ovr-2", to_json(override("ovr-2")))  # a change made after it
+    await eventually(lambda: all(override("ovr-2") in store.overrides() for store in (first, second)))
+
+    for store in (first, second):
+        assert store.own_trading_state("alpha") is TradingState.HALTED
+        assert store.overrides() == [override("ovr-1"), override("ovr-2")]
+    assert await elsewhere.trading_states() == {"alpha": "HALTED"}
+    assert set(await elsewhere.overrides()) == {"ovr-1", "ovr-2"}
+
+    await second.remove_override("ovr-1")  # the server's word stands again: a clear reaches all
+    await second.set_trading_state(TradingState.ACTIVE, "alpha")
+    await eventually(lambda: first.own_trading_state("alpha") is TradingState.ACTIVE)
+    assert first.overrides() == [override("ovr-2")]
+
+
+async def test_a_sidecar_that_made_no_call_while_the_server_was_down_reasserts_its_book(
+        open_store, valkey: ValkeyProcess, elsewhere: RedisLedger) -> None:
+    store = await open_store("first", "alpha")
+    await store.reserve(reservation(30, client_order_id="o-1"))
+    await store.apply_fill(fill(Side.BUY, 10, client_order_id="o-1"))
+    held = (await elsewhere.reservations(), await elsewhere.positions())
+
+    valkey.stop()
+    valkey.start()
+
+    async def reasserted() -> bool:
+        return (await elsewhere.reservations(), await elsewhere.positions()) == held
+    await eventually(reasserted)
+    assert held == ([("o-1", "alpha", "AAA", 20, round((NOW + 60) * 1000))], [("alpha", "AAA", 10)])
+
+
+async def test_only_the_sidecar_holding_a_reservation_frees_it_also_after_a_restart(
+        open_store, elsewhere: RedisLedger) -> None:
+    first, second = await open_store("first", "alpha"), await open_store("second", "beta")
+    await first.reserve(reservation(30, client_order_id="o-1"))
+
+    released = await second.release("o-1")
+    await second.apply_fill(fill(Side.SELL, 5, strategy="beta", symbol="CCC", client_order_id="o-1"))
+
+    assert released is False
+    assert [r.client_order_id for r in await elsewhere.reservations()] == ["o-1"]
+    assert await elsewhere.positions() == [("beta", "CCC", -5)]
+    await open_store.stop(first)
+    restarted = await open_store("first", "alpha")  # the same state file: the same holder
+    assert await restarted.release("o-1") is True
+    assert await elsewhere.reservations() == []
+
+
+async def test_a_sidecar_whose_clock_runs_behind_the_servers_is_refused_firm_wide_grants(
+        open_store, valkey: ValkeyProcess) -> None:
+    clock = [await server_time_ms(valkey) / 1000 - 60]  # a minute behind: others would free its
+    store = await open_store("first", "alpha", now=lambda: clock[0])  # reservations that early
+    request, firm = order(quantity=10), FirmLimits(100.0, 1.0, symbol_limit=1e9, total_limit=1e9)
+
+    with pytest.raises(StoreError, match="clock runs 6.\\.[0-9]+ s behind the shared server's"):
+        await store.hold_firm_wide(request, 10, firm, expires_at=clock[0] + 60)
+    clock[0] = await server_time_ms(valkey) / 1000 + 5  # set right (ahead does no harm)
+    await store.expire(clock[0])  # the monitoring tick measures it again
+    grant = await store.hold_firm_wide(request, 10, firm, expires_at=clock[0] + 60)
+
+    assert grant.quantity == 10
