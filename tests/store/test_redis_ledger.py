@@ -340,6 +340,32 @@ async def test_a_clock_running_ahead_frees_its_own_reservations_early_but_not_an
     assert await holder.reclaim_expired(now + 600_000) == ["o-held"]  # by its holder's clock
 
 
+async def test_anothers_reservations_not_yet_due_do_not_crowd_out_the_callers_own(
+        open_ledger, server: ValkeyProcess) -> None:
+    holder, ahead = await open_ledger(), await open_ledger()
+    now = await server_time_ms(server)
+    for number in range(5):  # another's, due only within the caller's lead
+        await reserve(holder, f"o-held-{number}", Side.BUY, 1, expires_at_ms=now + 600_000)
+    await reserve(ahead, "o-own", Side.BUY, 1, expires_at_ms=now + 600_001)
+
+    freed = await ahead.reclaim_expired(now + 1_200_000, limit=2)  # its clock twenty minutes ahead
+
+    assert freed == ["o-own"]
+
+
+async def test_reclaim_drops_ids_left_without_their_reservation_or_grant(ledger, server: ValkeyProcess) -> None:
+    now = await server_time_ms(server)
+    await reserve(ledger, "o-real", Side.BUY, 3, expires_at_ms=now - 1)
+    keys = ledger._keys
+    await ledger._run("strays", lambda redis: redis.zadd(keys["expiries"], {"o-evicted": now - 5}))
+    await ledger._run("strays", lambda redis: redis.zadd(keys["forget"], {"o-forgotten": now - 5}))
+
+    freed = await ledger.reclaim_expired(now)
+
+    assert freed == ["o-real"]
+    assert await ledger._run("left", lambda redis: redis.zrange(keys["expiries"], 0, -1)) == []
+
+
 async def test_set_positions_of_one_strategy_leaves_the_others_and_revalues(ledger) -> None:
     await ledger.set_positions([("alpha", "AAA", 5), ("beta", "AAA", 7), ("beta", "BBB", -2)],
                                None, {"AAA": 100, "BBB": 1_000})

@@ -14,6 +14,7 @@ from riskbudget_sidecar.engine.types import FirmLimits, Side, TradingState
 from riskbudget_sidecar.store import RedisStore, StoreError
 from riskbudget_sidecar.store.redis_ledger import LedgerUnavailable, RedisLedger
 from riskbudget_sidecar.store.serialization import to_json
+from riskbudget_sidecar.store.sqlite import SqliteStore
 from tests.engine.builders import NOW, fill, order, reservation
 from tests.store.builders import override
 from tests.store.test_redis_ledger import server_time_ms
@@ -148,3 +149,39 @@ async def test_a_sidecar_whose_clock_runs_behind_the_servers_is_refused_firm_wid
     grant = await store.hold_firm_wide(request, 10, firm, expires_at=clock[0] + 60)
 
     assert grant.quantity == 10
+
+
+async def test_a_fill_on_the_server_but_not_yet_in_the_book_survives_a_reassertion(
+        open_store, elsewhere: RedisLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await open_store("first", "alpha")
+    on_the_server = asyncio.Event()
+    book_fill = SqliteStore.apply_fill
+
+    async def slow_book_fill(self, fill_):  # the server has it; the local book not yet
+        on_the_server.set()
+        await asyncio.sleep(0.05)
+        return await book_fill(self, fill_)
+    monkeypatch.setattr(SqliteStore, "apply_fill", slow_book_fill)
+    forget_marker = lambda redis: redis.hdel(store.ledger._keys["instances"], store.ledger.instance)
+
+    filling = asyncio.create_task(store.apply_fill(fill(Side.BUY, 7)))
+    await on_the_server.wait()
+    await store.ledger._run("forget the marker", forget_marker)
+    await store._reconcile(only_if_lost=True)  # re-asserts the book's positions
+    await filling
+
+    assert [(p.strategy, p.symbol, p.lots) for p in await elsewhere.positions()] == [("alpha", "AAA", 7)]
+
+
+async def test_a_reservation_written_before_holders_were_named_is_read_and_released(
+        open_store, elsewhere: RedisLedger) -> None:
+    store = await open_store("first", "alpha")
+    await store.reserve(reservation(30, client_order_id="o-old"))
+    keys = store.ledger._keys
+    legacy = lambda redis: redis.hset(keys["reservations"], "o-old", f"alpha\x1fAAA\x1f30\x1f{int(NOW * 1000) + 60_000}")
+    await store.ledger._run("write the format before holders", legacy)
+
+    held = await elsewhere.reservations()
+    released = await elsewhere.release("o-old")  # anyone's, as before
+
+    assert [r.client_order_id for r in held] == ["o-old"] and released

@@ -298,18 +298,22 @@ class RedisStore(SqliteStore):
         return await super().release(client_order_id)
 
     async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+        """Not while reconciling: a fill on the server but not yet in the local book would be
+        overwritten by the book's positions re-asserted meanwhile (and so for set_positions)."""
         lot_size = self._lot_size_of(fill.symbol)
-        await self._shared(self.ledger.apply_fill(
-            client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol,
-            side=fill.side, lots=fill_lots(fill.quantity, lot_size), lot_cents=lot_cents(fill.price, lot_size)))
-        return await super().apply_fill(fill)
+        async with self._reconciling:
+            await self._shared(self.ledger.apply_fill(
+                client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol, side=fill.side,
+                lots=fill_lots(fill.quantity, lot_size), lot_cents=lot_cents(fill.price, lot_size)))
+            return await super().apply_fill(fill)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """One strategy's positions, or (strategy None) those of every strategy this sidecar
         trades: other sidecars' strategies are theirs to report."""
-        for owner in ([strategy] if strategy is not None else self._strategies):
-            await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))
-        return await super().set_positions(positions, strategy)
+        async with self._reconciling:
+            for owner in ([strategy] if strategy is not None else self._strategies):
+                await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))
+            return await super().set_positions(positions, strategy)
 
     async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
         await self._shared(self.ledger.reclaim_expired(_ms(now)))

@@ -410,7 +410,7 @@ class RedisLedger:
         held = await self._run("reservations", lambda redis: redis.hgetall(self._keys["reservations"]))
         reservations = []
         for order_id, text in sorted(held.items()):
-            strategy, symbol, lots, expires_at, _holder = text.split(_SEP)
+            strategy, symbol, lots, expires_at = text.split(_SEP)[:4]  # a fifth, the holder, since 2026-11-25
             reservations.append(LedgerReservation(order_id, strategy, symbol, int(lots), int(expires_at)))
         return reservations
 

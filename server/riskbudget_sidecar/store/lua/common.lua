@@ -92,14 +92,16 @@ local function revalue(symbol, mark)
   end
 end
 
--- An order's reservation, or nil; with `holder`, nil unless that sidecar holds it.
+-- An order's reservation, or nil; with `holder`, nil unless that sidecar holds it. One
+-- written before reservations named their holder (four fields) is anyone's, as it was then.
 local function reservation(id, holder)
   local text = redis.call('HGET', K_RESERVATIONS, id)
   if not text then
     return nil
   end
   local parts = split(text)
-  if holder ~= nil and parts[5] ~= holder then
+  parts[5] = parts[5] or ''
+  if holder ~= nil and parts[5] ~= '' and parts[5] ~= holder then
     return nil
   end
   return {strategy = parts[1], symbol = parts[2], lots = tonumber(parts[3]), expires_at = parts[4],

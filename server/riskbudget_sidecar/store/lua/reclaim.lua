@@ -19,12 +19,26 @@ local function due(at, holder)
   return tonumber(at) <= (holder == caller and tonumber(now) or others_now)
 end
 
-local freed = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_EXPIRIES, '-inf', now, 'LIMIT', 0, limit)) do
-  local held = reservation(id)
-  if due(held.expires_at, held.holder) then
-    release(id)
-    freed[#freed + 1] = id
+-- Another sidecar's reservation not yet due is skipped, not counted against `limit`: the page
+-- moves past the skipped ones only (a freed one leaves the set), so they cannot crowd out
+-- the caller's own that are due. An id with no reservation (evicted, deleted by hand) is
+-- dropped from the set.
+local freed, skipped = {}, 0
+while #freed < tonumber(limit) do
+  local page = redis.call('ZRANGEBYSCORE', K_EXPIRIES, '-inf', now, 'LIMIT', skipped, limit - #freed)
+  if #page == 0 then
+    break
+  end
+  for _, id in ipairs(page) do
+    local held = reservation(id)
+    if held == nil then
+      redis.call('ZREM', K_EXPIRIES, id)
+    elseif due(held.expires_at, held.holder) then
+      release(id)
+      freed[#freed + 1] = id
+    else
+      skipped = skipped + 1
+    end
   end
 end
 
@@ -34,7 +48,8 @@ end
 local forgotten = redis.call('ZRANGEBYSCORE', K_FORGET, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 for i = 1, #forgotten, 2 do
   local id = forgotten[i]
-  local holder = string.match(redis.call('HGET', K_GRANTS, id), '[^' .. US .. ']*$')
+  local grant = redis.call('HGET', K_GRANTS, id)
+  local holder = grant and string.match(grant, '[^' .. US .. ']*$') or ''
   if due(forgotten[i + 1], holder) then
     if release(id) then
       freed[#freed + 1] = id
