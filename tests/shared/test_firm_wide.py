@@ -30,7 +30,8 @@ def valkey(tmp_path):
 async def sidecar(tmp_path, name: str, valkey: ValkeyProcess, **overrides):
     directory = tmp_path / name
     directory.mkdir()
-    return await start_harness(directory, shared__url=valkey.url, shared__timeout=0.2, **overrides)
+    return await start_harness(directory, shared__url=valkey.url, shared__timeout=0.2,
+                               shared__resync_window=1.0, **overrides)
 
 
 @pytest.fixture
@@ -121,16 +122,19 @@ async def test_without_the_server_checks_fail_closed_health_drops_and_all_recove
         reply = await health.Check(health_pb2.HealthCheckRequest())
         return reply.status == health_pb2.HealthCheckResponse.SERVING
     await eventually(serving)
-    after = await first.check("o-after", 10)
+
+    async def approved() -> bool:  # once the sidecars had time to put their books back
+        return (await first.check("o-after", 10)).decision == pb.DECISION_APPROVED  # refusals are not kept
+    await eventually(approved)
     reserved = {r.client_order_id for r in await first.sidecar.store.ledger.reservations()}
     alerts = await first.stub.ListAlerts(spb.ListAlertsRequest())
 
     assert held.decision == pb.DECISION_APPROVED
     assert refused.decision == pb.DECISION_REJECTED
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
-    assert after.decision == pb.DECISION_APPROVED
     assert {"o-before", "o-after"} <= reserved  # the server came back empty: reconciled
     assert any("unavailable" in a.message for a in alerts.alerts)
+    assert any("lost its data: firm-wide grants are refused until" in a.message for a in alerts.alerts)
 
 
 async def test_a_positions_snapshot_is_refused_for_a_strategy_of_another_sidecar(pair):

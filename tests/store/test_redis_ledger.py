@@ -21,7 +21,7 @@ from redis.crc import key_slot
 from riskbudget_sidecar.engine.types import Side
 from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
-    CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant,
+    CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantsPaused,
     LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger,
     fill_lots, limit_cents, lot_cents, request_lots,
 )
@@ -872,6 +872,17 @@ async def test_a_listener_cancelled_as_it_finds_the_server_restarted_stops(
         assert done == {task} and task.cancelled(), pause  # not hidden behind redis-py's error
 
 
+async def test_a_listener_cancelled_as_it_subscribes_or_waits_stops(open_ledger) -> None:
+    listener = await open_ledger()
+    for pause in range(0, 5_000, 250):  # microseconds after it starts: subscribing, then waiting
+        task = asyncio.create_task(listener.listen(lambda kind: None))
+        await asyncio.sleep(pause / 1e6)
+        task.cancel()
+
+        done, _ = await asyncio.wait([task], timeout=10)
+        assert done == {task} and task.cancelled(), pause  # not taken for redis-py's read timeout
+
+
 # -- keys -----------------------------------------------------------------------------------
 
 
@@ -951,3 +962,22 @@ async def test_a_failing_callback_does_not_stop_the_listener(open_ledger, caplog
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_after_a_loss_no_new_grant_until_the_window_closes_though_reservations_go_back(
+        ledger, server: ValkeyProcess) -> None:
+    now = await server_time_ms(server)
+
+    until = await ledger.begin_resync(60_000)
+    again = await ledger.begin_resync(1)  # another sidecar finding the loss later: no change
+    with pytest.raises(GrantsPaused, match="lost its data: firm-wide grants are refused until") as paused:
+        await reserve(ledger, "o-new", Side.BUY, 5)
+    put_back = await ledger.check_and_reserve(
+        client_order_id="o-held", strategy="alpha", symbol="AAA", side=Side.BUY, lots=5, lot_cents=10_000,
+        symbol_limit_cents=2**53 - 1, total_limit_cents=2**53 - 1, expires_at_ms=EXPIRES, reassert=True)
+    await ledger._run("close the window", lambda redis: redis.set(ledger._keys["resync_until"], now))
+    after = await reserve(ledger, "o-new", Side.BUY, 5)
+
+    assert now + 60_000 <= until < now + 70_000 and again == until
+    assert paused.value.until_ms == until
+    assert put_back.granted_lots == 5 and after.granted_lots == 5 and not after.replayed

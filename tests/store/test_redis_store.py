@@ -4,6 +4,7 @@ restarts empty: what the sidecars hold comes back, and changes still reach them 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -117,6 +118,36 @@ async def test_a_sidecar_that_made_no_call_while_the_server_was_down_reasserts_i
         return (await elsewhere.reservations(), await elsewhere.positions()) == held
     await eventually(reasserted)
     assert held == ([("o-1", "alpha", "AAA", 20, round((NOW + 60) * 1000))], [("alpha", "AAA", 10)])
+
+
+async def test_after_the_server_lost_its_data_no_grant_counts_without_the_sidecars_not_yet_back(
+        open_store, valkey: ValkeyProcess, elsewhere: RedisLedger) -> None:
+    first, second = await open_store("first", "alpha", now=time.time), await open_store("second", "beta")
+    await second.apply_fill(fill(Side.BUY, 90, strategy="beta", client_order_id="o-beta"))
+    await open_store.stop(second)  # not back yet when the first one is
+    firm = FirmLimits(100.0, 1.0, symbol_limit=100 * 100.0, total_limit=1e9)  # 100 shares of AAA
+    request = order(quantity=50, client_order_id="o-alpha")
+
+    valkey.stop()
+    valkey.start()  # empty: nothing was saved
+    await eventually(first.ledger.asserted)  # the first one found the loss and put its book back
+    with pytest.raises(StoreError, match="lost its data"):
+        await first.hold_firm_wide(request, 50, firm, expires_at=time.time() + 60)
+    await open_store("second", "beta")  # back: its 90 shares are on the server again
+    await elsewhere._run("close the window", lambda redis: redis.set(elsewhere._keys["resync_until"], 0))
+    grant = await first.hold_firm_wide(request, 50, firm, expires_at=time.time() + 60)
+
+    assert grant.quantity == 10 and grant.symbol_limited
+
+
+async def test_a_new_sidecar_on_an_empty_server_grants_at_once(open_store, elsewhere: RedisLedger) -> None:
+    store = await open_store("first", "alpha", now=time.time)  # it never marked a server: nothing lost
+    firm = FirmLimits(100.0, 1.0, symbol_limit=1e9, total_limit=1e9)
+
+    grant = await store.hold_firm_wide(order(quantity=10), 10, firm, expires_at=time.time() + 60)
+
+    assert grant.quantity == 10
+    assert await elsewhere._run("read", lambda redis: redis.exists(elsewhere._keys["resync_until"])) == 0
 
 
 async def test_only_the_sidecar_holding_a_reservation_frees_it_also_after_a_restart(

@@ -309,6 +309,10 @@ class SharedSettings(Frozen):
     owned_strategies: list[Name] | None = None
     """The strategies traded through this sidecar: a positions snapshot without a strategy
     replaces only theirs, and they are the ones re-asserted after an outage. Default: all."""
+    resync_window: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 10.0
+    """Seconds new firm-wide grants are refused, for every sidecar, once one finds that the
+    server lost its data: time for each to notice (its change channel reconnects within about
+    6 s) and put back its positions and reservations."""
 
 
 class HttpSettings(Frozen):

@@ -63,6 +63,10 @@ TRIGGER_ALERTS = {
 }
 
 
+FAILED_CHECK_ALERT_INTERVAL = 60.0
+"""Seconds before checks failing closed for the same cause raise another alert."""
+
+
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """What a reload cannot change in a running sidecar."""
     problems = []
@@ -94,6 +98,8 @@ class RiskBudgetSidecar:
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
             strategies=config.owned_strategies, now=clock.now)
         self._alerts = AlertBook()
+        self._failed_check_alert: tuple[str, float] | None = None
+        """The last alert for a check that failed closed, and when it was raised."""
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
         self._conditions = ConditionAlerts(self._alerts)
@@ -132,7 +138,8 @@ class RiskBudgetSidecar:
         """Warm up, connect what is shared, publish the first budget, start the monitoring loop."""
         await self._in_numeric(self._warm_up)
         self._mark_book(self._market.symbols)
-        self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability)
+        self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
+                          on_data_loss=self._shared_data_lost)
         await self._store.start()
         snapshot = self.require_snapshot()
         self._last_regime = snapshot.regime
@@ -173,6 +180,9 @@ class RiskBudgetSidecar:
             else "shared state unavailable: checks fail closed until it is back", now=self._clock.now())
         for listener in self._availability_listeners:
             listener(available)
+
+    def _shared_data_lost(self, message: str) -> None:
+        self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, message, now=self._clock.now())
 
     def _shared_state_changed(self) -> None:
         """Another sidecar changed the operator state: apply it here too."""
@@ -771,13 +781,23 @@ class RiskBudgetSidecar:
 
     def _state_unavailable(self, decision: TradeDecision, error: StoreError) -> TradeDecision:
         self.metrics.store_errors.inc()
-        self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL,
-                                 f"a reservation could not be recorded: {error}", now=self._clock.now())
+        self._alert_failed_check(f"a reservation could not be recorded: {error}")
         return dataclasses.replace(
             decision, decision=Decision.REJECTED, approved_quantity=0.0, reserved=False,
             reservation_expires_at=None, shadow_decision=None,
             reasons=(Reason(ReasonCode.STATE_UNAVAILABLE,
-                            "the reservation could not be recorded durably: rejected (fail closed)"),))
+                            f"the reservation could not be recorded ({error}): rejected (fail closed)"),))
+
+    def _alert_failed_check(self, message: str) -> None:
+        """One alert per cause and minute: every check fails alike while a store is away, and
+        one alert each would push every other alert out of the book (the metric counts them)."""
+        now = self._clock.now()
+        if self._failed_check_alert is not None:
+            last_message, raised_at = self._failed_check_alert
+            if message == last_message and now - raised_at < FAILED_CHECK_ALERT_INTERVAL:
+                return
+        self._failed_check_alert = (message, now)
+        self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, message, now=now)
 
     def _still_reserved(self, client_order_id: str, now: float) -> bool:
         reservation = self._store.book.reservation(client_order_id)

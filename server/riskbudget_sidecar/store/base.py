@@ -37,9 +37,11 @@ class Store(Protocol):
     @property
     def available(self) -> bool:
         """Whether changes can be made now (a shared server may be away)."""
-    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
+              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
         """Be told when another sidecar changed shared operator state (re-read overrides and
-        trading states), and when the shared server goes away or comes back."""
+        trading states), when the shared server goes away or comes back, and when it lost its
+        data (with what that means for grants)."""
     shares_limits: bool
     """Whether other sidecars share this store's limits. Only then does CheckTrade hold its
     order firm-wide: a local backend's own checks are firm-wide already."""

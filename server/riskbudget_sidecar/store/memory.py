@@ -64,7 +64,8 @@ class MemoryStore:
     async def stop(self) -> None:
         self.close()
 
-    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
+              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
         """Nothing shared changes behind this store's back."""
 
     # -- book ------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ the overrides and trading states it holds (every sidecar holds a copy of all of 
 then marks. Present, the server's word stands, so that a change made through another
 sidecar (an override cleared) reaches this one.
 
+Until every sidecar has put its book back, the ledger undercounts what the firm holds: the
+first sidecar to find its marker gone (one that had marked before: a new sidecar cannot
+tell a loss from a first start) opens a window of `shared.resync_window` seconds in which
+the server refuses new grants (`RedisLedger.begin_resync`), and says so in an alert.
+
 The reservations this sidecar makes on the server are held by its instance id, kept in
 its state file so that a restart keeps them its own.
 
@@ -51,8 +56,8 @@ from ..engine.types import (
 )
 from .errors import StoreError
 from .redis_ledger import (
-    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots, limit_cents,
-    lot_cents, request_lots,
+    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots,
+    limit_cents, lot_cents, request_lots,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -84,6 +89,8 @@ class RedisStore(SqliteStore):
         self._now = now
         self._on_change: Callable[[], None] = lambda: None
         self._on_availability: Callable[[bool], None] = lambda available: None
+        self._on_data_loss: Callable[[str], None] = lambda message: None
+        self._resync_window_ms = _ms(shared.resync_window)
         self._available = False
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
@@ -95,16 +102,28 @@ class RedisStore(SqliteStore):
         """This sidecar's id on the server, made once and kept in its state file."""
         with self._change() as db:
             db.execute("CREATE TABLE IF NOT EXISTS shared_instance (id TEXT NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS shared_marked (marked INTEGER NOT NULL)")
             db.execute("INSERT INTO shared_instance SELECT ? "
                        "WHERE NOT EXISTS (SELECT 1 FROM shared_instance)", (uuid.uuid4().hex,))
             [(instance,)] = db.execute("SELECT id FROM shared_instance").fetchall()
         return instance
 
+    def _marked_before(self) -> bool:
+        """Whether this sidecar ever marked a server: then a missing marker means a lost one."""
+        with self._change() as db:
+            return db.execute("SELECT 1 FROM shared_marked").fetchone() is not None
+
+    def _remember_marked(self) -> None:
+        with self._change() as db:
+            db.execute("INSERT INTO shared_marked SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shared_marked)")
+
     # -- lifecycle -------------------------------------------------------------------------
 
-    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None]) -> None:
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
+              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
         self._on_change = on_change
         self._on_availability = on_availability
+        self._on_data_loss = on_data_loss
 
     @property
     def available(self) -> bool:
@@ -189,11 +208,21 @@ class RedisStore(SqliteStore):
             lost = not await self.ledger.asserted()
             if only_if_lost and not lost:
                 return
+            if lost and self._marked_before():
+                await self._pause_grants()
             await self._measure_clock()
             await self._reassert_book()
             if lost:
                 await self._reassert_operator_state()
             await self.ledger.mark_asserted()
+            self._remember_marked()
+
+    async def _pause_grants(self) -> None:
+        """The server lost its data: no new grant anywhere until every sidecar put its book back."""
+        until_ms = await self.ledger.begin_resync(self._resync_window_ms)
+        paused = GrantsPaused(until_ms)
+        _log.warning("%s", paused)
+        self._on_data_loss(str(paused))
 
     async def _reassert_book(self) -> None:
         """Make the server agree with this sidecar's book: its positions, its reservations."""
@@ -233,16 +262,18 @@ class RedisStore(SqliteStore):
         self._clock_lag_ms = server_ms - _ms(self._now())
 
     async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
-                    signed: float, expires_at_ms: int, limits: tuple[int, int] = (MAX_SAFE, MAX_SAFE),
+                    signed: float, expires_at_ms: int, limits: tuple[int, int] | None = None,
                     price: float | None = None) -> Grant:
-        """Ask the server for a reservation (or re-assert one, with no limits)."""
+        """Ask the server for a reservation within `limits` (symbol, total), or with none put
+        back one granted before."""
         lot_size = self._lot_size_of(symbol)
         mark = price or self._price_of(symbol) or 0.0
+        symbol_limit, total_limit = limits or (MAX_SAFE, MAX_SAFE)
         return await self.ledger.check_and_reserve(
             client_order_id=client_order_id, strategy=strategy, symbol=symbol,
             side=Side.BUY if signed > 0 else Side.SELL, lots=request_lots(quantity, lot_size),
-            lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=limits[0],
-            total_limit_cents=limits[1], expires_at_ms=expires_at_ms)
+            lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=symbol_limit,
+            total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None)
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         marks = {}

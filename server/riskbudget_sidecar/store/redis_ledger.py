@@ -22,8 +22,9 @@ State (keys `{prefix}:{rb}:<name>`): positions per (strategy, symbol); per symbo
 position summed over strategies and the lots reserved to buy and to sell (over every
 sidecar); reservations per client order id, with a sorted set by expiry; the grant each
 order id got, remembered for `grant_retention_ms` past its expiry so that a repeat gets
-the same answer; the firm's worst-case gross exposure; and a marker per sidecar instance
-(see `asserted`).
+the same answer; the firm's worst-case gross exposure; a marker per sidecar instance (see `asserted`); and,
+once a sidecar found the server's data lost, the time until which new grants are refused
+(see `begin_resync`).
 
 Holders: each ledger has an `instance` id, the sidecar's. A reservation is held by the
 instance that reserved it, and only that instance releases it or settles it with a fill:
@@ -65,6 +66,7 @@ import math
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequence, TypeVar
 from urllib.parse import urlsplit
@@ -80,7 +82,7 @@ from ..engine.types import Side
 from .errors import StoreError
 
 __all__ = [
-    "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant",
+    "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
     "OrderIdReused", "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "request_lots",
 ]
@@ -113,6 +115,17 @@ _log = logging.getLogger(__name__)
 
 class LedgerUnavailable(StoreError):
     """The ledger's server could not be reached or did not answer in time: fail closed."""
+
+
+class GrantsPaused(StoreError):
+    """The server lost its data and the sidecars are putting back what they hold: no new
+    grant before `until_ms` (the server's clock), as the ledger undercounts until then."""
+
+    def __init__(self, until_ms: int) -> None:
+        self.until_ms = until_ms
+        moment = datetime.fromtimestamp(until_ms / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        super().__init__(f"the shared server lost its data: firm-wide grants are refused until "
+                         f"{moment} UTC, while every sidecar puts back its positions and reservations")
 
 
 class OrderIdReused(StoreError):
@@ -234,10 +247,11 @@ _FILL = _Script("common.lua", "fill.lua")
 _RELEASE = _Script("common.lua", "release.lua")
 _RECLAIM = _Script("common.lua", "reclaim.lua")
 _SET_POSITIONS = _Script("common.lua", "set_positions.lua")
+_RESYNC = _Script("common.lua", "resync.lua")
 _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
-              "total", "reservations", "expiries", "grants", "forget")
+              "total", "reservations", "expiries", "grants", "forget", "resync_until")
 """In the order common.lua binds them."""
 
 _VALUE_ERRORS = ("RB_RANGE ", "RB_NOMARK ")
@@ -304,7 +318,7 @@ class RedisLedger:
 
     async def check_and_reserve(self, *, client_order_id: str, strategy: str, symbol: str,
                                 side: Side, lots: int, lot_cents: int, symbol_limit_cents: int,
-                                total_limit_cents: int, expires_at_ms: int) -> Grant:
+                                total_limit_cents: int, expires_at_ms: int, reassert: bool = False) -> Grant:
         """Grant the largest part of an order the firm-wide limits allow, and reserve it.
 
         The largest `granted <= lots` such that the symbol's worst case (firm position plus
@@ -314,7 +328,9 @@ class RedisLedger:
         worst case is granted in full, whatever the limits. A repeat of the client order id
         returns the first grant (`replayed=True`) and changes nothing; a grant of 0 reserves
         nothing. Raises OrderIdReused if the id's grant was for another request, or for
-        another instance.
+        another instance, and GrantsPaused while the sidecars re-assert after a loss of the
+        server's data (see `begin_resync`) unless `reassert`: a reservation granted before,
+        put back.
         """
         _name("client order id", client_order_id)
         _name("strategy", strategy)
@@ -329,7 +345,7 @@ class RedisLedger:
         replayed, granted, symbol_limited, total_limited, symbol_value, total_value = await self._book(
             "check_and_reserve", _RESERVE, client_order_id, strategy, symbol, side.sign, lots,
             lot_cents, symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms,
-            self.instance)
+            self.instance, int(reassert))
         return Grant(granted, bool(symbol_limited), bool(total_limited), symbol_value, total_value,
                      replayed=bool(replayed))
 
@@ -447,6 +463,14 @@ class RedisLedger:
         return bool(await self._run(
             "asserted", lambda redis: redis.hexists(self._keys["instances"], self.instance)))
 
+    async def begin_resync(self, window_ms: int) -> int:
+        """The server lost its data (this instance's marker is gone, though it marked before):
+        refuse new grants for `window_ms` of the server's clock, time for every sidecar to
+        notice and put back what it holds. Only the first call after a loss opens the window;
+        returns the server ms at which it closes."""
+        _int("window_ms", window_ms, 1)
+        return int(await self._book("begin_resync", _RESYNC, window_ms))
+
     async def mark_asserted(self) -> None:
         """Record that the server holds what this instance asserted (see `asserted`)."""
         await self._run(
@@ -508,8 +532,7 @@ class RedisLedger:
                 down = True
             finally:
                 await _close_quietly(pubsub, redis)
-            if asyncio.current_task().cancelling():  # redis-py turned the cancellation into its error
-                raise asyncio.CancelledError
+            _raise_if_cancelled()  # redis-py turned the cancellation into its error
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, max_backoff)
 
@@ -526,6 +549,7 @@ class RedisLedger:
         awaiting_pong = False
         while True:
             message = await pubsub.get_message(timeout=_LISTEN_TIMEOUT)
+            _raise_if_cancelled()  # redis-py took the cancellation for its read timeout
             if message is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no answer to PING within {_LISTEN_TIMEOUT} s")
@@ -566,6 +590,8 @@ class RedisLedger:
                 raise ValueError(message.split(" ", 1)[1]) from None
             if message.startswith("RB_REUSED "):
                 raise OrderIdReused(message.split(" ", 1)[1]) from None
+            if message.startswith("RB_RESYNC "):
+                raise GrantsPaused(int(message.split(" ", 1)[1])) from None
             raise LedgerUnavailable(
                 f"ledger at {self._address} refused {operation}: {message}") from error
         except (RedisError, OSError, TimeoutError) as error:
@@ -588,6 +614,13 @@ async def _close_quietly(*closables: PubSub | Redis) -> None:
     for closable in closables:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await closable.aclose()
+
+
+def _raise_if_cancelled() -> None:
+    """End a task whose cancellation redis-py swallowed: it turns a CancelledError into its
+    own error, or into the timeout of the read it interrupted."""
+    if asyncio.current_task().cancelling():
+        raise asyncio.CancelledError
 
 
 def _notify(on_change: Callable[[str], None], kind: str) -> None:

@@ -15,7 +15,8 @@ local K_POSITIONS,    -- hash "strategy<US>symbol" -> position lots (non-zero on
       K_RESERVATIONS, -- hash order id -> "strategy<US>symbol<US>signed lots<US>expires_at_ms<US>holder"
       K_EXPIRIES,     -- zset order id by expires_at_ms
       K_GRANTS,       -- hash order id -> "<grant numbers><US><request>", see reserve.lua
-      K_FORGET        -- zset order id by the time its grant is forgotten
+      K_FORGET,       -- zset order id by the time its grant is forgotten
+      K_RESYNC        -- string: server ms until which new grants are refused, see resync.lua
     = unpack(KEYS)
 -- A symbol is "exposed" while it has a position or a reservation; only exposed symbols
 -- have fields in K_NET/K_BUY/K_SELL (non-zero ones), K_MARKS and K_CONTRIB.
@@ -48,6 +49,12 @@ local function split(text)
     parts[#parts + 1] = string.sub(text, start, cut - 1)
     start = cut + 1
   end
+end
+
+-- The server's clock (TIME), in ms.
+local function server_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
 local function out_of_range(what, value)

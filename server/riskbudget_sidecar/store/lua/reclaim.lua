@@ -11,8 +11,7 @@
 -- ARGV: now_ms (the caller's clock), limit, the caller's instance id, the lag allowed (ms).
 -- Returns the ids of the reservations freed.
 local now, limit, caller, lag = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local time = redis.call('TIME')
-local server_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local server_now = server_ms()
 local others_now = math.min(tonumber(now), server_now - lag)
 
 local function due(at, holder)

@@ -3,15 +3,17 @@
 --
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0),
 --       symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms, the caller's
---       instance id (the reservation's holder)
+--       instance id (the reservation's holder), reassert (1: a reservation granted before,
+--       put back after the server lost it; 0: a new grant)
 -- Returns {replayed, granted, symbol_limited, total_limited, symbol_value, total_value}:
 -- the values are what the symbol and the total would reach if the whole order were granted.
 -- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
--- another request, whatever it asked); RB_RANGE past 2^53.
+-- another request, whatever it asked); RB_RANGE past 2^53; RB_RESYNC <until ms> for a new
+-- grant while the sidecars re-assert their books after a loss of the server's data.
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local symbol_limit, total_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
-local expires_at, forget_at, holder = ARGV[9], ARGV[10], ARGV[11]
+local expires_at, forget_at, holder, reassert = ARGV[9], ARGV[10], ARGV[11], ARGV[12] == '1'
 local request = table.concat({strategy, symbol, ARGV[4], ARGV[5], holder}, US)
 
 -- A repeat of an order id gets the first answer and changes nothing.
@@ -26,6 +28,12 @@ if remembered then
     answer[#answer + 1] = tonumber(number)
   end
   return answer
+end
+
+-- Until every sidecar has put back what it holds, the ledger undercounts: no new grant.
+local resync_until = tonumber(redis.call('GET', K_RESYNC))
+if resync_until and not reassert and server_ms() < resync_until then
+  return redis.error_reply('RB_RESYNC ' .. int(resync_until))
 end
 
 -- The worst case as a function of the lots g granted is W(g) = max(ahead + g, behind):
