@@ -164,6 +164,22 @@ async def test_a_tick_whose_store_refuses_the_expiries_still_checks_prices_and_a
     assert len(await alerts(harness, pb.ALERT_KIND_STALE_MARKET_DATA)) == 1
 
 
+async def test_checks_failing_closed_for_one_cause_raise_one_alert_a_minute_and_name_it(harness, monkeypatch):
+    await harness.publish_last_prices()
+
+    async def refused(*args, **kwargs):
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(harness.sidecar.store, "record_check", refused)
+
+    replies = [await harness.check(f"o-{n}", 1) for n in range(5)]
+    harness.clock.advance(61)
+    later = await harness.check("o-later", 1)
+
+    assert all(r.decision == pb.DECISION_REJECTED for r in [*replies, later])
+    assert "the disk is full" in replies[0].reasons[0].message
+    assert len(await alerts(harness, pb.ALERT_KIND_STORE_ERROR)) == 2  # the first, and one a minute on
+
+
 async def test_a_limit_breach_raises_a_critical_alert(harness):
     await harness.publish_last_prices()
     await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
