@@ -24,8 +24,10 @@ feed builds on that:
 Checkpointing: persist `recommendation.sequence` (or `feed.last_sequence`)
 after handling each recommendation, and pass it back as `after_sequence` on the
 next start. With no checkpoint, `after_sequence=0` asks for every
-recommendation still kept; to start with live ones only, pass
-`client.get_status().last_recommendation_sequence`.
+recommendation since the first; once the log was trimmed that raises
+`RecommendationsLost` too (some are gone), so a consumer without a checkpoint
+starts from `client.get_status().oldest_recommendation_sequence - 1` for every
+one still kept, or from `last_recommendation_sequence` for live ones only.
 
 Resyncing after `RecommendationsLost`: the recommendations between your
 checkpoint and `error.oldest_available` are gone, so state you built by folding
@@ -609,10 +611,14 @@ def _require(condition: bool, message: str, value: object) -> None:
 
 
 def _metadata_dict(metadata: Iterable[tuple[str, Any]] | None) -> dict[str, str]:
-    """Trailing metadata of a sync or aio call as a dict (the last value wins)."""
+    """The text entries of a sync or aio call's trailing metadata as a dict (the last value
+    wins). Binary entries (`-bin` keys, such as the rich status gRPC sends with an error)
+    are not text and are left out."""
     result: dict[str, str] = {}
     for key, value in metadata or ():
-        result[key.lower()] = value.decode() if isinstance(value, bytes) else str(value)
+        if key.lower().endswith("-bin"):
+            continue
+        result[key.lower()] = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
     return result
 
 

@@ -11,6 +11,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import risk_budget_service_pb2_grpc as spb_grpc
 from riskbudget.v1 import types_pb2 as pb
+from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost
 from riskbudget_sidecar.app.serve import stop
 
 from .conftest import start_harness
@@ -223,3 +224,25 @@ async def test_a_resume_point_ahead_of_the_log_is_out_of_range(harness):
 
     assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert "ahead of the newest recommendation 1" in refused.value.details()
+
+
+@pytest.mark.parametrize("feed_class", [RecommendationFeed, AsyncRecommendationFeed])
+async def test_a_feed_resuming_from_a_lost_log_raises_recommendations_lost(harness, feed_class):
+    await trigger(harness)
+    checkpoint = 1_000_000  # ahead of this sidecar's log: a long message in a binary rich status
+
+    def read_one():
+        with RecommendationFeed(harness.server.target, after_sequence=checkpoint) as feed:
+            next(feed)
+
+    async def read_one_async():
+        async with AsyncRecommendationFeed(harness.server.target, after_sequence=checkpoint) as feed:
+            await anext(feed)
+
+    with pytest.raises(RecommendationsLost) as lost:
+        if feed_class is RecommendationFeed:
+            await asyncio.to_thread(read_one)
+        else:
+            await read_one_async()
+
+    assert lost.value.after_sequence == checkpoint and lost.value.oldest_available == 1
