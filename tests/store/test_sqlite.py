@@ -689,3 +689,19 @@ def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_p
     first.close()
     second = SqliteStore(settings)
     second.close()
+
+
+def test_a_store_on_a_link_to_a_file_in_use_is_refused(tmp_path) -> None:
+    from riskbudget_sidecar.engine.config import StoreSettings
+    from riskbudget_sidecar.store import SqliteStore, StoreError
+
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = SqliteStore(StoreSettings(path=str(tmp_path / "first" / "state.sqlite3")))
+    (tmp_path / "second" / "state.sqlite3").symlink_to(tmp_path / "first" / "state.sqlite3")
+    (tmp_path / "linked").symlink_to(tmp_path / "first", target_is_directory=True)
+
+    for path in (tmp_path / "second" / "state.sqlite3", tmp_path / "linked" / "state.sqlite3"):
+        with pytest.raises(StoreError, match="in use by another sidecar"):
+            SqliteStore(StoreSettings(path=str(path)))
+    first.close()

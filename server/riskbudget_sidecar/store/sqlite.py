@@ -902,17 +902,21 @@ class _BackgroundWriter:
 
 
 def _claim(path: Path) -> IO[str]:
-    """An exclusive lock on `<path>.lock`: one sidecar per state file (the kernel frees it on exit)."""
+    """An exclusive lock on `<path>.lock`: one sidecar per state file (the kernel frees it on exit).
+    The lock sits beside the file itself, symbolic links followed: a link to another sidecar's
+    state file is that file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        owner = open(path.with_name(path.name + ".lock"), "w")
+        real = path.resolve()
+        owner = open(real.with_name(real.name + ".lock"), "w")
     except OSError as error:  # e.g. a directory on the way is a file: name the setting
         raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
     try:
         fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner.close()
-        raise StoreError(f"the state store {path} is in use by another sidecar") from None
+        alias = "" if real == path.absolute() else f" (the file {real})"
+        raise StoreError(f"the state store {path}{alias} is in use by another sidecar") from None
     return owner
 
 
