@@ -115,6 +115,16 @@ def test_on_bar_when_regime_is_younger_than_the_dwell_waits_until_it_has_lasted(
     assert changes == [(3, Regime.BULL, Regime.BEAR), (7, Regime.BEAR, Regime.BULL)]
 
 
+def test_a_regime_carried_over_a_restart_is_left_only_after_confirmation_and_dwell():
+    d = detector(drawdown_rules(confirmation_bars=2, min_dwell_bars=3))
+    d.carry_over(Regime.CRISIS, since=-50.0)
+
+    changes = run(d, [100.0] * 4)  # calm bars: BULL each
+
+    assert (d.regime, d.since) == (Regime.BULL, 2.0)
+    assert changes == [(2, Regime.CRISIS, Regime.BULL)]  # not on the first calm bar: confirmed and dwelt
+
+
 def test_on_bar_when_series_oscillates_around_a_threshold_does_not_flip_flop():
     d = detector(drawdown_rules(confirmation_bars=2, min_dwell_bars=0))
     closes = [100.0] + [90.1, 89.9] * 100  # drawdown 9.9%, 10.1%, 9.9%, ...

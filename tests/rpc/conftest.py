@@ -95,9 +95,11 @@ def write_config(tmp_path, **overrides) -> Path:
     return path
 
 
-async def start_harness(tmp_path, **overrides) -> Harness:
+async def start_harness(tmp_path, *, at: float = T0, **overrides) -> Harness:
+    """A sidecar on the config `overrides` make in tmp_path (its state file there too), its
+    clock at `at`."""
     path = write_config(tmp_path, **overrides)
-    clock = ManualClock(T0)
+    clock = ManualClock(at)
     sidecar, server = await start(load_config(path), clock=clock, config_path=str(path))
     channel = grpc.aio.insecure_channel(server.target)
     return Harness(sidecar, server, clock, channel,

@@ -14,7 +14,7 @@ from riskbudget.v1 import types_pb2 as pb
 from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost
 from riskbudget_sidecar.app.serve import stop
 
-from .conftest import start_harness
+from .conftest import T0, start_harness, timestamp
 
 FAST_REGIME = {"regime__confirmation_bars": 1, "regime__min_dwell_bars": 0}
 DAY = 86_400.0
@@ -246,3 +246,58 @@ async def test_a_feed_resuming_from_a_lost_log_raises_recommendations_lost(harne
             await read_one_async()
 
     assert lost.value.after_sequence == checkpoint and lost.value.oldest_available == 1
+
+
+async def close(harness) -> None:
+    await harness.channel.close()
+    await stop(harness.sidecar, harness.server)
+
+
+async def recommendations_after(harness, sequence: int) -> list[pb.Recommendation]:
+    status = await harness.stub.GetStatus(spb.GetStatusRequest())
+    if status.last_recommendation_sequence <= sequence:
+        return []
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=sequence))
+    wanted, got = status.last_recommendation_sequence - sequence, []
+    while len(got) < wanted:
+        got.extend((await call.read()).recommendations)
+    call.cancel()
+    return got
+
+
+async def test_a_restart_keeps_a_crisis_the_warm_up_cannot_know(tmp_path):
+    first = await start_harness(tmp_path, **FAST_REGIME)
+    await crash_the_benchmark(first)
+    before = (await first.stub.GetBudget(spb.GetBudgetRequest())).budget
+    await close(first)
+
+    second = await start_harness(tmp_path, at=T0 + 2 * DAY, **FAST_REGIME)  # warm-up: a calm market
+    try:
+        after = (await second.stub.GetBudget(spb.GetBudgetRequest())).budget
+        new = await recommendations_after(second, 1)
+    finally:
+        await close(second)
+
+    assert before.ref.regime == after.ref.regime == pb.REGIME_CRISIS
+    assert after.regime_since == before.regime_since
+    assert after.equity_allocation == before.equity_allocation == 0.2
+    assert new == []  # the same regime as before the restart: nothing to recommend
+
+
+async def test_a_forced_regime_that_ended_while_the_sidecar_was_down_is_recommended_at_start(tmp_path):
+    first = await start_harness(tmp_path)
+    await first.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_FORCE_REGIME, regime=pb.REGIME_CRISIS,
+        expires_at=timestamp(T0 + 60), set_by="pytest", reason="drill")), metadata=first.admin_metadata)
+    await close(first)
+
+    second = await start_harness(tmp_path, at=T0 + 120)  # the override ended meanwhile
+    try:
+        budget = (await second.stub.GetBudget(spb.GetBudgetRequest())).budget
+        new = await recommendations_after(second, 1)
+    finally:
+        await close(second)
+
+    assert budget.ref.regime != pb.REGIME_CRISIS
+    assert [list(r.triggers) for r in new] == [[pb.RECOMMENDATION_TRIGGER_REGIME_CHANGE]]
+    assert new[0].budget.regime == budget.ref.regime

@@ -705,3 +705,19 @@ def test_a_store_on_a_link_to_a_file_in_use_is_refused(tmp_path) -> None:
         with pytest.raises(StoreError, match="in use by another sidecar"):
             SqliteStore(StoreSettings(path=str(path)))
     first.close()
+
+
+def test_the_regime_recorded_is_read_back_after_a_reopen(tmp_path) -> None:
+    from riskbudget_sidecar.engine.config import StoreSettings
+    from riskbudget_sidecar.engine.types import Regime, RegimeRecord
+    from riskbudget_sidecar.store import SqliteStore
+
+    settings = StoreSettings(path=str(tmp_path / "state.sqlite3"))
+    store = SqliteStore(settings)
+    store.record_regime(RegimeRecord(Regime.BEAR, 10.0, Regime.BEAR))
+    store.record_regime(RegimeRecord(Regime.CRISIS, 20.0, Regime.BULL))
+    store.close()
+    reopened = SqliteStore(settings)
+
+    assert reopened.regime_record() == RegimeRecord(Regime.CRISIS, 20.0, Regime.BULL)
+    reopened.close()

@@ -94,6 +94,12 @@ class RegimeDetector:
     def indicators(self) -> RegimeIndicators:
         return self._indicators
 
+    def carry_over(self, regime: Regime, since: float) -> None:
+        """Start in a regime confirmed before a restart, which the warm-up's bars cannot know:
+        leaving it takes confirmation and dwell on the bars from here, as after any switch."""
+        self._regime, self._since = regime, since
+        self._candidate, self._streak, self._dwell = None, 0, 0
+
     def on_bar(self, time: float, benchmark_close: float, average_correlation: float) -> RegimeChange | None:
         """Fold in one bar; return the change if the regime switches on it. NaN close: skipped."""
         if math.isnan(benchmark_close):

@@ -23,6 +23,21 @@ class Regime(enum.Enum):
     BEAR = "bear"
     CRISIS = "crisis"
 
+    @property
+    def severity(self) -> int:
+        """BULL 0 < BEAR 1 < CRISIS 2 (the order declared)."""
+        return list(Regime).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeRecord:
+    """The regime a sidecar ran in, kept for its next start: the one its detector had
+    confirmed and since when, and the one that applied (a FORCE_REGIME override's)."""
+
+    detected: Regime
+    detected_since: float
+    effective: Regime
+
 
 class Decision(enum.Enum):
     APPROVED = "approved"

@@ -33,8 +33,8 @@ from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, FirmLimits, OrderRequest,
-    Override, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, Reservation,
-    TradeDecision, TradingState, UtilizationReport,
+    Override, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, RegimeRecord,
+    Reservation, TradeDecision, TradingState, UtilizationReport,
 )
 from ..engine.utilization import compute_utilization
 from ..store import open_store
@@ -141,12 +141,45 @@ class RiskBudgetSidecar:
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost)
         await self._store.start()
-        snapshot = self.require_snapshot()
-        self._last_regime = snapshot.regime
-        self.regime_history.append((snapshot.regime, snapshot.regime_since))
+        await self._resume_regime()
         self._observe_success(self.utilization(), self._clock.now())
         self._schedule_override_expiry()
         self._monitor_task = asyncio.create_task(self._monitor(), name="riskbudget-monitor")
+
+    async def _resume_regime(self) -> None:
+        """Carry the regime over a restart. The warm-up's prices cannot know that the market was
+        in crisis before it: a more severe regime recorded stays until the bars from here
+        confirm a way out. A regime other than the one last applied (a FORCE_REGIME that
+        ended meanwhile, a milder one recorded) is recommended, as any change."""
+        received = time.monotonic()
+        record = self._store.regime_record()
+        if record is not None and record.detected.severity > self._pipeline.regime.regime.severity:
+            await self._in_numeric(self._carry_regime_over, record)
+            log.warning("regime_carried_over", regime=record.detected.value, since=record.detected_since)
+        snapshot = self.require_snapshot()
+        if record is None or record.effective is snapshot.regime:
+            self._last_regime = snapshot.regime
+            self.regime_history.append((snapshot.regime, snapshot.regime_since))
+            self._record_regime()
+        else:
+            self._last_regime = record.effective
+            self._after_recompute(received)
+
+    def _carry_regime_over(self, record: RegimeRecord) -> None:
+        self._pipeline.regime.carry_over(record.detected, record.detected_since)
+        self._pipeline.invalidate()
+        self._recompute(self._clock.now())
+
+    def _record_regime(self) -> None:
+        """Keep the regime this sidecar runs in for its next start (a write only on a change)."""
+        detector = self._pipeline.regime
+        record = RegimeRecord(detector.regime, detector.since, self._last_regime)
+        if record == self._store.regime_record():
+            return
+        try:
+            self._store.record_regime(record)
+        except StoreError as error:  # the next change tries again; the budget is unaffected
+            log.warning("regime_not_recorded", error=str(error))
 
     def end_streams(self) -> None:
         """Shutdown, first step: every subscriber's stream ends with its resume point."""
@@ -319,6 +352,7 @@ class RiskBudgetSidecar:
         snapshot = self.require_snapshot()
         changed = snapshot.regime is not self._last_regime
         previous, self._last_regime = self._last_regime, snapshot.regime
+        self._record_regime()
         if changed:
             self.regime_history.append((snapshot.regime, snapshot.regime_since))
             self._alerts.raise_alert(

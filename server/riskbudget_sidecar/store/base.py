@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 from ..engine.book import Book
 from ..engine.types import (
     DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
-    Reservation, TradeDecision, TradingState,
+    RegimeRecord, Reservation, TradeDecision, TradingState,
 )
 
 
@@ -78,6 +78,10 @@ class Store(Protocol):
     async def add_override(self, override: Override) -> None: ...
     async def remove_override(self, override_id: str) -> Override | None: ...
     def overrides(self) -> list[Override]: ...
+
+    # -- the regime it ran in, for the next start ------------------------------------------
+    def regime_record(self) -> RegimeRecord | None: ...
+    def record_regime(self, record: RegimeRecord) -> None: ...
 
     # -- recommendation log (durable; sequences strictly increase and are never reused) ----
     def append_recommendation(self, recommendation: Recommendation) -> Recommendation: ...

@@ -17,7 +17,7 @@ from ..engine.book import Book
 from ..engine.config import StoreSettings
 from ..engine.types import (
     DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation,
-    Reservation, TradeDecision, TradingState,
+    RegimeRecord, Reservation, TradeDecision, TradingState,
 )
 from .serialization import to_dict
 
@@ -45,6 +45,7 @@ class MemoryStore:
         """A heap of (forget_after, client order id) for every decision remembered; entries of
         replaced ones are skipped when their time comes (see Book's expiries)."""
         self._book_state = TradingState.ACTIVE
+        self._regime_record: RegimeRecord | None = None
         self._strategy_states: dict[str, TradingState] = {}
         self._overrides: dict[str, Override] = {}
         self._recommendations: list[Recommendation] = []
@@ -139,6 +140,14 @@ class MemoryStore:
             self._book_state = state
         else:
             self._strategy_states[strategy] = state
+
+    # -- regime ----------------------------------------------------------------------------
+
+    def regime_record(self) -> RegimeRecord | None:
+        return self._regime_record
+
+    def record_regime(self, record: RegimeRecord) -> None:
+        self._regime_record = record
 
     # -- overrides -------------------------------------------------------------------------
 

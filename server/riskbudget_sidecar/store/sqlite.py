@@ -26,8 +26,8 @@ from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 
 from ..engine.config import StoreSettings
 from ..engine.types import (
-    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Reservation,
-    TradeDecision, TradingState,
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Regime, RegimeRecord,
+    Reservation, TradeDecision, TradingState,
 )
 from .errors import StoreError
 from .memory import MemoryStore
@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS remembered_decisions (
     client_order_id TEXT PRIMARY KEY, order_json TEXT NOT NULL, decision_json TEXT NOT NULL,
     forget_after REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS trading_states (strategy TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS regime_record (
+    detected TEXT NOT NULL, detected_since REAL NOT NULL, effective TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS overrides (
     position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, override_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recommendations (
@@ -222,6 +224,9 @@ class SqliteStore(MemoryStore):
                                  from_dict(TradeDecision, json.loads(decision)), forget_after)
         for strategy, state in db.execute("SELECT strategy, state FROM trading_states"):
             self._put_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
+        for detected, since, effective in db.execute(
+                "SELECT detected, detected_since, effective FROM regime_record"):
+            MemoryStore.record_regime(self, RegimeRecord(Regime(detected), since, Regime(effective)))
         for (override,) in db.execute("SELECT override_json FROM overrides ORDER BY position"):
             self._put_override(from_dict(Override, json.loads(override)))
         newest_first = db.execute(
@@ -439,6 +444,16 @@ class SqliteStore(MemoryStore):
         with self._change(lambda: self._put_trading_state(prior, strategy)) as db:
             await super().set_trading_state(state, strategy)
             db.execute(_SAVE_STATE, (_BOOK if strategy is None else strategy, state.name))
+
+    # -- regime ----------------------------------------------------------------------------
+
+    def record_regime(self, record: RegimeRecord) -> None:
+        prior = self.regime_record()
+        with self._change(lambda: setattr(self, "_regime_record", prior)) as db:
+            MemoryStore.record_regime(self, record)
+            db.execute("DELETE FROM regime_record")
+            db.execute("INSERT INTO regime_record (detected, detected_since, effective) VALUES (?, ?, ?)",
+                       (record.detected.value, record.detected_since, record.effective.value))
 
     # -- overrides -------------------------------------------------------------------------
 
