@@ -369,6 +369,22 @@ async def test_check_trade_reusing_an_id_for_another_order_is_rejected(harness):
     assert [r.code for r in reply.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED]
 
 
+async def test_a_replay_and_a_reused_id_are_in_the_decision_log_and_the_metrics(harness):
+    await harness.publish_last_prices()
+    await harness.check("o-twice", 10)
+    await harness.check("o-twice", 10)  # replayed
+    await harness.check("o-twice", 11)  # another order under the same id
+
+    store, metrics = harness.sidecar.store, harness.sidecar.metrics
+    assert store.flush(5)
+    logged = [(r["order"]["client_order_id"], r["decision"]["replayed"], [x["code"] for x in r["decision"]["reasons"]])
+              for r in store.decisions(10)]
+    refused = metrics.decisions.labels("rejected", "order_id_reused")._value.get()
+
+    assert logged == [("o-twice", False, []), ("o-twice", True, []), ("o-twice", False, ["order_id_reused"])]
+    assert refused == 1
+
+
 async def test_check_trade_dry_run_reserves_nothing(harness):
     await harness.publish_last_prices()
 

@@ -711,20 +711,26 @@ class RiskBudgetSidecar:
     async def check_trade(self, order: OrderRequest) -> TradeDecision:
         """Approve, resize or reject; reserve what was approved unless dry_run."""
         now = self._clock.now()
+        began = time.perf_counter()
         kept = self._store.remembered(order.client_order_id)
         if kept is not None:
-            if not kept.order.same_order_as(order):
-                return self._id_reused(order, kept.decision)
-            if kept.decision.reserved and not self._still_reserved(order.client_order_id, now):
-                return self._reservation_ended(order, kept.decision)
-            return dataclasses.replace(kept.decision, replayed=True)
-        began = time.perf_counter()
-        result = self._decide(order, now)
-        if not order.dry_run:
-            result = await self._reserve(order, result, now)
+            result = self._repeated(order, kept.decision, kept.order, now)
+        else:
+            result = self._decide(order, now)
+            if not order.dry_run:
+                result = await self._reserve(order, result, now)
         self.metrics.observe_check(result, time.perf_counter() - began)
         self._store.log_decision(DecisionRecord(now, order, result))
         return result
+
+    def _repeated(self, order: OrderRequest, earlier: TradeDecision, earlier_order: OrderRequest,
+                  now: float) -> TradeDecision:
+        """A client order id seen before: the first answer again (replayed), or a refusal."""
+        if not earlier_order.same_order_as(order):
+            return self._id_reused(order, earlier)
+        if earlier.reserved and not self._still_reserved(order.client_order_id, now):
+            return self._reservation_ended(order, earlier)
+        return dataclasses.replace(earlier, replayed=True)
 
     async def _reserve(self, order: OrderRequest, result: TradeDecision, now: float) -> TradeDecision:
         """Hold what was approved against the firm-wide limits, then record the check durably."""
