@@ -154,6 +154,14 @@ def timestamp(value: datetime | float, argument: str) -> Timestamp:
     return result
 
 
+def number(value: float, argument: str) -> float:
+    """A quantity or a price as given; a bool (which protobuf would send as 1 or 0) or a
+    non-number raises TypeError before anything is sent."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argument} must be a number, got {value!r}")
+    return value
+
+
 def check_trade_request(
     client_order_id: str,
     strategy: str,
@@ -168,8 +176,8 @@ def check_trade_request(
         strategy=strategy,
         symbol=symbol,
         side=enum_key(types_pb2.Side, side, "side"),
-        quantity=quantity,
-        limit_price=limit_price,
+        quantity=number(quantity, "quantity"),
+        limit_price=number(limit_price, "limit_price"),
         dry_run=dry_run,
     )
 
@@ -177,7 +185,7 @@ def check_trade_request(
 def publish_market_data_request(ticks: Iterable[Tick]) -> service_pb2.PublishMarketDataRequest:
     return service_pb2.PublishMarketDataRequest(
         ticks=[
-            types_pb2.PriceTick(symbol=symbol, price=price, time=timestamp(time, "tick time"))
+            types_pb2.PriceTick(symbol=symbol, price=number(price, "tick price"), time=timestamp(time, "tick time"))
             for symbol, price, time in ticks
         ]
     )
@@ -197,8 +205,8 @@ def report_fill_request(
         strategy=strategy,
         symbol=symbol,
         side=enum_key(types_pb2.Side, side, "side"),
-        quantity=quantity,
-        price=price,
+        quantity=number(quantity, "quantity"),
+        price=number(price, "price"),
         time=timestamp(time, "time"),
     )
 
@@ -209,7 +217,7 @@ def set_positions_request(
     return service_pb2.SetPositionsRequest(
         strategy=strategy,
         positions=[
-            types_pb2.Position(strategy=owner, symbol=symbol, quantity=quantity)
+            types_pb2.Position(strategy=owner, symbol=symbol, quantity=number(quantity, "position quantity"))
             for owner, symbol, quantity in positions
         ],
     )

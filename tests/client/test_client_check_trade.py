@@ -169,3 +169,17 @@ def test_check_trade_with_an_unknown_side_raises_before_sending(connect, sidecar
         client.check_trade("o-1", "momentum", "AAPL", side, 100.0)
 
     assert "CheckTrade" not in sidecar.requests
+
+
+@pytest.mark.parametrize("field", ["quantity", "limit_price"])
+@pytest.mark.parametrize("value", [True, False, "100", None])
+def test_check_trade_with_a_quantity_or_price_that_is_not_a_number_raises_before_sending(
+    connect, sidecar, target, field, value
+):
+    client = connect(target)
+    order = {"quantity": 100.0, "limit_price": 0.0, field: value}
+
+    with pytest.raises(TypeError, match=f"{field} must be a number, got {value!r}"):
+        client.check_trade("o-1", "momentum", "AAPL", "buy", order["quantity"], limit_price=order["limit_price"])
+
+    assert "CheckTrade" not in sidecar.requests
