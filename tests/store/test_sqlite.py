@@ -721,3 +721,20 @@ def test_the_regime_recorded_is_read_back_after_a_reopen(tmp_path) -> None:
 
     assert reopened.regime_record() == RegimeRecord(Regime.CRISIS, 20.0, Regime.BULL)
     reopened.close()
+
+
+def test_a_new_state_file_and_its_directory_are_for_their_owner_only(tmp_path) -> None:
+    import stat
+
+    from riskbudget_sidecar.engine.config import StoreSettings
+    from riskbudget_sidecar.store import SqliteStore
+
+    path = tmp_path / "state" / "state.sqlite3"
+    store = SqliteStore(StoreSettings(path=str(path)))
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [path.parent, *path.parent.iterdir()]}
+    store.close()
+
+    assert modes["state"] == 0o700
+    assert {name: mode for name, mode in modes.items() if name != "state"} == {
+        name: 0o600 for name in modes if name != "state"}
+    assert {"state.sqlite3", "state.sqlite3-wal", "state.sqlite3.lock"} <= set(modes)

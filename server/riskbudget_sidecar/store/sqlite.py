@@ -921,9 +921,10 @@ def _claim(path: Path) -> IO[str]:
     The lock sits beside the file itself, symbolic links followed: a link to another sidecar's
     state file is that file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         real = path.resolve()
-        owner = open(real.with_name(real.name + ".lock"), "w")
+        owner = open(real.with_name(real.name + ".lock"), "w", opener=_private)
+        os.close(_private(str(path), os.O_RDWR | os.O_CREAT))  # the book: not for other users
     except OSError as error:  # e.g. a directory on the way is a file: name the setting
         raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
     try:
@@ -935,10 +936,15 @@ def _claim(path: Path) -> IO[str]:
     return owner
 
 
+def _private(path: str, flags: int) -> int:
+    """Open (or create) a file only its owner may read: the state file holds the book, and
+    SQLite gives its WAL the database's permissions."""
+    return os.open(path, flags | os.O_CLOEXEC, 0o600)
+
+
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """A connection in WAL mode with synchronous=NORMAL (see SqliteStore) and explicit transactions."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
         raise StoreError(f"cannot open the state store {path} (store.path): {error}") from error
