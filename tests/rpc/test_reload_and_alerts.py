@@ -46,6 +46,43 @@ async def test_a_valid_config_is_swapped_in_and_used_by_the_next_check(harness):
     assert pb.REASON_CODE_MAX_ORDER_NOTIONAL in [r.code for r in decision.reasons]
 
 
+async def test_a_reload_is_audited_by_an_alert_and_a_log_line_naming_the_keys_it_changed(harness):
+    def loosen(data):
+        data["limits"].update(max_order_notional=400_000)
+        data["sidecar"].update(shadow_mode=True)
+    edit_config(harness, loosen)
+
+    with structlog.testing.capture_logs() as logs:
+        reply = await reload(harness)
+
+    assert reply.reloaded
+    [alert] = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED)
+    assert alert.severity == pb.ALERT_SEVERITY_WARNING
+    assert alert.message == (f"config reloaded from {harness.sidecar._config_path}: "
+                             "changed sidecar.shadow_mode, limits.max_order_notional")
+    [logged] = [entry for entry in logs if entry["event"] == "config_reloaded"]
+    assert logged["changed"] == ["sidecar.shadow_mode", "limits.max_order_notional"]
+
+
+async def test_a_reload_that_changes_many_keys_names_the_first_ten_and_how_many_more(harness):
+    def tighten(data):
+        data["limits"].update(near_limit_fraction=0.7, position_headroom=1.1, max_order_notional=100_000,
+                              price_collar=0.04, max_staleness=20, reservation_ttl=30)
+        data["risk_budgeting"]["monitoring_interval"] = 1800
+        for regime in ("bull", "bear", "crisis"):
+            data["risk_budgeting"]["regime_allocations"][regime]["vol_target"] *= 0.9
+        data["sidecar"]["shadow_mode"] = True
+        data["sidecar"]["shutdown_grace"] = 3
+
+    edit_config(harness, tighten)
+
+    reply = await reload(harness)
+
+    assert reply.reloaded
+    [alert] = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED)
+    assert alert.message.endswith(", limits.max_order_notional, limits.price_collar, and 2 more")
+
+
 async def test_an_invalid_config_is_refused_with_reasons_the_old_one_stays_and_an_alert_fires(harness):
     before = harness.sidecar.config
     edit_config(harness, lambda data: data["limits"].update(price_colar=0.1))
@@ -70,6 +107,22 @@ async def test_a_truncated_config_file_is_never_loaded(harness):
     assert harness.sidecar.config is before
 
 
+async def test_a_reload_refused_for_many_problems_names_the_first_ten_each_clipped_and_how_many_more(harness):
+    long_key = "k" * 100_000
+    edit_config(harness, lambda data: data["limits"].update(
+        {long_key: 1, **{f"unknown_{number}": number for number in range(2_000)}}))
+
+    reply = await reload(harness)
+    listed = await harness.stub.ListAlerts(spb.ListAlertsRequest())  # a reply of at most 64 KiB here
+
+    assert not reply.reloaded
+    assert len(reply.errors) == 11 and reply.errors[-1] == "and 1991 more"
+    assert reply.errors[0].endswith("k...") and len(reply.errors[0]) == 500
+    assert reply.errors[1].endswith("limits.unknown_0: unknown key")
+    [refused] = [a for a in listed.alerts if a.kind == pb.ALERT_KIND_CONFIG_RELOAD_REFUSED]
+    assert refused.message == "config reload refused: " + "; ".join(reply.errors)
+
+
 async def test_a_change_that_needs_a_restart_is_refused(harness):
     edit_config(harness, lambda data: data["sidecar"].update(listen="127.0.0.1:1"))
 
@@ -92,7 +145,8 @@ async def test_a_reload_that_drops_a_strategy_still_holding_reservations_is_refu
     reply = await reload(harness)
 
     assert not reply.reloaded
-    assert any("'trend' still holds positions or reservations" in error for error in reply.errors)
+    assert ("portfolio.strategies: 'trend' still holds 1 open reservation in 'AAA'; close or release them "
+            "(SetPositions, ReleaseOrder) before removing the strategy") in reply.errors
 
 
 async def test_a_reload_may_rename_a_strategy_that_holds_nothing(harness):
@@ -101,6 +155,49 @@ async def test_a_reload_may_rename_a_strategy_that_holds_nothing(harness):
     reply = await reload(harness)
 
     assert reply.reloaded, reply.errors
+
+
+def move_symbol(data, symbol, source, destination):
+    strategies = data["portfolio"]["strategies"]
+    strategies[source]["symbols"].remove(symbol)
+    strategies[destination]["symbols"].append(symbol)
+
+
+async def reload_moving_aaa_from_trend_to_carry(harness, held: str) -> apb.ReloadConfigResponse:
+    """With a position of 10 in `held` (trend's), a reload that moves AAA from trend to carry."""
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol=held, quantity=10)]))
+    edit_config(harness, lambda data: move_symbol(data, "AAA", "trend", "carry"))
+    return await reload(harness)
+
+
+async def test_a_reload_that_moves_a_symbol_out_of_the_strategy_holding_it_is_refused_naming_the_pair(harness):
+    reply = await reload_moving_aaa_from_trend_to_carry(harness, held="AAA")
+    reducing = await harness.check("o-reduce", 10, side=pb.SIDE_SELL)
+
+    assert not reply.reloaded
+    assert reply.errors == [
+        "portfolio.strategies.trend.symbols: 'trend' still holds a position of 10 in 'AAA'; close or release "
+        "them (SetPositions, ReleaseOrder) before moving 'AAA' out of it"]
+    assert reducing.decision == pb.DECISION_APPROVED
+
+
+async def test_a_reload_may_move_a_symbol_its_strategy_holds_nothing_in(harness):
+    reply = await reload_moving_aaa_from_trend_to_carry(harness, held="BBB")
+
+    assert reply.reloaded, reply.errors
+    assert harness.sidecar.config.portfolio.strategies["carry"].symbols == ["CCC", "DDD", "AAA"]
+
+
+async def test_a_reload_to_a_warmup_file_the_next_start_could_not_read_is_refused(harness, tmp_path):
+    missing = tmp_path / "no-prices.csv"
+    edit_config(harness, lambda data: data.update(warmup={"source": "csv", "path": str(missing)}))
+
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert reply.errors == [f"warmup.path: cannot read {missing}: No such file or directory"]
 
 
 async def test_the_log_level_needs_a_restart_it_is_not_accepted_and_ignored(harness):

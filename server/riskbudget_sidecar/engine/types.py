@@ -406,6 +406,7 @@ class AlertKind(enum.Enum):
     ADMIN_REFUSED = "admin_refused"
     STORE_ERROR = "store_error"
     DISK_SPACE_LOW = "disk_space_low"
+    CONFIG_RELOADED = "config_reloaded"
 
 
 @dataclass(frozen=True, slots=True)

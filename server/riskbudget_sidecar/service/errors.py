@@ -13,6 +13,23 @@ MAX_VIOLATION_LENGTH characters. A gRPC status travels in trailing metadata, whi
 (8 KB soft, 16 KB hard): an unbounded refusal (a batch of a thousand bad ticks) would reach the
 client as RESOURCE_EXHAUSTED naming no field. No single message has more fields than this."""
 MAX_VIOLATION_LENGTH = 160
+MAX_PROBLEM_LINE_LENGTH = 500
+"""A refused config's problem, or a changed key, in at most this many characters: enough for a
+file path, a key path and what is wrong, never a megabyte-long key echoed back."""
+
+
+def capped(problems: list[str], max_length: int = MAX_VIOLATION_LENGTH) -> list[str]:
+    """The first MAX_VIOLATIONS problems, each clipped to `max_length` characters, then
+    "and N more" if there were more."""
+    return [_clip(problem, max_length) for problem in problems[:MAX_VIOLATIONS]] + _left_off(len(problems))
+
+
+def _clip(text: str, max_length: int = MAX_VIOLATION_LENGTH) -> str:
+    return text if len(text) <= max_length else text[:max_length - 3] + "..."
+
+
+def _left_off(count: int) -> list[str]:
+    return [f"and {count - MAX_VIOLATIONS} more"] if count > MAX_VIOLATIONS else []
 
 
 class InvalidInput(RiskBudgetError):
@@ -21,14 +38,8 @@ class InvalidInput(RiskBudgetError):
 
     def __init__(self, violations: list[tuple[str, str]]):
         self.violations = [(_clip(name), _clip(problem)) for name, problem in violations[:MAX_VIOLATIONS]]
-        message = "; ".join(f"{name}: {problem}" for name, problem in self.violations)
-        if len(violations) > MAX_VIOLATIONS:
-            message += f"; and {len(violations) - MAX_VIOLATIONS} more"
-        super().__init__(message)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_VIOLATION_LENGTH else text[:MAX_VIOLATION_LENGTH - 3] + "..."
+        super().__init__("; ".join([*(f"{name}: {problem}" for name, problem in self.violations),
+                                    *_left_off(len(violations))]))
 
 
 class NotReady(RiskBudgetError):
@@ -48,11 +59,18 @@ class StateUnavailable(RiskBudgetError):
 
 
 class ConfigRefused(RiskBudgetError):
-    """A new config cannot be used; the old one stays."""
+    """A new config cannot be used; the old one stays. `errors` names the first problems (see
+    `capped`): a file with 200,000 bad items made one alert of 15 MB, past what ListAlerts sends."""
 
     def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
+        self.errors = capped(errors, MAX_PROBLEM_LINE_LENGTH)
+        super().__init__("; ".join(self.errors))
+
+
+class HoldingsOutsideConfig(Exception):
+    """The state holds positions or reservations under a (strategy, symbol) pair the config does
+    not have: the sidecar does not start (they would count in the book's total yet under no
+    strategy's limits, and could be neither reduced, filled nor set)."""
 
 
 class ResumeOutOfRange(RiskBudgetError):

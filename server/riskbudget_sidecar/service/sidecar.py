@@ -43,10 +43,16 @@ from ..store.errors import StoreError
 from ..store.redis_ledger import OrderIdReused
 from .alerts import AlertBook, ConditionAlerts
 from .clock import Clock
-from .config_file import ConfigError, load_config
-from .errors import ConfigRefused, InvalidInput, NotReady, StateUnavailable
+from .config_file import ConfigError
+from .errors import (
+    MAX_PROBLEM_LINE_LENGTH, ConfigRefused, HoldingsOutsideConfig, InvalidInput, NotReady, StateUnavailable,
+    capped,
+)
 from .hub import RecommendationHub
 from .metrics import SidecarMetrics
+from .reload import (
+    OneAtATime, changed_keys, holdings_outside, read_new_config, stranded_at_start, stranded_by_reload,
+)
 from .warmup import warmup_ticks
 
 T = TypeVar("T")
@@ -99,6 +105,7 @@ class RiskBudgetSidecar:
             strategies=config.owned_strategies, now=clock.now)
         self._alerts = AlertBook()
         self._failed_check_alert: tuple[str, float] | None = None
+        self._reloads = OneAtATime()
         """The last alert for a check that failed closed, and when it was raised."""
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
@@ -136,6 +143,7 @@ class RiskBudgetSidecar:
 
     async def start(self) -> None:
         """Warm up, connect what is shared, publish the first budget, start the monitoring loop."""
+        self._refuse_holdings_outside_config()
         await self._in_numeric(self._warm_up)
         self._mark_book(self._market.symbols)
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
@@ -673,38 +681,66 @@ class RiskBudgetSidecar:
         return self._recommend([self._triggers.manual(f"{reason} (requested by {requested_by or '?'})")])
 
     async def reload_config(self) -> BudgetSnapshot:
-        """Re-read the config file; swap it in if valid and hot-swappable, else keep the old one."""
+        """Re-read the config file; swap it in if valid and hot-swappable, else keep the old one.
+
+        All or nothing, and always recorded: a reload runs to its end as a task of its own, one at
+        a time, whether or not its caller still waits (a client's deadline ends the call, never a
+        reload half-way, its config in force but unlogged)."""
+        return await self._reloads.run(self._reload)
+
+    async def _reload(self) -> BudgetSnapshot:
         try:
             if self._config_path is None:
                 raise ConfigError(["this sidecar was not started from a config file"])
-            new = load_config(self._config_path)
-            problems = restart_only_changes(self.config, new) + self._strategies_in_use_removed(new)
+            # In a worker thread: parsed on the event loop, a 2 MB file held every check up for 19 s.
+            new = await asyncio.to_thread(read_new_config, self._config_path, self.config)
+            problems = restart_only_changes(self.config, new) + self._holdings_stranded_by(new)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as refused:
+            refusal = ConfigRefused(refused.errors)
             self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
-                                     "config reload refused: " + "; ".join(refused.errors),
+                                     "config reload refused: " + "; ".join(refusal.errors),
                                      now=self._clock.now())
-            raise ConfigRefused(refused.errors) from None
+            raise refusal from None
+        return await self._swap_in(new)  # checked and swapped with no await between: nothing moved
+
+    async def _swap_in(self, new: Config) -> BudgetSnapshot:
         received = time.monotonic()
+        changed = changed_keys(self.config, new)
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
         self._refresh_overrides(self._clock.now())
-        await self._recompute_now()
-        self._after_recompute(received)
-        log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version)
+        try:
+            await self._recompute_now()
+            self._after_recompute(received)
+        finally:  # the new config is in force from the swap on: recorded even if the recompute failed
+            self._record_reload(changed)
         return self.require_snapshot()
 
-    def _strategies_in_use_removed(self, new: Config) -> list[str]:
-        """A strategy the new config drops (or renames) while the book still holds its positions
-        or reservations: they would count in the book's total yet under no strategy's limits."""
-        book = self._store.book
-        in_use = ({p.strategy for p in book.positions()} | {r.strategy for r in book.reservations()})
-        return [f"portfolio.strategies: {name!r} still holds positions or reservations; close or "
-                "release them (SetPositions, ReleaseOrder) before removing it"
-                for name in sorted(in_use - set(new.portfolio.strategies))]
+    def _record_reload(self, changed: list[str]) -> None:
+        """An alert and a log line naming the keys the reload changed: the audit of a reload."""
+        shown = capped(changed, MAX_PROBLEM_LINE_LENGTH)
+        what = f"changed {', '.join(shown)}" if changed else "nothing changed"
+        self._alerts.raise_alert(AlertKind.CONFIG_RELOADED, AlertSeverity.WARNING,
+                                 f"config reloaded from {self._config_path}: {what}", now=self._clock.now())
+        log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version,
+                    changed=shown)
+
+    def _holdings_stranded_by(self, new: Config) -> list[str]:
+        """What the book holds that the new config has no place for (a strategy dropped or
+        renamed, a symbol moved to another strategy): a reload to it is refused."""
+        return [stranded_by_reload(holding, new)
+                for holding in holdings_outside(self._store.book, new, self._clock.now())]
+
+    def _refuse_holdings_outside_config(self) -> None:
+        """At start: a state holding positions or reservations the config has no place for (its
+        strategy or symbol changed while the sidecar was down) stops the start, naming them."""
+        stranded = holdings_outside(self._store.book, self.config, self._clock.now())
+        if stranded:
+            raise HoldingsOutsideConfig(stranded_at_start(stranded, self.config))
 
     # -- the hot path ----------------------------------------------------------------------
 

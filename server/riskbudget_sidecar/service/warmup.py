@@ -23,6 +23,14 @@ def warmup_ticks(config: Config, *, now: float) -> Iterator[PriceTick]:
         yield from _csv_ticks(config, Path(source.path))
 
 
+def check_warmup_file(config: Config) -> None:
+    """Read a CSV warm-up through as a start would: ConfigError naming what would stop it (the
+    other sources read no file)."""
+    if isinstance(config.warmup, CsvWarmup):
+        for _ in _csv_ticks(config, Path(config.warmup.path)):
+            pass
+
+
 def _synthetic_ticks(config: Config, source: SyntheticWarmup, *, now: float) -> Iterator[PriceTick]:
     interval = config.market_data.bar_interval
     symbols = config.universe
