@@ -26,6 +26,7 @@ EXIT_CODES = ("exit 1: the sidecar could not be reached, refused the call, or di
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..service.errors import HoldingsOutsideConfig
     from ..store.errors import StoreError
     from .logging import configure_logging
     from .serve import serve
@@ -34,14 +35,21 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.sidecar.log_level)
     try:
         asyncio.run(serve(config, config_path=args.config, listen=args.listen))
-    except (OSError, ValueError, StoreError) as exc:
+    except (OSError, ValueError, StoreError, HoldingsOutsideConfig) as exc:
         print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """The config as `serve` would take it: valid, and its token settings, TLS and warm-up files
+    readable here (run it where the sidecar runs, with its environment)."""
+    from .serve import startup_problems
+
     config = load_config(args.file)
+    problems = startup_problems(config)
+    if problems:
+        raise ConfigError([f"{args.file}: {problem}" for problem in problems])
     strategies = ", ".join(config.portfolio.strategies)
     print(f"{args.file}: OK ({len(config.universe)} symbols; strategies: {strategies})")
     return 0

@@ -18,6 +18,7 @@ from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
+from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
 from ..rpc.server import RunningServer, server_credentials, start_server
 
@@ -90,6 +91,24 @@ def _read_scope_token(config: Config, scope: str, differ_from: dict[str, str | N
         if token == other_token:
             raise ConfigError([f"{field}: the {scope} token must differ from the {other} token"])
     return token
+
+
+def startup_problems(config: Config) -> list[str]:
+    """What `serve` would refuse in a valid config, found without starting (`check-config`): a
+    token setting that gives no token (an environment variable unset, a file missing or empty), a
+    TLS file that holds no PEM, a warm-up file that cannot be read."""
+    problems = []
+    for check in (read_tokens, _read_tls_files, check_warmup_file):
+        try:
+            check(config)
+        except ConfigError as refused:
+            problems += refused.errors
+    return problems
+
+
+def _read_tls_files(config: Config) -> None:
+    if config.sidecar.tls is not None:
+        server_credentials(config.sidecar.tls)
 
 
 def _read_token_file(path: str, field: str) -> str:
