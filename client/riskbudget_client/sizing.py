@@ -3,8 +3,9 @@
 
 Sizes are unsigned quantities in units of the symbol; the side is separate, as
 in the contract. The cap is taken from a Budget as returned by `get_budget`.
-It ignores what is already held or reserved, the book's total leverage limit
-and the trading state: CheckTrade enforces those before the order is sent.
+It ignores what is already held or reserved, the book's total leverage limit,
+the trading state, lot sizes and `limits.max_order_notional`: CheckTrade
+enforces those before the order is sent.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ def max_size_from_budget(
 ) -> float:
     """The largest quantity of `symbol` that `strategy` may hold at `price`:
     the smaller of the strategy's max_gross_exposure / price and the symbol's
-    max_position_notional / price."""
+    max_position_notional / price; 0 for a restricted symbol (only reducing
+    orders pass)."""
     if not (math.isfinite(price) and price > 0):
         raise ValueError(f"price must be positive and finite, got {price!r}")
     strategy_budget = _strategy_budget(budget, strategy)
     if all(weight.symbol != symbol for weight in strategy_budget.symbols):
         raise ValueError(f"symbol {symbol!r} is not in the universe of strategy {strategy!r}")
     symbol_budget = _symbol_budget(budget, symbol)
+    if symbol_budget.restricted:
+        return 0.0
     notional = min(strategy_budget.max_gross_exposure, symbol_budget.max_position_notional)
     return notional / price
 

@@ -35,6 +35,13 @@ def test_max_size_is_the_strategy_exposure_over_price_when_it_is_smaller():
     assert max_size_from_budget(budget(strategy_gross=20_000.0), "momentum", "AAPL", 200.0) == 100.0
 
 
+def test_a_restricted_symbol_is_sized_at_zero():
+    restricted = budget()
+    restricted.symbols[0].restricted = True
+
+    assert position_size(120.0, restricted, "momentum", "AAPL", 200.0) == 0.0
+
+
 def test_position_size_keeps_a_calculated_size_within_the_budget():
     assert position_size(120.0, budget(), "momentum", "AAPL", 200.0) == 120.0
 

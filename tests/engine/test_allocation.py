@@ -534,7 +534,7 @@ def test_compute_budget_with_a_strategy_override_on_a_static_strategy_leaves_sta
     assert all(s.max_position_notional == 250_000.0 for s in scaled.symbols.values())
 
 
-def test_compute_budget_leaves_forced_regimes_and_restrictions_to_the_caller():
+def test_compute_budget_leaves_forced_regimes_to_the_caller_and_only_marks_restrictions():
     config = make_config(TWO_STRATEGIES)
     market = warmed_market(config)
     plain = budget(config, market)
@@ -544,4 +544,5 @@ def test_compute_budget_leaves_forced_regimes_and_restrictions_to_the_caller():
     snapshot = budget(config, market, overrides=others)
 
     assert snapshot.regime is Regime.BULL
-    assert snapshot == dataclasses.replace(plain, overrides=others)
+    marked = {**plain.symbols, "AAA": dataclasses.replace(plain.symbols["AAA"], restricted=True)}
+    assert snapshot == dataclasses.replace(plain, overrides=others, symbols=marked)

@@ -50,10 +50,12 @@ async def test_restricting_a_symbol_rejects_increases_and_names_the_override(har
     override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="BBB",
                                   kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL)
     decision = await harness.check("o-restricted", 5, symbol="BBB")
+    shown = {s.symbol: s.restricted for s in (await budget(harness)).symbols}
 
     assert decision.decision == pb.DECISION_REJECTED
     assert [r.code for r in decision.reasons] == [pb.REASON_CODE_RESTRICTED_SYMBOL]
     assert list(decision.override_ids) == [override.id]
+    assert shown == {"AAA": False, "BBB": True, "CCC": False, "DDD": False}  # in the budget too
 
 
 async def test_scaling_leverage_for_a_strategy_shrinks_its_budget_only(harness):

@@ -45,7 +45,9 @@ tightens its symbols too:
   limit is bounded by its CAP_SYMBOL_POSITION values.
 A limit an override changed has limit source OVERRIDE (the snapshot's when the
 total changed); whether a strategy is DYNAMIC is judged before overrides.
-FORCE_REGIME is the caller's: it passes the forced regime as `regime`.
+FORCE_REGIME is the caller's: it passes the forced regime as `regime`. A symbol that
+RESTRICT_SYMBOL or `limits.restricted_symbols` names is marked `restricted` (the checks
+enforce it); its limit stays as computed.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import numpy as np
 from .config import Config, RegimeAllocation, Strategy
 from .erc import ErcResult, risk_contributions, solve_risk_budgeting
 from .market_state import MarketState, covariance_block
+from .overrides import restricted_symbols
 from .types import (
     BudgetSnapshot, LimitSource, Override, OverrideKind, OverrideScope, Regime, StrategyBudget,
     StrategySymbolWeight, SymbolBudget,
@@ -131,6 +134,7 @@ def compute_budget(
             position_caps.setdefault(o.target, []).append(o.value)
     prices = market.last_prices(book)
     prices[np.isnan(prices)] = 0.0  # while unknown
+    restricted = set(config.limits.restricted_symbols) | restricted_symbols(overrides)
     symbols = {}
     for sym, weight, contribution, limit, source, vol, price in zip(
             book, weights.tolist(), contributions.tolist(), limits.tolist(), sources, volatility.tolist(),
@@ -144,6 +148,7 @@ def compute_budget(
             last_price=price,
             volatility=vol,
             limit_source=LimitSource.OVERRIDE if capped != limit else source,
+            restricted=sym in restricted,
         )
 
     return BudgetSnapshot(

@@ -133,6 +133,8 @@ class SymbolBudget:
     last_price: float
     volatility: float
     limit_source: LimitSource
+    restricted: bool = False
+    """Only reducing orders pass (limits.restricted_symbols, a RESTRICT_SYMBOL override)."""
 
     @property
     def max_position_quantity(self) -> float:
