@@ -186,7 +186,7 @@ return {
     leverage: value(row, 'td.leverage'), max_gross: value(row, 'td.max-gross')})),
   symbols: Array.from(document.querySelectorAll('#symbols tbody tr[data-symbol]'), (row) => ({
     name: row.getAttribute('data-symbol'), max_notional: value(row, 'td.max-notional'),
-    last_price: value(row, 'td.last-price')})),
+    last_price: value(row, 'td.last-price'), source: row.querySelector('td.source').textContent})),
   gauges: Array.from(document.querySelectorAll('.gauge'), (gauge) => ({
     scope: gauge.getAttribute('data-scope'), name: gauge.getAttribute('data-name'),
     utilization: gauge.getAttribute('data-utilization'), classes: Array.from(gauge.classList)})),
@@ -377,6 +377,8 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         wait(driver, lambda d: any("browser-3" in row and "rejected" in row and "restricted symbol" in row
                                    for row in d.execute_script(READ_PAGE)["decisions"]),
              "#decisions shows no rejected row with its reason for the restricted EEM order")
+        assert {s["name"]: s["source"].endswith(", restricted") for s in driver.execute_script(READ_PAGE)["symbols"]
+                if s["name"] in ("EEM", "SPY")} == {"EEM": True, "SPY": False}
         save_screenshots(driver)
 
         # Act: clear it with its button (accepting a confirmation if the page asks for one).

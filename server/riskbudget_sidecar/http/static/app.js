@@ -240,7 +240,7 @@
         valueCell("last-price num", s.last_price, two.format(s.last_price)),
         valueCell("vol num", s.volatility, pct(s.volatility)),
         valueCell("risk num", s.risk_contribution, pct(s.risk_contribution)),
-        valueCell("source", null, lower(s.limit_source, "LIMIT_SOURCE_")),
+        valueCell("source", null, lower(s.limit_source, "LIMIT_SOURCE_") + (s.restricted ? ", restricted" : "")),
       ]));
   }
 
