@@ -122,18 +122,26 @@ def _budget_table(response) -> None:
               f"{b.last_price:>12,.2f}{b.volatility:>8.1%}{b.risk_contribution:>8.1%}")
 
 
+def _flag(usage) -> str:
+    return "BREACHED" if usage.breached else "near limit" if usage.near_limit else ""
+
+
 def _usage_line(name: str, usage) -> str:
-    flag = "BREACHED" if usage.breached else "near limit" if usage.near_limit else ""
-    return (f"{name:<20}{usage.gross_exposure:>16,.0f}{usage.gross_exposure_limit:>16,.0f}"
-            f"{usage.leverage:>10.3f}{usage.ex_ante_volatility:>9.2%}{usage.utilization:>8.1%}  {flag}")
+    """One scope's row; a space before each column keeps a value wider than it apart."""
+    return (f"{name:<20} {usage.gross_exposure:>16,.0f} {usage.gross_exposure_limit:>16,.0f} "
+            f"{usage.leverage:>10.3f} {usage.ex_ante_volatility:>9.2%} {usage.utilization:>8.1%}  {_flag(usage)}")
 
 
 def _utilization_table(response) -> None:
     print(f"budget v{response.budget.version}")
-    print(f"{'scope':<20}{'gross':>16}{'gross limit':>16}{'leverage':>10}{'ex-ante':>9}{'used':>8}")
+    print(f"{'scope':<20} {'gross':>16} {'gross limit':>16} {'leverage':>10} {'ex-ante':>9} {'used':>8}")
     print(_usage_line("(total)", response.total))
     for s in response.strategies:
         print(_usage_line(s.strategy, s.usage))
+    print(f"\n{'symbol':<20} {'net quantity':>16} {'worst case':>16} {'position limit':>16} {'used':>8}")
+    for s in response.symbols:
+        print(f"{s.symbol:<20} {s.net_quantity:>16,.2f} {s.position_notional:>16,.0f} "
+              f"{s.max_position_notional:>16,.0f} {s.utilization:>8.1%}  {_flag(s)}")
 
 
 def _budget(args: argparse.Namespace) -> int:

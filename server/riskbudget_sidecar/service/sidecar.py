@@ -421,7 +421,8 @@ class RiskBudgetSidecar:
         backlog, overflowed = self._store.decision_log_stats()
         self._conditions.update(
             AlertKind.DECISION_LOG_BACKLOG, "", overflowed > 0, AlertSeverity.CRITICAL,
-            f"the decision log could not keep up: {overflowed} decisions went to the fallback log",
+            f"{overflowed} decisions went to the fallback log (the JSON log), as the decision log "
+            f"could not keep up or its database refused them (the log says which)",
             now=now)
         self._check_disk_space(now)
 
