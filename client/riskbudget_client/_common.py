@@ -199,8 +199,10 @@ def report_fill_request(
     quantity: float,
     price: float,
     time: datetime | float,
+    execution_id: str,
 ) -> service_pb2.ReportFillRequest:
     return service_pb2.ReportFillRequest(
+        execution_id=execution_id,
         client_order_id=client_order_id,
         strategy=strategy,
         symbol=symbol,

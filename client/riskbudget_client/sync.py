@@ -125,10 +125,12 @@ class RiskBudgetClient:
         quantity: float,
         price: float,
         time: datetime | float,
+        execution_id: str = "",
     ) -> service_pb2.ReportFillResponse:
-        """Report a fill; `time` is a timezone-aware datetime or epoch seconds."""
+        """Report a fill; `time` is a timezone-aware datetime or epoch seconds. With the
+        venue's `execution_id`, a retry of the fill is applied once (`replayed` in the reply)."""
         request = _common.report_fill_request(
-            client_order_id, strategy, symbol, side, quantity, price, time
+            client_order_id, strategy, symbol, side, quantity, price, time, execution_id
         )
         return self._call(self._service, "ReportFill", request)
 

@@ -117,6 +117,12 @@ def test_report_fill_sends_the_fill(client, sidecar):
     )
 
 
+def test_report_fill_sends_the_execution_id_given(client, sidecar):
+    client.report_fill("o-1", "momentum", "AAPL", "buy", 1.0, 187.5, 1.0, execution_id="exec-9")
+
+    assert sidecar.requests["ReportFill"].execution_id == "exec-9"
+
+
 def test_set_positions_sends_the_rows_and_the_scope(client, sidecar):
     response = client.set_positions(
         [("momentum", "AAPL", 100.0), ("momentum", "MSFT", -20.0)], strategy="momentum"

@@ -385,6 +385,27 @@ async def test_a_replay_and_a_reused_id_are_in_the_decision_log_and_the_metrics(
     assert refused == 1
 
 
+async def test_a_fill_retried_under_its_execution_id_is_applied_once_and_a_reused_id_refused(harness):
+    await harness.publish_last_prices()
+    await harness.check("o-filled", 10)
+
+    def report(quantity, execution_id="x-1"):
+        return harness.stub.ReportFill(spb.ReportFillRequest(
+            client_order_id="o-filled", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=quantity,
+            price=100.0, time=timestamp(T0), execution_id=execution_id))
+
+    first, retried = await report(4), await report(4)
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await report(5)
+    without_id = [await report(1, execution_id="") for _ in range(2)]
+
+    assert (first.position.quantity, first.reserved_quantity_remaining, first.replayed) == (4, 6, False)
+    assert (retried.position.quantity, retried.reserved_quantity_remaining, retried.replayed) == (4, 6, True)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "execution_id: 'x-1' was reported for a different fill" in reused.value.details()
+    assert [r.position.quantity for r in without_id] == [5, 6]  # without an id: applied each time
+
+
 async def test_check_trade_dry_run_reserves_nothing(harness):
     await harness.publish_last_prices()
 

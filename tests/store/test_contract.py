@@ -62,6 +62,22 @@ async def test_fill_moves_the_position_and_settles_its_reservation(store: Store)
     assert store.book.positions() == [Position("alpha", "AAA", 100)]
 
 
+async def test_a_fill_with_an_execution_id_is_applied_once_until_the_id_is_forgotten(store: Store) -> None:
+    await store.reserve(reservation(100))
+    executed = dataclasses.replace(fill(Side.BUY, 40), execution_id="x-1")
+
+    first = await store.apply_fill(executed, forget_after=NOW + 60)
+    again = await store.apply_fill(executed, forget_after=NOW + 60)
+    kept = store.remembered_fill("x-1")
+    forgotten = store.forget_fills_before(NOW + 60)
+    after = await store.apply_fill(executed, forget_after=NOW + 120)
+
+    assert first == again == (Position("alpha", "AAA", 40), 60.0)
+    assert kept.fill == executed and kept.position == Position("alpha", "AAA", 40)
+    assert forgotten == 1
+    assert after == (Position("alpha", "AAA", 80), 20.0)
+
+
 async def test_partial_fill_leaves_the_rest_reserved(store: Store) -> None:
     await store.reserve(reservation(100))
 

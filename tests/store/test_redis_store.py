@@ -188,10 +188,10 @@ async def test_a_fill_on_the_server_but_not_yet_in_the_book_survives_a_reasserti
     on_the_server = asyncio.Event()
     book_fill = SqliteStore.apply_fill
 
-    async def slow_book_fill(self, fill_):  # the server has it; the local book not yet
+    async def slow_book_fill(self, fill_, **options):  # the server has it; the local book not yet
         on_the_server.set()
         await asyncio.sleep(0.05)
-        return await book_fill(self, fill_)
+        return await book_fill(self, fill_, **options)
     monkeypatch.setattr(SqliteStore, "apply_fill", slow_book_fill)
     forget_marker = lambda redis: redis.hdel(store.ledger._keys["instances"], store.ledger.instance)
 

@@ -67,6 +67,21 @@ async def test_reopening_shows_everything_the_store_held(open_sqlite) -> None:
     assert again.recommendation_bounds() == (1, 3)
 
 
+async def test_a_fill_remembered_by_its_execution_id_is_not_applied_again_after_a_restart(open_sqlite) -> None:
+    import dataclasses
+
+    first = open_sqlite()
+    executed = dataclasses.replace(fill(Side.BUY, 40), execution_id="x-1")
+    await first.apply_fill(executed, forget_after=NOW + 60)
+    first.close()
+
+    again = open_sqlite()
+    retried = await again.apply_fill(executed, forget_after=NOW + 60)
+
+    assert retried == (Position("alpha", "AAA", 40), 0.0)
+    assert again.book.positions() == [Position("alpha", "AAA", 40)]
+
+
 def test_recommendation_sequences_continue_after_a_restart(open_sqlite) -> None:
     first = open_sqlite()
     first.append_recommendation(recommendation("one"))

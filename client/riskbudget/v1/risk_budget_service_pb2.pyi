@@ -135,7 +135,7 @@ class StreamMarketDataResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ..., budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ...) -> None: ...
 
 class ReportFillRequest(_message.Message):
-    __slots__ = ("client_order_id", "strategy", "symbol", "side", "quantity", "price", "time")
+    __slots__ = ("client_order_id", "strategy", "symbol", "side", "quantity", "price", "time", "execution_id")
     CLIENT_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class ReportFillRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     client_order_id: str
     strategy: str
     symbol: str
@@ -150,15 +151,18 @@ class ReportFillRequest(_message.Message):
     quantity: float
     price: float
     time: _timestamp_pb2.Timestamp
-    def __init__(self, client_order_id: _Optional[str] = ..., strategy: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_types_pb2.Side, str]] = ..., quantity: _Optional[float] = ..., price: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    execution_id: str
+    def __init__(self, client_order_id: _Optional[str] = ..., strategy: _Optional[str] = ..., symbol: _Optional[str] = ..., side: _Optional[_Union[_types_pb2.Side, str]] = ..., quantity: _Optional[float] = ..., price: _Optional[float] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., execution_id: _Optional[str] = ...) -> None: ...
 
 class ReportFillResponse(_message.Message):
-    __slots__ = ("position", "reserved_quantity_remaining")
+    __slots__ = ("position", "reserved_quantity_remaining", "replayed")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     RESERVED_QUANTITY_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     position: _types_pb2.Position
     reserved_quantity_remaining: float
-    def __init__(self, position: _Optional[_Union[_types_pb2.Position, _Mapping]] = ..., reserved_quantity_remaining: _Optional[float] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, position: _Optional[_Union[_types_pb2.Position, _Mapping]] = ..., reserved_quantity_remaining: _Optional[float] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class SetPositionsRequest(_message.Message):
     __slots__ = ("strategy", "positions")

@@ -250,6 +250,18 @@ class Fill:
     quantity: float
     price: float
     time: float
+    execution_id: str = ""
+    """The venue's id of the execution: with one, a fill reported again is applied once."""
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedFill:
+    """A fill applied under an execution id, and what it left: a retry gets the same answer."""
+
+    fill: Fill
+    position: Position
+    reserved_remaining: float
+    forget_after: float
 
 
 @dataclass(frozen=True, slots=True)

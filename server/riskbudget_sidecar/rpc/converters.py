@@ -185,8 +185,9 @@ def fill(request: service_pb.ReportFillRequest) -> d.Fill:
     quantity = v.positive("quantity", request.quantity, MAX_QUANTITY)
     price = v.positive("price", request.price, MAX_PRICE, MIN_PRICE)
     time = v.time("time", request.time, has_value=request.HasField("time"))
+    execution_id = v.name("execution_id", request.execution_id, MAX_ID_LENGTH, required=False)
     v.raise_if_any()
-    return d.Fill(order_id, strategy, symbol, side, quantity, price, time)
+    return d.Fill(order_id, strategy, symbol, side, quantity, price, time, execution_id or "")
 
 
 def positions(request: service_pb.SetPositionsRequest) -> tuple[list[d.Position], str | None]:

@@ -62,9 +62,9 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_errors
     async def ReportFill(self, request, context):
-        position, remaining = await self._sidecar.report_fill(convert.fill(request))
+        position, remaining, replayed = await self._sidecar.report_fill(convert.fill(request))
         return service_pb.ReportFillResponse(position=convert.position(position),
-                                             reserved_quantity_remaining=remaining)
+                                             reserved_quantity_remaining=remaining, replayed=replayed)
 
     @mapped_errors
     async def SetPositions(self, request, context):

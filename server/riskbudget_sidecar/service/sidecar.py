@@ -69,6 +69,9 @@ TRIGGER_ALERTS = {
 }
 
 
+FILL_ID_RETENTION = 86_400.0
+"""Seconds a fill's execution id is remembered: a retry comes within seconds; a day also covers
+a trading process that replays its fills after a restart."""
 FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
 
@@ -278,6 +281,7 @@ class RiskBudgetSidecar:
         expired += chunk
         while self._store.forget_decisions_before(now, limit=HOUSEKEEPING_CHUNK) == HOUSEKEEPING_CHUNK:
             await asyncio.sleep(0)
+        self._store.forget_fills_before(now)
         return expired
 
     @staticmethod
@@ -529,14 +533,21 @@ class RiskBudgetSidecar:
             if price is not None:
                 self._store.book.mark(symbol, price)
 
-    async def report_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def report_fill(self, fill: Fill) -> tuple[Position, float, bool]:
+        """Apply a fill: the position after it, the quantity still reserved for its order, and
+        whether it was a repeat of an execution id applied before (then nothing changed)."""
+        if (kept := self._store.remembered_fill(fill.execution_id)) is not None:
+            if kept.fill != fill:
+                raise InvalidInput([("execution_id", f"{fill.execution_id!r} was reported for a different fill")])
+            return kept.position, kept.reserved_remaining, True
         self._check_strategy_symbol(fill.strategy, fill.symbol)
         self._check_fill_matches_order(fill)
         with self._store_errors():
-            position, remaining = await self._store.apply_fill(fill)
-        log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy,
-                 symbol=fill.symbol, quantity=fill.quantity * fill.side.sign, price=fill.price)
-        return position, remaining
+            position, remaining = await self._store.apply_fill(
+                fill, forget_after=self._clock.now() + FILL_ID_RETENTION)
+        log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol,
+                 quantity=fill.quantity * fill.side.sign, price=fill.price, execution_id=fill.execution_id)
+        return position, remaining, False
 
     async def set_positions(self, positions: list[Position], strategy: str | None) -> int:
         if strategy is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 from ..engine.book import Book
 from ..engine.types import (
     DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
-    RegimeRecord, Reservation, TradeDecision, TradingState,
+    RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 
 
@@ -55,7 +55,11 @@ class Store(Protocol):
     # -- book (durable before returning) ---------------------------------------------------
     async def reserve(self, reservation: Reservation) -> None: ...
     async def release(self, client_order_id: str) -> bool: ...
-    async def apply_fill(self, fill: Fill) -> tuple[Position, float]: ...
+    async def apply_fill(self, fill: Fill, *, forget_after: float | None = None) -> tuple[Position, float]:
+        """Apply a fill; one with an execution_id (and forget_after) is remembered with what it
+        left until forget_after, and one whose id is remembered is not applied again."""
+    def remembered_fill(self, execution_id: str) -> RememberedFill | None: ...
+    def forget_fills_before(self, now: float) -> int: ...
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int: ...
     async def expire(self, now: float, limit: int | None = None) -> list[Reservation]:
         """Drop the reservations due by `now` (at most `limit` of them, the soonest) and return them."""

@@ -17,7 +17,7 @@ from ..engine.book import Book
 from ..engine.config import StoreSettings
 from ..engine.types import (
     DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation,
-    RegimeRecord, Reservation, TradeDecision, TradingState,
+    RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 from .serialization import to_dict
 
@@ -46,6 +46,8 @@ class MemoryStore:
         replaced ones are skipped when their time comes (see Book's expiries)."""
         self._book_state = TradingState.ACTIVE
         self._regime_record: RegimeRecord | None = None
+        self._fills: dict[str, RememberedFill] = {}
+        self._fill_forget_times: list[tuple[float, str]] = []
         self._strategy_states: dict[str, TradingState] = {}
         self._overrides: dict[str, Override] = {}
         self._recommendations: list[Recommendation] = []
@@ -77,8 +79,32 @@ class MemoryStore:
     async def release(self, client_order_id: str) -> bool:
         return self.book.release(client_order_id)
 
-    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
-        return self.book.apply_fill(fill)
+    async def apply_fill(self, fill: Fill, *, forget_after: float | None = None) -> tuple[Position, float]:
+        if (kept := self.remembered_fill(fill.execution_id)) is not None:
+            return kept.position, kept.reserved_remaining
+        position, remaining = self.book.apply_fill(fill)
+        if fill.execution_id and forget_after is not None:
+            self._remember_fill(RememberedFill(fill, position, remaining, forget_after))
+        return position, remaining
+
+    def remembered_fill(self, execution_id: str) -> RememberedFill | None:
+        return self._fills.get(execution_id) if execution_id else None
+
+    def _remember_fill(self, kept: RememberedFill) -> None:
+        self._fills[kept.fill.execution_id] = kept
+        heapq.heappush(self._fill_forget_times, (kept.forget_after, kept.fill.execution_id))
+
+    def forget_fills_before(self, now: float) -> int:
+        return len(self._forget_fills(now))
+
+    def _forget_fills(self, now: float) -> list[str]:
+        """Drop and return the execution ids whose forget_after <= now."""
+        stale = []
+        while self._fill_forget_times and self._fill_forget_times[0][0] <= now:
+            _, execution_id = heapq.heappop(self._fill_forget_times)
+            if self._fills.pop(execution_id, None) is not None:
+                stale.append(execution_id)
+        return stale
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         return self.book.set_positions(positions, strategy)

@@ -328,15 +328,18 @@ class RedisStore(SqliteStore):
         await self._shared(self.ledger.release(client_order_id))
         return await super().release(client_order_id)
 
-    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def apply_fill(self, fill: Fill, *, forget_after: float | None = None) -> tuple[Position, float]:
         """Not while reconciling: a fill on the server but not yet in the local book would be
-        overwritten by the book's positions re-asserted meanwhile (and so for set_positions)."""
+        overwritten by the book's positions re-asserted meanwhile (and so for set_positions).
+        A fill whose execution id is remembered reaches neither (a retry waits its turn here)."""
         lot_size = self._lot_size_of(fill.symbol)
         async with self._reconciling:
+            if (kept := self.remembered_fill(fill.execution_id)) is not None:
+                return kept.position, kept.reserved_remaining
             await self._shared(self.ledger.apply_fill(
                 client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol, side=fill.side,
                 lots=fill_lots(fill.quantity, lot_size), lot_cents=lot_cents(fill.price, lot_size)))
-            return await super().apply_fill(fill)
+            return await super().apply_fill(fill, forget_after=forget_after)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """One strategy's positions, or (strategy None) those of every strategy this sidecar

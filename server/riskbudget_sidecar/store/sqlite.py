@@ -27,7 +27,7 @@ from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 from ..engine.config import StoreSettings
 from ..engine.types import (
     DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Regime, RegimeRecord,
-    Reservation, TradeDecision, TradingState,
+    RememberedFill, Reservation, TradeDecision, TradingState,
 )
 from .errors import StoreError
 from .memory import MemoryStore
@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS remembered_decisions (
     client_order_id TEXT PRIMARY KEY, order_json TEXT NOT NULL, decision_json TEXT NOT NULL,
     forget_after REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS trading_states (strategy TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS remembered_fills (
+    execution_id TEXT PRIMARY KEY, fill_json TEXT NOT NULL, position_json TEXT NOT NULL,
+    reserved_remaining REAL NOT NULL, forget_after REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS regime_record (
     detected TEXT NOT NULL, detected_since REAL NOT NULL, effective TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS overrides (
@@ -75,6 +78,9 @@ _DELETE_RESERVATION = "DELETE FROM reservations WHERE client_order_id = ?"
 _SAVE_DECISION = ("INSERT OR REPLACE INTO remembered_decisions "
                   "(client_order_id, order_json, decision_json, forget_after) VALUES (?, ?, ?, ?)")
 _DELETE_DECISION = "DELETE FROM remembered_decisions WHERE client_order_id = ?"
+_SAVE_FILL = ("INSERT OR REPLACE INTO remembered_fills "
+              "(execution_id, fill_json, position_json, reserved_remaining, forget_after) VALUES (?, ?, ?, ?, ?)")
+_DELETE_FILL = "DELETE FROM remembered_fills WHERE execution_id = ?"
 _SAVE_STATE = "INSERT OR REPLACE INTO trading_states (strategy, state) VALUES (?, ?)"
 _SAVE_OVERRIDE = ("INSERT INTO overrides (id, override_json) VALUES (?, ?) "
                   "ON CONFLICT (id) DO UPDATE SET override_json = excluded.override_json")
@@ -224,6 +230,10 @@ class SqliteStore(MemoryStore):
                                  from_dict(TradeDecision, json.loads(decision)), forget_after)
         for strategy, state in db.execute("SELECT strategy, state FROM trading_states"):
             self._put_trading_state(TradingState[state], strategy if strategy != _BOOK else None)
+        for fill, position, remaining, forget_after in db.execute(
+                "SELECT fill_json, position_json, reserved_remaining, forget_after FROM remembered_fills"):
+            self._remember_fill(RememberedFill(from_dict(Fill, json.loads(fill)),
+                                               from_dict(Position, json.loads(position)), remaining, forget_after))
         for detected, since, effective in db.execute(
                 "SELECT detected, detected_since, effective FROM regime_record"):
             MemoryStore.record_regime(self, RegimeRecord(Regime(detected), since, Regime(effective)))
@@ -365,13 +375,26 @@ class SqliteStore(MemoryStore):
             self._save_reservation(client_order_id)
         return True
 
-    async def apply_fill(self, fill: Fill) -> tuple[Position, float]:
+    async def apply_fill(self, fill: Fill, *, forget_after: float | None = None) -> tuple[Position, float]:
+        """The fill, and its execution id with what it left, in one transaction: a crash
+        between them would apply a retried fill twice."""
+        if (kept := self.remembered_fill(fill.execution_id)) is not None:
+            return kept.position, kept.reserved_remaining
         with self._change(self._position_restorer(fill.strategy, fill.symbol),
-                          self._reservation_restorer(fill.client_order_id)):
-            result = await super().apply_fill(fill)
+                          self._reservation_restorer(fill.client_order_id),
+                          lambda: self._fills.pop(fill.execution_id, None)) as db:
+            position, remaining = await super().apply_fill(fill, forget_after=forget_after)
             self._save_position(fill.strategy, fill.symbol)
             self._save_reservation(fill.client_order_id)
-        return result
+            if (kept := self.remembered_fill(fill.execution_id)) is not None:
+                db.execute(_SAVE_FILL, (fill.execution_id, to_json(fill), to_json(position), remaining,
+                                        kept.forget_after))
+        return position, remaining
+
+    def forget_fills_before(self, now: float) -> int:
+        forgotten = self._forget_fills(now)
+        self._remove_later(_DELETE_FILL, forgotten)
+        return len(forgotten)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         prior = self._positions_in(strategy)
