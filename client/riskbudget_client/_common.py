@@ -3,6 +3,7 @@ and the fail-closed handling of CheckTrade replies."""
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 import time
@@ -155,9 +156,10 @@ def timestamp(value: datetime | float, argument: str) -> Timestamp:
 
 
 def number(value: float, argument: str) -> float:
-    """A quantity or a price as given; a bool (which protobuf would send as 1 or 0) or a
-    non-number raises TypeError before anything is sent."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A quantity or a price as given (any real number: int, float, numpy's, Decimal); a bool
+    (which protobuf would send as 1 or 0) or a non-number raises TypeError before anything
+    is sent."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
         raise TypeError(f"{argument} must be a number, got {value!r}")
     return value
 

@@ -2,8 +2,10 @@
 rejection made by the client. Every test runs against both clients."""
 
 import math
+from decimal import Decimal
 
 import grpc
+import numpy as np
 import pytest
 
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
@@ -172,7 +174,7 @@ def test_check_trade_with_an_unknown_side_raises_before_sending(connect, sidecar
 
 
 @pytest.mark.parametrize("field", ["quantity", "limit_price"])
-@pytest.mark.parametrize("value", [True, False, "100", None])
+@pytest.mark.parametrize("value", [True, False, np.bool_(True), "100", None])
 def test_check_trade_with_a_quantity_or_price_that_is_not_a_number_raises_before_sending(
     connect, sidecar, target, field, value
 ):
@@ -183,3 +185,12 @@ def test_check_trade_with_a_quantity_or_price_that_is_not_a_number_raises_before
         client.check_trade("o-1", "momentum", "AAPL", "buy", order["quantity"], limit_price=order["limit_price"])
 
     assert "CheckTrade" not in sidecar.requests
+
+
+@pytest.mark.parametrize("quantity", [np.int64(100), np.float32(100.0), Decimal("100")])
+def test_check_trade_takes_numpy_and_decimal_quantities(connect, sidecar, target, quantity):
+    client = connect(target)
+
+    client.check_trade("o-1", "momentum", "AAPL", "buy", quantity)
+
+    assert sidecar.requests["CheckTrade"].quantity == 100.0
