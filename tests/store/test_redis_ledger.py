@@ -54,6 +54,7 @@ async def open_ledger(server: ValkeyProcess, prefix: str) -> AsyncIterator[Calla
         ledger = RedisLedger(url or server.url, **options)
         opened.append(ledger)
         await ledger.connect()
+        await ledger.mark_asserted()  # as a sidecar does once it asserted its (here empty) book
         return ledger
 
     yield open_
@@ -714,6 +715,7 @@ from tests.store.test_redis_ledger import place_random_orders
 async def main(url, prefix, name, seed, count):
     ledger = RedisLedger(url, prefix=prefix, timeout=5.0)
     await ledger.connect()
+    await ledger.mark_asserted()
     try:
         print(json.dumps(await place_random_orders(ledger, name, int(seed), int(count))))
     finally:
@@ -779,6 +781,9 @@ async def test_calls_fail_closed_while_the_server_is_down_and_work_once_it_is_ba
 
     own_server.start()  # same port, empty: nothing was saved
     assert await ledger.ping() is True
+    with pytest.raises(LedgerUnavailable, match="does not hold this sidecar's marker"):
+        await reserve(ledger, "o-0", Side.BUY, 1)  # no grant against a ledger that lost the firm's book
+    await ledger.mark_asserted()  # what a sidecar does once it put its book back
     assert (await reserve(ledger, "o-0", Side.BUY, 1)).replayed is False
     for call in every_call(ledger):
         await call()
@@ -808,6 +813,7 @@ async def test_a_ledger_that_could_not_connect_at_first_works_once_the_server_is
         with pytest.raises(LedgerUnavailable, match="connect"):
             await ledger.connect()
         own_server.start()
+        await ledger.mark_asserted()
 
         assert (await reserve(ledger, "o-1", Side.BUY, 1)).granted_lots == 1
     finally:
@@ -981,3 +987,4 @@ async def test_after_a_loss_no_new_grant_until_the_window_closes_though_reservat
     assert now + 60_000 <= until < now + 70_000 and again == until
     assert paused.value.until_ms == until
     assert put_back.granted_lots == 5 and after.granted_lots == 5 and not after.replayed
+    assert await ledger.begin_resync(60_000) is None  # found after the window closed: it stays closed

@@ -4,6 +4,7 @@ restarts empty: what the sidecars hold comes back, and changes still reach them 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
@@ -138,6 +139,39 @@ async def test_after_the_server_lost_its_data_no_grant_counts_without_the_sideca
     grant = await first.hold_firm_wide(request, 50, firm, expires_at=time.time() + 60)
 
     assert grant.quantity == 10 and grant.symbol_limited
+
+
+async def test_no_grant_reaches_a_server_that_lost_its_data_before_the_sidecar_put_its_book_back(
+        open_store, valkey: ValkeyProcess, elsewhere: RedisLedger) -> None:
+    first = await open_store("first", "alpha", now=time.time)
+    firm = FirmLimits(100.0, 1.0, symbol_limit=100 * 100.0, total_limit=1e9)
+
+    valkey.stop()
+    valkey.start()  # empty, and the first call finds out: none may be granted before re-assertion
+    outcomes = []
+    for number in range(5):
+        try:
+            await first.hold_firm_wide(order(quantity=50, client_order_id=f"o-{number}"), 50, firm,
+                                       expires_at=time.time() + 60)
+            outcomes.append("granted")
+        except StoreError:
+            outcomes.append("refused")
+
+    assert outcomes == ["refused"] * 5
+    assert await elsewhere.reservations() == []
+
+
+async def test_a_state_file_from_before_markers_were_remembered_counts_as_having_marked(
+        open_store, valkey: ValkeyProcess, elsewhere: RedisLedger, tmp_path: Path) -> None:
+    await open_store.stop(await open_store("first", "alpha"))
+    with sqlite3.connect(tmp_path / "first" / "state.sqlite3") as db:
+        db.execute("DROP TABLE shared_marked")  # as written by the version before
+
+    valkey.stop()
+    valkey.start()  # and the server lost its data meanwhile
+    await open_store("first", "alpha")
+
+    assert await elsewhere._run("read", lambda redis: redis.exists(elsewhere._keys["resync_until"])) == 1
 
 
 async def test_a_new_sidecar_on_an_empty_server_grants_at_once(open_store, elsewhere: RedisLedger) -> None:

@@ -103,6 +103,9 @@ class RedisStore(SqliteStore):
         with self._change() as db:
             db.execute("CREATE TABLE IF NOT EXISTS shared_instance (id TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS shared_marked (marked INTEGER NOT NULL)")
+            if db.execute("SELECT 1 FROM shared_instance").fetchone() is not None:
+                # an id made before markers were remembered: it has marked a server since
+                db.execute("INSERT INTO shared_marked SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shared_marked)")
             db.execute("INSERT INTO shared_instance SELECT ? "
                        "WHERE NOT EXISTS (SELECT 1 FROM shared_instance)", (uuid.uuid4().hex,))
             [(instance,)] = db.execute("SELECT id FROM shared_instance").fetchall()
@@ -220,9 +223,11 @@ class RedisStore(SqliteStore):
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""
         until_ms = await self.ledger.begin_resync(self._resync_window_ms)
-        paused = GrantsPaused(until_ms)
-        _log.warning("%s", paused)
-        self._on_data_loss(str(paused))
+        message = (str(GrantsPaused(until_ms)) if until_ms is not None else
+                   "the shared server lost its data, and this sidecar found it only after the window "
+                   "without grants had closed: its positions and reservations were missing there until now")
+        _log.warning("%s", message)
+        self._on_data_loss(message)
 
     async def _reassert_book(self) -> None:
         """Make the server agree with this sidecar's book: its positions, its reservations."""
@@ -299,6 +304,9 @@ class RedisStore(SqliteStore):
 
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
                              expires_at: float) -> FirmGrant:
+        if not self._available:  # until the probe has reconciled: the server may not hold our book
+            raise StoreError("the shared state is unavailable (reconnecting): firm-wide grants fail "
+                             "closed until this sidecar has put its book back")
         if self._clock_lag_ms > MAX_CLOCK_LAG_MS:
             raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
                              f"shared server's, more than the {MAX_CLOCK_LAG_MS / 1000:g} s allowed: "

@@ -251,7 +251,7 @@ _RESYNC = _Script("common.lua", "resync.lua")
 _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
-              "total", "reservations", "expiries", "grants", "forget", "resync_until")
+              "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances")
 """In the order common.lua binds them."""
 
 _VALUE_ERRORS = ("RB_RANGE ", "RB_NOMARK ")
@@ -284,7 +284,7 @@ class RedisLedger:
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
         self._keys = {name: root + name
-                      for name in (*_BOOK_KEYS, "trading_states", "overrides", "instances")}
+                      for name in (*_BOOK_KEYS, "trading_states", "overrides")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -330,7 +330,9 @@ class RedisLedger:
         nothing. Raises OrderIdReused if the id's grant was for another request, or for
         another instance, and GrantsPaused while the sidecars re-assert after a loss of the
         server's data (see `begin_resync`) unless `reassert`: a reservation granted before,
-        put back.
+        put back. A new grant needs this instance's marker (`mark_asserted`): without it the
+        server lost its data (or never had this instance's), and LedgerUnavailable says so
+        before anything is granted against a ledger that may undercount the firm.
         """
         _name("client order id", client_order_id)
         _name("strategy", strategy)
@@ -463,13 +465,15 @@ class RedisLedger:
         return bool(await self._run(
             "asserted", lambda redis: redis.hexists(self._keys["instances"], self.instance)))
 
-    async def begin_resync(self, window_ms: int) -> int:
+    async def begin_resync(self, window_ms: int) -> int | None:
         """The server lost its data (this instance's marker is gone, though it marked before):
         refuse new grants for `window_ms` of the server's clock, time for every sidecar to
         notice and put back what it holds. Only the first call after a loss opens the window;
-        returns the server ms at which it closes."""
+        returns the server ms at which it closes, or None if it has closed already (a sidecar
+        that found the loss late)."""
         _int("window_ms", window_ms, 1)
-        return int(await self._book("begin_resync", _RESYNC, window_ms))
+        until, now = await self._book("begin_resync", _RESYNC, window_ms)
+        return int(until) if until > now else None
 
     async def mark_asserted(self) -> None:
         """Record that the server holds what this instance asserted (see `asserted`)."""
@@ -592,6 +596,10 @@ class RedisLedger:
                 raise OrderIdReused(message.split(" ", 1)[1]) from None
             if message.startswith("RB_RESYNC "):
                 raise GrantsPaused(int(message.split(" ", 1)[1])) from None
+            if message.startswith("RB_UNMARKED "):
+                raise LedgerUnavailable(f"ledger at {self._address} does not hold this sidecar's marker "
+                                        f"(it lost its data, or this sidecar has not re-asserted its book "
+                                        f"there yet): no grant until it has") from None
             raise LedgerUnavailable(
                 f"ledger at {self._address} refused {operation}: {message}") from error
         except (RedisError, OSError, TimeoutError) as error:

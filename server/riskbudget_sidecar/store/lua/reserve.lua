@@ -9,12 +9,20 @@
 -- the values are what the symbol and the total would reach if the whole order were granted.
 -- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
 -- another request, whatever it asked); RB_RANGE past 2^53; RB_RESYNC <until ms> for a new
--- grant while the sidecars re-assert their books after a loss of the server's data.
+-- grant while the sidecars re-assert their books after a loss of the server's data;
+-- RB_UNMARKED for a new grant to a sidecar whose marker the server does not hold (it lost
+-- its data, and that sidecar has not put its book back yet).
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local symbol_limit, total_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local expires_at, forget_at, holder, reassert = ARGV[9], ARGV[10], ARGV[11], ARGV[12] == '1'
 local request = table.concat({strategy, symbol, ARGV[4], ARGV[5], holder}, US)
+
+-- A server without the caller's marker lost its data, or has not heard from it since: the
+-- ledger may undercount the firm until the caller (and the others) put their books back.
+if not reassert and redis.call('HEXISTS', K_INSTANCES, holder) == 0 then
+  return redis.error_reply('RB_UNMARKED ' .. holder)
+end
 
 -- A repeat of an order id gets the first answer and changes nothing.
 local remembered = redis.call('HGET', K_GRANTS, id)
