@@ -13,8 +13,13 @@ from riskbudget.v1 import risk_budget_service_pb2_grpc as spb_grpc
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost
 from riskbudget_sidecar.app.serve import stop
+from riskbudget_sidecar.engine.types import PriceTick, Regime
+from riskbudget_sidecar.service.clock import ManualClock
+from riskbudget_sidecar.service.config_file import load_config
+from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
+from riskbudget_sidecar.store.errors import StoreError
 
-from .conftest import T0, start_harness, timestamp
+from .conftest import T0, start_harness, timestamp, write_config
 
 FAST_REGIME = {"regime__confirmation_bars": 1, "regime__min_dwell_bars": 0}
 DAY = 86_400.0
@@ -282,6 +287,48 @@ async def test_a_restart_keeps_a_crisis_the_warm_up_cannot_know(tmp_path):
     assert after.regime_since == before.regime_since
     assert after.equity_allocation == before.equity_allocation == 0.2
     assert new == []  # the same regime as before the restart: nothing to recommend
+
+
+async def test_a_crisis_carried_over_is_the_first_budget_and_prices_published_while_starting_keep_it(
+        tmp_path, monkeypatch):
+    first = await start_harness(tmp_path, **FAST_REGIME)
+    await crash_the_benchmark(first)
+    crashed = {s.symbol: s.last_price for s in (await first.stub.GetBudget(spb.GetBudgetRequest())).budget.symbols}
+    await close(first)
+    sidecar = RiskBudgetSidecar(load_config(write_config(tmp_path, **FAST_REGIME)), clock=ManualClock(T0 + 2 * DAY))
+    store_start = type(sidecar.store).start
+
+    async def start_while_prices_come(store):  # as a shared store does: it awaits its server
+        await sidecar.publish_prices([PriceTick(s, p, T0 + 2 * DAY) for s, p in crashed.items()])
+        await store_start(store)
+    monkeypatch.setattr(type(sidecar.store), "start", start_while_prices_come)
+
+    await sidecar.start()
+    try:
+        budget, record = sidecar.snapshot, sidecar.store.regime_record()
+    finally:
+        await sidecar.stop()
+
+    assert budget.regime is Regime.CRISIS and record.detected is record.effective is Regime.CRISIS
+    assert budget.version == 2  # the warm-up's budget (1) was already in crisis; the prices made 2
+
+
+async def test_a_regime_change_whose_recommendation_could_not_be_recorded_is_recommended_later(
+        fast_regime, monkeypatch):
+    append = fast_regime.sidecar.store.append_recommendation
+
+    def refused(recommendation):
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(fast_regime.sidecar.store, "append_recommendation", refused)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await crash_the_benchmark(fast_regime)
+    kept = fast_regime.sidecar.store.regime_record()
+    monkeypatch.setattr(fast_regime.sidecar.store, "append_recommendation", append)
+    await fast_regime.publish_last_prices()  # the next recompute
+
+    assert kept.effective is not Regime.CRISIS  # not taken as known while unrecommended
+    assert [r.budget.regime for r in await recommendations_after(fast_regime, 0)] == [pb.REGIME_CRISIS]
+    assert fast_regime.sidecar.store.regime_record().effective is Regime.CRISIS
 
 
 async def test_a_forced_regime_that_ended_while_the_sidecar_was_down_is_recommended_at_start(tmp_path):

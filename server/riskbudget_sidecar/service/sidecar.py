@@ -152,21 +152,17 @@ class RiskBudgetSidecar:
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost)
         await self._store.start()
-        await self._resume_regime()
+        self._resume_regime()
         self._observe_success(self.utilization(), self._clock.now())
         self._schedule_override_expiry()
         self._monitor_task = asyncio.create_task(self._monitor(), name="riskbudget-monitor")
 
-    async def _resume_regime(self) -> None:
-        """Carry the regime over a restart. The warm-up's prices cannot know that the market was
-        in crisis before it: a more severe regime recorded stays until the bars from here
-        confirm a way out. A regime other than the one last applied (a FORCE_REGIME that
-        ended meanwhile, a milder one recorded) is recommended, as any change."""
+    def _resume_regime(self) -> None:
+        """Take up the regime of before the restart (carried over at warm-up): one other than
+        the one last applied (a FORCE_REGIME that ended meanwhile, a milder one recorded) is
+        recommended, as any change."""
         received = time.monotonic()
         record = self._store.regime_record()
-        if record is not None and record.detected.severity > self._pipeline.regime.regime.severity:
-            await self._in_numeric(self._carry_regime_over, record)
-            log.warning("regime_carried_over", regime=record.detected.value, since=record.detected_since)
         snapshot = self.require_snapshot()
         if record is None or record.effective is snapshot.regime:
             self._last_regime = snapshot.regime
@@ -175,11 +171,6 @@ class RiskBudgetSidecar:
         else:
             self._last_regime = record.effective
             self._after_recompute(received)
-
-    def _carry_regime_over(self, record: RegimeRecord) -> None:
-        self._pipeline.regime.carry_over(record.detected, record.detected_since)
-        self._pipeline.invalidate()
-        self._recompute(self._clock.now())
 
     def _record_regime(self) -> None:
         """Keep the regime this sidecar runs in for its next start (a write only on a change)."""
@@ -312,7 +303,9 @@ class RiskBudgetSidecar:
         for tick in warmup_ticks(self.config, now=now):
             self._apply_tick(tick)
             count += 1
-        self._advance_and_recompute(now)
+        self._advance(now)
+        self._carry_regime_over()  # before the first budget: none is ever shown in the warm-up's
+        self._recompute(now)
         self._warming_up = False
         log.info("warmed_up", ticks=count, regime=self._pipeline.regime.regime.value,
                  regime_changes=self._warmup_regime_changes, budget_version=self._pipeline.version)
@@ -323,10 +316,23 @@ class RiskBudgetSidecar:
             self._warmup_regime_changes += len(changes)
 
     def _advance_and_recompute(self, now: float) -> None:
+        self._advance(now)
+        self._recompute(now)
+
+    def _advance(self, now: float) -> None:
         changes = self._pipeline.advance_to(now)
         if self._warming_up:
             self._warmup_regime_changes += len(changes)
-        self._recompute(now)
+
+    def _carry_regime_over(self) -> None:
+        """Carry the regime over a restart: the warm-up's prices cannot know that the market was
+        in crisis before it, so a more severe regime recorded stays until the bars from here
+        confirm a way out."""
+        record = self._store.regime_record()
+        detector = self._pipeline.regime
+        if record is not None and record.detected.severity > detector.regime.severity:
+            detector.carry_over(record.detected, record.detected_since)
+            log.warning("regime_carried_over", regime=record.detected.value, since=record.detected_since)
 
     def _apply_ticks_and_recompute(self, ticks: list[PriceTick]) -> int:
         """Apply the ticks in order; how many were applied (not those older than their symbol's
@@ -360,11 +366,14 @@ class RiskBudgetSidecar:
     # -- after a recompute (event loop) ----------------------------------------------------
 
     def _after_recompute(self, received: float, report: UtilizationReport | None = None) -> None:
-        """Turn a regime change, or (with a utilization report) any trigger, into a recommendation."""
+        """Turn a regime change, or (with a utilization report) any trigger, into a recommendation.
+        Nothing before start() has taken up the regime of before the restart (prices published
+        while it starts): it compares the regime then."""
+        if self._last_regime is None:
+            return
         snapshot = self.require_snapshot()
         changed = snapshot.regime is not self._last_regime
         previous, self._last_regime = self._last_regime, snapshot.regime
-        self._record_regime()
         if changed:
             self.regime_history.append((snapshot.regime, snapshot.regime_since))
             self._alerts.raise_alert(
@@ -372,6 +381,7 @@ class RiskBudgetSidecar:
                 f"regime changed from {previous.value} to {snapshot.regime.value}",
                 now=self._clock.now())
         if not changed and report is None:
+            self._record_regime()
             return
         report = report or self.utilization()
         firings = self._triggers.evaluate(
@@ -379,7 +389,12 @@ class RiskBudgetSidecar:
             snapshot=snapshot, drift=self._drift(snapshot),
             realized_volatility=report.total.ex_ante_volatility)
         if firings:
-            self._recommend(firings)
+            try:
+                self._recommend(firings)
+            except StateUnavailable:  # not recorded: the change is recommended again next time
+                self._last_regime = previous
+                raise
+        self._record_regime()  # only once recommended: else a restart would take it as known
         if changed:
             seconds = time.monotonic() - received
             self.regime_response_seconds.append(seconds)
