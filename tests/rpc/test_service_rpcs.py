@@ -380,9 +380,10 @@ async def test_a_replay_and_a_reused_id_are_in_the_decision_log_and_the_metrics(
     logged = [(r["order"]["client_order_id"], r["decision"]["replayed"], [x["code"] for x in r["decision"]["reasons"]])
               for r in store.decisions(10)]
     refused = metrics.decisions.labels("rejected", "order_id_reused")._value.get()
+    approved = metrics.decisions.labels("approved", "none")._value.get()
 
     assert logged == [("o-twice", False, []), ("o-twice", True, []), ("o-twice", False, ["order_id_reused"])]
-    assert refused == 1
+    assert (approved, metrics.replays._value.get(), refused) == (1, 1, 1)  # a replay is no new decision
 
 
 async def test_a_fill_retried_under_its_execution_id_is_applied_once_and_a_reused_id_refused(harness):

@@ -738,6 +738,24 @@ def test_the_regime_recorded_is_read_back_after_a_reopen(tmp_path) -> None:
     reopened.close()
 
 
+async def test_the_check_journal_lies_beside_the_state_file_whichever_link_opened_it(tmp_path) -> None:
+    from riskbudget_sidecar.engine.config import StoreSettings
+    from riskbudget_sidecar.store import SqliteStore
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").mkdir()
+    SqliteStore(StoreSettings(path=str(tmp_path / "real" / "state.sqlite3"))).close()
+    (tmp_path / "link" / "state.sqlite3").symlink_to(tmp_path / "real" / "state.sqlite3")
+
+    store = SqliteStore(StoreSettings(path=str(tmp_path / "link" / "state.sqlite3")))
+    await store.record_check(order(), decision(order()), None, forget_after=NOW + 60)
+    beside = ({p.name for p in (tmp_path / "real").glob("state.sqlite3-checks.*")},
+              {p.name for p in (tmp_path / "link").glob("state.sqlite3-checks.*")})
+    store.close()
+
+    assert beside[0] and not beside[1]  # a restart through either path replays it
+
+
 def test_a_new_state_file_and_its_directory_are_for_their_owner_only(tmp_path) -> None:
     import stat
 

@@ -42,6 +42,10 @@ class SidecarMetrics:
             buckets=(1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1, 0.25, 1.0), registry=r)
         self.store_errors = Counter("riskbudget_store_errors", "Changes the state store refused",
                                     registry=r)
+        self.replays = Counter(
+            "riskbudget_check_trade_replays",
+            "CheckTrades answered with the first answer to their client order id (not decisions)",
+            registry=r)
         self.decision_log_backlog = Gauge("riskbudget_decision_log_backlog",
                                           "Decisions waiting to be written", registry=r)
         self.decision_log_overflowed = Gauge(

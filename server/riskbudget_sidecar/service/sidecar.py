@@ -776,24 +776,28 @@ class RiskBudgetSidecar:
         now = self._clock.now()
         began = time.perf_counter()
         kept = self._store.remembered(order.client_order_id)
+        replay = False
         if kept is not None:
-            result = self._repeated(order, kept.decision, kept.order, now)
+            result, replay = self._repeated(order, kept.decision, kept.order, now)
         else:
             result = self._decide(order, now)
             if not order.dry_run:
                 result = await self._reserve(order, result, now)
-        self.metrics.observe_check(result, time.perf_counter() - began)
+        if replay:
+            self.metrics.replays.inc()  # the first answer again: not a new decision
+        else:
+            self.metrics.observe_check(result, time.perf_counter() - began)
         self._store.log_decision(DecisionRecord(now, order, result))
         return result
 
     def _repeated(self, order: OrderRequest, earlier: TradeDecision, earlier_order: OrderRequest,
-                  now: float) -> TradeDecision:
-        """A client order id seen before: the first answer again (replayed), or a refusal."""
+                  now: float) -> tuple[TradeDecision, bool]:
+        """A client order id seen before: the first answer again (a replay: True), or a refusal."""
         if not earlier_order.same_order_as(order):
-            return self._id_reused(order, earlier)
+            return self._id_reused(order, earlier), False
         if earlier.reserved and not self._still_reserved(order.client_order_id, now):
-            return self._reservation_ended(order, earlier)
-        return dataclasses.replace(earlier, replayed=True)
+            return self._reservation_ended(order, earlier), False
+        return dataclasses.replace(earlier, replayed=True), True
 
     async def _reserve(self, order: OrderRequest, result: TradeDecision, now: float) -> TradeDecision:
         """Hold what was approved against the firm-wide limits, then record the check durably."""

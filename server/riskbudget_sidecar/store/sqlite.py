@@ -177,8 +177,10 @@ class SqliteStore(MemoryStore):
         """The last journaled check's order and decision, with their JSON, which its decision
         log record reuses (see log_decision)."""
         self._owner = _claim(self._path)
+        self._file = self._path.resolve()
+        """The file itself, links followed: its journal lies beside it, whichever path opened it."""
         try:
-            self._db = _connect(self._path, busy_timeout)
+            self._db = _connect(self._file, busy_timeout)
         except BaseException:
             self._owner.close()
             raise
@@ -205,7 +207,7 @@ class SqliteStore(MemoryStore):
             raise StoreError(f"the state store {self._path} holds what this sidecar cannot read: "
                              f"{error!r}") from error
         self._writer = _BackgroundWriter(
-            _connect(self._path, self._busy_timeout), self._write_lock, self._journal,
+            _connect(self._file, self._busy_timeout), self._write_lock, self._journal,
             capacity=self._settings.decision_log_queue, batch=self._settings.decision_log_batch,
             retention=self._settings.decision_log_retention, fallback_log=fallback_log)
 
@@ -250,7 +252,7 @@ class SqliteStore(MemoryStore):
         """Bring back the journaled checks the database had not folded in (a crash came first),
         fold them in, and start a new journal."""
         [(applied,)] = self._db.execute("SELECT applied_sequence FROM check_journal").fetchall()
-        records, segments = _read_journal(self._path, applied)
+        records, segments = _read_journal(self._file, applied)
         checks = []
         for record in records:
             order = from_dict(OrderRequest, record["order"])
@@ -265,7 +267,7 @@ class SqliteStore(MemoryStore):
                 _fold(self._db, checks)
         for segment in segments:
             segment.unlink()
-        return _CheckJournal(self._path, next_sequence=max([applied, *(c.sequence for c in checks)]) + 1)
+        return _CheckJournal(self._file, next_sequence=max([applied, *(c.sequence for c in checks)]) + 1)
 
     # -- writing ---------------------------------------------------------------------------
 
