@@ -14,6 +14,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.service import sidecar as sidecar_module
+from riskbudget_sidecar.engine.types import FirmGrant
 from riskbudget_sidecar.store.errors import StoreError
 
 
@@ -337,3 +338,26 @@ async def test_a_tick_with_many_due_expires_them_a_chunk_at_a_time_letting_other
     assert open_orders_seen[0] == 5 and open_orders_seen[-1] == 0
     assert {3, 1} <= set(open_orders_seen)  # seen between the chunks of 2
     assert harness.sidecar.store.remembered("unfilled-4") is None
+
+
+async def test_a_reload_that_moves_a_symbol_while_a_check_waits_on_the_shared_store_rejects_that_check(
+        harness, monkeypatch):
+    await harness.publish_last_prices()
+    sidecar, released = harness.sidecar, []
+    edit_config(harness, lambda data: move_symbol(data, "AAA", "trend", "carry"))
+
+    async def held_while_reloading(order, quantity, firm, expires_at):  # the server's round trip
+        assert (await reload(harness)).reloaded  # the book holds nothing in AAA yet: allowed
+        return FirmGrant(quantity)
+
+    async def release(order_id):
+        released.append(order_id)
+    monkeypatch.setattr(type(sidecar.store), "shares_limits", True)
+    monkeypatch.setattr(sidecar.store, "hold_firm_wide", held_while_reloading, raising=False)
+    monkeypatch.setattr(sidecar.store, "release_firm_wide", release, raising=False)
+
+    reply = await harness.check("o-moved", 10)
+
+    assert reply.decision == pb.DECISION_REJECTED and not reply.reserved
+    assert "took 'AAA' out of strategy 'trend'" in reply.reasons[0].message
+    assert released == ["o-moved"] and sidecar.store.book.reservation("o-moved") is None

@@ -813,6 +813,9 @@ class RiskBudgetSidecar:
                 grant = await self._store.hold_firm_wide(order, result.approved_quantity, firm,
                                                          expires_at=now + ttl)
                 held_elsewhere = True
+                if order.symbol not in self._strategy_symbols.get(order.strategy, ()):
+                    raise StoreError(f"a config reload took {order.symbol!r} out of strategy "
+                                     f"{order.strategy!r} while the order was held firm-wide")
                 result = firm_wide_decision(result, grant, firm, shadow=self.config.sidecar.shadow_mode)
             reservation = None
             if result.reserved:
