@@ -44,6 +44,19 @@ async def test_work_run_one_at_a_time_starts_only_once_the_work_before_it_ended(
     assert events == ["first began", "first ended", "second began"]
 
 
+async def nothing() -> None:
+    pass
+
+
+async def start_then_stop_waiting(runner: OneAtATime, work) -> None:
+    """Run `work` and cancel the caller's wait at once, as a client's deadline does."""
+    caller = asyncio.ensure_future(runner.run(work))
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
 async def test_work_whose_caller_stops_waiting_runs_to_its_end():
     runner, release, ended = OneAtATime(), asyncio.Event(), []
 
@@ -51,14 +64,7 @@ async def test_work_whose_caller_stops_waiting_runs_to_its_end():
         await release.wait()
         ended.append("work")
 
-    async def nothing() -> None:
-        pass
-
-    caller = asyncio.ensure_future(runner.run(work))
-    await asyncio.sleep(0)
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
+    await start_then_stop_waiting(runner, work)
     release.set()
     await runner.run(nothing)  # its turn comes once the work before it ended
 
@@ -72,14 +78,7 @@ async def test_work_that_fails_after_its_caller_stopped_waiting_is_logged():
         await release.wait()
         raise RuntimeError("the recompute failed")
 
-    async def nothing() -> None:
-        pass
-
-    caller = asyncio.ensure_future(runner.run(failing))
-    await asyncio.sleep(0)
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
+    await start_then_stop_waiting(runner, failing)
     with capture_logs() as logs:
         release.set()
         await runner.run(nothing)
