@@ -108,8 +108,8 @@ class RiskBudgetSidecar:
             strategies=config.owned_strategies, now=clock.now)
         self._alerts = AlertBook()
         self._failed_check_alert: tuple[str, float] | None = None
-        self._reloads = OneAtATime()
         """The last alert for a check that failed closed, and when it was raised."""
+        self._reloads = OneAtATime()
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
         self._conditions = ConditionAlerts(self._alerts)
