@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
-from riskbudget_sidecar.app.cli import _utilization_table
+from riskbudget_sidecar.app.cli import _budget_table, _utilization_table
 
 
 def test_the_utilization_table_keeps_huge_values_apart_and_lists_every_symbol(capsys) -> None:
@@ -26,3 +26,23 @@ def test_the_utilization_table_keeps_huge_values_apart_and_lists_every_symbol(ca
                              "9570.00%", "2650.0%", "BREACHED"]
     assert [line.split()[0] for line in lines if line.startswith(("AAA", "BBB"))] == ["AAA", "BBB"]
     assert next(line for line in lines if line.startswith("BBB")).split()[-2:] == ["near", "limit"]
+
+
+def test_the_budget_table_keeps_huge_values_apart_and_marks_a_restricted_symbol(capsys) -> None:
+    response = spb.GetBudgetResponse(budget=pb.Budget(
+        ref=pb.BudgetRef(version=3, regime=pb.REGIME_CRISIS), net_asset_value=1e7,
+        strategies=[pb.StrategyBudget(strategy="trend", allocated_capital=4.8e17, leverage_limit=12345.678,
+                                      max_gross_exposure=9.9e17, limit_source=pb.LIMIT_SOURCE_DYNAMIC)],
+        symbols=[pb.SymbolBudget(symbol="AAA", max_position_notional=1e17, max_position_quantity=1e12,
+                                 last_price=1e9, volatility=0.2, risk_contribution=0.5,
+                                 limit_source=pb.LIMIT_SOURCE_OVERRIDE, restricted=True),
+                 pb.SymbolBudget(symbol="BBB", max_position_notional=1e6, last_price=10,
+                                 limit_source=pb.LIMIT_SOURCE_DYNAMIC)]))
+
+    _budget_table(response)
+    lines = capsys.readouterr().out.splitlines()
+
+    trend = next(line for line in lines if line.startswith("trend"))
+    assert trend.split() == ["trend", "480,000,000,000,000,000", "12345.678", "990,000,000,000,000,000", "dynamic"]
+    assert next(line for line in lines if line.startswith("AAA")).endswith("override, restricted")
+    assert next(line for line in lines if line.startswith("BBB")).endswith("dynamic")

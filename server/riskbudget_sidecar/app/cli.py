@@ -111,15 +111,22 @@ def _budget_table(response) -> None:
     print(f"budget v{budget.ref.version}  regime {pb.Regime.Name(budget.ref.regime).removeprefix('REGIME_')}"
           f"  NAV {budget.net_asset_value:,.0f}  total leverage limit {budget.total_leverage_limit:.3f}"
           f"  vol target {budget.vol_target:.1%}  forecast vol {budget.forecast_volatility:.1%}"
-          f"  ({pb.LimitSource.Name(budget.limit_source).removeprefix('LIMIT_SOURCE_').lower()})")
-    print(f"{'strategy':<20}{'capital':>16}{'leverage':>10}{'max gross':>16}  source")
+          f"  ({_source(budget.limit_source)})")
+    print(f"{'strategy':<20} {'capital':>16} {'leverage':>10} {'max gross':>16}  source")
     for s in budget.strategies:
-        print(f"{s.strategy:<20}{s.allocated_capital:>16,.0f}{s.leverage_limit:>10.3f}"
-              f"{s.max_gross_exposure:>16,.0f}  {pb.LimitSource.Name(s.limit_source).removeprefix('LIMIT_SOURCE_').lower()}")
-    print(f"{'symbol':<20}{'max notional':>16}{'max qty':>12}{'last':>12}{'vol':>8}{'risk':>8}")
+        print(f"{s.strategy:<20} {s.allocated_capital:>16,.0f} {s.leverage_limit:>10.3f} "
+              f"{s.max_gross_exposure:>16,.0f}  {_source(s.limit_source)}")
+    print(f"{'symbol':<20} {'max notional':>16} {'max qty':>12} {'last':>12} {'vol':>8} {'risk':>8}  source")
     for b in budget.symbols:
-        print(f"{b.symbol:<20}{b.max_position_notional:>16,.0f}{b.max_position_quantity:>12,.1f}"
-              f"{b.last_price:>12,.2f}{b.volatility:>8.1%}{b.risk_contribution:>8.1%}")
+        print(f"{b.symbol:<20} {b.max_position_notional:>16,.0f} {b.max_position_quantity:>12,.1f} "
+              f"{b.last_price:>12,.2f} {b.volatility:>8.1%} {b.risk_contribution:>8.1%}  {_source(b.limit_source)}"
+              f"{', restricted' if b.restricted else ''}")
+
+
+def _source(limit_source: int) -> str:
+    from riskbudget.v1 import types_pb2 as pb
+
+    return pb.LimitSource.Name(limit_source).removeprefix("LIMIT_SOURCE_").lower()
 
 
 def _flag(usage) -> str:
