@@ -190,6 +190,26 @@ async def test_drift_produces_a_recommendation_once_within_the_cooldown(harness)
     assert current[("trend", "AAA")] == pytest.approx(1000 * prices["AAA"])
 
 
+async def test_a_restart_does_not_send_a_recommendation_again_within_its_cooldown(tmp_path):
+    first = await start_harness(tmp_path)
+    await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+    await first.sidecar.monitor_once()
+    sent = (await first.stub.GetStatus(spb.GetStatusRequest())).last_recommendation_sequence
+    await close(first)
+
+    second = await start_harness(tmp_path, at=T0 + 60)  # within the 300 s cooldown
+    try:
+        await second.publish_last_prices()
+        await second.sidecar.monitor_once()
+        again = await recommendations_after(second, sent)
+    finally:
+        await close(second)
+
+    assert sent == 1 and again == []  # the same drift, not sent twice
+
+
 async def test_a_config_reload_does_not_send_a_recommendation_again_within_its_cooldown(harness):
     await harness.publish_last_prices()
     await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[

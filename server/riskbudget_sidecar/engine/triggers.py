@@ -80,6 +80,17 @@ class TriggerMonitor:
         send a recommendation again within its cooldown."""
         self._settings = settings
 
+    def fired(self) -> dict[RecommendationTrigger, tuple[float, float]]:
+        """(when, how severe) each trigger last fired, of those still in their cooldown's
+        memory (not re-armed): what a restart must keep, not to send them again."""
+        return {trigger: (latch.fired_at, latch.severity)
+                for trigger, latch in self._latches.items() if latch.fired_at is not None}
+
+    def restore(self, fired: Mapping[RecommendationTrigger, tuple[float, float]]) -> None:
+        """Take up what `fired` returned before a restart."""
+        for trigger, latch in self._latches.items():
+            latch.fired_at, latch.severity = fired.get(trigger, (None, 0.0))
+
     def evaluate(
         self,
         *,

@@ -117,6 +117,7 @@ class RiskBudgetSidecar:
                                       bounds=self._store.recommendation_bounds,
                                       queue_size=config.stream.subscriber_queue)
         self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
+        self._triggers.restore(self._store.triggers_fired())  # cooldowns outlive a restart
         self._live_symbols: set[str] = set()
         """Symbols with a published price: the book's gain counts from each one's first, not
         from the warm-up's last (a synthetic or historical price, not a market move)."""
@@ -173,15 +174,18 @@ class RiskBudgetSidecar:
             self._after_recompute(received)
 
     def _record_regime(self) -> None:
-        """Keep the regime this sidecar runs in for its next start (a write only on a change)."""
+        """Keep the regime this sidecar runs in, and when each trigger last fired, for its next
+        start (a write only on a change)."""
         detector = self._pipeline.regime
         record = RegimeRecord(detector.regime, detector.since, self._last_regime)
-        if record == self._store.regime_record():
-            return
+        fired = self._triggers.fired()
         try:
-            self._store.record_regime(record)
+            if record != self._store.regime_record():
+                self._store.record_regime(record)
+            if fired != self._store.triggers_fired():
+                self._store.record_triggers_fired(fired)
         except StoreError as error:  # the next change tries again; the budget is unaffected
-            log.warning("regime_not_recorded", error=str(error))
+            log.warning("restart_state_not_recorded", error=str(error))
 
     def end_streams(self) -> None:
         """Shutdown, first step: every subscriber's stream ends with its resume point."""

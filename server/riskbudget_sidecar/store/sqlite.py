@@ -26,8 +26,8 @@ from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 
 from ..engine.config import StoreSettings
 from ..engine.types import (
-    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Regime, RegimeRecord,
-    RememberedFill, Reservation, TradeDecision, TradingState,
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, RecommendationTrigger, Regime,
+    RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 from .errors import StoreError
 from .memory import MemoryStore
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS trading_states (strategy TEXT PRIMARY KEY, state TEXT
 CREATE TABLE IF NOT EXISTS remembered_fills (
     execution_id TEXT PRIMARY KEY, fill_json TEXT NOT NULL, position_json TEXT NOT NULL,
     reserved_remaining REAL NOT NULL, forget_after REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS triggers_fired (
+    trigger TEXT PRIMARY KEY, fired_at REAL NOT NULL, severity REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS regime_record (
     detected TEXT NOT NULL, detected_since REAL NOT NULL, effective TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS overrides (
@@ -236,6 +238,9 @@ class SqliteStore(MemoryStore):
                 "SELECT fill_json, position_json, reserved_remaining, forget_after FROM remembered_fills"):
             self._remember_fill(RememberedFill(from_dict(Fill, json.loads(fill)),
                                                from_dict(Position, json.loads(position)), remaining, forget_after))
+        MemoryStore.record_triggers_fired(self, {
+            RecommendationTrigger(trigger): (fired_at, severity)
+            for trigger, fired_at, severity in db.execute("SELECT trigger, fired_at, severity FROM triggers_fired")})
         for detected, since, effective in db.execute(
                 "SELECT detected, detected_since, effective FROM regime_record"):
             MemoryStore.record_regime(self, RegimeRecord(Regime(detected), since, Regime(effective)))
@@ -479,6 +484,14 @@ class SqliteStore(MemoryStore):
             db.execute("DELETE FROM regime_record")
             db.execute("INSERT INTO regime_record (detected, detected_since, effective) VALUES (?, ?, ?)",
                        (record.detected.value, record.detected_since, record.effective.value))
+
+    def record_triggers_fired(self, fired: dict[RecommendationTrigger, tuple[float, float]]) -> None:
+        prior = self.triggers_fired()
+        with self._change(lambda: MemoryStore.record_triggers_fired(self, prior)) as db:
+            MemoryStore.record_triggers_fired(self, fired)
+            db.execute("DELETE FROM triggers_fired")
+            db.executemany("INSERT INTO triggers_fired (trigger, fired_at, severity) VALUES (?, ?, ?)",
+                           [(trigger.value, *state) for trigger, state in fired.items()])
 
     # -- overrides -------------------------------------------------------------------------
 
