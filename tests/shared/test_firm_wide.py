@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -15,7 +16,7 @@ from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.rpc.converters import timestamp
 from riskbudget_sidecar.store.redis_ledger import RedisLedger
 from riskbudget_sidecar.store.serialization import to_json
-from tests.rpc.conftest import start_harness
+from tests.rpc.conftest import T0, start_harness
 from tests.store.builders import override
 from tests.store.valkey import ValkeyProcess
 
@@ -145,6 +146,20 @@ async def test_a_positions_snapshot_is_refused_for_a_strategy_of_another_sidecar
             pb.Position(strategy="carry", symbol="CCC", quantity=5)]))
 
     assert "traded through another sidecar" in str(refused.value)
+
+
+async def test_a_fill_for_a_strategy_of_another_sidecar_is_refused(pair):
+    first, _ = pair
+    await first.publish_last_prices()
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await first.stub.ReportFill(spb.ReportFillRequest(
+            client_order_id="o-elsewhere", strategy="carry", symbol="CCC", side=pb.SIDE_SELL, quantity=5,
+            price=100.0, time=timestamp(T0), execution_id="x-1"))
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "traded through another sidecar" in refused.value.details()
+    assert await first.sidecar.store.ledger.positions() == []
 
 
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):

@@ -560,6 +560,7 @@ class RiskBudgetSidecar:
                 raise InvalidInput([("execution_id", f"{fill.execution_id!r} was reported for a different fill")])
             return kept.position, kept.reserved_remaining, True
         self._check_strategy_symbol(fill.strategy, fill.symbol)
+        self._check_owned(fill.strategy, "strategy")
         self._check_fill_matches_order(fill)
         with self._store_errors():
             position, remaining = await self._store.apply_fill(
@@ -576,9 +577,7 @@ class RiskBudgetSidecar:
                 raise InvalidInput([(f"positions[{index}].strategy",
                                      f"must be {strategy!r} when the request names a strategy")])
             self._check_strategy_symbol(position.strategy, position.symbol, f"positions[{index}].")
-            if position.strategy not in self.config.owned_strategies:
-                raise InvalidInput([(f"positions[{index}].strategy",
-                                     f"strategy {position.strategy!r} is traded through another sidecar")])
+            self._check_owned(position.strategy, f"positions[{index}].strategy")
         with self._store_errors():
             try:
                 return await self._store.set_positions(positions, strategy)
@@ -604,6 +603,12 @@ class RiskBudgetSidecar:
                     if expected != given]
         if problems:
             raise InvalidInput(problems)
+
+    def _check_owned(self, strategy: str, field: str) -> None:
+        """Positions and fills of a strategy go through the one sidecar that trades it: another
+        would change the shared server's book behind it, and remember no execution id there."""
+        if strategy not in self.config.owned_strategies:
+            raise InvalidInput([(field, f"strategy {strategy!r} is traded through another sidecar")])
 
     def _check_strategy_symbol(self, strategy: str, symbol: str, prefix: str = "") -> None:
         self.require_strategy(strategy, f"{prefix}strategy")
