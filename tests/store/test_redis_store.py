@@ -174,6 +174,19 @@ async def test_a_state_file_from_before_markers_were_remembered_counts_as_having
     assert await elsewhere._run("read", lambda redis: redis.exists(elsewhere._keys["resync_until"])) == 1
 
 
+async def test_a_sidecar_that_makes_no_call_puts_its_book_back_on_a_server_flushed_without_a_restart(
+        open_store, elsewhere: RedisLedger) -> None:
+    store = await open_store("first", "alpha")
+    await store.apply_fill(fill(Side.BUY, 90, client_order_id="o-1"))
+
+    await elsewhere._run("flush", lambda redis: redis.flushall())  # no connection breaks
+
+    async def put_back() -> bool:
+        return await elsewhere.positions() == [("alpha", "AAA", 90)]
+    await eventually(put_back, timeout=10)
+    assert await elsewhere._run("read", lambda redis: redis.exists(elsewhere._keys["resync_until"])) == 1
+
+
 async def test_a_new_sidecar_on_an_empty_server_grants_at_once(open_store, elsewhere: RedisLedger) -> None:
     store = await open_store("first", "alpha", now=time.time)  # it never marked a server: nothing lost
     firm = FirmLimits(100.0, 1.0, symbol_limit=1e9, total_limit=1e9)

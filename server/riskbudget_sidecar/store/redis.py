@@ -23,8 +23,8 @@ A server that lost its data (restarted without persistence) must not be taken at
 word: its empty operator state would lift every halt and override. Each sidecar keeps a
 marker on the server (`RedisLedger.asserted`), set once it has re-asserted what it holds;
 before it takes the operator state from the server (at every change announced, and when
-the change channel reconnects, even if this sidecar made no call during the outage), it
-checks its marker. Missing, the server lost its data: the sidecar re-asserts its book and
+the change channel reconnects, even if this sidecar made no call during the outage), and
+every second besides (a flush breaks no connection), it checks its marker. Missing, the server lost its data: the sidecar re-asserts its book and
 the overrides and trading states it holds (every sidecar holds a copy of all of them),
 then marks. Present, the server's word stands, so that a change made through another
 sidecar (an override cleared) reaches this one.
@@ -57,7 +57,7 @@ from ..engine.types import (
 from .errors import StoreError
 from .redis_ledger import (
     MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots,
-    limit_cents, lot_cents, request_lots,
+    limit_cents, lot_cents, raise_if_cancelled, request_lots,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -66,6 +66,10 @@ _log = logging.getLogger(__name__)
 _BOOK = ""
 PROBE_INTERVAL = 0.25
 """Seconds between two pings of an unavailable server."""
+MARKER_CHECK_INTERVAL = 1.0
+"""Seconds between two checks that the server still holds this sidecar's marker: a server
+flushed (or failed over) without a restart breaks no connection, and a sidecar that makes no
+call to it (idle, or at its limits) would never put its book back."""
 
 
 def _ms(seconds: float) -> int:
@@ -141,6 +145,7 @@ class RedisStore(SqliteStore):
         except LedgerUnavailable as error:
             self._lost(error)
         self._tasks.append(asyncio.create_task(self.ledger.listen(self._changed), name="ledger-listen"))
+        self._tasks.append(asyncio.create_task(self._watch_marker(), name="ledger-marker"))
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._probe] if self._probe else [])]:
@@ -179,6 +184,19 @@ class RedisStore(SqliteStore):
                 await SqliteStore.add_override(self, override)
         self._on_change()
 
+    async def _watch_marker(self) -> None:
+        """Re-assert this sidecar's book as soon as the server lost it, calls or no calls."""
+        while True:
+            await asyncio.sleep(MARKER_CHECK_INTERVAL)
+            if not self._available:  # the probe reconciles
+                continue
+            try:
+                if await self._reconcile(only_if_lost=True):
+                    await self._refresh_operator_state()
+            except LedgerUnavailable as error:
+                raise_if_cancelled()  # redis-py turned the cancellation into its error
+                self._lost(error)
+
     def _lost(self, error: LedgerUnavailable) -> None:
         """The server went away: say so once, and probe until it is back."""
         if self._available or self._probe is None:
@@ -204,13 +222,14 @@ class RedisStore(SqliteStore):
             await self._refresh_operator_state()
             return
 
-    async def _reconcile(self, *, only_if_lost: bool = False) -> None:
+    async def _reconcile(self, *, only_if_lost: bool = False) -> bool:
         """Re-assert this sidecar's book and, if the server lost this sidecar's marker, the
-        operator state it holds; then mark. `only_if_lost`: nothing unless the marker is gone."""
+        operator state it holds; then mark. `only_if_lost`: nothing unless the marker is gone.
+        Whether it was gone."""
         async with self._reconciling:
             lost = not await self.ledger.asserted()
             if only_if_lost and not lost:
-                return
+                return False
             if lost and self._marked_before():
                 await self._pause_grants()
             await self._measure_clock()
@@ -219,6 +238,7 @@ class RedisStore(SqliteStore):
                 await self._reassert_operator_state()
             await self.ledger.mark_asserted()
             self._remember_marked()
+            return lost
 
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""

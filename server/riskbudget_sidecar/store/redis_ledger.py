@@ -84,7 +84,8 @@ from .errors import StoreError
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
-    "OrderIdReused", "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "request_lots",
+    "OrderIdReused", "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "raise_if_cancelled",
+    "request_lots",
 ]
 
 MAX_SAFE = 2**53 - 1
@@ -536,7 +537,7 @@ class RedisLedger:
                 down = True
             finally:
                 await _close_quietly(pubsub, redis)
-            _raise_if_cancelled()  # redis-py turned the cancellation into its error
+            raise_if_cancelled()  # redis-py turned the cancellation into its error
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, max_backoff)
 
@@ -553,7 +554,7 @@ class RedisLedger:
         awaiting_pong = False
         while True:
             message = await pubsub.get_message(timeout=_LISTEN_TIMEOUT)
-            _raise_if_cancelled()  # redis-py took the cancellation for its read timeout
+            raise_if_cancelled()  # redis-py took the cancellation for its read timeout
             if message is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no answer to PING within {_LISTEN_TIMEOUT} s")
@@ -624,7 +625,7 @@ async def _close_quietly(*closables: PubSub | Redis) -> None:
             await closable.aclose()
 
 
-def _raise_if_cancelled() -> None:
+def raise_if_cancelled() -> None:
     """End a task whose cancellation redis-py swallowed: it turns a CancelledError into its
     own error, or into the timeout of the read it interrupted."""
     if asyncio.current_task().cancelling():
