@@ -30,7 +30,7 @@ class FakePrices:
     def last_price(self, symbol: str) -> float | None:
         return self._prices.get(symbol)
 
-    def last_time(self, symbol: str) -> float | None:
+    def live_time(self, symbol: str) -> float | None:
         return self._times.get(symbol)
 
 

@@ -199,6 +199,18 @@ def test_is_stale_when_no_price_or_too_old():
     assert state.is_stale("AAA", now=130.5, max_staleness=30.0)
 
 
+def test_prices_before_the_end_of_history_are_no_live_prices_however_recent():
+    state = market()
+    state.apply_tick(PriceTick("AAA", 100.0, 100.0))
+    state.end_history()
+
+    history = (state.live_time("AAA"), state.is_stale("AAA", now=100.0, max_staleness=30.0))
+    state.apply_tick(PriceTick("AAA", 101.0, 101.0))
+
+    assert history == (None, True)
+    assert (state.live_time("AAA"), state.is_stale("AAA", now=101.0, max_staleness=30.0)) == (101.0, False)
+
+
 # EWMA ---------------------------------------------------------------------------------
 
 

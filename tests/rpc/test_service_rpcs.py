@@ -407,6 +407,22 @@ async def test_a_fill_retried_under_its_execution_id_is_applied_once_and_a_reuse
     assert [r.position.quantity for r in without_id] == [5, 6]  # without an id: applied each time
 
 
+async def test_a_warm_up_price_however_recent_is_no_live_price(tmp_path):
+    running = await start_harness(tmp_path, market_data__bar_interval=1.0, limits__max_staleness=3600.0)
+    try:
+        before = await running.check("o-warm", 10)  # the warm-up's last bar ended a second ago
+        await running.publish_last_prices()
+        after = await running.check("o-live", 10)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert before.decision == pb.DECISION_REJECTED
+    assert [r.code for r in before.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
+    assert "no live price for 'AAA' yet" in before.reasons[0].message
+    assert after.decision == pb.DECISION_APPROVED
+
+
 async def test_check_trade_dry_run_reserves_nothing(harness):
     await harness.publish_last_prices()
 

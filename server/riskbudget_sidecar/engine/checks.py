@@ -52,11 +52,12 @@ _LOT_EPS = 1e-9
 
 
 class PriceView(Protocol):
-    """The last price of each symbol and when it was seen (MarketState satisfies it)."""
+    """The last price of each symbol, and when its last live one was seen (None if it has only
+    history, such as a warm-up's; MarketState satisfies it)."""
 
     def last_price(self, symbol: str) -> float | None: ...
 
-    def last_time(self, symbol: str) -> float | None: ...
+    def live_time(self, symbol: str) -> float | None: ...
 
 
 class Evaluation(NamedTuple):
@@ -197,9 +198,9 @@ def _decide(
                          reduces=reduces)
     price_of = prices.last_price
     last = price_of(symbol)
-    seen = prices.last_time(symbol)
+    seen = prices.live_time(symbol)
     if last is None or seen is None or not (math.isfinite(last) and last > 0):
-        return _rejected(ReasonCode.STALE_MARKET_DATA, f"no price for {symbol!r}",
+        return _rejected(ReasonCode.STALE_MARKET_DATA, f"no live price for {symbol!r} yet",
                          reduces=reduces)
     age = now - seen
     if not age <= limits.max_staleness:  # a NaN age is stale too

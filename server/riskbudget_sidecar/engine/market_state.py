@@ -66,6 +66,8 @@ class MarketState:
         self._lambda = config.ewma_lambda
         self._last_price = np.full(n, np.nan)
         self._last_time = np.full(n, np.nan)
+        self._history_time = np.full(n, np.nan)
+        """Each symbol's last tick of history (a warm-up): not a live price (`end_history`)."""
         self._open_bar: int | None = None
         self._last_closed_bar: int | None = None
         self._closes: np.ndarray | None = None
@@ -177,10 +179,21 @@ class MarketState:
         time = self._last_time[self.index(symbol)]
         return None if math.isnan(time) else float(time)
 
+    def end_history(self) -> None:
+        """The prices so far are history (a warm-up), not the market now: a symbol has no live
+        price (`live_time` None) until a later tick, however recent its last bar was."""
+        self._history_time = self._last_time.copy()
+
+    def live_time(self, symbol: str) -> float | None:
+        """When the symbol's last live price was seen; None if none came after the history."""
+        i = self.index(symbol)
+        time = self._last_time[i]
+        return None if math.isnan(time) or time <= self._history_time[i] else float(time)
+
     def is_stale(self, symbol: str, now: float, max_staleness: float) -> bool:
-        """True if the symbol has no price or its last tick is more than max_staleness old."""
-        time = self._last_time[self.index(symbol)]
-        return math.isnan(time) or now - time > max_staleness
+        """True if the symbol has no live price or its last one is more than max_staleness old."""
+        time = self.live_time(symbol)
+        return time is None or now - time > max_staleness
 
     # Internals --------------------------------------------------------------------
 

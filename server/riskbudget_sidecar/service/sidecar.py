@@ -308,6 +308,7 @@ class RiskBudgetSidecar:
             self._apply_tick(tick)
             count += 1
         self._advance(now)
+        self._market.end_history()  # however recent, a warm-up price is no live one
         self._carry_regime_over()  # before the first budget: none is ever shown in the warm-up's
         self._recompute(now)
         self._warming_up = False
