@@ -17,6 +17,7 @@ from riskbudget_sidecar.engine.types import PriceTick, Regime
 from riskbudget_sidecar.service.clock import ManualClock
 from riskbudget_sidecar.service.config_file import load_config
 from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
+from riskbudget_sidecar.service.errors import StateUnavailable
 from riskbudget_sidecar.store.errors import StoreError
 
 from .conftest import T0, start_harness, timestamp, write_config
@@ -188,6 +189,25 @@ async def test_drift_produces_a_recommendation_once_within_the_cooldown(harness)
     assert pb.RECOMMENDATION_TRIGGER_DRIFT in first.triggers
     current = {(a.strategy, a.symbol): a.notional for a in first.current_allocation}
     assert current[("trend", "AAA")] == pytest.approx(1000 * prices["AAA"])
+
+
+async def test_a_drift_whose_recommendation_could_not_be_recorded_is_recommended_at_the_next_tick(
+        harness, monkeypatch):
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+    append = harness.sidecar.store.append_recommendation
+
+    def refused(recommendation):
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(harness.sidecar.store, "append_recommendation", refused)
+    with pytest.raises(StateUnavailable):
+        await harness.sidecar.monitor_once()
+    monkeypatch.setattr(harness.sidecar.store, "append_recommendation", append)
+    await harness.sidecar.monitor_once()  # within the cooldown of the firing that was lost
+
+    recommended = await recommendations_after(harness, 0)
+    assert [list(r.triggers) for r in recommended] == [[pb.RECOMMENDATION_TRIGGER_DRIFT]]
 
 
 async def test_a_restart_does_not_send_a_recommendation_again_within_its_cooldown(tmp_path):

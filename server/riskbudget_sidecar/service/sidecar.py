@@ -389,6 +389,7 @@ class RiskBudgetSidecar:
             self._record_regime()
             return
         report = report or self.utilization()
+        latches = self._triggers.fired()
         firings = self._triggers.evaluate(
             now=self._clock.now(), regime_changed=changed, previous_regime=previous,
             snapshot=snapshot, drift=self._drift(snapshot),
@@ -396,8 +397,9 @@ class RiskBudgetSidecar:
         if firings:
             try:
                 self._recommend(firings)
-            except StateUnavailable:  # not recorded: the change is recommended again next time
+            except StateUnavailable:  # not recorded: recommended again next time, cooldowns or not
                 self._last_regime = previous
+                self._triggers.restore(latches)
                 raise
         self._record_regime()  # only once recommended: else a restart would take it as known
         if changed:
