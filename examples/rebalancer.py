@@ -7,8 +7,10 @@ It subscribes to the sidecar's recommendations with `RecommendationFeed` and,
 for each one that requires rebalancing, merges the budget's target allocation
 into the strategies' own (`merge_allocations`, the seed's `_merge_allocations`),
 prints the trades that would take the book there from the recommendation's
-current allocation, and records the recommendation's sequence in the checkpoint
-file. A restart resumes after the checkpoint: nothing is missed, and only a
+current allocation, and records the recommendation's sequence, with the id of
+the log it counts in, in the checkpoint file. A restart resumes after the
+checkpoint: nothing is missed (a sidecar on a new state file, whose log numbers
+from 1 again, refuses the old log's sequence), and only a
 crash between handling a recommendation and writing the checkpoint hands that
 one recommendation out again (so handling must be idempotent; here it only
 prints: it sends no orders).
@@ -45,6 +47,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from riskbudget.v1 import types_pb2
 from riskbudget_client import (
@@ -143,25 +146,36 @@ def net_asset_value(rows: Iterable[types_pb2.SymbolAllocation]) -> float | None:
     return None
 
 
-def read_checkpoint(path: Path) -> int:
-    """The last sequence handled; 0 when there is no checkpoint yet."""
+class Checkpoint(NamedTuple):
+    """The last sequence handled, and the recommendation log it counts in ("": not known)."""
+
+    sequence: int
+    log_id: str = ""
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """The last sequence handled, with its log; sequence 0 when there is no checkpoint
+    yet. A checkpoint of an earlier version holds the sequence alone."""
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
-        return 0
-    if not text.isdigit():
-        raise ValueError(f"{path}: a checkpoint holds one sequence number, found {text[:40]!r}")
-    return int(text)
+        return Checkpoint(0)
+    sequence, _, log_id = text.partition(" ")
+    if not sequence.isdigit() or not all(c in "0123456789abcdef" for c in log_id):
+        raise ValueError(
+            f"{path}: a checkpoint holds a sequence number and a log id, found {text[:80]!r}"
+        )
+    return Checkpoint(int(sequence), log_id)
 
 
-def write_checkpoint(path: Path, sequence: int) -> None:
-    """Record `sequence` as handled, atomically: a crash leaves the old value or
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Record `checkpoint` as handled, atomically: a crash leaves the old value or
     the new one, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as file:
-            file.write(f"{sequence}\n")
+            file.write(f"{checkpoint.sequence} {checkpoint.log_id}".strip() + "\n")
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -207,14 +221,14 @@ def plan(
     return trades(target, allocation_from_rows(recommendation.current_allocation), min_change)
 
 
-def resync_after(client: RiskBudgetClient, lost: RecommendationsLost) -> int:
+def resync_after(client: RiskBudgetClient, lost: RecommendationsLost) -> Checkpoint:
     """Where to resume after losing recommendations: just before the newest,
-    whose complete allocation supersedes every one lost."""
+    whose complete allocation supersedes every one lost, in the sidecar's log now."""
     try:
-        newest = client.get_status().last_recommendation_sequence
+        status = client.get_status()
     except RiskBudgetError:
-        return lost.resume_after or 0
-    return max(newest - 1, 0)
+        return Checkpoint(lost.resume_after or 0)
+    return Checkpoint(max(status.last_recommendation_sequence - 1, 0), status.recommendation_log_id)
 
 
 def run(
@@ -234,10 +248,12 @@ def run(
     stop = stop or threading.Event()
     after = read_checkpoint(checkpoint)
     handled = 0
-    out(f"subscribing to {target} after sequence {after}")
+    out(f"subscribing to {target} after sequence {after.sequence}")
     with RiskBudgetClient(target) as client:
         while not stop.is_set() and (limit is None or handled < limit):
-            feed = RecommendationFeed(client, after, **(feed_options or {}))
+            feed = RecommendationFeed(
+                client, after.sequence, log_id=after.log_id or None, **(feed_options or {})
+            )
             if on_feed is not None:
                 on_feed(feed)
             try:
@@ -245,8 +261,9 @@ def run(
                     for recommendation in feed:
                         planned = plan(recommendation, strategy_allocation, min_change)
                         out(describe(recommendation, planned))
-                        write_checkpoint(checkpoint, recommendation.sequence)
-                        after, handled = recommendation.sequence, handled + 1
+                        after = Checkpoint(recommendation.sequence, feed.log_id)
+                        write_checkpoint(checkpoint, after)
+                        handled += 1
                         if limit is not None and handled >= limit:
                             break
                     else:
@@ -254,7 +271,7 @@ def run(
                         return 0
             except RecommendationsLost as lost:
                 after = resync_after(client, lost)
-                out(f"lost recommendations: {lost}; resyncing after {after}")
+                out(f"lost recommendations: {lost}; resyncing after {after.sequence}")
             except (FeedError, RiskBudgetError) as error:
                 out(f"giving up: {error}")
                 return 1
@@ -265,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="the sidecar's address")
     parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="file holding the last sequence handled"
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="file holding the last sequence handled and its log",
     )
     parser.add_argument(
         "--allocation",

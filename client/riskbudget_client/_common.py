@@ -275,7 +275,7 @@ def list_alerts_request(
 
 
 def stream_recommendations_request(
-    after_sequence: int, from_latest: bool
+    after_sequence: int, from_latest: bool, log_id: str = ""
 ) -> service_pb2.StreamRecommendationsRequest:
     if not (
         isinstance(after_sequence, int)
@@ -285,8 +285,10 @@ def stream_recommendations_request(
         raise ValueError(
             f"after_sequence must be a sequence number, 0 or more, got {after_sequence!r}"
         )
+    if not isinstance(log_id, str):
+        raise ValueError(f"log_id must be the log id string of a stream, got {log_id!r}")
     return service_pb2.StreamRecommendationsRequest(
-        after_sequence=after_sequence, from_latest=from_latest
+        after_sequence=after_sequence, from_latest=from_latest, log_id=log_id
     )
 
 

@@ -150,16 +150,17 @@ class AsyncRiskBudgetClient:
         return await self._call(self._service, "ReleaseOrder", request)
 
     def stream_recommendations(
-        self, after_sequence: int = 0, from_latest: bool = False
+        self, after_sequence: int = 0, from_latest: bool = False, log_id: str = ""
     ) -> AsyncIterator[types_pb2.Recommendation]:
         """Recommendations after `after_sequence`, then live ones, one at a time;
-        with `from_latest`, only those created from now on.
+        with `from_latest`, only those created from now on. With `log_id`, a
+        sequence of another log (a replaced state file) is refused as out of range.
 
         The stream has no deadline; stop iterating (or `aclose()` the iterator)
         to cancel it. A failure raises `RiskBudgetError`;
         `AsyncRecommendationFeed` reconnects and resumes instead.
         """
-        request = _common.stream_recommendations_request(after_sequence, from_latest)
+        request = _common.stream_recommendations_request(after_sequence, from_latest, log_id)
         return self._recommendations(request)
 
     async def _recommendations(

@@ -22,8 +22,13 @@ feed builds on that:
   raises `RiskBudgetError`. Either ends the feed.
 
 Checkpointing: persist `recommendation.sequence` (or `feed.last_sequence`)
-after handling each recommendation, and pass it back as `after_sequence` on the
-next start. With no checkpoint, `after_sequence=0` asks for every
+after handling each recommendation, with `feed.log_id`, and pass them back as
+`after_sequence` and `log_id` on the next start. The log id names the log the
+sequence counts in: a sidecar on a new or replaced state file (or the memory
+store, restarted) starts another log, numbered from 1 again, and a checkpoint
+of the old log raises `RecommendationsLost` there instead of skipping the new
+log's recommendations up to it. A feed started without a log id learns it from
+the first message and checks it from then on. With no checkpoint, `after_sequence=0` asks for every
 recommendation since the first; once the log was trimmed that raises
 `RecommendationsLost` too (some are gone), so a consumer without a checkpoint
 starts from `client.get_status().oldest_recommendation_sequence - 1` for every
@@ -177,6 +182,7 @@ class _FeedPolicy:
         self,
         after_sequence: int,
         *,
+        log_id: str | None,
         initial_backoff: float,
         backoff_multiplier: float,
         max_backoff: float,
@@ -189,6 +195,11 @@ class _FeedPolicy:
             raise ValueError(
                 f"after_sequence must be a sequence number, 0 or more, got {after_sequence!r}"
             )
+        _require(
+            log_id is None or isinstance(log_id, str),
+            "log_id must be None or the log id string a feed reported",
+            log_id,
+        )
         _require(
             _is_real(initial_backoff) and initial_backoff > 0,
             "initial_backoff must be a positive number of seconds",
@@ -215,6 +226,7 @@ class _FeedPolicy:
             max_reconnects,
         )
         self.last_sequence = after_sequence
+        self.log_id = log_id or ""
         self.reconnects = 0
         self.duplicates_dropped = 0
         self._initial_backoff = float(initial_backoff)
@@ -227,7 +239,24 @@ class _FeedPolicy:
         self._backoff = self._initial_backoff
 
     def request(self) -> service_pb2.StreamRecommendationsRequest:
-        return service_pb2.StreamRecommendationsRequest(after_sequence=self.last_sequence)
+        return service_pb2.StreamRecommendationsRequest(
+            after_sequence=self.last_sequence, log_id=self.log_id
+        )
+
+    def received(
+        self, message: service_pb2.StreamRecommendationsResponse
+    ) -> Iterable[Recommendation]:
+        """The recommendations of a stream message, once its log is known to be the feed's."""
+        if not self.log_id:
+            self.log_id = message.log_id
+        elif message.log_id and message.log_id != self.log_id:
+            raise RecommendationsLost(
+                self.last_sequence,
+                None,
+                f"the stream is of recommendation log {message.log_id!r}, the feed's "
+                f"sequences count in {self.log_id!r}",
+            )
+        return message.recommendations
 
     def take(self, recommendation: Recommendation) -> bool:
         """Whether to yield `recommendation` now; if so, it is the caller's
@@ -299,6 +328,7 @@ class _FeedBase:
         self,
         after_sequence: int,
         *,
+        log_id: str | None,
         initial_backoff: float,
         backoff_multiplier: float,
         max_backoff: float,
@@ -309,6 +339,7 @@ class _FeedBase:
     ) -> None:
         self._policy = _FeedPolicy(
             after_sequence,
+            log_id=log_id,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -326,6 +357,12 @@ class _FeedBase:
         """The sequence of the last recommendation yielded (the caller's
         `after_sequence` before any): the feed resumes after it."""
         return self._policy.last_sequence
+
+    @property
+    def log_id(self) -> str:
+        """The log `last_sequence` counts in: the caller's `log_id`, else the first
+        message's ("" until then); keep it with the checkpoint."""
+        return self._policy.log_id
 
     @property
     def reconnects(self) -> int:
@@ -351,8 +388,9 @@ class _FeedBase:
 
 
 class RecommendationFeed(_FeedBase):
-    """Recommendations after `after_sequence`, then live ones, in order, across
-    disconnects and sidecar restarts; see the module's documentation.
+    """Recommendations after `after_sequence` (of the log `log_id`, when given),
+    then live ones, in order, across disconnects and sidecar restarts; see the
+    module's documentation.
 
     `source` is the sidecar's address (the feed makes its own client and closes
     it) or a `RiskBudgetClient` (left open). Reconnects wait `initial_backoff`
@@ -370,6 +408,7 @@ class RecommendationFeed(_FeedBase):
         source: str | RiskBudgetClient,
         after_sequence: int = 0,
         *,
+        log_id: str | None = None,
         initial_backoff: float = 0.1,
         backoff_multiplier: float = 2.0,
         max_backoff: float = 5.0,
@@ -381,6 +420,7 @@ class RecommendationFeed(_FeedBase):
     ) -> None:
         super().__init__(
             after_sequence,
+            log_id=log_id,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -425,7 +465,7 @@ class RecommendationFeed(_FeedBase):
                 code, details = failed.code(), failed.details() or ""
                 trailing, cause = failed.trailing_metadata(), error
             else:
-                self._pending.extend(batch.recommendations)
+                self._pending.extend(self._policy.received(batch))
                 continue
             self._drop(call)
             self._sleep(self._policy.disconnected(code, details, trailing, cause))
@@ -478,6 +518,7 @@ class AsyncRecommendationFeed(_FeedBase):
         source: str | AsyncRiskBudgetClient,
         after_sequence: int = 0,
         *,
+        log_id: str | None = None,
         initial_backoff: float = 0.1,
         backoff_multiplier: float = 2.0,
         max_backoff: float = 5.0,
@@ -489,6 +530,7 @@ class AsyncRecommendationFeed(_FeedBase):
     ) -> None:
         super().__init__(
             after_sequence,
+            log_id=log_id,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -541,7 +583,7 @@ class AsyncRecommendationFeed(_FeedBase):
                 trailing, cause = failed.trailing_metadata(), error
             else:
                 if batch is not grpc.aio.EOF:
-                    self._pending.extend(batch.recommendations)
+                    self._pending.extend(self._policy.received(batch))
                     continue
                 code, details, trailing, cause = grpc.StatusCode.OK, "the stream ended", (), None
             self._drop(call)

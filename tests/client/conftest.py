@@ -265,6 +265,8 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         self.episodes = deque()
         self.requests = []
         self.oldest_metadata = True
+        self.log_id = ""
+        """Stamped on every message, unchecked: an older sidecar's messages carry none."""
         self.stopped = False
         self.ended = threading.Semaphore(0)
         self._changed = threading.Condition()
@@ -292,6 +294,7 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         return service_pb2.GetStatusResponse(
             last_recommendation_sequence=max(sequences, default=0),
             oldest_recommendation_sequence=min(sequences, default=0),
+            recommendation_log_id=self.log_id,
         )
 
     def StreamRecommendations(self, request, context):
@@ -324,7 +327,7 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
                 batch = self.log[position : position + self.batch_size]
             if episode.send is not None:
                 batch = batch[: episode.send - sent]
-            yield service_pb2.StreamRecommendationsResponse(recommendations=batch)
+            yield service_pb2.StreamRecommendationsResponse(recommendations=batch, log_id=self.log_id)
             position, sent, last_sent = position + len(batch), sent + len(batch), batch[-1].sequence
         if episode.code == grpc.StatusCode.OK:
             return

@@ -160,6 +160,28 @@ def test_a_log_trimmed_while_the_feed_was_away_raises_recommendations_lost(
     assert feed.last_sequence == 2
 
 
+def test_a_stream_of_another_log_raises_recommendations_lost_and_yields_nothing(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "new"
+    feed = open_feed(log_server.target, after_sequence=1, log_id="old", sleep=sleeps)
+
+    with pytest.raises(RecommendationsLost, match="the stream is of recommendation log 'new'"):
+        next(feed)
+    assert feed.last_sequence == 1 and feed.log_id == "old"
+
+
+def test_a_feed_of_a_sidecar_that_names_no_log_goes_on_unchecked(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.publish(1, 2, 3)
+    feed = open_feed(log_server.target, after_sequence=1, log_id="mine", sleep=sleeps)
+
+    assert take(feed, 2) == [2, 3]
+    assert [request.log_id for request in log_sidecar.requests] == ["mine"]
+
+
 def test_a_duplicate_replayed_by_the_sidecar_is_dropped(
     open_feed, log_sidecar, log_server, sleeps
 ):
@@ -344,6 +366,7 @@ def test_a_feed_built_on_a_client_leaves_the_client_open(
         ({"jitter": 1.0}, "jitter must be a fraction"),
         ({"max_reconnects": -1}, "max_reconnects must be None"),
         ({"max_reconnects": True}, "max_reconnects must be None"),
+        ({"log_id": 7}, "log_id must be None or the log id string"),
     ],
 )
 @pytest.mark.parametrize("kind", [RecommendationFeed, AsyncRecommendationFeed])

@@ -168,24 +168,32 @@ def test_the_built_in_strategy_allocation_is_valid():
 
 
 def test_no_checkpoint_file_means_nothing_handled_yet(tmp_path):
-    assert rebalancer.read_checkpoint(tmp_path / "rebal.seq") == 0
+    assert rebalancer.read_checkpoint(tmp_path / "rebal.seq") == (0, "")
 
 
 def test_a_checkpoint_reads_back_what_was_written(tmp_path):
     path = tmp_path / "state" / "rebal.seq"
 
-    rebalancer.write_checkpoint(path, 41)
-    rebalancer.write_checkpoint(path, 42)
+    rebalancer.write_checkpoint(path, rebalancer.Checkpoint(41, "0f" * 16))
+    rebalancer.write_checkpoint(path, rebalancer.Checkpoint(42, "0f" * 16))
 
-    assert rebalancer.read_checkpoint(path) == 42
+    assert rebalancer.read_checkpoint(path) == (42, "0f" * 16)
     assert [entry.name for entry in path.parent.iterdir()] == ["rebal.seq"]
 
 
-def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path):
+def test_a_checkpoint_of_an_earlier_version_is_its_sequence_in_a_log_not_known(tmp_path):
     path = tmp_path / "rebal.seq"
-    path.write_text("forty-two")
+    path.write_text("42\n")
 
-    with pytest.raises(ValueError, match="rebal.seq: a checkpoint holds one sequence number"):
+    assert rebalancer.read_checkpoint(path) == (42, "")
+
+
+@pytest.mark.parametrize("text", ["forty-two", "42 not-a-log-id", "-1 0f0f"])
+def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path, text):
+    path = tmp_path / "rebal.seq"
+    path.write_text(text)
+
+    with pytest.raises(ValueError, match="rebal.seq: a checkpoint holds a sequence number and a log id"):
         rebalancer.read_checkpoint(path)
 
 
@@ -201,18 +209,19 @@ def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
         recommendation(3, [("mom", "SPY", 0.30)], [("mom", "SPY", 0.12)], False),
     ]
     log_sidecar.script(Episode(send=1))
+    log_sidecar.log_id = "a1"
     checkpoint = tmp_path / "rebal.seq"
     printed = []
     options = {"feed_options": {"sleep": lambda seconds: None}, "out": printed.append}
     allocation = {("mom", "SPY"): 0.20}
 
     first = rebalancer.run(log_server.target, checkpoint, allocation, limit=2, **options)
-    assert (first, rebalancer.read_checkpoint(checkpoint)) == (0, 2)
+    assert (first, rebalancer.read_checkpoint(checkpoint)) == (0, (2, "a1"))
     second = rebalancer.run(log_server.target, checkpoint, allocation, limit=1, **options)
 
     assert second == 0
-    assert rebalancer.read_checkpoint(checkpoint) == 3
-    assert [request.after_sequence for request in log_sidecar.requests] == [0, 1, 2]
+    assert rebalancer.read_checkpoint(checkpoint) == (3, "a1")
+    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(0, ""), (1, "a1"), (2, "a1")]
     assert "\n".join(printed).splitlines() == [
         f"subscribing to {log_server.target} after sequence 0",
         "#1 [REGIME_CHANGE] budget v7 BEAR: regime changed",
@@ -229,14 +238,15 @@ def test_the_rebalancer_resyncs_on_the_newest_recommendation_when_some_were_lost
     log_sidecar, log_server, tmp_path
 ):
     log_sidecar.publish(20, 21, 22)
+    log_sidecar.log_id = "b2"
     checkpoint = tmp_path / "rebal.seq"
-    rebalancer.write_checkpoint(checkpoint, 5)
+    rebalancer.write_checkpoint(checkpoint, rebalancer.Checkpoint(5))
     printed = []
 
     status = rebalancer.run(log_server.target, checkpoint, {}, limit=1, out=printed.append)
 
-    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, 22)
-    assert [request.after_sequence for request in log_sidecar.requests] == [5, 21]
+    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, (22, "b2"))
+    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(5, ""), (21, "b2")]
     assert printed[1].startswith("lost recommendations: recommendations after 5 are no longer")
     assert printed[1].endswith("resyncing after 21")
 

@@ -271,6 +271,63 @@ async def test_a_resume_point_ahead_of_the_log_is_out_of_range(harness):
     assert "ahead of the newest recommendation 1" in refused.value.details()
 
 
+async def test_every_stream_message_names_the_log_its_sequences_count_in(harness):
+    await trigger(harness)
+    await trigger(harness)
+
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+    message = await call.read()
+    status = await harness.stub.GetStatus(spb.GetStatusRequest())
+    resumed = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(
+        after_sequence=1, log_id=status.recommendation_log_id))
+    rest = await resumed.read()
+    call.cancel()
+    resumed.cancel()
+
+    assert len(status.recommendation_log_id) == 32
+    assert message.log_id == rest.log_id == status.recommendation_log_id
+    assert [r.sequence for r in rest.recommendations] == [2]
+
+
+async def test_a_resume_point_in_another_log_is_out_of_range_though_its_sequence_exists(harness):
+    await trigger(harness)
+    await trigger(harness)
+
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=1, log_id="f" * 32))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call.read()
+    latest = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(from_latest=True, log_id="f" * 32))
+    await asyncio.sleep(0.05)
+    await trigger(harness)
+    live = await latest.read()
+    latest.cancel()
+
+    assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert f"counts in recommendation log {'f' * 32!r}" in refused.value.details()
+    assert dict(refused.value.trailing_metadata())["riskbudget-oldest-sequence"] == "1"
+    assert [r.sequence for r in live.recommendations] == [3]  # from_latest resumes nowhere: not checked
+
+
+async def test_a_checkpoint_of_a_replaced_state_file_is_out_of_range_once_the_new_log_passes_it(tmp_path):
+    first = await start_harness(tmp_path)
+    for _ in range(2):
+        await trigger(first)
+    old_log = (await first.stub.GetStatus(spb.GetStatusRequest())).recommendation_log_id
+    await close(first)
+    (tmp_path / "state.sqlite3").rename(tmp_path / "old.sqlite3")
+    second = await start_harness(tmp_path)  # a new state file: its log numbers from 1 again
+    try:
+        made = [(await trigger(second, f"new {n}")).sequence for n in range(3)]
+        call = second.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=2, log_id=old_log))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call.read()
+    finally:
+        await close(second)
+
+    assert made == [1, 2, 3]
+    assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE  # not 3 alone: 1 and 2 are new too
+
+
 @pytest.mark.parametrize("feed_class", [RecommendationFeed, AsyncRecommendationFeed])
 async def test_a_feed_resuming_from_a_lost_log_raises_recommendations_lost(harness, feed_class):
     await trigger(harness)
@@ -291,6 +348,57 @@ async def test_a_feed_resuming_from_a_lost_log_raises_recommendations_lost(harne
             await read_one_async()
 
     assert lost.value.after_sequence == checkpoint and lost.value.oldest_available == 1
+
+
+@pytest.mark.parametrize("feed_class", [RecommendationFeed, AsyncRecommendationFeed])
+async def test_a_feed_learns_the_log_and_a_checkpoint_of_another_log_raises_recommendations_lost(
+        harness, feed_class):
+    for _ in range(3):
+        await trigger(harness)
+    status = await harness.stub.GetStatus(spb.GetStatusRequest())
+
+    def read(**start):
+        with RecommendationFeed(harness.server.target, **start) as feed:
+            return next(feed).sequence, feed.log_id
+
+    async def read_async(**start):
+        async with AsyncRecommendationFeed(harness.server.target, **start) as feed:
+            return (await anext(feed)).sequence, feed.log_id
+
+    async def read_one(**start):
+        if feed_class is RecommendationFeed:
+            return await asyncio.to_thread(read, **start)
+        return await read_async(**start)
+
+    learned = await read_one(after_sequence=1)
+    checked = await read_one(after_sequence=1, log_id=status.recommendation_log_id)
+    with pytest.raises(RecommendationsLost) as lost:
+        await read_one(after_sequence=1, log_id="0" * 32)
+
+    assert learned == checked == (2, status.recommendation_log_id)
+    assert lost.value.after_sequence == 1 and lost.value.oldest_available == 1
+
+
+async def test_a_feed_reconnecting_to_a_sidecar_on_a_new_state_file_raises_instead_of_skipping(tmp_path):
+    listen = {"sidecar__listen": f"unix:{tmp_path}/socket/riskbudget.sock"}
+    first = await start_harness(tmp_path, **listen)
+    await trigger(first)
+    feed = RecommendationFeed(first.server.target, initial_backoff=0.01, max_backoff=0.05)
+    seen = [(await asyncio.to_thread(next, feed)).sequence]
+    await close(first)
+    (tmp_path / "state.sqlite3").rename(tmp_path / "old.sqlite3")
+    second = await start_harness(tmp_path, **listen)
+    try:
+        for n in range(3):  # the new log passes the feed's checkpoint before it reconnects
+            await trigger(second, f"new {n}")
+        with pytest.raises(RecommendationsLost) as lost:
+            seen.append((await asyncio.to_thread(next, feed)).sequence)
+    finally:
+        feed.close()
+        await close(second)
+
+    assert seen == [1]  # never 2 of the new log, which would skip its 1
+    assert "counts in recommendation log" in lost.value.details
 
 
 async def close(harness) -> None:

@@ -65,6 +65,20 @@ async def test_reopening_shows_everything_the_store_held(open_sqlite) -> None:
     assert again.book.reservation("o-1") == reservation(20, client_order_id="o-1")
     assert again.remembered("o-1").decision.approved_quantity == 20
     assert again.recommendation_bounds() == (1, 3)
+    assert again.recommendation_log_id == first.recommendation_log_id
+
+
+async def test_a_new_state_file_starts_another_recommendation_log(open_sqlite, db_path) -> None:
+    first = open_sqlite()
+    first.append_recommendation(recommendation("one"))
+    first.close()
+    db_path.parent.rename(db_path.parent.with_name("moved"))
+
+    replaced = open_sqlite()
+
+    assert replaced.append_recommendation(recommendation("again")).sequence == 1
+    assert len(replaced.recommendation_log_id) == 32
+    assert replaced.recommendation_log_id != first.recommendation_log_id
 
 
 async def test_a_fill_remembered_by_its_execution_id_is_not_applied_again_after_a_restart(open_sqlite) -> None:

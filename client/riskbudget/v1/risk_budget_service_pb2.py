@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from riskbudget.v1 import types_pb2 as riskbudget_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'riskbudget/v1/risk_budget_service.proto\x12\rriskbudget.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19riskbudget/v1/types.proto\"$\n\x10GetBudgetRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\":\n\x11GetBudgetResponse\x12%\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x15.riskbudget.v1.Budget\")\n\x15GetUtilizationRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\"\x9a\x02\n\x16GetUtilizationResponse\x12(\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12#\n\x05total\x18\x02 \x01(\x0b\x32\x14.riskbudget.v1.Usage\x12\x36\n\nstrategies\x18\x03 \x03(\x0b\x32\".riskbudget.v1.StrategyUtilization\x12\x31\n\x07symbols\x18\x04 \x03(\x0b\x32 .riskbudget.v1.SymbolUtilization\x12\x1b\n\x13near_limit_fraction\x18\x05 \x01(\x01\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x11\x43heckTradeRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12!\n\x04side\x18\x04 \x01(\x0e\x32\x13.riskbudget.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x01\x12\x13\n\x0blimit_price\x18\x06 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\xbc\x03\n\x12\x43heckTradeResponse\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x17.riskbudget.v1.Decision\x12\x1a\n\x12requested_quantity\x18\x03 \x01(\x01\x12\x19\n\x11\x61pproved_quantity\x18\x04 \x01(\x01\x12&\n\x07reasons\x18\x05 \x03(\x0b\x32\x15.riskbudget.v1.Reason\x12(\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12\x10\n\x08reserved\x18\x07 \x01(\x08\x12:\n\x16reservation_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10reduces_exposure\x18\t \x01(\x08\x12\x30\n\x0fshadow_decision\x18\n \x01(\x0e\x32\x17.riskbudget.v1.Decision\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x17\n\x0freference_price\x18\x0c \x01(\x01\x12\x14\n\x0coverride_ids\x18\r \x03(\t\"K\n\x1cStreamRecommendationsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_latest\x18\x02 \x01(\x08\"W\n\x1dStreamRecommendationsResponse\x12\x36\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1d.riskbudget.v1.Recommendation\"C\n\x18PublishMarketDataRequest\x12\'\n\x05ticks\x18\x01 \x03(\x0b\x32\x18.riskbudget.v1.PriceTick\"W\n\x19PublishMarketDataResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12(\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\"B\n\x17StreamMarketDataRequest\x12\'\n\x05ticks\x18\x01 \x03(\x0b\x32\x18.riskbudget.v1.PriceTick\"V\n\x18StreamMarketDataResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12(\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\"\xd2\x01\n\x11ReportFillRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12!\n\x04side\x18\x04 \x01(\x0e\x32\x13.riskbudget.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x01\x12\r\n\x05price\x18\x06 \x01(\x01\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\t\"v\n\x12ReportFillResponse\x12)\n\x08position\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Position\x12#\n\x1breserved_quantity_remaining\x18\x02 \x01(\x01\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"S\n\x13SetPositionsRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12*\n\tpositions\x18\x02 \x03(\x0b\x32\x17.riskbudget.v1.Position\")\n\x14SetPositionsResponse\x12\x11\n\tpositions\x18\x01 \x01(\r\".\n\x13ReleaseOrderRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\"(\n\x14ReleaseOrderResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"V\n\x11ListAlertsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x32\n\x0cmin_severity\x18\x02 \x01(\x0e\x32\x1c.riskbudget.v1.AlertSeverity\":\n\x12ListAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.riskbudget.v1.Alert\"\x12\n\x10GetStatusRequest\"`\n\x0cRegimePeriod\x12%\n\x06regime\x18\x01 \x01(\x0e\x32\x15.riskbudget.v1.Regime\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcf\x02\n\x11GetStatusResponse\x12(\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12\x33\n\x0eregime_history\x18\x02 \x03(\x0b\x32\x1b.riskbudget.v1.RegimePeriod\x12\x1f\n\x17regime_response_seconds\x18\x03 \x03(\x01\x12$\n\x1clast_recommendation_sequence\x18\x04 \x01(\x04\x12&\n\x1eoldest_recommendation_sequence\x18\x05 \x01(\x04\x12\x13\n\x0bsubscribers\x18\x06 \x01(\r\x12\x1c\n\x14\x64\x65\x63ision_log_backlog\x18\x07 \x01(\x04\x12\x1f\n\x17\x64\x65\x63ision_log_overflowed\x18\x08 \x01(\x04\x12\x18\n\x10\x61\x63tive_overrides\x18\t \x01(\r2\x82\x08\n\x11RiskBudgetService\x12N\n\tGetBudget\x12\x1f.riskbudget.v1.GetBudgetRequest\x1a .riskbudget.v1.GetBudgetResponse\x12]\n\x0eGetUtilization\x12$.riskbudget.v1.GetUtilizationRequest\x1a%.riskbudget.v1.GetUtilizationResponse\x12Q\n\nCheckTrade\x12 .riskbudget.v1.CheckTradeRequest\x1a!.riskbudget.v1.CheckTradeResponse\x12t\n\x15StreamRecommendations\x12+.riskbudget.v1.StreamRecommendationsRequest\x1a,.riskbudget.v1.StreamRecommendationsResponse0\x01\x12\x66\n\x11PublishMarketData\x12\'.riskbudget.v1.PublishMarketDataRequest\x1a(.riskbudget.v1.PublishMarketDataResponse\x12\x65\n\x10StreamMarketData\x12&.riskbudget.v1.StreamMarketDataRequest\x1a\'.riskbudget.v1.StreamMarketDataResponse(\x01\x12Q\n\nReportFill\x12 .riskbudget.v1.ReportFillRequest\x1a!.riskbudget.v1.ReportFillResponse\x12W\n\x0cSetPositions\x12\".riskbudget.v1.SetPositionsRequest\x1a#.riskbudget.v1.SetPositionsResponse\x12W\n\x0cReleaseOrder\x12\".riskbudget.v1.ReleaseOrderRequest\x1a#.riskbudget.v1.ReleaseOrderResponse\x12Q\n\nListAlerts\x12 .riskbudget.v1.ListAlertsRequest\x1a!.riskbudget.v1.ListAlertsResponse\x12N\n\tGetStatus\x12\x1f.riskbudget.v1.GetStatusRequest\x1a .riskbudget.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'riskbudget/v1/risk_budget_service.proto\x12\rriskbudget.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19riskbudget/v1/types.proto\"$\n\x10GetBudgetRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\":\n\x11GetBudgetResponse\x12%\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x15.riskbudget.v1.Budget\")\n\x15GetUtilizationRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\"\x9a\x02\n\x16GetUtilizationResponse\x12(\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12#\n\x05total\x18\x02 \x01(\x0b\x32\x14.riskbudget.v1.Usage\x12\x36\n\nstrategies\x18\x03 \x03(\x0b\x32\".riskbudget.v1.StrategyUtilization\x12\x31\n\x07symbols\x18\x04 \x03(\x0b\x32 .riskbudget.v1.SymbolUtilization\x12\x1b\n\x13near_limit_fraction\x18\x05 \x01(\x01\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x11\x43heckTradeRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12!\n\x04side\x18\x04 \x01(\x0e\x32\x13.riskbudget.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x01\x12\x13\n\x0blimit_price\x18\x06 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\xbc\x03\n\x12\x43heckTradeResponse\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x17.riskbudget.v1.Decision\x12\x1a\n\x12requested_quantity\x18\x03 \x01(\x01\x12\x19\n\x11\x61pproved_quantity\x18\x04 \x01(\x01\x12&\n\x07reasons\x18\x05 \x03(\x0b\x32\x15.riskbudget.v1.Reason\x12(\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12\x10\n\x08reserved\x18\x07 \x01(\x08\x12:\n\x16reservation_expires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10reduces_exposure\x18\t \x01(\x08\x12\x30\n\x0fshadow_decision\x18\n \x01(\x0e\x32\x17.riskbudget.v1.Decision\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x17\n\x0freference_price\x18\x0c \x01(\x01\x12\x14\n\x0coverride_ids\x18\r \x03(\t\"[\n\x1cStreamRecommendationsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_latest\x18\x02 \x01(\x08\x12\x0e\n\x06log_id\x18\x03 \x01(\t\"g\n\x1dStreamRecommendationsResponse\x12\x36\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1d.riskbudget.v1.Recommendation\x12\x0e\n\x06log_id\x18\x02 \x01(\t\"C\n\x18PublishMarketDataRequest\x12\'\n\x05ticks\x18\x01 \x03(\x0b\x32\x18.riskbudget.v1.PriceTick\"W\n\x19PublishMarketDataResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12(\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\"B\n\x17StreamMarketDataRequest\x12\'\n\x05ticks\x18\x01 \x03(\x0b\x32\x18.riskbudget.v1.PriceTick\"V\n\x18StreamMarketDataResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x04\x12(\n\x06\x62udget\x18\x02 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\"\xd2\x01\n\x11ReportFillRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12!\n\x04side\x18\x04 \x01(\x0e\x32\x13.riskbudget.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x01\x12\r\n\x05price\x18\x06 \x01(\x01\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\t\"v\n\x12ReportFillResponse\x12)\n\x08position\x18\x01 \x01(\x0b\x32\x17.riskbudget.v1.Position\x12#\n\x1breserved_quantity_remaining\x18\x02 \x01(\x01\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"S\n\x13SetPositionsRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12*\n\tpositions\x18\x02 \x03(\x0b\x32\x17.riskbudget.v1.Position\")\n\x14SetPositionsResponse\x12\x11\n\tpositions\x18\x01 \x01(\r\".\n\x13ReleaseOrderRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\"(\n\x14ReleaseOrderResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"V\n\x11ListAlertsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x32\n\x0cmin_severity\x18\x02 \x01(\x0e\x32\x1c.riskbudget.v1.AlertSeverity\":\n\x12ListAlertsResponse\x12$\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x14.riskbudget.v1.Alert\"\x12\n\x10GetStatusRequest\"`\n\x0cRegimePeriod\x12%\n\x06regime\x18\x01 \x01(\x0e\x32\x15.riskbudget.v1.Regime\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xee\x02\n\x11GetStatusResponse\x12(\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x18.riskbudget.v1.BudgetRef\x12\x33\n\x0eregime_history\x18\x02 \x03(\x0b\x32\x1b.riskbudget.v1.RegimePeriod\x12\x1f\n\x17regime_response_seconds\x18\x03 \x03(\x01\x12$\n\x1clast_recommendation_sequence\x18\x04 \x01(\x04\x12&\n\x1eoldest_recommendation_sequence\x18\x05 \x01(\x04\x12\x13\n\x0bsubscribers\x18\x06 \x01(\r\x12\x1c\n\x14\x64\x65\x63ision_log_backlog\x18\x07 \x01(\x04\x12\x1f\n\x17\x64\x65\x63ision_log_overflowed\x18\x08 \x01(\x04\x12\x18\n\x10\x61\x63tive_overrides\x18\t \x01(\r\x12\x1d\n\x15recommendation_log_id\x18\n \x01(\t2\x82\x08\n\x11RiskBudgetService\x12N\n\tGetBudget\x12\x1f.riskbudget.v1.GetBudgetRequest\x1a .riskbudget.v1.GetBudgetResponse\x12]\n\x0eGetUtilization\x12$.riskbudget.v1.GetUtilizationRequest\x1a%.riskbudget.v1.GetUtilizationResponse\x12Q\n\nCheckTrade\x12 .riskbudget.v1.CheckTradeRequest\x1a!.riskbudget.v1.CheckTradeResponse\x12t\n\x15StreamRecommendations\x12+.riskbudget.v1.StreamRecommendationsRequest\x1a,.riskbudget.v1.StreamRecommendationsResponse0\x01\x12\x66\n\x11PublishMarketData\x12\'.riskbudget.v1.PublishMarketDataRequest\x1a(.riskbudget.v1.PublishMarketDataResponse\x12\x65\n\x10StreamMarketData\x12&.riskbudget.v1.StreamMarketDataRequest\x1a\'.riskbudget.v1.StreamMarketDataResponse(\x01\x12Q\n\nReportFill\x12 .riskbudget.v1.ReportFillRequest\x1a!.riskbudget.v1.ReportFillResponse\x12W\n\x0cSetPositions\x12\".riskbudget.v1.SetPositionsRequest\x1a#.riskbudget.v1.SetPositionsResponse\x12W\n\x0cReleaseOrder\x12\".riskbudget.v1.ReleaseOrderRequest\x1a#.riskbudget.v1.ReleaseOrderResponse\x12Q\n\nListAlerts\x12 .riskbudget.v1.ListAlertsRequest\x1a!.riskbudget.v1.ListAlertsResponse\x12N\n\tGetStatus\x12\x1f.riskbudget.v1.GetStatusRequest\x1a .riskbudget.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,39 +46,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKTRADERESPONSE']._serialized_start=717
   _globals['_CHECKTRADERESPONSE']._serialized_end=1161
   _globals['_STREAMRECOMMENDATIONSREQUEST']._serialized_start=1163
-  _globals['_STREAMRECOMMENDATIONSREQUEST']._serialized_end=1238
-  _globals['_STREAMRECOMMENDATIONSRESPONSE']._serialized_start=1240
-  _globals['_STREAMRECOMMENDATIONSRESPONSE']._serialized_end=1327
-  _globals['_PUBLISHMARKETDATAREQUEST']._serialized_start=1329
-  _globals['_PUBLISHMARKETDATAREQUEST']._serialized_end=1396
-  _globals['_PUBLISHMARKETDATARESPONSE']._serialized_start=1398
-  _globals['_PUBLISHMARKETDATARESPONSE']._serialized_end=1485
-  _globals['_STREAMMARKETDATAREQUEST']._serialized_start=1487
-  _globals['_STREAMMARKETDATAREQUEST']._serialized_end=1553
-  _globals['_STREAMMARKETDATARESPONSE']._serialized_start=1555
-  _globals['_STREAMMARKETDATARESPONSE']._serialized_end=1641
-  _globals['_REPORTFILLREQUEST']._serialized_start=1644
-  _globals['_REPORTFILLREQUEST']._serialized_end=1854
-  _globals['_REPORTFILLRESPONSE']._serialized_start=1856
-  _globals['_REPORTFILLRESPONSE']._serialized_end=1974
-  _globals['_SETPOSITIONSREQUEST']._serialized_start=1976
-  _globals['_SETPOSITIONSREQUEST']._serialized_end=2059
-  _globals['_SETPOSITIONSRESPONSE']._serialized_start=2061
-  _globals['_SETPOSITIONSRESPONSE']._serialized_end=2102
-  _globals['_RELEASEORDERREQUEST']._serialized_start=2104
-  _globals['_RELEASEORDERREQUEST']._serialized_end=2150
-  _globals['_RELEASEORDERRESPONSE']._serialized_start=2152
-  _globals['_RELEASEORDERRESPONSE']._serialized_end=2192
-  _globals['_LISTALERTSREQUEST']._serialized_start=2194
-  _globals['_LISTALERTSREQUEST']._serialized_end=2280
-  _globals['_LISTALERTSRESPONSE']._serialized_start=2282
-  _globals['_LISTALERTSRESPONSE']._serialized_end=2340
-  _globals['_GETSTATUSREQUEST']._serialized_start=2342
-  _globals['_GETSTATUSREQUEST']._serialized_end=2360
-  _globals['_REGIMEPERIOD']._serialized_start=2362
-  _globals['_REGIMEPERIOD']._serialized_end=2458
-  _globals['_GETSTATUSRESPONSE']._serialized_start=2461
-  _globals['_GETSTATUSRESPONSE']._serialized_end=2796
-  _globals['_RISKBUDGETSERVICE']._serialized_start=2799
-  _globals['_RISKBUDGETSERVICE']._serialized_end=3825
+  _globals['_STREAMRECOMMENDATIONSREQUEST']._serialized_end=1254
+  _globals['_STREAMRECOMMENDATIONSRESPONSE']._serialized_start=1256
+  _globals['_STREAMRECOMMENDATIONSRESPONSE']._serialized_end=1359
+  _globals['_PUBLISHMARKETDATAREQUEST']._serialized_start=1361
+  _globals['_PUBLISHMARKETDATAREQUEST']._serialized_end=1428
+  _globals['_PUBLISHMARKETDATARESPONSE']._serialized_start=1430
+  _globals['_PUBLISHMARKETDATARESPONSE']._serialized_end=1517
+  _globals['_STREAMMARKETDATAREQUEST']._serialized_start=1519
+  _globals['_STREAMMARKETDATAREQUEST']._serialized_end=1585
+  _globals['_STREAMMARKETDATARESPONSE']._serialized_start=1587
+  _globals['_STREAMMARKETDATARESPONSE']._serialized_end=1673
+  _globals['_REPORTFILLREQUEST']._serialized_start=1676
+  _globals['_REPORTFILLREQUEST']._serialized_end=1886
+  _globals['_REPORTFILLRESPONSE']._serialized_start=1888
+  _globals['_REPORTFILLRESPONSE']._serialized_end=2006
+  _globals['_SETPOSITIONSREQUEST']._serialized_start=2008
+  _globals['_SETPOSITIONSREQUEST']._serialized_end=2091
+  _globals['_SETPOSITIONSRESPONSE']._serialized_start=2093
+  _globals['_SETPOSITIONSRESPONSE']._serialized_end=2134
+  _globals['_RELEASEORDERREQUEST']._serialized_start=2136
+  _globals['_RELEASEORDERREQUEST']._serialized_end=2182
+  _globals['_RELEASEORDERRESPONSE']._serialized_start=2184
+  _globals['_RELEASEORDERRESPONSE']._serialized_end=2224
+  _globals['_LISTALERTSREQUEST']._serialized_start=2226
+  _globals['_LISTALERTSREQUEST']._serialized_end=2312
+  _globals['_LISTALERTSRESPONSE']._serialized_start=2314
+  _globals['_LISTALERTSRESPONSE']._serialized_end=2372
+  _globals['_GETSTATUSREQUEST']._serialized_start=2374
+  _globals['_GETSTATUSREQUEST']._serialized_end=2392
+  _globals['_REGIMEPERIOD']._serialized_start=2394
+  _globals['_REGIMEPERIOD']._serialized_end=2490
+  _globals['_GETSTATUSRESPONSE']._serialized_start=2493
+  _globals['_GETSTATUSRESPONSE']._serialized_end=2859
+  _globals['_RISKBUDGETSERVICE']._serialized_start=2862
+  _globals['_RISKBUDGETSERVICE']._serialized_end=3888
 # @@protoc_insertion_point(module_scope)

@@ -93,18 +93,22 @@ class CheckTradeResponse(_message.Message):
     def __init__(self, client_order_id: _Optional[str] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., requested_quantity: _Optional[float] = ..., approved_quantity: _Optional[float] = ..., reasons: _Optional[_Iterable[_Union[_types_pb2.Reason, _Mapping]]] = ..., budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., reserved: _Optional[bool] = ..., reservation_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reduces_exposure: _Optional[bool] = ..., shadow_decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., replayed: _Optional[bool] = ..., reference_price: _Optional[float] = ..., override_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamRecommendationsRequest(_message.Message):
-    __slots__ = ("after_sequence", "from_latest")
+    __slots__ = ("after_sequence", "from_latest", "log_id")
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FROM_LATEST_FIELD_NUMBER: _ClassVar[int]
+    LOG_ID_FIELD_NUMBER: _ClassVar[int]
     after_sequence: int
     from_latest: bool
-    def __init__(self, after_sequence: _Optional[int] = ..., from_latest: _Optional[bool] = ...) -> None: ...
+    log_id: str
+    def __init__(self, after_sequence: _Optional[int] = ..., from_latest: _Optional[bool] = ..., log_id: _Optional[str] = ...) -> None: ...
 
 class StreamRecommendationsResponse(_message.Message):
-    __slots__ = ("recommendations",)
+    __slots__ = ("recommendations", "log_id")
     RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
+    LOG_ID_FIELD_NUMBER: _ClassVar[int]
     recommendations: _containers.RepeatedCompositeFieldContainer[_types_pb2.Recommendation]
-    def __init__(self, recommendations: _Optional[_Iterable[_Union[_types_pb2.Recommendation, _Mapping]]] = ...) -> None: ...
+    log_id: str
+    def __init__(self, recommendations: _Optional[_Iterable[_Union[_types_pb2.Recommendation, _Mapping]]] = ..., log_id: _Optional[str] = ...) -> None: ...
 
 class PublishMarketDataRequest(_message.Message):
     __slots__ = ("ticks",)
@@ -217,7 +221,7 @@ class RegimePeriod(_message.Message):
     def __init__(self, regime: _Optional[_Union[_types_pb2.Regime, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("budget", "regime_history", "regime_response_seconds", "last_recommendation_sequence", "oldest_recommendation_sequence", "subscribers", "decision_log_backlog", "decision_log_overflowed", "active_overrides")
+    __slots__ = ("budget", "regime_history", "regime_response_seconds", "last_recommendation_sequence", "oldest_recommendation_sequence", "subscribers", "decision_log_backlog", "decision_log_overflowed", "active_overrides", "recommendation_log_id")
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     REGIME_HISTORY_FIELD_NUMBER: _ClassVar[int]
     REGIME_RESPONSE_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +231,7 @@ class GetStatusResponse(_message.Message):
     DECISION_LOG_BACKLOG_FIELD_NUMBER: _ClassVar[int]
     DECISION_LOG_OVERFLOWED_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDATION_LOG_ID_FIELD_NUMBER: _ClassVar[int]
     budget: _types_pb2.BudgetRef
     regime_history: _containers.RepeatedCompositeFieldContainer[RegimePeriod]
     regime_response_seconds: _containers.RepeatedScalarFieldContainer[float]
@@ -236,4 +241,5 @@ class GetStatusResponse(_message.Message):
     decision_log_backlog: int
     decision_log_overflowed: int
     active_overrides: int
-    def __init__(self, budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., regime_history: _Optional[_Iterable[_Union[RegimePeriod, _Mapping]]] = ..., regime_response_seconds: _Optional[_Iterable[float]] = ..., last_recommendation_sequence: _Optional[int] = ..., oldest_recommendation_sequence: _Optional[int] = ..., subscribers: _Optional[int] = ..., decision_log_backlog: _Optional[int] = ..., decision_log_overflowed: _Optional[int] = ..., active_overrides: _Optional[int] = ...) -> None: ...
+    recommendation_log_id: str
+    def __init__(self, budget: _Optional[_Union[_types_pb2.BudgetRef, _Mapping]] = ..., regime_history: _Optional[_Iterable[_Union[RegimePeriod, _Mapping]]] = ..., regime_response_seconds: _Optional[_Iterable[float]] = ..., last_recommendation_sequence: _Optional[int] = ..., oldest_recommendation_sequence: _Optional[int] = ..., subscribers: _Optional[int] = ..., decision_log_backlog: _Optional[int] = ..., decision_log_overflowed: _Optional[int] = ..., active_overrides: _Optional[int] = ..., recommendation_log_id: _Optional[str] = ...) -> None: ...

@@ -79,8 +79,11 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
         max_bytes = self._sidecar.config.sidecar.max_message_bytes // 2
-        async for batch in self._sidecar.subscribe(request.after_sequence, from_latest=request.from_latest):
+        sidecar = self._sidecar
+        async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
+                                             log_id=request.log_id):
             for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
+                message.log_id = sidecar.recommendation_log_id
                 yield message
 
     @mapped_errors
@@ -100,7 +103,8 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
             regime_response_seconds=list(sidecar.regime_response_seconds),
             last_recommendation_sequence=newest, oldest_recommendation_sequence=oldest,
             subscribers=sidecar.hub.subscriber_count, decision_log_backlog=backlog,
-            decision_log_overflowed=overflowed, active_overrides=len(sidecar.overrides))
+            decision_log_overflowed=overflowed, active_overrides=len(sidecar.overrides),
+            recommendation_log_id=sidecar.recommendation_log_id)
 
 
 class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):

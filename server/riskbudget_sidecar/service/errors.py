@@ -76,9 +76,16 @@ class HoldingsOutsideConfig(Exception):
 class ResumeOutOfRange(RiskBudgetError):
     """A stream's resume point is older than the log keeps, or newer than anything in it."""
 
-    def __init__(self, after_sequence: int, oldest_available: int, newest: int):
+    def __init__(self, after_sequence: int, oldest_available: int, newest: int,
+                 other_log: tuple[str, str] | None = None):
+        """`other_log`: (the subscriber's log id, this sidecar's), when they differ."""
         self.oldest_available = oldest_available
-        if after_sequence > newest:
+        if other_log is not None:
+            theirs, ours = other_log
+            problem = (f"after_sequence {after_sequence} counts in recommendation log {theirs!r}, and "
+                       f"this sidecar's log is {ours!r} (a new or replaced state file, or the memory "
+                       "store restarted): the recommendations after it are not kept")
+        elif after_sequence > newest:
             problem = (f"after_sequence {after_sequence} is ahead of the newest recommendation "
                        f"{newest}: it comes from another sidecar or a lost log")
         else:

@@ -35,9 +35,10 @@ class RecommendationHub:
     """Lives on the event loop: publish() and subscribe() are called there only."""
 
     def __init__(self, *, read_after: Callable[[int, int], list[Recommendation]],
-                 bounds: Callable[[], tuple[int, int]], queue_size: int) -> None:
+                 bounds: Callable[[], tuple[int, int]], log_id: str, queue_size: int) -> None:
         self._read_after = read_after
         self._bounds = bounds
+        self.log_id = log_id
         self._queue_size = queue_size
         self._subscribers: set[_Subscriber] = set()
 
@@ -68,15 +69,18 @@ class RecommendationHub:
             subscriber.ended = True
             subscriber.queue.put_nowait(marker)
 
-    async def subscribe(self, after_sequence: int, *, from_latest: bool = False
+    async def subscribe(self, after_sequence: int, *, from_latest: bool = False, log_id: str = ""
                         ) -> AsyncIterator[list[Recommendation]]:
-        """Batches in sequence order: the missed ones from the log, then live ones."""
+        """Batches in sequence order: the missed ones from the log, then live ones. A `log_id`
+        other than this log's: `after_sequence` counts in another log, so it is out of range."""
         subscriber = _Subscriber()
         self._subscribers.add(subscriber)
         try:
             oldest, newest = self._bounds()
             if from_latest:
                 after_sequence = newest
+            elif log_id and log_id != self.log_id:
+                raise ResumeOutOfRange(after_sequence, oldest, newest, other_log=(log_id, self.log_id))
             elif after_sequence > newest or (oldest and after_sequence + 1 < oldest):
                 raise ResumeOutOfRange(after_sequence, oldest, newest)
             last = after_sequence

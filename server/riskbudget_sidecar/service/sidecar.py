@@ -115,6 +115,7 @@ class RiskBudgetSidecar:
         self._conditions = ConditionAlerts(self._alerts)
         self._hub = RecommendationHub(read_after=self._store.recommendations_after,
                                       bounds=self._store.recommendation_bounds,
+                                      log_id=self._store.recommendation_log_id,
                                       queue_size=config.stream.subscriber_queue)
         self._triggers = TriggerMonitor(config.risk_budgeting.rebalancing_triggers)
         self._triggers.restore(self._store.triggers_fired())  # cooldowns outlive a restart
@@ -533,8 +534,13 @@ class RiskBudgetSidecar:
             near_limit_fraction=self.config.limits.near_limit_fraction,
             now=self._clock.now(), strategy=strategy)
 
-    def subscribe(self, after_sequence: int, *, from_latest: bool = False) -> AsyncIterator[list[Recommendation]]:
-        return self._hub.subscribe(after_sequence, from_latest=from_latest)
+    def subscribe(self, after_sequence: int, *, from_latest: bool = False,
+                  log_id: str = "") -> AsyncIterator[list[Recommendation]]:
+        return self._hub.subscribe(after_sequence, from_latest=from_latest, log_id=log_id)
+
+    @property
+    def recommendation_log_id(self) -> str:
+        return self._hub.log_id
 
     # -- inputs ----------------------------------------------------------------------------
 

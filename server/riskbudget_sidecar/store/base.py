@@ -92,6 +92,10 @@ class Store(Protocol):
         restart."""
 
     # -- recommendation log (durable; sequences strictly increase and are never reused) ----
+    recommendation_log_id: str
+    """Names this log: a new state file (or memory store) starts another log, numbered from
+    1 again, so a subscriber's sequence means something only with the log it counts in."""
+
     def append_recommendation(self, recommendation: Recommendation) -> Recommendation: ...
     def recommendations_after(self, sequence: int, limit: int) -> list[Recommendation]: ...
     def recommendation_bounds(self) -> tuple[int, int]: ...

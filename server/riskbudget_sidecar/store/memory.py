@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import heapq
+import uuid
 from collections import deque
 from operator import attrgetter
 from typing import Any, Callable, Sequence
@@ -53,6 +54,7 @@ class MemoryStore:
         self._overrides: dict[str, Override] = {}
         self._recommendations: list[Recommendation] = []
         """The retained log, oldest first; sequences strictly increase."""
+        self.recommendation_log_id = uuid.uuid4().hex
         self._decision_log: deque[DecisionRecord] = deque(maxlen=self._settings.decision_log_queue)
 
     # -- lifecycle and shared state: nothing is shared --------------------------------------

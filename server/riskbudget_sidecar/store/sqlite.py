@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS overrides (
     position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, override_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recommendations (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT, recommendation_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recommendation_log (id TEXT NOT NULL);
+INSERT INTO recommendation_log SELECT lower(hex(randomblob(16)))
+    WHERE NOT EXISTS (SELECT 1 FROM recommendation_log);
 CREATE TABLE IF NOT EXISTS decision_log (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, client_order_id TEXT NOT NULL,
     record_json TEXT NOT NULL);
@@ -68,7 +71,8 @@ INSERT INTO check_journal SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM check_journal
 COMMIT;
 """
 """trading_states keeps the book's own state under strategy ''. The recommendations'
-AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed.
+AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed;
+recommendation_log names the log, made with the file (a file from before it gets one).
 check_journal holds the sequence of the last journaled check folded into the tables."""
 
 # One SQL string per statement: sqlite3 prepares each once and reuses it from its cache.
@@ -252,6 +256,7 @@ class SqliteStore(MemoryStore):
         for sequence, recommendation in reversed(newest_first):
             self._keep_recommendation(dataclasses.replace(
                 from_dict(Recommendation, json.loads(recommendation)), sequence=sequence))
+        [(self.recommendation_log_id,)] = db.execute("SELECT id FROM recommendation_log").fetchall()
 
     def _replay_journal(self) -> _CheckJournal:
         """Bring back the journaled checks the database had not folded in (a crash came first),
