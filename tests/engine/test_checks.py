@@ -494,14 +494,28 @@ def test_expiry_frees_the_reserved_budget():
 
 # --- valuation of the rest of the book ----------------------------------------------
 
-def test_check_on_an_unmarked_book_values_it_at_last_prices():
+def test_while_another_symbol_held_has_no_mark_only_reducing_orders_pass():
     trading = desk(alpha_limit=25_000)
-    trading.book = Book()
+    trading.book = Book()  # no live price since a restart: nothing is marked
     trading.hold("alpha", "BBB", 200)
+    trading.hold("beta", "AAA", 300)
 
-    result = trading.check(order(BUY, 200))
+    adding = trading.check(order(BUY, 200))
+    elsewhere = trading.check(order(BUY, 10, strategy="beta", symbol="CCC"))
+    closing = trading.check(order(SELL, 500, strategy="beta"))
+    own = trading.check(order(SELL, 100, symbol="BBB"))  # BBB's own price is live: it reduces
+    sized = trading.max_quantity(BUY)
+    trading.book.mark("BBB", 50.0)
+    marked = trading.check(order(BUY, 200))
 
-    assert result.approved_quantity == 150
+    assert (adding.decision, codes(adding)) == (Decision.REJECTED, [ReasonCode.STALE_MARKET_DATA])
+    assert "no live price yet for 'BBB', held in the book" in adding.reasons[0].message
+    assert (elsewhere.decision, codes(elsewhere)) == (Decision.REJECTED, [ReasonCode.STALE_MARKET_DATA])
+    assert "'AAA', 'BBB'" in elsewhere.reasons[0].message
+    assert (closing.decision, closing.approved_quantity) == (Decision.RESIZED, 300)
+    assert own.decision is Decision.APPROVED
+    assert sized == 0
+    assert marked.approved_quantity == 150  # (25,000 - 200 x 50) / 100
 
 
 def test_check_values_the_rest_of_the_book_at_its_marks():

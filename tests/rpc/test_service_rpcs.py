@@ -423,6 +423,40 @@ async def test_a_warm_up_price_however_recent_is_no_live_price(tmp_path):
     assert after.decision == pb.DECISION_APPROVED
 
 
+async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_prices_are_live(tmp_path):
+    first = await start_harness(tmp_path)
+    prices = await first.publish_last_prices()
+    live = {**prices, "BBB": prices["BBB"] * 5}  # far from where the warm-up will put it
+    await first.publish(live)
+    limit = first.sidecar.snapshot.strategies["trend"].max_gross_exposure
+    held = int(0.6 * limit / live["BBB"])
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=held),
+        pb.Position(strategy="trend", symbol="AAA", quantity=10)]))
+    wanted = limit / live["AAA"]  # all of the limit: what is held must cut it
+    before = await first.check("o-before", wanted, dry_run=True)
+    await first.channel.close()
+    await stop(first.sidecar, first.server)
+
+    again = await start_harness(tmp_path)
+    try:
+        await again.publish({"AAA": live["AAA"]})
+        unvalued = await again.check("o-unvalued", wanted, dry_run=True)
+        closing = await again.check("o-closing", 10, side=pb.SIDE_SELL, dry_run=True)
+        await again.publish({"BBB": live["BBB"]})
+        valued = await again.check("o-valued", wanted, dry_run=True)
+    finally:
+        await again.channel.close()
+        await stop(again.sidecar, again.server)
+
+    assert before.decision == pb.DECISION_RESIZED
+    assert unvalued.decision == pb.DECISION_REJECTED
+    assert [r.code for r in unvalued.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
+    assert "no live price yet for 'BBB', held in the book" in unvalued.reasons[0].message
+    assert closing.decision == pb.DECISION_APPROVED
+    assert valued.approved_quantity == before.approved_quantity
+
+
 async def test_check_trade_dry_run_reserves_nothing(harness):
     await harness.publish_last_prices()
 

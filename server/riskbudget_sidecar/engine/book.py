@@ -98,6 +98,10 @@ class Book:
         """Symbols where any strategy has a position or an order."""
         return tuple(self._net)
 
+    def unmarked(self) -> tuple[str, ...]:
+        """Symbols where any strategy has a position or an order, and that have no mark yet."""
+        return tuple(self._unmarked)
+
     # --- gross exposure ----------------------------------------------------
 
     def strategy_gross(self, strategy: str, price_of: PriceOf) -> float:

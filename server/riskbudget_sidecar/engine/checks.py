@@ -29,7 +29,9 @@ Conventions:
   if every open reservation in one direction fills (SymbolExposure.worst_case_abs).
   The strategy's exposure in the order's symbol is valued at the reference
   price; the rest of the book at the book's marks (Book.gross_besides), which
-  the owner keeps at last prices, stale or not.
+  the owner keeps at last live prices, stale or not. While another symbol held
+  has no mark (no live price since a restart, or none at all), the book's
+  exposure is unknown: only reducing orders pass.
 - Lots: a request that binds no rule is approved unchanged; quantities the
   check computes are rounded down to whole lots, and one below a lot rejects.
 """
@@ -152,6 +154,8 @@ _STRATEGY_LIMIT = ("strategy worst-case gross exposure {value:,.2f} would exceed
                    "{limit:,.2f}; at most {allowed:g} fits")
 _TOTAL_LIMIT = ("book worst-case gross exposure {value:,.2f} would exceed NAV x total leverage "
                 "limit {limit:,.2f}; at most {allowed:g} fits")
+_UNVALUED = ("no live price yet for {held}, held in the book: its exposure cannot be valued, so "
+             "only reducing orders pass, here at most {{limit:g}}")
 
 
 def _decide(
@@ -227,7 +231,11 @@ def _decide(
     if order_cap < bound:
         caps.append(_Cap(order_cap, ReasonCode.MAX_ORDER_NOTIONAL, limits.max_order_notional,
                          requested * reference, _ORDER_NOTIONAL))
-    if not reduces:
+    if not reduces and (unvalued := [held for held in book.unmarked() if held != symbol]):
+        held = ", ".join(repr(name) for name in sorted(unvalued)[:5]) + (" and others" if len(unvalued) > 5 else "")
+        caps.append(_Cap(closable, ReasonCode.STALE_MARKET_DATA, closable, requested,
+                         _UNVALUED.format(held=held)))
+    elif not reduces:
         # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing always fits.
         strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
         for held, rest, limit, code, message in (

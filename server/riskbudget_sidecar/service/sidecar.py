@@ -149,8 +149,7 @@ class RiskBudgetSidecar:
     async def start(self) -> None:
         """Warm up, connect what is shared, publish the first budget, start the monitoring loop."""
         self._refuse_holdings_outside_config()
-        await self._in_numeric(self._warm_up)
-        self._mark_book(self._market.symbols)
+        await self._in_numeric(self._warm_up)  # the book is marked by live prices only: see engine/checks
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost)
         await self._store.start()
@@ -555,10 +554,12 @@ class RiskBudgetSidecar:
         return accepted, self.require_snapshot()
 
     def _mark_book(self, symbols: Iterable[str]) -> None:
-        """Revalue the book's cached gross exposures at the last prices (event-loop thread)."""
+        """Revalue the book's cached gross exposures at the last live prices (event-loop thread):
+        never at a warm-up's, which may be far from the market."""
+        market = self._market
         for symbol in symbols:
-            price = self._market.last_price(symbol)
-            if price is not None:
+            price = market.last_price(symbol)
+            if price is not None and market.live_time(symbol) is not None:
                 self._store.book.mark(symbol, price)
 
     async def report_fill(self, fill: Fill) -> tuple[Position, float, bool]:
