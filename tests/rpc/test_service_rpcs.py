@@ -617,6 +617,26 @@ async def test_shadow_mode_approves_but_reports_what_it_would_have_decided(tmp_p
     assert pb.REASON_CODE_SHADOW_MODE in [r.code for r in reply.reasons]
 
 
+@pytest.mark.parametrize("strategy, symbol", [("nosuch", "AAA"), ("trend", "NOSUCH")])
+async def test_shadow_mode_reserves_nothing_for_an_order_the_config_has_no_place_for(tmp_path, strategy, symbol):
+    running = await start_harness(tmp_path, sidecar__shadow_mode=True)
+    try:
+        await running.publish_last_prices()
+        unknown = await running.check("o-unknown", 10, strategy=strategy, symbol=symbol)
+        known = await running.check("o-known", 10)
+        utilization = await running.stub.GetUtilization(spb.GetUtilizationRequest())
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert (unknown.decision, unknown.shadow_decision) == (pb.DECISION_APPROVED, pb.DECISION_REJECTED)
+    assert not unknown.reserved
+    assert "not reserved: not in the config" in unknown.reasons[-1].message
+    assert known.decision == pb.DECISION_APPROVED and known.reserved  # the book still checks
+    assert utilization.total.gross_exposure > 0
+    assert running.sidecar.store.book.reservation("o-unknown") is None
+
+
 async def test_with_risk_budgeting_disabled_the_budget_is_static_in_the_initial_regime(tmp_path):
     data_overrides = {"risk_budgeting__enabled": False, "regime__initial": "crisis"}
     running = await start_harness(tmp_path, **data_overrides)

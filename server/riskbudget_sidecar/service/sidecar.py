@@ -74,6 +74,8 @@ FILL_ID_RETENTION = 86_400.0
 a trading process that replays its fills after a restart."""
 FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
+UNBOOKABLE = frozenset({ReasonCode.UNKNOWN_STRATEGY, ReasonCode.UNKNOWN_SYMBOL})
+"""Refusals of an order the book has no place for: shadow mode approves it without a reservation."""
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -889,13 +891,16 @@ class RiskBudgetSidecar:
             restricted=self._restricted, lot_size=self.config.portfolio.lot_size(order.symbol),
             known_strategies=self._strategy_symbols, now=now)
         decision, approved, reasons = evaluation.decision, evaluation.approved_quantity, evaluation.reasons
-        shadow_decision = None
+        shadow_decision, bookable = None, True
         if self.config.sidecar.shadow_mode and decision is not Decision.APPROVED:
+            # An order for a strategy or symbol the config does not have is approved too, but not
+            # reserved: the book has no place for it, and every later check would fail on it.
+            bookable = not any(reason.code in UNBOOKABLE for reason in reasons)
             shadow_decision = decision
-            reasons = reasons + (Reason(ReasonCode.SHADOW_MODE,
-                                        f"shadow mode: would have been {decision.value}"),)
+            reasons = reasons + (Reason(ReasonCode.SHADOW_MODE, f"shadow mode: would have been {decision.value}"
+                                        + ("" if bookable else "; not reserved: not in the config")),)
             decision, approved = Decision.APPROVED, order.quantity
-        reserve = approved > 0 and not order.dry_run
+        reserve = approved > 0 and not order.dry_run and bookable
         return TradeDecision(
             client_order_id=order.client_order_id, decision=decision,
             requested_quantity=order.quantity, approved_quantity=approved, reasons=reasons,
