@@ -225,3 +225,62 @@ async def test_a_sidecar_frees_or_settles_no_reservation_of_another_under_the_sa
     assert (filled.position.quantity, filled.reserved_quantity_remaining) == (10, 0)
     assert [(r.client_order_id, r.strategy, r.signed_lots) for r in reservations] == [
         ("ord-X", "trend", 10)]
+
+
+@pytest.fixture
+async def pair_in_lots(tmp_path, valkey):
+    """Two sidecars whose AAA trades in lots of 100."""
+    lots = {"portfolio__lot_sizes": {"AAA": 100}}
+    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"], **lots)
+    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"], **lots)
+    yield first, second
+    for running in (first, second):
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+
+async def test_an_order_smaller_than_a_lot_is_held_firm_wide_as_a_lot(pair_in_lots):
+    first, second = pair_in_lots
+    prices = await first.publish_last_prices()
+    await second.publish(prices)
+    limit = first.sidecar.snapshot.symbols["AAA"].max_position_notional
+    at_limit = int(limit / (prices["AAA"] * 100)) * 100
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=at_limit)]))
+
+    odd_lots = [await second.check(f"o-{n}", 99) for n in range(3)]
+
+    assert [reply.decision for reply in odd_lots] == [pb.DECISION_REJECTED] * 3
+    assert "firm-wide" in odd_lots[0].reasons[-1].message
+    assert await second.sidecar.store.ledger.reservations() == []
+
+
+async def test_odd_lot_fills_and_positions_count_firm_wide_as_the_lots_that_cover_them(pair_in_lots):
+    first, _ = pair_in_lots
+    prices = await first.publish_last_prices()
+
+    async def report(quantity: float, execution_id: str) -> spb.ReportFillResponse:
+        return await first.stub.ReportFill(spb.ReportFillRequest(
+            client_order_id="o-odd", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=quantity,
+            price=prices["AAA"], time=timestamp(T0), execution_id=execution_id))
+
+    async def ledger() -> tuple[list, list]:
+        store = first.sidecar.store.ledger
+        return ([(p.symbol, p.lots) for p in await store.positions()],
+                [(r.client_order_id, r.signed_lots) for r in await store.reservations()])
+
+    approved = await first.check("o-odd", 250)
+    partly = await report(37, "x-1")
+    after_partial = await ledger()
+    rest = await report(213, "x-2")
+    after_all = await ledger()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=149)]))
+    after_snapshot = await ledger()
+
+    assert approved.decision == pb.DECISION_APPROVED
+    assert (partly.position.quantity, partly.reserved_quantity_remaining) == (37, 213)
+    assert after_partial == ([("AAA", 1)], [("o-odd", 3)])  # 37 is covered by a lot; 213 by 3
+    assert (rest.position.quantity, rest.reserved_quantity_remaining) == (250, 0)
+    assert after_all == ([("AAA", 3)], [])
+    assert after_snapshot == ([("AAA", 2)], [])  # 149 is 2 lots, never 1

@@ -5,6 +5,7 @@ notifications."""
 from __future__ import annotations
 
 import asyncio
+import math
 import json
 import random
 import subprocess
@@ -23,7 +24,7 @@ from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
     CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantsPaused,
     LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger,
-    fill_lots, limit_cents, lot_cents, request_lots,
+    cover_lots, limit_cents, lot_cents,
 )
 from tests.store.valkey import ValkeyProcess
 
@@ -90,19 +91,14 @@ async def wait_for(queue: asyncio.Queue, seconds: float = 15.0) -> str:
 # -- units ----------------------------------------------------------------------------------
 
 
-def test_request_lots_rounds_down_but_not_below_a_whole_number_float_noise_hides() -> None:
-    assert request_lots(2.99, 1) == 2
-    assert request_lots(0.3, 0.1) == 3  # 2.9999999999999996 in floats
-    assert request_lots(0.05, 0.1) == 0
-
-
-def test_fill_lots_takes_the_nearest_whole_lot_and_refuses_a_fraction() -> None:
-    assert fill_lots(0.3, 0.1) == 3
-    assert fill_lots(1e6 * (1 + 1e-12), 1) == 1_000_000
-    with pytest.raises(ValueError, match="whole number of lots"):
-        fill_lots(2.5, 1)
-    with pytest.raises(ValueError, match="whole number of lots"):
-        fill_lots(0.01, 1)
+def test_cover_lots_rounds_away_from_zero_but_not_past_a_whole_number_float_noise_hides() -> None:
+    assert cover_lots(2.01, 1) == 3
+    assert cover_lots(37, 100) == 1 and cover_lots(-37, 100) == -1
+    assert cover_lots(0.3, 0.1) == 3  # 2.9999999999999996 in floats
+    assert cover_lots(0.7, 0.1) == 7  # 7.000000000000001 in floats
+    assert cover_lots(0.0, 100) == 0
+    with pytest.raises(ValueError, match="finite"):
+        cover_lots(math.nan, 1)
 
 
 def test_lot_cents_is_the_value_of_one_lot_to_the_nearest_cent() -> None:

@@ -56,8 +56,8 @@ from ..engine.types import (
 )
 from .errors import StoreError
 from .redis_ledger import (
-    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused, RedisLedger, fill_lots,
-    limit_cents, lot_cents, raise_if_cancelled, request_lots,
+    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused, RedisLedger, cover_lots,
+    limit_cents, lot_cents, raise_if_cancelled,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -296,7 +296,7 @@ class RedisStore(SqliteStore):
         symbol_limit, total_limit = limits or (MAX_SAFE, MAX_SAFE)
         return await self.ledger.check_and_reserve(
             client_order_id=client_order_id, strategy=strategy, symbol=symbol,
-            side=Side.BUY if signed > 0 else Side.SELL, lots=request_lots(quantity, lot_size),
+            side=Side.BUY if signed > 0 else Side.SELL, lots=cover_lots(quantity, lot_size),
             lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=symbol_limit,
             total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None)
 
@@ -308,8 +308,7 @@ class RedisStore(SqliteStore):
             price = self._price_of(position.symbol)
             if price:
                 marks[position.symbol] = lot_cents(price, lot_size)
-            lots = round(position.quantity / lot_size)
-            rows.append((position.strategy, position.symbol, lots))
+            rows.append((position.strategy, position.symbol, cover_lots(position.quantity, lot_size)))
         return await self.ledger.set_positions(rows, strategy, marks)
 
     async def _shared(self, call):
@@ -331,14 +330,12 @@ class RedisStore(SqliteStore):
             raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
                              f"shared server's, more than the {MAX_CLOCK_LAG_MS / 1000:g} s allowed: "
                              f"firm-wide grants fail closed until it is set right")
-        if request_lots(quantity, firm.lot_size) < 1:
-            return FirmGrant(quantity)
         grant = await self._shared(self._hold(
             order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
             _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
             price=firm.reference_price))
-        return FirmGrant(grant.granted_lots * firm.lot_size, grant.symbol_limited, grant.total_limited,
-                         grant.symbol_value_cents / 100, grant.total_value_cents / 100)
+        return FirmGrant(min(quantity, grant.granted_lots * firm.lot_size), grant.symbol_limited,
+                         grant.total_limited, grant.symbol_value_cents / 100, grant.total_value_cents / 100)
 
     async def release_firm_wide(self, client_order_id: str) -> None:
         await self._shared(self.ledger.release(client_order_id))
@@ -364,9 +361,17 @@ class RedisStore(SqliteStore):
         async with self._reconciling:
             if (kept := self.remembered_fill(fill.execution_id)) is not None:
                 return kept.position, kept.reserved_remaining
+            position = self.book.exposure(fill.strategy, fill.symbol).position
+            held = self.book.reservation(fill.client_order_id)
+            reserved = 0.0 if held is None else abs(held.signed_quantity)
+            # The server counts the lots that cover each quantity: the fill moves those by the
+            # change of this book's own, exact, position and reservation.
+            moved = (cover_lots(position + fill.side.sign * fill.quantity, lot_size)
+                     - cover_lots(position, lot_size))
+            settled = cover_lots(reserved, lot_size) - cover_lots(max(reserved - fill.quantity, 0.0), lot_size)
             await self._shared(self.ledger.apply_fill(
                 client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol, side=fill.side,
-                lots=fill_lots(fill.quantity, lot_size), lot_cents=lot_cents(fill.price, lot_size)))
+                lots=abs(moved), settle_lots=settled, lot_cents=lot_cents(fill.price, lot_size)))
             return await super().apply_fill(fill, forget_after=forget_after)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:

@@ -8,8 +8,10 @@ through different sidecars can never jointly pass a limit.
 Units: no floats reach Redis.
 
 - Quantities are whole **lots** of a symbol's `lot_size` (which must be the same in every
-  sidecar). `request_lots` rounds an order down; `fill_lots` takes the nearest whole lot
-  and refuses a quantity more than 1e-9 (relative) away from one.
+  sidecar), rounded away from zero (`cover_lots`): an order of 99 shares in lots of 100
+  holds a lot, and a position of -37 counts as -1 lot. A sidecar passes each position it
+  holds as the lots that cover it, so odd lots are never under-counted (at most a lot
+  over per position and order), and a fill moves the position by the change of its cover.
 - Money is whole **cents**, 1e-2 of the currency. `lot_cents(price, lot_size)` is the
   value of one lot, round(price x lot_size x 100); a notional is lots x lot_cents.
   `limit_cents` rounds a limit down.
@@ -100,8 +102,6 @@ CHANGE_OVERRIDES = "overrides"
 RESYNC = "resync"
 """What `listen` passes to its callback: which operator state changed, or re-read everything."""
 
-_FILL_EPS = 1e-9
-"""How far (relative) a fill may be from a whole number of lots."""
 _NOISE_EPS = 1e-12
 """How far (relative) a quotient may be below a whole number and still be it: float noise
 of one multiplication or division is about 2e-16."""
@@ -180,19 +180,13 @@ class FillResult(NamedTuple):
 # --- units ---------------------------------------------------------------------------------
 
 
-def request_lots(quantity: float, lot_size: float) -> int:
-    """An order's quantity in whole lots, rounded down (past float noise: 0.3 / 0.1 is 3)."""
-    return _safe("lots", _floor(_quotient(quantity, lot_size)))
-
-
-def fill_lots(quantity: float, lot_size: float) -> int:
-    """A fill's quantity in whole lots; ValueError unless within 1e-9 (relative) of a whole,
-    positive number of lots."""
-    quotient = _quotient(quantity, lot_size)
+def cover_lots(quantity: float, lot_size: float) -> int:
+    """The whole lots that cover a quantity, rounded away from zero past float noise (0.3 / 0.1
+    is 3 lots, 37 in lots of 100 is 1, -37 is -1)."""
+    quotient = _quotient(abs(quantity), lot_size)
     nearest = round(quotient)
-    if nearest < 1 or abs(quotient - nearest) > _FILL_EPS * quotient:
-        raise ValueError(f"fill of {quantity!r} is not a whole number of lots of {lot_size!r}")
-    return _safe("lots", nearest)
+    lots = nearest if abs(quotient - nearest) <= _NOISE_EPS * quotient else math.ceil(quotient)
+    return _safe("lots", -lots if quantity < 0 else lots)
 
 
 def lot_cents(price: float, lot_size: float) -> int:
@@ -215,8 +209,8 @@ def limit_cents(amount: float) -> int:
 def _quotient(quantity: float, lot_size: float) -> float:
     if not (math.isfinite(lot_size) and lot_size > 0):
         raise ValueError(f"lot size must be positive and finite, got {lot_size!r}")
-    if not (math.isfinite(quantity) and quantity >= 0):
-        raise ValueError(f"quantity must be non-negative and finite, got {quantity!r}")
+    if not math.isfinite(quantity):
+        raise ValueError(f"quantity must be finite, got {quantity!r}")
     return quantity / lot_size
 
 
@@ -359,19 +353,23 @@ class RedisLedger:
         return bool(await self._book("release", _RELEASE, client_order_id, self.instance))
 
     async def apply_fill(self, *, client_order_id: str, strategy: str, symbol: str, side: Side,
-                         lots: int, lot_cents: int) -> FillResult:
-        """Move the strategy's position by the fill and settle that many lots of the order's
-        reservation, dropping it when none are left; a fill with no reservation of this
-        instance's (none, or another's under the same id) still moves the position. Returns
-        the new position and the lots this instance still holds reserved for the order."""
+                         lots: int, lot_cents: int, settle_lots: int | None = None) -> FillResult:
+        """Move the strategy's position by `lots` in the fill's direction and settle
+        `settle_lots` (default: `lots`) of the order's reservation, dropping it when none are
+        left; a fill with no reservation of this instance's (none, or another's under the same
+        id) still moves the position. An odd-lot fill may move the position's cover by no lot
+        at all, or settle none of the reservation's. Returns the new position and the lots this
+        instance still holds reserved for the order."""
         _name("client order id", client_order_id)
         _name("strategy", strategy)
         _name("symbol", symbol)
-        _int("lots", lots, 1)
+        _int("lots", lots, 0)
+        settle_lots = lots if settle_lots is None else settle_lots
+        _int("settle_lots", settle_lots, 0)
         _int("lot_cents", lot_cents, 1)
         position, remaining = await self._book(
             "apply_fill", _FILL, client_order_id, strategy, symbol, side.sign, lots, lot_cents,
-            self.instance)
+            self.instance, settle_lots)
         return FillResult(position, remaining)
 
     async def set_positions(self, positions: Iterable[tuple[str, str, int]], strategy: str | None,

@@ -1,20 +1,21 @@
--- apply_fill: move a strategy's position by a fill and settle that many lots of the order's
--- reservation (dropping it when none are left). A fill with no reservation of the caller's
--- (none, or another sidecar's under the same order id) still moves the position. The
+-- apply_fill: move a strategy's position by a fill's lots and settle the given lots of the
+-- order's reservation (dropping it when none are left). A fill with no reservation of the
+-- caller's (none, or another sidecar's under the same order id) still moves the position. The
 -- symbol is revalued at the fill's lot_cents.
 --
--- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0),
---       the caller's instance id
+-- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (>= 0), lot_cents (> 0),
+--       the caller's instance id, lots to settle (>= 0)
 -- Returns {position lots, lots still reserved for the order}. Errors: RB_RANGE past 2^53.
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local to_settle = tonumber(ARGV[8])
 local key = strategy .. US .. symbol
 local move = sign * lots
 
 local held = reservation(id, ARGV[7])
 local settled = 0
 if held ~= nil then
-  settled = math.min(lots, math.abs(held.lots))
+  settled = math.min(to_settle, math.abs(held.lots))
 end
 
 -- Range checks first: a script that fails half-way keeps its writes.
