@@ -384,14 +384,17 @@ def test_check_trade_when_halted_resizes_an_order_crossing_zero_to_the_close():
     assert result.reduces_exposure is True
 
 
-def test_check_trade_when_halted_rejects_a_close_below_one_lot():
-    trading = desk(trading_state=TradingState.HALTED, lot_size=10)
-    trading.hold("alpha", "AAA", 5)
+@pytest.mark.parametrize("held, lot, sized", [(5, 10, 5), (150, 100, 150), (250, 100, 250)])
+def test_check_trade_when_halted_closes_an_odd_lot_position_whole(held, lot, sized):
+    trading = desk(trading_state=TradingState.HALTED, lot_size=lot)
+    trading.hold("alpha", "AAA", held)
 
-    result = trading.check(order(SELL, 20))
+    result = trading.check(order(SELL, 2 * held))
 
-    assert result.decision is Decision.REJECTED
-    assert codes(result) == [ReasonCode.TRADING_HALTED, ReasonCode.BELOW_MIN_QUANTITY]
+    assert (result.decision, result.approved_quantity) == (Decision.RESIZED, sized)
+    assert codes(result) == [ReasonCode.TRADING_HALTED]
+    assert result.reduces_exposure is True
+    assert trading.max_quantity(SELL) == sized
 
 
 def test_closing_quantity_counts_orders_already_in_flight_the_same_way():

@@ -33,7 +33,9 @@ Conventions:
   has no mark (no live price since a restart, or none at all), the book's
   exposure is unknown: only reducing orders pass.
 - Lots: a request that binds no rule is approved unchanged; quantities the
-  check computes are rounded down to whole lots, and one below a lot rejects.
+  check computes are rounded down to whole lots, and one below a lot rejects,
+  except the closing quantity, which may be an odd lot: an order that may close
+  the position is never cut below it.
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ def max_quantity(
     known_strategies: Mapping[str, frozenset[str]],
     now: float,
 ) -> float:
-    """The largest quantity, in whole lots, an order could have now; 0 if none.
+    """The largest quantity, in whole lots (or the closing quantity, if larger), an order
+    could have now; 0 if none.
 
     Exactly what `evaluate` approves for an order of any larger quantity.
     """
@@ -255,6 +258,8 @@ def _decide(
         return Evaluation(Decision.APPROVED, requested, (), reduces, reference)
     allowed = min(cap.quantity for cap in binding)
     approved = math.floor(allowed / lot_size + _LOT_EPS) * lot_size
+    if approved < closable <= allowed + tolerance:  # closing an odd-lot position whole is never cut
+        approved = closable
     reasons = [cap.reason() for cap in binding]
     if approved <= 0:
         if allowed > tolerance:
