@@ -200,6 +200,32 @@ def test_symbol_position_limit_lets_a_buy_cross_another_strategys_short():
     assert result.reasons[0].value == 40_000
 
 
+@pytest.mark.parametrize("state", [TradingState.ACTIVE, TradingState.HALTED])
+def test_a_strategy_closing_its_short_is_cut_where_the_symbol_summed_over_strategies_would_pass_its_limit(state):
+    trading = desk(symbol_limit=30_000, trading_state=state)
+    trading.hold("alpha", "AAA", -200)
+    trading.hold("beta", "AAA", 400)  # net +200: closing alpha's short adds to it
+
+    result = trading.check(order(BUY, 200))
+    sized = trading.max_quantity(BUY)
+
+    assert (result.decision, result.approved_quantity) == (Decision.RESIZED, 100)
+    assert ReasonCode.SYMBOL_POSITION_LIMIT in codes(result)
+    assert result.reasons[codes(result).index(ReasonCode.SYMBOL_POSITION_LIMIT)].value == 40_000
+    assert result.reduces_exposure is True  # for the strategy: it only closes
+    assert sized == 100
+
+
+def test_a_strategy_closing_its_long_passes_the_symbol_limit_when_that_brings_the_sum_towards_zero():
+    trading = desk(symbol_limit=30_000)
+    trading.hold("alpha", "AAA", 300)
+    trading.hold("beta", "AAA", 200)  # net +500, over the limit of 300 already
+
+    result = trading.check(order(SELL, 300))
+
+    assert (result.decision, result.approved_quantity) == (Decision.APPROVED, 300)
+
+
 def test_symbol_position_limit_counts_another_strategys_reservation():
     trading = desk(symbol_limit=30_000)
     trading.book.reserve(reservation(100, client_order_id="b-1", strategy="beta"))

@@ -451,8 +451,8 @@ async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_pric
 
     assert before.decision == pb.DECISION_RESIZED
     assert unvalued.decision == pb.DECISION_REJECTED
-    assert [r.code for r in unvalued.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
-    assert "no live price yet for 'BBB', held in the book" in unvalued.reasons[0].message
+    stale = [r for r in unvalued.reasons if r.code == pb.REASON_CODE_STALE_MARKET_DATA]
+    assert "no live price yet for 'BBB', held in the book" in stale[0].message
     assert closing.decision == pb.DECISION_APPROVED
     assert valued.approved_quantity == before.approved_quantity
 

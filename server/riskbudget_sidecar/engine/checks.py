@@ -17,8 +17,11 @@ Conventions:
   the same direction (long 100 with a sell of 30 reserved can close 70 more).
   The closing quantity is what may pass a halt, a reducing-only state or a
   restriction; an order crossing through zero is cut to it. Reducing orders
-  skip the exposure limits, not the collar, the maximum order notional or the
-  gates.
+  skip the strategy and total limits, not the collar, the maximum order
+  notional or the gates. The symbol limit bounds the position summed over
+  strategies, so there an order counts as reducing only if it brings that sum
+  towards zero: one strategy closing a short while another is long may take the
+  symbol past its limit, and is cut like any other order.
 - Reference price: max(limit price, last price) for a limit order, on either
   side, else the last price. A buy limit above the market fills near the market
   and one below it only once the price has fallen; a sell limit above the
@@ -234,23 +237,27 @@ def _decide(
     if order_cap < bound:
         caps.append(_Cap(order_cap, ReasonCode.MAX_ORDER_NOTIONAL, limits.max_order_notional,
                          requested * reference, _ORDER_NOTIONAL))
+    # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing what it
+    # bounds always fits: the symbol's position over every strategy, or this strategy's.
+    net = book.net_exposure(symbol)
+    symbol_limit = symbol_budget.max_position_notional
+    fits = max(_room(net, sign, symbol_limit / reference), _closable(net, sign))
+    if fits < bound:
+        caps.append(_Cap(fits, ReasonCode.SYMBOL_POSITION_LIMIT, symbol_limit,
+                         net.worst_case_abs(sign * requested) * reference, _SYMBOL_LIMIT))
     if not reduces and (unvalued := [held for held in book.unmarked() if held != symbol]):
         held = ", ".join(repr(name) for name in sorted(unvalued)[:5]) + (" and others" if len(unvalued) > 5 else "")
         caps.append(_Cap(closable, ReasonCode.STALE_MARKET_DATA, closable, requested,
                          _UNVALUED.format(held=held)))
     elif not reduces:
-        # Each limit holds `rest + worst_case_abs(sign * q) * reference <= limit`; closing always fits.
         strategy_rest, total_rest = book.gross_besides(strategy, symbol, price_of)
-        for held, rest, limit, code, message in (
-                (book.net_exposure(symbol), 0.0, symbol_budget.max_position_notional,
-                 ReasonCode.SYMBOL_POSITION_LIMIT, _SYMBOL_LIMIT),
-                (exposure, strategy_rest, strategy_budget.max_gross_exposure,
-                 ReasonCode.STRATEGY_EXPOSURE_LIMIT, _STRATEGY_LIMIT),
-                (exposure, total_rest, snapshot.max_total_gross_exposure,
-                 ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT)):
-            fits = max(_room(held, sign, (limit - rest) / reference), closable)
+        for rest, limit, code, message in (
+                (strategy_rest, strategy_budget.max_gross_exposure, ReasonCode.STRATEGY_EXPOSURE_LIMIT,
+                 _STRATEGY_LIMIT),
+                (total_rest, snapshot.max_total_gross_exposure, ReasonCode.TOTAL_LEVERAGE_LIMIT, _TOTAL_LIMIT)):
+            fits = max(_room(exposure, sign, (limit - rest) / reference), closable)
             if fits < bound:
-                value = rest + held.worst_case_abs(sign * requested) * reference
+                value = rest + exposure.worst_case_abs(sign * requested) * reference
                 caps.append(_Cap(fits, code, limit, value, message))
 
     binding = [cap for cap in caps if cap.quantity < bound]
