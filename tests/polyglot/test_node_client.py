@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+import yaml
+
 from riskbudget_client import RiskBudgetClient
 from tests.e2e.test_crash_recovery import ADMIN_TOKEN
 from tests.e2e.test_serve_process import ROOT
@@ -54,6 +56,14 @@ def test_the_node_feed_resumes_across_a_sidecar_restart_with_no_gap_or_duplicate
     completed = run_node("--test", "test/sidecar/feed.test.js", env=sidecar_environment(sidecar, control_url))
 
     assert "# pass 1" in completed.stdout
+
+
+def test_the_node_feed_refuses_a_checkpoint_of_another_recommendation_log(sidecar, control_url):
+    state_path = yaml.safe_load(sidecar.config_path.read_text())["store"]["path"]
+    completed = run_node("--test", "test/sidecar/feed_log.test.js",
+                         env={**sidecar_environment(sidecar, control_url), "RISKBUDGET_STATE_PATH": state_path})
+
+    assert "# pass 3" in completed.stdout
 
 
 def test_the_node_example_checks_an_order_and_follows_the_feed(sidecar):

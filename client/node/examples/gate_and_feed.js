@@ -8,8 +8,11 @@
  *     --strategy equity_momentum --symbol SPY --side buy --quantity 500 --follow 3
  *
  * --follow N stops after N recommendations (0, the default: until Ctrl-C); --after SEQ resumes
- * after a checkpointed sequence (default: only new ones). The client token, if the sidecar
- * wants one, comes from RISKBUDGET_CLIENT_TOKEN. Exits 0 when the order may be sent, 3 when not.
+ * after a checkpointed sequence (default: only new ones), --log-id ID names the log it counts in
+ * (the feed's `logId` when SEQ was handled: a sequence of another log, e.g. of a replaced state
+ * file, ends the feed with RecommendationsLost instead of skipping). The client token, if the
+ * sidecar wants one, comes from RISKBUDGET_CLIENT_TOKEN. Exits 0 when the order may be sent, 3
+ * when not.
  */
 
 const { parseArgs } = require('node:util');
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
     quantity: { type: 'string', default: '100' },
     follow: { type: 'string', default: '0' },
     after: { type: 'string' },
+    'log-id': { type: 'string' },
   },
 });
 
@@ -49,8 +53,11 @@ async function main() {
 }
 
 async function follow(client, count) {
-  const afterSequence = args.after ?? (await client.getStatus()).lastRecommendationSequence;
-  const feed = new RecommendationFeed(client, { afterSequence });
+  // Without a checkpoint: from the sidecar's newest, in its log.
+  const status = args.after === undefined ? await client.getStatus() : null;
+  const afterSequence = args.after ?? status.lastRecommendationSequence;
+  const logId = args['log-id'] ?? status?.recommendationLogId ?? null;
+  const feed = new RecommendationFeed(client, { afterSequence, logId });
   process.once('SIGINT', () => feed.close());
   let received = 0;
   for await (const recommendation of feed) {
@@ -59,7 +66,7 @@ async function follow(client, count) {
       + `${recommendation.targetAllocation.length} target weights`);
     received += 1;
     if (received === count) {
-      break; // leaving the loop closes the feed; persist recommendation.sequence to resume later
+      break; // leaving the loop closes the feed; persist feed.logId and recommendation.sequence to resume later
     }
   }
 }

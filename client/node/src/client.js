@@ -322,7 +322,10 @@ class RiskBudgetClient {
     return this.#call('GetBudget', { strategy: ofType(strategy, 'string', 'strategy') }, this.#timeout);
   }
 
-  /** The sidecar's own state, e.g. `lastRecommendationSequence`. */
+  /**
+   * The sidecar's own state, e.g. `lastRecommendationSequence`, and `recommendationLogId`: the
+   * log id the recommendation stream names (a feed's `logId` on this sidecar).
+   */
   getStatus() {
     return this.#call('GetStatus', {}, this.#timeout);
   }
@@ -392,11 +395,18 @@ class RiskBudgetClient {
 
   /**
    * The raw StreamRecommendations call after `afterSequence` (a bigint, a safe integer or a
-   * string of digits; anything else throws a RangeError before subscribing): a readable stream
-   * of `{ recommendations }` batches. RecommendationFeed builds on it.
+   * string of digits; anything else throws a RangeError before subscribing) of the log `logId`
+   * (a string: the `logId` of the messages `afterSequence` was read from; null, undefined or '',
+   * the default: not checked; anything else throws a TypeError before subscribing): a readable
+   * stream of `{ recommendations, logId }` batches. If the sidecar's log is another (a new or
+   * replaced state file, the memory store restarted), the stream fails with OUT_OF_RANGE.
+   * RecommendationFeed builds on it.
    */
-  streamRecommendations(afterSequence) {
-    const request = { afterSequence: String(sequenceNumber(afterSequence, 'afterSequence')) };
+  streamRecommendations(afterSequence, logId = '') {
+    const request = {
+      afterSequence: String(sequenceNumber(afterSequence, 'afterSequence')),
+      logId: logId === null || logId === undefined ? '' : ofType(logId, 'string', 'logId'),
+    };
     return this.#stub.StreamRecommendations(request, this.#metadata.clone());
   }
 

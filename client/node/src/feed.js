@@ -4,8 +4,11 @@
  * StreamRecommendations, as the Python client's RecommendationFeed does.
  *
  * The sidecar keeps a log of recommendations with strictly increasing sequence numbers (never
- * reused, also across restarts); a subscriber asks for everything after the last sequence it
- * handled and gets it in order, then live ones. The feed builds on that:
+ * reused, also across restarts, as long as the state file is kept); a subscriber asks for
+ * everything after the last sequence it handled and gets it in order, then live ones. The log has
+ * an identity, its log id, which every stream message names: a sidecar on a new or replaced state
+ * file (or the memory store, restarted) starts another log, numbered from 1 again. The feed builds
+ * on that:
  *
  * - `for await (const recommendation of feed)` yields recommendations one at a time, in
  *   sequence order, and records the sequence of each one it yields in `lastSequence`: once
@@ -16,12 +19,18 @@
  *   nothing is missed and nothing is handled twice;
  * - a recommendation at or below `lastSequence` is dropped (counted in `duplicatesDropped`);
  *   one that skips a sequence throws FeedGapError: the feed never skips silently;
- * - when the recommendations it needs are no longer kept (OUT_OF_RANGE) it throws
- *   RecommendationsLost; any other failure (UNAUTHENTICATED, UNIMPLEMENTED, ...) throws
- *   RiskBudgetError. Either ends the feed.
+ * - every subscription names the log `lastSequence` counts in (`logId`: the one given, else the
+ *   one the first stream message named); the sidecar refuses a sequence of another log with
+ *   OUT_OF_RANGE, and a message naming another log is never yielded either;
+ * - when the recommendations it needs are no longer kept (OUT_OF_RANGE: trimmed from the log, or
+ *   of another log) it throws RecommendationsLost; any other failure (UNAUTHENTICATED,
+ *   UNIMPLEMENTED, ...) throws RiskBudgetError. Either ends the feed.
  *
- * Checkpointing: persist `recommendation.sequence` after handling each one and pass it back
- * as `afterSequence` on the next start.
+ * Checkpointing: persist `recommendation.sequence` (or `feed.lastSequence`) after handling each
+ * one, with `feed.logId`, and pass them back as `afterSequence` and `logId` on the next start. A
+ * checkpoint of an old log then throws RecommendationsLost on a sidecar with a new one, instead of
+ * silently skipping the new log's recommendations up to the checkpoint's sequence. A feed started
+ * without a log id learns it from the first message and checks it from then on.
  */
 
 const grpc = require('@grpc/grpc-js');
@@ -68,9 +77,11 @@ class FeedGapError extends FeedError {
 }
 
 /**
- * The sidecar no longer keeps the recommendations after `afterSequence` (OUT_OF_RANGE); the
- * oldest it has is `oldestAvailable` (null if it did not say). Resync your state from the
- * sidecar (GetBudget), then start a new feed after `resumeAfter`.
+ * The sidecar no longer keeps the recommendations after `afterSequence` (OUT_OF_RANGE: trimmed
+ * from its log, or `afterSequence` counts in another log than the sidecar's); the oldest it has
+ * is `oldestAvailable` (null if it did not say). Resync your state from the sidecar (GetBudget),
+ * then start a new feed after `resumeAfter`, with the sidecar's log id
+ * (GetStatus `recommendationLogId`) or none.
  */
 class RecommendationsLost extends FeedError {
   constructor(afterSequence, oldestAvailable, details) {
@@ -110,8 +121,12 @@ function sequenceInMetadata(metadata, key) {
 
 /** Everything the feed decides (what to ask for, what to pass on, whether and when to reconnect). No I/O. */
 class FeedPolicy {
-  constructor(afterSequence, { initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect }) {
+  constructor(afterSequence, {
+    logId, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
+  }) {
     this.lastSequence = sequenceNumber(afterSequence, 'afterSequence');
+    // '' (as the contract's default): not known yet, so not checked.
+    this.logId = logId === null || logId === undefined ? '' : ofType(logId, 'string', 'logId');
     this.initialBackoff = positiveSeconds(initialBackoff, 'initialBackoff');
     if (!(Number.isFinite(backoffMultiplier) && backoffMultiplier >= 1)) {
       throw new RangeError(`backoffMultiplier must be 1 or more, got ${String(backoffMultiplier)}`);
@@ -130,6 +145,21 @@ class FeedPolicy {
     this.reconnects = 0;
     this.duplicatesDropped = 0;
     this.backoff = this.initialBackoff;
+  }
+
+  /**
+   * The recommendations of a stream message, once its log is known to be the feed's: the first
+   * message names the log of a feed that had none; one naming another log throws
+   * RecommendationsLost (its sequences mean nothing against `lastSequence`).
+   */
+  received(message) {
+    if (this.logId === '') {
+      this.logId = message.logId;
+    } else if (message.logId !== '' && message.logId !== this.logId) {
+      throw new RecommendationsLost(this.lastSequence, null, `the stream is of recommendation log `
+        + `${JSON.stringify(message.logId)}, the feed's sequences count in ${JSON.stringify(this.logId)}`);
+    }
+    return message.recommendations;
   }
 
   /** Whether to yield `recommendation` now; if so, it is the caller's from here on. */
@@ -178,15 +208,18 @@ class FeedPolicy {
 }
 
 /**
- * Recommendations after `afterSequence`, then live ones, in order, across disconnects and
- * sidecar restarts, read through `client` (a RiskBudgetClient, left open); see the module's
- * documentation. Reconnects wait `initialBackoff` seconds, then `backoffMultiplier` times more
+ * Recommendations after `afterSequence` (of the log `logId`, when given), then live ones, in
+ * order, across disconnects and sidecar restarts, read through `client` (a RiskBudgetClient,
+ * left open); see the module's documentation. `logId` is the log id a feed reported with the
+ * checkpoint (`feed.logId`); null (the default), undefined or '': not checked until the first
+ * message names one. Reconnects wait `initialBackoff` seconds, then `backoffMultiplier` times more
  * each time up to `maxBackoff`, each wait shortened by a random fraction up to `jitter`; a new
  * recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
  * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
  * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
  * attempt, delay }`. An option out of its range throws a RangeError naming it; an `onDisconnect`
- * that is neither null nor a function, a TypeError.
+ * that is neither null nor a function, or a `logId` that is neither null nor a string, a
+ * TypeError.
  */
 class RecommendationFeed {
   #client;
@@ -198,6 +231,7 @@ class RecommendationFeed {
 
   constructor(client, {
     afterSequence = 0n,
+    logId = null,
     initialBackoff = 0.1,
     backoffMultiplier = 2,
     maxBackoff = 5,
@@ -207,13 +241,21 @@ class RecommendationFeed {
   } = {}) {
     this.#client = client;
     this.#policy = new FeedPolicy(afterSequence, {
-      initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
+      logId, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
     });
   }
 
   /** The sequence of the last recommendation yielded (afterSequence before any): the feed resumes after it. */
   get lastSequence() {
     return this.#policy.lastSequence;
+  }
+
+  /**
+   * The log `lastSequence` counts in: the `logId` given, else the one the first stream message
+   * named ('' until then). Keep it with the checkpoint and pass it back as `logId`.
+   */
+  get logId() {
+    return this.#policy.logId;
   }
 
   /** Reconnects since the last new recommendation. */
@@ -242,12 +284,12 @@ class RecommendationFeed {
   async* #read() {
     try {
       while (!this.#closed) {
-        const call = this.#client.streamRecommendations(this.#policy.lastSequence);
+        const call = this.#client.streamRecommendations(this.#policy.lastSequence, this.#policy.logId);
         this.#call = call;
         let status = { code: grpc.status.OK, details: 'the stream ended', metadata: null };
         try {
           for await (const batch of call) {
-            for (const recommendation of batch.recommendations) {
+            for (const recommendation of this.#policy.received(batch)) {
               if (this.#policy.take(recommendation)) {
                 yield recommendation;
               }
@@ -261,7 +303,7 @@ class RecommendationFeed {
             return;
           }
           if (!(error instanceof Error && 'code' in error && 'metadata' in error)) {
-            throw error; // not the call's status: a FeedGapError, or a fault of the client itself
+            throw error; // not the call's status: a FeedGapError, RecommendationsLost of another log, or a fault of the client itself
           }
           status = error;
         } finally {

@@ -1,10 +1,13 @@
 'use strict';
 /**
  * What the real-sidecar tests are given by tests/polyglot/test_node_client.py, which starts
- * the sidecar process: its address, its tokens, and a control URL that kills and restarts it.
+ * the sidecar process: its address, its tokens, a control URL that kills and restarts it, and
+ * (for the tests that replace it) the state file it runs on.
  */
 
 const assert = require('node:assert/strict');
+const fs = require('node:fs/promises');
+const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const { RiskBudgetAdminService } = require('../../src');
 const helpers = require('./helpers');
@@ -21,6 +24,26 @@ async function control(action) {
   assert.ok(response.ok, `control ${action}: HTTP ${response.status} ${await response.text()}`);
 }
 
+/**
+ * Kill the sidecar, move its state file aside (RISKBUDGET_STATE_PATH, with the files beside it
+ * named after it: WAL, check journal, lock) and start it again on the same config: on a new,
+ * empty state file, so with a new recommendation log. Resolves to the directory the old files
+ * were moved to.
+ */
+async function replaceStateFile() {
+  const statePath = required('RISKBUDGET_STATE_PATH');
+  await control('kill');
+  const directory = path.dirname(statePath);
+  const aside = await fs.mkdtemp(path.join(directory, 'replaced-'));
+  for (const name of await fs.readdir(directory)) {
+    if (name.startsWith(path.basename(statePath)) && path.join(directory, name) !== aside) {
+      await fs.rename(path.join(directory, name), path.join(aside, name));
+    }
+  }
+  await control('start');
+  return aside;
+}
+
 /** A recommendation now, through the admin service; waits for a restarting sidecar. */
 function triggerRebalance(admin, reason) {
   return helpers.triggerRebalance(admin, adminToken, reason);
@@ -30,4 +53,4 @@ function adminStub() {
   return new RiskBudgetAdminService(target, grpc.credentials.createInsecure());
 }
 
-module.exports = { adminStub, clientToken, control, target, triggerRebalance };
+module.exports = { adminStub, clientToken, control, replaceStateFile, target, triggerRebalance };

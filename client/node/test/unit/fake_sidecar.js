@@ -7,9 +7,12 @@
 const grpc = require('@grpc/grpc-js');
 const { RiskBudgetService } = require('../../src/contract');
 
-/** A subscription's script: batches of sequences, then how the stream ends. */
-function subscription(batches, end = { code: grpc.status.UNAVAILABLE, details: 'connection lost' }) {
-  return { batches, end };
+/**
+ * A subscription's script: batches of sequences, then how the stream ends; each message names
+ * the recommendation log `logId` ('' as a sidecar from before log ids: none).
+ */
+function subscription(batches, end = { code: grpc.status.UNAVAILABLE, details: 'connection lost' }, { logId = '' } = {}) {
+  return { batches, end, logId };
 }
 
 /** Trailing metadata with `key: value` entries. */
@@ -92,7 +95,10 @@ class FakeSidecar {
     this.#record('StreamRecommendations', call);
     const script = this.subscriptions.shift() ?? subscription([], null);
     for (const sequences of script.batches) {
-      call.write({ recommendations: sequences.map((sequence) => ({ sequence: String(sequence), reason: `r${sequence}` })) });
+      call.write({
+        recommendations: sequences.map((sequence) => ({ sequence: String(sequence), reason: `r${sequence}` })),
+        logId: script.logId,
+      });
     }
     if (script.end === null) {
       return; // open until the client cancels

@@ -17,6 +17,8 @@ const {
 const { fakeSidecar, metadataOf, subscription } = require('./fake_sidecar');
 
 const QUICK = { initialBackoff: 0.001, maxBackoff: 0.01, jitter: 0 };
+/** For the log id tests: a feed that fails to stop waits for live recommendations forever. */
+const LOG_TIMEOUT = { timeout: 5_000 };
 
 function feedOn(t, target, options = {}) {
   const client = new RiskBudgetClient(target);
@@ -42,6 +44,24 @@ async function take(feed, count) {
 
 function askedAfter(sidecar) {
   return sidecar.received.StreamRecommendations.map(({ request }) => Number(request.afterSequence));
+}
+
+/** The log id of each StreamRecommendations request the sidecar received. */
+function askedOfLog(sidecar) {
+  return sidecar.received.StreamRecommendations.map(({ request }) => request.logId);
+}
+
+/** The sequences the feed yields until it throws; resolves to [sequences, error]. */
+async function untilItThrows(feed) {
+  const handled = [];
+  try {
+    for await (const recommendation of feed) {
+      handled.push(Number(recommendation.sequence));
+    }
+  } catch (error) {
+    return [handled, error];
+  }
+  assert.fail(`the feed ended without an error after ${handled.join(', ')}`);
 }
 
 test('the feed yields every recommendation after the checkpoint in order', async (t) => {
@@ -134,6 +154,82 @@ test('without the metadata the oldest kept is read from the details', async (t) 
   await assert.rejects(take(feed, 1), (error) => error instanceof RecommendationsLost && error.oldestAvailable === 12n);
 });
 
+test('the feed learns the log id from the first message and sends it with every resubscription', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[1, 2]], undefined, { logId: 'log-a' }), subscription([[3]], null, { logId: 'log-a' })];
+  const feed = feedOn(t, sidecar.target);
+  assert.equal(feed.logId, '');
+
+  assert.deepEqual(await take(feed, 3), [1, 2, 3]);
+  assert.equal(feed.logId, 'log-a');
+  assert.deepEqual(askedAfter(sidecar), [0, 2]);
+  assert.deepEqual(askedOfLog(sidecar), ['', 'log-a']);
+});
+
+test('a feed given a log id sends it from the first subscription and keeps it', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[5]], undefined, { logId: 'log-a' }), subscription([[6]], null, { logId: 'log-a' })];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n, logId: 'log-a' });
+  assert.equal(feed.logId, 'log-a');
+
+  assert.deepEqual(await take(feed, 2), [5, 6]);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a', 'log-a']);
+  assert.equal(feed.logId, 'log-a');
+});
+
+test('a message of another log than the checkpoint\'s throws RecommendationsLost and is never yielded', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[5, 6]], null, { logId: 'log-b' })];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n, logId: 'log-a' });
+
+  const [handled, error] = await untilItThrows(feed);
+
+  assert.deepEqual(handled, []);
+  assert.ok(error instanceof RecommendationsLost, error);
+  assert.equal(error.afterSequence, 4n);
+  assert.equal(error.oldestAvailable, null);
+  assert.equal(error.details, 'the stream is of recommendation log "log-b", the feed\'s sequences count in "log-a"');
+  assert.equal(feed.closed, true);
+  assert.equal(feed.lastSequence, 4n);
+});
+
+test('a resubscription that reaches another log than the first message named throws RecommendationsLost', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  // As a sidecar that ignored the request's log id would: the new log numbers from 1 again.
+  sidecar.subscriptions = [subscription([[1, 2]], undefined, { logId: 'log-a' }), subscription([[3]], null, { logId: 'log-b' })];
+  const feed = feedOn(t, sidecar.target);
+
+  const [handled, error] = await untilItThrows(feed);
+
+  assert.deepEqual(handled, [1, 2]);
+  assert.ok(error instanceof RecommendationsLost && error.afterSequence === 2n, error);
+  assert.deepEqual(askedOfLog(sidecar), ['', 'log-a']);
+});
+
+test('a message naming no log (a sidecar from before log ids) is not checked', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[5]], null)];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n, logId: 'log-a' });
+
+  assert.deepEqual(await take(feed, 1), [5]);
+  assert.equal(feed.logId, 'log-a');
+});
+
+test('the sidecar refusing a sequence of another log (OUT_OF_RANGE) throws RecommendationsLost', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  const details = "after_sequence 7 counts in recommendation log 'log-a', and this sidecar's log is 'log-b' "
+    + '(a new or replaced state file, or the memory store restarted): the recommendations after it are not kept; '
+    + 'oldest available is 1';
+  sidecar.subscriptions = [subscription([], {
+    code: grpc.status.OUT_OF_RANGE, details, metadata: metadataOf({ 'riskbudget-oldest-sequence': '1' }),
+  })];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 7n, logId: 'log-a' });
+
+  await assert.rejects(take(feed, 1), (error) => error instanceof RecommendationsLost
+    && error.afterSequence === 7n && error.oldestAvailable === 1n && error.resumeAfter === 0n && error.details === details);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a']);
+});
+
 test('a failure that reconnecting cannot fix throws RiskBudgetError', async (t) => {
   const sidecar = await fakeSidecar(t);
   sidecar.subscriptions = [subscription([], { code: grpc.status.UNAUTHENTICATED, details: 'missing client token' })];
@@ -209,6 +305,24 @@ test('bad settings are refused', () => {
       [{ maxReconnects: -1 }, /maxReconnects must be null or a whole number/],
     ]) {
       assert.throws(() => new RecommendationFeed(client, options), message);
+    }
+  } finally {
+    client.close();
+  }
+});
+
+test('a logId that is neither null nor a string is a TypeError naming it', () => {
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    for (const [logId, kind] of [[42, 'number'], [{}, '[object Object]'], [true, 'boolean'], [7n, 'bigint']]) {
+      const refusal = { name: 'TypeError', message: `logId must be a string, got ${kind}` };
+      assert.throws(() => new RecommendationFeed(client, { logId }), refusal);
+      assert.throws(() => client.streamRecommendations(0, logId), refusal);
+    }
+    for (const logId of [null, undefined, '', 'a1b2']) {
+      const feed = new RecommendationFeed(client, { logId });
+      assert.equal(feed.logId, logId ?? '');
+      feed.close();
     }
   } finally {
     client.close();
