@@ -85,6 +85,8 @@ class RecommendationHub:
                 raise ResumeOutOfRange(after_sequence, oldest, newest)
             last = after_sequence
             while page := self._read_after(last, HISTORY_PAGE):
+                if page[0].sequence != last + 1:  # trimmed while the pages before were sent: the
+                    break  # queue has the rest if it came since this subscriber registered, else a gap
                 last = page[-1].sequence
                 yield page
             while True:
@@ -94,10 +96,15 @@ class RecommendationHub:
                     batch.append(subscriber.queue.get_nowait())
                 live = []
                 for entry in batch:
-                    if entry is _CLOSED or entry is _OVERFLOW:
+                    if entry is _CLOSED or entry is _OVERFLOW or entry.sequence > last + 1:
                         if live:
                             yield live
-                        raise ShuttingDown(last) if entry is _CLOSED else SubscriberOverflow(last)
+                        if entry is _CLOSED:
+                            raise ShuttingDown(last)
+                        if entry is _OVERFLOW:
+                            raise SubscriberOverflow(last)
+                        oldest, newest = self._bounds()  # trimmed while history was sent: never sent
+                        raise ResumeOutOfRange(last, oldest, newest)
                     if entry.sequence > last:
                         live.append(entry)
                         last = entry.sequence
