@@ -17,7 +17,6 @@ from riskbudget_sidecar.engine.types import PriceTick, Regime
 from riskbudget_sidecar.service.clock import ManualClock
 from riskbudget_sidecar.service.config_file import load_config
 from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
-from riskbudget_sidecar.service.errors import StateUnavailable
 from riskbudget_sidecar.store.errors import StoreError
 
 from .conftest import T0, start_harness, timestamp, write_config
@@ -201,8 +200,7 @@ async def test_a_drift_whose_recommendation_could_not_be_recorded_is_recommended
     def refused(recommendation):
         raise StoreError("the disk is full")
     monkeypatch.setattr(harness.sidecar.store, "append_recommendation", refused)
-    with pytest.raises(StateUnavailable):
-        await harness.sidecar.monitor_once()
+    await harness.sidecar.monitor_once()
     monkeypatch.setattr(harness.sidecar.store, "append_recommendation", append)
     await harness.sidecar.monitor_once()  # within the cooldown of the firing that was lost
 
@@ -468,15 +466,22 @@ async def test_a_regime_change_whose_recommendation_could_not_be_recorded_is_rec
     def refused(recommendation):
         raise StoreError("the disk is full")
     monkeypatch.setattr(fast_regime.sidecar.store, "append_recommendation", refused)
-    with pytest.raises(grpc.aio.AioRpcError):
+    for _ in range(3):  # the prices are in, and each retry of the recommendation is refused
         await crash_the_benchmark(fast_regime)
     kept = fast_regime.sidecar.store.regime_record()
+    alerts = (await fast_regime.stub.ListAlerts(spb.ListAlertsRequest(limit=100))).alerts
     monkeypatch.setattr(fast_regime.sidecar.store, "append_recommendation", append)
     await fast_regime.publish_last_prices()  # the next recompute
+    status = await fast_regime.stub.GetStatus(spb.GetStatusRequest())
+    after = (await fast_regime.stub.ListAlerts(spb.ListAlertsRequest(limit=100))).alerts
 
     assert kept.effective is not Regime.CRISIS  # not taken as known while unrecommended
+    assert pb.ALERT_KIND_STORE_ERROR in [a.kind for a in alerts]
+    assert pb.ALERT_KIND_REGIME_CHANGE not in [a.kind for a in alerts]
     assert [r.budget.regime for r in await recommendations_after(fast_regime, 0)] == [pb.REGIME_CRISIS]
     assert fast_regime.sidecar.store.regime_record().effective is Regime.CRISIS
+    assert [p.regime for p in status.regime_history].count(pb.REGIME_CRISIS) == 1
+    assert [a.kind for a in after].count(pb.ALERT_KIND_REGIME_CHANGE) == 1
 
 
 async def test_a_forced_regime_that_ended_while_the_sidecar_was_down_is_recommended_at_start(tmp_path):

@@ -375,18 +375,13 @@ class RiskBudgetSidecar:
     def _after_recompute(self, received: float, report: UtilizationReport | None = None) -> None:
         """Turn a regime change, or (with a utilization report) any trigger, into a recommendation.
         Nothing before start() has taken up the regime of before the restart (prices published
-        while it starts): it compares the regime then."""
+        while it starts): it compares the regime then. A recommendation the store refuses (alerted)
+        is made again at the next recompute: the prices or the tick that led to it still count."""
         if self._last_regime is None:
             return
         snapshot = self.require_snapshot()
         changed = snapshot.regime is not self._last_regime
         previous, self._last_regime = self._last_regime, snapshot.regime
-        if changed:
-            self.regime_history.append((snapshot.regime, snapshot.regime_since))
-            self._alerts.raise_alert(
-                AlertKind.REGIME_CHANGE, AlertSeverity.INFO,
-                f"regime changed from {previous.value} to {snapshot.regime.value}",
-                now=self._clock.now())
         if not changed and report is None:
             self._record_regime()
             return
@@ -399,12 +394,18 @@ class RiskBudgetSidecar:
         if firings:
             try:
                 self._recommend(firings)
-            except StateUnavailable:  # not recorded: recommended again next time, cooldowns or not
+            except StateUnavailable as error:  # recommended again next time, cooldowns or not
                 self._last_regime = previous
                 self._triggers.restore(latches)
-                raise
+                log.warning("recommendation_not_recorded", error=str(error))
+                return
         self._record_regime()  # only once recommended: else a restart would take it as known
         if changed:
+            self.regime_history.append((snapshot.regime, snapshot.regime_since))
+            self._alerts.raise_alert(
+                AlertKind.REGIME_CHANGE, AlertSeverity.INFO,
+                f"regime changed from {previous.value} to {snapshot.regime.value}",
+                now=self._clock.now())
             seconds = time.monotonic() - received
             self.regime_response_seconds.append(seconds)
             self.metrics.regime_response.observe(seconds)
