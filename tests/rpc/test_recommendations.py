@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
 import pytest
@@ -256,6 +257,22 @@ async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
 
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert trailing.get("riskbudget-resume-after") == "1"
+
+
+async def test_a_long_replay_reaches_a_client_with_grpcs_default_message_limit(tmp_path):
+    running = await start_harness(tmp_path, sidecar__max_message_bytes=16 * 1024 * 1024)
+    try:
+        await trigger(running)
+        [first] = running.sidecar.store.recommendations_after(0, 1)
+        for n in range(500):  # about 5 MB of history, past what a client takes in one message
+            running.sidecar.store.append_recommendation(
+                dataclasses.replace(first, reason=f"{n} " + "x" * 10_000))
+        with RecommendationFeed(running.server.target, max_reconnects=0) as feed:
+            sequences = await asyncio.to_thread(lambda: [next(feed).sequence for _ in range(501)])
+    finally:
+        await close(running)
+
+    assert sequences == list(range(1, 502))
 
 
 async def test_a_resume_point_ahead_of_the_log_is_out_of_range(harness):

@@ -16,6 +16,10 @@ from .auth import AdminAuth
 from .errors import mapped_errors, mapped_stream_errors
 from .parsing import refuse_unparsable
 
+STREAM_MESSAGE_BYTES = 1024 * 1024
+"""The most a stream message packs (a larger recommendation still goes alone): gRPC clients
+take at most 4 MiB by default, whatever `sidecar.max_message_bytes` lets this server send."""
+
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     def __init__(self, sidecar: RiskBudgetSidecar) -> None:
@@ -78,7 +82,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
-        max_bytes = self._sidecar.config.sidecar.max_message_bytes // 2
+        max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
         async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
                                              log_id=request.log_id):
