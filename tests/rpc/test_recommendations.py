@@ -14,6 +14,7 @@ from riskbudget.v1 import risk_budget_service_pb2_grpc as spb_grpc
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost
 from riskbudget_sidecar.app.serve import stop
+from riskbudget_sidecar.engine.recommendations import target_allocation
 from riskbudget_sidecar.engine.types import PriceTick, Regime
 from riskbudget_sidecar.service.clock import ManualClock
 from riskbudget_sidecar.service.config_file import load_config
@@ -207,6 +208,32 @@ async def test_a_drift_whose_recommendation_could_not_be_recorded_is_recommended
 
     recommended = await recommendations_after(harness, 0)
     assert [list(r.triggers) for r in recommended] == [[pb.RECOMMENDATION_TRIGGER_DRIFT]]
+
+
+async def test_after_a_restart_drift_waits_for_live_prices_not_the_warm_ups(tmp_path):
+    first = await start_harness(tmp_path)
+    warm = await first.publish_last_prices()
+    live = {**warm, "AAA": warm["AAA"] * 1.5, "BBB": warm["BBB"] * 0.7}  # far from the warm-up's
+    await first.publish(live)
+    targets = {a.symbol: a.notional for a in target_allocation(first.sidecar.snapshot) if a.strategy == "trend"}
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[  # on target at the live prices
+        pb.Position(strategy="trend", symbol=symbol, quantity=notional / live[symbol])
+        for symbol, notional in targets.items()]))
+    await first.sidecar.monitor_once()
+    made = (await first.stub.GetStatus(spb.GetStatusRequest())).last_recommendation_sequence
+    await close(first)
+
+    second = await start_harness(tmp_path)
+    try:
+        await second.sidecar.monitor_once()  # no live price yet: the warm-up's would make a drift
+        unpriced = (await second.stub.GetStatus(spb.GetStatusRequest())).last_recommendation_sequence
+        await second.publish(live)
+        await second.sidecar.monitor_once()
+        priced = (await second.stub.GetStatus(spb.GetStatusRequest())).last_recommendation_sequence
+    finally:
+        await close(second)
+
+    assert made == unpriced == priced
 
 
 async def test_a_restart_does_not_send_a_recommendation_again_within_its_cooldown(tmp_path):

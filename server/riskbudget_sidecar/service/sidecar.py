@@ -28,7 +28,7 @@ from ..engine.checks import evaluate, firm_wide_decision
 from ..engine.config import Config
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
-from ..engine.recommendations import build_recommendation, current_allocation, strategy_drift, target_allocation
+from ..engine.recommendations import book_drift, build_recommendation
 from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
@@ -413,8 +413,14 @@ class RiskBudgetSidecar:
             log.info("regime_response", seconds=seconds, regime=snapshot.regime.value)
 
     def _drift(self, snapshot: BudgetSnapshot) -> dict[str, float]:
-        current = current_allocation(self._store.book, self._market.last_price, snapshot.net_asset_value)
-        return strategy_drift(target_allocation(snapshot), current)
+        """Per strategy; none for a strategy holding a symbol with no live price yet (the book's
+        unmarked ones): after a restart, the warm-up's prices made a drift out of nothing."""
+        book = self._store.book
+        drift = book_drift(snapshot, book, self._market.last_price)
+        for symbol in book.unmarked():
+            for strategy, _ in book.symbol_exposures(symbol):
+                drift.pop(strategy, None)
+        return drift
 
     def _recommend(self, firings: list[Firing]) -> Recommendation:
         snapshot = self.require_snapshot()
