@@ -56,6 +56,32 @@ def test_evaluate_when_drift_exceeds_the_threshold_fires_for_the_worst_strategy(
     assert firings == [Firing(DRIFT, 0.142, "drift 14.2% in equity_momentum above the 10% threshold")]
 
 
+def test_one_strategys_drift_in_its_cooldown_holds_back_no_other_strategys():
+    m = monitor()
+    first = evaluate(m, now=NOW, drift={"equity": 0.50, "carry": 0.02})
+
+    second = evaluate(m, now=NOW + 10, drift={"equity": 0.50, "carry": 0.45})
+    both = evaluate(m, now=NOW + 400, drift={"equity": 0.50, "carry": 0.45})
+
+    assert triggers(first) == triggers(second) == [DRIFT]
+    assert second[0].reason == "drift 45.0% in carry above the 10% threshold"
+    assert both == [Firing(DRIFT, 0.50, "drift 50.0% in equity above the 10% threshold; "
+                                        "drift 45.0% in carry above the 10% threshold")]
+
+
+def test_the_drift_cooldowns_of_each_strategy_outlive_a_restart():
+    m = monitor()
+    evaluate(m, now=NOW, drift={"equity": 0.50})
+    evaluate(m, now=NOW + 10, drift={"equity": 0.50, "carry": 0.45})
+    restarted = monitor()
+    restarted.restore(m.fired())
+
+    held = evaluate(restarted, now=NOW + 20, drift={"equity": 0.50, "carry": 0.45})
+
+    assert set(m.fired()) == {"drift:equity", "drift:carry"}
+    assert held == []
+
+
 def test_evaluate_when_drift_equals_the_threshold_does_not_fire():
     assert evaluate(monitor(), drift={"alpha": 0.10}) == []
 

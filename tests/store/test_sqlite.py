@@ -738,17 +738,16 @@ def test_a_store_on_a_link_to_a_file_in_use_is_refused(tmp_path) -> None:
 
 def test_when_the_triggers_fired_is_read_back_after_a_reopen(tmp_path) -> None:
     from riskbudget_sidecar.engine.config import StoreSettings
-    from riskbudget_sidecar.engine.types import RecommendationTrigger
     from riskbudget_sidecar.store import SqliteStore
 
     settings = StoreSettings(path=str(tmp_path / "state.sqlite3"))
     store = SqliteStore(settings)
-    store.record_triggers_fired({RecommendationTrigger.DRIFT: (10.0, 0.5)})
-    store.record_triggers_fired({RecommendationTrigger.VOL_BREACH: (20.0, 1.7)})
+    store.record_triggers_fired({"drift:alpha": (10.0, 0.5)})
+    store.record_triggers_fired({"vol_breach": (20.0, 1.7), "drift:beta": (30.0, 0.2)})
     store.close()
     reopened = SqliteStore(settings)
 
-    assert reopened.triggers_fired() == {RecommendationTrigger.VOL_BREACH: (20.0, 1.7)}
+    assert reopened.triggers_fired() == {"vol_breach": (20.0, 1.7), "drift:beta": (30.0, 0.2)}
     reopened.close()
 
 

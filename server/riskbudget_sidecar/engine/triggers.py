@@ -4,8 +4,9 @@ Each evaluation looks at the latest budget and the book:
 
 - REGIME_CHANGE when the regime has just changed (and `regime_change` is on);
   a new regime is a new condition, so it always fires: no cooldown.
-- DRIFT when the largest strategy drift (see the recommendations module) is
-  above `drift_threshold`; severity: that drift.
+- DRIFT when a strategy's drift (see the recommendations module) is above
+  `drift_threshold`; each strategy has a cooldown of its own, so one firing
+  names every strategy it fires for; severity: the worst of their drifts.
 - CORRELATION_SPIKE when the budget's average correlation is above
   `correlation_spike`; severity: the correlation.
 - VOL_BREACH when the realized volatility is above `vol_breach` x the budget's
@@ -32,6 +33,8 @@ from .types import BudgetSnapshot, RecommendationTrigger, Regime
 
 WORSE_MARGIN = 0.10
 """How much worse, relative to its last firing, a condition must get to beat the cooldown."""
+_DRIFT_KEY = RecommendationTrigger.DRIFT.value + ":"
+"""What `fired` keys a strategy's drift by, before the strategy's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +75,33 @@ class TriggerMonitor:
     def __init__(self, settings: RebalancingTriggers) -> None:
         self._settings = settings
         self._latches = {trigger: _Latch() for trigger in (
-            RecommendationTrigger.DRIFT, RecommendationTrigger.CORRELATION_SPIKE,
-            RecommendationTrigger.VOL_BREACH)}
+            RecommendationTrigger.CORRELATION_SPIKE, RecommendationTrigger.VOL_BREACH)}
+        self._drift_latches: dict[str, _Latch] = {}
+        """Per strategy: one strategy's drift, in its cooldown, must not hold back another's."""
 
     def reconfigure(self, settings: RebalancingTriggers) -> None:
         """New thresholds and cooldown; what fired, and when, is kept: a config reload must not
         send a recommendation again within its cooldown."""
         self._settings = settings
 
-    def fired(self) -> dict[RecommendationTrigger, tuple[float, float]]:
+    def fired(self) -> dict[str, tuple[float, float]]:
         """(when, how severe) each trigger last fired, of those still in their cooldown's
-        memory (not re-armed): what a restart must keep, not to send them again."""
-        return {trigger: (latch.fired_at, latch.severity)
-                for trigger, latch in self._latches.items() if latch.fired_at is not None}
+        memory (not re-armed): what a restart must keep, not to send them again. Keyed by the
+        trigger's value, and drift by strategy ('drift:<strategy>')."""
+        latches = {**{trigger.value: latch for trigger, latch in self._latches.items()},
+                   **{_DRIFT_KEY + strategy: latch for strategy, latch in self._drift_latches.items()}}
+        return {key: (latch.fired_at, latch.severity)
+                for key, latch in latches.items() if latch.fired_at is not None}
 
-    def restore(self, fired: Mapping[RecommendationTrigger, tuple[float, float]]) -> None:
-        """Take up what `fired` returned before a restart."""
+    def restore(self, fired: Mapping[str, tuple[float, float]]) -> None:
+        """Take up what `fired` returned before a restart (a key it does not know is dropped)."""
         for trigger, latch in self._latches.items():
-            latch.fired_at, latch.severity = fired.get(trigger, (None, 0.0))
+            latch.fired_at, latch.severity = fired.get(trigger.value, (None, 0.0))
+        self._drift_latches = {}
+        for key, (fired_at, severity) in fired.items():
+            if key.startswith(_DRIFT_KEY):
+                latch = self._drift_latches[key.removeprefix(_DRIFT_KEY)] = _Latch()
+                latch.fired_at, latch.severity = fired_at, severity
 
     def evaluate(
         self,
@@ -114,10 +126,7 @@ class TriggerMonitor:
             firings.append(Firing(RecommendationTrigger.REGIME_CHANGE, 1.0,
                                   f"regime changed {before}to {snapshot.regime.value}"))
 
-        strategy, worst = max(drift.items(), key=lambda item: item[1], default=("", 0.0))
-        firings += self._check(
-            RecommendationTrigger.DRIFT, now, worst, settings.drift_threshold,
-            f"drift {worst:.1%} in {strategy} above the {_percent(settings.drift_threshold)} threshold")
+        firings += self._drift_firings(now, drift)
 
         correlation = snapshot.average_correlation
         firings += self._check(
@@ -137,18 +146,34 @@ class TriggerMonitor:
         """An operator's request for a recommendation: fires whatever the conditions."""
         return Firing(RecommendationTrigger.MANUAL, 1.0, reason)
 
+    def _drift_firings(self, now: float, drift: Mapping[str, float]) -> list[Firing]:
+        """One DRIFT firing naming, worst first, each strategy whose own latch lets its drift fire
+        (a strategy missing from `drift` is left as it was)."""
+        threshold = self._settings.drift_threshold
+        fired = [(strategy, severity) for strategy, severity in sorted(drift.items(), key=lambda item: (-item[1], item[0]))
+                 if self._fires(self._drift_latches.setdefault(strategy, _Latch()), now, severity, threshold)]
+        if not fired:
+            return []
+        return [Firing(RecommendationTrigger.DRIFT, fired[0][1], "; ".join(
+            f"drift {severity:.1%} in {strategy} above the {_percent(threshold)} threshold"
+            for strategy, severity in fired))]
+
     def _check(self, trigger: RecommendationTrigger, now: float, severity: float, threshold: float,
                reason: str) -> list[Firing]:
         """[the firing] if the condition is present and its latch lets it fire, else []."""
-        if math.isnan(severity):
-            return []
-        latch = self._latches[trigger]
-        if severity <= threshold:
-            latch.rearm()
-            return []
-        if not latch.fires(now, severity, self._settings.cooldown):
+        if not self._fires(self._latches[trigger], now, severity, threshold):
             return []
         return [Firing(trigger, severity, reason)]
+
+    def _fires(self, latch: _Latch, now: float, severity: float, threshold: float) -> bool:
+        """Whether a condition of `severity` fires `latch` now: re-armed at or below the threshold,
+        left alone when unknown (NaN)."""
+        if math.isnan(severity):
+            return False
+        if severity <= threshold:
+            latch.rearm()
+            return False
+        return latch.fires(now, severity, self._settings.cooldown)
 
 
 def _percent(fraction: float) -> str:

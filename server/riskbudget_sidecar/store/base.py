@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 from ..engine.book import Book
 from ..engine.types import (
     DecisionRecord, FirmGrant, FirmLimits, Fill, OrderRequest, Override, Position, Recommendation,
-    RecommendationTrigger, RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
+    RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 
 
@@ -86,10 +86,10 @@ class Store(Protocol):
     # -- the regime it ran in, for the next start ------------------------------------------
     def regime_record(self) -> RegimeRecord | None: ...
     def record_regime(self, record: RegimeRecord) -> None: ...
-    def triggers_fired(self) -> dict[RecommendationTrigger, tuple[float, float]]: ...
-    def record_triggers_fired(self, fired: dict[RecommendationTrigger, tuple[float, float]]) -> None:
-        """When (and how severe) each rebalancing trigger last fired: their cooldowns outlive a
-        restart."""
+    def triggers_fired(self) -> dict[str, tuple[float, float]]: ...
+    def record_triggers_fired(self, fired: dict[str, tuple[float, float]]) -> None:
+        """When (and how severe) each rebalancing trigger last fired, keyed as TriggerMonitor.fired
+        keys them: their cooldowns outlive a restart."""
 
     # -- recommendation log (durable; sequences strictly increase and are never reused) ----
     recommendation_log_id: str

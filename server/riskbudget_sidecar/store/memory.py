@@ -18,7 +18,7 @@ from ..engine.book import Book
 from ..engine.config import StoreSettings
 from ..engine.types import (
     DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation,
-    RecommendationTrigger, RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
+    RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 from .serialization import to_dict
 
@@ -47,7 +47,7 @@ class MemoryStore:
         replaced ones are skipped when their time comes (see Book's expiries)."""
         self._book_state = TradingState.ACTIVE
         self._regime_record: RegimeRecord | None = None
-        self._triggers_fired: dict[RecommendationTrigger, tuple[float, float]] = {}
+        self._triggers_fired: dict[str, tuple[float, float]] = {}
         self._fills: dict[str, RememberedFill] = {}
         self._fill_forget_times: list[tuple[float, str]] = []
         self._strategy_states: dict[str, TradingState] = {}
@@ -178,10 +178,10 @@ class MemoryStore:
     def record_regime(self, record: RegimeRecord) -> None:
         self._regime_record = record
 
-    def triggers_fired(self) -> dict[RecommendationTrigger, tuple[float, float]]:
+    def triggers_fired(self) -> dict[str, tuple[float, float]]:
         return dict(self._triggers_fired)
 
-    def record_triggers_fired(self, fired: dict[RecommendationTrigger, tuple[float, float]]) -> None:
+    def record_triggers_fired(self, fired: dict[str, tuple[float, float]]) -> None:
         self._triggers_fired = dict(fired)
 
     # -- overrides -------------------------------------------------------------------------

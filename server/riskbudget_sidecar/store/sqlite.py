@@ -26,7 +26,7 @@ from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 
 from ..engine.config import StoreSettings
 from ..engine.types import (
-    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, RecommendationTrigger, Regime,
+    DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Regime,
     RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
 from .errors import StoreError
@@ -243,7 +243,7 @@ class SqliteStore(MemoryStore):
             self._remember_fill(RememberedFill(from_dict(Fill, json.loads(fill)),
                                                from_dict(Position, json.loads(position)), remaining, forget_after))
         MemoryStore.record_triggers_fired(self, {
-            RecommendationTrigger(trigger): (fired_at, severity)
+            trigger: (fired_at, severity)
             for trigger, fired_at, severity in db.execute("SELECT trigger, fired_at, severity FROM triggers_fired")})
         for detected, since, effective in db.execute(
                 "SELECT detected, detected_since, effective FROM regime_record"):
@@ -490,13 +490,13 @@ class SqliteStore(MemoryStore):
             db.execute("INSERT INTO regime_record (detected, detected_since, effective) VALUES (?, ?, ?)",
                        (record.detected.value, record.detected_since, record.effective.value))
 
-    def record_triggers_fired(self, fired: dict[RecommendationTrigger, tuple[float, float]]) -> None:
+    def record_triggers_fired(self, fired: dict[str, tuple[float, float]]) -> None:
         prior = self.triggers_fired()
         with self._change(lambda: MemoryStore.record_triggers_fired(self, prior)) as db:
             MemoryStore.record_triggers_fired(self, fired)
             db.execute("DELETE FROM triggers_fired")
             db.executemany("INSERT INTO triggers_fired (trigger, fired_at, severity) VALUES (?, ?, ?)",
-                           [(trigger.value, *state) for trigger, state in fired.items()])
+                           [(trigger, *state) for trigger, state in fired.items()])
 
     # -- overrides -------------------------------------------------------------------------
 
