@@ -284,3 +284,19 @@ async def test_odd_lot_fills_and_positions_count_firm_wide_as_the_lots_that_cove
     assert (rest.position.quantity, rest.reserved_quantity_remaining) == (250, 0)
     assert after_all == ([("AAA", 3)], [])
     assert after_snapshot == ([("AAA", 2)], [])  # 149 is 2 lots, never 1
+
+
+async def test_checks_sent_at_once_through_one_sidecar_never_jointly_pass_a_strategys_limit(pair):
+    first, _ = pair
+    prices = await first.publish_last_prices()
+    snapshot = first.sidecar.snapshot
+    limit = snapshot.strategies["trend"].max_gross_exposure
+    wanted = {symbol: min(0.7 * limit, 0.95 * snapshot.symbols[symbol].max_position_notional) / prices[symbol]
+              for symbol in ("AAA", "BBB")}
+
+    replies = await asyncio.gather(*(first.check(f"o-{symbol}", quantity, symbol=symbol)
+                                     for symbol, quantity in wanted.items()))
+
+    held = sum(reply.approved_quantity * prices[symbol] for reply, symbol in zip(replies, wanted))
+    assert sum(quantity * prices[symbol] for symbol, quantity in wanted.items()) > limit  # together, too much
+    assert held <= limit * (1 + 1e-9)

@@ -97,15 +97,19 @@ def test_cover_lots_rounds_away_from_zero_but_not_past_a_whole_number_float_nois
     assert cover_lots(0.3, 0.1) == 3  # 2.9999999999999996 in floats
     assert cover_lots(0.7, 0.1) == 7  # 7.000000000000001 in floats
     assert cover_lots(0.0, 100) == 0
+    assert cover_lots(0.1 + 0.2 - 0.3, 0.1) == 0  # 5.6e-17: what float noise leaves of a round trip
+    assert cover_lots(0.043 - (0.23 - 0.187), 0.1) == 0
     with pytest.raises(ValueError, match="finite"):
         cover_lots(math.nan, 1)
 
 
-def test_lot_cents_is_the_value_of_one_lot_to_the_nearest_cent() -> None:
+def test_lot_cents_is_the_value_of_one_lot_in_cents_rounded_up() -> None:
     assert lot_cents(101.57, 100) == 1_015_700
-    assert lot_cents(0.125, 1) == 12  # half a cent: to the even one
-    with pytest.raises(ValueError, match="less than half a cent"):
-        lot_cents(0.001, 1)
+    assert lot_cents(0.29, 1) == 29  # 28.999999999999996 in floats
+    assert lot_cents(14.9, 0.001) == 2  # 1.49 cents: never valued below its price
+    assert lot_cents(0.001, 1) == 1
+    with pytest.raises(ValueError, match="finite"):
+        lot_cents(math.inf, 1)
 
 
 def test_limit_cents_rounds_down() -> None:

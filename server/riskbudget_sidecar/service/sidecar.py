@@ -112,6 +112,7 @@ class RiskBudgetSidecar:
         self._failed_check_alert: tuple[str, float] | None = None
         """The last alert for a check that failed closed, and when it was raised."""
         self._reloads = OneAtATime()
+        self._one_shared_check = asyncio.Lock()
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
         self._conditions = ConditionAlerts(self._alerts)
@@ -801,6 +802,12 @@ class RiskBudgetSidecar:
 
     async def check_trade(self, order: OrderRequest) -> TradeDecision:
         """Approve, resize or reject; reserve what was approved unless dry_run."""
+        if self._store.shares_limits:  # the firm-wide hold awaits the server between the decision
+            async with self._one_shared_check:  # and the reservation: checks meanwhile would not see it
+                return await self._check_trade(order)
+        return await self._check_trade(order)
+
+    async def _check_trade(self, order: OrderRequest) -> TradeDecision:
         now = self._clock.now()
         began = time.perf_counter()
         kept = self._store.remembered(order.client_order_id)

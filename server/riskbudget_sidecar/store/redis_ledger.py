@@ -105,6 +105,9 @@ RESYNC = "resync"
 _NOISE_EPS = 1e-12
 """How far (relative) a quotient may be below a whole number and still be it: float noise
 of one multiplication or division is about 2e-16."""
+_ZERO_LOTS = 1e-9
+"""Lots below which a quantity is what float noise leaves of a sum back to zero (a check refuses
+an order this small as noise too)."""
 _SEP = "\x1f"
 _LISTEN_TIMEOUT = 1.0
 """The listener pings an idle subscription this often (s) and drops one silent for as long."""
@@ -182,21 +185,22 @@ class FillResult(NamedTuple):
 
 def cover_lots(quantity: float, lot_size: float) -> int:
     """The whole lots that cover a quantity, rounded away from zero past float noise (0.3 / 0.1
-    is 3 lots, 37 in lots of 100 is 1, -37 is -1)."""
+    is 3 lots, 37 in lots of 100 is 1, -37 is -1; what is left of 0.1 + 0.2 - 0.3 is 0)."""
     quotient = _quotient(abs(quantity), lot_size)
     nearest = round(quotient)
-    lots = nearest if abs(quotient - nearest) <= _NOISE_EPS * quotient else math.ceil(quotient)
+    noise = abs(quotient - nearest) <= _NOISE_EPS * quotient or quotient < _ZERO_LOTS
+    lots = nearest if noise else math.ceil(quotient)
     return _safe("lots", -lots if quantity < 0 else lots)
 
 
 def lot_cents(price: float, lot_size: float) -> int:
-    """The value of one lot at `price`, in whole cents: round(price x lot_size x 100), >= 1."""
+    """The value of one lot at `price`, in whole cents rounded up (past float noise), at least 1:
+    the server never values a lot below its price (a lot worth 0.49 cents counts as 1)."""
     if not (math.isfinite(price) and price > 0 and math.isfinite(lot_size) and lot_size > 0):
         raise ValueError(f"price and lot size must be positive and finite, got {price!r}, {lot_size!r}")
-    cents = round(price * lot_size * 100)
-    if cents < 1:
-        raise ValueError(f"a lot of {lot_size!r} at {price!r} is worth less than half a cent")
-    return _safe("lot_cents", cents)
+    cents = price * lot_size * 100
+    nearest = round(cents)
+    return _safe("lot_cents", max(nearest if abs(cents - nearest) <= _NOISE_EPS * cents else math.ceil(cents), 1))
 
 
 def limit_cents(amount: float) -> int:
