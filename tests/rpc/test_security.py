@@ -257,6 +257,37 @@ async def test_an_unusable_client_token_file_is_refused_naming_the_field(tmp_pat
         await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
 
 
+@pytest.mark.parametrize("value", ["   ", "\n", ""], ids=["spaces", "newline", "empty"])
+async def test_an_admin_token_env_of_blanks_turns_admin_off_and_spaces_grant_nothing(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("RB_TEST_ADMIN_TOKEN", value)
+    data = config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN")
+    config = parse_config(data, source="test")
+    sidecar, servers = await start(config, clock=ManualClock(T0))
+    channel = grpc.aio.insecure_channel(servers.target)
+    try:
+        refused = await call(channel, ADMIN_SERVICE.methods_by_name["TriggerRebalance"], bearer("   "))
+    finally:
+        await channel.close()
+        await stop(sidecar, servers)
+
+    assert refused.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+@pytest.mark.parametrize("value", ["two words", "caf\u00e9", "tab\tin"], ids=["space", "non-ascii", "tab"])
+async def test_an_unusable_admin_token_is_refused_naming_the_field(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("RB_TEST_ADMIN_TOKEN", value)
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(value, encoding="utf-8")
+    from_env = parse_config(config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN"), source="test")
+    from_file = load_config(write_config(tmp_path))
+    token_file.write_text(value, encoding="utf-8")  # write_config wrote the test token there
+
+    with pytest.raises(ConfigError, match="sidecar.admin_token_env: the token must be printable ASCII"):
+        await start(from_env, clock=ManualClock(T0))
+    with pytest.raises(ConfigError, match="sidecar.admin_token_file: the token must be printable ASCII"):
+        await start(from_file, clock=ManualClock(T0))
+
+
 # -- transport -----------------------------------------------------------------------------
 
 async def test_the_unix_socket_is_0600_in_a_0700_directory(tmp_path):

@@ -52,12 +52,16 @@ class Servers:
 
 
 def read_admin_token(config: Config) -> str | None:
-    """The admin token from the configured file or environment variable, if any."""
+    """The admin token from the configured file or environment variable, if any (an unset or
+    blank variable: admin calls are off). Held to the rule of the other tokens: a token of spaces
+    was once accepted, and granted admin to whoever sent spaces."""
     settings = config.sidecar
     if settings.admin_token_file:
-        return _read_token_file(settings.admin_token_file, "sidecar.admin_token_file")
+        return _valid_token(_read_token_file(settings.admin_token_file, "sidecar.admin_token_file"),
+                            "sidecar.admin_token_file")
     if settings.admin_token_env:
-        return os.environ.get(settings.admin_token_env) or None
+        token = os.environ.get(settings.admin_token_env, "").strip()
+        return _valid_token(token, "sidecar.admin_token_env") if token else None
     return None
 
 
@@ -85,8 +89,7 @@ def _read_scope_token(config: Config, scope: str, differ_from: dict[str, str | N
             raise ConfigError([f"{field}: the environment variable {token_env} is not set or empty"])
     else:
         return None
-    if not (token.isascii() and token.isprintable() and " " not in token):
-        raise ConfigError([f"{field}: the token must be printable ASCII without spaces"])
+    _valid_token(token, field)
     for other, other_token in differ_from.items():
         if token == other_token:
             raise ConfigError([f"{field}: the {scope} token must differ from the {other} token"])
@@ -109,6 +112,12 @@ def startup_problems(config: Config) -> list[str]:
 def _read_tls_files(config: Config) -> None:
     if config.sidecar.tls is not None:
         server_credentials(config.sidecar.tls)
+
+
+def _valid_token(token: str, field: str) -> str:
+    if not (token.isascii() and token.isprintable() and " " not in token):
+        raise ConfigError([f"{field}: the token must be printable ASCII without spaces"])
+    return token
 
 
 def _read_token_file(path: str, field: str) -> str:
