@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -100,6 +102,20 @@ async def test_an_override_expires_on_time_and_the_budget_returns(harness):
     assert after.total_leverage_limit == pytest.approx(before.total_leverage_limit, rel=1e-6)
     assert list(listed.overrides) == []
     assert any(a.kind == pb.ALERT_KIND_OVERRIDE_ENDED and "expired" in a.message for a in alerts.alerts)
+
+
+async def test_an_expiry_timer_that_fires_before_the_wall_clock_reaches_it_waits_again(harness):
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
+                       expires_at=timestamp(T0 + 0.2))  # the timer: 0.2 s on the monotonic clock
+
+    await asyncio.sleep(0.4)  # it fired, but the wall clock stood still (as if stepped back): not yet due
+    still = [s.restricted for s in (await budget(harness)).symbols if s.symbol == "AAA"]
+    harness.clock.advance(1)  # the wall clock passes the expiry
+    await asyncio.sleep(0.4)
+    after = [s.restricted for s in (await budget(harness)).symbols if s.symbol == "AAA"]
+
+    assert still == [True]
+    assert after == [False]
 
 
 async def test_clearing_an_override_removes_it_once(harness):

@@ -718,10 +718,15 @@ class RiskBudgetSidecar:
         return bool(expired)
 
     async def expire_overrides(self) -> None:
-        """Apply expiries now (the timer calls this at the earliest expiry)."""
+        """Apply expiries now (the timer calls this at the earliest expiry), then wait for the next
+        one: also when none was due yet, as when the wall clock stepped back after the timer was
+        set (the timer runs on the monotonic clock), or a store error left one in place."""
         now = self._clock.now()
-        if await self._expire_overrides(now):
-            await self._overrides_changed(now)
+        try:
+            if await self._expire_overrides(now):
+                await self._overrides_changed(now)
+        finally:
+            self._schedule_override_expiry()
 
     def _schedule_override_expiry(self) -> None:
         if self._override_timer is not None:
