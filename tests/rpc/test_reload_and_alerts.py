@@ -158,6 +158,26 @@ async def test_a_reload_may_rename_a_strategy_that_holds_nothing(harness):
     assert reply.reloaded, reply.errors
 
 
+async def test_a_reload_that_drops_a_halted_strategy_or_the_target_of_an_override_is_refused(harness):
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        strategy="trend", state=pb.TRADING_STATE_HALTED, set_by="pytest", reason="drill"),
+        metadata=harness.admin_metadata)
+    override = (await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry", kind=pb.OVERRIDE_KIND_CAP_STRATEGY_CAPITAL,
+        value=10_000.0, set_by="pytest", reason="review")), metadata=harness.admin_metadata)).override
+
+    def rename_both(data):
+        rename_strategy(data, "trend", "trend_v2")
+        rename_strategy(data, "carry", "carry_v2")
+    edit_config(harness, rename_both)
+    reply = await reload(harness)
+
+    assert not reply.reloaded
+    assert sorted(reply.errors) == [
+        f"override {override.id} is on strategy 'carry'; clear it before removing the strategy",
+        "portfolio.strategies: 'trend' is HALTED; set it ACTIVE before removing the strategy"]
+
+
 def move_symbol(data, symbol, source, destination):
     strategies = data["portfolio"]["strategies"]
     strategies[source]["symbols"].remove(symbol)

@@ -33,7 +33,7 @@ from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
     AlertKind, AlertSeverity, BudgetSnapshot, Decision, DecisionRecord, Fill, FirmLimits, OrderRequest,
-    Override, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, RegimeRecord,
+    Override, OverrideScope, Position, PriceTick, Reason, ReasonCode, Recommendation, RecommendationTrigger, Regime, RegimeRecord,
     Reservation, TradeDecision, TradingState, UtilizationReport,
 )
 from ..engine.utilization import compute_utilization
@@ -755,7 +755,8 @@ class RiskBudgetSidecar:
                 raise ConfigError(["this sidecar was not started from a config file"])
             # In a worker thread: parsed on the event loop, a 2 MB file held every check up for 19 s.
             new = await asyncio.to_thread(read_new_config, self._config_path, self.config)
-            problems = restart_only_changes(self.config, new) + self._holdings_stranded_by(new)
+            problems = (restart_only_changes(self.config, new) + self._holdings_stranded_by(new)
+                        + self._controls_stranded_by(new))
             if problems:
                 raise ConfigError(problems)
         except ConfigError as refused:
@@ -795,6 +796,17 @@ class RiskBudgetSidecar:
         renamed, a symbol moved to another strategy): a reload to it is refused."""
         return [stranded_by_reload(holding, new)
                 for holding in holdings_outside(self._store.book, new, self._clock.now())]
+
+    def _controls_stranded_by(self, new: Config) -> list[str]:
+        """A halt or an override on a strategy the new config drops (or renames): in force for no
+        order, impossible to clear, and back in force with the name. (The symbols cannot change.)"""
+        strategies = set(new.portfolio.strategies)
+        problems = [f"portfolio.strategies: {name!r} is {state.name}; set it ACTIVE before removing the strategy"
+                    for name, state in self._store.strategy_states().items() if name not in strategies]
+        problems += [f"override {o.id} is on strategy {o.target!r}; clear it before removing the strategy"
+                     for o in self._store.overrides()
+                     if o.scope is OverrideScope.STRATEGY and o.target not in strategies]
+        return problems
 
     def _refuse_holdings_outside_config(self) -> None:
         """At start: a state holding positions or reservations the config has no place for (its

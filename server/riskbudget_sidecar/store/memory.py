@@ -161,6 +161,10 @@ class MemoryStore:
     def own_trading_state(self, strategy: str) -> TradingState:
         return self._strategy_states.get(strategy, TradingState.ACTIVE)
 
+    def strategy_states(self) -> dict[str, TradingState]:
+        """Each strategy's own state that is not ACTIVE."""
+        return {name: state for name, state in self._strategy_states.items() if state is not TradingState.ACTIVE}
+
     async def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
         self._put_trading_state(state, strategy)
 
