@@ -392,3 +392,16 @@ def test_after_a_mass_expiry_every_aggregate_is_that_of_a_book_holding_only_the_
             assert book.exposure(strategy, symbol) == pytest.approx(survivors_only.exposure(strategy, symbol))
             assert book.net_exposure(symbol) == pytest.approx(survivors_only.net_exposure(symbol))
     assert book.total_gross(PRICES.get) == pytest.approx(survivors_only.total_gross(PRICES.get))
+
+
+def test_has_unmarked_besides_names_another_exposed_symbol_without_a_mark():
+    book = Book()
+    empty = book.has_unmarked_besides("AAA")
+    book.set_positions([Position("alpha", "AAA", 10)])
+    only_itself, another = book.has_unmarked_besides("AAA"), book.has_unmarked_besides("BBB")
+    book.set_positions([Position("alpha", "AAA", 10), Position("alpha", "BBB", 5)])
+    two = book.has_unmarked_besides("AAA")
+    book.mark("BBB", 50.0)
+
+    assert (empty, only_itself, another, two) == (False, False, True, True)
+    assert book.has_unmarked_besides("AAA") is False and book.unmarked() == ("AAA",)

@@ -102,6 +102,11 @@ class Book:
         """Symbols where any strategy has a position or an order, and that have no mark yet."""
         return tuple(self._unmarked)
 
+    def has_unmarked_besides(self, symbol: str) -> bool:
+        """Whether `unmarked()` holds another symbol than `symbol` (CheckTrade asks it: no tuple)."""
+        unmarked = self._unmarked
+        return len(unmarked) > 1 or (bool(unmarked) and symbol not in unmarked)
+
     # --- gross exposure ----------------------------------------------------
 
     def strategy_gross(self, strategy: str, price_of: PriceOf) -> float:

@@ -245,8 +245,9 @@ def _decide(
     if fits < bound:
         caps.append(_Cap(fits, ReasonCode.SYMBOL_POSITION_LIMIT, symbol_limit,
                          net.worst_case_abs(sign * requested) * reference, _SYMBOL_LIMIT))
-    if not reduces and (unvalued := [held for held in book.unmarked() if held != symbol]):
-        held = ", ".join(repr(name) for name in sorted(unvalued)[:5]) + (" and others" if len(unvalued) > 5 else "")
+    if not reduces and book.has_unmarked_besides(symbol):
+        unvalued = sorted(held for held in book.unmarked() if held != symbol)
+        held = ", ".join(repr(name) for name in unvalued[:5]) + (" and others" if len(unvalued) > 5 else "")
         caps.append(_Cap(closable, ReasonCode.STALE_MARKET_DATA, closable, requested,
                          _UNVALUED.format(held=held)))
     elif not reduces:
