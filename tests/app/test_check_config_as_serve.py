@@ -3,6 +3,8 @@ gives no token, a warm-up file it cannot read."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -58,3 +60,42 @@ def test_check_config_passes_a_config_whose_token_and_warmup_are_there(tmp_path,
 
     assert code == 0
     assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o711])
+def test_check_config_reports_a_socket_directory_others_can_enter_as_serve_words_it(tmp_path, capsys, mode):
+    directory = tmp_path / "run"
+    directory.mkdir()
+    directory.chmod(mode)
+    path = written(tmp_path, lambda data, tmp: data["sidecar"].update(listen=f"unix:{directory}/s.sock"))
+
+    code = main(["check-config", path])
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: sidecar.listen: cannot listen on unix:{directory}/s.sock: the socket's directory "
+        f"{directory} must belong to this user with mode 0700 (it is uid {os.geteuid()}, mode "
+        f"0{mode:o}); set sidecar.listen to a path in such a directory"]
+
+
+@pytest.mark.parametrize("make_directory", [True, False], ids=["private", "missing"])
+def test_check_config_passes_a_private_or_missing_socket_directory(tmp_path, capsys, make_directory):
+    directory = tmp_path / "run"
+    if make_directory:
+        directory.mkdir(mode=0o700)
+    path = written(tmp_path, lambda data, tmp: data["sidecar"].update(listen=f"unix:{directory}/s.sock"))
+
+    code = main(["check-config", path])
+
+    assert code == 0, capsys.readouterr().err
+    assert directory.exists() == make_directory
+
+
+def test_check_config_refuses_a_socket_path_the_os_cannot_take(tmp_path, capsys):
+    listen = "unix:" + str(tmp_path / ("s" * 120))
+    path = written(tmp_path, lambda data, tmp: data["sidecar"].update(listen=listen))
+
+    code = main(["check-config", path])
+
+    assert code == 2
+    assert "sidecar.listen: the unix socket path is" in capsys.readouterr().err

@@ -24,7 +24,8 @@ PUBLISH = ["publish", "AAA=100"]
 
 @pytest.mark.parametrize("argv, error", [
     ([*SET_OVERRIDE, "--expires-in", "nan"], "--expires-in: must be a number of seconds > 0, got 'nan'"),
-    ([*SET_OVERRIDE, "--expires-in", "inf"], "--expires-in: must be a number of seconds > 0, got 'inf'"),
+    ([*SET_OVERRIDE, "--expires-in", "inf"], "--expires-in: must be a finite number of seconds > 0, got 'inf'"),
+    ([*SET_OVERRIDE, "--expires-in", "1e400"], "--expires-in: must be a finite number of seconds > 0, got '1e400'"),
     ([*SET_OVERRIDE, "--expires-in", "1e308"], "--expires-in: must be at most 316,224,000 seconds, got '1e308'"),
     ([*SET_OVERRIDE, "--expires-in", "316224001"],
      "--expires-in: must be at most 316,224,000 seconds, got '316224001'"),
@@ -36,15 +37,19 @@ PUBLISH = ["publish", "AAA=100"]
     (["alerts", "--limit", "2.5"], "--limit: must be a whole number >= 1, got '2.5'"),
     ([*CHECK_TRADE, "--timeout", "1e308"], "--timeout: must be at most 86,400 seconds, got '1e308'"),
     ([*CHECK_TRADE[:-1], "nan"], "--quantity: must be a number > 0, got 'nan'"),
-    ([*CHECK_TRADE[:-1], "inf"], "--quantity: must be a number > 0, got 'inf'"),
+    ([*CHECK_TRADE[:-1], "inf"], "--quantity: must be a finite number > 0, got 'inf'"),
     ([*CHECK_TRADE[:-1], "1e13"], "--quantity: must be at most 1,000,000,000,000, got '1e13'"),
     ([*CHECK_TRADE, "--limit-price", "nan"], "--limit-price: must be a number >= 0, got 'nan'"),
     ([*CHECK_TRADE, "--limit-price", "1e308"], "--limit-price: must be at most 1,000,000,000,000, got '1e308'"),
-    ([*SCALE_LEVERAGE, "--value", "inf"], "--value: must be a number >= 0, got 'inf'"),
+    ([*SCALE_LEVERAGE, "--value", "inf"], "--value: must be a finite number >= 0, got 'inf'"),
+    ([*SCALE_LEVERAGE, "--value", "1e400"], "--value: must be a finite number >= 0, got '1e400'"),
+    ([*SCALE_LEVERAGE, "--value=-1e400"], "--value: must be a finite number >= 0, got '-1e400'"),
+    ([*SCALE_LEVERAGE, "--value", "nan"], "--value: must be a number >= 0, got 'nan'"),
     ([*SCALE_LEVERAGE, "--value", "-1"], "--value: must be a number >= 0, got '-1'"),
     ([*SCALE_LEVERAGE, "--value", "1e25"], "--value: must be at most 1e+24, got '1e25'"),
     (["status", "--watch", "1e308"], "--watch: must be at most 86,400 seconds, got '1e308'"),
     ([*PUBLISH, "BBB=nan"], "SYMBOL=PRICE: BBB: the price must be a number >= 1e-12, got 'nan'"),
+    ([*PUBLISH, "BBB=1e400"], "SYMBOL=PRICE: BBB: the price must be a finite number >= 1e-12, got '1e400'"),
     ([*PUBLISH, "BBB=0"], "SYMBOL=PRICE: BBB: the price must be a number >= 1e-12, got '0'"),
     ([*PUBLISH, "BBB=1e13"], "SYMBOL=PRICE: BBB: the price must be at most 1,000,000,000,000, got '1e13'"),
     ([*PUBLISH, "BBB"], "SYMBOL=PRICE: must be SYMBOL=PRICE, got 'BBB'"),
@@ -55,6 +60,23 @@ def test_an_out_of_range_number_is_a_usage_error_naming_the_option(tmp_path, cap
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f": error: argument {error}\n")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--scope", "symbol", "--kind", "restrict_symbol"], "--on: required with --scope symbol: the symbol it applies to"),
+    (["--scope", "symbol", "--on", "", "--kind", "restrict_symbol"],
+     "--on: required with --scope symbol: the symbol it applies to"),
+    (["--scope", "strategy", "--kind", "cap_strategy_capital", "--value", "5"],
+     "--on: required with --scope strategy: the strategy it applies to"),
+    (["--scope", "global", "--on", "AAA", "--kind", "scale_leverage", "--value", "0.5"],
+     "--on: a global override applies to the whole book, got --on 'AAA'"),
+], ids=["symbol", "symbol-empty", "strategy", "global-with-on"])
+def test_an_override_target_missing_or_out_of_place_is_a_usage_error_naming_on(tmp_path, capsys, argv, error):
+    with pytest.raises(SystemExit) as exited:
+        main(["set-override", *argv, "--reason", "x", *no_sidecar(tmp_path)])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"riskbudget set-override: error: argument {error}\n")
 
 
 def test_help_says_what_exit_1_means(capsys):

@@ -182,7 +182,8 @@ def test_a_check_trade_timeout_that_is_not_a_positive_number_of_seconds_exits_2(
         main([*CHECK_TRADE, "--timeout", timeout, *no_sidecar(tmp_path)])
 
     assert exited.value.code == 2
-    assert f"--timeout: must be a number of seconds > 0, got {timeout!r}" in capsys.readouterr().err
+    number = "a finite number" if timeout == "inf" else "a number"
+    assert f"--timeout: must be {number} of seconds > 0, got {timeout!r}" in capsys.readouterr().err
 
 
 async def test_the_server_name_reaches_a_sidecar_whose_certificate_names_another_host(tmp_path, pki, capsys):

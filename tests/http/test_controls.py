@@ -113,12 +113,44 @@ async def test_a_bad_override_is_refused_with_the_same_field_names_as_grpc(harne
     assert harness.sidecar.overrides == ()
 
 
+@pytest.mark.parametrize("expires_in", [1e-12, 1e-9], ids=["1e-12", "1e-9"])
+async def test_an_expires_in_too_short_to_outlast_the_setting_is_refused_naming_expires_in(
+        harness, http, expires_in):
+    """The sidecar's clock stands still here: now + expires_in is not after now."""
+    body = {"override": {**RESTRICT_AAA["override"], "target": "ZZZ"}, "expires_in": expires_in}
+
+    status, reply = await call(http, "POST", "/api/overrides", body, ADMIN_HEADERS)
+
+    assert status == 400, reply
+    assert reply["field_violations"] == [
+        {"field": "override.target", "description": "unknown symbol 'ZZZ'"},
+        {"field": "expires_in",
+         "description": f"is too short: {expires_in:g} s from now had passed when the override was set"}]
+    assert harness.sidecar.overrides == ()
+
+
 async def test_a_body_that_is_not_json_is_400(harness, http):
     async with http.post("/api/rebalance", data=b"{reason: month end", headers=ADMIN_HEADERS) as response:
         assert response.status == 400
         [violation] = (await response.json())["field_violations"]
         assert violation["field"] == "body"
         assert violation["description"].startswith("is not valid JSON: Expecting property name")
+
+
+@pytest.mark.parametrize(("name", "method", "path", "good", "bad", "field"), CONTROLS, ids=IDS)
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a":', "}")], ids=["arrays", "objects"])
+async def test_a_body_nested_too_deeply_is_400_naming_the_body_and_logs_no_traceback(
+        harness, http, name, method, path, good, bad, field, opening, closing):
+    depth = 60_000 // len(opening + closing)  # 60 KB, under the body limit; deeper than the parser's stack
+    body = (opening * depth + "1" + closing * depth).encode()
+
+    with structlog.testing.capture_logs() as logs:
+        async with http.request(method, path, data=body, headers=ADMIN_HEADERS) as response:
+            status, reply = response.status, await response.json()
+
+    assert status == 400, reply
+    assert reply["field_violations"] == [{"field": "body", "description": "is not valid JSON: nested too deeply"}]
+    assert not [entry for entry in logs if entry.get("exc_info") or entry["log_level"] in ("error", "critical")]
 
 
 async def test_a_body_that_is_json_but_not_an_object_is_400(harness, http):

@@ -17,7 +17,7 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_client import AsyncRiskBudgetClient
 from riskbudget_sidecar.app.serve import start, stop
-from riskbudget_sidecar.engine.addresses import parse_listen_address
+from riskbudget_sidecar.engine.addresses import ListenAddress, parse_listen_address
 from riskbudget_sidecar.rpc.converters import timestamp
 from riskbudget_sidecar.rpc.server import _bind
 from riskbudget_sidecar.service.clock import ManualClock
@@ -316,6 +316,44 @@ async def test_a_socket_directory_others_can_enter_is_refused_and_nothing_listen
     assert list(directory.iterdir()) == []
 
 
+def test_a_unix_socket_path_longer_than_the_os_takes_is_refused_naming_the_field(tmp_path):
+    directory = "/tmp/rb-" + "d" * 80 + "/"
+    at_limit = directory + "s" * (107 - len(directory))
+    too_long = at_limit + "s"
+
+    parse_config(config_data(sidecar__listen=f"unix:{at_limit}"), source="c.yaml")
+    with pytest.raises(ConfigError, match="sidecar.listen: the unix socket path is 108 bytes long; "
+                                          "the OS takes at most 107"):
+        parse_config(config_data(sidecar__listen=f"unix:{too_long}"), source="c.yaml")
+    assert not os.path.exists(directory)
+
+
+async def test_a_unix_socket_that_cannot_be_bound_is_an_error_naming_the_address(tmp_path):
+    """Past the parsing (a ListenAddress made directly): gRPC's refusal, not its traceback."""
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o700)
+    too_long = str(directory / ("s" * (108 - len(str(directory)) - 1)))
+    server = grpc.aio.server()
+    try:
+        with pytest.raises(OSError, match=f"^cannot listen on unix:{too_long}: Failed to bind"):
+            _bind(server, ListenAddress(None, None, too_long))
+    finally:
+        await server.stop(None)
+
+
+async def test_a_socket_directory_that_cannot_be_made_is_an_error_naming_the_address(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    socket_path = blocker / "run" / "sidecar.sock"
+    server = grpc.aio.server()
+    try:
+        with pytest.raises(OSError, match=f"^cannot listen on unix:{socket_path}: cannot create the "
+                                          f"socket's directory {socket_path.parent}: Not a directory"):
+            _bind(server, parse_listen_address(f"unix:{socket_path}"))
+    finally:
+        await server.stop(None)
+
+
 @pytest.mark.parametrize("listen", ["unix:@riskbudget", "unix:\x00riskbudget"], ids=["at", "nul"])
 def test_an_abstract_unix_socket_is_refused_naming_the_field(listen):
     with pytest.raises(ConfigError, match="sidecar.listen: abstract unix sockets are refused"):
@@ -379,3 +417,4 @@ async def test_no_token_enters_a_log_event_whatever_the_renderer(guarded):
     assert {event["event"] for event in events} >= {"admin_refused", "admin_allowed", "client_refused"}
     for secret in (wrong, CLIENT_TOKEN, ADMIN_TOKEN):
         assert not any(secret in text for text in rendered)
+

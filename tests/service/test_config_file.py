@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from riskbudget_sidecar.app.cli import main
-from riskbudget_sidecar.service.config_file import ConfigError, load_config
+from riskbudget_sidecar.service.config_file import ConfigError, load_config, parse_config
+from tests.rpc.conftest import config_data
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD_CONFIGS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
@@ -73,3 +74,19 @@ def test_check_config_command_exits_non_zero_and_names_the_key(capsys):
 
     assert code == 2
     assert "risk_budgeting.regime_allocations.bull.vol_taget: unknown key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, line", [
+    (lambda data: data["limits"].update(restricted_symbols=["AAA", "ZZZ"]),
+     "c.yaml: limits.restricted_symbols: names symbols in no strategy: ['ZZZ']"),
+    (lambda data: data.update(shared={"url": "redis://127.0.0.1:6379/0", "owned_strategies": ["ghost"]}),
+     "c.yaml: shared.owned_strategies: names unknown strategies: ['ghost']"),
+], ids=["restricted_symbols", "owned_strategies"])
+def test_a_name_checked_against_the_portfolio_is_refused_naming_its_key_not_the_top_level(change, line):
+    data = config_data()
+    change(data)
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config(data, source="c.yaml")
+
+    assert refused.value.errors == [line]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import math
 import os
@@ -14,7 +15,8 @@ from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 
-from ..rpc.converters import MAX_ALERTS, MAX_EXPIRES_IN, MAX_PRICE, MAX_QUANTITY, MIN_PRICE
+from ..rpc.converters import (MAX_ALERTS, MAX_EXPIRES_IN, MAX_NAME_LENGTH, MAX_PRICE, MAX_QUANTITY,
+                              MIN_PRICE)
 from ..service.config_file import ConfigError, load_config, read_pem
 from .backtest_cli import add_backtest_command
 
@@ -218,8 +220,29 @@ def _status(args: argparse.Namespace) -> int:
         return 0
 
 
-def _operator() -> str:
-    return os.environ.get("USER", "cli")
+def _operator(args: argparse.Namespace) -> str:
+    """Who the sidecar records as acting: --by, else the login name of the user running this."""
+    return args.by if args.by is not None else _login_name()
+
+
+def _login_name() -> str:
+    """The login name (getpass: LOGNAME, USER, ..., then the password database); "cli" if there
+    is none, or none the sidecar would take."""
+    try:
+        return _operator_name(getpass.getuser())
+    except Exception:  # no name (OSError, KeyError), or one --by would refuse
+        return "cli"
+
+
+def _operator_name(text: str) -> str:
+    """An argparse type for --by: a name the sidecar takes (printable, 1 to MAX_NAME_LENGTH)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"must be printable (no control characters), got {text!r}")
+    if len(text) > MAX_NAME_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_NAME_LENGTH} characters, got {len(text)}")
+    return text
 
 
 def _reply_as_json(call, done=None) -> Callable[[argparse.Namespace], int]:
@@ -237,15 +260,15 @@ def _reply_as_json(call, done=None) -> Callable[[argparse.Namespace], int]:
 
 JSON_COMMANDS = {
     "set-trading-state": lambda client, args: client.set_trading_state(
-        args.state, args.strategy, reason=args.reason, set_by=_operator()),
+        args.state, args.strategy, reason=args.reason, set_by=_operator(args)),
     "alerts": lambda client, args: client.list_alerts(args.limit, args.min_severity),
     "overrides": lambda client, args: client.list_overrides(),
     "set-override": lambda client, args: client.set_override(
         args.scope, args.kind, target=args.on, value=args.value, regime=args.regime,
-        set_by=_operator(), reason=args.reason,
+        set_by=_operator(args), reason=args.reason,
         expires_at=None if args.expires_in is None else time.time() + args.expires_in),
-    "clear-override": lambda client, args: client.clear_override(args.id, _operator(), args.reason),
-    "rebalance": lambda client, args: client.trigger_rebalance(args.reason, _operator()),
+    "clear-override": lambda client, args: client.clear_override(args.id, _operator(args), args.reason),
+    "rebalance": lambda client, args: client.trigger_rebalance(args.reason, _operator(args)),
     "reload-config": lambda client, args: client.reload_config(),
     "sidecar-status": lambda client, args: client.get_status(),
 }
@@ -313,8 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
     def json_command(name: str, help_text: str) -> argparse.ArgumentParser:
         return client_command(name, help_text, _reply_as_json(JSON_COMMANDS[name], DONE.get(name)))
 
+    def admin_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        """A JSON command that records who acted: --by."""
+        sub = json_command(name, help_text)
+        sub.add_argument("--by", type=_operator_name, metavar="NAME",
+                         help="who the sidecar records as acting (default: your login name, else 'cli')")
+        return sub
+
     admin = " (admin: token in RISKBUDGET_ADMIN_TOKEN)"
-    state = json_command("set-trading-state", "set ACTIVE, REDUCING or HALTED" + admin)
+    state = admin_command("set-trading-state", "set ACTIVE, REDUCING or HALTED" + admin)
     state.add_argument("state", choices=["active", "reducing", "halted"])
     state.add_argument("--strategy", default="", help="one strategy (default: the whole book)")
     state.add_argument("--reason", default="")
@@ -325,21 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--min-severity", choices=["info", "warning", "critical"])
 
     json_command("overrides", "list the active overrides" + admin)
-    override = json_command("set-override", "override the budget" + admin)
+    override = admin_command("set-override", "override the budget" + admin)
     override.add_argument("--scope", required=True, choices=["global", "strategy", "symbol"])
     override.add_argument("--kind", required=True, choices=[
         "force_regime", "scale_leverage", "cap_leverage", "cap_strategy_capital", "cap_symbol_position",
         "restrict_symbol"])
-    override.add_argument("--on", default="", help="the strategy or symbol it applies to")
+    override.add_argument("--on", default="", metavar="NAME",
+                          help="the strategy or symbol it applies to (with --scope strategy or symbol)")
     override.add_argument("--value", type=_override_value, default=0.0)
     override.add_argument("--regime", choices=["bull", "bear", "crisis"])
     override.add_argument("--reason", required=True)
     override.add_argument("--expires-in", type=_expires_in, metavar="SECONDS",
                           help="seconds until it expires, at most 10 years (default: never)")
-    clear = json_command("clear-override", "clear an override (exit 1 if none was)" + admin)
+    override.set_defaults(check_usage=lambda args: _check_override_target(override, args))
+    clear = admin_command("clear-override", "clear an override (exit 1 if none was)" + admin)
     clear.add_argument("id")
     clear.add_argument("--reason", default="")
-    rebalance = json_command("rebalance", "ask for a rebalancing recommendation now" + admin)
+    rebalance = admin_command("rebalance", "ask for a rebalancing recommendation now" + admin)
     rebalance.add_argument("--reason", required=True)
     json_command("reload-config", "reload the sidecar's config file (exit 1 if refused)" + admin)
     json_command("sidecar-status", "regime history, response times, log and stream figures")
@@ -351,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--iterations", type=_positive_int, metavar="N",
                         help="stop after N draws (default: 1 without --watch, until Ctrl-C with it)")
     return parser
+
+
+def _check_override_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--on with --scope strategy or symbol (what it applies to), not with --scope global."""
+    if args.scope == "global" and args.on:
+        parser.error(f"argument --on: a global override applies to the whole book, got --on {args.on!r}")
+    if args.scope != "global" and not args.on:
+        parser.error(f"argument --on: required with --scope {args.scope}: the {args.scope} it applies to")
 
 
 def _number(parse: Callable[[str], float] = float, *, low: float, high: float = math.inf,
@@ -365,7 +405,9 @@ def _number(parse: Callable[[str], float] = float, *, low: float, high: float = 
             value = parse(text)
         except ValueError:
             value = math.nan
-        if not ((value >= low if low_included else value > low) and value < math.inf):
+        if math.isinf(value):  # "inf", or too large for a float ("1e400")
+            raise argparse.ArgumentTypeError(f"must be a finite {what.removeprefix('a ')} {bound}, got {text!r}")
+        if not (value >= low if low_included else value > low):
             raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text!r}")
         if value > high:
             raise argparse.ArgumentTypeError(f"must be at most {_shown(high)}{f' {unit}' if unit else ''}, "
@@ -404,6 +446,8 @@ def _symbol_price(text: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "check_usage"):  # what argparse cannot check alone (exit 2)
+        args.check_usage(args)
     if getattr(args, "calls_the_sidecar", False):
         # gRPC core's own log lines (a failed TLS handshake at INFO) would come before the one
         # line a failed command prints. Core reads this once, when grpc is first imported; a

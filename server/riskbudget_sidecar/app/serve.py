@@ -20,7 +20,7 @@ from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
 from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
-from ..rpc.server import RunningServer, server_credentials, start_server
+from ..rpc.server import RunningServer, require_private_directory, server_credentials, start_server
 
 log = structlog.get_logger("riskbudget.app")
 HTTP_SHUTDOWN_TIMEOUT = 5.0
@@ -99,14 +99,28 @@ def _read_scope_token(config: Config, scope: str, differ_from: dict[str, str | N
 def startup_problems(config: Config) -> list[str]:
     """What `serve` would refuse in a valid config, found without starting (`check-config`): a
     token setting that gives no token (an environment variable unset, a file missing or empty), a
-    TLS file that holds no PEM, a warm-up file that cannot be read."""
+    TLS file that holds no PEM, a warm-up file that cannot be read, a unix socket's existing
+    directory that others can enter."""
     problems = []
-    for check in (read_tokens, _read_tls_files, check_warmup_file):
+    for check in (read_tokens, _read_tls_files, check_warmup_file, _check_socket_directory):
         try:
             check(config)
         except ConfigError as refused:
             problems += refused.errors
     return problems
+
+
+def _check_socket_directory(config: Config) -> None:
+    """The check `serve` makes on a unix socket's directory, if it exists already (`serve`
+    creates a missing one, private)."""
+    address = parse_listen_address(config.sidecar.listen,
+                                   allow_non_loopback=config.sidecar.allow_non_loopback)
+    if address.unix_path is None or not Path(address.unix_path).parent.is_dir():
+        return
+    try:
+        require_private_directory(Path(address.unix_path).parent, address.grpc_target)
+    except OSError as refused:
+        raise ConfigError([f"sidecar.listen: {refused}"]) from None
 
 
 def _read_tls_files(config: Config) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
+
+MAX_UNIX_PATH_BYTES = 107
+"""The longest unix socket path the OS takes: sun_path is 108 bytes on Linux, one of them the
+terminating NUL (gRPC refuses longer paths at bind time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,10 @@ def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> List
             raise ValueError("abstract unix sockets are refused; use a path")
         if not path.startswith("/"):
             raise ValueError("a unix socket path must be absolute: unix:/path/to/socket")
+        size = len(os.fsencode(path))
+        if size > MAX_UNIX_PATH_BYTES:
+            raise ValueError(f"the unix socket path is {size} bytes long; the OS takes at most "
+                             f"{MAX_UNIX_PATH_BYTES}: use a shorter path")
         return ListenAddress(None, None, path)
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit():

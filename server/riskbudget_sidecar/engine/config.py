@@ -38,6 +38,16 @@ LotSize = Annotated[float, Field(ge=1e-9, le=1e12, allow_inf_nan=False)]
 (1e12), so that a quantity in lots (up to 1e21) is a finite float."""
 
 
+class FieldError(ValueError):
+    """A problem a model validator finds in one of the model's fields, `field` (dotted, under
+    the model): the error names that field, not the model (for the whole config, not "(top
+    level)")."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(problem)
+        self.field = field
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -361,11 +371,11 @@ class Config(Frozen):
         symbols = self.portfolio.symbols
         unknown = set(self.limits.restricted_symbols) - symbols
         if unknown:
-            raise ValueError(f"limits.restricted_symbols names symbols in no strategy: {sorted(unknown)}")
+            raise FieldError("limits.restricted_symbols", f"names symbols in no strategy: {sorted(unknown)}")
         if self.shared is not None and self.shared.owned_strategies is not None:
             strangers = set(self.shared.owned_strategies) - set(self.portfolio.strategies)
             if strangers:
-                raise ValueError(f"shared.owned_strategies names unknown strategies: {sorted(strangers)}")
+                raise FieldError("shared.owned_strategies", f"names unknown strategies: {sorted(strangers)}")
         return self
 
     @property

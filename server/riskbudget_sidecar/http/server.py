@@ -196,9 +196,17 @@ class _Routes:
         body = await self._admin_body(request, "SetOverride")
         expires_in = body.pop("expires_in", None)
         message = _parse(body, admin_pb.SetOverrideRequest)
-        if expires_in is not None:
+        if expires_in is None:
+            override = await self._sidecar.set_override(convert.override_request(message))
+        else:
             self._apply_expires_in(message, expires_in)
-        override = await self._sidecar.set_override(convert.override_request(message))
+            try:
+                override = await self._sidecar.set_override(convert.override_request(message))
+            except InvalidInput as refused:  # the expires_at it refuses is the one expires_in gave
+                raise InvalidInput([
+                    ("expires_in", f"is too short: {expires_in:g} s from now had passed when the "
+                                   "override was set") if field == "override.expires_at" else (field, problem)
+                    for field, problem in refused.violations]) from None
         return _reply(admin_pb.SetOverrideResponse(override=convert.override(override)))
 
     def _apply_expires_in(self, message: admin_pb.SetOverrideRequest, expires_in: Any) -> None:
@@ -239,6 +247,8 @@ class _Routes:
             body = json.loads(await request.read() or b"{}")
         except (ValueError, UnicodeDecodeError) as error:
             raise InvalidInput([("body", f"is not valid JSON: {error}")]) from None
+        except RecursionError:  # arrays or objects nested deeper than the parser's stack
+            raise InvalidInput([("body", "is not valid JSON: nested too deeply")]) from None
         if not isinstance(body, dict):
             raise InvalidInput([("body", "must be a JSON object")])
         return body

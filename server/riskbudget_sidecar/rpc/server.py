@@ -124,13 +124,10 @@ def _bind(server: grpc.aio.Server, address: ListenAddress,
         raise ValueError(f"cannot listen on {address.grpc_target} without TLS: a non-loopback "
                          "listener needs sidecar.tls")
     if address.unix_path is not None:
-        socket_path = Path(address.unix_path)
-        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _require_private_directory(socket_path.parent, address.grpc_target)
-        _remove_stale_socket(socket_path)
-        _add_port(server, address.grpc_target, credentials)
-        os.chmod(socket_path, 0o600)
-        return address.grpc_target
+        try:
+            return _bind_unix(server, address, credentials)
+        except (OSError, RuntimeError) as exc:  # a refusal naming the address, never a traceback
+            raise OSError(_naming(address.grpc_target, exc)) from None
     try:
         port = _add_port(server, address.grpc_target, credentials)
     except RuntimeError as exc:
@@ -140,7 +137,33 @@ def _bind(server: grpc.aio.Server, address: ListenAddress,
     return ListenAddress(address.host, port, None).grpc_target
 
 
-def _require_private_directory(directory: Path, target: str) -> None:
+def _naming(target: str, exc: OSError | RuntimeError) -> str:
+    """`exc` as one line that starts with the address it failed on."""
+    if isinstance(exc, OSError) and exc.strerror:
+        message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        message = str(exc)
+    prefix = f"cannot listen on {target}: "
+    return message if message.startswith(prefix) else prefix + message
+
+
+def _bind_unix(server: grpc.aio.Server, address: ListenAddress,
+               credentials: grpc.ServerCredentials | None) -> str:
+    socket_path = Path(address.unix_path)
+    try:
+        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the socket's directory {socket_path.parent}: "
+                      f"{exc.strerror or exc}") from None
+    require_private_directory(socket_path.parent, address.grpc_target)
+    _remove_stale_socket(socket_path)
+    if _add_port(server, address.grpc_target, credentials) == 0:
+        raise OSError("the socket cannot be bound")
+    os.chmod(socket_path, 0o600)
+    return address.grpc_target
+
+
+def require_private_directory(directory: Path, target: str) -> None:
     """The socket's directory must be this user's and closed to everyone else: one made
     beforehand (by someone else, or open to a group) would let others reach or replace it."""
     info = directory.stat()

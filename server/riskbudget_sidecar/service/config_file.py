@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ..engine.config import Config
+from ..engine.config import Config, FieldError
 
 
 class ConfigError(Exception):
@@ -30,8 +30,16 @@ def parse_config(data: object, *, source: str) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([
-            f"{source}: {_key_path(err['loc'])}: {_describe(err)}" for err in exc.errors()
+            f"{source}: {_key_path(_location(err))}: {_describe(err)}" for err in exc.errors()
         ]) from None
+
+
+def _location(error: dict) -> tuple:
+    """Where the error is: its model, and the field in it a FieldError names."""
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        return (*error["loc"], *cause.field.split("."))
+    return tuple(error["loc"])
 
 
 def _describe(error: dict) -> str:
