@@ -418,3 +418,35 @@ async def test_no_token_enters_a_log_event_whatever_the_renderer(guarded):
     for secret in (wrong, CLIENT_TOKEN, ADMIN_TOKEN):
         assert not any(secret in text for text in rendered)
 
+
+# -- rotation ------------------------------------------------------------------------------
+
+async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_file_is_unusable(tmp_path):
+    running = await start_with_client_token(tmp_path)
+    admin = ADMIN_SERVICE.methods_by_name["ListOverrides"]
+    budget = SERVICE.methods_by_name["GetBudget"]
+    reload_config = ADMIN_SERVICE.methods_by_name["ReloadConfig"]
+    try:
+        (tmp_path / "client-token").write_text("rotated-client-token-1\n")
+        (tmp_path / "admin-token").write_text("rotated-admin-token-1\n")
+        rotated = await call(running.channel, reload_config, bearer(ADMIN_TOKEN))
+        after = {name: await call(running.channel, method, bearer(token)) for name, method, token in (
+            ("old client", budget, CLIENT_TOKEN), ("new client", budget, "rotated-client-token-1"),
+            ("old admin", admin, ADMIN_TOKEN), ("new admin", admin, "rotated-admin-token-1"))}
+        (tmp_path / "client-token").write_text("")
+        refused = await call(running.channel, reload_config, bearer("rotated-admin-token-1"))
+        kept = await call(running.channel, budget, bearer("rotated-client-token-1"))
+        reloaded = [a.message for a in running.sidecar.alerts.recent(50, None)
+                    if a.kind.name == "CONFIG_RELOADED"]
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert rotated.reloaded
+    assert after["old client"].code() == grpc.StatusCode.PERMISSION_DENIED
+    assert after["new client"].budget.ref.version >= 1
+    assert after["old admin"].code() == grpc.StatusCode.PERMISSION_DENIED
+    assert isinstance(after["new admin"], apb.ListOverridesResponse)
+    assert not refused.reloaded and refused.errors == ["sidecar.client_token_file: the file is empty"]
+    assert kept.budget.ref.version >= 1
+    assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'}: changed sidecar tokens (rotated)"]

@@ -20,6 +20,7 @@ from ..service.errors import ConfigRefused
 from ..service.sidecar import RiskBudgetSidecar
 from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
+from ..rpc.auth import AdminAuth
 from ..rpc.server import RunningServer, require_private_directory, server_credentials, start_server
 
 log = structlog.get_logger("riskbudget.app")
@@ -128,6 +129,15 @@ def _read_tls_files(config: Config) -> None:
         server_credentials(config.sidecar.tls)
 
 
+def _tokens_for_reload(config: Config, auth: AdminAuth) -> tuple[str | None, str | None, str | None]:
+    """The tokens a reload brings (the token files read again: rotating a leaked token needs no
+    restart); a ConfigError refuses the reload with the old tokens in force."""
+    tokens = read_tokens(config)
+    if (tokens[1] is not None) != auth.client_token_required:
+        raise ConfigError(["sidecar.client_token_*: a client token can be added or removed only by a restart"])
+    return tokens
+
+
 def _valid_token(token: str, field: str) -> str:
     if not (token.isascii() and token.isprintable() and " " not in token):
         raise ConfigError([f"{field}: the token must be printable ASCII without spaces"])
@@ -165,6 +175,8 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     except BaseException:
         await sidecar.stop()
         raise
+    sidecar.on_reload(lambda new: _tokens_for_reload(new, servers.grpc.auth),
+                      lambda tokens: "sidecar tokens (rotated)" if servers.grpc.auth.rotate(*tokens) else None)
     try:
         if config.http.enabled:
             servers.http = await start_http_server(

@@ -55,6 +55,20 @@ class AdminAuth:
     def __init__(self, token: str | None, *, client_token: str | None = None, read_token: str | None = None,
                  on_refused: Callable[[str, str, str], None] | None = None) -> None:
         """`on_refused(action, peer, why)` is told of every admin refusal (the sidecar raises an alert)."""
+        self._set(token, client_token, read_token)
+        self._on_refused = on_refused or (lambda action, peer, why: None)
+
+    def rotate(self, token: str | None, client_token: str | None, read_token: str | None) -> bool:
+        """Use these tokens from now on (a reload that found new ones in the token files); whether
+        any changed. Whether a client token is needed cannot change: the interceptor that checks it
+        is set at start."""
+        if (client_token is None) != (self._client_token is None):
+            raise ValueError("a client token can be added or removed only by a restart")
+        before = (self._token, self._client_token, self._read_token)
+        self._set(token, client_token, read_token)
+        return before != (self._token, self._client_token, self._read_token)
+
+    def _set(self, token: str | None, client_token: str | None, read_token: str | None) -> None:
         if _same(token, client_token):
             raise ValueError("the client token must differ from the admin token")
         if read_token and not client_token:
@@ -64,7 +78,6 @@ class AdminAuth:
         self._token = token.encode() if token else None
         self._client_token = client_token.encode() if client_token else None
         self._read_token = read_token.encode() if read_token else None
-        self._on_refused = on_refused or (lambda action, peer, why: None)
 
     @property
     def client_token_required(self) -> bool:

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable, Iterable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
 import structlog
 
@@ -112,6 +112,7 @@ class RiskBudgetSidecar:
         self._failed_check_alert: tuple[str, float] | None = None
         """The last alert for a check that failed closed, and when it was raised."""
         self._reloads = OneAtATime()
+        self._reload_steps: list[tuple[Callable[[Config], Any], Callable[[Any], str | None]]] = []
         self._one_shared_check = asyncio.Lock()
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
@@ -741,6 +742,12 @@ class RiskBudgetSidecar:
     def trigger_rebalance(self, reason: str, requested_by: str) -> Recommendation:
         return self._recommend([self._triggers.manual(f"{reason} (requested by {requested_by or '?'})")])
 
+    def on_reload(self, prepare: Callable[[Config], T], apply: Callable[[T], str | None]) -> None:
+        """At each reload, `prepare(new config)` before the swap (a ConfigError refuses the reload)
+        and `apply(what it returned)` at the swap; `apply` returns what it changed, if anything, to
+        be named among the changes."""
+        self._reload_steps.append((prepare, apply))
+
     async def reload_config(self) -> BudgetSnapshot:
         """Re-read the config file; swap it in if valid and hot-swappable, else keep the old one.
 
@@ -759,19 +766,21 @@ class RiskBudgetSidecar:
                         + self._controls_stranded_by(new))
             if problems:
                 raise ConfigError(problems)
+            prepared = [(apply, prepare(new)) for prepare, apply in self._reload_steps]
         except ConfigError as refused:
             refusal = ConfigRefused(refused.errors)
             self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
                                      "config reload refused: " + "; ".join(refusal.errors),
                                      now=self._clock.now())
             raise refusal from None
-        return await self._swap_in(new)  # checked and swapped with no await between: nothing moved
+        return await self._swap_in(new, prepared)  # checked and swapped with no await between
 
-    async def _swap_in(self, new: Config) -> BudgetSnapshot:
+    async def _swap_in(self, new: Config, prepared: list[tuple[Callable[[Any], str | None], Any]]) -> BudgetSnapshot:
         received = time.monotonic()
         changed = changed_keys(self.config, new)
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
+        changed += [what for apply, value in prepared if (what := apply(value))]
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
         self._refresh_overrides(self._clock.now())
