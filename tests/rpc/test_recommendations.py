@@ -16,6 +16,7 @@ from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, Recom
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.engine.recommendations import target_allocation
 from riskbudget_sidecar.engine.types import PriceTick, Regime
+from riskbudget_sidecar.service import sidecar as sidecar_module
 from riskbudget_sidecar.service.clock import ManualClock
 from riskbudget_sidecar.service.config_file import load_config
 from riskbudget_sidecar.service.sidecar import RiskBudgetSidecar
@@ -234,6 +235,30 @@ async def test_after_a_restart_drift_waits_for_live_prices_not_the_warm_ups(tmp_
         await close(second)
 
     assert made == unpriced == priced
+
+
+async def test_budget_versions_keep_increasing_across_restarts(tmp_path):
+    seen = []
+    for _ in range(3):
+        running = await start_harness(tmp_path)
+        try:
+            await running.publish_last_prices()
+            seen.append((await running.stub.GetBudget(spb.GetBudgetRequest())).budget.ref.version)
+            seen.append((await trigger(running)).budget.version)
+        finally:
+            await close(running)
+
+    assert seen == sorted(seen) and len(set(seen[::2])) == 3, seen
+
+
+async def test_the_budget_versions_reserved_stay_ahead_of_the_versions_used(harness, monkeypatch):
+    monkeypatch.setattr(sidecar_module, "BUDGET_VERSION_BLOCK", 4)
+    margins = []
+    for _ in range(10):
+        await harness.publish_last_prices()
+        margins.append(harness.sidecar.store.budget_versions_reserved() - harness.sidecar.snapshot.version)
+
+    assert min(margins) >= 2, margins
 
 
 async def test_a_restart_does_not_send_a_recommendation_again_within_its_cooldown(tmp_path):
@@ -492,6 +517,7 @@ async def test_a_crisis_carried_over_is_the_first_budget_and_prices_published_wh
         await sidecar.publish_prices([PriceTick(s, p, T0 + 2 * DAY) for s, p in crashed.items()])
         await store_start(store)
     monkeypatch.setattr(type(sidecar.store), "start", start_while_prices_come)
+    versions_before = sidecar.store.budget_versions_reserved()  # the first run's, continued after
 
     await sidecar.start()
     try:
@@ -500,7 +526,7 @@ async def test_a_crisis_carried_over_is_the_first_budget_and_prices_published_wh
         await sidecar.stop()
 
     assert budget.regime is Regime.CRISIS and record.detected is record.effective is Regime.CRISIS
-    assert budget.version == 2  # the warm-up's budget (1) was already in crisis; the prices made 2
+    assert budget.version == versions_before + 2  # the warm-up's budget was already in crisis; the prices made +2
 
 
 async def test_a_regime_change_whose_recommendation_could_not_be_recorded_is_recommended_later(

@@ -47,6 +47,7 @@ class BudgetPipeline:
             ewma_lambda=config.market_data.ewma_lambda, start_time=start_time)
         self._correlation_symbols = sorted(config.portfolio.symbols)
         self._snapshot: BudgetSnapshot | None = None
+        self._versions_after = 0
         self._needs_recompute = True
         self._budget_inputs: tuple[np.ndarray, np.ndarray] | None = None
         """(covariance, enough_data) of the market when the last budget was computed."""
@@ -73,8 +74,13 @@ class BudgetPipeline:
 
     @property
     def version(self) -> int:
-        """The last budget's version; 0 before the first."""
-        return self._snapshot.version if self._snapshot is not None else 0
+        """The last budget's version; before the first, the one it continues after (0)."""
+        return self._snapshot.version if self._snapshot is not None else self._versions_after
+
+    def continue_versions_after(self, version: int) -> None:
+        """Number the budgets from `version` + 1 on (before the first: a restart continues the
+        versions of the run before it, which the state file keeps)."""
+        self._versions_after = version
 
     @property
     def needs_recompute(self) -> bool:

@@ -74,6 +74,8 @@ FILL_ID_RETENTION = 86_400.0
 a trading process that replays its fills after a restart."""
 FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
+BUDGET_VERSION_BLOCK = 1_000
+"""Budget versions reserved ahead in the state file: a restart numbers its budgets after them."""
 UNBOOKABLE = frozenset({ReasonCode.UNKNOWN_STRATEGY, ReasonCode.UNKNOWN_SYMBOL})
 """Refusals of an order the book has no place for: shadow mode approves it without a reservation."""
 
@@ -153,6 +155,8 @@ class RiskBudgetSidecar:
     async def start(self) -> None:
         """Warm up, connect what is shared, publish the first budget, start the monitoring loop."""
         self._refuse_holdings_outside_config()
+        self._pipeline.continue_versions_after(self._store.budget_versions_reserved())
+        self._reserve_budget_versions()
         await self._in_numeric(self._warm_up)  # the book is marked by live prices only: see engine/checks
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost)
@@ -381,6 +385,7 @@ class RiskBudgetSidecar:
         is made again at the next recompute: the prices or the tick that led to it still count."""
         if self._last_regime is None:
             return
+        self._reserve_budget_versions()
         snapshot = self.require_snapshot()
         changed = snapshot.regime is not self._last_regime
         previous, self._last_regime = self._last_regime, snapshot.regime
@@ -413,6 +418,17 @@ class RiskBudgetSidecar:
             self.metrics.regime_response.observe(seconds)
             self.success.record_regime_response(seconds)
             log.info("regime_response", seconds=seconds, regime=snapshot.regime.value)
+
+    def _reserve_budget_versions(self) -> None:
+        """Keep a block of budget versions ahead reserved in the state file, which the next run
+        numbers after: versions never go back (a write every BUDGET_VERSION_BLOCK / 2 budgets)."""
+        version = self._pipeline.version
+        if version + BUDGET_VERSION_BLOCK // 2 <= self._store.budget_versions_reserved():
+            return
+        try:
+            self._store.reserve_budget_versions(version + BUDGET_VERSION_BLOCK)
+        except StoreError as error:  # tried again at the next budget, half a block of margin left
+            log.warning("budget_versions_not_reserved", error=str(error))
 
     def _drift(self, snapshot: BudgetSnapshot) -> dict[str, float]:
         """Per strategy; none for a strategy holding a symbol with no live price yet (the book's

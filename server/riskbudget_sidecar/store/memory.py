@@ -47,6 +47,7 @@ class MemoryStore:
         replaced ones are skipped when their time comes (see Book's expiries)."""
         self._book_state = TradingState.ACTIVE
         self._regime_record: RegimeRecord | None = None
+        self._budget_versions_reserved = 0
         self._triggers_fired: dict[str, tuple[float, float]] = {}
         self._fills: dict[str, RememberedFill] = {}
         self._fill_forget_times: list[tuple[float, str]] = []
@@ -181,6 +182,12 @@ class MemoryStore:
 
     def record_regime(self, record: RegimeRecord) -> None:
         self._regime_record = record
+
+    def budget_versions_reserved(self) -> int:
+        return self._budget_versions_reserved
+
+    def reserve_budget_versions(self, up_to: int) -> None:
+        self._budget_versions_reserved = up_to
 
     def triggers_fired(self) -> dict[str, tuple[float, float]]:
         return dict(self._triggers_fired)

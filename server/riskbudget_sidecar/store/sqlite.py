@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS overrides (
 CREATE TABLE IF NOT EXISTS recommendations (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT, recommendation_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recommendation_log (id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS budget_versions (reserved INTEGER NOT NULL);
 INSERT INTO recommendation_log SELECT lower(hex(randomblob(16)))
     WHERE NOT EXISTS (SELECT 1 FROM recommendation_log);
 CREATE TABLE IF NOT EXISTS decision_log (
@@ -257,6 +258,8 @@ class SqliteStore(MemoryStore):
             self._keep_recommendation(dataclasses.replace(
                 from_dict(Recommendation, json.loads(recommendation)), sequence=sequence))
         [(self.recommendation_log_id,)] = db.execute("SELECT id FROM recommendation_log").fetchall()
+        for (reserved,) in db.execute("SELECT reserved FROM budget_versions"):
+            MemoryStore.reserve_budget_versions(self, reserved)
 
     def _replay_journal(self) -> _CheckJournal:
         """Bring back the journaled checks the database had not folded in (a crash came first),
@@ -489,6 +492,13 @@ class SqliteStore(MemoryStore):
             db.execute("DELETE FROM regime_record")
             db.execute("INSERT INTO regime_record (detected, detected_since, effective) VALUES (?, ?, ?)",
                        (record.detected.value, record.detected_since, record.effective.value))
+
+    def reserve_budget_versions(self, up_to: int) -> None:
+        prior = self.budget_versions_reserved()
+        with self._change(lambda: MemoryStore.reserve_budget_versions(self, prior)) as db:
+            MemoryStore.reserve_budget_versions(self, up_to)
+            db.execute("DELETE FROM budget_versions")
+            db.execute("INSERT INTO budget_versions (reserved) VALUES (?)", (up_to,))
 
     def record_triggers_fired(self, fired: dict[str, tuple[float, float]]) -> None:
         prior = self.triggers_fired()
