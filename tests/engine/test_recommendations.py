@@ -55,6 +55,20 @@ def test_target_notionals_are_the_target_allocations_without_the_weights():
                                               for a in target_allocation(budget)]
 
 
+def test_targets_in_a_symbol_keep_within_its_position_limit_and_a_restricted_symbol_gets_none():
+    snapshot = make_snapshot(
+        [strategy_budget("alpha", capital=400_000, symbols=("AAA", "BBB")),
+         strategy_budget("beta", capital=200_000, symbols=("AAA", "CCC"))],
+        [symbol_budget("AAA", max_notional=150_000), symbol_budget("BBB", max_notional=1e9),
+         dataclasses.replace(symbol_budget("CCC", max_notional=1e9), restricted=True)])
+
+    targets = {(strategy, symbol): notional for strategy, symbol, notional in target_notionals(snapshot)}
+
+    # AAA: alpha 200,000 and beta 100,000 wanted, 150,000 allowed: both halved
+    assert targets == pytest.approx({("alpha", "AAA"): 100_000, ("alpha", "BBB"): 200_000,
+                                     ("beta", "AAA"): 50_000, ("beta", "CCC"): 0.0})
+
+
 def test_current_allocation_values_positions_at_last_prices_signed_and_sorted():
     book = book_of(("beta", "CCC", -1_000.0), ("alpha", "BBB", 200.0), ("alpha", "AAA", 300.0))
 

@@ -3,8 +3,11 @@ and how far apart the two are.
 
 Allocations are per (strategy, symbol): a notional and its weight, notional / NAV.
 The target is the budget's (allocated capital x leverage limit x the strategy's
-symbol weight, at the limits after overrides); the rebalancer merges it with its
-own strategy allocation.
+symbol weight, at the limits after overrides), within each symbol's position
+limit: where the strategies' targets in a symbol add up to more than its limit
+(0 for a restricted symbol), each is scaled down alike, so that no target asks
+for what CheckTrade would refuse. The rebalancer merges it with its own strategy
+allocation.
 
 Drift is about the mix inside a strategy, not its size: for a strategy holding
 positions, its current notionals and its target notionals are each divided by
@@ -35,10 +38,23 @@ def target_allocation(snapshot: BudgetSnapshot) -> tuple[SymbolAllocation, ...]:
 
 def target_notionals(snapshot: BudgetSnapshot) -> Iterator[tuple[str, str, float]]:
     """target_allocation's (strategy, symbol, notional), without the allocations."""
-    for name, budget in snapshot.strategies.items():
-        gross = budget.max_gross_exposure
-        for entry in budget.symbols:
-            yield name, entry.symbol, gross * entry.weight
+    wanted = [(name, entry.symbol, budget.max_gross_exposure * entry.weight)
+              for name, budget in snapshot.strategies.items() for entry in budget.symbols]
+    per_symbol: dict[str, float] = defaultdict(float)
+    for _, symbol, notional in wanted:
+        per_symbol[symbol] += abs(notional)
+    for name, symbol, notional in wanted:
+        limit = _position_limit(snapshot, symbol)
+        total = per_symbol[symbol]
+        yield name, symbol, notional * (limit / total if total > limit else 1.0)
+
+
+def _position_limit(snapshot: BudgetSnapshot, symbol: str) -> float:
+    """The most a symbol's position may be worth: its limit, 0 if restricted, unbounded if none."""
+    budget = snapshot.symbols.get(symbol)
+    if budget is None:
+        return float("inf")
+    return 0.0 if budget.restricted else budget.max_position_notional
 
 
 def current_allocation(book: Book, price_of: PriceOf, nav: float) -> tuple[SymbolAllocation, ...]:
