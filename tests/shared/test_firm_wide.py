@@ -300,3 +300,28 @@ async def test_checks_sent_at_once_through_one_sidecar_never_jointly_pass_a_stra
     held = sum(reply.approved_quantity * prices[symbol] for reply, symbol in zip(replies, wanted))
     assert sum(quantity * prices[symbol] for symbol, quantity in wanted.items()) > limit  # together, too much
     assert held <= limit * (1 + 1e-9)
+
+
+async def test_a_sidecar_restarted_before_live_prices_keeps_the_servers_values_of_its_book(tmp_path, valkey):
+    settings = dict(shared__url=valkey.url, shared__timeout=0.2, shared__resync_window=1.0,
+                    shared__owned_strategies=["trend"])
+    (tmp_path / "first").mkdir()
+    first = await start_harness(tmp_path / "first", **settings)
+    prices = await first.publish_last_prices()
+    await first.publish({"AAA": prices["AAA"] * 1.3})  # live, far from the warm-up's
+    await first.check("o-open", 10)  # a reservation put back at the restart too
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+    before = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
+    await first.channel.close()
+    await stop(first.sidecar, first.server)
+
+    again = await start_harness(tmp_path / "first", **settings)
+    try:
+        after = (await again.sidecar.store.ledger.firm_exposure()).total_gross_cents
+    finally:
+        await again.channel.close()
+        await stop(again.sidecar, again.server)
+
+    assert before == pytest.approx(1010 * prices["AAA"] * 1.3 * 100, rel=1e-4)  # valued at the live price
+    assert after == before

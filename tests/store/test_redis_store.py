@@ -41,6 +41,7 @@ async def open_store(tmp_path: Path, valkey: ValkeyProcess) -> AsyncIterator[Cal
         store = RedisStore(StoreSettings(path=str(tmp_path / name / "state.sqlite3")),
                            SharedSettings(url=valkey.url, timeout=2.0),
                            lot_size_of=lambda symbol: 1.0, price_of=lambda symbol: 100.0,
+                           live_price_of=lambda symbol: 100.0,
                            strategies=strategies, now=now)
         running.append(store)
         await store.start()

@@ -190,6 +190,10 @@ class MarketState:
         time = self._last_time[i]
         return None if math.isnan(time) or time <= self._history_time[i] else float(time)
 
+    def live_price(self, symbol: str) -> float | None:
+        """The last price if a live one came after the history (a warm-up's is no price now)."""
+        return self.last_price(symbol) if self.live_time(symbol) is not None else None
+
     def is_stale(self, symbol: str, now: float, max_staleness: float) -> bool:
         """True if the symbol has no live price or its last one is more than max_staleness old."""
         time = self.live_time(symbol)

@@ -109,6 +109,7 @@ class RiskBudgetSidecar:
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
+            live_price_of=self._market.live_price,
             strategies=config.owned_strategies, now=clock.now)
         self._alerts = AlertBook()
         self._failed_check_alert: tuple[str, float] | None = None

@@ -81,6 +81,7 @@ class RedisStore(SqliteStore):
 
     def __init__(self, settings: StoreSettings, shared: SharedSettings, *,
                  lot_size_of: Callable[[str], float], price_of: Callable[[str], float | None],
+                 live_price_of: Callable[[str], float | None],
                  strategies: Sequence[str], now: Callable[[], float],
                  fallback_log: Callable[[dict[str, Any]], None] | None = None,
                  busy_timeout: float = 5.0) -> None:
@@ -89,6 +90,10 @@ class RedisStore(SqliteStore):
                                   instance=self._instance_id())
         self._lot_size_of = lot_size_of
         self._price_of = price_of
+        self._live_price_of = live_price_of
+        """Values put on the server: live prices; `price_of`'s estimate only where the server has
+        none either (a restart before live prices would otherwise revalue the firm's book at a
+        warm-up's synthetic prices)."""
         self._strategies = tuple(strategies)
         self._now = now
         self._on_change: Callable[[], None] = lambda: None
@@ -292,7 +297,7 @@ class RedisStore(SqliteStore):
         """Ask the server for a reservation within `limits` (symbol, total), or with none put
         back one granted before."""
         lot_size = self._lot_size_of(symbol)
-        mark = price or self._price_of(symbol) or 0.0
+        mark = price or self._live_price_of(symbol) or self._price_of(symbol) or 0.0
         symbol_limit, total_limit = limits or (MAX_SAFE, MAX_SAFE)
         return await self.ledger.check_and_reserve(
             client_order_id=client_order_id, strategy=strategy, symbol=symbol,
@@ -301,15 +306,16 @@ class RedisStore(SqliteStore):
             total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None)
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
-        marks = {}
-        rows = []
-        for position in positions:
-            lot_size = self._lot_size_of(position.symbol)
-            price = self._price_of(position.symbol)
-            if price:
-                marks[position.symbol] = lot_cents(price, lot_size)
-            rows.append((position.strategy, position.symbol, cover_lots(position.quantity, lot_size)))
-        return await self.ledger.set_positions(rows, strategy, marks)
+        rows = [(p.strategy, p.symbol, cover_lots(p.quantity, self._lot_size_of(p.symbol))) for p in positions]
+        live = self._marks(positions, self._live_price_of)
+        try:
+            return await self.ledger.set_positions(rows, strategy, live)
+        except ValueError:  # a symbol with no live price and no value on the server: the estimate
+            return await self.ledger.set_positions(rows, strategy, {**self._marks(positions, self._price_of), **live})
+
+    def _marks(self, positions: Sequence[Position], price_of: Callable[[str], float | None]) -> dict[str, int]:
+        return {p.symbol: lot_cents(price, self._lot_size_of(p.symbol))
+                for p in positions if (price := price_of(p.symbol))}
 
     async def _shared(self, call):
         """Run a call on the server; a lost server is noticed here and refuses the change."""
