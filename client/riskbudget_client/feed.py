@@ -31,7 +31,7 @@ log's recommendations up to it. A feed started without a log id learns it from
 the first message and checks it from then on. With no checkpoint, `after_sequence=0` asks for every
 recommendation since the first; once the log was trimmed that raises
 `RecommendationsLost` too (some are gone), so a consumer without a checkpoint
-starts from `client.get_status().oldest_recommendation_sequence - 1` for every
+starts from `max(client.get_status().oldest_recommendation_sequence - 1, 0)` for every
 one still kept, or from `last_recommendation_sequence` for live ones only.
 
 Resyncing after `RecommendationsLost`: the recommendations between your
