@@ -11,6 +11,7 @@ import pytest
 import structlog
 import structlog.testing
 from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
@@ -18,6 +19,7 @@ from riskbudget.v1 import types_pb2 as pb
 from riskbudget_client import AsyncRiskBudgetClient
 from riskbudget_sidecar.app.serve import start, stop
 from riskbudget_sidecar.engine.addresses import ListenAddress, parse_listen_address
+from riskbudget_sidecar.engine.types import PriceTick
 from riskbudget_sidecar.rpc.converters import timestamp
 from riskbudget_sidecar.rpc.server import _bind
 from riskbudget_sidecar.service.clock import ManualClock
@@ -450,3 +452,30 @@ async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_
     assert not refused.reloaded and refused.errors == ["sidecar.client_token_file: the file is empty"]
     assert kept.budget.ref.version >= 1
     assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'}: changed sidecar tokens (rotated)"]
+
+
+async def test_health_watchers_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):
+    running = await start_with_client_token(tmp_path, sidecar__max_concurrent_rpcs=8)  # 2 watchers at most
+    health_stub = health_pb2_grpc.HealthStub(running.channel)
+    try:
+        await running.sidecar.publish_prices(
+            [PriceTick(symbol, price, T0) for symbol, price in last_prices(running).items()])
+        watchers = []
+        for _ in range(2):
+            watchers.append(health_stub.Watch(health_pb2.HealthCheckRequest()))
+            await watchers[-1].read()  # attached: each holds a slot
+        watchers.append(health_stub.Watch(health_pb2.HealthCheckRequest()))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await watchers[-1].read()
+        check = await running.stub.CheckTrade(spb.CheckTradeRequest(
+            client_order_id="o-watched", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=1),
+            metadata=bearer(CLIENT_TOKEN))
+        for watcher in watchers:
+            watcher.cancel()
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "health watchers" in refused.value.details()
+    assert check.decision == pb.DECISION_APPROVED

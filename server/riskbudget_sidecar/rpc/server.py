@@ -30,10 +30,31 @@ SERVICES = (
 SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
 
 
+class BoundedHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1 with at most `max_watchers` Watch streams open at once. Health needs no token,
+    and each open stream holds one of `max_concurrent_rpcs`: unbounded, a process with no token
+    held them all and every CheckTrade was turned away."""
+
+    def __init__(self, max_watchers: int) -> None:
+        super().__init__()
+        self._max_watchers = max_watchers
+        self._watchers = 0
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+        if self._watchers >= self._max_watchers:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"at most {self._max_watchers} health watchers at once; use Check")
+        self._watchers += 1
+        try:
+            await super().Watch(request, context)
+        finally:
+            self._watchers -= 1
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: BoundedHealthServicer
     target: str
     """Where clients reach it: host:port with the real port, or unix:/path."""
     auth: AdminAuth
@@ -91,7 +112,7 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
     ])
     add_servicer(server, RiskBudgetServicer(sidecar), SERVICES[0])
     add_servicer(server, RiskBudgetAdminServicer(sidecar, auth), SERVICES[1])
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = BoundedHealthServicer(max(1, (max_concurrent_rpcs or 256) // 4))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
