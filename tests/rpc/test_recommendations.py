@@ -261,6 +261,35 @@ async def test_the_budget_versions_reserved_stay_ahead_of_the_versions_used(harn
     assert min(margins) >= 2, margins
 
 
+async def test_after_a_restart_a_volatility_breach_waits_for_live_prices(tmp_path):
+    def start(at):
+        return start_harness(tmp_path, at=at, risk_budgeting__rebalancing_triggers={
+            "vol_breach": 0.01, "drift_threshold": 0.99, "cooldown": 60})  # any book breaches
+
+    async def vol_breaches(harness) -> int:
+        return sum(pb.RECOMMENDATION_TRIGGER_VOL_BREACH in r.triggers for r in await recommendations_after(harness, 0))
+
+    first = await start(T0)
+    await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+    await first.sidecar.monitor_once()
+    fired = await vol_breaches(first)
+    await close(first)
+
+    second = await start(T0 + 120)  # past the cooldown
+    try:
+        await second.sidecar.monitor_once()  # no live price yet: the warm-up's values the book
+        unpriced = await vol_breaches(second)
+        await second.publish_last_prices()
+        await second.sidecar.monitor_once()
+        priced = await vol_breaches(second)
+    finally:
+        await close(second)
+
+    assert (fired, unpriced, priced) == (1, 1, 2)
+
+
 async def test_a_restart_does_not_send_a_recommendation_again_within_its_cooldown(tmp_path):
     first = await start_harness(tmp_path)
     await first.publish_last_prices()

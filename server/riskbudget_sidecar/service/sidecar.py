@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import uuid
 from collections import Counter, deque
@@ -398,7 +399,8 @@ class RiskBudgetSidecar:
         firings = self._triggers.evaluate(
             now=self._clock.now(), regime_changed=changed, previous_regime=previous,
             snapshot=snapshot, drift=self._drift(snapshot),
-            realized_volatility=report.total.ex_ante_volatility)
+            # unknown (NaN: neither fires nor re-arms) while a symbol held has no live price yet
+            realized_volatility=math.nan if self._store.book.unmarked() else report.total.ex_ante_volatility)
         if firings:
             try:
                 self._recommend(firings)
