@@ -12,6 +12,7 @@ import structlog
 import structlog.testing
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
@@ -454,16 +455,19 @@ async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_
     assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'}: changed sidecar tokens (rotated)"]
 
 
-async def test_health_watchers_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):
-    running = await start_with_client_token(tmp_path, sidecar__max_concurrent_rpcs=8)  # 2 watchers at most
+async def test_streams_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):
+    running = await start_with_client_token(tmp_path, sidecar__max_concurrent_rpcs=8)  # 2 such streams at most
     health_stub = health_pb2_grpc.HealthStub(running.channel)
+    reflection_stub = reflection_pb2_grpc.ServerReflectionStub(running.channel)
+    asking = reflection_pb2.ServerReflectionRequest(list_services="")
     try:
         await running.sidecar.publish_prices(
             [PriceTick(symbol, price, T0) for symbol, price in last_prices(running).items()])
-        watchers = []
-        for _ in range(2):
-            watchers.append(health_stub.Watch(health_pb2.HealthCheckRequest()))
-            await watchers[-1].read()  # attached: each holds a slot
+        watchers = [health_stub.Watch(health_pb2.HealthCheckRequest())]
+        await watchers[-1].read()  # attached: it holds a slot
+        watchers.append(reflection_stub.ServerReflectionInfo())
+        await watchers[-1].write(asking)
+        await watchers[-1].read()  # attached, and left open
         watchers.append(health_stub.Watch(health_pb2.HealthCheckRequest()))
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await watchers[-1].read()
@@ -477,5 +481,5 @@ async def test_health_watchers_without_a_token_cannot_take_every_slot_from_the_t
         await stop(running.sidecar, running.server)
 
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "health watchers" in refused.value.details()
+    assert "health watchers and reflection streams" in refused.value.details()
     assert check.decision == pb.DECISION_APPROVED

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from riskbudget.v1 import risk_budget_admin_pb2, risk_budget_service_pb2
 
@@ -30,25 +32,51 @@ SERVICES = (
 SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
 
 
-class BoundedHealthServicer(health.aio.HealthServicer):
-    """grpc.health.v1 with at most `max_watchers` Watch streams open at once. Health needs no token,
-    and each open stream holds one of `max_concurrent_rpcs`: unbounded, a process with no token
-    held them all and every CheckTrade was turned away."""
+class OpenStreams:
+    """A bound on the streams that need no token (health watchers, reflection). Each open stream
+    holds one of `max_concurrent_rpcs`: unbounded, a process with no token held them all and
+    every CheckTrade was turned away."""
 
-    def __init__(self, max_watchers: int) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Hold one for the stream's life; RESOURCE_EXHAUSTED when none is left."""
+        if self._open >= self.limit:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"at most {self.limit} health watchers and reflection streams at once")
+        self._open += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+
+
+class BoundedHealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1 whose Watch streams count in `streams` (Check is unary, and stays free)."""
+
+    def __init__(self, streams: OpenStreams) -> None:
         super().__init__()
-        self._max_watchers = max_watchers
-        self._watchers = 0
+        self._streams = streams
 
     async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
-        if self._watchers >= self._max_watchers:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"at most {self._max_watchers} health watchers at once; use Check")
-        self._watchers += 1
-        try:
+        async with self._streams.slot(context):
             await super().Watch(request, context)
-        finally:
-            self._watchers -= 1
+
+
+class BoundedReflectionServicer(reflection.aio.ReflectionServicer):
+    """Server reflection whose streams count in `streams`."""
+
+    def __init__(self, service_names: tuple[str, ...], streams: OpenStreams) -> None:
+        super().__init__(service_names)
+        self._streams = streams
+
+    async def ServerReflectionInfo(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async with self._streams.slot(context):
+            async for response in super().ServerReflectionInfo(request_iterator, context):
+                yield response
 
 
 @dataclass
@@ -112,10 +140,11 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
     ])
     add_servicer(server, RiskBudgetServicer(sidecar), SERVICES[0])
     add_servicer(server, RiskBudgetAdminServicer(sidecar, auth), SERVICES[1])
-    health_servicer = BoundedHealthServicer(max(1, (max_concurrent_rpcs or 256) // 4))
+    token_free_streams = OpenStreams(max(1, (max_concurrent_rpcs or 256) // 4))
+    health_servicer = BoundedHealthServicer(token_free_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(BoundedReflectionServicer(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), token_free_streams), server)
     target = _bind(server, address, credentials)
     running = RunningServer(server, health_servicer, target, auth)
     await running.set_serving(False)
