@@ -11,6 +11,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.store.errors import StoreError
 
 from .conftest import T0
 
@@ -115,6 +116,28 @@ async def test_an_expiry_timer_that_fires_before_the_wall_clock_reaches_it_waits
     after = [s.restricted for s in (await budget(harness)).symbols if s.symbol == "AAA"]
 
     assert still == [True]
+    assert after == [False]
+
+
+async def test_an_expiry_the_store_refuses_is_tried_again_a_second_later_not_in_a_loop(harness, monkeypatch):
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
+                       expires_at=timestamp(T0 + 0.1))
+    remove = harness.sidecar.store.remove_override
+    attempts = 0
+
+    async def refused(override_id):
+        nonlocal attempts
+        attempts += 1
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(harness.sidecar.store, "remove_override", refused)
+    harness.clock.advance(1)  # due
+    await asyncio.sleep(0.6)
+    refused_attempts = attempts
+    monkeypatch.setattr(harness.sidecar.store, "remove_override", remove)
+    await asyncio.sleep(1.2)  # the retry, a second after the refusal
+    after = [s.restricted for s in (await budget(harness)).symbols if s.symbol == "AAA"]
+
+    assert refused_attempts == 1
     assert after == [False]
 
 

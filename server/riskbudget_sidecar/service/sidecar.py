@@ -77,6 +77,8 @@ FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
 BUDGET_VERSION_BLOCK = 1_000
 """Budget versions reserved ahead in the state file: a restart numbers its budgets after them."""
+OVERRIDE_EXPIRY_RETRY = 1.0
+"""Seconds before an expiry the store refused to record is tried again."""
 UNBOOKABLE = frozenset({ReasonCode.UNKNOWN_STRATEGY, ReasonCode.UNKNOWN_SYMBOL})
 """Refusals of an order the book has no place for: shadow mode approves it without a reservation."""
 
@@ -745,16 +747,18 @@ class RiskBudgetSidecar:
         try:
             if await self._expire_overrides(now):
                 await self._overrides_changed(now)
-        finally:
-            self._schedule_override_expiry()
+        except StateUnavailable:  # alerted; tried again a second later, not at once in a loop
+            self._schedule_override_expiry(at_least=OVERRIDE_EXPIRY_RETRY)
+            return
+        self._schedule_override_expiry()
 
-    def _schedule_override_expiry(self) -> None:
+    def _schedule_override_expiry(self, at_least: float = 0.0) -> None:
         if self._override_timer is not None:
             self._override_timer.cancel()
             self._override_timer = None
         expiries = [o.expires_at for o in self._overrides if o.expires_at is not None]
         if expiries:
-            delay = max(min(expiries) - self._clock.now(), 0.0)
+            delay = max(min(expiries) - self._clock.now(), at_least)
             self._override_timer = asyncio.get_running_loop().call_later(
                 delay, lambda: asyncio.ensure_future(self.expire_overrides()))
 
