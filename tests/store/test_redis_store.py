@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from riskbudget_sidecar.engine.config import SharedSettings, StoreSettings
-from riskbudget_sidecar.engine.types import FirmLimits, Side, TradingState
+from riskbudget_sidecar.engine.types import FirmLimits, Position, Side, TradingState
 from riskbudget_sidecar.store import RedisStore, StoreError
 from riskbudget_sidecar.store.redis_ledger import LedgerUnavailable, RedisLedger
 from riskbudget_sidecar.store.serialization import to_json
@@ -264,3 +264,22 @@ async def test_a_reservation_written_before_holders_were_named_is_read_and_relea
     released = await elsewhere.release("o-old")  # anyone's, as before
 
     assert [r.client_order_id for r in held] == ["o-old"] and released
+
+
+async def test_positions_put_back_without_live_prices_keep_the_servers_values_and_estimate_only_the_missing(
+        tmp_path: Path, valkey: ValkeyProcess) -> None:
+    store = RedisStore(StoreSettings(path=str(tmp_path / "restarted" / "state.sqlite3")),
+                       SharedSettings(url=valkey.url, timeout=2.0),
+                       lot_size_of=lambda symbol: 1.0, price_of=lambda symbol: 100.0,  # a warm-up's estimate
+                       live_price_of=lambda symbol: None, strategies=("alpha",), now=lambda: NOW)
+    other = RedisLedger(valkey.url, timeout=2.0, instance="other")
+    await store.start()
+    try:
+        await other.set_positions([("beta", "AAA", 100)], "beta", {"AAA": 13_000})  # valued live at 130
+        await store.set_positions([Position("alpha", "AAA", 10), Position("alpha", "BBB", 5)], "alpha")
+        marks = await store.ledger._run("marks", lambda redis: redis.hgetall(store.ledger._keys["marks"]))
+    finally:
+        await other.close()
+        await store.stop()
+
+    assert marks == {"AAA": "13000", "BBB": "10000"}  # BBB, new to the server: the estimate

@@ -307,11 +307,12 @@ class RedisStore(SqliteStore):
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         rows = [(p.strategy, p.symbol, cover_lots(p.quantity, self._lot_size_of(p.symbol))) for p in positions]
-        live = self._marks(positions, self._live_price_of)
-        try:
-            return await self.ledger.set_positions(rows, strategy, live)
-        except ValueError:  # a symbol with no live price and no value on the server: the estimate
-            return await self.ledger.set_positions(rows, strategy, {**self._marks(positions, self._price_of), **live})
+        marks = self._marks(positions, self._live_price_of)
+        unpriced = {p.symbol for p in positions if p.symbol not in marks}
+        if unpriced:  # the estimate only where the server has no value either (it lost its data)
+            unvalued = unpriced - await self.ledger.valued(unpriced)
+            marks |= self._marks([p for p in positions if p.symbol in unvalued], self._price_of)
+        return await self.ledger.set_positions(rows, strategy, marks)
 
     def _marks(self, positions: Sequence[Position], price_of: Callable[[str], float | None]) -> dict[str, int]:
         return {p.symbol: lot_cents(price, self._lot_size_of(p.symbol))

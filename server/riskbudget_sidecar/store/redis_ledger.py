@@ -435,6 +435,14 @@ class RedisLedger:
             reservations.append(LedgerReservation(order_id, strategy, symbol, int(lots), int(expires_at)))
         return reservations
 
+    async def valued(self, symbols: Iterable[str]) -> set[str]:
+        """Which of `symbols` the server holds a value (a mark) for."""
+        wanted = sorted(set(symbols))
+        if not wanted:
+            return set()
+        marks = await self._run("marks", lambda redis: redis.hmget(self._keys["marks"], wanted))
+        return {symbol for symbol, mark in zip(wanted, marks) if mark is not None}
+
     async def firm_exposure(self) -> FirmExposure:
         """The firm's worst-case gross (cents) and each exposed symbol's worst case (lots),
         read in one transaction."""
