@@ -748,6 +748,9 @@ def test_when_the_triggers_fired_is_read_back_after_a_reopen(tmp_path) -> None:
     reopened = SqliteStore(settings)
 
     assert reopened.triggers_fired() == {"vol_breach": (20.0, 1.7), "drift:beta": (30.0, 0.2)}
+    # an earlier version reads triggers_fired's rows as trigger names: each strategy's drift is apart
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+        assert db.execute("SELECT trigger FROM triggers_fired").fetchall() == [("vol_breach",)]
     reopened.close()
 
 

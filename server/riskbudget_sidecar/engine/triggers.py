@@ -33,7 +33,7 @@ from .types import BudgetSnapshot, RecommendationTrigger, Regime
 
 WORSE_MARGIN = 0.10
 """How much worse, relative to its last firing, a condition must get to beat the cooldown."""
-_DRIFT_KEY = RecommendationTrigger.DRIFT.value + ":"
+DRIFT_KEY = RecommendationTrigger.DRIFT.value + ":"
 """What `fired` keys a strategy's drift by, before the strategy's name."""
 
 
@@ -89,7 +89,7 @@ class TriggerMonitor:
         memory (not re-armed): what a restart must keep, not to send them again. Keyed by the
         trigger's value, and drift by strategy ('drift:<strategy>')."""
         latches = {**{trigger.value: latch for trigger, latch in self._latches.items()},
-                   **{_DRIFT_KEY + strategy: latch for strategy, latch in self._drift_latches.items()}}
+                   **{DRIFT_KEY + strategy: latch for strategy, latch in self._drift_latches.items()}}
         return {key: (latch.fired_at, latch.severity)
                 for key, latch in latches.items() if latch.fired_at is not None}
 
@@ -99,8 +99,8 @@ class TriggerMonitor:
             latch.fired_at, latch.severity = fired.get(trigger.value, (None, 0.0))
         self._drift_latches = {}
         for key, (fired_at, severity) in fired.items():
-            if key.startswith(_DRIFT_KEY):
-                latch = self._drift_latches[key.removeprefix(_DRIFT_KEY)] = _Latch()
+            if key.startswith(DRIFT_KEY):
+                latch = self._drift_latches[key.removeprefix(DRIFT_KEY)] = _Latch()
                 latch.fired_at, latch.severity = fired_at, severity
 
     def evaluate(

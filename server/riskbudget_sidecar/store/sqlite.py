@@ -29,6 +29,7 @@ from ..engine.types import (
     DecisionRecord, Fill, OrderRequest, Override, Position, Recommendation, Regime,
     RegimeRecord, RememberedFill, Reservation, TradeDecision, TradingState,
 )
+from ..engine.triggers import DRIFT_KEY
 from .errors import StoreError
 from .memory import MemoryStore
 from .serialization import from_dict, to_dict, to_json
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS remembered_fills (
     reserved_remaining REAL NOT NULL, forget_after REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS triggers_fired (
     trigger TEXT PRIMARY KEY, fired_at REAL NOT NULL, severity REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS drift_fired (
+    strategy TEXT PRIMARY KEY, fired_at REAL NOT NULL, severity REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS regime_record (
     detected TEXT NOT NULL, detected_since REAL NOT NULL, effective TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS overrides (
@@ -74,6 +77,8 @@ COMMIT;
 """trading_states keeps the book's own state under strategy ''. The recommendations'
 AUTOINCREMENT keeps a sequence from being reused even after its row is trimmed;
 recommendation_log names the log, made with the file (a file from before it gets one).
+drift_fired keeps each strategy's drift cooldown apart from triggers_fired, whose rows an
+earlier version reads as trigger names: a file written now still opens there (a rollback).
 check_journal holds the sequence of the last journaled check folded into the tables."""
 
 # One SQL string per statement: sqlite3 prepares each once and reuses it from its cache.
@@ -244,8 +249,10 @@ class SqliteStore(MemoryStore):
             self._remember_fill(RememberedFill(from_dict(Fill, json.loads(fill)),
                                                from_dict(Position, json.loads(position)), remaining, forget_after))
         MemoryStore.record_triggers_fired(self, {
-            trigger: (fired_at, severity)
-            for trigger, fired_at, severity in db.execute("SELECT trigger, fired_at, severity FROM triggers_fired")})
+            **{trigger: (fired_at, severity) for trigger, fired_at, severity
+               in db.execute("SELECT trigger, fired_at, severity FROM triggers_fired")},
+            **{DRIFT_KEY + strategy: (fired_at, severity) for strategy, fired_at, severity
+               in db.execute("SELECT strategy, fired_at, severity FROM drift_fired")}})
         for detected, since, effective in db.execute(
                 "SELECT detected, detected_since, effective FROM regime_record"):
             MemoryStore.record_regime(self, RegimeRecord(Regime(detected), since, Regime(effective)))
@@ -505,8 +512,12 @@ class SqliteStore(MemoryStore):
         with self._change(lambda: MemoryStore.record_triggers_fired(self, prior)) as db:
             MemoryStore.record_triggers_fired(self, fired)
             db.execute("DELETE FROM triggers_fired")
+            db.execute("DELETE FROM drift_fired")
             db.executemany("INSERT INTO triggers_fired (trigger, fired_at, severity) VALUES (?, ?, ?)",
-                           [(trigger, *state) for trigger, state in fired.items()])
+                           [(key, *state) for key, state in fired.items() if not key.startswith(DRIFT_KEY)])
+            db.executemany("INSERT INTO drift_fired (strategy, fired_at, severity) VALUES (?, ?, ?)",
+                           [(key.removeprefix(DRIFT_KEY), *state) for key, state in fired.items()
+                            if key.startswith(DRIFT_KEY)])
 
     # -- overrides -------------------------------------------------------------------------
 
