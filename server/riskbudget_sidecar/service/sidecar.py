@@ -803,11 +803,11 @@ class RiskBudgetSidecar:
         changed = changed_keys(self.config, new)
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
-        changed += [what for apply, value in prepared if (what := apply(value))]
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
         self._refresh_overrides(self._clock.now())
         try:
+            changed += [what for apply, value in prepared if (what := apply(value))]
             await self._recompute_now()
             self._after_recompute(received)
         finally:  # the new config is in force from the swap on: recorded even if the recompute failed
@@ -836,8 +836,8 @@ class RiskBudgetSidecar:
         problems = [f"portfolio.strategies: {name!r} is {state.name}; set it ACTIVE before removing the strategy"
                     for name, state in self._store.strategy_states().items() if name not in strategies]
         problems += [f"override {o.id} is on strategy {o.target!r}; clear it before removing the strategy"
-                     for o in self._store.overrides()
-                     if o.scope is OverrideScope.STRATEGY and o.target not in strategies]
+                     for o in self._store.overrides() if o.active_at(self._clock.now())
+                     and o.scope is OverrideScope.STRATEGY and o.target not in strategies]
         return problems
 
     def _refuse_holdings_outside_config(self) -> None:
@@ -851,8 +851,8 @@ class RiskBudgetSidecar:
 
     async def check_trade(self, order: OrderRequest) -> TradeDecision:
         """Approve, resize or reject; reserve what was approved unless dry_run."""
-        if self._store.shares_limits:  # the firm-wide hold awaits the server between the decision
-            async with self._one_shared_check:  # and the reservation: checks meanwhile would not see it
+        if self._store.shares_limits and not order.dry_run:  # the firm-wide hold awaits the server between
+            async with self._one_shared_check:  # the decision and the reservation: checks meanwhile would not see it
                 return await self._check_trade(order)
         return await self._check_trade(order)
 
