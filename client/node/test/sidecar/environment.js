@@ -53,4 +53,15 @@ function adminStub() {
   return new RiskBudgetAdminService(target, grpc.credentials.createInsecure());
 }
 
-module.exports = { adminStub, clientToken, control, replaceStateFile, target, triggerRebalance };
+/** The sequences of the next `count` recommendations, as bigints. */
+async function next(recommendations, count) {
+  const sequences = [];
+  while (sequences.length < count) {
+    const { value, done } = await recommendations.next();
+    assert.equal(done, false, `the feed ended after ${sequences.join(', ')}`);
+    sequences.push(BigInt(value.sequence));
+  }
+  return sequences;
+}
+
+module.exports = { adminStub, clientToken, control, next, replaceStateFile, target, triggerRebalance };

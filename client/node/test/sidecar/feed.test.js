@@ -6,18 +6,9 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const { RecommendationFeed, RiskBudgetClient } = require('../../src');
-const { adminStub, clientToken, control, target, triggerRebalance } = require('./environment');
-
-/** The sequences of the next `count` recommendations, as bigints. */
-async function next(recommendations, count) {
-  const sequences = [];
-  while (sequences.length < count) {
-    const { value, done } = await recommendations.next();
-    assert.equal(done, false, `the feed ended after ${sequences.join(', ')}`);
-    sequences.push(BigInt(value.sequence));
-  }
-  return sequences;
-}
+const {
+  adminStub, clientToken, control, next, target, triggerRebalance,
+} = require('./environment');
 
 test('the feed resumes across a sidecar killed and restarted, with no gap and no duplicate', async (t) => {
   const client = new RiskBudgetClient(target, { clientToken });

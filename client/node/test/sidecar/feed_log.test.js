@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const { RecommendationFeed, RecommendationsLost, RiskBudgetClient } = require('../../src');
 const {
-  adminStub, clientToken, replaceStateFile, target, triggerRebalance,
+  adminStub, clientToken, next, replaceStateFile, target, triggerRebalance,
 } = require('./environment');
 
 const QUICK = { initialBackoff: 0.05, maxBackoff: 0.5 };
@@ -37,17 +37,6 @@ function connect(t) {
     return feed;
   };
   return { client, admin, feedOf };
-}
-
-/** The sequences of the next `count` recommendations, as bigints. */
-async function next(recommendations, count) {
-  const sequences = [];
-  while (sequences.length < count) {
-    const { value, done } = await recommendations.next();
-    assert.equal(done, false, `the feed ended after ${sequences.join(', ')}`);
-    sequences.push(BigInt(value.sequence));
-  }
-  return sequences;
 }
 
 /** The error the feed throws before it yields anything; fails the test if it yields one. */
