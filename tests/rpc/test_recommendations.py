@@ -404,6 +404,16 @@ async def test_a_resume_point_in_another_log_is_out_of_range_though_its_sequence
     assert [r.sequence for r in live.recommendations] == [3]  # from_latest resumes nowhere: not checked
 
 
+@pytest.mark.parametrize("log_id", ["x" * 129, "a\x01b"], ids=["long", "control"])
+async def test_a_log_id_that_is_no_log_id_is_invalid_argument_naming_it(harness, log_id):
+    call = harness.stub.StreamRecommendations(spb.StreamRecommendationsRequest(after_sequence=1, log_id=log_id))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call.read()
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "log_id" in refused.value.details() and len(refused.value.details()) < 300
+
+
 async def test_a_checkpoint_of_a_replaced_state_file_is_out_of_range_once_the_new_log_passes_it(tmp_path):
     first = await start_harness(tmp_path)
     for _ in range(2):

@@ -207,6 +207,14 @@ def positions(request: service_pb.SetPositionsRequest) -> tuple[list[d.Position]
     return result, strategy
 
 
+def log_id(value: str) -> str:
+    """A stream's resume log id: empty (not checked) or a printable id of at most MAX_ID_LENGTH."""
+    v = _Violations()
+    v.name("log_id", value, MAX_ID_LENGTH, required=False)
+    v.raise_if_any()
+    return value
+
+
 def order_id(value: str) -> str:
     v = _Violations()
     v.name("client_order_id", value, MAX_ID_LENGTH)

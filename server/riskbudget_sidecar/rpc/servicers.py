@@ -85,7 +85,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
         max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
         async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
-                                             log_id=request.log_id):
+                                             log_id=convert.log_id(request.log_id)):
             for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
                 message.log_id = sidecar.recommendation_log_id
                 yield message
