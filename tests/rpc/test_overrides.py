@@ -141,6 +141,37 @@ async def test_an_expiry_the_store_refuses_is_tried_again_a_second_later_not_in_
     assert after == [False]
 
 
+async def test_an_expired_override_is_out_of_force_while_the_store_refuses_to_remove_it(harness, monkeypatch):
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=3.0,
+                       expires_at=timestamp(T0 + 0.1))  # loosens the limits: it must not outlive its expiry
+
+    async def refused(override_id):
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(harness.sidecar.store, "remove_override", refused)
+    harness.clock.advance(1)
+    await asyncio.sleep(0.3)
+
+    assert list(harness.sidecar.overrides) == []  # out of force
+    assert len(harness.sidecar.store.overrides()) == 1  # though still stored, for the retry to remove
+
+
+async def test_an_override_set_while_an_expiry_waits_for_its_retry_does_not_drop_the_retry(harness, monkeypatch):
+    expiring = await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA",
+                                  kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL, expires_at=timestamp(T0 + 0.1))
+    remove = harness.sidecar.store.remove_override
+
+    async def refused(override_id):
+        raise StoreError("the disk is full")
+    monkeypatch.setattr(harness.sidecar.store, "remove_override", refused)
+    harness.clock.advance(1)
+    await asyncio.sleep(0.3)  # refused once; the retry is a second away
+    monkeypatch.setattr(harness.sidecar.store, "remove_override", remove)
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="BBB", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL)
+    await asyncio.sleep(0.3)
+
+    assert expiring.id not in [o.id for o in harness.sidecar.store.overrides()]
+
+
 async def test_clearing_an_override_removes_it_once(harness):
     override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry",
                                   kind=pb.OVERRIDE_KIND_CAP_STRATEGY_CAPITAL, value=10_000.0)

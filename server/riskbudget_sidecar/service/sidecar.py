@@ -728,15 +728,18 @@ class RiskBudgetSidecar:
         self._pipeline.invalidate()
 
     async def _expire_overrides(self, now: float) -> bool:
-        """Remove overrides whose expiry has passed; True if any did."""
+        """Remove overrides whose expiry has passed; True if any did. One past its expiry is out of
+        force at once, even while the store refuses to remove it (StateUnavailable)."""
         expired = [o for o in self._store.overrides() if not o.active_at(now)]
-        for override in expired:
-            with self._store_errors():
-                await self._store.remove_override(override.id)
-            self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
-                                     f"override {override.id} expired", subject=override.id, now=now)
-        if expired:
-            self._refresh_overrides(now)
+        try:
+            for override in expired:
+                with self._store_errors():
+                    await self._store.remove_override(override.id)
+                self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
+                                         f"override {override.id} expired", subject=override.id, now=now)
+        finally:
+            if expired:
+                self._refresh_overrides(now)
         return bool(expired)
 
     async def expire_overrides(self) -> None:
@@ -753,10 +756,12 @@ class RiskBudgetSidecar:
         self._schedule_override_expiry()
 
     def _schedule_override_expiry(self, at_least: float = 0.0) -> None:
+        """At the next expiry of an override the store holds: also one past its expiry that the
+        store refused to remove (out of force already, and removed at the next try)."""
         if self._override_timer is not None:
             self._override_timer.cancel()
             self._override_timer = None
-        expiries = [o.expires_at for o in self._overrides if o.expires_at is not None]
+        expiries = [o.expires_at for o in self._store.overrides() if o.expires_at is not None]
         if expiries:
             delay = max(min(expiries) - self._clock.now(), at_least)
             self._override_timer = asyncio.get_running_loop().call_later(
