@@ -283,3 +283,31 @@ async def test_positions_put_back_without_live_prices_keep_the_servers_values_an
         await store.stop()
 
     assert marks == {"AAA": "13000", "BBB": "10000"}  # BBB, new to the server: the estimate
+
+
+async def test_a_reservation_put_back_without_live_prices_keeps_the_servers_value(tmp_path: Path) -> None:
+    def restartable(live_price_of: Callable[[str], float | None]) -> RedisStore:
+        return RedisStore(StoreSettings(path=str(tmp_path / "alpha" / "state.sqlite3")),
+                          SharedSettings(url=valkey.url, timeout=2.0),
+                          lot_size_of=lambda symbol: 1.0, price_of=lambda symbol: 100.0,  # a warm-up's estimate
+                          live_price_of=live_price_of, strategies=("alpha",), now=lambda: NOW)
+
+    with ValkeyProcess(tmp_path / "valkey") as valkey:
+        store = restartable(lambda symbol: 100.0)
+        await store.start()
+        await store.reserve(reservation(30, client_order_id="o-1"))
+        await store.stop()
+        valkey.stop()
+        valkey.start()  # the server lost its data
+        other = RedisLedger(valkey.url, timeout=2.0, instance="other")
+        await other.set_positions([("beta", "AAA", 100)], "beta", {"AAA": 13_000})  # back at its live value
+        store = restartable(lambda symbol: None)  # restarted before any live price
+        await store.start()
+        try:
+            marks = await other._run("marks", lambda redis: redis.hgetall(other._keys["marks"]))
+            held = [r.client_order_id for r in await other.reservations()]
+        finally:
+            await store.stop()
+            await other.close()
+
+    assert held == ["o-1"] and marks == {"AAA": "13000"}

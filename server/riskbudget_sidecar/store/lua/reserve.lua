@@ -95,10 +95,15 @@ end
 redis.call('HSET', K_GRANTS, id, table.concat(texts, ' ') .. US .. request)
 redis.call('ZADD', K_FORGET, forget_at, id)
 
--- A zero grant reserves nothing and leaves the symbol's mark alone.
+-- A zero grant reserves nothing and leaves the symbol's mark alone; a reservation put back
+-- keeps the mark the server has (its caller may hold only an estimate, no live price yet).
 if granted > 0 then
   store_reservation(id, strategy, symbol, sign * granted, expires_at, holder)
   add(sign > 0 and K_BUY or K_SELL, symbol, granted)
-  revalue(symbol, lot_cents)
+  local mark = lot_cents
+  if reassert and redis.call('HEXISTS', K_MARKS, symbol) == 1 then
+    mark = nil
+  end
+  revalue(symbol, mark)
 end
 return {0, granted, symbol_limited, total_limited, symbol_value, total_value}
