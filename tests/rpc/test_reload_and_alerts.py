@@ -13,9 +13,12 @@ import yaml
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
+from riskbudget_sidecar.rpc.converters import timestamp
 from riskbudget_sidecar.service import sidecar as sidecar_module
 from riskbudget_sidecar.engine.types import FirmGrant
 from riskbudget_sidecar.store.errors import StoreError
+
+from .conftest import T0
 
 
 def edit_config(harness, change) -> None:
@@ -176,6 +179,32 @@ async def test_a_reload_that_drops_a_halted_strategy_or_the_target_of_an_overrid
     assert sorted(reply.errors) == [
         f"override {override.id} is on strategy 'carry'; clear it before removing the strategy",
         "portfolio.strategies: 'trend' is HALTED; set it ACTIVE before removing the strategy"]
+
+
+async def test_a_reload_whose_own_step_fails_leaves_the_old_config_in_force(harness):
+    before = harness.sidecar.config.limits.max_order_notional
+
+    def fails(value):
+        raise RuntimeError("the token store went away")
+    harness.sidecar.on_reload(lambda new: None, fails)
+    edit_config(harness, lambda data: data["limits"].update(max_order_notional=before / 2))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await reload(harness)
+
+    assert harness.sidecar.config.limits.max_order_notional == before
+
+
+async def test_an_override_that_has_expired_does_not_hold_a_strategy_back_from_a_reload(harness):
+    await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_STRATEGY, target="trend", kind=pb.OVERRIDE_KIND_CAP_STRATEGY_CAPITAL,
+        value=10_000.0, set_by="pytest", reason="review", expires_at=timestamp(T0 + 60))),
+        metadata=harness.admin_metadata)
+    harness.clock.advance(61)  # expired; the timer, on the real clock, has not removed it yet
+    edit_config(harness, lambda data: rename_strategy(data, "trend", "trend_v2"))
+
+    reply = await reload(harness)
+
+    assert reply.reloaded, reply.errors
 
 
 def move_symbol(data, symbol, source, destination):

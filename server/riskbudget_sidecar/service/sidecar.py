@@ -805,14 +805,14 @@ class RiskBudgetSidecar:
 
     async def _swap_in(self, new: Config, prepared: list[tuple[Callable[[Any], str | None], Any]]) -> BudgetSnapshot:
         received = time.monotonic()
-        changed = changed_keys(self.config, new)
+        # The reload's own steps first (the tokens): one that fails leaves the old config in force.
+        changed = changed_keys(self.config, new) + [what for apply, value in prepared if (what := apply(value))]
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
         self._refresh_overrides(self._clock.now())
         try:
-            changed += [what for apply, value in prepared if (what := apply(value))]
             await self._recompute_now()
             self._after_recompute(received)
         finally:  # the new config is in force from the swap on: recorded even if the recompute failed
