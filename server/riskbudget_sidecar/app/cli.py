@@ -57,6 +57,26 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restored_state(args: argparse.Namespace) -> int:
+    """Ready a state file put back from a backup, before its first start (the sidecar stopped)."""
+    from ..store.errors import StoreError
+    from ..store.sqlite import SqliteStore
+
+    config = load_config(args.config)
+    try:
+        store = SqliteStore(config.store)
+    except StoreError as error:
+        print(f"riskbudget: cannot open the state file: {error}", file=sys.stderr)
+        return 1
+    try:
+        store.after_restore()
+        log_id, versions = store.recommendation_log_id, store.budget_versions_reserved()
+    finally:
+        store.close()
+    print(f"{config.store.path}: a new recommendation log {log_id}; budget versions from {versions + 1}")
+    return 0
+
+
 def _client(args: argparse.Namespace, **options):
     from riskbudget_client import RiskBudgetClient
 
@@ -291,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file; non-zero exit on error")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
+
+    restored = commands.add_parser(
+        "restored-state", help="ready a state file put back from a backup (sidecar stopped): a new "
+                               "recommendation log, budget versions past the lost run's")
+    restored.add_argument("--config", required=True, help="YAML config file (its store.path)")
+    restored.set_defaults(run=_restored_state)
 
     def client_command(name: str, help_text: str, run) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)

@@ -106,6 +106,10 @@ _TRIM_DECISIONS = ("DELETE FROM decision_log WHERE id IN "
 """Among the oldest rows (by id, the order they were written in), those older than the cutoff."""
 _FOLDED_UP_TO = "UPDATE check_journal SET applied_sequence = ?"
 
+RESTORED_VERSION_GAP = 1_000_000
+"""Budget versions skipped after a restored backup: more than the run that followed it is taken
+to have used (each run reserves 1,000 at a time)."""
+
 _CHECKPOINT_EVERY = 250
 """Commits of the event loop, or decisions written, between two checkpoints."""
 
@@ -499,6 +503,16 @@ class SqliteStore(MemoryStore):
             db.execute("DELETE FROM regime_record")
             db.execute("INSERT INTO regime_record (detected, detected_since, effective) VALUES (?, ?, ?)",
                        (record.detected.value, record.detected_since, record.effective.value))
+
+    def after_restore(self) -> None:
+        """This file was put back from a backup: the run that followed the backup used recommendation
+        sequences and budget versions this file does not know. A new recommendation log (its
+        subscribers' checkpoints become OUT_OF_RANGE, never a silent skip) and budget versions a
+        RESTORED_VERSION_GAP further on."""
+        self.reserve_budget_versions(self.budget_versions_reserved() + RESTORED_VERSION_GAP)
+        with self._change() as db:
+            db.execute("UPDATE recommendation_log SET id = lower(hex(randomblob(16)))")
+            [(self.recommendation_log_id,)] = db.execute("SELECT id FROM recommendation_log").fetchall()
 
     def reserve_budget_versions(self, up_to: int) -> None:
         prior = self.budget_versions_reserved()
