@@ -12,24 +12,49 @@
  * (the feed's `logId` when SEQ was handled: a sequence of another log, e.g. of a replaced state
  * file, ends the feed with RecommendationsLost instead of skipping). The client token, if the
  * sidecar wants one, comes from RISKBUDGET_CLIENT_TOKEN. Exits 0 when the order may be sent, 3
- * when not.
+ * when not, 2 on a usage error (an unknown option, or a --follow that is not a whole number)
+ * before sending anything.
  */
 
 const { parseArgs } = require('node:util');
 const { PreTradeGate, RecommendationFeed, RiskBudgetClient } = require('..');
 
-const { values: args } = parseArgs({
-  options: {
-    target: { type: 'string', default: '127.0.0.1:50051' },
-    strategy: { type: 'string', default: 'equity_momentum' },
-    symbol: { type: 'string', default: 'SPY' },
-    side: { type: 'string', default: 'buy' },
-    quantity: { type: 'string', default: '100' },
-    follow: { type: 'string', default: '0' },
-    after: { type: 'string' },
-    'log-id': { type: 'string' },
-  },
-});
+const USAGE = 'usage: gate_and_feed.js [--target HOST:PORT] [--strategy NAME] [--symbol SYMBOL] [--side buy|sell] '
+  + '[--quantity N] [--follow N] [--after SEQ] [--log-id ID]';
+
+/** The command line's options, or null after reporting a usage error (exit status 2). */
+function parse() {
+  let args;
+  try {
+    ({ values: args } = parseArgs({
+      options: {
+        target: { type: 'string', default: '127.0.0.1:50051' },
+        strategy: { type: 'string', default: 'equity_momentum' },
+        symbol: { type: 'string', default: 'SPY' },
+        side: { type: 'string', default: 'buy' },
+        quantity: { type: 'string', default: '100' },
+        follow: { type: 'string', default: '0' },
+        after: { type: 'string' },
+        'log-id': { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    return usageError(error.message);
+  }
+  // Number('abc') is NaN, which no count of recommendations ever equals: the feed would never stop.
+  if (!/^\d+$/.test(args.follow)) {
+    return usageError(`--follow must be a whole number of recommendations, 0 or more, got ${JSON.stringify(args.follow)}`);
+  }
+  return args;
+}
+
+function usageError(message) {
+  console.error(`${message}\n${USAGE}`);
+  process.exitCode = 2;
+  return null;
+}
+
+const args = parse();
 
 async function main() {
   const client = new RiskBudgetClient(args.target, { clientToken: process.env.RISKBUDGET_CLIENT_TOKEN || null });
@@ -71,7 +96,9 @@ async function follow(client, count) {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (error) => {
-  console.error(error.message);
-  process.exitCode = 1;
-});
+if (args !== null) {
+  main().then((code) => { process.exitCode = code; }, (error) => {
+    console.error(error.message);
+    process.exitCode = 1;
+  });
+}

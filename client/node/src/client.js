@@ -52,10 +52,20 @@ function statusName(code) {
   return grpc.status[code] ?? `STATUS_${code}`;
 }
 
-/** `value` seconds, if a positive finite number; a RangeError naming `argument` otherwise. */
+/**
+ * The most seconds any timeout or wait may be: one day. gRPC throws, uncaught, on a deadline
+ * too far ahead (around 1e8 hours), and a timer of more than about 24.8 days fires at once.
+ */
+const MAX_SECONDS = 86_400;
+
+/**
+ * `value` seconds, if a positive number up to MAX_SECONDS (one day); a RangeError naming
+ * `argument` otherwise.
+ */
 function positiveSeconds(value, argument) {
-  if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
-    throw new RangeError(`${argument} must be a positive number of seconds, got ${String(value)}`);
+  if (!(typeof value === 'number' && value > 0 && value <= MAX_SECONDS)) {
+    throw new RangeError(`${argument} must be a positive number of seconds, at most ${MAX_SECONDS} `
+      + `(one day), got ${String(value)}`);
   }
   return value;
 }
@@ -63,6 +73,37 @@ function positiveSeconds(value, argument) {
 /** What `value` is, for an error message: its type, or an object's kind ('[object Array]'). */
 function kindOf(value) {
   return typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value;
+}
+
+/** The known option `name` is a misspelling of (snake_case or another case, e.g. dry_run, servername), or null. */
+function meant(name, known) {
+  const folded = name.replace(/[_-]/g, '').toLowerCase();
+  return known.find((option) => option.toLowerCase() === folded) ?? null;
+}
+
+/**
+ * `options`, checked to be an object with no keys but `known`; a TypeError otherwise: naming
+ * `noun` when not an object, else each key that is not known, as an option `owner` (e.g. 'tls',
+ * 'order', 'RiskBudgetClient') does not have, with the known option it misspells (dry_run: dryRun),
+ * if any. An option spelled otherwise would be dropped without a word: a dry run sent as a real
+ * order, a limit price as none. Every options or request object the client, the gate and the feed
+ * take is checked with this, before anything is sent.
+ */
+function optionsObject(options, known, owner, noun = owner) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options) || Buffer.isBuffer(options)) {
+    const kind = options === null ? 'null' : (Array.isArray(options) ? 'an array' : typeof options);
+    throw new TypeError(`${noun} must be an object { ${known.join(', ')} }, got ${kind}`);
+  }
+  const unknown = Object.keys(options).filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    const named = unknown.map((name) => {
+      const option = meant(name, known);
+      return option === null ? `'${name}'` : `'${name}' (did you mean '${option}'?)`;
+    });
+    throw new TypeError(`${owner} has no option ${named.join(', ')}: `
+      + `its options are ${known.map((name) => `'${name}'`).join(', ')}`);
+  }
+  return options;
 }
 
 /**
@@ -104,6 +145,15 @@ function sequenceNumber(value, argument) {
 }
 
 const TLS_OPTIONS = ['ca', 'cert', 'key', 'serverName'];
+
+/** The options of RiskBudgetClient. */
+const CLIENT_OPTIONS = ['clientToken', 'checkTradeTimeout', 'timeout', 'clock', 'tls'];
+
+/** The fields of an order (CheckTradeRequest). */
+const ORDER_FIELDS = ['clientOrderId', 'strategy', 'symbol', 'side', 'quantity', 'limitPrice', 'dryRun'];
+
+/** The fields of a tick (PriceTick). */
+const TICK_FIELDS = ['symbol', 'price', 'time'];
 
 /** What each PEM `tls` option must hold, as the sidecar's own check of its PEM files says it. */
 const PEM_BLOCKS = {
@@ -148,19 +198,7 @@ function serverNameOption(tls) {
 
 /** `tls` checked to be null or an object of TLS_OPTIONS only; a TypeError otherwise. */
 function tlsObject(tls) {
-  if (tls === undefined || tls === null) {
-    return null;
-  }
-  if (typeof tls !== 'object' || Array.isArray(tls) || Buffer.isBuffer(tls)) {
-    throw new TypeError(`tls must be an object { ${TLS_OPTIONS.join(', ')} }, `
-      + `got ${Array.isArray(tls) ? 'an array' : typeof tls}`);
-  }
-  const unknown = Object.keys(tls).filter((name) => !TLS_OPTIONS.includes(name));
-  if (unknown.length > 0) {
-    throw new TypeError(`tls has no option ${unknown.map((name) => `'${name}'`).join(', ')}: `
-      + `its options are ${TLS_OPTIONS.map((name) => `'${name}'`).join(', ')}`);
-  }
-  return tls;
+  return tls === undefined || tls === null ? null : optionsObject(tls, TLS_OPTIONS, 'tls');
 }
 
 /**
@@ -276,7 +314,10 @@ function malformation(request, reply) {
  * none): one that is not a string throws a TypeError naming it, one that is empty or not
  * printable ASCII without spaces (a newline read from a file) a RangeError; neither message
  * holds the token. `clock()` reads monotonic milliseconds (default `performance.now`; not a
- * function: a TypeError).
+ * function: a TypeError). `checkTradeTimeout` (default 0.25) and `timeout` (default 5) are
+ * seconds, more than 0 and at most 86400 (one day): anything else is a RangeError naming it. An
+ * option the client does not have (a misspelling, e.g. `client_token`) is a TypeError naming it
+ * (and the option it misspells, if any); so is an unknown key of an order, a tick or `tls`.
  */
 class RiskBudgetClient {
   #stub;
@@ -285,13 +326,14 @@ class RiskBudgetClient {
   #timeout;
   #clock;
 
-  constructor(target, {
-    clientToken,
-    checkTradeTimeout = DEFAULT_CHECK_TRADE_TIMEOUT,
-    timeout = DEFAULT_TIMEOUT,
-    clock = () => performance.now(),
-    tls,
-  } = {}) {
+  constructor(target, options = {}) {
+    const {
+      clientToken,
+      checkTradeTimeout = DEFAULT_CHECK_TRADE_TIMEOUT,
+      timeout = DEFAULT_TIMEOUT,
+      clock = () => performance.now(),
+      tls,
+    } = optionsObject(options, CLIENT_OPTIONS, 'RiskBudgetClient', 'RiskBudgetClient options');
     this.#checkTradeTimeout = positiveSeconds(checkTradeTimeout, 'checkTradeTimeout');
     this.#timeout = positiveSeconds(timeout, 'timeout');
     this.#clock = ofType(clock, 'function', 'clock');
@@ -306,7 +348,10 @@ class RiskBudgetClient {
     this.#stub.close();
   }
 
-  /** Resolves once the channel has connected to the sidecar; rejects after `seconds` (default: `timeout`). */
+  /**
+   * Resolves once the channel has connected to the sidecar; rejects after `seconds` (default:
+   * `timeout`). `seconds` more than 0 and at most 86400, else a RangeError before waiting.
+   */
   waitForReady(seconds = this.#timeout) {
     const deadline = Date.now() + positiveSeconds(seconds, 'seconds') * 1000;
     return new Promise((resolve, reject) => {
@@ -332,15 +377,16 @@ class RiskBudgetClient {
 
   /**
    * Send prices: `[{ symbol, price, time }]`, each `symbol` a string, `price` a number and `time`
-   * a Date. Throws before sending anything: a TypeError when `ticks` is not an array or a symbol
-   * or price is not of its type, a RangeError for a time that is not a valid Date.
+   * a Date. Throws before sending anything: a TypeError when `ticks` is not an array, a tick is not
+   * an object or has another key, or a symbol or price is not of its type, a RangeError for a time
+   * that is not a valid Date.
    */
   publishMarketData(ticks) {
     if (!Array.isArray(ticks)) {
       throw new TypeError(`ticks must be an array of { symbol, price, time }, got ${kindOf(ticks)}`);
     }
     const request = {
-      ticks: ticks.map(({ symbol, price, time }) => ({
+      ticks: ticks.map((tick) => optionsObject(tick, TICK_FIELDS, 'tick')).map(({ symbol, price, time }) => ({
         symbol: ofType(symbol, 'string', 'tick symbol'),
         price: ofType(price, 'number', 'tick price'),
         time: timestamp(time, 'tick time'),
@@ -356,12 +402,17 @@ class RiskBudgetClient {
    * the deadline; REASON_CODE_INVALID_REQUEST when the sidecar refused the order as malformed
    * (e.g. a NaN or infinite quantity). Rejects only before sending anything: with a TypeError when
    * `clientOrderId`, `strategy` or `symbol` is not a string, `quantity` or `limitPrice` not a
-   * number or `dryRun` not a boolean (nothing is converted), a RangeError for an unknown side.
+   * number or `dryRun` not a boolean (nothing is converted), or `order` has a key not among these
+   * (e.g. `dry_run`, `limit_price`: the message names the option meant), a RangeError for an
+   * unknown side.
    *
    * After a timeout the sidecar may still have reserved the order; the reservation lapses at
    * expiry or on ReleaseOrder.
    */
-  async checkTrade({ clientOrderId, strategy, symbol, side, quantity, limitPrice = 0, dryRun = false }) {
+  async checkTrade(order) {
+    const {
+      clientOrderId, strategy, symbol, side, quantity, limitPrice = 0, dryRun = false,
+    } = optionsObject(order, ORDER_FIELDS, 'order');
     const request = {
       clientOrderId: ofType(clientOrderId, 'string', 'clientOrderId'),
       strategy: ofType(strategy, 'string', 'strategy'),
@@ -432,6 +483,7 @@ module.exports = {
   channelCredentials,
   channelOptions,
   ofType,
+  optionsObject,
   positiveSeconds,
   sequenceNumber,
   statusName,

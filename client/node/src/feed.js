@@ -35,8 +35,13 @@
 
 const grpc = require('@grpc/grpc-js');
 const {
-  RiskBudgetError, ofType, positiveSeconds, sequenceNumber, statusName,
+  RiskBudgetError, ofType, optionsObject, positiveSeconds, sequenceNumber, statusName,
 } = require('./client');
+
+/** The options of RecommendationFeed. */
+const FEED_OPTIONS = [
+  'afterSequence', 'logId', 'initialBackoff', 'backoffMultiplier', 'maxBackoff', 'jitter', 'maxReconnects', 'onDisconnect',
+];
 
 /** Trailing metadata of OUT_OF_RANGE: the oldest sequence the sidecar still keeps. */
 const OLDEST_SEQUENCE_METADATA = 'riskbudget-oldest-sequence';
@@ -217,9 +222,10 @@ class FeedPolicy {
  * recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
  * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
  * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
- * attempt, delay }`. An option out of its range throws a RangeError naming it; an `onDisconnect`
- * that is neither null nor a function, or a `logId` that is neither null nor a string, a
- * TypeError.
+ * attempt, delay }`. An option out of its range (`initialBackoff` and `maxBackoff`: more than 0,
+ * at most 86400 seconds) throws a RangeError naming it; an `onDisconnect` that is neither null nor
+ * a function, a `logId` that is neither null nor a string, or an option the feed does not have
+ * (e.g. `after_sequence`: the message suggests `afterSequence`), a TypeError.
  */
 class RecommendationFeed {
   #client;
@@ -229,16 +235,17 @@ class RecommendationFeed {
   #wake = null;
   #recommendations = null;
 
-  constructor(client, {
-    afterSequence = 0n,
-    logId = null,
-    initialBackoff = 0.1,
-    backoffMultiplier = 2,
-    maxBackoff = 5,
-    jitter = 0.2,
-    maxReconnects = null,
-    onDisconnect = null,
-  } = {}) {
+  constructor(client, options = {}) {
+    const {
+      afterSequence = 0n,
+      logId = null,
+      initialBackoff = 0.1,
+      backoffMultiplier = 2,
+      maxBackoff = 5,
+      jitter = 0.2,
+      maxReconnects = null,
+      onDisconnect = null,
+    } = optionsObject(options, FEED_OPTIONS, 'RecommendationFeed', 'RecommendationFeed options');
     this.#client = client;
     this.#policy = new FeedPolicy(afterSequence, {
       logId, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,

@@ -61,7 +61,9 @@ test('tls that is not an object, or has an option it does not know, is a TypeErr
     [{ ca: CERTIFICATE, certificate: CERTIFICATE },
       "tls has no option 'certificate': its options are 'ca', 'cert', 'key', 'serverName'"],
     [{ ca: CERTIFICATE, servername: 'riskbudget.internal' },
-      "tls has no option 'servername': its options are 'ca', 'cert', 'key', 'serverName'"],
+      "tls has no option 'servername' (did you mean 'serverName'?): its options are 'ca', 'cert', 'key', 'serverName'"],
+    [{ ca: CERTIFICATE, server_name: 'riskbudget.internal', pem: CERTIFICATE },
+      "tls has no option 'server_name' (did you mean 'serverName'?), 'pem': its options are 'ca', 'cert', 'key', 'serverName'"],
   ]) {
     assert.throws(() => build(tls), { name: 'TypeError', message });
   }
