@@ -9,7 +9,7 @@ from riskbudget_sidecar.app.cli import main
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.store.sqlite import RESTORED_VERSION_GAP
 
-from ..rpc.conftest import start_harness
+from ..rpc.conftest import start_harness, write_config
 from ..rpc.test_recommendations import trigger
 
 
@@ -54,3 +54,12 @@ async def test_restored_state_refuses_a_state_file_a_running_sidecar_holds(tmp_p
 
     assert status == 1
     assert "cannot open the state file" in capsys.readouterr().err
+
+
+def test_restored_state_refuses_a_store_path_with_no_state_file(tmp_path, capsys):
+    config = write_config(tmp_path)  # its store.path names a file not made yet
+
+    status = main(["restored-state", "--config", str(config)])
+
+    assert status == 1 and "no state file at" in capsys.readouterr().err
+    assert not (tmp_path / "state.sqlite3").exists()

@@ -49,6 +49,17 @@ def test_check_config_exits_2_on_a_file_that_is_not_utf8(tmp_path, capsys, tail)
     assert f"{path}: not UTF-8 text" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("tail", [b"\0" * 4096, b"limits: {max_staleness: 30}\x01\n"], ids=["torn", "control"])
+def test_a_nul_or_control_character_is_refused_as_bad_yaml_naming_the_file(tmp_path, tail):
+    half = DEFAULT.read_bytes()[: len(DEFAULT.read_bytes()) // 2]
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(half.rsplit(b"\n", 1)[0] + b"\n" + tail)  # a file torn by a crash: zeros past the end
+
+    [problem] = refusal(path)
+
+    assert problem.startswith(f"{path}: not valid YAML:") and "special characters are not allowed" in problem
+
+
 def test_nesting_too_deep_for_the_parser_is_refused(tmp_path):
     path = written(tmp_path, "limits: " + "[" * 5_000 + "]" * 5_000 + "\n")
 

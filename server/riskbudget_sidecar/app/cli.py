@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
@@ -63,6 +64,9 @@ def _restored_state(args: argparse.Namespace) -> int:
     from ..store.sqlite import SqliteStore
 
     config = load_config(args.config)
+    if not Path(config.store.path).is_file():  # opening would make a new, empty one
+        print(f"riskbudget: no state file at {config.store.path} (store.path)", file=sys.stderr)
+        return 1
     try:
         store = SqliteStore(config.store)
     except StoreError as error:

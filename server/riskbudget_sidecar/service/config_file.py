@@ -108,7 +108,10 @@ def load_config(path: str | Path) -> Config:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError([f"{path}: not UTF-8 text: byte {raw[exc.start]:#04x} at offset {exc.start} "
                            f"(line {line})"]) from None
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # which refuses a NUL or control character (a torn file's tail) here
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as exc:

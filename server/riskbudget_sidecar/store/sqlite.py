@@ -106,9 +106,9 @@ _TRIM_DECISIONS = ("DELETE FROM decision_log WHERE id IN "
 """Among the oldest rows (by id, the order they were written in), those older than the cutoff."""
 _FOLDED_UP_TO = "UPDATE check_journal SET applied_sequence = ?"
 
-RESTORED_VERSION_GAP = 1_000_000
-"""Budget versions skipped after a restored backup: more than the run that followed it is taken
-to have used (each run reserves 1,000 at a time)."""
+RESTORED_VERSION_GAP = 10**12
+"""Budget versions skipped after a restored backup: more than the run that followed it can have
+used (a version per price update: 31 years at 1,000 a second), and far below 2^53."""
 
 _CHECKPOINT_EVERY = 250
 """Commits of the event loop, or decisions written, between two checkpoints."""
