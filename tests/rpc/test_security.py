@@ -263,7 +263,7 @@ async def test_an_unusable_client_token_file_is_refused_naming_the_field(tmp_pat
 @pytest.mark.parametrize("value", ["   ", "\n", ""], ids=["spaces", "newline", "empty"])
 async def test_an_admin_token_env_of_blanks_turns_admin_off_and_spaces_grant_nothing(tmp_path, monkeypatch, value):
     monkeypatch.setenv("RB_TEST_ADMIN_TOKEN", value)
-    data = config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN")
+    data = config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN", store__path=str(tmp_path / "state.sqlite3"))
     config = parse_config(data, source="test")
     sidecar, servers = await start(config, clock=ManualClock(T0))
     channel = grpc.aio.insecure_channel(servers.target)
@@ -281,7 +281,8 @@ async def test_an_unusable_admin_token_is_refused_naming_the_field(tmp_path, mon
     monkeypatch.setenv("RB_TEST_ADMIN_TOKEN", value)
     token_file = tmp_path / "admin-token"
     token_file.write_text(value, encoding="utf-8")
-    from_env = parse_config(config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN"), source="test")
+    from_env = parse_config(config_data(sidecar__admin_token_env="RB_TEST_ADMIN_TOKEN",
+                                        store__path=str(tmp_path / "state.sqlite3")), source="test")
     from_file = load_config(write_config(tmp_path))
     token_file.write_text(value, encoding="utf-8")  # write_config wrote the test token there
 
