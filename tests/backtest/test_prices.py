@@ -59,6 +59,19 @@ def test_bad_price_files_are_refused_with_where_and_why(tmp_path, text, message)
         read_prices(write(tmp_path, text))
 
 
+@pytest.mark.parametrize("content, message", [
+    (gzip.compress(b"time,AAA\n2020-01-02,10\n")[:-8], "prices.csv.gz: not a complete gzip file"),  # no trailer
+    (b"time,AAA\n2020-01-02,1\xe9\n", "prices.csv.gz: not UTF-8 text: byte 0xe9"),
+    (b"time,AAA\n2020-01-02," + b"9" * 200_000 + b"\n", "prices.csv.gz: not a readable CSV"),
+], ids=["truncated", "latin-1", "huge-field"])
+def test_a_file_that_does_not_read_as_text_csv_is_refused_naming_it(tmp_path, content, message):
+    path = tmp_path / "prices.csv.gz"
+    path.write_bytes(content if content.startswith(b"\x1f\x8b") else gzip.compress(content))
+
+    with pytest.raises(PriceDataError, match=message):
+        read_csv(path)
+
+
 def test_selecting_a_symbol_the_file_lacks_names_it(tmp_path):
     table = read_prices(write(tmp_path, "date,AAA,BBB\n2020-01-02,1,2\n"))
 

@@ -20,6 +20,7 @@ import csv
 import gzip
 import importlib.util
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -225,6 +226,12 @@ def read_csv(path: str | Path) -> PriceTable:
             return _from_rows(csv.reader(handle), str(path))
     except OSError as exc:
         raise PriceDataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (EOFError, zlib.error) as exc:  # a truncated or corrupt .gz
+        raise PriceDataError(f"{path}: not a complete gzip file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PriceDataError(f"{path}: not UTF-8 text: byte {exc.object[exc.start]:#04x}") from None
+    except csv.Error as exc:
+        raise PriceDataError(f"{path}: not a readable CSV: {exc}") from None
 
 
 def read_parquet(path: str | Path) -> PriceTable:
