@@ -28,7 +28,8 @@ sequence counts in: a sidecar on a new or replaced state file (or the memory
 store, restarted) starts another log, numbered from 1 again, and a checkpoint
 of the old log raises `RecommendationsLost` there instead of skipping the new
 log's recommendations up to it. A feed started without a log id learns it from
-the first message and checks it from then on. With no checkpoint, `after_sequence=0` asks for every
+the sidecar (`GetStatus`) before it first resumes after a sequence, or from the
+first message when it starts from the beginning, and checks it from then on. With no checkpoint, `after_sequence=0` asks for every
 recommendation since the first; once the log was trimmed that raises
 `RecommendationsLost` too (some are gone), so a consumer without a checkpoint
 starts from `max(client.get_status().oldest_recommendation_sequence - 1, 0)` for every
@@ -52,6 +53,7 @@ policy (`_FeedPolicy`) and differ only in how they read and wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import numbers
@@ -227,6 +229,7 @@ class _FeedPolicy:
         )
         self.last_sequence = after_sequence
         self.log_id = log_id or ""
+        self._log_asked = False
         self.reconnects = 0
         self.duplicates_dropped = 0
         self._initial_backoff = float(initial_backoff)
@@ -237,6 +240,20 @@ class _FeedPolicy:
         self._random = random or random_module.random
         self._on_disconnect = on_disconnect
         self._backoff = self._initial_backoff
+
+    def asks_for_log(self) -> bool:
+        """Whether to ask the sidecar (GetStatus) for its log id before the first subscription:
+        a sequence to resume after, and no log id for it (a checkpoint from before log ids, or a
+        start from the newest). Learned from the first message only, it would go unchecked until
+        a recommendation came, and a log replaced meanwhile would be resumed in silently."""
+        if self._log_asked or self.log_id or not self.last_sequence:
+            return False
+        self._log_asked = True
+        return True
+
+    def assume_log(self, log_id: str) -> None:
+        """The log the sidecar reported: the one `last_sequence` is taken to count in."""
+        self.log_id = self.log_id or log_id
 
     def request(self) -> service_pb2.StreamRecommendationsRequest:
         return service_pb2.StreamRecommendationsRequest(
@@ -453,6 +470,9 @@ class RecommendationFeed(_FeedBase):
             recommendation = self._next_pending()
             if recommendation is not None:
                 return recommendation
+            if self._policy.asks_for_log():
+                with contextlib.suppress(RiskBudgetError):  # unreachable: subscribe unchecked, as before
+                    self._policy.assume_log(self._client.get_status().recommendation_log_id)
             call = self._open()
             try:
                 batch = next(call)
@@ -572,6 +592,9 @@ class AsyncRecommendationFeed(_FeedBase):
             recommendation = self._next_pending()
             if recommendation is not None:
                 return recommendation
+            if self._policy.asks_for_log():
+                with contextlib.suppress(RiskBudgetError):  # unreachable: subscribe unchecked, as before
+                    self._policy.assume_log((await self._connected().get_status()).recommendation_log_id)
             call = self._open()
             try:
                 batch = await call.read()
@@ -589,14 +612,17 @@ class AsyncRecommendationFeed(_FeedBase):
             self._drop(call)
             await self._sleep(self._policy.disconnected(code, details, trailing, cause))
 
-    def _open(self) -> Any:
-        if self._closed:
-            raise StopAsyncIteration
+    def _connected(self) -> AsyncRiskBudgetClient:
         if self._client is None:
             assert self._target is not None
             self._client = AsyncRiskBudgetClient(self._target)
+        return self._client
+
+    def _open(self) -> Any:
+        if self._closed:
+            raise StopAsyncIteration
         if self._call is None:
-            self._call = self._client._open_recommendation_stream(self._policy.request())
+            self._call = self._connected()._open_recommendation_stream(self._policy.request())
         return self._call
 
     def _drop(self, call: Any) -> None:

@@ -267,6 +267,8 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         self.oldest_metadata = True
         self.log_id = ""
         """Stamped on every message, unchecked: an older sidecar's messages carry none."""
+        self.status_error: grpc.StatusCode | None = None
+        """GetStatus fails with it, if set."""
         self.stopped = False
         self.ended = threading.Semaphore(0)
         self._changed = threading.Condition()
@@ -289,6 +291,8 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
             self._changed.notify_all()
 
     def GetStatus(self, request, context):
+        if self.status_error is not None:
+            context.abort(self.status_error, "GetStatus refused")
         with self._changed:
             sequences = [kept.sequence for kept in self.log]
         return service_pb2.GetStatusResponse(

@@ -182,6 +182,27 @@ def test_a_feed_of_a_sidecar_that_names_no_log_goes_on_unchecked(
     assert [request.log_id for request in log_sidecar.requests] == ["mine"]
 
 
+def test_a_feed_resuming_with_no_log_id_takes_the_sidecars_log_before_it_subscribes(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "now"
+    resumed = open_feed(log_server.target, after_sequence=2, sleep=sleeps)
+    from_start = open_feed(log_server.target, sleep=sleeps)
+
+    assert take(resumed, 1) == [3] and take(from_start, 1) == [1]
+    assert sorted(request.log_id for request in log_sidecar.requests) == ["", "now"]
+
+
+def test_a_feed_that_cannot_read_the_log_id_subscribes_unchecked(open_feed, log_sidecar, log_server, sleeps):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.status_error = grpc.StatusCode.UNAVAILABLE
+    feed = open_feed(log_server.target, after_sequence=2, sleep=sleeps)
+
+    assert take(feed, 1) == [3]
+    assert [request.log_id for request in log_sidecar.requests] == [""]
+
+
 def test_a_duplicate_replayed_by_the_sidecar_is_dropped(
     open_feed, log_sidecar, log_server, sleeps
 ):

@@ -246,7 +246,7 @@ def test_the_rebalancer_resyncs_on_the_newest_recommendation_when_some_were_lost
     status = rebalancer.run(log_server.target, checkpoint, {}, limit=1, out=printed.append)
 
     assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, (22, "b2"))
-    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(5, ""), (21, "b2")]
+    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(5, "b2"), (21, "b2")]  # 5: the log now
     assert printed[1].startswith("lost recommendations: recommendations after 5 are no longer")
     assert printed[1].endswith("resyncing after 21")
 
