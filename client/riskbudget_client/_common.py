@@ -164,6 +164,13 @@ def number(value: float, argument: str) -> float:
     return value
 
 
+def flag(value: bool, argument: str) -> bool:
+    """True or False, refused otherwise: `dry_run=None` would go out as a real order."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument} must be True or False, got {value!r}")
+    return value
+
+
 def check_trade_request(
     client_order_id: str,
     strategy: str,
@@ -180,7 +187,7 @@ def check_trade_request(
         side=enum_key(types_pb2.Side, side, "side"),
         quantity=number(quantity, "quantity"),
         limit_price=number(limit_price, "limit_price"),
-        dry_run=dry_run,
+        dry_run=flag(dry_run, "dry_run"),
     )
 
 
@@ -252,7 +259,7 @@ def set_override_request(
         scope=enum_key(types_pb2.OverrideScope, scope, "scope"),
         target=target,
         kind=enum_key(types_pb2.OverrideKind, kind, "kind"),
-        value=value,
+        value=number(value, "value"),
         regime=None if regime is None else enum_key(types_pb2.Regime, regime, "regime"),
         set_by=set_by,
         reason=reason,

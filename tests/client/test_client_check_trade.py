@@ -187,6 +187,26 @@ def test_check_trade_with_a_quantity_or_price_that_is_not_a_number_raises_before
     assert "CheckTrade" not in sidecar.requests
 
 
+@pytest.mark.parametrize("dry_run", [None, 2, "false", np.bool_(True)])
+def test_check_trade_with_a_dry_run_that_is_not_a_bool_raises_before_sending(connect, sidecar, target, dry_run):
+    client = connect(target)
+
+    with pytest.raises(TypeError, match="dry_run must be True or False"):
+        client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0, dry_run=dry_run)
+
+    assert "CheckTrade" not in sidecar.requests
+
+
+@pytest.mark.parametrize("value", [True, "1.5", None])
+def test_set_override_with_a_value_that_is_not_a_number_raises_before_sending(connect, sidecar, target, value):
+    client = connect(target)
+
+    with pytest.raises(TypeError, match="value must be a number"):
+        client.set_override("strategy", "cap_leverage", target="momentum", value=value, reason="r")
+
+    assert "SetOverride" not in sidecar.requests
+
+
 @pytest.mark.parametrize("quantity", [np.int64(100), np.float32(100.0), Decimal("100")])
 def test_check_trade_takes_numpy_and_decimal_quantities(connect, sidecar, target, quantity):
     client = connect(target)
