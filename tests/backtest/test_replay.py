@@ -46,6 +46,14 @@ def test_changing_prices_after_day_t_changes_no_decision_up_to_day_t(rebalance):
     assert not np.array_equal(original.returns[t + 1:], changed.returns[t + 1:])
 
 
+def test_prices_between_bar_ends_are_refused_naming_the_row_not_replayed_stale():
+    table = daily_table(30)
+    shifted = dataclasses.replace(table, times=table.times - 8 * 3600)  # 16:00 UTC, not a day's end
+
+    with pytest.raises(ValueError, match=r"row 1 of the prices, at .*T16:00:00\+00:00, is not at the end of a bar"):
+        Replay(make_config(), shifted, ReplaySettings())
+
+
 def test_a_prefix_of_the_data_gives_the_same_decisions_as_the_whole():
     config = make_config()
     table = daily_table(100, seed=8)

@@ -38,6 +38,7 @@ import enum
 import math
 import time as walltime
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable
 
 import numpy as np
@@ -197,6 +198,7 @@ class Replay:
         self.table = table.select(config.universe)
         if self.table.rows < 2:
             raise ValueError("the price table needs at least two rows")
+        _require_bar_ends(self.table.times, config.market_data.bar_interval)
         self._progress = progress
         self.trace = Trace() if trace else None
         symbols = self.table.symbols
@@ -464,3 +466,16 @@ def _total_usage(gross: float, net: np.ndarray, snapshot: BudgetSnapshot, covari
     used_gross = gross / (nav * limit) if limit > 0 else (math.inf if gross > 0 else 0.0)
     used_vol = vol / snapshot.vol_target
     return max(used_gross, used_vol)
+
+
+def _require_bar_ends(times: np.ndarray, interval: float) -> None:
+    """Every row at the end of a bar: the replay trades at bar ends, where a price stamped in
+    between is stale (every order was rejected, and the run still looked like a result)."""
+    offset = np.remainder(times, interval)
+    off = np.flatnonzero(np.minimum(offset, interval - offset) > 1e-6)
+    if off.size:
+        when = datetime.fromtimestamp(times[off[0]], tz=timezone.utc).isoformat()
+        raise ValueError(f"row {off[0] + 1} of the prices, at {when}, is not at the end of a bar of "
+                         f"market_data.bar_interval ({interval:g} s): give dates (each a day's close) "
+                         "or times on bar boundaries")
+
