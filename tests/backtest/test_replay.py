@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from riskbudget_sidecar.backtest.replay import REGIME_CODE, Rebalance, Replay, ReplaySettings, static_mix
+from riskbudget_sidecar.backtest.report import regime_line, report_data, static_share
 from riskbudget_sidecar.backtest.run import evaluate_replay, run_backtest
 from riskbudget_sidecar.engine.book import Book
 from riskbudget_sidecar.engine.types import Position, Regime
@@ -52,6 +53,18 @@ def test_prices_between_bar_ends_are_refused_naming_the_row_not_replayed_stale()
 
     with pytest.raises(ValueError, match=r"row 1 of the prices, at .*T16:00:00\+00:00, is not at the end of a bar"):
         Replay(make_config(), shifted, ReplaySettings())
+
+
+def test_a_run_on_the_static_fallback_says_so_in_its_report():
+    table = daily_table(60)
+    still = table.values.copy()
+    still[:, 0] = 100.0  # a symbol without variance: the budget falls back to its static limits
+    result = run_backtest(make_config(), dataclasses.replace(table, values=still), ReplaySettings())
+    dynamic = run_backtest(make_config(), table, ReplaySettings())
+
+    assert static_share(result) == 1.0 and "fell back to its static limits on 100.0%" in regime_line(result)
+    assert static_share(dynamic) == 0.0 and "static limits" not in regime_line(dynamic)
+    assert report_data(result)["static_fallback_share"] == 1.0
 
 
 def test_a_prefix_of_the_data_gives_the_same_decisions_as_the_whole():

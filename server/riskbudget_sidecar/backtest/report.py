@@ -74,8 +74,19 @@ def table_rows(result: BacktestResult) -> list[list[str]]:
 
 def regime_line(result: BacktestResult) -> str:
     share = ", ".join(f"{regime} {fraction:.1%}" for regime, fraction in result.regimes.share.items())
-    return (f"regime changes: {result.regimes.changes} ({share} of the time; "
+    line = (f"regime changes: {result.regimes.changes} ({share} of the time; "
             f"{result.regimes.changes_in_warmup} more in the warm-up)")
+    static = static_share(result)
+    if static > 0:  # else "dynamic" may be the static fallback without a word
+        line += (f"; the budget fell back to its static limits on {static:.1%} of the periods (too few "
+                 "returns, or a symbol without variance): there the dynamic column is not the dynamic budget")
+    return line
+
+
+def static_share(result: BacktestResult) -> float:
+    """The share of the evaluation window's rows on which the budget used its static fallback."""
+    dynamic = result.replay.dynamic_limit[result.replay.start_row:]
+    return float(1.0 - dynamic.mean()) if dynamic.size else 0.0
 
 
 def format_table(result: BacktestResult) -> str:
@@ -188,6 +199,7 @@ def report_data(result: BacktestResult, *, title: str = "", config_label: str = 
         "replay_seconds": result.seconds,
         "runtime_seconds": runtime_seconds,
         "budget_versions": int(replay.version[-1]),
+        "static_fallback_share": static_share(result),
         "published": PUBLISHED,
     })
 
