@@ -20,8 +20,9 @@
  * - a recommendation at or below `lastSequence` is dropped (counted in `duplicatesDropped`);
  *   one that skips a sequence throws FeedGapError: the feed never skips silently;
  * - every subscription names the log `lastSequence` counts in (`logId`: the one given, else the
- *   one the first stream message named); the sidecar refuses a sequence of another log with
- *   OUT_OF_RANGE, and a message naming another log is never yielded either;
+ *   one GetStatus named before the first subscription, else the one the first stream message
+ *   named); the sidecar refuses a sequence of another log with OUT_OF_RANGE, and a message naming
+ *   another log is never yielded either;
  * - when the recommendations it needs are no longer kept (OUT_OF_RANGE: trimmed from the log, or
  *   of another log) it throws RecommendationsLost; any other failure (UNAUTHENTICATED,
  *   UNIMPLEMENTED, ...) throws RiskBudgetError. Either ends the feed.
@@ -30,7 +31,14 @@
  * one, with `feed.logId`, and pass them back as `afterSequence` and `logId` on the next start. A
  * checkpoint of an old log then throws RecommendationsLost on a sidecar with a new one, instead of
  * silently skipping the new log's recommendations up to the checkpoint's sequence. A feed started
- * without a log id learns it from the first message and checks it from then on.
+ * without a log id but after a sequence (`afterSequence` > 0: a checkpoint from before log ids, or
+ * a live-only start after GetStatus `lastRecommendationSequence`) asks GetStatus for the sidecar's
+ * log id just before its first subscription and takes that as the log its `afterSequence` counts
+ * in, so a sidecar restarted on a new state file between then and the first recommendation is
+ * caught rather than resumed in its new log; if GetStatus fails (UNAVAILABLE, an older sidecar
+ * naming no log id, ...) the feed subscribes unchecked, as before. From `afterSequence` 0
+ * (everything from the start) it needs no log id. Either way a feed with no log id yet learns it
+ * from the first message and checks it from then on.
  */
 
 const grpc = require('@grpc/grpc-js');
@@ -153,6 +161,23 @@ class FeedPolicy {
   }
 
   /**
+   * Before the first subscription: the log id GetStatus named (`status.recommendationLogId`)
+   * becomes the log `lastSequence` counts in, if the feed has none and `lastSequence` is past 0
+   * (from 0, every log's recommendations are wanted from the start). Whether the feed asks.
+   */
+  wantsStatusLogId() {
+    return this.logId === '' && this.lastSequence > 0n;
+  }
+
+  /** Takes the log id of a GetStatus reply (see wantsStatusLogId); '' or none leaves it unchecked. */
+  statusReceived(status) {
+    const logId = status?.recommendationLogId;
+    if (this.wantsStatusLogId() && typeof logId === 'string') {
+      this.logId = logId;
+    }
+  }
+
+  /**
    * The recommendations of a stream message, once its log is known to be the feed's: the first
    * message names the log of a feed that had none; one naming another log throws
    * RecommendationsLost (its sequences mean nothing against `lastSequence`).
@@ -216,10 +241,11 @@ class FeedPolicy {
  * Recommendations after `afterSequence` (of the log `logId`, when given), then live ones, in
  * order, across disconnects and sidecar restarts, read through `client` (a RiskBudgetClient,
  * left open); see the module's documentation. `logId` is the log id a feed reported with the
- * checkpoint (`feed.logId`); null (the default), undefined or '': not checked until the first
- * message names one. Reconnects wait `initialBackoff` seconds, then `backoffMultiplier` times more
- * each time up to `maxBackoff`, each wait shortened by a random fraction up to `jitter`; a new
- * recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
+ * checkpoint (`feed.logId`); null (the default), undefined or '': with `afterSequence` past 0 the
+ * log id GetStatus names just before the first subscription (unchecked if GetStatus fails), else
+ * not checked until the first message names one. Reconnects wait `initialBackoff` seconds, then
+ * `backoffMultiplier` times more each time up to `maxBackoff`, each wait shortened by a random
+ * fraction up to `jitter`; a new recommendation resets the wait. After `maxReconnects` reconnects in a row without a new
  * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
  * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
  * attempt, delay }`. An option out of its range (`initialBackoff` and `maxBackoff`: more than 0,
@@ -258,8 +284,9 @@ class RecommendationFeed {
   }
 
   /**
-   * The log `lastSequence` counts in: the `logId` given, else the one the first stream message
-   * named ('' until then). Keep it with the checkpoint and pass it back as `logId`.
+   * The log `lastSequence` counts in: the `logId` given, else the one GetStatus named before the
+   * first subscription (with `afterSequence` past 0), else the one the first stream message named
+   * ('' until then). Keep it with the checkpoint and pass it back as `logId`.
    */
   get logId() {
     return this.#policy.logId;
@@ -290,6 +317,7 @@ class RecommendationFeed {
 
   async* #read() {
     try {
+      await this.#askStatusLogId();
       while (!this.#closed) {
         const call = this.#client.streamRecommendations(this.#policy.lastSequence, this.#policy.logId);
         this.#call = call;
@@ -321,6 +349,34 @@ class RecommendationFeed {
       }
     } finally {
       this.close();
+    }
+  }
+
+  /**
+   * Before the first subscription of a feed after a sequence with no log id: the sidecar's log id
+   * from GetStatus (see FeedPolicy.wantsStatusLogId). A failed GetStatus leaves the feed
+   * unchecked, as before; close() cuts the wait short.
+   */
+  async #askStatusLogId() {
+    if (this.#closed || !this.#policy.wantsStatusLogId()) {
+      return;
+    }
+    let status;
+    try {
+      status = await new Promise((resolve, reject) => {
+        this.#wake = () => resolve(null);
+        this.#client.getStatus().then(resolve, reject);
+      });
+    } catch (error) {
+      if (error instanceof RiskBudgetError) {
+        return; // UNAVAILABLE, UNIMPLEMENTED, DEADLINE_EXCEEDED, ...: subscribe unchecked
+      }
+      throw error;
+    } finally {
+      this.#wake = null;
+    }
+    if (!this.#closed) {
+      this.#policy.statusReceived(status);
     }
   }
 

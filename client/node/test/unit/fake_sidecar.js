@@ -39,8 +39,16 @@ class FakeSidecar {
     this.hang = false;
     /** One script per StreamRecommendations call, in order; `end: null` keeps the stream open. */
     this.subscriptions = [];
+    /** GetStatus's reply (e.g. `{ recommendationLogId }`; unset fields their defaults). */
+    this.statusReply = {};
+    /** `{ code, details }` every GetStatus fails with, or null. */
+    this.statusFailure = null;
+    /** GetStatus never answers. */
+    this.statusHang = false;
     /** Per method, the requests received, each with its metadata. */
-    this.received = { CheckTrade: [], GetBudget: [], PublishMarketData: [], StreamRecommendations: [] };
+    this.received = {
+      CheckTrade: [], GetBudget: [], GetStatus: [], PublishMarketData: [], StreamRecommendations: [],
+    };
     this.target = null;
     this.server = new grpc.Server();
   }
@@ -54,6 +62,7 @@ class FakeSidecar {
     }, {
       CheckTrade: (call, callback) => this.#checkTrade(call, callback),
       GetBudget: (call, callback) => this.#recordAndAnswer('GetBudget', call, callback),
+      GetStatus: (call, callback) => this.#getStatus(call, callback),
       PublishMarketData: (call, callback) => this.#recordAndAnswer('PublishMarketData', call, callback),
       StreamRecommendations: (call) => this.#streamRecommendations(call),
     });
@@ -77,6 +86,18 @@ class FakeSidecar {
   #recordAndAnswer(method, call, callback) {
     this.#record(method, call);
     callback(null, {});
+  }
+
+  #getStatus(call, callback) {
+    this.#record('GetStatus', call);
+    if (this.statusHang) {
+      return;
+    }
+    if (this.statusFailure !== null) {
+      callback(this.statusFailure);
+      return;
+    }
+    callback(null, this.statusReply);
   }
 
   #checkTrade(call, callback) {

@@ -230,6 +230,83 @@ test('the sidecar refusing a sequence of another log (OUT_OF_RANGE) throws Recom
   assert.deepEqual(askedOfLog(sidecar), ['log-a']);
 });
 
+test('a feed after a sequence with no log id sends the log id GetStatus names from its first subscription', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusReply = { recommendationLogId: 'log-a', lastRecommendationSequence: '4' };
+  sidecar.subscriptions = [subscription([[5]], undefined, { logId: 'log-a' }), subscription([[6]], null, { logId: 'log-a' })];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n });
+  assert.equal(feed.logId, '');
+
+  assert.deepEqual(await take(feed, 2), [5, 6]);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a', 'log-a']);
+  assert.equal(sidecar.received.GetStatus.length, 1); // before the first subscription only
+  assert.equal(feed.logId, 'log-a');
+});
+
+test('a sidecar restarted on a new log between GetStatus and the first recommendation throws RecommendationsLost', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusReply = { recommendationLogId: 'log-a' };
+  // As a sidecar that ignored the request's log id would: the new log is already past 4.
+  sidecar.subscriptions = [subscription([[5, 6]], null, { logId: 'log-b' })];
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n });
+
+  const [handled, error] = await untilItThrows(feed);
+
+  assert.deepEqual(handled, []);
+  assert.ok(error instanceof RecommendationsLost && error.afterSequence === 4n, error);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a']);
+});
+
+test('a feed from the start or given a log id does not ask GetStatus', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusReply = { recommendationLogId: 'log-status' };
+  sidecar.subscriptions = [subscription([[1]], null, { logId: 'log-a' }), subscription([[5]], null, { logId: 'log-a' })];
+  const fromStart = feedOn(t, sidecar.target, { afterSequence: 0n });
+  assert.deepEqual(await take(fromStart, 1), [1]);
+  const given = feedOn(t, sidecar.target, { afterSequence: 4n, logId: 'log-a' });
+  assert.deepEqual(await take(given, 1), [5]);
+
+  assert.equal(sidecar.received.GetStatus.length, 0);
+  assert.deepEqual(askedOfLog(sidecar), ['', 'log-a']);
+  assert.equal(fromStart.logId, 'log-a');
+});
+
+test('a feed whose GetStatus fails or names no log subscribes unchecked and learns the log from the first message', LOG_TIMEOUT, async (t) => {
+  for (const [failure, reply] of [
+    [{ code: grpc.status.UNAVAILABLE, details: 'not yet' }, {}],
+    [{ code: grpc.status.UNIMPLEMENTED, details: 'no GetStatus' }, {}],
+    [{ code: grpc.status.PERMISSION_DENIED, details: 'not for this token' }, {}],
+    [null, {}], // a sidecar from before log ids
+  ]) {
+    const sidecar = await fakeSidecar(t);
+    sidecar.statusFailure = failure;
+    sidecar.statusReply = reply;
+    sidecar.subscriptions = [subscription([[5]], undefined, { logId: 'log-a' }), subscription([[6]], null, { logId: 'log-a' })];
+    const feed = feedOn(t, sidecar.target, { afterSequence: 4n });
+
+    assert.deepEqual(await take(feed, 2), [5, 6], failure?.details);
+    assert.equal(sidecar.received.GetStatus.length, 1);
+    assert.deepEqual(askedOfLog(sidecar), ['', 'log-a']);
+    assert.equal(feed.logId, 'log-a');
+  }
+});
+
+test('close() cuts a GetStatus wait short', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusHang = true;
+  const feed = feedOn(t, sidecar.target, { afterSequence: 4n });
+  const iteration = take(feed, 1);
+
+  await new Promise((resolve) => { setTimeout(resolve, 50); });
+  const closing = performance.now();
+  feed.close();
+
+  assert.deepEqual(await iteration, []);
+  assert.ok(performance.now() - closing < 1_000, 'the feed waited for GetStatus to time out');
+  assert.equal(sidecar.received.GetStatus.length, 1);
+  assert.equal(sidecar.received.StreamRecommendations.length, 0);
+});
+
 test('a failure that reconnecting cannot fix throws RiskBudgetError', async (t) => {
   const sidecar = await fakeSidecar(t);
   sidecar.subscriptions = [subscription([], { code: grpc.status.UNAUTHENTICATED, details: 'missing client token' })];
