@@ -5,6 +5,7 @@
  */
 
 const grpc = require('@grpc/grpc-js');
+const { RiskBudgetClient } = require('../../src');
 const { RiskBudgetService } = require('../../src/contract');
 
 /**
@@ -139,4 +140,15 @@ async function fakeSidecar(t) {
   return sidecar;
 }
 
-module.exports = { fakeSidecar, metadataOf, subscription };
+/** A well-formed order and price tick, for tests that vary one field. */
+const ORDER = { clientOrderId: 'o-1', strategy: 'momentum', symbol: 'AAPL', side: 'buy', quantity: 100 };
+const TICK = { symbol: 'AAPL', price: 101.5, time: new Date() };
+
+/** A client of `target` for a test, closed when the test ends. */
+function connect(t, target, options = {}) {
+  const client = new RiskBudgetClient(target, { checkTradeTimeout: 2, ...options });
+  t.after(() => client.close());
+  return client;
+}
+
+module.exports = { ORDER, TICK, connect, fakeSidecar, metadataOf, subscription };

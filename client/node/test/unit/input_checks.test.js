@@ -7,18 +7,10 @@ const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const grpc = require('@grpc/grpc-js');
 const { RiskBudgetClient } = require('../../src');
-const { fakeSidecar, subscription } = require('./fake_sidecar');
+const { ORDER, TICK, connect, fakeSidecar, subscription } = require('./fake_sidecar');
 
-const ORDER = { clientOrderId: 'o-1', strategy: 'momentum', symbol: 'AAPL', side: 'buy', quantity: 100 };
-const TICK = { symbol: 'AAPL', price: 101.5, time: new Date() };
 const TOKEN_MESSAGE = 'clientToken must be printable ASCII without spaces or line breaks, not empty '
   + '(strip the newline a file or a variable may end with)';
-
-function connect(t, target, options = {}) {
-  const client = new RiskBudgetClient(target, { checkTradeTimeout: 2, ...options });
-  t.after(() => client.close());
-  return client;
-}
 
 test('a client token with a line break, a space or a character not ASCII, or empty, is a RangeError naming it but not its value', () => {
   for (const clientToken of ['s3cr3t-token\n', 's3cr3t-token\r\n', 's3cr3t-tökén', 's3cr3t token', 's3cr3t\ttoken', '']) {

@@ -9,20 +9,12 @@ const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const grpc = require('@grpc/grpc-js');
 const { PreTradeGate, RecommendationFeed, RiskBudgetClient } = require('../../src');
-const { fakeSidecar, subscription } = require('./fake_sidecar');
+const { ORDER, TICK, connect, fakeSidecar, subscription } = require('./fake_sidecar');
 
-const ORDER = { clientOrderId: 'o-1', strategy: 'momentum', symbol: 'AAPL', side: 'buy', quantity: 100 };
-const TICK = { symbol: 'AAPL', price: 101.5, time: new Date() };
 const ORDER_OPTIONS = "its options are 'clientOrderId', 'strategy', 'symbol', 'side', 'quantity', 'limitPrice', 'dryRun'";
 const CLIENT_OPTIONS = "its options are 'clientToken', 'checkTradeTimeout', 'timeout', 'clock', 'tls'";
 const FEED_OPTIONS = "its options are 'afterSequence', 'logId', 'initialBackoff', 'backoffMultiplier', "
   + "'maxBackoff', 'jitter', 'maxReconnects', 'onDisconnect'";
-
-function connect(t, target, options = {}) {
-  const client = new RiskBudgetClient(target, { checkTradeTimeout: 2, ...options });
-  t.after(() => client.close());
-  return client;
-}
 
 test('an order with a key checkTrade does not know is a TypeError naming it (and the option it misspells) before anything is sent', async (t) => {
   const sidecar = await fakeSidecar(t);
