@@ -90,27 +90,24 @@ class FakeSidecar {
   }
 
   #getStatus(call, callback) {
-    this.#record('GetStatus', call);
-    if (this.statusHang) {
-      return;
-    }
-    if (this.statusFailure !== null) {
-      callback(this.statusFailure);
-      return;
-    }
-    callback(null, this.statusReply);
+    this.#answer('GetStatus', call, callback, this.statusHang, this.statusFailure, () => this.statusReply);
   }
 
   #checkTrade(call, callback) {
-    this.#record('CheckTrade', call);
-    if (this.hang) {
+    this.#answer('CheckTrade', call, callback, this.hang, this.failure, () => this.checkTradeReply(call.request));
+  }
+
+  /** Records the call, then never answers (`hang`), fails with `failure`, or answers `reply()`. */
+  #answer(method, call, callback, hang, failure, reply) {
+    this.#record(method, call);
+    if (hang) {
       return;
     }
-    if (this.failure !== null) {
-      callback(this.failure);
+    if (failure !== null) {
+      callback(failure);
       return;
     }
-    callback(null, this.checkTradeReply(call.request));
+    callback(null, reply());
   }
 
   #streamRecommendations(call) {
