@@ -161,7 +161,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
     except FileNotFoundError:
         return Checkpoint(0)
     sequence, _, log_id = text.partition(" ")
-    if not sequence.isdigit() or not all(c in "0123456789abcdef" for c in log_id):
+    if not (sequence.isascii() and sequence.isdigit() and int(sequence) < 2**64) or not all(
+        c in "0123456789abcdef" for c in log_id
+    ):
         raise ValueError(
             f"{path}: a checkpoint holds a sequence number and a log id, found {text[:80]!r}"
         )
@@ -246,7 +248,11 @@ def run(
     """Rebalance on every recommendation after the checkpoint until `stop` is
     set (or `limit` handled). Returns the process exit status."""
     stop = stop or threading.Event()
-    after = read_checkpoint(checkpoint)
+    try:
+        after = read_checkpoint(checkpoint)
+    except (OSError, ValueError) as error:  # UnicodeDecodeError too: a file that is no checkpoint
+        out(f"cannot start: {error}")
+        return 2
     handled = 0
     out(f"subscribing to {target} after sequence {after.sequence}")
     with RiskBudgetClient(target) as client:

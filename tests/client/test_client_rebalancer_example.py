@@ -188,13 +188,23 @@ def test_a_checkpoint_of_an_earlier_version_is_its_sequence_in_a_log_not_known(t
     assert rebalancer.read_checkpoint(path) == (42, "")
 
 
-@pytest.mark.parametrize("text", ["forty-two", "42 not-a-log-id", "-1 0f0f"])
+@pytest.mark.parametrize("text", ["forty-two", "42 not-a-log-id", "-1 0f0f", "\u00b2", str(2**64)])
 def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path, text):
     path = tmp_path / "rebal.seq"
     path.write_text(text)
 
     with pytest.raises(ValueError, match="rebal.seq: a checkpoint holds a sequence number and a log id"):
         rebalancer.read_checkpoint(path)
+
+
+def test_a_checkpoint_that_cannot_be_read_stops_the_rebalancer_with_a_message(tmp_path):
+    unreadable = tmp_path / "rebal.seq"
+    unreadable.write_bytes(b"4\xe92\n")  # not UTF-8
+    printed = []
+
+    status = rebalancer.run("127.0.0.1:1", unreadable, {}, out=printed.append)
+
+    assert status == 2 and printed[0].startswith("cannot start: ")
 
 
 # -- running against a sidecar ------------------------------------------------
