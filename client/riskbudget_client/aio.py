@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
@@ -109,6 +110,13 @@ class AsyncRiskBudgetClient:
             )
         except grpc.RpcError as error:
             return _common.failed_call_rejection(request, error)
+        except grpc.aio.UsageError as error:  # the client was closed
+            return _common.rejection(request, f"sidecar call failed: {error}")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this task is being cancelled: let it
+                raise
+            return _common.rejection(request, "sidecar call failed: the client was closed during the call")
         return _common.vetted_in_time(request, reply, started, self._check_trade_timeout)
 
     async def publish_market_data(

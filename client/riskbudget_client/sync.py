@@ -108,6 +108,8 @@ class RiskBudgetClient:
             )
         except grpc.RpcError as error:
             return _common.failed_call_rejection(request, error)
+        except ValueError as error:  # "Cannot invoke RPC on closed channel!": the client was closed
+            return _common.rejection(request, f"sidecar call failed: {error}")
         return _common.vetted_in_time(request, reply, started, self._check_trade_timeout)
 
     def publish_market_data(self, ticks: Iterable[Tick]) -> service_pb2.PublishMarketDataResponse:

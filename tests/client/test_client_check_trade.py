@@ -1,6 +1,7 @@
 """CheckTrade fails closed: no answer, a failed call or a malformed reply is a
 rejection made by the client. Every test runs against both clients."""
 
+import asyncio
 import math
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ import pytest
 
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
 from riskbudget.v1 import types_pb2
+from riskbudget_client import AsyncRiskBudgetClient, RiskBudgetClient
 
 SIDECAR_UNAVAILABLE = types_pb2.REASON_CODE_SIDECAR_UNAVAILABLE
 
@@ -49,6 +51,33 @@ def test_check_trade_past_the_deadline_rejects_as_unavailable(connect, sidecar, 
     response = client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0)
 
     assert_rejected_by_the_client(response, "sidecar call failed: DEADLINE_EXCEEDED: ")
+
+
+async def test_check_trade_on_a_closed_client_rejects_instead_of_raising(sidecar, target):
+    blocking = RiskBudgetClient(target)
+    blocking.close()
+    asynchronous = AsyncRiskBudgetClient(target)
+    await asynchronous.close()
+
+    assert_rejected_by_the_client(blocking.check_trade("o-1", "momentum", "AAPL", "buy", 1.0), "sidecar call failed: ")
+    assert_rejected_by_the_client(await asynchronous.check_trade("o-1", "momentum", "AAPL", "buy", 1.0),
+                                  "sidecar call failed: ")
+
+
+async def test_an_asyncio_check_in_flight_when_its_client_closes_is_rejected_and_a_cancelled_task_still_cancels(
+    sidecar, target
+):
+    sidecar.hang = True
+    client = AsyncRiskBudgetClient(target, check_trade_timeout=30)
+    in_flight = asyncio.create_task(client.check_trade("o-1", "momentum", "AAPL", "buy", 100.0))
+    cancelled = asyncio.create_task(client.check_trade("o-2", "momentum", "AAPL", "buy", 100.0))
+    await asyncio.sleep(0.2)
+    cancelled.cancel()
+    await client.close()
+
+    assert_rejected_by_the_client(await in_flight, "sidecar call failed: ")
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
 
 
 def test_check_trade_on_invalid_argument_rejects_as_an_invalid_request_naming_the_status(
