@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from riskbudget.v1 import types_pb2
+from riskbudget_client._common import number
 
 
 def max_size_from_budget(
@@ -22,6 +23,7 @@ def max_size_from_budget(
     the smaller of the strategy's max_gross_exposure / price and the symbol's
     max_position_notional / price; 0 for a restricted symbol (only reducing
     orders pass)."""
+    price = float(number(price, "price"))  # a bool would be taken as 1.0; a Decimal works too
     if not (math.isfinite(price) and price > 0):
         raise ValueError(f"price must be positive and finite, got {price!r}")
     strategy_budget = _strategy_budget(budget, strategy)
@@ -42,6 +44,7 @@ def position_size(
     price: float,
 ) -> float:
     """`calculated_size`, cut down to what the budget allows."""
+    calculated_size = float(number(calculated_size, "calculated_size"))
     if not (math.isfinite(calculated_size) and calculated_size >= 0):
         raise ValueError(
             f"calculated_size must be a finite quantity, 0 or more, got {calculated_size!r}"

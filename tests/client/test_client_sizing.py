@@ -1,7 +1,9 @@
 """Position sizing caps a calculated size at what the budget allows."""
 
 import math
+from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from riskbudget.v1 import types_pb2
@@ -80,3 +82,16 @@ def test_sizing_refuses_a_symbol_without_a_limit_in_the_budget():
 
     with pytest.raises(ValueError, match=r"symbol 'AAPL' is not in the budget \(version 7\)"):
         max_size_from_budget(incomplete, "momentum", "AAPL", 200.0)
+
+
+@pytest.mark.parametrize("field", ["calculated_size", "price"])
+@pytest.mark.parametrize("value", [True, "200"])
+def test_position_size_refuses_a_size_or_price_that_is_not_a_number(field, value):
+    arguments = {"calculated_size": 120.0, "price": 200.0, field: value}
+
+    with pytest.raises(TypeError, match=f"{field} must be a number"):
+        position_size(arguments["calculated_size"], budget(), "momentum", "AAPL", arguments["price"])
+
+
+def test_position_size_takes_decimal_and_numpy_numbers():
+    assert position_size(Decimal("120"), budget(), "momentum", "AAPL", np.float64(200.0)) == 120.0
