@@ -185,13 +185,15 @@ async def test_a_reload_whose_own_step_fails_leaves_the_old_config_in_force(harn
     before = harness.sidecar.config.limits.max_order_notional
 
     def fails(value):
-        raise RuntimeError("the token store went away")
+        raise ValueError("a client token can be added or removed only by a restart")
     harness.sidecar.on_reload(lambda new: None, fails)
     edit_config(harness, lambda data: data["limits"].update(max_order_notional=before / 2))
-    with pytest.raises(grpc.aio.AioRpcError):
-        await reload(harness)
+    reply = await reload(harness)
 
+    assert not reply.reloaded
+    assert reply.errors == ["the reload could not be applied: a client token can be added or removed only by a restart"]
     assert harness.sidecar.config.limits.max_order_notional == before
+    assert await alerts(harness, pb.ALERT_KIND_CONFIG_RELOAD_REFUSED)
 
 
 async def test_an_override_that_has_expired_does_not_hold_a_strategy_back_from_a_reload(harness):

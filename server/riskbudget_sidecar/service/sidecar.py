@@ -795,18 +795,23 @@ class RiskBudgetSidecar:
             if problems:
                 raise ConfigError(problems)
             prepared = [(apply, prepare(new)) for prepare, apply in self._reload_steps]
+            # The reload's own steps (the tokens) before the swap: one that fails refuses the reload.
+            try:
+                steps = [what for apply, value in prepared if (what := apply(value))]
+            except ValueError as error:
+                raise ConfigError([f"the reload could not be applied: {error}"]) from None
         except ConfigError as refused:
             refusal = ConfigRefused(refused.errors)
             self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
                                      "config reload refused: " + "; ".join(refusal.errors),
                                      now=self._clock.now())
             raise refusal from None
-        return await self._swap_in(new, prepared)  # checked and swapped with no await between
+        return await self._swap_in(new, steps)  # checked and swapped with no await between
 
-    async def _swap_in(self, new: Config, prepared: list[tuple[Callable[[Any], str | None], Any]]) -> BudgetSnapshot:
+    async def _swap_in(self, new: Config, steps: list[str]) -> BudgetSnapshot:
+        """`steps`: what the reload's own steps changed (named among the changes)."""
         received = time.monotonic()
-        # The reload's own steps first (the tokens): one that fails leaves the old config in force.
-        changed = changed_keys(self.config, new) + [what for apply, value in prepared if (what := apply(value))]
+        changed = changed_keys(self.config, new) + steps
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
