@@ -165,10 +165,10 @@ def number(value: float, argument: str) -> float:
 
 
 def flag(value: bool, argument: str) -> bool:
-    """True or False, refused otherwise: `dry_run=None` would go out as a real order."""
-    if not isinstance(value, bool):
+    """True or False (numpy's too), refused otherwise: `dry_run=None` would go out as a real order."""
+    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's, without importing it
         raise TypeError(f"{argument} must be True or False, got {value!r}")
-    return value
+    return bool(value)
 
 
 def check_trade_request(

@@ -377,8 +377,9 @@ class _FeedBase:
 
     @property
     def log_id(self) -> str:
-        """The log `last_sequence` counts in: the caller's `log_id`, else the first
-        message's ("" until then); keep it with the checkpoint."""
+        """The log `last_sequence` counts in: the caller's `log_id`, else the sidecar's
+        (GetStatus, before the first resume after a sequence), else the first message's (""
+        until then); keep it with the checkpoint."""
         return self._policy.log_id
 
     @property

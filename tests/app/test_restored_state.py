@@ -63,3 +63,14 @@ def test_restored_state_refuses_a_store_path_with_no_state_file(tmp_path, capsys
 
     assert status == 1 and "no state file at" in capsys.readouterr().err
     assert not (tmp_path / "state.sqlite3").exists()
+
+
+def test_restored_state_refuses_a_config_without_a_state_file_to_ready(tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "state.sqlite3").write_bytes(b"")  # another sidecar's file at the path it names
+    config = write_config(tmp_path, store__backend="memory", store__path=str(other / "state.sqlite3"))
+
+    status = main(["restored-state", "--config", str(config)])
+
+    assert status == 1 and "store.backend is memory" in capsys.readouterr().err

@@ -64,6 +64,10 @@ def _restored_state(args: argparse.Namespace) -> int:
     from ..store.sqlite import SqliteStore
 
     config = load_config(args.config)
+    if config.store.backend != "sqlite":
+        print(f"riskbudget: store.backend is {config.store.backend}: there is no state file to ready",
+              file=sys.stderr)
+        return 1
     if not Path(config.store.path).is_file():  # opening would make a new, empty one
         print(f"riskbudget: no state file at {config.store.path} (store.path)", file=sys.stderr)
         return 1
