@@ -164,9 +164,13 @@ def number(value: float, argument: str) -> float:
     return value
 
 
+NUMPY_BOOLS = {("numpy", "bool"), ("numpy", "bool_")}
+"""numpy's bool type, as numpy 2 and 1 name it: known without importing numpy."""
+
+
 def flag(value: bool, argument: str) -> bool:
     """True or False (numpy's too), refused otherwise: `dry_run=None` would go out as a real order."""
-    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's, without importing it
+    if not (isinstance(value, bool) or (type(value).__module__, type(value).__name__) in NUMPY_BOOLS):
         raise TypeError(f"{argument} must be True or False, got {value!r}")
     return bool(value)
 
