@@ -53,7 +53,6 @@ policy (`_FeedPolicy`) and differ only in how they read and wait.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import numbers
@@ -246,14 +245,22 @@ class _FeedPolicy:
         a sequence to resume after, and no log id for it (a checkpoint from before log ids, or a
         start from the newest). Learned from the first message only, it would go unchecked until
         a recommendation came, and a log replaced meanwhile would be resumed in silently."""
-        if self._log_asked or self.log_id or not self.last_sequence:
-            return False
-        self._log_asked = True
-        return True
+        return not (self._log_asked or self.log_id or not self.last_sequence)
 
     def assume_log(self, log_id: str) -> None:
-        """The log the sidecar reported: the one `last_sequence` is taken to count in."""
+        """The log the sidecar reported ("": it names none, or cannot tell): the one
+        `last_sequence` is taken to count in."""
+        self._log_asked = True
         self.log_id = self.log_id or log_id
+
+    def status_failed(self, error: RiskBudgetError) -> float | None:
+        """GetStatus failed: the seconds to wait before asking again (the sidecar is away: a
+        subscription now could resume in a log replaced meanwhile), or None to go on unchecked
+        (it will not tell, as one from before log ids)."""
+        if error.code in RECONNECT_CODES:
+            return self.disconnected(error.code, error.details, (), error)
+        self.assume_log("")
+        return None
 
     def request(self) -> service_pb2.StreamRecommendationsRequest:
         return service_pb2.StreamRecommendationsRequest(
@@ -472,8 +479,14 @@ class RecommendationFeed(_FeedBase):
             if recommendation is not None:
                 return recommendation
             if self._policy.asks_for_log():
-                with contextlib.suppress(RiskBudgetError):  # unreachable: subscribe unchecked, as before
+                try:
                     self._policy.assume_log(self._client.get_status().recommendation_log_id)
+                except RiskBudgetError as error:
+                    if (delay := self._policy.status_failed(error)) is not None:
+                        self._sleep(delay)
+                        if self._closed:
+                            raise StopIteration from None
+                        continue
             call = self._open()
             try:
                 batch = next(call)
@@ -594,8 +607,14 @@ class AsyncRecommendationFeed(_FeedBase):
             if recommendation is not None:
                 return recommendation
             if self._policy.asks_for_log():
-                with contextlib.suppress(RiskBudgetError):  # unreachable: subscribe unchecked, as before
+                try:
                     self._policy.assume_log((await self._connected().get_status()).recommendation_log_id)
+                except RiskBudgetError as error:
+                    if (delay := self._policy.status_failed(error)) is not None:
+                        await self._sleep(delay)
+                        if self._closed:
+                            raise StopAsyncIteration from None
+                        continue
             call = self._open()
             try:
                 batch = await call.read()

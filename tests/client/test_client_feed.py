@@ -194,13 +194,31 @@ def test_a_feed_resuming_with_no_log_id_takes_the_sidecars_log_before_it_subscri
     assert sorted(request.log_id for request in log_sidecar.requests) == ["", "now"]
 
 
-def test_a_feed_that_cannot_read_the_log_id_subscribes_unchecked(open_feed, log_sidecar, log_server, sleeps):
+def test_a_feed_of_a_sidecar_that_will_not_tell_its_log_id_subscribes_unchecked(
+    open_feed, log_sidecar, log_server, sleeps
+):
     log_sidecar.publish(1, 2, 3)
-    log_sidecar.status_error = grpc.StatusCode.UNAVAILABLE
+    log_sidecar.status_error = grpc.StatusCode.UNIMPLEMENTED
     feed = open_feed(log_server.target, after_sequence=2, sleep=sleeps)
 
     assert take(feed, 1) == [3]
     assert [request.log_id for request in log_sidecar.requests] == [""]
+
+
+def test_a_feed_asks_again_for_the_log_id_while_the_sidecar_is_away(open_feed, log_sidecar, log_server):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "now"
+    log_sidecar.status_error = grpc.StatusCode.UNAVAILABLE
+    waits = []
+
+    def sleep(seconds):  # the sidecar is back after the first wait
+        waits.append(seconds)
+        log_sidecar.status_error = None
+    feed = open_feed(log_server.target, after_sequence=2, sleep=sleep)
+
+    assert take(feed, 1) == [3]
+    assert len(waits) == 1
+    assert [request.log_id for request in log_sidecar.requests] == ["now"]  # never unchecked
 
 
 def test_a_duplicate_replayed_by_the_sidecar_is_dropped(
