@@ -317,7 +317,9 @@ class RecommendationFeed {
 
   async* #read() {
     try {
-      await this.#askStatusLogId();
+      while (!this.#closed && !(await this.#askStatusLogId())) {
+        // the sidecar is away: a subscription now could resume in a log replaced meanwhile
+      }
       while (!this.#closed) {
         const call = this.#client.streamRecommendations(this.#policy.lastSequence, this.#policy.logId);
         this.#call = call;
@@ -354,12 +356,14 @@ class RecommendationFeed {
 
   /**
    * Before the first subscription of a feed after a sequence with no log id: the sidecar's log id
-   * from GetStatus (see FeedPolicy.wantsStatusLogId). A failed GetStatus leaves the feed
-   * unchecked, as before; close() cuts the wait short.
+   * from GetStatus (see FeedPolicy.wantsStatusLogId). True once settled: asked, or the sidecar
+   * will not tell (UNIMPLEMENTED, refused: the feed goes on unchecked, as before); false after a
+   * failure that reconnecting may cure (UNAVAILABLE, ...), once the backoff has passed, to ask
+   * again. close() cuts either wait short.
    */
   async #askStatusLogId() {
     if (this.#closed || !this.#policy.wantsStatusLogId()) {
-      return;
+      return true;
     }
     let status;
     try {
@@ -368,16 +372,22 @@ class RecommendationFeed {
         this.#client.getStatus().then(resolve, reject);
       });
     } catch (error) {
-      if (error instanceof RiskBudgetError) {
-        return; // UNAVAILABLE, UNIMPLEMENTED, DEADLINE_EXCEEDED, ...: subscribe unchecked
+      if (!(error instanceof RiskBudgetError)) {
+        throw error;
       }
-      throw error;
+      if (!RECONNECT_CODES.has(error.code)) {
+        return true;
+      }
+      this.#wake = null;
+      await this.#sleep(this.#policy.disconnected({ code: error.code, details: error.details, metadata: null }));
+      return false;
     } finally {
       this.#wake = null;
     }
     if (!this.#closed) {
       this.#policy.statusReceived(status);
     }
+    return true;
   }
 
   #sleep(seconds) {

@@ -271,9 +271,23 @@ test('a feed from the start or given a log id does not ask GetStatus', LOG_TIMEO
   assert.equal(fromStart.logId, 'log-a');
 });
 
-test('a feed whose GetStatus fails or names no log subscribes unchecked and learns the log from the first message', LOG_TIMEOUT, async (t) => {
+test('a feed asks GetStatus again while the sidecar is away, and never subscribes unchecked meanwhile', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusFailure = { code: grpc.status.UNAVAILABLE, details: 'not yet' };
+  sidecar.statusReply = { recommendationLogId: 'log-a' };
+  sidecar.subscriptions = [subscription([[5]], null, { logId: 'log-a' })];
+  const feed = feedOn(t, sidecar.target, {
+    afterSequence: 4n,
+    onDisconnect: () => { sidecar.statusFailure = null; }, // back after the first wait
+  });
+
+  assert.deepEqual(await take(feed, 1), [5]);
+  assert.equal(sidecar.received.GetStatus.length, 2);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a']);
+});
+
+test('a feed whose GetStatus will not tell or names no log subscribes unchecked and learns the log from the first message', LOG_TIMEOUT, async (t) => {
   for (const [failure, reply] of [
-    [{ code: grpc.status.UNAVAILABLE, details: 'not yet' }, {}],
     [{ code: grpc.status.UNIMPLEMENTED, details: 'no GetStatus' }, {}],
     [{ code: grpc.status.PERMISSION_DENIED, details: 'not for this token' }, {}],
     [null, {}], // a sidecar from before log ids
