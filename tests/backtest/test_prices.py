@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riskbudget_sidecar.backtest.prices import (
-    DAY, PriceDataError, load_dataset, parse_time, read_csv, read_prices,
+    DAY, PriceDataError, from_dataframe, load_dataset, parse_time, read_csv, read_prices,
 )
 
 
@@ -107,6 +107,19 @@ def test_parquet_reads_like_csv(tmp_path):
     assert table.symbols == csv.symbols and table.labels == csv.labels
     np.testing.assert_array_equal(table.times, csv.times)
     np.testing.assert_array_equal(table.values, csv.values)
+
+
+def test_dates_at_local_midnight_in_a_time_zone_read_as_the_same_dates():
+    import pandas as pd
+
+    days = pd.to_datetime(["2024-01-02", "2024-07-02"])  # one in winter, one in summer time
+    local = pd.DataFrame({"AAA": [10.0, 11.0]}, index=days.tz_localize("America/New_York"))
+    naive = pd.DataFrame({"AAA": [10.0, 11.0]}, index=days)
+
+    table, dates = from_dataframe(local), from_dataframe(naive)
+
+    assert table.labels == dates.labels == ("2024-01-02", "2024-07-02")
+    np.testing.assert_array_equal(table.times, dates.times)  # each date's close, as in a CSV
 
 
 def test_the_sp500_data_skfolio_ships_loads_offline():

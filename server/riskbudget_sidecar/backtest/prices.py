@@ -258,8 +258,12 @@ def from_dataframe(frame, *, source: str = "DataFrame") -> PriceTable:
         frame = frame.set_index(frame.columns[0])
     index = frame.index
     if isinstance(index, pd.DatetimeIndex):
+        # Dates are midnights in the index's own time zone (daily data from a vendor is often
+        # local midnight): each is that date's close, as a date in a CSV is.
+        date_only = bool((index == index.normalize()).all())
+        if date_only and index.tz is not None:
+            index = index.tz_localize(None)
         stamps = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-        date_only = bool((stamps == stamps.normalize()).all())
         labels = tuple(index.strftime("%Y-%m-%d" if date_only else "%Y-%m-%dT%H:%M:%S%z"))
         epoch = pd.Timestamp(0, tz="UTC")
         times = np.asarray((stamps - epoch) / pd.Timedelta(seconds=1), dtype=float)
