@@ -101,6 +101,31 @@ async def test_health_goes_not_serving_on_shutdown(tmp_path):
     assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
 
 
+async def test_health_watchers_end_after_not_serving_and_do_not_hold_the_stop_for_its_grace(tmp_path):
+    """Before, a Watch stream stayed open until the grace period ran out, so every
+    shutdown with a watcher attached took the whole of it and ended the watcher CANCELLED."""
+    running = await start_harness(tmp_path, sidecar__shutdown_grace=300)
+    health = health_pb2_grpc.HealthStub(running.channel)
+    watches = [health.Watch(health_pb2.HealthCheckRequest(service=name))
+               for name in ("", "riskbudget.v1.RiskBudgetService", "no.such.Service")]
+    firsts = [(await watch.read()).status for watch in watches]
+
+    async def last_status(watch, first):
+        last = first
+        while (message := await watch.read()) is not grpc.aio.EOF:
+            last = message.status
+        return last, await watch.code()
+
+    stopping = asyncio.ensure_future(stop(running.sidecar, running.server))
+    ends = await asyncio.wait_for(asyncio.gather(*map(last_status, watches, firsts)), 60)  # the grace: 300
+    await stopping
+    await running.channel.close()
+
+    assert firsts == [health_pb2.HealthCheckResponse.SERVING] * 2 + [health_pb2.HealthCheckResponse.SERVICE_UNKNOWN]
+    assert ends == [(health_pb2.HealthCheckResponse.NOT_SERVING, grpc.StatusCode.OK)] * 2 + [
+        (health_pb2.HealthCheckResponse.SERVICE_UNKNOWN, grpc.StatusCode.OK)]
+
+
 async def test_a_call_in_flight_when_shutdown_begins_finishes_within_the_grace_period(tmp_path):
     running = await start_harness(tmp_path)
     shutdown_began = asyncio.Event()

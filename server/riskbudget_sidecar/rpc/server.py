@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -54,16 +55,60 @@ class OpenStreams:
             self._open -= 1
 
 
+class _WatchStream:
+    """The servicer context of one Watch stream for the library's watcher, which is cancelled at
+    shutdown: a write it began still completes (gRPC takes one write at a time), and then the
+    stream's last status."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._last_write: asyncio.Future | None = None
+        self._last_status: int | None = None
+
+    async def write(self, response: health_pb2.HealthCheckResponse) -> None:
+        self._last_write, self._last_status = asyncio.ensure_future(self._context.write(response)), response.status
+        await asyncio.shield(self._last_write)
+
+    async def end_with(self, status: int) -> None:
+        if self._last_write is not None:
+            await self._last_write
+        if self._last_status != status:
+            await self._context.write(health_pb2.HealthCheckResponse(status=status))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 class BoundedHealthServicer(health.aio.HealthServicer):
-    """grpc.health.v1 whose Watch streams count in `streams` (Check is unary, and stays free)."""
+    """grpc.health.v1 whose Watch streams count in `streams` (Check is unary, and stays free),
+    and end once shutdown began, after their last status: left open, a watcher held the
+    server's stop for its whole grace period."""
 
     def __init__(self, streams: OpenStreams) -> None:
         super().__init__()
         self._streams = streams
+        self._shut_down = asyncio.Event()
+
+    async def enter_graceful_shutdown(self) -> None:
+        await super().enter_graceful_shutdown()
+        self._shut_down.set()
 
     async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
         async with self._streams.slot(context):
-            await super().Watch(request, context)
+            stream = _WatchStream(context)
+            watching = asyncio.ensure_future(super().Watch(request, stream))
+            shut_down = asyncio.ensure_future(self._shut_down.wait())
+            try:
+                await asyncio.wait((watching, shut_down), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (watching, shut_down):
+                    task.cancel()
+                await asyncio.gather(watching, shut_down, return_exceptions=True)
+            if shut_down.cancelled():  # the watcher ended first: the client went away
+                await watching
+            else:
+                await stream.end_with(self._server_status.get(
+                    request.service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN))
 
 
 class BoundedReflectionServicer(reflection.aio.ReflectionServicer):
