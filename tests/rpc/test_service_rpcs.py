@@ -753,6 +753,45 @@ async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_
     assert any(a.kind == pb.ALERT_KIND_STORE_ERROR for a in alerts.alerts)
 
 
+async def test_while_the_state_database_refuses_the_journaled_checks_health_is_not_serving(tmp_path):
+    """Before, health and /readyz said SERVING while every check failed closed."""
+    import sqlite3
+
+    running = await start_harness(tmp_path, store__busy_timeout=0.05)
+    health = health_pb2_grpc.HealthStub(running.channel)
+
+    async def health_until(wanted):
+        for _ in range(500):
+            status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
+            if status == wanted:
+                break
+            await asyncio.sleep(0.01)
+        return status, running.server.grpc.serving  # what /readyz answers
+
+    try:
+        await running.publish_last_prices()
+        before = await health_until(health_pb2.HealthCheckResponse.SERVING)
+        blocker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        await running.check("o-journaled", 1)  # the journal takes it; folding it in fails
+        during = await health_until(health_pb2.HealthCheckResponse.NOT_SERVING)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        after = await health_until(health_pb2.HealthCheckResponse.SERVING)
+        alerts = (await running.stub.ListAlerts(spb.ListAlertsRequest())).alerts
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert before == (health_pb2.HealthCheckResponse.SERVING, True)
+    assert during == (health_pb2.HealthCheckResponse.NOT_SERVING, False)
+    assert after == (health_pb2.HealthCheckResponse.SERVING, True)
+    told = [(a.severity, a.message.split(" (")[0]) for a in reversed(alerts)
+            if a.kind == pb.ALERT_KIND_STORE_ERROR and "journaled checks" in a.message]
+    assert told == [(pb.ALERT_SEVERITY_CRITICAL, "the state store refuses the journaled checks"),
+                    (pb.ALERT_SEVERITY_INFO, "the state store takes the journaled checks again")]
+
+
 async def test_past_max_concurrent_rpcs_a_call_gets_resource_exhausted_at_once_and_not_an_approval(tmp_path):
     running = await start_harness(tmp_path, sidecar__max_concurrent_rpcs=1)
     try:

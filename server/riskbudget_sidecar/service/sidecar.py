@@ -163,7 +163,7 @@ class RiskBudgetSidecar:
         self._reserve_budget_versions()
         await self._in_numeric(self._warm_up)  # the book is marked by live prices only: see engine/checks
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
-                          on_data_loss=self._shared_data_lost)
+                          on_data_loss=self._shared_data_lost, on_refusal=self._state_refusal)
         await self._store.start()
         self._resume_regime()
         self._observe_success(self.utilization(), self._clock.now())
@@ -229,8 +229,19 @@ class RiskBudgetSidecar:
             AlertKind.STORE_ERROR, AlertSeverity.INFO if available else AlertSeverity.CRITICAL,
             "shared state is available again; reservations reconciled" if available
             else "shared state unavailable: checks fail closed until it is back", now=self._clock.now())
+        self._tell_availability()
+
+    def _state_refusal(self, reason: str | None) -> None:
+        self._alerts.raise_alert(
+            AlertKind.STORE_ERROR, AlertSeverity.INFO if reason is None else AlertSeverity.CRITICAL,
+            "the state store takes the journaled checks again" if reason is None
+            else f"the state store refuses the journaled checks ({reason}): checks fail closed and health "
+                 "is NOT_SERVING until it takes them", now=self._clock.now())
+        self._tell_availability()
+
+    def _tell_availability(self) -> None:
         for listener in self._availability_listeners:
-            listener(available)
+            listener(self.available)
 
     def _shared_data_lost(self, message: str) -> None:
         self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, message, now=self._clock.now())

@@ -38,10 +38,12 @@ class Store(Protocol):
     def available(self) -> bool:
         """Whether changes can be made now (a shared server may be away)."""
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
-              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
+              on_data_loss: Callable[[str], None] = lambda message: None,
+              on_refusal: Callable[[str | None], None] = lambda reason: None) -> None:
         """Be told when another sidecar changed shared operator state (re-read overrides and
-        trading states), when the shared server goes away or comes back, and when it lost its
-        data (with what that means for grants)."""
+        trading states), when the shared server goes away or comes back, when it lost its
+        data (with what that means for grants), and when the local state file starts refusing
+        changes (why) or takes them again (None)."""
     shares_limits: bool
     """Whether other sidecars share this store's limits. Only then does CheckTrade hold its
     order firm-wide: a local backend's own checks are firm-wide already."""

@@ -72,8 +72,9 @@ class MemoryStore:
         self.close()
 
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
-              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
-        """Nothing shared changes behind this store's back."""
+              on_data_loss: Callable[[str], None] = lambda message: None,
+              on_refusal: Callable[[str | None], None] = lambda reason: None) -> None:
+        """Nothing shared changes behind this store's back, and memory refuses nothing."""
 
     # -- book ------------------------------------------------------------------------------
 

@@ -132,14 +132,18 @@ class RedisStore(SqliteStore):
     # -- lifecycle -------------------------------------------------------------------------
 
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
-              on_data_loss: Callable[[str], None] = lambda message: None) -> None:
+              on_data_loss: Callable[[str], None] = lambda message: None,
+              on_refusal: Callable[[str | None], None] = lambda reason: None) -> None:
+        super().watch(on_change=on_change, on_availability=on_availability, on_data_loss=on_data_loss,
+                      on_refusal=on_refusal)
         self._on_change = on_change
         self._on_availability = on_availability
         self._on_data_loss = on_data_loss
 
     @property
     def available(self) -> bool:
-        return self._available
+        """The shared server answers, and the local state file takes changes."""
+        return self._available and super().available
 
     async def start(self) -> None:
         """Connect, reconcile, listen for changes. An unreachable server is probed until it answers."""

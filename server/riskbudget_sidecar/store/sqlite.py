@@ -10,6 +10,7 @@ SqliteStore); every other change is committed to SQLite directly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import dataclasses
@@ -292,6 +293,26 @@ class SqliteStore(MemoryStore):
         for segment in segments:
             segment.unlink()
         return _CheckJournal(self._file, next_sequence=max([applied, *(c.sequence for c in checks)]) + 1)
+
+    # -- availability ----------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """Whether changes can be made: not while the database refuses the journaled checks."""
+        return self._journal.refused is None
+
+    def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
+              on_data_loss: Callable[[str], None] = lambda message: None,
+              on_refusal: Callable[[str | None], None] = lambda reason: None) -> None:
+        """`on_refusal` is told on the event loop when the database starts refusing the
+        journaled checks (why) and when it takes them again (None)."""
+        loop = asyncio.get_running_loop()
+
+        def tell(reason: str | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is left to tell
+                loop.call_soon_threadsafe(on_refusal, reason)
+
+        self._journal.on_refusal = tell
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -684,6 +705,8 @@ class _CheckJournal:
         self._database = database
         self.refused: str | None = None
         """Why the database refused the last attempt to fold records in; None once it took them."""
+        self.on_refusal: Callable[[str | None], None] = lambda reason: None
+        """Told, on the writer's thread, when the database starts refusing (why) and takes them again (None)."""
         self._lock = threading.Lock()
         self._waiting: list[_JournaledCheck | _Removal] = []
         """Records not yet folded in, and removals queued among them (these only in memory)."""
@@ -693,6 +716,12 @@ class _CheckJournal:
         self._offset = 0
         self._finished: list[Path] = []
         """Full segments, each holding only records taken by now or waiting."""
+
+    def set_refused(self, reason: str | None) -> None:
+        changed = (reason is None) != (self.refused is None)
+        self.refused = reason
+        if changed:
+            self.on_refusal(reason)
 
     @staticmethod
     def segments(database: Path) -> list[Path]:
@@ -930,11 +959,11 @@ class _BackgroundWriter:
                         _fold(self._db, taken)
                 except sqlite3.Error as error:
                     self._journal.put_back(taken, finished)
-                    self._journal.refused = str(error)
+                    self._journal.set_refused(str(error))
                     _log.error("the state store refused %d journaled checks and removals (%s); they stay "
                                "in the journal and are retried", len(taken), error)
                     return None
-            self._journal.refused = None
+            self._journal.set_refused(None)
             for segment in finished:
                 segment.unlink(missing_ok=True)
             folded += len(taken)
