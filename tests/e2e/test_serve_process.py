@@ -85,6 +85,20 @@ def test_sigterm_shuts_down_gracefully(sidecar_process):
     assert code == 0
 
 
+def test_a_fatal_signal_leaves_a_python_traceback_on_stderr(sidecar_process):
+    """Found by a tester: a check journal made unwritable under the sidecar ended it with SIGBUS
+    and not a line of output. Such a fault cannot be caught; it can at least be told."""
+    process, _ = sidecar_process
+
+    process.send_signal(signal.SIGBUS)
+    output = process.stdout.read()  # stderr goes there too
+    code = process.wait(timeout=30)
+
+    assert code == -signal.SIGBUS
+    assert "Fatal Python error: Bus error" in output
+    assert "Current thread" in output or "Thread 0x" in output
+
+
 def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp_path):
     _, target = sidecar_process
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import getpass
 import json
 import math
@@ -36,6 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging(config.sidecar.log_level)
+    # A fault Python cannot turn into an exception (SIGBUS on a page of the check journal
+    # made unwritable, say) ends the process: at least say so on stderr, with where it was.
+    faulthandler.enable()
     try:
         asyncio.run(serve(config, config_path=args.config, listen=args.listen))
     except (OSError, ValueError, StoreError, HoldingsOutsideConfig) as exc:
