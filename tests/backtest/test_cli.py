@@ -75,6 +75,14 @@ def test_a_price_file_without_the_configs_symbols_exits_2_naming_them(tmp_path, 
     assert "no price column for BBB, CCC, DDD, IDX" in capsys.readouterr().err
 
 
+def test_an_absurd_setting_exits_2_naming_it_before_the_prices_are_read(tmp_path, files, capsys):
+    _, config = files
+
+    assert main(["--prices", str(tmp_path / "not-read.csv"), "--config", str(config), "--quiet",
+                 "--cost-bps", "1e6"]) == 2
+    assert "cost_bps must be between 0 and 10,000" in capsys.readouterr().err
+
+
 def test_a_bad_config_exits_2_with_the_key_path(tmp_path, files, capsys):
     prices, _ = files
     bad = tmp_path / "bad.yaml"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from riskbudget_sidecar.backtest.replay import REGIME_CODE, Rebalance, Replay, ReplaySettings, static_mix
-from riskbudget_sidecar.backtest.report import regime_line, report_data, static_share
+from riskbudget_sidecar.backtest.report import regime_line, report_data, static_share, wiped_out_line
 from riskbudget_sidecar.backtest.run import evaluate_replay, run_backtest
 from riskbudget_sidecar.engine.book import Book
 from riskbudget_sidecar.engine.types import Position, Regime
@@ -187,6 +187,50 @@ def test_settings_are_validated():
         ReplaySettings(warmup=-1)
     with pytest.raises(ValueError, match="static_leverage"):
         ReplaySettings(static_leverage=0)
+    # Found by a tester: absurd values ran and reported equity below zero.
+    with pytest.raises(ValueError, match="cost_bps must be between 0 and 10,000"):
+        ReplaySettings(cost_bps=10_001)
+    with pytest.raises(ValueError, match="static_leverage must be above 0 and at most 100"):
+        ReplaySettings(static_leverage=101)
+    with pytest.raises(ValueError, match="risk_free must be an annual rate between -1 and 1"):
+        ReplaySettings(risk_free=5)
+    ReplaySettings(cost_bps=10_000, static_leverage=100, risk_free=-1)
+
+
+def test_a_portfolio_that_loses_all_its_equity_holds_nothing_after_and_the_report_says_so():
+    """Found by a tester: a crash larger than the book's equity left it below zero and trading
+    on, with drawdowns over 100% and figures that meant nothing."""
+    table = daily_table(60, seed=4)
+    crashed = table.values.copy()
+    crashed[40:] *= 0.05  # every price falls 95% in one day, at row 40
+    settings = ReplaySettings(warmup=15, static_leverage=2.0)
+    result = run_backtest(make_config(), dataclasses.replace(table, values=crashed), settings)
+
+    static = result.series["static"]
+    assert static.wiped_out == 40 - 16  # the period ending at row 40; the window starts at row 16
+    assert static.returns[static.wiped_out] == -1.0
+    assert not static.returns[static.wiped_out + 1:].any() and not static.gross[static.wiped_out + 1:].any()
+    assert result.performance["static"].max_drawdown == 1.0
+    assert result.performance["static"].annual_return == -1.0
+    dynamic = result.series["dynamic"]
+    assert (dynamic.returns > -1.0).all() and dynamic.wiped_out is None  # at its lower leverage it lives on
+    assert report_data(result)["wiped_out"] == {"static": table.labels[40]}
+    assert f"static at {table.labels[40]}" in wiped_out_line(result)
+    assert wiped_out_line(run_backtest(make_config(), table, settings)) is None
+
+
+def test_a_dynamic_book_wiped_out_stops_trading():
+    levered = {"equity_allocation": 1.0, "leverage_limit": 5.0, "vol_target": 1.0}
+    config = make_config(risk_budgeting={"monitoring_interval": 3600,
+                                         "regime_allocations": dict.fromkeys(("bull", "bear", "crisis"), levered)})
+    table = daily_table(60, seed=4, volatility=0.05)
+    crashed = table.values.copy()
+    crashed[40:] *= 0.5  # at five times its equity, the book loses 250%
+    replay = Replay(config, dataclasses.replace(table, values=crashed), ReplaySettings(warmup=15)).run()
+
+    assert replay.gross[39] > 4.9
+    assert replay.returns[40] == -1.0
+    assert not replay.returns[41:].any() and not replay.turnover[41:].any() and not replay.gross[41:].any()
 
 
 def test_costs_lower_the_dynamic_returns_by_the_traded_notional():

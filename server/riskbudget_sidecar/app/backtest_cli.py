@@ -102,13 +102,13 @@ def run_backtest_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
+        settings = ReplaySettings(  # before the prices: a bad setting is told at once
+            rebalance=Rebalance(args.rebalance), warmup=args.warmup, cost_bps=args.cost_bps,
+            risk_free=args.risk_free, static_leverage=args.static_leverage)
         table = load_dataset(args.dataset) if args.dataset else read_prices(args.prices)
         if args.start or args.end:
             table = table.between(args.start, args.end)
         table = table.select(config.universe)
-        settings = ReplaySettings(
-            rebalance=Rebalance(args.rebalance), warmup=args.warmup, cost_bps=args.cost_bps,
-            risk_free=args.risk_free, static_leverage=args.static_leverage)
         progress = None if args.quiet else ProgressPrinter(sys.stderr, f"backtest {Path(args.config).name}")
         result = run_backtest(config, table, settings, progress=progress)
     except (PriceDataError, ValueError) as exc:

@@ -30,6 +30,12 @@ def equity_curve(returns: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns, dtype=float))])
 
 
+def wipe_out(returns: np.ndarray) -> int | None:
+    """The first period whose return loses all the equity (-100% or worse), None if none does."""
+    lost = np.flatnonzero(np.asarray(returns, dtype=float) <= -1.0)
+    return int(lost[0]) if lost.size else None
+
+
 def drawdowns(returns: np.ndarray) -> np.ndarray:
     """1 - equity / running peak, per point of the equity curve (length n + 1)."""
     equity = equity_curve(returns)

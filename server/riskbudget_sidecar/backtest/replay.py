@@ -45,7 +45,7 @@ import numpy as np
 
 from ..engine.book import Book
 from ..engine.checks import evaluate
-from ..engine.config import Config
+from ..engine.config import MAX_LEVERAGE, Config
 from ..engine.pipeline import BudgetPipeline
 from ..engine.recommendations import book_drift, target_notionals
 from ..engine.triggers import Firing, TriggerMonitor
@@ -61,6 +61,8 @@ TICK_LEAD = 1.0
 REGIMES = (Regime.BULL, Regime.BEAR, Regime.CRISIS)
 REGIME_CODE = {regime: code for code, regime in enumerate(REGIMES)}
 _LOT_EPS = 1e-9
+MAX_COST_BPS = 10_000.0
+"""A cost of the whole notional traded; more is a typo."""
 _MAX_CHILD_ORDERS = 64
 
 
@@ -90,13 +92,15 @@ class ReplaySettings:
     def __post_init__(self) -> None:
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"warmup must be non-negative, got {self.warmup!r}")
-        if not (math.isfinite(self.cost_bps) and self.cost_bps >= 0):
-            raise ValueError(f"cost_bps must be finite and non-negative, got {self.cost_bps!r}")
-        if not math.isfinite(self.risk_free):
-            raise ValueError(f"risk_free must be finite, got {self.risk_free!r}")
+        if not (math.isfinite(self.cost_bps) and 0 <= self.cost_bps <= MAX_COST_BPS):
+            raise ValueError(f"cost_bps must be between 0 and {MAX_COST_BPS:,} (all of the notional traded), "
+                             f"got {self.cost_bps!r}")
+        if not (math.isfinite(self.risk_free) and abs(self.risk_free) <= 1):
+            raise ValueError(f"risk_free must be an annual rate between -1 and 1, got {self.risk_free!r}")
         if self.static_leverage is not None and not (math.isfinite(self.static_leverage)
-                                                      and self.static_leverage > 0):
-            raise ValueError(f"static_leverage must be positive, got {self.static_leverage!r}")
+                                                      and 0 < self.static_leverage <= MAX_LEVERAGE):
+            raise ValueError(f"static_leverage must be above 0 and at most {MAX_LEVERAGE:g} (the config's "
+                             f"bound on leverage), got {self.static_leverage!r}")
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class Replay:
         self._last_regime = self.pipeline.snapshot.regime
         quantities = np.zeros(len(self.slots))
         pending_cost = 0.0
+        wiped_out = False
         report_every = max(1, rows // 50)
 
         for i in range(rows):
@@ -267,11 +272,14 @@ class Replay:
                         if not math.isnan(price)]
 
             # Yesterday's positions earn today's move; the book is rescaled to NAV.
-            if i > self.start_row:
+            if i > self.start_row and not wiped_out:
                 held = quantities * slot_prices[i - 1]
                 growth = (held @ slot_moves[i - 1]) / nav + rf_per_row * (1.0 - held.sum() / nav)
                 returns[i] = growth - pending_cost
-                quantities = quantities / (1.0 + returns[i])
+                if returns[i] <= -1.0:  # the equity is gone: nothing is held or traded after
+                    returns[i], wiped_out, quantities = -1.0, True, np.zeros_like(quantities)
+                else:
+                    quantities = quantities / (1.0 + returns[i])
                 self._set_book(quantities)
             pending_cost = 0.0
 
@@ -322,8 +330,8 @@ class Replay:
 
             # 3. rebalance
             if i >= self.start_row:
-                due = (monitored if settings.rebalance is Rebalance.BAR
-                       else bool(fired) or i == self.start_row)
+                due = not wiped_out and (monitored if settings.rebalance is Rebalance.BAR
+                                         else bool(fired) or i == self.start_row)
                 if due:
                     traded = self._rebalance(i, snapshot, slot_prices[i], decided_at, orders, reasons)
                     quantities = self._book_quantities()

@@ -83,6 +83,21 @@ def regime_line(result: BacktestResult) -> str:
     return line
 
 
+def wiped_out(result: BacktestResult) -> dict[str, str]:
+    """The portfolios that lost all their equity, each with the row in which it did."""
+    return {name: result.replay.table.labels[result.replay.start_row + 1 + period]
+            for name in PORTFOLIOS if (period := result.series[name].wiped_out) is not None}
+
+
+def wiped_out_line(result: BacktestResult) -> str | None:
+    """Which portfolios lost all their equity, and when; None if none did."""
+    lost = wiped_out(result)
+    if not lost:
+        return None
+    return ("lost all its equity (a period's return of -100% or worse; it holds nothing after): "
+            + ", ".join(f"{LABELS[name]} at {label}" for name, label in lost.items()))
+
+
 def static_share(result: BacktestResult) -> float:
     """The share of the evaluation window's rows on which the budget used its static fallback."""
     dynamic = result.replay.dynamic_limit[result.replay.start_row:]
@@ -102,6 +117,7 @@ def format_table(result: BacktestResult) -> str:
     replay = result.replay
     lines += [
         "",
+        *filter(None, [wiped_out_line(result)]),
         regime_line(result),
         f"period: {result.start_label} to {result.end_label}, {result.performance['dynamic'].periods:,} periods "
         f"({result.periods_per_year:.1f} a year) after a warm-up of {replay.start_row} rows; "
@@ -200,6 +216,7 @@ def report_data(result: BacktestResult, *, title: str = "", config_label: str = 
         "runtime_seconds": runtime_seconds,
         "budget_versions": int(replay.version[-1]),
         "static_fallback_share": static_share(result),
+        "wiped_out": wiped_out(result),
         "published": PUBLISHED,
     })
 
@@ -228,6 +245,7 @@ def markdown_report(result: BacktestResult, *, title: str, config_label: str,
         "",
         _markdown_table(table_rows(result)),
         "",
+        *(f"{line.capitalize()}.\n" for line in filter(None, [wiped_out_line(result)])),
         regime_line(result) + ".",
         "",
         "Recommendations by trigger (evaluation window): "

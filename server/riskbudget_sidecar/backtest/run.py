@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.config import Config
-from .metrics import Performance, drawdowns, performance
+from .metrics import Performance, drawdowns, performance, wipe_out
 from .prices import PriceTable
 from .replay import REGIMES, Progress, Replay, ReplayResult, ReplaySettings
 
@@ -43,6 +43,11 @@ class Series:
     """Total utilization of the dynamic budget held into each period."""
     leverage: float | None = None
     """The constant gross leverage of a static portfolio."""
+
+    @property
+    def wiped_out(self) -> int | None:
+        """The period in which it lost all its equity (it held nothing after), None if it did not."""
+        return wipe_out(self.returns)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,11 @@ def constant_mix(prices: np.ndarray, mix: np.ndarray, leverage: float, start: in
     turnover[0] = np.abs(target[start]).sum()
     turnover[1:] = np.abs(target[start + 1:-1] - drifted[:-1]).sum(axis=1)
     returns = growth - cost_rate * turnover
-    return returns, np.abs(held).sum(axis=1), turnover
+    gross = np.abs(held).sum(axis=1)
+    lost = wipe_out(returns)
+    if lost is not None:  # the equity is gone: nothing is held or traded after
+        returns[lost], returns[lost + 1:], gross[lost + 1:], turnover[lost + 1:] = -1.0, 0.0, 0.0, 0.0
+    return returns, gross, turnover
 
 
 def evaluate_replay(replay: ReplayResult, *, periods_per_year: float | None = None) -> BacktestResult:

@@ -31,7 +31,8 @@ MAX_BARS = 100_000
 Money = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
 """In the book's currency: a quadrillion is beyond any book, and limits derived with leverage
 and headroom stay finite."""
-Leverage = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+MAX_LEVERAGE = 100.0
+Leverage = Annotated[float, Field(gt=0, le=MAX_LEVERAGE, allow_inf_nan=False)]
 """Gross exposure over NAV: 100x is beyond any real book."""
 LotSize = Annotated[float, Field(ge=1e-9, le=1e12, allow_inf_nan=False)]
 """Finer than any traded increment (a satoshi is 1e-8) and at most the largest order quantity
