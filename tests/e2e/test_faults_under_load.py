@@ -11,7 +11,10 @@ generous timeouts for waiting; the restart time is printed, never asserted.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -198,6 +201,12 @@ def test_kill_9_under_load_approves_nothing_while_down_and_keeps_every_approval(
                     running.wait(timeout=30)
 
     reserved = sum(s.position_notional / prices[s.symbol] for s in utilization.symbols if s.symbol in SYMBOLS)
+    # Found by a tester: the decisions queued for the log when the process died were lost with it,
+    # approvals among them; the log now takes a check's decision with its journaled record.
+    with contextlib.closing(sqlite3.connect(config_path.parent / "state.sqlite3")) as db:
+        logged = {order_id for order_id, record in db.execute("SELECT client_order_id, record_json FROM decision_log")
+                  if json.loads(record)["decision"]["decision"] == "approved"
+                  and not json.loads(record)["decision"]["replayed"]}
     with capsys.disabled():
         print(f"\n[kill -9 under load] {len(before)} calls before the kill "
               f"({len(approved_before_kill)} approved), {len(gap)} while down (all rejected), "
@@ -211,6 +220,7 @@ def test_kill_9_under_load_approves_nothing_while_down_and_keeps_every_approval(
     assert all(c.quantity == 1 for c in approved)
     assert status_after == health_pb2.HealthCheckResponse.SERVING
     assert all(r.replayed and r.decision == pb.DECISION_APPROVED and r.approved_quantity == 1 for r in replays)
+    assert {c.order_id for c in approved} <= logged
     # every approval any client received is still reserved (none lost); beyond them, at most the
     # checks that failed at the client, recorded but never acknowledged (they lapse at expiry)
     assert len(approved) - 1e-6 <= reserved <= len(approved) + len(unacknowledged) + 1e-6

@@ -161,7 +161,7 @@ def test_forget_drops_the_decisions_due_by_now(store: Store) -> None:
 async def test_record_check_reserves_and_remembers_together(store: Store) -> None:
     request = order(client_order_id="o-1")
 
-    await store.record_check(request, decision(request), reservation(100), forget_after=NOW + 120)
+    await store.record_check(request, decision(request), reservation(100), forget_after=NOW + 120, decided_at=NOW)
 
     assert store.book.reservations() == [reservation(100)]
     assert store.remembered("o-1").decision == decision(request)
@@ -170,7 +170,7 @@ async def test_record_check_reserves_and_remembers_together(store: Store) -> Non
 async def test_record_check_of_a_rejection_remembers_without_reserving(store: Store) -> None:
     request = order(client_order_id="o-1")
 
-    await store.record_check(request, decision(request, approved=0), None, forget_after=NOW + 120)
+    await store.record_check(request, decision(request, approved=0), None, forget_after=NOW + 120, decided_at=NOW)
 
     assert store.book.reservations() == []
     assert store.remembered("o-1").decision.approved_quantity == 0

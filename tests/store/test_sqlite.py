@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -41,7 +42,7 @@ async def make_changes(store) -> None:
     store.remember(request, decision(request, approved=20), forget_after=NOW + 120)
     checked = order(client_order_id="o-4", quantity=7, symbol="BBB")
     await store.record_check(checked, decision(checked), reservation(7, client_order_id="o-4", symbol="BBB"),
-                             forget_after=NOW + 120)
+                             forget_after=NOW + 120, decided_at=NOW)
     await store.set_trading_state(TradingState.REDUCING)
     await store.set_trading_state(TradingState.HALTED, "beta")
     await store.add_override(override("b"))
@@ -240,7 +241,7 @@ async def test_a_database_holding_what_this_sidecar_cannot_read_is_refused(
 async def record_check(store, client_order_id: str, quantity: float = 5) -> None:
     request = order(client_order_id=client_order_id, quantity=quantity)
     await store.record_check(request, decision(request),
-                             reservation(quantity, client_order_id=client_order_id), forget_after=NOW + 120)
+                             reservation(quantity, client_order_id=client_order_id), forget_after=NOW + 120, decided_at=NOW)
 
 
 def table(db_path: Path, sql: str) -> list[tuple]:
@@ -309,7 +310,7 @@ def test_a_full_segment_is_handed_over_for_deletion_only_with_the_last_of_its_re
     journal = sqlite_store._CheckJournal(tmp_path / "state.sqlite3", next_sequence=1)
     padded = json.dumps({"pad": "x" * 300})  # one record fills most of a segment
     for n in range(3):
-        journal.append(f"o-{n}", padded, padded, None, NOW)
+        journal.append(f"o-{n}", padded, padded, None, NOW, (n + 1, NOW))
 
     first, finished_first = journal.take(rows=2)
     rest, finished_rest = journal.take(rows=2), journal.take()
@@ -348,6 +349,20 @@ async def test_journaled_checks_the_database_never_took_are_there_after_a_kill_9
     assert table(db_path, "SELECT applied_sequence FROM check_journal") == [(2,)]
     assert list(db_path.parent.glob(db_path.name + "-checks.*")) == [
         db_path.with_name(db_path.name + "-checks.1")]  # the new store's own, empty
+    # their decisions are logged with them, not lost with a queue that died with the process
+    assert [(time, order_id, json.loads(record)["decision"]["approved_quantity"]) for time, order_id, record
+            in table(db_path, "SELECT time, client_order_id, record_json FROM decision_log ORDER BY id")] == [
+        (NOW, "o-1", 5), (NOW, "o-2", 6)]
+
+
+def test_a_journal_an_earlier_version_wrote_without_decision_times_is_read_back(open_sqlite, db_path: Path) -> None:
+    segment = kill_with_checks_waiting(db_path)
+    segment.write_bytes(re.sub(rb'"logged_as": \[[^]]*\], ', b"", segment.read_bytes()))  # as such a journal reads
+
+    reopened = open_sqlite()
+
+    assert reopened.book.reservation("o-2") == reservation(6, client_order_id="o-2")
+    assert table(db_path, "SELECT client_order_id FROM decision_log") == []  # that version queued them
 
 
 LOCKED_CHILD = """
@@ -431,7 +446,7 @@ async def test_a_checks_decision_log_record_reads_back_as_the_dict_of_its_record
     store = open_sqlite()
     request = order(client_order_id="o-1", quantity=5)
     checked = decision(request)
-    await store.record_check(request, checked, reservation(5), forget_after=NOW + 120)
+    await store.record_check(request, checked, reservation(5), forget_after=NOW + 120, decided_at=NOW)
 
     store.log_decision(DecisionRecord(NOW, request, checked))  # from the journal's JSON
     store.flush(timeout=10)
@@ -780,7 +795,7 @@ async def test_the_check_journal_lies_beside_the_state_file_whichever_link_opene
     (tmp_path / "link" / "state.sqlite3").symlink_to(tmp_path / "real" / "state.sqlite3")
 
     store = SqliteStore(StoreSettings(path=str(tmp_path / "link" / "state.sqlite3")))
-    await store.record_check(order(), decision(order()), None, forget_after=NOW + 60)
+    await store.record_check(order(), decision(order()), None, forget_after=NOW + 60, decided_at=NOW)
     beside = ({p.name for p in (tmp_path / "real").glob("state.sqlite3-checks.*")},
               {p.name for p in (tmp_path / "link").glob("state.sqlite3-checks.*")})
     store.close()

@@ -926,7 +926,7 @@ class RiskBudgetSidecar:
             if result.reserved:
                 reservation = Reservation(order.client_order_id, order.strategy, order.symbol,
                                           order.side.sign * result.approved_quantity, now + ttl)
-            await self._store.record_check(order, result, reservation, forget_after=now + 2 * ttl)
+            await self._store.record_check(order, result, reservation, forget_after=now + 2 * ttl, decided_at=now)
         except OrderIdReused:  # another sidecar holds this id for a different order
             return self._id_reused(order, result)
         except StoreError as exc:

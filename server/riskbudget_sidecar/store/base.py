@@ -72,8 +72,9 @@ class Store(Protocol):
     def forget_decisions_before(self, now: float, limit: int | None = None) -> int:
         """Forget the decisions due by `now` (at most `limit`, the soonest); how many."""
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
-                           reservation: Reservation | None, forget_after: float) -> None:
-        """reserve + remember as one durable change (the hot path's only write)."""
+                           reservation: Reservation | None, forget_after: float, decided_at: float) -> None:
+        """reserve + remember as one durable change (the hot path's only write), and log the
+        decision (made at `decided_at`) with it."""
 
     # -- trading state (durable) -----------------------------------------------------------
     def trading_state(self, strategy: str | None = None) -> TradingState: ...

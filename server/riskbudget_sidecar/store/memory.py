@@ -127,8 +127,9 @@ class MemoryStore:
         heapq.heappush(self._forget_times, (forget_after, order.client_order_id))
 
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
-                     reservation: Reservation | None, forget_after: float) -> None:
-        """What a CheckTrade leaves behind: its reservation, if any, and its decision."""
+                           reservation: Reservation | None, forget_after: float, decided_at: float) -> None:
+        """What a CheckTrade leaves behind: its reservation, if any, and its decision (made at
+        `decided_at`, which a durable store logs with it)."""
         self._keep_check(order, decision, reservation, forget_after)
 
     def _keep_check(self, order: OrderRequest, decision: TradeDecision,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import dataclasses
 import json
 import logging
@@ -100,7 +101,9 @@ _SAVE_OVERRIDE = ("INSERT INTO overrides (id, override_json) VALUES (?, ?) "
 _DELETE_OVERRIDE = "DELETE FROM overrides WHERE id = ?"
 _APPEND_RECOMMENDATION = "INSERT INTO recommendations (recommendation_json) VALUES (?)"
 _TRIM_RECOMMENDATIONS = "DELETE FROM recommendations WHERE sequence <= ?"
-_LOG_DECISIONS = "INSERT INTO decision_log (time, client_order_id, record_json) VALUES (?, ?, ?)"
+_LOG_DECISIONS = "INSERT INTO decision_log (id, time, client_order_id, record_json) VALUES (?, ?, ?, ?)"
+"""With the id given when the decision was made: rows are in decision order, however they reach the table."""
+_LAST_LOGGED = "SELECT coalesce(max(id), 0) FROM decision_log"
 _OLDEST_DECISION = "SELECT time FROM decision_log ORDER BY id LIMIT 1"
 _TRIM_DECISIONS = ("DELETE FROM decision_log WHERE id IN "
                    "(SELECT id FROM decision_log ORDER BY id LIMIT ?) AND time < ?")
@@ -190,9 +193,9 @@ class SqliteStore(MemoryStore):
         self._busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._commits = 0
-        self._last_check: tuple[OrderRequest, TradeDecision, str, str] | None = None
-        """The last journaled check's order and decision, with their JSON, which its decision
-        log record reuses (see log_decision)."""
+        self._last_check: tuple[OrderRequest, TradeDecision] | None = None
+        """The last journaled check's order and decision, whose decision log record the journal
+        holds already (see log_decision)."""
         self._owner = _claim(self._path)
         self._file = self._path.resolve()
         """The file itself, links followed: its journal lies beside it, whichever path opened it."""
@@ -216,6 +219,9 @@ class SqliteStore(MemoryStore):
             self._check_schema_version()
             self._load()
             self._journal = self._replay_journal()
+            [(last_logged,)] = self._db.execute(_LAST_LOGGED).fetchall()
+            # decision_log ids, given on the event loop as decisions are made (see _LOG_DECISIONS)
+            self._decision_ids = itertools.count(last_logged + 1)
         except OSError as error:
             raise StoreError(f"cannot open the check journal of {self._path}: {error}") from error
         except sqlite3.Error as error:
@@ -286,7 +292,8 @@ class SqliteStore(MemoryStore):
             reservation = None if reserved is None else Reservation(order.client_order_id, *reserved)
             self._keep_check(order, decision, reservation, record["forget_after"])
             checks.append(_journaled(record["sequence"], order.client_order_id, json.dumps(record["order"]),
-                                     json.dumps(record["decision"]), reservation, record["forget_after"]))
+                                     json.dumps(record["decision"]), reservation, record["forget_after"],
+                                     record.get("logged_as")))
         if checks:
             with _transaction(self._db):
                 _fold(self._db, checks)
@@ -470,8 +477,10 @@ class SqliteStore(MemoryStore):
             db.execute(_SAVE_DECISION, row)
 
     async def record_check(self, order: OrderRequest, decision: TradeDecision,
-                     reservation: Reservation | None, forget_after: float) -> None:
-        """Reservation and decision in one journal record: the one write on CheckTrade's path.
+                           reservation: Reservation | None, forget_after: float, decided_at: float) -> None:
+        """Reservation, decision and its decision-log record (at `decided_at`) in one journal
+        record: the one write on CheckTrade's path. The decision log takes the record when the
+        journal is folded in, in the same transaction: a crash loses neither without the other.
 
         StoreError (the check fails closed) if the journal refuses it (a full disk; memory
         is then put back), or while the database refuses to fold journaled checks in (as a
@@ -482,15 +491,15 @@ class SqliteStore(MemoryStore):
         order_id = order.client_order_id
         order_json, decision_json = to_json(order), to_json(decision)
         undo = (self._reservation_restorer(order_id), self._decision_restorer(order_id))
-        await super().record_check(order, decision, reservation, forget_after)
+        await super().record_check(order, decision, reservation, forget_after, decided_at)
         try:
-            first_waiting = self._journal.append(
-                order_id, order_json, decision_json, reservation, forget_after)
+            first_waiting = self._journal.append(order_id, order_json, decision_json, reservation, forget_after,
+                                                 (next(self._decision_ids), decided_at))
         except OSError as error:
             for step in undo:
                 step()
             raise StoreError(f"the check journal of {self._path} refused the record: {error}") from error
-        self._last_check = (order, decision, order_json, decision_json)
+        self._last_check = (order, decision)
         if first_waiting:
             self._writer.wake()
 
@@ -584,14 +593,12 @@ class SqliteStore(MemoryStore):
     def log_decision(self, record: DecisionRecord) -> None:
         """Queue it for the writer thread; never blocks. Serialized here, on the caller's
         thread: done by the writer thread, the work would come in bursts holding the GIL
-        and stall the event loop for milliseconds. The check just journaled is not
-        serialized twice: its record is built from the journal's JSON (as to_json would)."""
-        last = self._last_check
+        and stall the event loop for milliseconds. The check just journaled is in the
+        journal already (see record_check): only replays, dry runs and refusals are queued."""
+        last, self._last_check = self._last_check, None
         if last is not None and last[0] is record.order and last[1] is record.decision:
-            record_json = f'{{"time": {to_json(record.time)}, "order": {last[2]}, "decision": {last[3]}}}'
-        else:
-            record_json = to_json(record)
-        self._writer.put((record.time, record.order.client_order_id, record_json))
+            return
+        self._writer.put((next(self._decision_ids), record.time, record.order.client_order_id, to_json(record)))
 
     def decision_log_stats(self) -> tuple[int, int]:
         return self._writer.stats()
@@ -630,14 +637,19 @@ class _JournaledCheck(NamedTuple):
     """The reservations row, if the check reserved."""
     decision: tuple[str, str, str, float]
     """The remembered_decisions row."""
+    logged: tuple[int, float, str, str] | None
+    """The decision_log row (None in a journal an earlier version wrote: it queued that row)."""
 
 
 def _journaled(sequence: int, order_id: str, order_json: str, decision_json: str,
-               reservation: Reservation | None, forget_after: float) -> _JournaledCheck:
+               reservation: Reservation | None, forget_after: float,
+               logged_as: tuple[int, float] | None) -> _JournaledCheck:
     reservation_row = None if reservation is None else (
         order_id, reservation.strategy, reservation.symbol, reservation.signed_quantity,
         reservation.expires_at)
-    return _JournaledCheck(sequence, reservation_row, (order_id, order_json, decision_json, forget_after))
+    logged = None if logged_as is None else (
+        *logged_as, order_id, _decision_record_json(logged_as[1], order_json, decision_json))
+    return _JournaledCheck(sequence, reservation_row, (order_id, order_json, decision_json, forget_after), logged)
 
 
 class _Removal(NamedTuple):
@@ -668,15 +680,21 @@ def _within(entries: list[_JournaledCheck | _Removal], rows: int) -> int:
     """How many of the first entries change at most `rows` rows (at least one)."""
     changed = 0
     for count, entry in enumerate(entries):
-        changed += len(entry.client_order_ids) if isinstance(entry, _Removal) else 2
+        changed += len(entry.client_order_ids) if isinstance(entry, _Removal) else 3
         if changed > rows:
             return max(count, 1)
     return len(entries)
 
 
+def _decision_record_json(time: float, order_json: str, decision_json: str) -> str:
+    """A DecisionRecord's JSON (as to_json would write it), from its order's and decision's."""
+    return f'{{"time": {to_json(time)}, "order": {order_json}, "decision": {decision_json}}}'
+
+
 def _save_checks(db: sqlite3.Connection, checks: list[_JournaledCheck]) -> None:
     db.executemany(_SAVE_RESERVATION, [c.reservation for c in checks if c.reservation is not None])
     db.executemany(_SAVE_DECISION, [c.decision for c in checks])
+    db.executemany(_LOG_DECISIONS, [c.logged for c in checks if c.logged is not None])
 
 
 class _CheckJournal:
@@ -743,14 +761,15 @@ class _CheckJournal:
             return len(self._waiting) == 1
 
     def append(self, order_id: str, order_json: str, decision_json: str,
-               reservation: Reservation | None, forget_after: float) -> bool:
+               reservation: Reservation | None, forget_after: float, logged_as: tuple[int, float]) -> bool:
         """Write one check's record; True if it is the only one waiting (the writer thread
         is to be woken). OSError if it could not be written (nothing is then kept)."""
         with self._lock:
             sequence = self._next_sequence
-            check = _journaled(sequence, order_id, order_json, decision_json, reservation, forget_after)
+            check = _journaled(sequence, order_id, order_json, decision_json, reservation, forget_after, logged_as)
             reserved = None if check.reservation is None else check.reservation[1:]
-            line = (f'{{"sequence": {sequence}, "forget_after": {to_json(forget_after)}, '
+            line = (f'{{"sequence": {sequence}, "logged_as": {to_json(logged_as)}, '
+                    f'"forget_after": {to_json(forget_after)}, '
                     f'"reservation": {to_json(reserved)}, "order": {order_json}, '
                     f'"decision": {decision_json}}}\n').encode()
             end = self._offset + len(line)
@@ -861,8 +880,8 @@ class _BackgroundWriter:
         """The time of the oldest decision_log row (None: empty), so that a batch checks the
         retention without a query."""
         self._fallback_log = fallback_log
-        self._pending: deque[tuple[float, str, str]] = deque()
-        """Rows for the decision_log table: (time, client order id, record JSON)."""
+        self._pending: deque[tuple[int, float, str, str]] = deque()
+        """Rows for the decision_log table: (id, time, client order id, record JSON)."""
         self._writing = 0
         self._written_since_checkpoint = 0
         self._overflowed = 0
@@ -873,7 +892,7 @@ class _BackgroundWriter:
         self._thread = threading.Thread(target=self._run, name="riskbudget-store-writer", daemon=True)
         self._thread.start()
 
-    def put(self, row: tuple[float, str, str]) -> None:
+    def put(self, row: tuple[int, float, str, str]) -> None:
         """Queue a decision_log row; past the capacity it goes to the fallback log."""
         with self._changed:
             if not self._closing and len(self._pending) + self._writing < self._capacity:
@@ -882,7 +901,7 @@ class _BackgroundWriter:
                     self._changed.notify_all()
                 return
             self._overflowed += 1
-        self._fallback_log(json.loads(row[2]))
+        self._fallback_log(json.loads(row[3]))
 
     def wake(self) -> None:
         """A check was journaled while none waited: fold it in (after the linger)."""
@@ -895,9 +914,10 @@ class _BackgroundWriter:
             self._changed.notify_all()
 
     def stats(self) -> tuple[int, int]:
-        """(backlog, overflowed)."""
+        """(backlog, overflowed): the backlog counts the journaled checks not yet folded in,
+        whose decisions the log takes with them."""
         with self._changed:
-            return len(self._pending) + self._writing, self._overflowed
+            return len(self._pending) + self._writing + self._journal.waiting, self._overflowed
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the writer to finish all it has to do."""
@@ -967,9 +987,12 @@ class _BackgroundWriter:
             for segment in finished:
                 segment.unlink(missing_ok=True)
             folded += len(taken)
+            logged = [entry.logged[1] for entry in taken if isinstance(entry, _JournaledCheck) and entry.logged]
+            if logged:
+                self._logged_up_to(max(logged))
         return folded
 
-    def _write(self, batch: list[tuple[float, str, str]]) -> None:
+    def _write(self, batch: list[tuple[int, float, str, str]]) -> None:
         try:
             with self._write_lock, _transaction(self._db):
                 self._db.executemany(_LOG_DECISIONS, batch)
@@ -978,13 +1001,18 @@ class _BackgroundWriter:
                        len(batch), error)
             with self._changed:
                 self._overflowed += len(batch)
-            for _, _, record in batch:
+            for *_, record in batch:
                 self._fallback_log(json.loads(record))
             return
+        self._logged_up_to(max(time for _, time, _, _ in batch))
+
+    def _logged_up_to(self, newest: float) -> None:
+        """Decisions up to `newest` went into the log: trim it to the retention."""
+        if self._retention is None:
+            return
         if self._oldest_logged is None:
-            self._oldest_logged = batch[0][0]
-        newest = max(time for time, _, _ in batch)
-        if self._retention is not None and self._oldest_logged < newest - self._retention:
+            self._oldest_logged = self._oldest_decision_time()
+        if self._oldest_logged is not None and self._oldest_logged < newest - self._retention:
             self._trim(newest - self._retention)
 
     def _trim(self, cutoff: float) -> None:
