@@ -116,11 +116,26 @@ def test_strategy_drift_counts_a_symbol_outside_the_target_and_a_short_against_a
     assert drift == {"beta": pytest.approx(0.5), "alpha": pytest.approx(1.0)}
 
 
-def test_strategy_drift_leaves_out_flat_strategies_and_strategies_without_a_target():
+def test_strategy_drift_leaves_out_flat_strategies_and_is_whole_for_a_strategy_without_a_target():
     target = target_allocation(snapshot())
     current = [allocation("alpha", "AAA", 0.0), allocation("gamma", "AAA", 1_000.0)]
 
-    assert strategy_drift(target, current) == {}
+    assert strategy_drift(target, current) == {"gamma": 1.0}
+
+
+def test_a_strategy_holding_positions_whose_every_symbol_is_restricted_drifts_wholly():
+    """Found by a tester: restricting every symbol of a strategy (its target 0) made no
+    recommendation to close what it held, while restricting one of them did."""
+    restricted = dataclasses.replace(snapshot(), symbols={
+        name: dataclasses.replace(budget, restricted=name in ("AAA", "CCC"))
+        for name, budget in snapshot().symbols.items()})
+    book = book_of(("alpha", "AAA", 4_000.0), ("alpha", "BBB", 4_800.0), ("beta", "AAA", 500.0),
+                   ("beta", "CCC", 2_500.0))
+
+    drift = book_drift(restricted, book, PRICES.get)
+
+    assert drift["beta"] == 1.0  # AAA and CCC both restricted: everything beta holds is to go
+    assert 0 < drift["alpha"] < 1  # only AAA of its two restricted
 
 
 def test_book_drift_is_the_drift_of_the_current_allocation_from_the_target_to_the_last_bit():
@@ -131,7 +146,7 @@ def test_book_drift_is_the_drift_of_the_current_allocation_from_the_target_to_th
     drift = book_drift(budget, book, PRICES.get)
 
     assert drift == strategy_drift(target_allocation(budget), current_allocation(book, PRICES.get, NAV))
-    assert set(drift) == {"alpha", "beta"}
+    assert set(drift) == {"alpha", "beta", "gamma"}
 
 
 # Recommendation -----------------------------------------------------------------------

@@ -30,13 +30,13 @@ def monitor(**settings) -> TriggerMonitor:
 
 
 def evaluate(m: TriggerMonitor, *, now: float = NOW, drift: dict[str, float] | None = None,
-             correlation: float = 0.3, realized_volatility: float = 0.05, regime: Regime = Regime.BULL,
+             correlation: float = 0.3, book_volatility: float = 0.05, regime: Regime = Regime.BULL,
              previous_regime: Regime | None = None) -> list[Firing]:
     """One evaluation; calm unless told otherwise; a previous regime means the regime just changed."""
     snapshot = dataclasses.replace(make_snapshot([], [], vol_target=VOL_TARGET),
                                    regime=regime, average_correlation=correlation)
     return m.evaluate(now=now, regime_changed=previous_regime is not None, previous_regime=previous_regime,
-                      snapshot=snapshot, drift=drift or {}, realized_volatility=realized_volatility)
+                      snapshot=snapshot, drift=drift or {}, book_volatility=book_volatility)
 
 
 def triggers(firings: list[Firing]) -> list[RecommendationTrigger]:
@@ -92,13 +92,13 @@ def test_evaluate_when_average_correlation_exceeds_the_spike_level_fires_correla
     assert firings == [Firing(CORRELATION_SPIKE, 0.86, "average correlation 0.86 above the 0.8 spike level")]
 
 
-def test_evaluate_when_realized_volatility_exceeds_the_breach_multiple_of_the_target_fires_vol_breach():
-    firings = evaluate(monitor(), realized_volatility=0.18)
+def test_evaluate_when_book_volatility_exceeds_the_breach_multiple_of_the_target_fires_vol_breach():
+    firings = evaluate(monitor(), book_volatility=0.18)
 
     assert triggers(firings) == [VOL_BREACH]
     assert firings[0].severity == pytest.approx(1.8)
     assert firings[0].reason == (
-        "realized volatility 18.0% is 1.80x the 10% target, above the 1.5x breach level")
+        "the book's ex-ante volatility 18.0% is 1.80x the 10% target, above the 1.5x breach level")
 
 
 def test_evaluate_when_the_regime_changed_fires_regime_change():
@@ -113,7 +113,7 @@ def test_evaluate_when_regime_change_is_disabled_ignores_a_regime_change():
 
 def test_evaluate_when_several_conditions_hold_fires_them_all_in_order():
     firings = evaluate(monitor(), regime=Regime.BEAR, previous_regime=Regime.BULL,
-                       drift={"alpha": 0.2}, correlation=0.9, realized_volatility=0.2)
+                       drift={"alpha": 0.2}, correlation=0.9, book_volatility=0.2)
 
     assert triggers(firings) == [REGIME_CHANGE, DRIFT, CORRELATION_SPIKE, VOL_BREACH]
 
@@ -178,12 +178,24 @@ def test_evaluate_when_the_condition_clears_re_arms_the_trigger():
     assert triggers(again) == [CORRELATION_SPIKE]
 
 
+def test_a_condition_flapping_across_the_threshold_does_not_beat_the_cooldown_at_each_crossing():
+    """Found by a tester: a drift alternating between 11% and 9% (threshold 10%) re-armed at
+    every dip and made a new, identical recommendation every few seconds, cooldown or not."""
+    m = monitor()
+    flapping = [evaluate(m, now=NOW + 5 * n, drift={"alpha": 0.11 if n % 2 == 0 else 0.09}) for n in range(8)]
+    cleared = evaluate(m, now=NOW + 45, drift={"alpha": 0.08})  # 80% of the threshold: cleared
+    again = evaluate(m, now=NOW + 50, drift={"alpha": 0.11})
+
+    assert [triggers(f) for f in flapping] == [[DRIFT]] + [[]] * 7
+    assert cleared == [] and triggers(again) == [DRIFT]
+
+
 def test_evaluate_when_volatility_is_unknown_neither_fires_nor_re_arms():
     m = monitor()
-    evaluate(m, now=NOW, realized_volatility=0.2)
+    evaluate(m, now=NOW, book_volatility=0.2)
 
-    unknown = evaluate(m, now=NOW + 10, realized_volatility=math.nan)
-    repeat = evaluate(m, now=NOW + 20, realized_volatility=0.2)
+    unknown = evaluate(m, now=NOW + 10, book_volatility=math.nan)
+    repeat = evaluate(m, now=NOW + 20, book_volatility=0.2)
 
     assert unknown == []
     assert repeat == []
@@ -279,7 +291,7 @@ def run_scripted_market() -> list[Bar]:
         firings = trigger_monitor.evaluate(
             now=closed.time, regime_changed=change is not None,
             previous_regime=change.previous if change is not None else None, snapshot=snapshot,
-            drift=drift, realized_volatility=usage.total.ex_ante_volatility)
+            drift=drift, book_volatility=usage.total.ex_ante_volatility)
         bars.append(Bar(index, change, firings))
     return bars
 

@@ -377,7 +377,7 @@ class Replay:
             cov_symbols=market.symbols, nav=snapshot.net_asset_value)
         firings: list[Firing] = self.triggers.evaluate(
             now=now, regime_changed=changed, previous_regime=previous, snapshot=snapshot,
-            drift=book_drift(snapshot, self.book, market.last_price), realized_volatility=volatility)
+            drift=book_drift(snapshot, self.book, market.last_price), book_volatility=volatility)
         return tuple(f.trigger for f in firings)
 
     # -- the rebalancer ------------------------------------------------------------------------

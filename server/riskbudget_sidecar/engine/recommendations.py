@@ -14,7 +14,9 @@ positions, its current notionals and its target notionals are each divided by
 the sum of their absolute values over the strategy's symbols, and the drift is
 the total-variation distance between the two vectors, 1/2 sum_i |c_i - t_i|.
 It is 0 when the positions have the target's proportions, whatever their scale,
-and at most 1 (disjoint symbols, or every position the opposite way). How much
+and at most 1 (disjoint symbols, or every position the opposite way); it is 1 for a
+strategy holding positions whose whole target is 0 (every symbol restricted), as
+everything it holds is to go. How much
 of the budget a strategy uses is utilization's concern, not drift's.
 """
 
@@ -116,11 +118,13 @@ def _allocations(notionals: _Notionals, nav: float) -> tuple[SymbolAllocation, .
 
 
 def _drift(targets: dict[str, dict[str, float]], current: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Per strategy with both mixes: the total-variation distance between them."""
+    """Per strategy holding positions: the total-variation distance between its mixes; 1 (all of
+    it off target) where its whole target is 0, every symbol restricted, say."""
     drift = {}
     for strategy, held in current.items():
         wanted = targets.get(strategy)
         if wanted is None:
+            drift[strategy] = 1.0
             continue
         symbols = dict.fromkeys([*wanted, *held])  # ordered, so the sum is the same every run
         drift[strategy] = 0.5 * sum(abs(held.get(s, 0.0) - wanted.get(s, 0.0)) for s in symbols)

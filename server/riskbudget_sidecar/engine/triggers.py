@@ -9,17 +9,19 @@ Each evaluation looks at the latest budget and the book:
   names every strategy it fires for; severity: the worst of their drifts.
 - CORRELATION_SPIKE when the budget's average correlation is above
   `correlation_spike`; severity: the correlation.
-- VOL_BREACH when the realized volatility is above `vol_breach` x the budget's
-  vol target; severity: realized / target.
+- VOL_BREACH when the book's volatility (its ex-ante volatility, over NAV) is above
+  `vol_breach` x the budget's vol target; severity: the book's / the target.
 
 Cooldown, for the last three: once a trigger fires at time t it does not fire
 again before t + `cooldown`, unless its severity is worse than the one it last
 fired with by more than WORSE_MARGIN (relative): a worsening condition is never
 held back, while noise around a level does not beat the cooldown. Every firing,
-a worse one too, starts the cooldown afresh. When its condition clears (at or
-below the threshold) the trigger re-arms: its next firing is a new condition and
-not subject to the cooldown. A severity that is NaN (not known yet) neither
-fires nor re-arms.
+a worse one too, starts the cooldown afresh. When its condition clears, down to
+REARM_FRACTION of the threshold, the trigger re-arms: its next firing is a new
+condition and not subject to the cooldown. Between that and the threshold it
+neither fires nor re-arms, so that a condition flapping across the threshold does
+not beat the cooldown at each crossing. A severity that is NaN (not known yet)
+neither fires nor re-arms.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .types import BudgetSnapshot, RecommendationTrigger, Regime
 
 WORSE_MARGIN = 0.10
 """How much worse, relative to its last firing, a condition must get to beat the cooldown."""
+REARM_FRACTION = 0.8
+"""How far below its threshold, as a fraction of it, a condition must clear to re-arm."""
 DRIFT_KEY = RecommendationTrigger.DRIFT.value + ":"
 """What `fired` keys a strategy's drift by, before the strategy's name."""
 
@@ -111,13 +115,13 @@ class TriggerMonitor:
         previous_regime: Regime | None,
         snapshot: BudgetSnapshot,
         drift: Mapping[str, float],
-        realized_volatility: float,
+        book_volatility: float,
     ) -> list[Firing]:
         """The triggers that fire now, in the order above.
 
-        `drift` is per strategy (`strategy_drift`); `realized_volatility` is the
-        annualized volatility the book runs at as a fraction of NAV, e.g. the
-        ex-ante volatility of the positions held at the live covariance.
+        `drift` is per strategy (`strategy_drift`); `book_volatility` is the annualized
+        volatility the book runs at as a fraction of NAV: the ex-ante volatility of the
+        positions held at the live covariance.
         """
         settings = self._settings
         firings = []
@@ -134,10 +138,10 @@ class TriggerMonitor:
             f"average correlation {correlation:.2f} above the {settings.correlation_spike:g} spike level")
 
         target = snapshot.vol_target
-        ratio = realized_volatility / target
+        ratio = book_volatility / target
         firings += self._check(
             RecommendationTrigger.VOL_BREACH, now, ratio, settings.vol_breach,
-            f"realized volatility {realized_volatility:.1%} is {ratio:.2f}x the {_percent(target)} "
+            f"the book's ex-ante volatility {book_volatility:.1%} is {ratio:.2f}x the {_percent(target)} "
             f"target, above the {settings.vol_breach:g}x breach level")
         return firings
 
@@ -166,12 +170,13 @@ class TriggerMonitor:
         return [Firing(trigger, severity, reason)]
 
     def _fires(self, latch: _Latch, now: float, severity: float, threshold: float) -> bool:
-        """Whether a condition of `severity` fires `latch` now: re-armed at or below the threshold,
-        left alone when unknown (NaN)."""
+        """Whether a condition of `severity` fires `latch` now: re-armed once it cleared to
+        REARM_FRACTION of the threshold, left alone just below the threshold and when unknown (NaN)."""
         if math.isnan(severity):
             return False
         if severity <= threshold:
-            latch.rearm()
+            if severity <= threshold * REARM_FRACTION:
+                latch.rearm()
             return False
         return latch.fires(now, severity, self._settings.cooldown)
 

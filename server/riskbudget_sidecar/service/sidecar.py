@@ -413,7 +413,7 @@ class RiskBudgetSidecar:
             now=self._clock.now(), regime_changed=changed, previous_regime=previous,
             snapshot=snapshot, drift=self._drift(snapshot),
             # unknown (NaN: neither fires nor re-arms) while a symbol held has no live price yet
-            realized_volatility=math.nan if self._store.book.unmarked() else report.total.ex_ante_volatility)
+            book_volatility=math.nan if self._store.book.unmarked() else report.total.ex_ante_volatility)
         if firings:
             try:
                 self._recommend(firings)
