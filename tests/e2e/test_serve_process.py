@@ -162,7 +162,9 @@ def test_the_operator_commands_set_list_and_clear_an_override_and_read_alerts(si
     assert json.loads(cleared.stdout)["cleared"] is True
     kinds = {a["kind"] for a in json.loads(alerts.stdout)["alerts"]}
     assert {"ALERT_KIND_OVERRIDE_SET", "ALERT_KIND_OVERRIDE_ENDED"} <= kinds
-    assert json.loads(status.stdout)["last_recommendation_sequence"] == "1"
+    # 1: the restriction moved equity_momentum's targets; 2: the rebalance; 3: the clearing moved them back
+    assert json.loads(rebalance.stdout)["recommendation"]["sequence"] == "2"
+    assert json.loads(status.stdout)["last_recommendation_sequence"] == "3"
 
 
 def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one_keeping_the_old(sidecar_process, tmp_path):

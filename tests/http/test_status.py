@@ -66,7 +66,8 @@ async def test_the_status_lists_history_overrides_states_alerts_and_the_success_
     kinds = [alert["kind"] for alert in status["alerts"]]
     assert kinds[:2] == ["ALERT_KIND_TRADING_STATE_CHANGED", "ALERT_KIND_OVERRIDE_SET"]  # newest first
     assert status["success"] == dataclasses.asdict(harness.sidecar.success.summary(harness.clock.now()))
-    assert status["stream"] == {"subscribers": 0, "max_lag": 0, "oldest_sequence": 0, "last_sequence": 0}
+    # the override halved carry's targets: recommended at once
+    assert status["stream"] == {"subscribers": 0, "max_lag": 0, "oldest_sequence": 1, "last_sequence": 1}
     assert set(status["decision_log"]) == {"backlog", "overflowed"}
 
 

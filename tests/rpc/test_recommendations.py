@@ -324,6 +324,55 @@ async def test_a_config_reload_does_not_send_a_recommendation_again_within_its_c
     assert status.last_recommendation_sequence == 1
 
 
+async def test_an_operator_change_that_moves_the_targets_is_recommended_at_once(tmp_path):
+    """Found by a tester: a leverage cap (or a reload swapping risk shares) cut a strategy's
+    targets several times over, and the rebalancer was never told: drift compares mixes only."""
+    from .test_overrides import set_override
+
+    running = await start_harness(tmp_path)
+    try:
+        await running.publish_last_prices()
+        slight = await set_override(running, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry",
+                                    kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=0.95)  # 5%: under the 10% drift threshold
+        capped = await set_override(running, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="trend",
+                                    kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=0.5)
+        targets = {a.symbol: a.notional for a in (await recommendations_after(running, 0))[-1].target_allocation
+                   if a.strategy == "trend"}
+        budget = (await running.stub.GetBudget(spb.GetBudgetRequest())).budget
+        await running.admin.ClearOverride(apb.ClearOverrideRequest(id=capped.id, cleared_by="pytest", reason="test"),
+                                          metadata=running.admin_metadata)
+        made = await recommendations_after(running, 0)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert slight.id and [(list(r.triggers), r.reason) for r in made] == [
+        ([pb.RECOMMENDATION_TRIGGER_MANUAL], f"override {capped.id} set moved the targets: trend by 50% of its target"),
+        ([pb.RECOMMENDATION_TRIGGER_MANUAL], f"override {capped.id} cleared moved the targets: trend by 50% of its target")]
+    trend = next(s for s in budget.strategies if s.strategy == "trend")
+    assert sum(abs(n) for n in targets.values()) == pytest.approx(trend.max_gross_exposure)
+
+
+async def test_a_reload_that_moves_the_targets_is_recommended_and_one_that_does_not_is_not(harness):
+    from .test_reload_and_alerts import edit_config, reload
+
+    def swap_shares(data):
+        strategies = data["portfolio"]["strategies"]
+        strategies["trend"]["risk_share"], strategies["carry"]["risk_share"] = 0.4, 0.6
+
+    await harness.publish_last_prices()
+    edit_config(harness, lambda data: data["limits"].update(near_limit_fraction=0.85))  # no target moves
+    quiet = await reload(harness)
+    edit_config(harness, swap_shares)
+    swapped = await reload(harness)
+    made = await recommendations_after(harness, 0)
+
+    assert quiet.reloaded and swapped.reloaded
+    assert [list(r.triggers) for r in made] == [[pb.RECOMMENDATION_TRIGGER_MANUAL]]
+    assert made[0].reason.startswith("a config reload moved the targets: ")
+    assert {"trend", "carry"} <= {part.split(" by ")[0] for part in made[0].reason.split(": ")[1].split(", ")}
+
+
 async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
     running = await start_harness(tmp_path)
     await trigger(running)

@@ -59,6 +59,23 @@ def _position_limit(snapshot: BudgetSnapshot, symbol: str) -> float:
     return 0.0 if budget.restricted else budget.max_position_notional
 
 
+def target_changes(before: BudgetSnapshot, after: BudgetSnapshot) -> dict[str, float]:
+    """Per strategy whose targets moved from `before` to `after`: the sum over its symbols of
+    |after - before|, over the larger of its two target grosses (0 to 2). Drift compares mixes
+    only, so this is what tells of a change of size (an operator's override or reload)."""
+    moved: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    for side, snapshot in enumerate((before, after)):
+        for strategy, symbol, notional in target_notionals(snapshot):
+            moved[strategy][symbol][side] += notional
+    changes = {}
+    for strategy, symbols in moved.items():
+        larger = max(sum(abs(pair[side]) for pair in symbols.values()) for side in (0, 1))
+        change = sum(abs(now - then) for then, now in symbols.values())
+        if change > 0 and larger > 0:
+            changes[strategy] = change / larger
+    return changes
+
+
 def current_allocation(book: Book, price_of: PriceOf, nav: float) -> tuple[SymbolAllocation, ...]:
     """Per held position, sorted by strategy and symbol: its signed notional at the last
     price (0 without a price) and its weight. Reservations are not allocations."""

@@ -29,7 +29,7 @@ from ..engine.checks import evaluate, firm_wide_decision
 from ..engine.config import Config
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
-from ..engine.recommendations import book_drift, build_recommendation
+from ..engine.recommendations import book_drift, build_recommendation, target_changes
 from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
 from ..engine.types import (
@@ -248,7 +248,7 @@ class RiskBudgetSidecar:
 
     def _shared_state_changed(self) -> None:
         """Another sidecar changed the operator state: apply it here too."""
-        asyncio.ensure_future(self._overrides_changed(self._clock.now()))
+        asyncio.ensure_future(self._overrides_changed(self._clock.now(), "another sidecar's operator change"))
 
     async def _in_numeric(self, work: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._numeric, work, *args)
@@ -711,7 +711,7 @@ class RiskBudgetSidecar:
             f"override {override.id} ({override.kind.value} on {override.scope.value} "
             f"{override.target or ''}) set by {override.set_by or '?'}: {override.reason}",
             subject=override.id, now=now)
-        await self._overrides_changed(now)
+        await self._overrides_changed(now, f"override {override.id} set")
         return override
 
     async def clear_override(self, override_id: str, *, cleared_by: str = "", reason: str = "") -> bool:
@@ -723,15 +723,17 @@ class RiskBudgetSidecar:
         self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
                                  f"override {override_id} cleared by {cleared_by or '?'}: {reason}",
                                  subject=override_id, now=now)
-        await self._overrides_changed(now)
+        await self._overrides_changed(now, f"override {override_id} cleared")
         return True
 
-    async def _overrides_changed(self, now: float) -> None:
+    async def _overrides_changed(self, now: float, cause: str) -> None:
         received = time.monotonic()
+        before = self.require_snapshot()
         self._refresh_overrides(now)
         await self._recompute_now()
         self._after_recompute(received)
         self._schedule_override_expiry()
+        self._recommend_moved_targets(before, cause)
 
     def _refresh_overrides(self, now: float) -> None:
         self._overrides = active_overrides(self._store.overrides(), now)
@@ -760,7 +762,7 @@ class RiskBudgetSidecar:
         now = self._clock.now()
         try:
             if await self._expire_overrides(now):
-                await self._overrides_changed(now)
+                await self._overrides_changed(now, "an override's expiry")
         except StateUnavailable:  # alerted; tried again a second later, not at once in a loop
             self._schedule_override_expiry(at_least=OVERRIDE_EXPIRY_RETRY)
             return
@@ -827,13 +829,33 @@ class RiskBudgetSidecar:
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
+        before = self.require_snapshot()
         self._refresh_overrides(self._clock.now())
         try:
             await self._recompute_now()
             self._after_recompute(received)
         finally:  # the new config is in force from the swap on: recorded even if the recompute failed
             self._record_reload(changed)
+        self._recommend_moved_targets(before, "a config reload")
         return self.require_snapshot()
+
+    def _recommend_moved_targets(self, before: BudgetSnapshot, cause: str) -> None:
+        """An operator's change that moved a strategy's targets by more than drift_threshold
+        (a leverage cap, a symbol restricted, risk shares reloaded) is recommended at once, as
+        MANUAL: drift compares mixes only, and would not tell a rebalancer of a change of size.
+        A regime change recommended already carries the new targets."""
+        after = self.require_snapshot()
+        threshold = self.config.risk_budgeting.rebalancing_triggers.drift_threshold
+        moved = sorted(((change, strategy) for strategy, change in target_changes(before, after).items()
+                        if change > threshold), reverse=True)
+        if not moved or (after.regime is not before.regime
+                         and self.config.risk_budgeting.rebalancing_triggers.regime_change):
+            return
+        try:
+            self._recommend([self._triggers.manual(f"{cause} moved the targets: " + ", ".join(
+                f"{strategy} by {change:.0%} of its target" for change, strategy in moved))])
+        except StateUnavailable as error:  # alerted; the targets are in GetBudget meanwhile
+            log.warning("recommendation_not_recorded", error=str(error))
 
     def _record_reload(self, changed: list[str]) -> None:
         """An alert and a log line naming the keys the reload changed: the audit of a reload."""
