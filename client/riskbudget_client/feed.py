@@ -17,8 +17,10 @@ feed builds on that:
 - a recommendation at or below `last_sequence` is dropped (counted in
   `duplicates_dropped`); one that skips a sequence raises `FeedGapError`: the
   feed never skips silently;
-- when the recommendations it needs are no longer kept (OUT_OF_RANGE), it raises
-  `RecommendationsLost`; any other failure (UNIMPLEMENTED, UNAUTHENTICATED, ...)
+- when the sidecar refuses its resume point (OUT_OF_RANGE: the recommendations
+  it needs are no longer kept, or it counts in another log, or it is ahead of the
+  newest recommendation), it raises `RecommendationsLost`, whose message starts
+  with which of these; any other failure (UNIMPLEMENTED, UNAUTHENTICATED, ...)
   raises `RiskBudgetError`. Either ends the feed.
 
 Checkpointing: persist `recommendation.sequence` (or `feed.last_sequence`)
@@ -92,6 +94,12 @@ RECONNECT_CODES = frozenset(
 """Statuses after which the feed reconnects (a refused connection is UNAVAILABLE)."""
 
 _OLDEST_IN_DETAILS = re.compile(r"oldest available is (\d+)")
+_OTHER_LOG_IN_DETAILS = re.compile(r"counts in recommendation log|the stream is of recommendation log")
+"""The sidecar's (and the feed's own) words for a resume point of another log."""
+_AHEAD_IN_DETAILS = re.compile(r"is ahead of the newest recommendation(?: (\d+))?")
+"""The sidecar's words for a resume point past its newest recommendation (which it names)."""
+_TRIMMED_IN_DETAILS = re.compile(r"(?:are|is) no longer kept")
+"""The sidecar's words for a resume point trimmed from the log."""
 _METHOD = "StreamRecommendations"
 
 Recommendation = types_pb2.Recommendation
@@ -117,16 +125,17 @@ class FeedGapError(FeedError):
 
 
 class RecommendationsLost(FeedError):
-    """The sidecar no longer keeps the recommendations after `after_sequence`
-    (OUT_OF_RANGE): the oldest it has is `oldest_available` (None if the
-    sidecar did not say). Resync your state, then start a new feed: see the
-    module's documentation."""
+    """The sidecar refused to resume after `after_sequence` (OUT_OF_RANGE): the
+    recommendations after it are no longer kept, or it counts in another log than
+    the sidecar's, or it is ahead of the sidecar's newest recommendation; the
+    message starts with which, from the sidecar's `details`. The oldest it has is
+    `oldest_available` (None if the sidecar did not say). Resync your state, then
+    start a new feed: see the module's documentation."""
 
     def __init__(self, after_sequence: int, oldest_available: int | None, details: str) -> None:
-        oldest = "unknown" if oldest_available is None else str(oldest_available)
         super().__init__(
-            f"recommendations after {after_sequence} are no longer kept (oldest available: "
-            f"{oldest}); resync your state and subscribe again: {details}"
+            f"{_lost_cause(after_sequence, oldest_available, details)}; resync your state and "
+            f"subscribe again: {details}"
         )
         self.after_sequence = after_sequence
         self.oldest_available = oldest_available
@@ -136,6 +145,40 @@ class RecommendationsLost(FeedError):
     def resume_after(self) -> int | None:
         """The `after_sequence` that replays everything still kept."""
         return None if self.oldest_available is None else max(self.oldest_available - 1, 0)
+
+
+def _lost_cause(after_sequence: int, oldest_available: int | None, details: str) -> str:
+    """Why a feed cannot resume after `after_sequence`, as the head of RecommendationsLost's
+    message: from the sidecar's OUT_OF_RANGE details (or the feed's own, for a stream of
+    another log), else from the numbers. Only a resume point older than the oldest kept is said
+    to be "no longer kept"."""
+    oldest = "unknown" if oldest_available is None else str(oldest_available)
+    if _OTHER_LOG_IN_DETAILS.search(details):
+        return (
+            f"sequence {after_sequence} counts in another recommendation log than the sidecar's "
+            "(a new or replaced state file, or the memory store restarted)"
+        )
+    if ahead := _AHEAD_IN_DETAILS.search(details):
+        newest = ahead.group(1)
+        where = (
+            "newest recommendation"
+            if newest is None
+            else "log, which holds no recommendation"
+            if newest == "0"
+            else f"newest recommendation, {newest}"
+        )
+        return (
+            f"sequence {after_sequence} is ahead of the sidecar's {where} (a checkpoint of "
+            "another sidecar or of a lost log)"
+        )
+    if _TRIMMED_IN_DETAILS.search(details) or (
+        oldest_available is not None and after_sequence + 1 < oldest_available
+    ):
+        return f"recommendations after {after_sequence} are no longer kept (oldest available: {oldest})"
+    return (
+        f"the sidecar refused to resume after {after_sequence} as out of range "
+        f"(oldest available: {oldest})"
+    )
 
 
 class FeedDisconnected(FeedError):

@@ -269,6 +269,10 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         """Stamped on every message, unchecked: an older sidecar's messages carry none."""
         self.status_error: grpc.StatusCode | None = None
         """GetStatus fails with it, if set."""
+        self.refusal: tuple[str, int] | None = None
+        """(details, oldest): every StreamRecommendations call fails with OUT_OF_RANGE, these
+        details and `riskbudget-oldest-sequence: <oldest>`, as the sidecar refuses a resume point
+        of another log or ahead of its newest recommendation."""
         self.stopped = False
         self.ended = threading.Semaphore(0)
         self._changed = threading.Condition()
@@ -305,6 +309,11 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         context.add_callback(self.ended.release)
         with self._changed:
             self.requests.append(request)
+        if self.refusal is not None:
+            details, oldest = self.refusal
+            context.set_trailing_metadata((("riskbudget-oldest-sequence", str(oldest)),))
+            context.abort(grpc.StatusCode.OUT_OF_RANGE, details)
+        with self._changed:
             episode = self.episodes.popleft() if self.episodes else Episode()
             oldest = self.log[0].sequence if self.log else 1
             after = request.after_sequence

@@ -144,6 +144,91 @@ def test_recommendations_no_longer_kept_raise_recommendations_lost_with_the_olde
     assert sleeps == []
 
 
+OTHER_LOG = (
+    "after_sequence 40 counts in recommendation log 'deadbeef', and this sidecar's log is "
+    "'8749c0' (a new or replaced state file, or the memory store restarted): the "
+    "recommendations after it are not kept; oldest available is 34"
+)
+AHEAD = (
+    "after_sequence 64 is ahead of the newest recommendation 63: it comes from another sidecar "
+    "or a lost log; oldest available is 34"
+)
+AHEAD_OF_EMPTY = (
+    "after_sequence 68 is ahead of the newest recommendation 0: it comes from another sidecar "
+    "or a lost log; oldest available is 0"
+)
+
+
+@pytest.mark.parametrize(
+    ("details", "oldest", "after", "head"),
+    [
+        (
+            OTHER_LOG,
+            34,
+            40,
+            "sequence 40 counts in another recommendation log than the sidecar's (a new or "
+            "replaced state file, or the memory store restarted)",
+        ),
+        (
+            AHEAD,
+            34,
+            64,
+            "sequence 64 is ahead of the sidecar's newest recommendation, 63 (a checkpoint of "
+            "another sidecar or of a lost log)",
+        ),
+        (
+            AHEAD_OF_EMPTY,
+            0,
+            68,
+            "sequence 68 is ahead of the sidecar's log, which holds no recommendation (a "
+            "checkpoint of another sidecar or of a lost log)",
+        ),
+        (
+            "recommendations up to 55 are no longer kept; oldest available is 56",
+            56,
+            10,
+            "recommendations after 10 are no longer kept (oldest available: 56)",
+        ),
+        (
+            "out of range; oldest available is 34",
+            34,
+            40,
+            "the sidecar refused to resume after 40 as out of range (oldest available: 34)",
+        ),
+    ],
+    ids=["other log", "ahead of the newest", "ahead of an empty log", "trimmed", "unexplained"],
+)
+def test_recommendations_lost_names_the_true_cause_first(
+    open_feed, log_sidecar, log_server, sleeps, details, oldest, after, head
+):
+    """Only a trimmed log is "no longer kept": a checkpoint of another log, or one ahead of the
+    newest, says so at the head of the message, not only in the sidecar's details after it."""
+    log_sidecar.refusal = (details, oldest)
+    feed = open_feed(log_server.target, after, log_id="deadbeef", sleep=sleeps)
+
+    with pytest.raises(RecommendationsLost) as raised:
+        next(feed)
+
+    lost = raised.value
+    assert str(lost) == f"{head}; resync your state and subscribe again: {details}"
+    assert (lost.after_sequence, lost.oldest_available, lost.details) == (after, oldest, details)
+    assert lost.resume_after == max(oldest - 1, 0)
+
+
+def test_recommendations_lost_of_a_stream_of_another_log_says_so_first(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "new"
+    feed = open_feed(log_server.target, after_sequence=1, log_id="old", sleep=sleeps)
+
+    with pytest.raises(RecommendationsLost) as raised:
+        next(feed)
+    assert str(raised.value).startswith(
+        "sequence 1 counts in another recommendation log than the sidecar's"
+    )
+
+
 def test_a_log_trimmed_while_the_feed_was_away_raises_recommendations_lost(
     open_feed, log_sidecar, log_server, sleeps
 ):

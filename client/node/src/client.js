@@ -59,11 +59,12 @@ function statusName(code) {
 const MAX_SECONDS = 86_400;
 
 /**
- * `value` seconds, if a positive number up to MAX_SECONDS (one day); a RangeError naming
- * `argument` otherwise.
+ * `value` seconds, if a positive number up to MAX_SECONDS (one day); a TypeError naming
+ * `argument` when not a number (nothing is converted: '0.25' is refused, not read as 0.25), a
+ * RangeError naming it otherwise.
  */
 function positiveSeconds(value, argument) {
-  if (!(typeof value === 'number' && value > 0 && value <= MAX_SECONDS)) {
+  if (!(ofType(value, 'number', argument) > 0 && value <= MAX_SECONDS)) {
     throw new RangeError(`${argument} must be a positive number of seconds, at most ${MAX_SECONDS} `
       + `(one day), got ${String(value)}`);
   }
@@ -151,6 +152,9 @@ const CLIENT_OPTIONS = ['clientToken', 'checkTradeTimeout', 'timeout', 'clock', 
 
 /** The fields of an order (CheckTradeRequest). */
 const ORDER_FIELDS = ['clientOrderId', 'strategy', 'symbol', 'side', 'quantity', 'limitPrice', 'dryRun'];
+
+/** The options of RiskBudgetClient.streamRecommendations. */
+const STREAM_OPTIONS = ['fromLatest'];
 
 /** The fields of a tick (PriceTick). */
 const TICK_FIELDS = ['symbol', 'price', 'time'];
@@ -315,8 +319,8 @@ function malformation(request, reply) {
  * printable ASCII without spaces (a newline read from a file) a RangeError; neither message
  * holds the token. `clock()` reads monotonic milliseconds (default `performance.now`; not a
  * function: a TypeError). `checkTradeTimeout` (default 0.25) and `timeout` (default 5) are
- * seconds, more than 0 and at most 86400 (one day): anything else is a RangeError naming it. An
- * option the client does not have (a misspelling, e.g. `client_token`) is a TypeError naming it
+ * seconds, more than 0 and at most 86400 (one day): a value that is not a number (such as the
+ * string '0.25') is a TypeError naming it, any other a RangeError naming it. An option the client does not have (a misspelling, e.g. `client_token`) is a TypeError naming it
  * (and the option it misspells, if any); so is an unknown key of an order, a tick or `tls`.
  */
 class RiskBudgetClient {
@@ -451,12 +455,17 @@ class RiskBudgetClient {
    * the default: not checked; anything else throws a TypeError before subscribing): a readable
    * stream of `{ recommendations, logId }` batches. If the sidecar's log is another (a new or
    * replaced state file, the memory store restarted), the stream fails with OUT_OF_RANGE.
-   * RecommendationFeed builds on it.
+   * `options.fromLatest` (a boolean, default false; anything else throws a TypeError before
+   * subscribing), as the Python client's `from_latest`: only recommendations made from now on,
+   * the sidecar ignoring `afterSequence` and `logId`. RecommendationFeed builds on it.
    */
-  streamRecommendations(afterSequence, logId = '') {
+  streamRecommendations(afterSequence, logId = '', options = {}) {
+    const { fromLatest = false } = optionsObject(options, STREAM_OPTIONS, 'streamRecommendations',
+      'streamRecommendations options');
     const request = {
       afterSequence: String(sequenceNumber(afterSequence, 'afterSequence')),
       logId: logId === null || logId === undefined ? '' : ofType(logId, 'string', 'logId'),
+      fromLatest: ofType(fromLatest, 'boolean', 'fromLatest'),
     };
     return this.#stub.StreamRecommendations(request, this.#metadata.clone());
   }
@@ -482,6 +491,7 @@ module.exports = {
   RiskBudgetError,
   channelCredentials,
   channelOptions,
+  kindOf,
   ofType,
   optionsObject,
   positiveSeconds,

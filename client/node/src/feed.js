@@ -23,9 +23,10 @@
  *   one GetStatus named before the first subscription, else the one the first stream message
  *   named); the sidecar refuses a sequence of another log with OUT_OF_RANGE, and a message naming
  *   another log is never yielded either;
- * - when the recommendations it needs are no longer kept (OUT_OF_RANGE: trimmed from the log, or
- *   of another log) it throws RecommendationsLost; any other failure (UNAUTHENTICATED,
- *   UNIMPLEMENTED, ...) throws RiskBudgetError. Either ends the feed.
+ * - when the sidecar refuses its resume point (OUT_OF_RANGE: trimmed from the log, of another log,
+ *   or ahead of the newest recommendation) it throws RecommendationsLost, its message naming
+ *   which; any other failure (UNAUTHENTICATED, UNIMPLEMENTED, ...) throws RiskBudgetError. Either
+ *   ends the feed.
  *
  * Checkpointing: persist `recommendation.sequence` (or `feed.lastSequence`) after handling each
  * one, with `feed.logId`, and pass them back as `afterSequence` and `logId` on the next start. A
@@ -43,12 +44,12 @@
 
 const grpc = require('@grpc/grpc-js');
 const {
-  RiskBudgetError, ofType, optionsObject, positiveSeconds, sequenceNumber, statusName,
+  RiskBudgetClient, RiskBudgetError, kindOf, ofType, optionsObject, positiveSeconds, sequenceNumber, statusName,
 } = require('./client');
 
 /** The options of RecommendationFeed. */
 const FEED_OPTIONS = [
-  'afterSequence', 'logId', 'initialBackoff', 'backoffMultiplier', 'maxBackoff', 'jitter', 'maxReconnects', 'onDisconnect',
+  'afterSequence', 'logId', 'fromLatest', 'initialBackoff', 'backoffMultiplier', 'maxBackoff', 'jitter', 'maxReconnects', 'onDisconnect',
 ];
 
 /** Trailing metadata of OUT_OF_RANGE: the oldest sequence the sidecar still keeps. */
@@ -66,6 +67,12 @@ const RECONNECT_CODES = new Set([
 ]);
 
 const OLDEST_IN_DETAILS = /oldest available is (\d+)/;
+/** The sidecar's (and the feed's own) words for a resume point of another log. */
+const OTHER_LOG_IN_DETAILS = /counts in recommendation log|the stream is of recommendation log/;
+/** The sidecar's words for a resume point past its newest recommendation (which it names). */
+const AHEAD_IN_DETAILS = /is ahead of the newest recommendation(?: (\d+))?/;
+/** The sidecar's words for a resume point trimmed from the log. */
+const TRIMMED_IN_DETAILS = /(?:are|is) no longer kept/;
 const METHOD = 'StreamRecommendations';
 
 /** The feed stopped and cannot go on by itself. */
@@ -90,16 +97,16 @@ class FeedGapError extends FeedError {
 }
 
 /**
- * The sidecar no longer keeps the recommendations after `afterSequence` (OUT_OF_RANGE: trimmed
- * from its log, or `afterSequence` counts in another log than the sidecar's); the oldest it has
- * is `oldestAvailable` (null if it did not say). Resync your state from the sidecar (GetBudget),
- * then start a new feed after `resumeAfter`, with the sidecar's log id
- * (GetStatus `recommendationLogId`) or none.
+ * The sidecar refused to resume after `afterSequence` (OUT_OF_RANGE): the recommendations after it
+ * are no longer kept (trimmed from its log), or `afterSequence` counts in another log than the
+ * sidecar's, or it is ahead of the sidecar's newest recommendation; the message starts with
+ * which, from the sidecar's `details`. The oldest it has is `oldestAvailable` (null if it did not
+ * say). Resync your state from the sidecar (GetBudget), then start a new feed after
+ * `resumeAfter`, with the sidecar's log id (GetStatus `recommendationLogId`) or none.
  */
 class RecommendationsLost extends FeedError {
   constructor(afterSequence, oldestAvailable, details) {
-    super(`recommendations after ${afterSequence} are no longer kept (oldest available: `
-      + `${oldestAvailable ?? 'unknown'}); resync your state and subscribe again: ${details}`);
+    super(`${lostCause(afterSequence, oldestAvailable, details)}; resync your state and subscribe again: ${details}`);
     this.afterSequence = afterSequence;
     this.oldestAvailable = oldestAvailable;
     this.details = details;
@@ -126,6 +133,29 @@ class FeedDisconnected extends FeedError {
   }
 }
 
+/**
+ * Why the feed cannot resume after `afterSequence`, as the head of RecommendationsLost's message:
+ * from the sidecar's OUT_OF_RANGE details (or the feed's own, for a stream of another log), else
+ * from the numbers. Only a resume point older than the oldest kept is said to be "no longer kept".
+ */
+function lostCause(afterSequence, oldestAvailable, details) {
+  const oldest = oldestAvailable ?? 'unknown';
+  if (OTHER_LOG_IN_DETAILS.test(details)) {
+    return `sequence ${afterSequence} counts in another recommendation log than the sidecar's `
+      + '(a new or replaced state file, or the memory store restarted)';
+  }
+  const ahead = AHEAD_IN_DETAILS.exec(details);
+  if (ahead !== null) {
+    const newest = ahead[1] === undefined ? 'newest recommendation'
+      : (ahead[1] === '0' ? 'log, which holds no recommendation' : `newest recommendation, ${ahead[1]}`);
+    return `sequence ${afterSequence} is ahead of the sidecar's ${newest} (a checkpoint of another sidecar or of a lost log)`;
+  }
+  if (TRIMMED_IN_DETAILS.test(details) || (oldestAvailable !== null && afterSequence + 1n < oldestAvailable)) {
+    return `recommendations after ${afterSequence} are no longer kept (oldest available: ${oldest})`;
+  }
+  return `the sidecar refused to resume after ${afterSequence} as out of range (oldest available: ${oldest})`;
+}
+
 /** The first value of `key` in gRPC metadata as a bigint, or null. */
 function sequenceInMetadata(metadata, key) {
   const [value] = metadata ? metadata.get(key) : [];
@@ -135,21 +165,34 @@ function sequenceInMetadata(metadata, key) {
 /** Everything the feed decides (what to ask for, what to pass on, whether and when to reconnect). No I/O. */
 class FeedPolicy {
   constructor(afterSequence, {
-    logId, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
+    logId, fromLatest = false, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
   }) {
     this.lastSequence = sequenceNumber(afterSequence, 'afterSequence');
     // '' (as the contract's default): not known yet, so not checked.
     this.logId = logId === null || logId === undefined ? '' : ofType(logId, 'string', 'logId');
+    // Until the first subscription: start after the sidecar's newest recommendation (GetStatus).
+    this.fromLatest = ofType(fromLatest, 'boolean', 'fromLatest');
+    if (this.fromLatest && (this.lastSequence !== 0n || this.logId !== '')) {
+      throw new TypeError('fromLatest starts after the sidecar\'s newest recommendation: it takes no afterSequence '
+        + `or logId (a checkpoint to resume from), got afterSequence ${this.lastSequence}, logId ${JSON.stringify(this.logId)}`);
+    }
     this.initialBackoff = positiveSeconds(initialBackoff, 'initialBackoff');
-    if (!(Number.isFinite(backoffMultiplier) && backoffMultiplier >= 1)) {
+    if (!(ofType(backoffMultiplier, 'number', 'backoffMultiplier') >= 1 && Number.isFinite(backoffMultiplier))) {
       throw new RangeError(`backoffMultiplier must be 1 or more, got ${String(backoffMultiplier)}`);
     }
     this.backoffMultiplier = backoffMultiplier;
     this.maxBackoff = positiveSeconds(maxBackoff, 'maxBackoff');
-    if (!(Number.isFinite(jitter) && jitter >= 0 && jitter < 1)) {
+    if (this.maxBackoff < this.initialBackoff) {
+      throw new RangeError(`maxBackoff must be seconds, at least initialBackoff (${this.initialBackoff}), `
+        + `got ${this.maxBackoff}`);
+    }
+    if (!(ofType(jitter, 'number', 'jitter') >= 0 && jitter < 1)) {
       throw new RangeError(`jitter must be a fraction from 0 to below 1, got ${String(jitter)}`);
     }
     this.jitter = jitter;
+    if (maxReconnects !== null) {
+      ofType(maxReconnects, 'number', 'maxReconnects');
+    }
     if (!(maxReconnects === null || (Number.isSafeInteger(maxReconnects) && maxReconnects >= 0))) {
       throw new RangeError(`maxReconnects must be null or a whole number, 0 or more, got ${String(maxReconnects)}`);
     }
@@ -166,13 +209,22 @@ class FeedPolicy {
    * (from 0, every log's recommendations are wanted from the start). Whether the feed asks.
    */
   wantsStatusLogId() {
-    return this.logId === '' && this.lastSequence > 0n;
+    return this.fromLatest || (this.logId === '' && this.lastSequence > 0n);
   }
 
-  /** Takes the log id of a GetStatus reply (see wantsStatusLogId); '' or none leaves it unchecked. */
+  /**
+   * Takes the log id of a GetStatus reply (see wantsStatusLogId); '' or none leaves it unchecked.
+   * A feed `fromLatest` also takes the newest sequence (`lastRecommendationSequence`) as the one
+   * to resume after: the next recommendation is the first it yields, and a disconnect before it
+   * resumes there, with no gap.
+   */
   statusReceived(status) {
     const logId = status?.recommendationLogId;
-    if (this.wantsStatusLogId() && typeof logId === 'string') {
+    if (this.fromLatest) {
+      this.lastSequence = sequenceNumber(status?.lastRecommendationSequence ?? 0, 'lastRecommendationSequence');
+      this.logId = typeof logId === 'string' ? logId : '';
+      this.fromLatest = false;
+    } else if (this.wantsStatusLogId() && typeof logId === 'string') {
       this.logId = logId;
     }
   }
@@ -239,8 +291,14 @@ class FeedPolicy {
 
 /**
  * Recommendations after `afterSequence` (of the log `logId`, when given), then live ones, in
- * order, across disconnects and sidecar restarts, read through `client` (a RiskBudgetClient,
- * left open); see the module's documentation. `logId` is the log id a feed reported with the
+ * order, across disconnects and sidecar restarts, read through `client`: a RiskBudgetClient (left
+ * open), or the sidecar's target ('127.0.0.1:50051', as Python's RecommendationFeed takes: the
+ * feed's own plaintext client without a token, closed with the feed); anything else is a
+ * TypeError naming it. See the module's documentation. `fromLatest: true` (a boolean; not with
+ * `afterSequence` or `logId`, a TypeError) starts after the sidecar's newest recommendation and
+ * in its log, both from GetStatus just before the first subscription (a GetStatus the sidecar
+ * refuses throws RiskBudgetError), so the first yielded is the next one made and a disconnect
+ * before it resumes with no gap. `logId` is the log id a feed reported with the
  * checkpoint (`feed.logId`); null (the default), undefined or '': with `afterSequence` past 0 the
  * log id GetStatus names just before the first subscription (unchecked if GetStatus fails), else
  * not checked until the first message names one. Reconnects wait `initialBackoff` seconds, then
@@ -249,12 +307,14 @@ class FeedPolicy {
  * recommendation it throws FeedDisconnected (null: never gives up). `onDisconnect(event)` is
  * told of each reconnect: `{ code, codeName, details, lastSequence, serverResumeAfter,
  * attempt, delay }`. An option out of its range (`initialBackoff` and `maxBackoff`: more than 0,
- * at most 86400 seconds) throws a RangeError naming it; an `onDisconnect` that is neither null nor
- * a function, a `logId` that is neither null nor a string, or an option the feed does not have
- * (e.g. `after_sequence`: the message suggests `afterSequence`), a TypeError.
+ * at most 86400 seconds, `maxBackoff` at least `initialBackoff`, as in Python) throws a RangeError
+ * naming it; a numeric option that is not a number (such as '2'), an `onDisconnect` that is
+ * neither null nor a function, a `logId` that is neither null nor a string, or an option the feed
+ * does not have (e.g. `after_sequence`: the message suggests `afterSequence`), a TypeError.
  */
 class RecommendationFeed {
   #client;
+  #ownsClient;
   #policy;
   #call = null;
   #closed = false;
@@ -262,9 +322,14 @@ class RecommendationFeed {
   #recommendations = null;
 
   constructor(client, options = {}) {
+    if (!(client instanceof RiskBudgetClient || typeof client === 'string')) {
+      throw new TypeError('client must be a RiskBudgetClient (or the sidecar\'s target, such as '
+        + `'127.0.0.1:50051', for a plaintext client of the feed's own), got ${kindOf(client)}`);
+    }
     const {
       afterSequence = 0n,
       logId = null,
+      fromLatest = false,
       initialBackoff = 0.1,
       backoffMultiplier = 2,
       maxBackoff = 5,
@@ -272,10 +337,12 @@ class RecommendationFeed {
       maxReconnects = null,
       onDisconnect = null,
     } = optionsObject(options, FEED_OPTIONS, 'RecommendationFeed', 'RecommendationFeed options');
-    this.#client = client;
     this.#policy = new FeedPolicy(afterSequence, {
-      logId, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
+      logId, fromLatest, initialBackoff, backoffMultiplier, maxBackoff, jitter, maxReconnects, onDisconnect,
     });
+    // A target: the feed's own client (no token, plaintext), closed with the feed, as in Python.
+    this.#ownsClient = typeof client === 'string';
+    this.#client = this.#ownsClient ? new RiskBudgetClient(client) : client;
   }
 
   /** The sequence of the last recommendation yielded (afterSequence before any): the feed resumes after it. */
@@ -376,6 +443,9 @@ class RecommendationFeed {
         throw error;
       }
       if (!RECONNECT_CODES.has(error.code)) {
+        if (this.#policy.fromLatest) {
+          throw error; // without the newest sequence the feed cannot start from it
+        }
         return true;
       }
       this.#wake = null;
@@ -402,9 +472,13 @@ class RecommendationFeed {
 
   /** Stop: the current stream is cancelled, a wait is cut short and iteration ends. Safe to call twice. */
   close() {
+    const already = this.#closed;
     this.#closed = true;
     this.#call?.cancel();
     this.#wake?.();
+    if (this.#ownsClient && !already) {
+      this.#client.close();
+    }
   }
 }
 

@@ -4,6 +4,7 @@
  * it, and only the quantity the gate gives.
  */
 
+const { RiskBudgetClient, kindOf } = require('./client');
 const { enumName } = require('./contract');
 
 const ALLOWING_DECISIONS = new Set(['DECISION_APPROVED', 'DECISION_RESIZED']);
@@ -29,11 +30,17 @@ function gateResult(response) {
   });
 }
 
-/** Checks each order with the sidecar (through a RiskBudgetClient) before it is sent. */
+/**
+ * Checks each order with the sidecar (through `client`, a RiskBudgetClient: anything else is a
+ * TypeError naming it, as in Python the gate takes a client, not a target) before it is sent.
+ */
 class PreTradeGate {
   #client;
 
   constructor(client) {
+    if (!(client instanceof RiskBudgetClient)) {
+      throw new TypeError(`client must be a RiskBudgetClient, got ${kindOf(client)}`);
+    }
     this.#client = client;
   }
 

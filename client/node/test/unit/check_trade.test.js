@@ -202,9 +202,26 @@ test('an unknown side is refused before anything is sent', async (t) => {
 });
 
 test('a timeout that is not a positive number of seconds is refused', () => {
-  for (const value of [0, -1, NaN, Infinity, '1']) {
-    assert.throws(() => new RiskBudgetClient('127.0.0.1:1', { checkTradeTimeout: value }), /checkTradeTimeout must be a positive/);
-    assert.throws(() => new RiskBudgetClient('127.0.0.1:1', { timeout: value }), /timeout must be a positive/);
+  for (const value of [0, -1, NaN, Infinity]) {
+    assert.throws(() => new RiskBudgetClient('127.0.0.1:1', { checkTradeTimeout: value }),
+      { name: 'RangeError', message: /^checkTradeTimeout must be a positive/ });
+    assert.throws(() => new RiskBudgetClient('127.0.0.1:1', { timeout: value }),
+      { name: 'RangeError', message: /^timeout must be a positive/ });
+  }
+});
+
+test('a timeout that is not a number (a string such as \'0.25\') is a TypeError saying so, not a RangeError showing 0.25', () => {
+  for (const [value, kind] of [['0.25', 'string'], ['1', 'string'], [1n, 'bigint'], [null, '[object Null]'], [[1], '[object Array]']]) {
+    for (const name of ['checkTradeTimeout', 'timeout']) {
+      assert.throws(() => new RiskBudgetClient('127.0.0.1:1', { [name]: value }).close(),
+        { name: 'TypeError', message: `${name} must be a number, got ${kind}` }, `${name}: ${String(value)}`);
+    }
+  }
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    assert.throws(() => client.waitForReady('5'), { name: 'TypeError', message: 'seconds must be a number, got string' });
+  } finally {
+    client.close();
   }
 });
 

@@ -9,6 +9,7 @@ const grpc = require('@grpc/grpc-js');
 const {
   FeedDisconnected,
   FeedGapError,
+  PreTradeGate,
   RecommendationFeed,
   RecommendationsLost,
   RiskBudgetClient,
@@ -430,6 +431,192 @@ test('an onDisconnect that is neither null nor a function is a TypeError naming 
       });
     }
     assert.doesNotThrow(() => new RecommendationFeed(client, { onDisconnect: null }).close());
+  } finally {
+    client.close();
+  }
+});
+
+// -- RecommendationsLost's message names the true cause (the sidecar's OUT_OF_RANGE details) ---------------
+
+/** The RecommendationsLost a feed after `afterSequence` (of `logId`) throws on an OUT_OF_RANGE with `details`. */
+async function lostOn(t, details, oldest, options) {
+  const sidecar = await fakeSidecar(t);
+  const metadata = oldest === null ? undefined : metadataOf({ 'riskbudget-oldest-sequence': String(oldest) });
+  sidecar.subscriptions = [subscription([], { code: grpc.status.OUT_OF_RANGE, details, metadata })];
+  const [, error] = await untilItThrows(feedOn(t, sidecar.target, options));
+  assert.ok(error instanceof RecommendationsLost, error);
+  return error;
+}
+
+test('RecommendationsLost of a checkpoint of another log says so first, not that recommendations are no longer kept', LOG_TIMEOUT, async (t) => {
+  const details = "after_sequence 40 counts in recommendation log 'deadbeef', and this sidecar's log is '8749c0' "
+    + '(a new or replaced state file, or the memory store restarted): the recommendations after it are not kept; '
+    + 'oldest available is 34';
+  const error = await lostOn(t, details, 34, { afterSequence: 40n, logId: 'deadbeef' });
+
+  assert.equal(error.message, 'sequence 40 counts in another recommendation log than the sidecar\'s (a new or replaced '
+    + `state file, or the memory store restarted); resync your state and subscribe again: ${details}`);
+  assert.deepEqual([error.afterSequence, error.oldestAvailable, error.resumeAfter, error.details], [40n, 34n, 33n, details]);
+});
+
+test('RecommendationsLost of a checkpoint ahead of the newest recommendation says so first', LOG_TIMEOUT, async (t) => {
+  const details = 'after_sequence 64 is ahead of the newest recommendation 63: it comes from another sidecar or a lost log; '
+    + 'oldest available is 34';
+  const error = await lostOn(t, details, 34, { afterSequence: 64n, logId: 'log-a' });
+
+  assert.ok(error.message.startsWith('sequence 64 is ahead of the sidecar\'s newest recommendation, 63 (a checkpoint of '
+    + 'another sidecar or of a lost log); resync your state and subscribe again: after_sequence 64 is ahead'), error.message);
+  assert.deepEqual([error.afterSequence, error.oldestAvailable, error.details], [64n, 34n, details]);
+});
+
+test('RecommendationsLost ahead of an empty log names no oldest recommendation', LOG_TIMEOUT, async (t) => {
+  const details = 'after_sequence 68 is ahead of the newest recommendation 0: it comes from another sidecar or a lost log; '
+    + 'oldest available is 0';
+  const error = await lostOn(t, details, 0, { afterSequence: 68n, logId: 'log-a' });
+
+  assert.ok(error.message.startsWith('sequence 68 is ahead of the sidecar\'s log, which holds no recommendation'), error.message);
+  assert.equal(error.oldestAvailable, 0n);
+});
+
+test('RecommendationsLost of a trimmed log still says the recommendations are no longer kept', LOG_TIMEOUT, async (t) => {
+  const details = 'recommendations up to 55 are no longer kept; oldest available is 56';
+  const error = await lostOn(t, details, 56, { afterSequence: 10n, logId: 'log-a' });
+
+  assert.equal(error.message, 'recommendations after 10 are no longer kept (oldest available: 56); resync your state '
+    + `and subscribe again: ${details}`);
+});
+
+test('RecommendationsLost of an unexplained OUT_OF_RANGE claims no cause the numbers contradict', LOG_TIMEOUT, async (t) => {
+  const error = await lostOn(t, 'out of range; oldest available is 34', 34, { afterSequence: 40n, logId: 'log-a' });
+
+  assert.ok(error.message.startsWith('the sidecar refused to resume after 40 as out of range (oldest available: 34); '),
+    error.message);
+});
+
+test('RecommendationsLost of a stream naming another log says so first', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[5, 6]], null, { logId: 'log-b' })];
+  const [, error] = await untilItThrows(feedOn(t, sidecar.target, { afterSequence: 4n, logId: 'log-a' }));
+
+  assert.ok(error instanceof RecommendationsLost, error);
+  assert.ok(error.message.startsWith('sequence 4 counts in another recommendation log than the sidecar\'s'), error.message);
+});
+
+// -- the feed's and the gate's client argument ---------------------------------------------------------------
+
+test('a feed or a gate given something other than a client is a TypeError naming the argument, at construction', () => {
+  for (const [client, kind] of [[undefined, 'undefined'], [null, '[object Null]'], [{}, '[object Object]'], [42, 'number']]) {
+    assert.throws(() => new RecommendationFeed(client, { afterSequence: 0 }), {
+      name: 'TypeError',
+      message: "client must be a RiskBudgetClient (or the sidecar's target, such as '127.0.0.1:50051', for a plaintext "
+        + `client of the feed's own), got ${kind}`,
+    }, String(kind));
+  }
+  for (const [client, kind] of [[undefined, 'undefined'], [null, '[object Null]'], [{}, '[object Object]'], ['127.0.0.1:1', 'string']]) {
+    assert.throws(() => new PreTradeGate(client), { name: 'TypeError', message: `client must be a RiskBudgetClient, got ${kind}` });
+  }
+});
+
+test('a feed given the sidecar\'s target, as in Python, reads through a client of its own', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([[5, 6]], null, { logId: 'log-a' })];
+  const feed = new RecommendationFeed(sidecar.target, { ...QUICK, afterSequence: 4n, logId: 'log-a' });
+  t.after(() => feed.close());
+
+  assert.deepEqual(await take(feed, 2), [5, 6]);
+  assert.equal(feed.closed, true);
+  feed.close(); // twice: the client is closed once
+});
+
+// -- option checks as in Python --------------------------------------------------------------------------------
+
+test('a maxBackoff below initialBackoff is a RangeError, as in Python', () => {
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    assert.throws(() => new RecommendationFeed(client, { initialBackoff: 2, maxBackoff: 1 }), {
+      name: 'RangeError', message: 'maxBackoff must be seconds, at least initialBackoff (2), got 1',
+    });
+    assert.throws(() => new RecommendationFeed(client, { initialBackoff: 10 }), {
+      name: 'RangeError', message: 'maxBackoff must be seconds, at least initialBackoff (10), got 5',
+    });
+    new RecommendationFeed(client, { initialBackoff: 2, maxBackoff: 2 }).close();
+  } finally {
+    client.close();
+  }
+});
+
+test('a numeric feed option that is not a number is a TypeError naming it, not a RangeError showing its value', () => {
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    for (const name of ['initialBackoff', 'maxBackoff', 'backoffMultiplier', 'jitter', 'maxReconnects']) {
+      assert.throws(() => new RecommendationFeed(client, { [name]: '1' }), {
+        name: 'TypeError', message: `${name} must be a number, got string`,
+      }, name);
+    }
+  } finally {
+    client.close();
+  }
+});
+
+// -- fromLatest, as Python's from_latest ------------------------------------------------------------------------
+
+test('streamRecommendations takes fromLatest, a boolean, as Python\'s stream_recommendations takes from_latest', async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.subscriptions = [subscription([], null), subscription([], null), subscription([], null)];
+  const client = new RiskBudgetClient(sidecar.target);
+  t.after(() => client.close());
+
+  for (const [fromLatest, kind] of [['yes', 'string'], [1, 'number'], [null, '[object Null]']]) {
+    assert.throws(() => client.streamRecommendations(0, '', { fromLatest }), {
+      name: 'TypeError', message: `fromLatest must be a boolean, got ${kind}`,
+    });
+  }
+  assert.throws(() => client.streamRecommendations(0, '', true), { name: 'TypeError', message: /streamRecommendations options must be an object \{ fromLatest \}/ });
+  assert.throws(() => client.streamRecommendations(0, '', { from_latest: true }), { name: 'TypeError', message: /'from_latest' \(did you mean 'fromLatest'\?\)/ });
+
+  // As in Python, afterSequence is not refused beside it: the sidecar ignores it.
+  const calls = [client.streamRecommendations(0, '', { fromLatest: true }), client.streamRecommendations(9, 'log-a', { fromLatest: true }),
+    client.streamRecommendations(3)];
+  calls.forEach((call) => call.on('error', () => {})); // cancelled below
+  while (sidecar.received.StreamRecommendations.length < 3) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  calls.forEach((call) => call.cancel());
+  assert.deepEqual(sidecar.received.StreamRecommendations.map(({ request }) => [request.fromLatest, Number(request.afterSequence)]),
+    [[true, 0], [true, 9], [false, 3]]);
+});
+
+test('a feed fromLatest starts after the newest recommendation GetStatus names and resumes there, with no gap', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusReply = { recommendationLogId: 'log-a', lastRecommendationSequence: '7' };
+  sidecar.subscriptions = [subscription([]), subscription([[8, 9]], null, { logId: 'log-a' })];
+  const feed = feedOn(t, sidecar.target, { fromLatest: true });
+
+  assert.deepEqual(await take(feed, 2), [8, 9]);
+  assert.deepEqual(askedAfter(sidecar), [7, 7]);
+  assert.deepEqual(askedOfLog(sidecar), ['log-a', 'log-a']);
+  assert.equal(sidecar.received.GetStatus.length, 1);
+});
+
+test('a feed fromLatest whose GetStatus fails for good throws rather than start from the beginning', LOG_TIMEOUT, async (t) => {
+  const sidecar = await fakeSidecar(t);
+  sidecar.statusFailure = { code: grpc.status.PERMISSION_DENIED, details: 'no' };
+  const [, error] = await untilItThrows(feedOn(t, sidecar.target, { fromLatest: true }));
+
+  assert.ok(error instanceof RiskBudgetError && error.codeName === 'PERMISSION_DENIED', error);
+  assert.equal(sidecar.received.StreamRecommendations.length, 0);
+});
+
+test('a feed fromLatest is a boolean and takes no checkpoint beside it', () => {
+  const client = new RiskBudgetClient('127.0.0.1:1');
+  try {
+    assert.throws(() => new RecommendationFeed(client, { fromLatest: 'true' }), { name: 'TypeError', message: 'fromLatest must be a boolean, got string' });
+    for (const options of [{ afterSequence: 3 }, { logId: 'log-a' }]) {
+      assert.throws(() => new RecommendationFeed(client, { fromLatest: true, ...options }), {
+        name: 'TypeError', message: /^fromLatest starts after the sidecar's newest recommendation: it takes no afterSequence or logId/,
+      });
+    }
+    new RecommendationFeed(client, { fromLatest: false, afterSequence: 3 }).close();
   } finally {
     client.close();
   }

@@ -13,7 +13,7 @@ const { ORDER, TICK, connect, fakeSidecar, subscription } = require('./fake_side
 
 const ORDER_OPTIONS = "its options are 'clientOrderId', 'strategy', 'symbol', 'side', 'quantity', 'limitPrice', 'dryRun'";
 const CLIENT_OPTIONS = "its options are 'clientToken', 'checkTradeTimeout', 'timeout', 'clock', 'tls'";
-const FEED_OPTIONS = "its options are 'afterSequence', 'logId', 'initialBackoff', 'backoffMultiplier', "
+const FEED_OPTIONS = "its options are 'afterSequence', 'logId', 'fromLatest', 'initialBackoff', 'backoffMultiplier', "
   + "'maxBackoff', 'jitter', 'maxReconnects', 'onDisconnect'";
 
 test('an order with a key checkTrade does not know is a TypeError naming it (and the option it misspells) before anything is sent', async (t) => {
@@ -107,7 +107,7 @@ test('a RecommendationFeed option the feed does not have is a TypeError naming i
   }
   assert.throws(() => new RecommendationFeed(client, 13), {
     name: 'TypeError',
-    message: 'RecommendationFeed options must be an object { afterSequence, logId, initialBackoff, backoffMultiplier, '
+    message: 'RecommendationFeed options must be an object { afterSequence, logId, fromLatest, initialBackoff, backoffMultiplier, '
       + 'maxBackoff, jitter, maxReconnects, onDisconnect }, got number',
   });
   assert.equal(sidecar.received.StreamRecommendations.length, 0);
