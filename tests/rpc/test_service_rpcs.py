@@ -380,8 +380,41 @@ async def test_the_same_order_again_once_its_reservation_ended_is_rejected_not_r
 
     assert (first.decision, first.reserved) == (pb.DECISION_APPROVED, True)
     assert (again.decision, again.approved_quantity, again.reserved) == (pb.DECISION_REJECTED, 0, False)
-    assert [r.code for r in again.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED] and again.replayed
+    # a new answer, not the first one repeated (a tester found it marked replayed, yet counted as new)
+    assert [r.code for r in again.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED] and not again.replayed
     assert "reservation has ended" in again.reasons[0].message
+
+
+@pytest.mark.parametrize("control", ["halt", "reducing", "restrict"])
+async def test_a_retry_of_an_approved_order_after_a_halt_is_rejected_and_its_reservation_released(harness, control):
+    """Found by a tester: an engine retrying after a lost reply got the approval again under a
+    halt, and would have sent the order through the kill switch."""
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=100)]))
+    adding = await harness.check("o-adds", 10)
+    closing = await harness.check("o-closes", 100, side=pb.SIDE_SELL)
+    if control == "restrict":
+        await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+            scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL, set_by="pytest",
+            reason="test")), metadata=harness.admin_metadata)
+    else:
+        await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+            strategy="trend", state=pb.TRADING_STATE_HALTED if control == "halt" else pb.TRADING_STATE_REDUCING,
+            set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+
+    retried = await harness.check("o-adds", 10)
+    closing_again = await harness.check("o-closes", 100, side=pb.SIDE_SELL)
+
+    assert adding.decision == closing.decision == pb.DECISION_APPROVED
+    assert (retried.decision, retried.approved_quantity, retried.reserved, retried.replayed) == (
+        pb.DECISION_REJECTED, 0, False, False)
+    assert [r.code for r in retried.reasons] == [{"halt": pb.REASON_CODE_TRADING_HALTED,
+                                                  "reducing": pb.REASON_CODE_TRADING_REDUCING,
+                                                  "restrict": pb.REASON_CODE_RESTRICTED_SYMBOL}[control]]
+    assert "since order 'o-adds' was approved" in retried.reasons[0].message
+    assert harness.sidecar.store.book.reservation("o-adds") is None  # its budget is free again
+    assert closing_again.replayed and closing_again.approved_quantity == 100  # it only reduces: still good
 
 
 async def test_check_trade_reusing_an_id_for_another_order_is_rejected(harness):

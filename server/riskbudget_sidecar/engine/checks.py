@@ -280,6 +280,11 @@ def _decide(
                       approved <= closable + tolerance, reference)
 
 
+def only_reduces(exposure: SymbolExposure, sign: int, quantity: float, lot_size: float) -> bool:
+    """Whether an order of `quantity` in this direction only reduces the position."""
+    return quantity <= _closable(exposure, sign) + lot_size * _LOT_EPS
+
+
 def _closable(exposure: SymbolExposure, sign: int) -> float:
     """How much an order of this direction may trade and still only reduce the position."""
     pending = exposure.pending_buy if sign > 0 else exposure.pending_sell

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
 import structlog
 
-from ..engine.checks import evaluate, firm_wide_decision
+from ..engine.checks import evaluate, firm_wide_decision, only_reduces
 from ..engine.config import Config
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
@@ -906,6 +906,8 @@ class RiskBudgetSidecar:
         replay = False
         if kept is not None:
             result, replay = self._repeated(order, kept.decision, kept.order, now)
+            if replay and (blocked := self._blocked_since_approval(order, result)) is not None:
+                result, replay = await self._withdrawn(order, result, *blocked), False
         else:
             result = self._decide(order, now)
             if not order.dry_run:
@@ -925,6 +927,38 @@ class RiskBudgetSidecar:
         if earlier.reserved and not self._still_reserved(order.client_order_id, now):
             return self._reservation_ended(order, earlier), False
         return dataclasses.replace(earlier, replayed=True), True
+
+    def _blocked_since_approval(self, order: OrderRequest, earlier: TradeDecision) -> tuple[ReasonCode, str] | None:
+        """Why an order approved and still reserved may no longer go out, if it may not: its
+        strategy (or the book) halted or set to reducing, or its symbol restricted, since, and
+        the order does not reduce the position. The kill switch wins over the first answer: a
+        client retrying after a lost reply would otherwise send it through the halt."""
+        if not earlier.reserved:
+            return None
+        state = self._store.trading_state(order.strategy)
+        if state is TradingState.HALTED:
+            why = ReasonCode.TRADING_HALTED, f"trading of {order.strategy} is halted"
+        elif state is TradingState.REDUCING:
+            why = ReasonCode.TRADING_REDUCING, f"{order.strategy} may only reduce its positions"
+        elif order.symbol in self._restricted:
+            why = ReasonCode.RESTRICTED_SYMBOL, f"{order.symbol} is restricted"
+        else:
+            return None
+        exposure, quantity = self._store.book.exposure(order.strategy, order.symbol), earlier.approved_quantity
+        others = (dataclasses.replace(exposure, pending_buy=exposure.pending_buy - quantity) if order.side.sign > 0
+                  else dataclasses.replace(exposure, pending_sell=exposure.pending_sell - quantity))  # its own aside
+        if only_reduces(others, order.side.sign, quantity, self.config.portfolio.lot_size(order.symbol)):
+            return None
+        return why
+
+    async def _withdrawn(self, order: OrderRequest, earlier: TradeDecision, code: ReasonCode,
+                         why: str) -> TradeDecision:
+        """The answer to a replay `_blocked_since_approval` stops: rejected, its reservation released."""
+        with contextlib.suppress(StateUnavailable):  # left to expire; rejected all the same
+            await self.release_order(order.client_order_id)
+        return self._no_longer(order, earlier, code, f"{why} since order {order.client_order_id!r} was approved: "
+                               "its reservation is released and it may not go out (a reducing order passes, "
+                               "under a new client_order_id)")
 
     async def _reserve(self, order: OrderRequest, result: TradeDecision, now: float) -> TradeDecision:
         """Hold what was approved against the firm-wide limits, then record the check durably."""
@@ -1044,22 +1078,23 @@ class RiskBudgetSidecar:
         return reservation is not None and reservation.expires_at > now
 
     def _id_reused(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
-        return self._refused_id(order, earlier, f"client_order_id {order.client_order_id!r} was used for a "
-                                                "different order", replayed=False)
+        return self._no_longer(order, earlier, ReasonCode.ORDER_ID_REUSED,
+                               f"client_order_id {order.client_order_id!r} was used for a different order")
 
     def _reservation_ended(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
         """The same order again once its reservation was filled, released or expired: its
         approval no longer holds any budget, so sending it now would spend budget unchecked."""
-        return self._refused_id(order, earlier, f"order {order.client_order_id!r} was approved, but its "
-                                "reservation has ended (filled, released or expired): check it again "
-                                "under a new client_order_id", replayed=True)
+        return self._no_longer(order, earlier, ReasonCode.ORDER_ID_REUSED,
+                               f"order {order.client_order_id!r} was approved, but its reservation has ended "
+                               "(filled, released or expired): check it again under a new client_order_id")
 
     @staticmethod
-    def _refused_id(order: OrderRequest, earlier: TradeDecision, why: str, *, replayed: bool) -> TradeDecision:
+    def _no_longer(order: OrderRequest, earlier: TradeDecision, code: ReasonCode, why: str) -> TradeDecision:
+        """A rejection where `earlier` answered this client_order_id: a new answer, not a replay."""
         return dataclasses.replace(
             earlier, decision=Decision.REJECTED, requested_quantity=order.quantity,
             approved_quantity=0.0, reserved=False, reservation_expires_at=None,
-            shadow_decision=None, replayed=replayed, reasons=(Reason(ReasonCode.ORDER_ID_REUSED, why),))
+            shadow_decision=None, replayed=False, reasons=(Reason(code, why),))
 
     @staticmethod
     def _log_decision_fallback(record: dict) -> None:
