@@ -17,15 +17,20 @@ from riskbudget_client._common import number
 
 
 def max_size_from_budget(
-    budget: types_pb2.Budget, strategy: str, symbol: str, price: float
+    budget: types_pb2.Budget, strategy: str, symbol: str, price: float, *, limit_price: float | None = None
 ) -> float:
-    """The largest quantity of `symbol` that `strategy` may hold at `price`:
-    the smaller of the strategy's max_gross_exposure / price and the symbol's
-    max_position_notional / price; 0 for a restricted symbol (only reducing
-    orders pass)."""
+    """The largest quantity of `symbol` that `strategy` may hold at `price` (the last price):
+    the smaller of the strategy's max_gross_exposure and the symbol's max_position_notional,
+    over the price CheckTrade values the order at, the larger of `limit_price` (if any) and
+    `price`; 0 for a restricted symbol (only reducing orders pass)."""
     price = float(number(price, "price"))  # a bool would be taken as 1.0; a Decimal works too
     if not (math.isfinite(price) and price > 0):
         raise ValueError(f"price must be positive and finite, got {price!r}")
+    if limit_price is not None:
+        limit_price = float(number(limit_price, "limit_price"))
+        if not (math.isfinite(limit_price) and limit_price >= 0):
+            raise ValueError(f"limit_price must be finite, 0 or more (0: none), got {limit_price!r}")
+        price = max(price, limit_price)
     strategy_budget = _strategy_budget(budget, strategy)
     if all(weight.symbol != symbol for weight in strategy_budget.symbols):
         raise ValueError(f"symbol {symbol!r} is not in the universe of strategy {strategy!r}")
@@ -42,14 +47,17 @@ def position_size(
     strategy: str,
     symbol: str,
     price: float,
+    *,
+    limit_price: float | None = None,
 ) -> float:
-    """`calculated_size`, cut down to what the budget allows."""
+    """`calculated_size`, cut down to what the budget allows at `price`, the last price (with the
+    order's `limit_price`, at the larger of the two, as CheckTrade values it)."""
     calculated_size = float(number(calculated_size, "calculated_size"))
     if not (math.isfinite(calculated_size) and calculated_size >= 0):
         raise ValueError(
             f"calculated_size must be a finite quantity, 0 or more, got {calculated_size!r}"
         )
-    return min(calculated_size, max_size_from_budget(budget, strategy, symbol, price))
+    return min(calculated_size, max_size_from_budget(budget, strategy, symbol, price, limit_price=limit_price))
 
 
 def _strategy_budget(budget: types_pb2.Budget, strategy: str) -> types_pb2.StrategyBudget:

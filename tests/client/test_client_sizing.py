@@ -95,3 +95,17 @@ def test_position_size_refuses_a_size_or_price_that_is_not_a_number(field, value
 
 def test_position_size_takes_decimal_and_numpy_numbers():
     assert position_size(Decimal("120"), budget(), "momentum", "AAPL", np.float64(200.0)) == 120.0
+
+
+@pytest.mark.parametrize("limit_price, size", [(250.0, 200.0), (150.0, 250.0), (0.0, 250.0), (None, 250.0)])
+def test_a_limit_order_is_sized_at_the_larger_of_its_limit_and_the_last_price(limit_price, size):
+    """Found by a tester: sized at its limit price below the market (or at the last price with
+    its limit above it), an order came back from CheckTrade resized, as CheckTrade values an
+    order at the larger of the two."""
+    assert position_size(1_000.0, budget(), "momentum", "AAPL", 200.0, limit_price=limit_price) == size
+
+
+@pytest.mark.parametrize("limit_price, error", [(-1.0, ValueError), (math.nan, ValueError), (True, TypeError)])
+def test_sizing_refuses_a_limit_price_that_is_not_a_price(limit_price, error):
+    with pytest.raises(error, match="limit_price must"):
+        position_size(10.0, budget(), "momentum", "AAPL", 200.0, limit_price=limit_price)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import grpc
@@ -415,6 +416,26 @@ async def test_a_retry_of_an_approved_order_after_a_halt_is_rejected_and_its_res
     assert "since order 'o-adds' was approved" in retried.reasons[0].message
     assert harness.sidecar.store.book.reservation("o-adds") is None  # its budget is free again
     assert closing_again.replayed and closing_again.approved_quantity == 100  # it only reduces: still good
+
+
+@pytest.mark.parametrize("limit_over_last", [0.97, 1.03])
+async def test_position_size_with_the_limit_price_is_what_check_trade_approves_unchanged(tmp_path, limit_over_last):
+    from riskbudget_client import position_size
+
+    running = await start_harness(tmp_path, limits__max_order_notional=1e12)
+    try:
+        await running.publish_last_prices()
+        budget = (await running.stub.GetBudget(spb.GetBudgetRequest())).budget
+        last = {s.symbol: s.last_price for s in budget.symbols}["AAA"]
+        limit = round(last * limit_over_last, 4)
+        size = math.floor(position_size(1e12, budget, "trend", "AAA", last, limit_price=limit))
+        decision = await running.check("o-sized", size, limit_price=limit)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert size > 0
+    assert (decision.decision, decision.approved_quantity) == (pb.DECISION_APPROVED, size), decision.reasons
 
 
 async def test_check_trade_reusing_an_id_for_another_order_is_rejected(harness):
