@@ -23,6 +23,17 @@ position); a position the budget does not cover gets 0 (fail closed: the
 sidecar would not approve adding to it). The budget never adds a position the
 strategies do not want.
 
+With no checkpoint file (a new rebalancer) there is nothing to resume and no
+state to resync: it reads the current budget (`GetBudget`), prints the targets
+it merges from it (`budget_allocation`: the target allocation a recommendation
+carries, computed as the sidecar does), and starts its feed with
+`from_latest=True`, at the next recommendation made; the first one handled
+writes the checkpoint. Asking for every recommendation since sequence 0 instead
+would fail on a sidecar whose log was trimmed, and replay history a new
+rebalancer has no use for. (The budget is read just before the feed asks for
+the newest sequence: a recommendation made between the two, milliseconds
+apart, is in neither; the next one brings the whole picture again.)
+
 If the sidecar no longer keeps the recommendations after the checkpoint
 (`RecommendationsLost`), the rebalancer resyncs: each recommendation carries the
 complete target and current allocation, so the newest one is all it needs. It
@@ -30,7 +41,7 @@ resumes just before the newest (`GetStatus`), or, if that fails, after the
 oldest still kept.
 
 The pure functions (`strategy_allocation_from_config`, `allocation_from_rows`,
-`merge_allocations`, `trades`, the checkpoint) are tested in
+`budget_allocation`, `merge_allocations`, `trades`, the checkpoint) are tested in
 tests/client/test_client_rebalancer_example.py.
 """
 
@@ -44,6 +55,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +69,7 @@ from riskbudget_client import (
     RiskBudgetClient,
     RiskBudgetError,
 )
+from riskbudget_client.feed import RECONNECT_CODES
 
 Key = tuple[str, str]
 """(strategy, symbol)"""
@@ -115,6 +128,35 @@ def allocation_from_rows(rows: Iterable[types_pb2.SymbolAllocation]) -> Allocati
     return allocation
 
 
+def budget_allocation(budget: types_pb2.Budget) -> Allocation:
+    """A budget's target allocation, as a recommendation made from it carries it
+    (`target_allocation`): per strategy and symbol, the strategy's max gross exposure
+    times the symbol's weight in it, as a weight of NAV; where the strategies' targets
+    in a symbol add up to more than its position limit, each scaled down alike, and a
+    restricted symbol's 0. Empty for a budget with no NAV (none computed yet)."""
+    nav = budget.net_asset_value
+    if not (math.isfinite(nav) and nav > 0):
+        return {}
+    limits = {
+        entry.symbol: 0.0 if entry.restricted else entry.max_position_notional
+        for entry in budget.symbols
+    }
+    wanted = [
+        ((strategy.strategy, entry.symbol), strategy.max_gross_exposure * entry.weight)
+        for strategy in budget.strategies
+        for entry in strategy.symbols
+    ]
+    per_symbol: dict[str, float] = defaultdict(float)
+    for (_, symbol), notional in wanted:
+        per_symbol[symbol] += abs(notional)
+    allocation: Allocation = {}
+    for key, notional in wanted:
+        limit, total = limits.get(key[1], math.inf), per_symbol[key[1]]
+        scaled = notional * (limit / total if total > limit else 1.0)
+        allocation[key] = allocation.get(key, 0.0) + scaled / nav
+    return allocation
+
+
 def merge_allocations(strategy_allocation: Allocation, budget_allocation: Allocation) -> Allocation:
     """The seed's `_merge_allocations`: each position the strategies want, capped
     in size at the budget's target for it (0 where the budget has none), with the
@@ -153,13 +195,13 @@ class Checkpoint(NamedTuple):
     log_id: str = ""
 
 
-def read_checkpoint(path: Path) -> Checkpoint:
-    """The last sequence handled, with its log; sequence 0 when there is no checkpoint
-    yet. A checkpoint of an earlier version holds the sequence alone."""
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The last sequence handled, with its log; None when there is no checkpoint file
+    yet (a new rebalancer). A checkpoint of an earlier version holds the sequence alone."""
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
-        return Checkpoint(0)
+        return None
     sequence, _, log_id = text.partition(" ")
     if not (sequence.isascii() and sequence.isdigit() and int(sequence) < 2**64) or not all(
         c in "0123456789abcdef" for c in log_id
@@ -211,6 +253,39 @@ def describe(recommendation: types_pb2.Recommendation, planned: list[Trade] | No
     return "\n".join(lines)
 
 
+def describe_budget(budget: types_pb2.Budget, target: Allocation) -> str:
+    """The budget a rebalancer with no checkpoint starts from, and the targets merged
+    from it (there is no current allocation to trade from: a recommendation brings one)."""
+    regime = types_pb2.Regime.Name(budget.ref.regime).removeprefix("REGIME_")
+    lines = [
+        f"no checkpoint: starting from the current budget, v{budget.ref.version} {regime}, "
+        "and the recommendations made from now on"
+    ]
+    nav = budget.net_asset_value
+    for (strategy, symbol), weight in sorted(target.items()):
+        notional = f"  {weight * nav:>15,.0f}" if math.isfinite(nav) and nav > 0 else ""
+        lines.append(f"  {strategy:<18} {symbol:<6} target {weight:>7.2%} of NAV{notional}")
+    return "\n".join(lines)
+
+
+def current_budget(
+    client: RiskBudgetClient, stop: threading.Event, out: Callable[[str], None]
+) -> types_pb2.Budget | None:
+    """The sidecar's budget now; while the sidecar is away, asked again (None once `stop` is
+    set). Any other failure raises RiskBudgetError."""
+    delay = 0.1
+    while True:
+        try:
+            return client.get_budget().budget
+        except RiskBudgetError as error:
+            if error.code not in RECONNECT_CODES:
+                raise
+            out(f"cannot read the budget yet ({error.code.name}): asking again in {delay:g} s")
+        if stop.wait(delay):
+            return None
+        delay = min(delay * 2, 5.0)
+
+
 def plan(
     recommendation: types_pb2.Recommendation, strategy_allocation: Allocation, min_change: float
 ) -> list[Trade] | None:
@@ -254,12 +329,29 @@ def run(
         out(f"cannot start: {error}")
         return 2
     handled = 0
-    out(f"subscribing to {target} after sequence {after.sequence}")
     with RiskBudgetClient(target) as client:
+        if after is None:
+            # A new rebalancer: no past to resume or resync, the present from the budget.
+            try:
+                budget = current_budget(client, stop, out)
+            except RiskBudgetError as error:
+                out(f"giving up: {error}")
+                return 1
+            if budget is None:
+                out("stopped")
+                return 0
+            target_now = merge_allocations(strategy_allocation, budget_allocation(budget))
+            out(describe_budget(budget, target_now))
+            out(f"subscribing to {target} from the newest recommendation on (from_latest)")
+        else:
+            out(f"subscribing to {target} after sequence {after.sequence}")
         while not stop.is_set() and (limit is None or handled < limit):
-            feed = RecommendationFeed(
-                client, after.sequence, log_id=after.log_id or None, **(feed_options or {})
+            start = (
+                {"from_latest": True}
+                if after is None
+                else {"after_sequence": after.sequence, "log_id": after.log_id or None}
             )
+            feed = RecommendationFeed(client, **start, **(feed_options or {}))
             if on_feed is not None:
                 on_feed(feed)
             try:

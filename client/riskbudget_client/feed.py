@@ -35,7 +35,12 @@ first message when it starts from the beginning, and checks it from then on. Wit
 recommendation since the first; once the log was trimmed that raises
 `RecommendationsLost` too (some are gone), so a consumer without a checkpoint
 starts from `max(client.get_status().oldest_recommendation_sequence - 1, 0)` for every
-one still kept, or from `last_recommendation_sequence` for live ones only.
+one still kept, or with `from_latest=True` for the ones made from now on: the
+feed takes the newest sequence and its log from `GetStatus` just before it
+first subscribes, and from then on is a feed resuming after that sequence in
+that log (a disconnect before the next recommendation misses none). A consumer
+starting so has no past to fold in: it reads what it needs of the present from
+the sidecar (`get_budget`).
 
 Resyncing after `RecommendationsLost`: the recommendations between your
 checkpoint and `error.oldest_available` are gone, so state you built by folding
@@ -60,6 +65,7 @@ import math
 import numbers
 import random as random_module
 import re
+import reprlib
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -71,7 +77,7 @@ import grpc
 
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
 from riskbudget.v1 import types_pb2
-from riskbudget_client._common import RiskBudgetError
+from riskbudget_client._common import RiskBudgetError, flag
 from riskbudget_client.aio import AsyncRiskBudgetClient
 from riskbudget_client.sync import RiskBudgetClient
 
@@ -227,6 +233,7 @@ class _FeedPolicy:
         after_sequence: int,
         *,
         log_id: str | None,
+        from_latest: bool,
         initial_backoff: float,
         backoff_multiplier: float,
         max_backoff: float,
@@ -244,6 +251,13 @@ class _FeedPolicy:
             "log_id must be None or the log id string a feed reported",
             log_id,
         )
+        from_latest = flag(from_latest, "from_latest")
+        if from_latest and (after_sequence or log_id):
+            raise TypeError(
+                "from_latest starts after the sidecar's newest recommendation: it takes no "
+                "after_sequence or log_id (a checkpoint to resume from), got after_sequence "
+                f"{after_sequence!r}, log_id {log_id!r}"
+            )
         _require(
             _is_real(initial_backoff) and initial_backoff > 0,
             "initial_backoff must be a positive number of seconds",
@@ -271,6 +285,8 @@ class _FeedPolicy:
         )
         self.last_sequence = after_sequence
         self.log_id = log_id or ""
+        # Until the first subscription: start after the sidecar's newest recommendation.
+        self._from_latest = from_latest
         self._log_asked = False
         self.reconnects = 0
         self.duplicates_dropped = 0
@@ -283,26 +299,40 @@ class _FeedPolicy:
         self._on_disconnect = on_disconnect
         self._backoff = self._initial_backoff
 
-    def asks_for_log(self) -> bool:
-        """Whether to ask the sidecar (GetStatus) for its log id before the first subscription:
-        a sequence to resume after, and no log id for it (a checkpoint from before log ids, or a
-        start from the newest). Learned from the first message only, it would go unchecked until
-        a recommendation came, and a log replaced meanwhile would be resumed in silently."""
-        return not (self._log_asked or self.log_id or not self.last_sequence)
+    def asks_status(self) -> bool:
+        """Whether to ask the sidecar (GetStatus) before the first subscription: for its newest
+        sequence and log (`from_latest`), or for its log id, given a sequence to resume after and
+        no log id for it (a checkpoint from before log ids, or a start from the newest). Learned
+        from the first message only, the log id would go unchecked until a recommendation came,
+        and a log replaced meanwhile would be resumed in silently."""
+        return self._from_latest or not (self._log_asked or self.log_id or not self.last_sequence)
 
-    def assume_log(self, log_id: str) -> None:
-        """The log the sidecar reported ("": it names none, or cannot tell): the one
-        `last_sequence` is taken to count in."""
+    def status_received(self, status: service_pb2.GetStatusResponse) -> None:
+        """What GetStatus said (see `asks_status`). A feed `from_latest` takes the newest sequence
+        (`last_recommendation_sequence`) as the one it resumes after, and its log: the next
+        recommendation is the first it yields, and a disconnect before it resumes there, with no
+        gap. Otherwise the log the sidecar reported ("": it names none) is the one
+        `last_sequence` is taken to count in, if the feed has none."""
+        if self._from_latest:
+            self._from_latest = False
+            self.last_sequence = status.last_recommendation_sequence
+        self._assume_log(status.recommendation_log_id)
+
+    def _assume_log(self, log_id: str) -> None:
         self._log_asked = True
         self.log_id = self.log_id or log_id
 
     def status_failed(self, error: RiskBudgetError) -> float | None:
         """GetStatus failed: the seconds to wait before asking again (the sidecar is away: a
-        subscription now could resume in a log replaced meanwhile), or None to go on unchecked
-        (it will not tell, as one from before log ids)."""
+        subscription now could resume in a log replaced meanwhile, or, `from_latest`, after a
+        newest sequence not known), or None to go on unchecked (it will not tell, as one from
+        before log ids). A feed `from_latest` raises `error` instead: without the newest sequence
+        it cannot start after it."""
         if error.code in RECONNECT_CODES:
             return self.disconnected(error.code, error.details, (), error)
-        self.assume_log("")
+        if self._from_latest:
+            raise error
+        self._assume_log("")
         return None
 
     def request(self) -> service_pb2.StreamRecommendationsRequest:
@@ -396,6 +426,7 @@ class _FeedBase:
         after_sequence: int,
         *,
         log_id: str | None,
+        from_latest: bool,
         initial_backoff: float,
         backoff_multiplier: float,
         max_backoff: float,
@@ -407,6 +438,7 @@ class _FeedBase:
         self._policy = _FeedPolicy(
             after_sequence,
             log_id=log_id,
+            from_latest=from_latest,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -422,14 +454,15 @@ class _FeedBase:
     @property
     def last_sequence(self) -> int:
         """The sequence of the last recommendation yielded (the caller's
-        `after_sequence` before any): the feed resumes after it."""
+        `after_sequence` before any; `from_latest`: 0, then the sidecar's newest
+        once the feed asked for it): the feed resumes after it."""
         return self._policy.last_sequence
 
     @property
     def log_id(self) -> str:
         """The log `last_sequence` counts in: the caller's `log_id`, else the sidecar's
-        (GetStatus, before the first resume after a sequence), else the first message's (""
-        until then); keep it with the checkpoint."""
+        (GetStatus, before the first resume after a sequence or the start `from_latest`), else
+        the first message's ("" until then); keep it with the checkpoint."""
         return self._policy.log_id
 
     @property
@@ -461,7 +494,13 @@ class RecommendationFeed(_FeedBase):
     module's documentation.
 
     `source` is the sidecar's address (the feed makes its own client and closes
-    it) or a `RiskBudgetClient` (left open). Reconnects wait `initial_backoff`
+    it) or a `RiskBudgetClient` (left open); anything else is a TypeError.
+    `from_latest=True` (True or False; not with `after_sequence` or `log_id`,
+    a TypeError) starts after the sidecar's newest recommendation, in its log,
+    both from GetStatus just before the first subscription (asked again while
+    the sidecar is away; a GetStatus it refuses raises `RiskBudgetError`): the
+    first yielded is the next one made, and a disconnect before it misses
+    none. Reconnects wait `initial_backoff`
     seconds, then `backoff_multiplier` times more each time up to `max_backoff`,
     each wait shortened by a random fraction up to `jitter`; a new
     recommendation resets the wait. After `max_reconnects` reconnects in a row
@@ -477,6 +516,7 @@ class RecommendationFeed(_FeedBase):
         after_sequence: int = 0,
         *,
         log_id: str | None = None,
+        from_latest: bool = False,
         initial_backoff: float = 0.1,
         backoff_multiplier: float = 2.0,
         max_backoff: float = 5.0,
@@ -486,9 +526,11 @@ class RecommendationFeed(_FeedBase):
         random: Callable[[], float] | None = None,
         on_disconnect: Callable[[Disconnect], None] | None = None,
     ) -> None:
+        _require_source(source, RiskBudgetClient, AsyncRiskBudgetClient, "AsyncRecommendationFeed")
         super().__init__(
             after_sequence,
             log_id=log_id,
+            from_latest=from_latest,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -521,9 +563,9 @@ class RecommendationFeed(_FeedBase):
             recommendation = self._next_pending()
             if recommendation is not None:
                 return recommendation
-            if self._policy.asks_for_log():
+            if self._policy.asks_status():
                 try:
-                    self._policy.assume_log(self._client.get_status().recommendation_log_id)
+                    self._policy.status_received(self._client.get_status())
                 except RiskBudgetError as error:
                     if (delay := self._policy.status_failed(error)) is not None:
                         self._sleep(delay)
@@ -587,7 +629,8 @@ class RecommendationFeed(_FeedBase):
 
 class AsyncRecommendationFeed(_FeedBase):
     """The asyncio twin of `RecommendationFeed` (same arguments; `source` is an
-    address or an `AsyncRiskBudgetClient`, `sleep` a coroutine function).
+    address or an `AsyncRiskBudgetClient`, anything else a TypeError; `sleep` a
+    coroutine function).
     `await feed.close()` (or `aclose()`) stops it, also from another task."""
 
     def __init__(
@@ -596,6 +639,7 @@ class AsyncRecommendationFeed(_FeedBase):
         after_sequence: int = 0,
         *,
         log_id: str | None = None,
+        from_latest: bool = False,
         initial_backoff: float = 0.1,
         backoff_multiplier: float = 2.0,
         max_backoff: float = 5.0,
@@ -605,9 +649,11 @@ class AsyncRecommendationFeed(_FeedBase):
         random: Callable[[], float] | None = None,
         on_disconnect: Callable[[Disconnect], None] | None = None,
     ) -> None:
+        _require_source(source, AsyncRiskBudgetClient, RiskBudgetClient, "RecommendationFeed")
         super().__init__(
             after_sequence,
             log_id=log_id,
+            from_latest=from_latest,
             initial_backoff=initial_backoff,
             backoff_multiplier=backoff_multiplier,
             max_backoff=max_backoff,
@@ -649,9 +695,9 @@ class AsyncRecommendationFeed(_FeedBase):
             recommendation = self._next_pending()
             if recommendation is not None:
                 return recommendation
-            if self._policy.asks_for_log():
+            if self._policy.asks_status():
                 try:
-                    self._policy.assume_log((await self._connected().get_status()).recommendation_log_id)
+                    self._policy.status_received(await self._connected().get_status())
                 except RiskBudgetError as error:
                     if (delay := self._policy.status_failed(error)) is not None:
                         await self._sleep(delay)
@@ -733,6 +779,23 @@ def _is_real(value: object) -> bool:
         isinstance(value, numbers.Real)
         and not isinstance(value, bool)
         and math.isfinite(float(value))
+    )
+
+
+def _require_source(source: object, kind: type, other_kind: type, other_feed: str) -> None:
+    """`source` is the sidecar's target or a client of `kind`; anything else is a TypeError
+    naming the argument now, not a failure at the first read (a client of `other_kind` is for
+    `other_feed`)."""
+    if isinstance(source, (str, kind)):
+        return
+    got = (
+        f"{other_kind.__name__} (a client for {other_feed})"
+        if isinstance(source, other_kind)
+        else f"{type(source).__name__} {reprlib.repr(source)}"
+    )
+    raise TypeError(
+        f"source must be the sidecar's target (such as '127.0.0.1:50051') or "
+        f"{'an' if kind.__name__[0] in 'AEIOU' else 'a'} {kind.__name__}, got {got}"
     )
 
 

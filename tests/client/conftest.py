@@ -269,6 +269,10 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
         """Stamped on every message, unchecked: an older sidecar's messages carry none."""
         self.status_error: grpc.StatusCode | None = None
         """GetStatus fails with it, if set."""
+        self.budget = types_pb2.Budget()
+        """What GetBudget answers."""
+        self.budget_errors: deque[grpc.StatusCode] = deque()
+        """GetBudget fails with each of these in turn, then answers."""
         self.refusal: tuple[str, int] | None = None
         """(details, oldest): every StreamRecommendations call fails with OUT_OF_RANGE, these
         details and `riskbudget-oldest-sequence: <oldest>`, as the sidecar refuses a resume point
@@ -304,6 +308,11 @@ class LogSidecar(service_grpc.RiskBudgetServiceServicer):
             oldest_recommendation_sequence=min(sequences, default=0),
             recommendation_log_id=self.log_id,
         )
+
+    def GetBudget(self, request, context):
+        if self.budget_errors:
+            context.abort(self.budget_errors.popleft(), "GetBudget refused")
+        return service_pb2.GetBudgetResponse(budget=self.budget)
 
     def StreamRecommendations(self, request, context):
         context.add_callback(self.ended.release)

@@ -591,3 +591,180 @@ def test_a_blocking_feed_on_a_client_reads_recommendations_in_order(log_sidecar,
     with RiskBudgetClient(log_server.target) as client:
         with RecommendationFeed(client) as feed:
             assert take(feed, 2) == [1, 2]
+
+
+# -- from_latest ---------------------------------------------------------------
+
+
+def requested(log_sidecar):
+    """(after_sequence, log_id, from_latest) of each subscription."""
+    return [(r.after_sequence, r.log_id, r.from_latest) for r in log_sidecar.requests]
+
+
+def test_a_feed_from_latest_starts_after_the_newest_recommendation_of_a_trimmed_log(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    """A new subscriber has no checkpoint: after_sequence 0 on a trimmed log is lost, from_latest
+    starts with the next recommendation made, in the log GetStatus names."""
+    log_sidecar.publish(10, 11, 12)
+    log_sidecar.log_id = "now"
+    feed = open_feed(log_server.target, from_latest=True, sleep=sleeps)
+    assert (feed.last_sequence, feed.log_id) == (0, "")
+
+    threading.Timer(0.1, log_sidecar.publish, (13, 14)).start()
+
+    assert take(feed, 2) == [13, 14]
+    assert (feed.last_sequence, feed.log_id) == (14, "now")
+    assert requested(log_sidecar) == [(12, "now", False)]  # never from_latest on the wire
+    assert sleeps == []
+
+
+def test_a_feed_from_latest_on_an_empty_log_yields_the_first_one_made(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.log_id = "new"
+    feed = open_feed(log_server.target, from_latest=True, sleep=sleeps)
+
+    threading.Timer(0.1, log_sidecar.publish, (1,)).start()
+
+    assert take(feed, 1) == [1]
+    assert requested(log_sidecar) == [(0, "new", False)]
+
+
+def test_a_feed_from_latest_disconnected_before_its_first_recommendation_misses_none(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    """The ones made while the stream was down are the feed's: it resumes after the newest it
+    started from, not after the newest at the reconnect."""
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "now"
+    log_sidecar.script(Episode(send=0))
+
+    def sleep(seconds):  # recommendations made during the outage, and one after
+        sleeps(seconds)
+        log_sidecar.publish(4, 5)
+        threading.Timer(0.3, log_sidecar.publish, (6,)).start()
+
+    feed = open_feed(log_server.target, from_latest=True, sleep=sleep, **FAST)
+
+    assert take(feed, 1) == [4]
+    assert take(feed, 2) == [5, 6]
+    assert requested(log_sidecar) == [(3, "now", False), (3, "now", False)]
+    assert len(sleeps) == 1
+
+
+def test_a_feed_from_latest_asks_again_while_the_sidecar_is_away(
+    open_feed, log_sidecar, log_server
+):
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.log_id = "now"
+    log_sidecar.status_error = grpc.StatusCode.UNAVAILABLE
+    waits, disconnects = [], []
+
+    def sleep(seconds):  # the sidecar is back after the first wait
+        waits.append(seconds)
+        log_sidecar.status_error = None
+
+    feed = open_feed(
+        log_server.target, from_latest=True, sleep=sleep, on_disconnect=disconnects.append
+    )
+    threading.Timer(0.5, log_sidecar.publish, (4,)).start()  # made once the feed is subscribed
+
+    assert take(feed, 1) == [4]
+    assert len(waits) == 1
+    assert [d.code for d in disconnects] == [grpc.StatusCode.UNAVAILABLE]
+    assert requested(log_sidecar) == [(3, "now", False)]
+
+
+def test_a_feed_from_latest_gives_up_on_get_status_after_max_reconnects(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    log_sidecar.status_error = grpc.StatusCode.UNAVAILABLE
+    log_sidecar.script(*[Episode(send=0)] * 3)  # a subscription would end at once
+    feed = open_feed(log_server.target, from_latest=True, sleep=sleeps, max_reconnects=2)
+
+    with pytest.raises(FeedDisconnected):
+        next(feed)
+    assert len(sleeps) == 2
+    assert log_sidecar.requests == []
+
+
+def test_a_feed_from_latest_whose_get_status_is_refused_raises_and_subscribes_not(
+    open_feed, log_sidecar, log_server, sleeps
+):
+    """Without the newest sequence it cannot start after it (a feed after a sequence would go
+    on with its log unchecked; one from the newest would start from 0)."""
+    log_sidecar.publish(1, 2, 3)
+    log_sidecar.status_error = grpc.StatusCode.UNIMPLEMENTED
+    log_sidecar.script(Episode(send=0, code=grpc.StatusCode.UNIMPLEMENTED, details="no stream"))
+    feed = open_feed(log_server.target, from_latest=True, sleep=sleeps)
+
+    with pytest.raises(RiskBudgetError) as raised:
+        next(feed)
+
+    assert (raised.value.method, raised.value.code) == ("GetStatus", grpc.StatusCode.UNIMPLEMENTED)
+    assert log_sidecar.requests == [] and sleeps == []
+    assert feed.closed
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"after_sequence": 3}, "from_latest starts after the sidecar's newest recommendation: "
+         "it takes no after_sequence or log_id"),
+        ({"log_id": "abc"}, "it takes no after_sequence or log_id"),
+        ({"after_sequence": 3, "log_id": "abc"}, "got after_sequence 3, log_id 'abc'"),
+    ],
+)
+@pytest.mark.parametrize("kind", [RecommendationFeed, AsyncRecommendationFeed])
+def test_from_latest_with_a_checkpoint_is_a_type_error(kind, options, message):
+    with pytest.raises(TypeError, match=message):
+        kind("127.0.0.1:1", from_latest=True, **options)
+
+
+@pytest.mark.parametrize("value", [1, 0, None, "yes", "False"])
+@pytest.mark.parametrize("kind", [RecommendationFeed, AsyncRecommendationFeed])
+def test_from_latest_must_be_true_or_false(kind, value):
+    with pytest.raises(TypeError, match=f"from_latest must be True or False, got {value!r}"):
+        kind("127.0.0.1:1", from_latest=value)
+
+
+@pytest.mark.parametrize("kind", [RecommendationFeed, AsyncRecommendationFeed])
+def test_from_latest_takes_numpys_bools_and_no_checkpoint(kind):
+    numpy = pytest.importorskip("numpy")
+
+    kind("127.0.0.1:1", from_latest=numpy.bool_(True))
+    kind("127.0.0.1:1", 0, log_id="", from_latest=True)
+    kind("127.0.0.1:1", 3, log_id="abc", from_latest=numpy.bool_(False))
+
+
+# -- the source ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, got",
+    [(50051, "int 50051"), (None, "NoneType None"), (b"127.0.0.1:1", "bytes b'127.0.0.1:1'"),
+     (("127.0.0.1", 1), "tuple ('127.0.0.1', 1)")],
+)
+@pytest.mark.parametrize(
+    "kind, client",
+    [(RecommendationFeed, "a RiskBudgetClient"), (AsyncRecommendationFeed, "an AsyncRiskBudgetClient")],
+)
+def test_a_feed_refuses_a_source_that_is_neither_a_target_nor_a_client(kind, client, source, got):
+    with pytest.raises(TypeError) as raised:
+        kind(source)
+
+    assert str(raised.value) == (
+        f"source must be the sidecar's target (such as '127.0.0.1:50051') or {client}, got {got}"
+    )
+
+
+async def test_each_feed_refuses_the_other_feeds_client():
+    with RiskBudgetClient("127.0.0.1:1") as blocking:
+        with pytest.raises(TypeError, match=r"or an AsyncRiskBudgetClient, got RiskBudgetClient "
+                           r"\(a client for RecommendationFeed\)"):
+            AsyncRecommendationFeed(blocking)
+    async with AsyncRiskBudgetClient("127.0.0.1:1") as asynchronous:
+        with pytest.raises(TypeError, match=r"or a RiskBudgetClient, got AsyncRiskBudgetClient "
+                           r"\(a client for AsyncRecommendationFeed\)"):
+            RecommendationFeed(asynchronous)

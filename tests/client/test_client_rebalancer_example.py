@@ -5,8 +5,10 @@ against a sidecar that resumes after a restart of the rebalancer."""
 import importlib.util
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import grpc
 import pytest
 
 from riskbudget.v1 import types_pb2
@@ -29,6 +31,30 @@ def rows(*entries):
         )
         for strategy, symbol, weight in entries
     ]
+
+
+def budget(version, nav, strategies, symbols=None):
+    """A Budget of `{strategy: (max gross exposure, {symbol: weight})}` and
+    `{symbol: (max position notional, restricted)}`."""
+    return types_pb2.Budget(
+        ref=types_pb2.BudgetRef(version=version, regime=types_pb2.REGIME_BEAR),
+        net_asset_value=nav,
+        strategies=[
+            types_pb2.StrategyBudget(
+                strategy=name,
+                max_gross_exposure=gross,
+                symbols=[
+                    types_pb2.StrategySymbolWeight(symbol=symbol, weight=weight)
+                    for symbol, weight in weights.items()
+                ],
+            )
+            for name, (gross, weights) in strategies.items()
+        ],
+        symbols=[
+            types_pb2.SymbolBudget(symbol=symbol, max_position_notional=limit, restricted=restricted)
+            for symbol, (limit, restricted) in (symbols or {}).items()
+        ],
+    )
 
 
 def recommendation(sequence, target, current, requires_rebalancing=True):
@@ -85,6 +111,39 @@ def test_the_same_symbol_in_two_strategies_is_merged_per_strategy():
     )
 
     assert merged == {("mom", "SPY"): 0.10, ("carry", "SPY"): 0.05}
+
+
+# -- the budget's targets (a new rebalancer's start) ---------------------------
+
+
+def test_the_budgets_targets_are_gross_exposure_times_weight_over_nav():
+    targets = rebalancer.budget_allocation(
+        budget(1, 1e6, {"mom": (500_000, {"SPY": 0.6, "QQQ": 0.4}), "carry": (200_000, {"TLT": 1.0})},
+               {"SPY": (1e6, False), "QQQ": (1e6, False), "TLT": (1e6, False)})
+    )
+
+    assert targets == pytest.approx({("mom", "SPY"): 0.3, ("mom", "QQQ"): 0.2, ("carry", "TLT"): 0.2})
+
+
+def test_strategies_over_a_symbols_position_limit_are_scaled_down_alike():
+    targets = rebalancer.budget_allocation(
+        budget(1, 1e6, {"mom": (300_000, {"SPY": 1.0}), "carry": (100_000, {"SPY": 1.0})},
+               {"SPY": (200_000, False)})
+    )
+
+    assert targets == pytest.approx({("mom", "SPY"): 0.15, ("carry", "SPY"): 0.05})
+
+
+def test_a_restricted_symbol_is_targeted_flat_and_one_with_no_limit_is_not_capped():
+    targets = rebalancer.budget_allocation(
+        budget(1, 1e6, {"mom": (400_000, {"SPY": 0.5, "EEM": 0.5})}, {"EEM": (1e9, True)})
+    )
+
+    assert targets == pytest.approx({("mom", "SPY"): 0.2, ("mom", "EEM"): 0.0})
+
+
+def test_a_budget_with_no_nav_targets_nothing():
+    assert rebalancer.budget_allocation(types_pb2.Budget()) == {}
 
 
 # -- trades -----------------------------------------------------------------
@@ -167,8 +226,8 @@ def test_the_built_in_strategy_allocation_is_valid():
     assert rebalancer.strategy_allocation_from_config(rebalancer.STRATEGY_ALLOCATION)
 
 
-def test_no_checkpoint_file_means_nothing_handled_yet(tmp_path):
-    assert rebalancer.read_checkpoint(tmp_path / "rebal.seq") == (0, "")
+def test_no_checkpoint_file_means_a_new_rebalancer(tmp_path):
+    assert rebalancer.read_checkpoint(tmp_path / "rebal.seq") is None
 
 
 def test_a_checkpoint_reads_back_what_was_written(tmp_path):
@@ -213,11 +272,12 @@ def test_a_checkpoint_that_cannot_be_read_stops_the_rebalancer_with_a_message(tm
 def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
     log_sidecar, log_server, tmp_path
 ):
-    log_sidecar.log = [
+    made = [
         recommendation(1, [("mom", "SPY", 0.12)], [("mom", "SPY", 0.20)]),
         recommendation(2, [("mom", "SPY", 0.12)], [("mom", "SPY", 0.12)]),
         recommendation(3, [("mom", "SPY", 0.30)], [("mom", "SPY", 0.12)], False),
     ]
+    log_sidecar.budget = budget(7, 1e7, {"mom": (2e6, {"SPY": 1.0})})
     log_sidecar.script(Episode(send=1))
     log_sidecar.log_id = "a1"
     checkpoint = tmp_path / "rebal.seq"
@@ -225,15 +285,21 @@ def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
     options = {"feed_options": {"sleep": lambda seconds: None}, "out": printed.append}
     allocation = {("mom", "SPY"): 0.20}
 
+    # a new rebalancer (no checkpoint), on a log still empty: made once it is subscribed
+    threading.Timer(0.3, lambda: log_sidecar.log.extend(made) or log_sidecar.publish()).start()
     first = rebalancer.run(log_server.target, checkpoint, allocation, limit=2, **options)
     assert (first, rebalancer.read_checkpoint(checkpoint)) == (0, (2, "a1"))
     second = rebalancer.run(log_server.target, checkpoint, allocation, limit=1, **options)
 
     assert second == 0
     assert rebalancer.read_checkpoint(checkpoint) == (3, "a1")
-    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(0, ""), (1, "a1"), (2, "a1")]
+    # 0: the newest when the new rebalancer subscribed, in the log GetStatus named
+    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(0, "a1"), (1, "a1"), (2, "a1")]
     assert "\n".join(printed).splitlines() == [
-        f"subscribing to {log_server.target} after sequence 0",
+        "no checkpoint: starting from the current budget, v7 BEAR, and the recommendations "
+        "made from now on",
+        "  mom                SPY    target  20.00% of NAV        2,000,000",
+        f"subscribing to {log_server.target} from the newest recommendation on (from_latest)",
         "#1 [REGIME_CHANGE] budget v7 BEAR: regime changed",
         "  mom                SPY    sell   -8.00% of NAV (20.00% -> 12.00%)         -800,000",
         "#2 [REGIME_CHANGE] budget v7 BEAR: regime changed",
@@ -263,9 +329,11 @@ def test_the_rebalancer_resyncs_on_the_newest_recommendation_when_some_were_lost
 
 def test_the_rebalancer_gives_up_on_a_gap(log_sidecar, log_server, tmp_path):
     log_sidecar.publish(1, 3)
+    checkpoint = tmp_path / "rebal.seq"
+    rebalancer.write_checkpoint(checkpoint, rebalancer.Checkpoint(0))
     printed = []
 
-    status = rebalancer.run(log_server.target, tmp_path / "rebal.seq", {}, out=printed.append)
+    status = rebalancer.run(log_server.target, checkpoint, {}, out=printed.append)
 
     assert status == 1
     assert printed[-1].startswith("giving up: recommendation 3 arrived after 1")
@@ -277,3 +345,98 @@ def test_the_example_runs_as_a_script(tmp_path):
     )
 
     assert "--checkpoint" in result.stdout
+
+
+def test_a_new_rebalancer_starts_from_the_budget_and_the_newest_recommendation_on_a_trimmed_log(
+    log_sidecar, log_server, tmp_path
+):
+    """No checkpoint: nothing to resume, no state to resync. From sequence 0 a trimmed log
+    would be "lost recommendations"; from the newest it is the next one made."""
+    log_sidecar.log = [recommendation(sequence, [("mom", "SPY", 0.1)], []) for sequence in (10, 11, 12)]
+    log_sidecar.log_id = "c3"
+    log_sidecar.budget = budget(
+        9, 1e7, {"mom": (3e6, {"SPY": 0.5, "QQQ": 0.5})}, {"SPY": (1e6, False), "QQQ": (1e7, False)}
+    )
+    checkpoint = tmp_path / "rebal.seq"
+    printed = []
+    made = recommendation(13, [("mom", "SPY", 0.1)], [("mom", "SPY", 0.2)])
+    threading.Timer(0.3, lambda: log_sidecar.log.append(made) or log_sidecar.publish()).start()
+
+    status = rebalancer.run(
+        log_server.target, checkpoint, {("mom", "SPY"): 0.2, ("mom", "QQQ"): 0.2}, limit=1,
+        out=printed.append,
+    )
+
+    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, (13, "c3"))
+    assert [(r.after_sequence, r.log_id, r.from_latest) for r in log_sidecar.requests] == [(12, "c3", False)]
+    assert "\n".join(printed).splitlines() == [
+        "no checkpoint: starting from the current budget, v9 BEAR, and the recommendations "
+        "made from now on",
+        "  mom                QQQ    target  15.00% of NAV        1,500,000",
+        "  mom                SPY    target  10.00% of NAV        1,000,000",
+        f"subscribing to {log_server.target} from the newest recommendation on (from_latest)",
+        "#13 [REGIME_CHANGE] budget v7 BEAR: regime changed",
+        "  mom                SPY    sell  -10.00% of NAV (20.00% -> 10.00%)       -1,000,000",
+    ]
+
+
+def test_a_new_rebalancer_asks_again_for_the_budget_while_the_sidecar_is_away(
+    log_sidecar, log_server, tmp_path
+):
+    log_sidecar.budget_errors.extend([grpc.StatusCode.UNAVAILABLE])
+    log_sidecar.budget = budget(2, 1e7, {"mom": (1e6, {"SPY": 1.0})})
+    made = recommendation(1, [("mom", "SPY", 0.1)], [])
+    threading.Timer(0.5, lambda: log_sidecar.log.append(made) or log_sidecar.publish()).start()
+    printed = []
+
+    status = rebalancer.run(log_server.target, tmp_path / "rebal.seq", {}, limit=1, out=printed.append)
+
+    assert status == 0
+    assert printed[0] == "cannot read the budget yet (UNAVAILABLE): asking again in 0.1 s"
+    assert printed[1].startswith("no checkpoint: starting from the current budget, v2 BEAR")
+
+
+def test_a_new_rebalancer_the_sidecar_refuses_the_budget_gives_up(log_sidecar, log_server, tmp_path):
+    log_sidecar.budget_errors.extend([grpc.StatusCode.PERMISSION_DENIED])
+    log_sidecar.script(Episode(send=0, code=grpc.StatusCode.UNIMPLEMENTED))  # never asked
+    printed = []
+
+    status = rebalancer.run(log_server.target, tmp_path / "rebal.seq", {}, out=printed.append)
+
+    assert status == 1
+    assert printed == ["giving up: GetBudget failed: PERMISSION_DENIED: GetBudget refused"]
+    assert log_sidecar.requests == []
+
+
+async def test_the_budgets_targets_are_those_the_real_sidecar_recommends(tmp_path):
+    """budget_allocation computes what a recommendation made from the same budget carries
+    (strategies sharing a symbol, a restricted one)."""
+    from riskbudget.v1 import risk_budget_admin_pb2 as admin_pb2
+    from riskbudget.v1 import risk_budget_service_pb2 as service_pb2
+    from riskbudget_sidecar.app.serve import stop
+    from tests.rpc.conftest import start_harness
+
+    harness = await start_harness(
+        tmp_path,
+        portfolio__strategies={
+            "trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB", "CCC"]},
+            "carry": {"risk_share": 0.4, "symbols": ["CCC", "DDD"]},
+        },
+        limits__restricted_symbols=["DDD"],
+    )
+    try:
+        reply = await harness.admin.TriggerRebalance(
+            admin_pb2.TriggerRebalanceRequest(reason="parity", requested_by="pytest"),
+            metadata=harness.admin_metadata,
+        )
+        budget_now = (await harness.stub.GetBudget(service_pb2.GetBudgetRequest())).budget
+    finally:
+        await harness.channel.close()
+        await stop(harness.sidecar, harness.server)
+
+    made = reply.recommendation
+    assert made.budget.version == budget_now.ref.version
+    assert rebalancer.budget_allocation(budget_now) == pytest.approx(
+        rebalancer.allocation_from_rows(made.target_allocation), rel=1e-12, abs=1e-15
+    )
+    assert rebalancer.budget_allocation(budget_now)[("carry", "DDD")] == 0.0
