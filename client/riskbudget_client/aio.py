@@ -249,8 +249,10 @@ class AsyncRiskBudgetClient:
         request = admin_pb2.TriggerRebalanceRequest(reason=reason, requested_by=requested_by)
         return await self._call(self._admin, "TriggerRebalance", request)
 
-    async def reload_config(self) -> admin_pb2.ReloadConfigResponse:
-        return await self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest())
+    async def reload_config(self, requested_by: str = "") -> admin_pb2.ReloadConfigResponse:
+        """Reload the sidecar's config file; `requested_by`, who asks, is required (as every
+        admin change's actor: the sidecar refuses an empty one)."""
+        return await self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest(requested_by=requested_by))
 
     async def _call(self, stub: object, method: str, request: Message) -> Any:
         # Admin calls carry the admin token, the others the client token.

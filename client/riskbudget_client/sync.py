@@ -237,8 +237,10 @@ class RiskBudgetClient:
         request = admin_pb2.TriggerRebalanceRequest(reason=reason, requested_by=requested_by)
         return self._call(self._admin, "TriggerRebalance", request)
 
-    def reload_config(self) -> admin_pb2.ReloadConfigResponse:
-        return self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest())
+    def reload_config(self, requested_by: str = "") -> admin_pb2.ReloadConfigResponse:
+        """Reload the sidecar's config file; `requested_by`, who asks, is required (as every
+        admin change's actor: the sidecar refuses an empty one)."""
+        return self._call(self._admin, "ReloadConfig", admin_pb2.ReloadConfigRequest(requested_by=requested_by))
 
     def _call(self, stub: object, method: str, request: Message) -> Any:
         # Admin calls carry the admin token, the others the client token.

@@ -99,3 +99,137 @@ def test_check_config_refuses_a_socket_path_the_os_cannot_take(tmp_path, capsys)
 
     assert code == 2
     assert "sidecar.listen: the unix socket path is" in capsys.readouterr().err
+
+
+SAME_PORT = 50999
+"""A fixed port for the gRPC and HTTP listeners to share: the tests below never bind it (serve's
+refusal comes first, and start_server is replaced so that a missing refusal binds nothing)."""
+
+
+@pytest.mark.parametrize("grpc_host, http_host", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"),
+                                                  ("[::1]", "[::1]")])
+def test_check_config_refuses_the_http_port_on_the_grpc_address_naming_both_keys(
+        tmp_path, capsys, grpc_host, http_host):
+    path = written(tmp_path, lambda data, tmp: (data["sidecar"].update(listen=f"{grpc_host}:{SAME_PORT}"),
+                                                data["http"].update(listen=f"{http_host}:{SAME_PORT}")))
+
+    code = main(["check-config", path])
+
+    assert code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}: http.listen: {http_host}:{SAME_PORT} is the same address as sidecar.listen")
+
+
+@pytest.mark.parametrize("sidecar_listen, http_listen", [
+    ("127.0.0.1:0", "127.0.0.1:0"),  # each gets a free port
+    (f"127.0.0.1:{SAME_PORT}", f"127.0.0.1:{SAME_PORT + 1}"),
+    (f"127.0.0.1:{SAME_PORT}", f"127.0.0.2:{SAME_PORT}"),
+    ("unix:/tmp/riskbudget-test-never/s.sock", f"127.0.0.1:{SAME_PORT}"),
+], ids=["both-ephemeral", "other-port", "other-host", "unix"])
+def test_check_config_passes_listeners_apart(tmp_path, capsys, sidecar_listen, http_listen):
+    path = written(tmp_path, lambda data, tmp: (data["sidecar"].update(listen=sidecar_listen),
+                                                data["http"].update(listen=http_listen)))
+
+    assert main(["check-config", path]) == 0, capsys.readouterr().err
+
+
+def test_check_config_passes_the_same_address_when_http_is_disabled(tmp_path, capsys):
+    path = written(tmp_path, lambda data, tmp: (data["sidecar"].update(listen=f"127.0.0.1:{SAME_PORT}"),
+                                                data["http"].update(listen=f"127.0.0.1:{SAME_PORT}",
+                                                                    enabled=False)))
+
+    assert main(["check-config", path]) == 0, capsys.readouterr().err
+
+
+@pytest.fixture
+def serve_set_up(monkeypatch):
+    """What `serve` sets up for the process (its logging, faulthandler) left as the tests have it."""
+    monkeypatch.setattr("riskbudget_sidecar.app.logging.configure_logging", lambda level: None)
+    monkeypatch.setattr("faulthandler.enable", lambda: None)
+
+
+@pytest.fixture
+def nothing_binds(monkeypatch, serve_set_up):
+    """serve's start_server replaced: a start that gets as far as binding fails the test."""
+    async def start_server(*args, **kwargs):
+        raise AssertionError("start_server called: the refusal must come before binding")
+
+    monkeypatch.setattr("riskbudget_sidecar.app.serve.start_server", start_server)
+
+
+@pytest.mark.parametrize("listen_option, setting", [([], "sidecar.listen"),
+                                                    (["--listen", f"127.0.0.1:{SAME_PORT}"], "--listen")])
+def test_serve_refuses_the_http_port_on_the_grpc_address_before_binding(
+        tmp_path, capsys, nothing_binds, listen_option, setting):
+    path = written(tmp_path, lambda data, tmp: (data["sidecar"].update(listen=f"127.0.0.1:{SAME_PORT}"),
+                                                data["http"].update(listen=f"127.0.0.1:{SAME_PORT}")))
+    if listen_option:  # the config's own sidecar.listen is apart; the override is not
+        path = written(tmp_path, lambda data, tmp: data["http"].update(listen=f"127.0.0.1:{SAME_PORT}"))
+
+    code = main(["serve", "--config", path, *listen_option])
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"http.listen: 127.0.0.1:{SAME_PORT} is the same address as {setting} (127.0.0.1:{SAME_PORT}): "
+        "give the admin HTTP port a port of its own"]
+
+
+@pytest.fixture
+def serve_not_run(monkeypatch, serve_set_up):
+    """`serve` itself replaced: what it would have been called with, recorded."""
+    calls = []
+
+    async def serve(config, *, config_path, listen=None):
+        calls.append(listen)
+
+    monkeypatch.setattr("riskbudget_sidecar.app.serve.serve", serve)
+    return calls
+
+
+@pytest.mark.parametrize("listen, error", [
+    ("", "must not be empty: host:port or unix:/path (without --listen, sidecar.listen is used)"),
+    ("127.0.0.1", "listen address '127.0.0.1' is not host:port or unix:/path"),
+    ("127.0.0.1:99999", "port 99999 is out of range"),
+    ("example.com:1", "listen host 'example.com' must be an IP address or localhost"),
+    ("unix:relative.sock", "a unix socket path must be absolute: unix:/path/to/socket"),
+], ids=["empty", "no-port", "port-out-of-range", "name", "unix-relative"])
+def test_serve_refuses_a_malformed_or_empty_listen_as_a_usage_error_naming_it(
+        tmp_path, capsys, serve_not_run, listen, error):
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--config", written(tmp_path, lambda data, tmp: None), "--listen", listen])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"riskbudget serve: error: argument --listen: {error}\n")
+    assert serve_not_run == []
+
+
+def test_serve_refuses_a_listen_that_is_not_loopback_exit_2_naming_it(tmp_path, capsys, serve_not_run):
+    code = main(["serve", "--config", written(tmp_path, lambda data, tmp: None), "--listen", "10.1.2.3:5"])
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "argument --listen: listen host 10.1.2.3 is not loopback; set sidecar.allow_non_loopback to expose it"]
+    assert serve_not_run == []
+
+
+def test_serve_takes_a_good_listen(tmp_path, serve_not_run):
+    assert main(["serve", "--config", written(tmp_path, lambda data, tmp: None), "--listen", "127.0.0.1:0"]) == 0
+    assert serve_not_run == ["127.0.0.1:0"]
+
+
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o666, True), (0o660, True), (0o640, False),
+                                          (0o600, False), (0o400, False)])
+def test_check_config_warns_of_a_token_file_other_users_may_read_or_change(tmp_path, capsys, mode, warned):
+    """Found by a tester: a token file of mode 0666 passed check-config and serve without a word,
+    where the state file and the socket's directory are locked down."""
+    token = tmp_path / "admin-token"
+    token.write_text("admin-token-0123")
+    token.chmod(mode)
+
+    code = main(["check-config", written(tmp_path, lambda data, tmp: data["sidecar"].update(
+        admin_token_file=str(token)))])
+
+    assert code == 0  # a warning: a container's secret mount is commonly 0644
+    assert capsys.readouterr().err.splitlines() == ([
+        f"{tmp_path}/sidecar.yaml: warning: sidecar.admin_token_file: {token} (mode {mode:04o}) may be read "
+        "or changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])

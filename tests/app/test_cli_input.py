@@ -161,3 +161,45 @@ def test_a_token_with_a_line_break_is_a_usage_error_naming_its_variable(monkeypa
 
     assert code == 2
     assert f"{variable}: {variable.removeprefix('RISKBUDGET_').lower()} must be printable ASCII" in capsys.readouterr().err
+
+
+TRADE_TAIL = ["--side", "buy", "--quantity", "10"]
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--strategy", "", "--symbol", "AAA"], "--strategy: must not be empty"),
+    (["--strategy", "trend", "--symbol", ""], "--symbol: must not be empty"),
+    (["--strategy", "s" * (cli.MAX_NAME_LENGTH + 1), "--symbol", "AAA"],
+     f"--strategy: must be at most {cli.MAX_NAME_LENGTH} characters, got {cli.MAX_NAME_LENGTH + 1}"),
+    (["--strategy", "trend", "--symbol", "S" * (cli.MAX_NAME_LENGTH + 1)],
+     f"--symbol: must be at most {cli.MAX_NAME_LENGTH} characters, got {cli.MAX_NAME_LENGTH + 1}"),
+    (["--strategy", "tr\tend", "--symbol", "AAA"],
+     "--strategy: must be printable (no control characters), got 'tr\\tend'"),
+    (["--strategy", "trend", "--symbol", "AAA", "--order-id", "o" * (cli.MAX_ID_LENGTH + 1)],
+     f"--order-id: must be at most {cli.MAX_ID_LENGTH} characters, got {cli.MAX_ID_LENGTH + 1}"),
+    (["--strategy", "trend", "--symbol", "AAA", "--order-id", ""], "--order-id: must not be empty"),
+    (["--strategy", "trend", "--symbol", "AAA", "--order-id", "o\x00"],
+     "--order-id: must be printable (no control characters), got 'o\\x00'"),
+], ids=["strategy-empty", "symbol-empty", "strategy-long", "symbol-long", "strategy-control",
+        "order-id-long", "order-id-empty", "order-id-control"])
+def test_a_name_or_order_id_the_sidecar_refuses_is_a_usage_error_naming_the_option(tmp_path, capsys, argv, error):
+    with pytest.raises(SystemExit) as exited:
+        main(["check-trade", *argv, *TRADE_TAIL, *no_sidecar(tmp_path)])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"riskbudget check-trade: error: argument {error}\n")
+
+
+def test_the_name_and_id_limits_are_the_sidecars():
+    from riskbudget_sidecar.rpc import converters
+
+    assert (cli.MAX_NAME_LENGTH, cli.MAX_ID_LENGTH) == (converters.MAX_NAME_LENGTH, converters.MAX_ID_LENGTH)
+
+
+async def test_the_longest_order_id_is_taken_by_the_sidecar(tmp_path, capsys, monkeypatch):
+    code, out = await run_against_a_sidecar(tmp_path, capsys, monkeypatch, *CHECK_TRADE, "--dry-run",
+                                            "--order-id", "o" * cli.MAX_ID_LENGTH)
+
+    reply = json.loads(out)  # refused only for want of a price, not as an invalid request
+    assert code == 3 and [reason["code"] for reason in reply["reasons"]] == ["REASON_CODE_STALE_MARKET_DATA"]
+    assert reply["client_order_id"] == "o" * cli.MAX_ID_LENGTH

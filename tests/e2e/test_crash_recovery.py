@@ -62,14 +62,15 @@ def test_after_kill_9_and_a_restart_every_acknowledged_change_is_still_there(con
             scope=pb.OVERRIDE_SCOPE_SYMBOL, target="QQQ", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
             set_by="ops", reason="crash test")), metadata=TOKEN).override
         admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_REDUCING,
-                                                         strategy="defensive_carry"), metadata=TOKEN)
+                                                         strategy="defensive_carry", set_by="ops"),
+                              metadata=TOKEN)
         service.SetPositions(spb.SetPositionsRequest(positions=[
             pb.Position(strategy="equity_momentum", symbol="SPY", quantity=300)]))
         reserved = service.CheckTrade(spb.CheckTradeRequest(
             client_order_id="before-crash", strategy="equity_momentum", symbol="IWM", side=pb.SIDE_BUY,
             quantity=100))
-        sequences = [admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"r{i}"), metadata=TOKEN)
-                     .recommendation.sequence for i in range(3)]
+        sequences = [admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"r{i}", requested_by="ops"),
+                                            metadata=TOKEN).recommendation.sequence for i in range(3)]
         channel.close()
     finally:
         process.send_signal(signal.SIGKILL)
@@ -89,7 +90,8 @@ def test_after_kill_9_and_a_restart_every_acknowledged_change_is_still_there(con
         while len(replayed) < 4:
             replayed += [r.sequence for r in next(history).recommendations]
         history.cancel()
-        next_one = admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="after"), metadata=TOKEN)
+        next_one = admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="after", requested_by="ops"),
+                                          metadata=TOKEN)
         channel.close()
     finally:
         restarted.send_signal(signal.SIGTERM)
@@ -116,7 +118,8 @@ def test_the_recommendation_feed_resumes_across_a_sidecar_crash_with_no_gap_or_d
     try:
         channel, _, admin = stubs(target)
         for i in range(3):
-            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"before {i}"), metadata=TOKEN)
+            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"before {i}", requested_by="ops"),
+                                   metadata=TOKEN)
         channel.close()
         feed = RecommendationFeed(target, after_sequence=0, initial_backoff=0.05, max_backoff=0.5)
         handled = [next(feed).sequence, next(feed).sequence]
@@ -126,7 +129,8 @@ def test_the_recommendation_feed_resumes_across_a_sidecar_crash_with_no_gap_or_d
         restarted, target = start_sidecar(config_path)
         channel, _, admin = stubs(target)
         for i in range(2):
-            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"after {i}"), metadata=TOKEN)
+            admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"after {i}", requested_by="ops"),
+                                   metadata=TOKEN)
         channel.close()
         handled += [next(feed).sequence for _ in range(3)]
         feed.close()

@@ -246,6 +246,14 @@ def type_token(driver, token: str) -> None:
     box.send_keys(token)
 
 
+def type_operator(driver, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, "operator")
+    box.clear()
+    box.send_keys(name)
+
+
 def submit_override(driver) -> None:
     from selenium.webdriver.common.by import By
 
@@ -351,8 +359,18 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         assert list(client.list_overrides().overrides) == []
         assert client.get_budget().budget.ref.version == budget.ref.version
 
-        # Act: the right token sets the override through the page.
+        # Act: the right token, but no name: refused, naming the field (a tester found every
+        # dashboard action recorded as done by "dashboard", no person).
         type_token(driver, TOKEN)
+        fill_override_form(driver, scope="symbol", kind="restrict_symbol", target="EEM",
+                           reason="browser e2e: nobody", expires_in="600")
+        submit_override(driver)
+        wait(driver, lambda d: "set_by" in d.find_element(By.ID, "control-error").text,
+             "#control-error does not name set_by after an override with no name")
+        assert list(client.list_overrides().overrides) == []
+
+        # Act: the right token and a name set the override through the page.
+        type_operator(driver, "Ada Operator")
         fill_override_form(driver, scope="symbol", kind="restrict_symbol", target="EEM",
                            reason="browser e2e", expires_in="600")
         submitted_at = time.time()
@@ -368,6 +386,7 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         assert overrides[0].scope == pb.OVERRIDE_SCOPE_SYMBOL
         assert overrides[0].kind == pb.OVERRIDE_KIND_RESTRICT_SYMBOL
         assert overrides[0].target == "EEM" and overrides[0].reason == "browser e2e"
+        assert overrides[0].set_by == "Ada Operator"
         expiry = overrides[0].expires_at.ToSeconds()
         assert int(submitted_at) + 599 <= expiry <= time.time() + 600  # "expires in 600 s"
         assert restricted.decision == pb.DECISION_REJECTED, restricted
@@ -397,5 +416,7 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         remaining = list(client.list_overrides().overrides)
         freed = client.check_trade("browser-4", "equity_momentum", "EEM", "buy", 10)
         assert remaining == []
+        assert any(f"override {override_id} cleared by Ada Operator" in a.message
+                   for a in client.list_alerts(min_severity="info").alerts)
         assert freed.decision == pb.DECISION_APPROVED, freed
         assert override_id not in freed.override_ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ def sidecar_process(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         serving = read_events(process, "serving")[-1]
+        process.http_url = serving["http_url"]  # for the tests of the admin HTTP port
         yield process, serving["target"]
     finally:
         if process.poll() is None:
@@ -97,6 +99,32 @@ def test_a_fatal_signal_leaves_a_python_traceback_on_stderr(sidecar_process):
     assert code == -signal.SIGBUS
     assert "Fatal Python error: Bus error" in output
     assert "Current thread" in output or "Thread 0x" in output
+
+
+def test_malformed_http_requests_leave_json_lines_without_their_bytes_and_no_traceback(sidecar_process):
+    """aiohttp's own report of a request it cannot parse is a multi-line traceback on stderr that
+    quotes the offending header; the sidecar's is one JSON line that does not."""
+    process, _ = sidecar_process
+    secret = "Bearer e2e-secret-token-part"
+    host, port = process.http_url.removeprefix("http://").rsplit(":", 1)
+    requests = [
+        b"POST /api/rebalance HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + secret.encode() * 3000
+        + b"\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + secret.encode() + b"\r\n\r\n",
+    ]
+    for request in requests:
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request)
+            assert connection.recv(100).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+
+    process.send_signal(signal.SIGTERM)
+    output = process.stdout.read()  # stderr goes there too
+    assert process.wait(timeout=30) == 0
+
+    events = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+    assert [(event["peer"], event["error"]) for event in events if event["event"] == "http_bad_request"] == [
+        ("127.0.0.1", "LineTooLong"), ("127.0.0.1", "BadHttpMessage")]
+    assert "e2e-secret" not in output
 
 
 def test_a_second_sidecar_on_the_same_port_refuses_to_start(sidecar_process, tmp_path):

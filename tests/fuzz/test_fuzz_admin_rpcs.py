@@ -1,7 +1,8 @@
 """RiskBudgetAdminService fuzzed against a real sidecar: no token or a wrong one never gets
 through, malformed or impossible requests (overrides expiring in the past, unknown targets,
-unknown enum values) are INVALID_ARGUMENT naming their fields, and whatever the operator
-calls leave behind, the sidecar still answers checks consistently and is healthy afterwards."""
+unknown enum values, a change that names no actor or a malformed one) are INVALID_ARGUMENT
+naming their fields, and whatever the operator calls leave behind, the sidecar still answers
+checks consistently and is healthy afterwards."""
 
 from __future__ import annotations
 
@@ -153,10 +154,10 @@ ADMIN_CALLS = {
     "SetOverride": apb.SetOverrideRequest(override=pb.Override(
         scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_FORCE_REGIME, regime=pb.REGIME_CRISIS,
         set_by="fuzz", reason="fuzz")),
-    "ClearOverride": apb.ClearOverrideRequest(id="ovr-x"),
+    "ClearOverride": apb.ClearOverrideRequest(id="ovr-x", cleared_by="fuzz"),
     "ListOverrides": apb.ListOverridesRequest(),
-    "TriggerRebalance": apb.TriggerRebalanceRequest(reason="fuzz"),
-    "ReloadConfig": apb.ReloadConfigRequest(),
+    "TriggerRebalance": apb.TriggerRebalanceRequest(reason="fuzz", requested_by="fuzz"),
+    "ReloadConfig": apb.ReloadConfigRequest(requested_by="fuzz"),
 }
 
 
@@ -200,14 +201,14 @@ async def test_set_override_refuses_malformed_or_impossible_overrides_naming_the
 
 @FUZZ
 @given(pick=st.one_of(st.none(), st.integers(0, 1_000)), order_id=names(),
-       cleared_by=st.one_of(st.just(""), names()), reason=st.one_of(st.just(""), names()))
+       cleared_by=st.one_of(st.just(""), names(("ops",))), reason=st.one_of(st.just(""), names()))
 async def test_clear_override_refuses_a_malformed_id_and_clears_a_real_one_once(
         harness, admin_metadata, pick, order_id, cleared_by, reason):
     real = set_override_ids[pick % len(set_override_ids)] if pick is not None and set_override_ids else None
     request = apb.ClearOverrideRequest(id=real or order_id, cleared_by=cleared_by, reason=reason)
     reply, error = await call(harness.admin.ClearOverride, request, metadata=admin_metadata)
     bad = {name for name, ok in (("id", is_name(request.id, MAX_ID)),
-                                 ("cleared_by", is_optional_name(request.cleared_by)),
+                                 ("cleared_by", is_name(request.cleared_by)),  # required: who clears it
                                  ("reason", is_optional_name(request.reason, MAX_TEXT))) if not ok}
     event("refused" if error else f"cleared={reply.cleared}")
     if bad:
@@ -222,7 +223,7 @@ async def test_clear_override_refuses_a_malformed_id_and_clears_a_real_one_once(
 
 @FUZZ
 @given(state=enum_values(TRADING_STATES), strategy=st.one_of(st.just(""), names(STRATEGIES)),
-       reason=st.one_of(st.just(""), names()), set_by=st.one_of(st.just(""), names()))
+       reason=st.one_of(st.just(""), names()), set_by=st.one_of(st.just(""), names(("ops",))))
 async def test_set_trading_state_refuses_unknown_states_and_strategies(
         harness, admin_metadata, state, strategy, reason, set_by):
     request = apb.SetTradingStateRequest(state=state, strategy=strategy, reason=reason, set_by=set_by)
@@ -230,7 +231,7 @@ async def test_set_trading_state_refuses_unknown_states_and_strategies(
     event("refused" if error else "set")
     bad = {name for name, ok in (("state", state in TRADING_STATES), ("strategy", is_optional_name(strategy)),
                                  ("reason", is_optional_name(reason, MAX_TEXT)),
-                                 ("set_by", is_optional_name(set_by))) if not ok}
+                                 ("set_by", is_name(set_by))) if not ok}  # required: who sets it
     if not bad and strategy and strategy not in STRATEGIES:
         bad = {"strategy"}
     if bad:
@@ -240,18 +241,62 @@ async def test_set_trading_state_refuses_unknown_states_and_strategies(
 
 
 @settings(FUZZ, max_examples=60)
-@given(reason=names(("fuzz",)), requested_by=st.one_of(st.just(""), names()))
+@given(reason=names(("fuzz",)), requested_by=st.one_of(st.just(""), names(("ops",))))
 async def test_trigger_rebalance_refuses_a_missing_or_malformed_reason(harness, admin_metadata, reason,
                                                                       requested_by):
+    """A missing or malformed reason, or requester (required: who asks), is refused naming it."""
     request = apb.TriggerRebalanceRequest(reason=reason, requested_by=requested_by)
     reply, error = await call(harness.admin.TriggerRebalance, request, metadata=admin_metadata)
     bad = {name for name, ok in (("reason", is_name(reason, MAX_TEXT)),
-                                 ("requested_by", is_optional_name(requested_by))) if not ok}
+                                 ("requested_by", is_name(requested_by))) if not ok}
     if bad:
         assert error is not None and set(field_violations(error)) == bad, (request, error)
     else:
         assert error is None and reply.recommendation.sequence > 0
         assert pb.RECOMMENDATION_TRIGGER_MANUAL in reply.recommendation.triggers
+
+
+@settings(FUZZ, max_examples=40)
+@given(requested_by=st.one_of(st.just(""), names(("ops",))))
+async def test_reload_config_refuses_a_missing_or_malformed_requester(harness, admin_metadata, requested_by):
+    """Who asks is required: a reload that names no one, or a malformed name, is refused naming
+    requested_by, and does not reload; one that names someone reloads (the file is unchanged)."""
+    reloaded_before = len([a for a in harness.sidecar.alerts.recent(1000, None) if a.kind.name == "CONFIG_RELOADED"])
+    request = apb.ReloadConfigRequest(requested_by=requested_by)
+    reply, error = await call(harness.admin.ReloadConfig, request, metadata=admin_metadata)
+    reloaded_after = len([a for a in harness.sidecar.alerts.recent(1000, None) if a.kind.name == "CONFIG_RELOADED"])
+    event("refused" if error else "reloaded")
+    if not is_name(requested_by):
+        assert error is not None and set(field_violations(error)) == {"requested_by"}, (request, error)
+        assert reloaded_after == reloaded_before
+    else:
+        assert error is None and reply.reloaded and not reply.errors, (request, reply)
+
+
+HOSTILE_ACTORS = ["", "ops\x00", "ops\n", "\x1b[31m", "A" * 65, "x" * 10_240]
+ACTOR_CALLS = {  # a request complete but for its actor, and the actor's field
+    "SetTradingState": (lambda actor: apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_HALTED, reason="fuzz", set_by=actor), "set_by"),
+    "ClearOverride": (lambda actor: apb.ClearOverrideRequest(id="ovr-x", cleared_by=actor), "cleared_by"),
+    "TriggerRebalance": (lambda actor: apb.TriggerRebalanceRequest(reason="fuzz", requested_by=actor),
+                         "requested_by"),
+    "ReloadConfig": (lambda actor: apb.ReloadConfigRequest(requested_by=actor), "requested_by"),
+}
+
+
+async def test_named_hostile_actors_are_refused_naming_their_field(harness, admin_metadata):
+    """Every change names who made it: no actor, or one with control characters or too long,
+    is refused by each admin call that changes something, naming the actor's field alone."""
+    async def trading_states():
+        budget = (await harness.stub.GetBudget(spb.GetBudgetRequest(), timeout=30)).budget
+        return budget.trading_state, {s.strategy: s.trading_state for s in budget.strategies}
+    states, bounds = await trading_states(), harness.sidecar.store.recommendation_bounds()
+    for method, (request_with, field) in ACTOR_CALLS.items():
+        for actor in HOSTILE_ACTORS:
+            _, error = await call(getattr(harness.admin, method), request_with(actor), metadata=admin_metadata)
+            assert error is not None and set(field_violations(error)) == {field}, (method, actor, error)
+    assert await trading_states() == states  # nothing changed
+    assert harness.sidecar.store.recommendation_bounds() == bounds
 
 
 async def test_named_hostile_overrides_are_refused(harness, admin_metadata):
@@ -277,7 +322,8 @@ async def test_named_hostile_overrides_are_refused(harness, admin_metadata):
         request = apb.SetOverrideRequest(override=pb.Override(**{**good, **change}))
         _, error = await call(harness.admin.SetOverride, request, metadata=admin_metadata)
         assert error is not None and field in field_violations(error), (change, error)
-    reloaded = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=admin_metadata, timeout=30)
+    reloaded = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="fuzz"),
+                                                metadata=admin_metadata, timeout=30)
     assert reloaded.reloaded and not reloaded.errors
 
 

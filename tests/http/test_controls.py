@@ -27,9 +27,10 @@ CONTROLS = [
     ("set override", "POST", "/api/overrides", RESTRICT_AAA,
      {"override": {**RESTRICT_AAA["override"], "scope": "OVERRIDE_SCOPE_PLANET"}}, "override.scope"),
     ("clear override", "DELETE", "/api/overrides/ovr-unknown", {"cleared_by": "ops", "reason": "done"},
-     {"reason": 5}, "reason"),
-    ("set trading state", "POST", "/api/trading-state", {"state": "TRADING_STATE_HALTED", "reason": "drill"},
-     {"state": "TRADING_STATE_HALTED", "strategy": "nope"}, "strategy"),
+     {"cleared_by": "ops", "reason": 5}, "reason"),
+    ("set trading state", "POST", "/api/trading-state",
+     {"state": "TRADING_STATE_HALTED", "reason": "drill", "set_by": "ops"},
+     {"state": "TRADING_STATE_HALTED", "strategy": "nope", "set_by": "ops"}, "strategy"),
     ("trigger rebalance", "POST", "/api/rebalance", {"reason": "month end", "requested_by": "ops"},
      {"requested_by": "ops"}, "reason"),
 ]
@@ -160,6 +161,37 @@ async def test_a_body_that_is_json_but_not_an_object_is_400(harness, http):
                                                                 "description": "must be a JSON object"}]
 
 
+# (name, method, path, a body complete but for its actor, the actor's field)
+ACTORLESS = [
+    ("clear override", "DELETE", "/api/overrides/{id}", {"reason": "done"}, "cleared_by"),
+    ("set trading state", "POST", "/api/trading-state", {"state": "TRADING_STATE_HALTED", "reason": "drill"},
+     "set_by"),
+    ("trigger rebalance", "POST", "/api/rebalance", {"reason": "month end"}, "requested_by"),
+]
+
+
+@pytest.mark.parametrize("actor", [None, ""], ids=["missing", "empty"])
+@pytest.mark.parametrize(("name", "method", "path", "body", "field"), ACTORLESS, ids=[c[0] for c in ACTORLESS])
+async def test_each_control_without_an_actor_is_400_naming_the_field_and_changes_nothing(
+        harness, http, name, method, path, body, field, actor):
+    override = (await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL, set_by="ops",
+        reason="news")), metadata=harness.admin_metadata)).override
+    bounds = harness.sidecar.store.recommendation_bounds()
+    alerts = len(harness.sidecar.alerts.recent(1000))
+
+    status, reply = await call(http, method, path.format(id=override.id),
+                               body if actor is None else {**body, field: actor}, ADMIN_HEADERS)
+
+    assert status == 400, reply
+    assert reply["field_violations"] == [{"field": field, "description": "must not be empty"}]
+    assert field in reply["error"]
+    assert [o.id for o in harness.sidecar.overrides] == [override.id]  # the override is still there
+    assert harness.sidecar.trading_state() is TradingState.ACTIVE  # the state is unchanged
+    assert harness.sidecar.store.recommendation_bounds() == bounds  # no recommendation made
+    assert len(harness.sidecar.alerts.recent(1000)) == alerts  # nothing audited as a change
+
+
 async def test_an_override_set_over_http_is_the_one_grpc_lists_and_it_takes_effect(harness, http):
     await harness.publish_last_prices()
 
@@ -187,7 +219,7 @@ async def test_an_override_set_over_grpc_is_cleared_over_http(harness, http):
 
     status, reply = await call(http, "DELETE", f"/api/overrides/{override.id}",
                                {"cleared_by": "ops", "reason": "drill over"}, ADMIN_HEADERS)
-    again = await call(http, "DELETE", f"/api/overrides/{override.id}", None, ADMIN_HEADERS)
+    again = await call(http, "DELETE", f"/api/overrides/{override.id}", {"cleared_by": "ops"}, ADMIN_HEADERS)
     listed = (await harness.admin.ListOverrides(apb.ListOverridesRequest(), metadata=harness.admin_metadata)).overrides
 
     assert (status, reply) == (200, {"cleared": True})
@@ -243,7 +275,8 @@ async def test_a_change_the_store_cannot_record_is_503(harness, http, monkeypatc
 async def test_without_an_admin_token_configured_every_control_is_403(harness):
     app = build_app(harness.sidecar, health=harness.server.grpc, auth=AdminAuth(None))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        async with client.post("/api/rebalance", json={"reason": "x"}, headers=ADMIN_HEADERS) as response:
+        async with client.post("/api/rebalance", json={"reason": "x", "requested_by": "ops"},
+                               headers=ADMIN_HEADERS) as response:
             status, reply = response.status, await response.json()
 
     assert status == 403

@@ -31,7 +31,7 @@ async def test_metrics_after_checks_and_a_rebalance_name_every_figure_of_the_sid
     await harness.publish_last_prices()
     await harness.check("m-1", 1)
     await harness.check("m-2", 1e6)  # resized by the order-notional and position limits
-    await harness.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="metrics"),
+    await harness.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="metrics", requested_by="pytest"),
                                          metadata=harness.admin_metadata)
 
     families = await scrape(http)

@@ -49,7 +49,8 @@ async def test_the_status_lists_history_overrides_states_alerts_and_the_success_
         set_by="ops", reason="desk review", expires_at=timestamp(T0 + 600))),
         metadata=harness.admin_metadata)).override
     await harness.admin.SetTradingState(apb.SetTradingStateRequest(
-        state=pb.TRADING_STATE_REDUCING, strategy="trend", reason="test"), metadata=harness.admin_metadata)
+        state=pb.TRADING_STATE_REDUCING, strategy="trend", reason="test", set_by="ops"),
+        metadata=harness.admin_metadata)
 
     status = await get_status(http)
 
@@ -73,7 +74,7 @@ async def test_the_status_lists_history_overrides_states_alerts_and_the_success_
 
 async def test_recent_recommendations_are_the_last_twenty_newest_first(harness, http):
     for index in range(25):
-        await harness.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"r{index}"),
+        await harness.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason=f"r{index}", requested_by="ops"),
                                              metadata=harness.admin_metadata)
 
     status = await get_status(http)

@@ -71,3 +71,51 @@ async def test_set_trading_state_refuses_bad_input_naming_the_field(harness):
     assert "state" in unspecified.value.details()
     assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown strategy" in unknown.value.details()
+
+
+# -- every change names who made it ----------------------------------------------------------
+
+ACTORLESS = {
+    "SetTradingState": ("set_by", lambda harness, override_id: harness.admin.SetTradingState(
+        apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="test"), metadata=harness.admin_metadata)),
+    "ClearOverride": ("cleared_by", lambda harness, override_id: harness.admin.ClearOverride(
+        apb.ClearOverrideRequest(id=override_id, reason="test"), metadata=harness.admin_metadata)),
+    "TriggerRebalance": ("requested_by", lambda harness, override_id: harness.admin.TriggerRebalance(
+        apb.TriggerRebalanceRequest(reason="test"), metadata=harness.admin_metadata)),
+    "ReloadConfig": ("requested_by", lambda harness, override_id: harness.admin.ReloadConfig(
+        apb.ReloadConfigRequest(), metadata=harness.admin_metadata)),
+}
+
+
+@pytest.mark.parametrize("method", list(ACTORLESS))
+async def test_a_change_without_an_actor_is_invalid_argument_naming_the_field_and_changes_nothing(harness, method):
+    from .test_overrides import set_override
+    from .test_reload_and_alerts import edit_config
+    from .test_service_rpcs import field_violations
+
+    field, make_call = ACTORLESS[method]
+    override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry",
+                                  kind=pb.OVERRIDE_KIND_CAP_STRATEGY_CAPITAL, value=10_000.0)
+    config = harness.sidecar.config
+    edit_config(harness, lambda data: data["limits"].update(max_order_notional=100_000))  # a reload would take it
+    before = await harness.stub.GetStatus(spb.GetStatusRequest())
+    audited = ("CONFIG_RELOADED", "CONFIG_RELOAD_REFUSED", "TRADING_STATE_CHANGED")
+
+    def audit_alerts():
+        return [(a.kind.name, a.message) for a in harness.sidecar.alerts.recent(1000, None) if a.kind.name in audited]
+    alerts_before = audit_alerts()
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await make_call(harness, override.id)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in refused.value.details()
+    assert field_violations(refused.value) == {field: "must not be empty"}
+    assert harness.sidecar.trading_state() is harness.sidecar.trading_state().ACTIVE  # state unchanged
+    budget = (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget
+    assert budget.trading_state == pb.TRADING_STATE_ACTIVE
+    assert [o.id for o in budget.overrides] == [override.id]  # the override is still there
+    after = await harness.stub.GetStatus(spb.GetStatusRequest())
+    assert after.last_recommendation_sequence == before.last_recommendation_sequence  # no recommendation
+    assert harness.sidecar.config is config and config.limits.max_order_notional != 100_000  # not reloaded
+    assert audit_alerts() == alerts_before  # nothing changed, so nothing audited as a change

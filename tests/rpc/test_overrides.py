@@ -178,7 +178,7 @@ async def test_clearing_an_override_removes_it_once(harness):
 
     first = await harness.admin.ClearOverride(apb.ClearOverrideRequest(id=override.id, cleared_by="pytest"),
                                               metadata=harness.admin_metadata)
-    second = await harness.admin.ClearOverride(apb.ClearOverrideRequest(id=override.id),
+    second = await harness.admin.ClearOverride(apb.ClearOverrideRequest(id=override.id, cleared_by="pytest"),
                                                metadata=harness.admin_metadata)
 
     assert (first.cleared, second.cleared) == (True, False)

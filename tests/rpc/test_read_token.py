@@ -208,7 +208,7 @@ async def test_the_read_token_is_refused_on_every_admin_call(guarded, method):
 async def test_a_refused_admin_call_with_the_read_token_changes_nothing_and_raises_an_alert(guarded):
     with pytest.raises(grpc.aio.AioRpcError):
         await guarded.admin.SetTradingState(apb.SetTradingStateRequest(
-            state=pb.TRADING_STATE_HALTED, reason="x"), metadata=READER)
+            state=pb.TRADING_STATE_HALTED, reason="x", set_by="pytest"), metadata=READER)
 
     assert guarded.sidecar.trading_state().name == "ACTIVE"
     alerts = guarded.sidecar.alerts.recent(100, None)

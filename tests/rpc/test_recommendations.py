@@ -316,7 +316,8 @@ async def test_a_config_reload_does_not_send_a_recommendation_again_within_its_c
         pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
     await harness.sidecar.monitor_once()
 
-    reply = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=harness.admin_metadata)
+    reply = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="pytest"),
+                                             metadata=harness.admin_metadata)
     await harness.sidecar.monitor_once()
     status = await harness.stub.GetStatus(spb.GetStatusRequest())
 

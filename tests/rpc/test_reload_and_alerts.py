@@ -29,8 +29,9 @@ def edit_config(harness, change) -> None:
         handle.write(yaml.safe_dump(data, sort_keys=False))
 
 
-async def reload(harness) -> apb.ReloadConfigResponse:
-    return await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=harness.admin_metadata)
+async def reload(harness, requested_by: str = "pytest") -> apb.ReloadConfigResponse:
+    return await harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by=requested_by),
+                                            metadata=harness.admin_metadata)
 
 
 async def alerts(harness, kind) -> list[pb.Alert]:
@@ -62,10 +63,11 @@ async def test_a_reload_is_audited_by_an_alert_and_a_log_line_naming_the_keys_it
     assert reply.reloaded
     [alert] = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED)
     assert alert.severity == pb.ALERT_SEVERITY_WARNING
-    assert alert.message == (f"config reloaded from {harness.sidecar._config_path}: "
+    assert alert.message == (f"config reloaded from {harness.sidecar._config_path} by pytest: "
                              "changed sidecar.shadow_mode, limits.max_order_notional")
     [logged] = [entry for entry in logs if entry["event"] == "config_reloaded"]
     assert logged["changed"] == ["sidecar.shadow_mode", "limits.max_order_notional"]
+    assert logged["requested_by"] == "pytest"
 
 
 async def test_a_reload_that_changes_many_keys_names_the_first_ten_and_how_many_more(harness):
@@ -124,7 +126,7 @@ async def test_a_reload_refused_for_many_problems_names_the_first_ten_each_clipp
     assert reply.errors[0].endswith("k...") and len(reply.errors[0]) == 500
     assert reply.errors[1].endswith("limits.unknown_0: unknown key")
     [refused] = [a for a in listed.alerts if a.kind == pb.ALERT_KIND_CONFIG_RELOAD_REFUSED]
-    assert refused.message == "config reload refused: " + "; ".join(reply.errors)
+    assert refused.message == "config reload asked by pytest refused: " + "; ".join(reply.errors)
 
 
 async def test_a_change_that_needs_a_restart_is_refused(harness):
@@ -278,7 +280,8 @@ async def test_a_reloaded_monitoring_interval_paces_the_next_ticks_at_once(harne
 
 async def test_a_refused_admin_call_is_audited_as_an_alert(harness):
     with pytest.raises(grpc.aio.AioRpcError):
-        await harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=(("authorization", "Bearer no"),))
+        await harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="pytest"),
+                                         metadata=(("authorization", "Bearer no"),))
 
     refused = await alerts(harness, pb.ALERT_KIND_ADMIN_REFUSED)
 

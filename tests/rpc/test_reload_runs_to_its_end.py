@@ -29,9 +29,9 @@ async def test_a_reload_whose_call_is_cancelled_mid_way_still_finishes_and_is_lo
         await real_recompute()
         recomputed.append(sidecar.config.sidecar.shadow_mode)
 
-    async def watched_reload():
+    async def watched_reload(requested_by: str):
         try:
-            return await real_reload()
+            return await real_reload(requested_by)
         except asyncio.CancelledError:
             call_cancelled.set()
             raise
@@ -40,7 +40,8 @@ async def test_a_reload_whose_call_is_cancelled_mid_way_still_finishes_and_is_lo
     edit_config(harness, lambda data: data["sidecar"].update(shadow_mode=True))
 
     with capture_logs() as logs:
-        call = harness.admin.ReloadConfig(apb.ReloadConfigRequest(), metadata=harness.admin_metadata)
+        call = harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="pytest"),
+                                          metadata=harness.admin_metadata)
         await recomputing.wait()
         call.cancel()
         await call_cancelled.wait()

@@ -10,6 +10,7 @@ import grpc
 import pytest
 import structlog
 import structlog.testing
+from multidict import CIMultiDict
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -55,8 +56,9 @@ async def guarded(tmp_path):
     await stop(running.sidecar, running.server)
 
 
-async def call(channel: grpc.aio.Channel, method, metadata=None):
-    """Call any method of either service with an empty request; the reply, or the RpcError."""
+async def call(channel: grpc.aio.Channel, method, metadata=None, **fields):
+    """Call any method of either service with an empty request (or one of `fields`); the reply,
+    or the RpcError."""
     request_type = message_factory.GetMessageClass(method.input_type)
     response_type = message_factory.GetMessageClass(method.output_type)
     path = f"/{method.containing_service.full_name}/{method.name}"
@@ -65,7 +67,7 @@ async def call(channel: grpc.aio.Channel, method, metadata=None):
         (method.client_streaming, method.server_streaming)]
     stub = kind(path, request_serializer=request_type.SerializeToString,
                 response_deserializer=response_type.FromString)
-    request = iter([request_type()]) if method.client_streaming else request_type()
+    request = iter([request_type(**fields)]) if method.client_streaming else request_type(**fields)
     try:
         reply = stub(request, metadata=metadata, timeout=5)
         if method.server_streaming:
@@ -157,7 +159,7 @@ async def test_the_client_token_is_refused_on_every_admin_call(guarded, method):
 
 async def test_the_client_token_changes_nothing_through_admin_calls(guarded):
     bounds = guarded.sidecar.store.recommendation_bounds()
-    halted = apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="x")
+    halted = apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="x", set_by="pytest")
     with pytest.raises(grpc.aio.AioRpcError):
         await guarded.admin.SetTradingState(halted, metadata=bearer(CLIENT_TOKEN))
     with pytest.raises(grpc.aio.AioRpcError):
@@ -179,13 +181,47 @@ async def test_the_admin_token_still_makes_admin_calls_beside_a_client_token(gua
 
 async def test_the_client_token_is_refused_on_the_http_controls(guarded):
     async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
-        async with http.post("/api/trading-state", json={"state": "TRADING_STATE_HALTED"},
+        async with http.post("/api/trading-state", json={"state": "TRADING_STATE_HALTED", "set_by": "pytest"},
                              headers={"Authorization": f"Bearer {CLIENT_TOKEN}"}) as response:
             body = await response.json()
 
     assert response.status == 403
     assert "client token cannot make admin calls" in body["error"]
     assert guarded.sidecar.trading_state().name == "ACTIVE"
+
+
+@pytest.mark.parametrize("tokens", [(ADMIN_TOKEN, "wrong"), ("wrong", ADMIN_TOKEN)], ids=["admin first", "admin last"])
+async def test_several_authorization_values_are_refused_by_every_check(guarded, tokens):
+    """Found by a tester: the admin check read the last value and the client check the first,
+    so each scope judged another token."""
+    metadata = tuple(("authorization", f"Bearer {token}") for token in tokens)
+
+    admin = await call(guarded.channel, ADMIN_SERVICE.methods_by_name["ListOverrides"], metadata)
+    service = await call(guarded.channel, SERVICE.methods_by_name["GetBudget"], metadata)
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.post("/api/rebalance", json={"reason": "x", "requested_by": "y"},
+                             headers=CIMultiDict(("Authorization", f"Bearer {token}") for token in tokens)) as response:
+            body = await response.json()
+
+    assert (admin.code(), admin.details()) == (grpc.StatusCode.UNAUTHENTICATED,
+                                               "send one 'authorization' value, not several")
+    assert (service.code(), service.details()) == (grpc.StatusCode.UNAUTHENTICATED,
+                                                   "send one 'authorization' value, not several")
+    assert (response.status, body["error"]) == (401, "send one 'authorization' value, not several")
+    assert guarded.sidecar.store.recommendation_bounds() == (0, 0)  # the rebalance was not made
+
+
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o600, False)])
+async def test_serve_warns_of_a_token_file_other_users_may_read(tmp_path, mode, warned):
+    path = write_config(tmp_path)
+    (tmp_path / "admin-token").chmod(mode)
+    with structlog.testing.capture_logs() as logs:
+        sidecar, servers = await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+    await stop(sidecar, servers)
+
+    exposed = [entry["problem"] for entry in logs if entry["event"] == "token_file_exposed"]
+    assert exposed == ([f"sidecar.admin_token_file: {tmp_path}/admin-token (mode {mode:04o}) may be read or "
+                        "changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
 
 
 # -- the Python client ---------------------------------------------------------------------
@@ -433,12 +469,13 @@ async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_
     try:
         (tmp_path / "client-token").write_text("rotated-client-token-1\n")
         (tmp_path / "admin-token").write_text("rotated-admin-token-1\n")
-        rotated = await call(running.channel, reload_config, bearer(ADMIN_TOKEN))
+        rotated = await call(running.channel, reload_config, bearer(ADMIN_TOKEN), requested_by="pytest")
         after = {name: await call(running.channel, method, bearer(token)) for name, method, token in (
             ("old client", budget, CLIENT_TOKEN), ("new client", budget, "rotated-client-token-1"),
             ("old admin", admin, ADMIN_TOKEN), ("new admin", admin, "rotated-admin-token-1"))}
         (tmp_path / "client-token").write_text("")
-        refused = await call(running.channel, reload_config, bearer("rotated-admin-token-1"))
+        refused = await call(running.channel, reload_config, bearer("rotated-admin-token-1"),
+                             requested_by="pytest")
         kept = await call(running.channel, budget, bearer("rotated-client-token-1"))
         reloaded = [a.message for a in running.sidecar.alerts.recent(50, None)
                     if a.kind.name == "CONFIG_RELOADED"]
@@ -453,7 +490,7 @@ async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_
     assert isinstance(after["new admin"], apb.ListOverridesResponse)
     assert not refused.reloaded and refused.errors == ["sidecar.client_token_file: the file is empty"]
     assert kept.budget.ref.version >= 1
-    assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'}: changed sidecar tokens (rotated)"]
+    assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'} by pytest: changed sidecar tokens (rotated)"]
 
 
 async def test_streams_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):

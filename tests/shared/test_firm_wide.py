@@ -79,7 +79,7 @@ async def test_a_halt_set_through_one_sidecar_reaches_the_other(pair):
     first, second = pair
     await second.publish_last_prices()
 
-    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED),
+    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, set_by="pytest"),
                                       metadata=first.admin_metadata)
 
     await eventually(lambda: halted(second))
@@ -166,7 +166,7 @@ async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey
     first, second = pair
     await first.publish_last_prices()
     await second.publish_last_prices()
-    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED),
+    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, set_by="pytest"),
                                       metadata=first.admin_metadata)
     await eventually(lambda: halted(second))
     valkey.stop()

@@ -85,8 +85,10 @@ class SetTradingStateResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_types_pb2.TradingState, str]] = ..., strategy: _Optional[str] = ..., set_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReloadConfigRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("requested_by",)
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    requested_by: str
+    def __init__(self, requested_by: _Optional[str] = ...) -> None: ...
 
 class ReloadConfigResponse(_message.Message):
     __slots__ = ("reloaded", "errors", "budget")

@@ -17,8 +17,9 @@ from typing import Callable
 
 from google.protobuf.json_format import MessageToDict
 
-from ..rpc.converters import (MAX_ALERTS, MAX_EXPIRES_IN, MAX_NAME_LENGTH, MAX_PRICE, MAX_QUANTITY,
-                              MIN_PRICE)
+from ..engine.addresses import parse_listen_address
+from ..rpc.converters import (MAX_ALERTS, MAX_EXPIRES_IN, MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PRICE,
+                              MAX_QUANTITY, MIN_PRICE)
 from ..service.config_file import ConfigError, load_config, read_pem
 from .backtest_cli import add_backtest_command
 
@@ -36,6 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
     config = load_config(args.config)
+    if args.listen is not None:  # its form was checked when parsed; loopback is the config's rule
+        try:
+            parse_listen_address(args.listen, allow_non_loopback=config.sidecar.allow_non_loopback)
+        except ValueError as error:
+            raise ConfigError([f"argument --listen: {error}"]) from None
     configure_logging(config.sidecar.log_level)
     # A fault Python cannot turn into an exception (SIGBUS on a page of the check journal
     # made unwritable, say) ends the process: at least say so on stderr, with where it was.
@@ -51,12 +57,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     """The config as `serve` would take it: valid, and its token settings, TLS and warm-up files
     readable here (run it where the sidecar runs, with its environment)."""
-    from .serve import startup_problems
+    from .serve import exposed_token_files, startup_problems
 
     config = load_config(args.file)
     problems = startup_problems(config)
     if problems:
         raise ConfigError([f"{args.file}: {problem}" for problem in problems])
+    for warning in exposed_token_files(config):
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     strategies = ", ".join(config.portfolio.strategies)
     print(f"{args.file}: OK ({len(config.universe)} symbols; strategies: {strategies})")
     return 0
@@ -201,9 +209,9 @@ def _check_trade(args: argparse.Namespace) -> int:
     # The first call also connects (and shakes hands, over TLS): the trading engine's 0.25 s
     # deadline is too short for a one-shot command, which is not latency-sensitive anyway.
     with _client(args, check_trade_timeout=args.timeout) as client:
-        response = client.check_trade(
-            args.order_id or f"cli-{uuid.uuid4().hex[:12]}", args.strategy, args.symbol, args.side,
-            args.quantity, limit_price=args.limit_price, dry_run=args.dry_run)
+        order_id = args.order_id if args.order_id is not None else f"cli-{uuid.uuid4().hex[:12]}"
+        response = client.check_trade(order_id, args.strategy, args.symbol, args.side, args.quantity,
+                                      limit_price=args.limit_price, dry_run=args.dry_run)
     _print_json(response)
     return 0 if response.approved_quantity > 0 else 3
 
@@ -277,6 +285,36 @@ def _operator_name(text: str) -> str:
     return text
 
 
+def _name(limit: int) -> Callable[[str], str]:
+    """An argparse type: a name or id the sidecar takes (rpc.converters: not empty, at most
+    `limit` characters, printable); anything else is a usage error naming the option, not a
+    fail-closed rejection that looks like a breached limit."""
+
+    def convert(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(text) > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit} characters, got {len(text)}")
+        if not text.isprintable():
+            raise argparse.ArgumentTypeError(f"must be printable (no control characters), got {text!r}")
+        return text
+
+    return convert
+
+
+def _listen_address(text: str) -> str:
+    """An argparse type for serve --listen: host:port or unix:/path (whether a host that is not
+    loopback is allowed is the config's sidecar.allow_non_loopback, checked once it is read)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty: host:port or unix:/path "
+                                         "(without --listen, sidecar.listen is used)")
+    try:
+        parse_listen_address(text, allow_non_loopback=True)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _reply_as_json(call, done=None) -> Callable[[argparse.Namespace], int]:
     """A command that makes one client call and prints its reply as JSON; exit 1 when
     `done(reply)` says that the sidecar did not do what was asked."""
@@ -301,7 +339,7 @@ JSON_COMMANDS = {
         expires_at=None if args.expires_in is None else time.time() + args.expires_in),
     "clear-override": lambda client, args: client.clear_override(args.id, _operator(args), args.reason),
     "rebalance": lambda client, args: client.trigger_rebalance(args.reason, _operator(args)),
-    "reload-config": lambda client, args: client.reload_config(),
+    "reload-config": lambda client, args: client.reload_config(_operator(args)),
     "sidecar-status": lambda client, args: client.get_status(),
 }
 DONE = {
@@ -317,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the sidecar")
     serve.add_argument("--config", required=True, help="YAML config file")
-    serve.add_argument("--listen", help="override sidecar.listen (host:port or unix:/path)")
+    serve.add_argument("--listen", type=_listen_address,
+                       help="override sidecar.listen (host:port or unix:/path)")
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check-config", help="validate a config file; non-zero exit on error")
@@ -356,13 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print the reply as JSON")
 
     trade = client_command("check-trade", "check an order (exit 0 if it may be sent, 3 if not)", _check_trade)
-    trade.add_argument("--strategy", required=True)
-    trade.add_argument("--symbol", required=True)
+    trade.add_argument("--strategy", required=True, type=_name(MAX_NAME_LENGTH))
+    trade.add_argument("--symbol", required=True, type=_name(MAX_NAME_LENGTH))
     trade.add_argument("--side", required=True, choices=["buy", "sell"])
     trade.add_argument("--quantity", required=True, type=_quantity)
     trade.add_argument("--limit-price", type=_limit_price, default=0.0,
                        help="0 (default): a market order, checked at the last price")
-    trade.add_argument("--order-id", help="client order id (a random one if omitted)")
+    trade.add_argument("--order-id", type=_name(MAX_ID_LENGTH),
+                       help="client order id (a random one if omitted)")
     trade.add_argument("--dry-run", action="store_true", help="evaluate without reserving")
     trade.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="SECONDS",
                        help="deadline of the check, connecting included (default 5); past it the "
@@ -411,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--reason", default="")
     rebalance = admin_command("rebalance", "ask for a rebalancing recommendation now" + admin)
     rebalance.add_argument("--reason", required=True)
-    json_command("reload-config", "reload the sidecar's config file (exit 1 if refused)" + admin)
+    admin_command("reload-config", "reload the sidecar's config file (exit 1 if refused)" + admin)
     json_command("sidecar-status", "regime history, response times, log and stream figures")
     add_backtest_command(commands)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 from threadpoolctl import threadpool_limits
 
-from ..engine.addresses import parse_listen_address
+from ..engine.addresses import parse_listen_address, same_listener
 from ..engine.config import Config
 from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
@@ -101,14 +103,29 @@ def startup_problems(config: Config) -> list[str]:
     """What `serve` would refuse in a valid config, found without starting (`check-config`): a
     token setting that gives no token (an environment variable unset, a file missing or empty), a
     TLS file that holds no PEM, a warm-up file that cannot be read, a unix socket's existing
-    directory that others can enter."""
+    directory that others can enter, the admin HTTP port on the gRPC listener's address."""
     problems = []
-    for check in (read_tokens, _read_tls_files, check_warmup_file, _check_socket_directory):
+    for check in (read_tokens, _read_tls_files, check_warmup_file, _check_socket_directory,
+                  check_listeners_apart):
         try:
             check(config)
         except ConfigError as refused:
             problems += refused.errors
     return problems
+
+
+def check_listeners_apart(config: Config, listen: str | None = None) -> None:
+    """The admin HTTP port and the gRPC listener (`listen`, the --listen override, else
+    sidecar.listen) must not take the same port: the second to bind would fail with "address
+    already in use", naming neither setting. Port 0 on both is fine: each gets a free port."""
+    if not config.http.enabled:
+        return
+    grpc_address = parse_listen_address(config.sidecar.listen if listen is None else listen,
+                                        allow_non_loopback=True)
+    if same_listener(grpc_address, parse_listen_address(config.http.listen, allow_non_loopback=True)):
+        setting = "sidecar.listen" if listen is None else "--listen"
+        raise ConfigError([f"http.listen: {config.http.listen} is the same address as {setting} "
+                           f"({grpc_address.grpc_target}): give the admin HTTP port a port of its own"])
 
 
 def _check_socket_directory(config: Config) -> None:
@@ -144,6 +161,23 @@ def _valid_token(token: str, field: str) -> str:
     return token
 
 
+TOKEN_FILES = ("admin_token_file", "client_token_file", "read_token_file")
+
+
+def exposed_token_files(config: Config) -> list[str]:
+    """Token files that other users of the host may read or change (a warning, not a refusal:
+    a container's secret mount is commonly 0644, and its only user is the sidecar)."""
+    warnings = []
+    for name in TOKEN_FILES:
+        path = getattr(config.sidecar, name)
+        with contextlib.suppress(OSError):  # unreadable: read_tokens refuses it, naming the field
+            mode = os.stat(path).st_mode if path else 0
+            if mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IWGRP):
+                warnings.append(f"sidecar.{name}: {path} (mode {stat.S_IMODE(mode):04o}) may be read or "
+                                "changed by other users: chmod 600 it, or 640 for a group of the sidecar's")
+    return warnings
+
+
 def _read_token_file(path: str, field: str) -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
@@ -158,8 +192,9 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
                 config_path: str | None = None) -> tuple[RiskBudgetSidecar, Servers]:
     """Start a sidecar, its gRPC server and its admin HTTP port; health turns SERVING once the
     first budget exists (the HTTP port serves liveness during the warm-up already)."""
-    address = parse_listen_address(listen or config.sidecar.listen,
+    address = parse_listen_address(config.sidecar.listen if listen is None else listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
+    check_listeners_apart(config, listen)  # before either binds
     tls = config.sidecar.tls
     if tls is None and not address.is_local:  # a --listen override is held to the config's rule
         raise ConfigError([f"sidecar.tls is required: listen {address.grpc_target} is not loopback"])
@@ -189,6 +224,8 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
         await servers.grpc.stop(0)
         await sidecar.stop()
         raise
+    for warning in exposed_token_files(config):
+        log.warning("token_file_exposed", problem=warning)
     server = servers.grpc
     sidecar.on_availability(lambda available: asyncio.ensure_future(server.set_serving(available)))
     await server.set_serving(sidecar.available)
@@ -201,7 +238,7 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
 async def _reload(sidecar: RiskBudgetSidecar) -> None:
     """SIGHUP: reload the config file; a refusal is already an alert, the old config stays."""
     try:
-        await sidecar.reload_config()
+        await sidecar.reload_config(requested_by="SIGHUP")
     except ConfigRefused:
         pass
 

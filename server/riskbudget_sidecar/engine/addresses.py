@@ -60,3 +60,13 @@ def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> List
         raise ValueError(
             f"listen host {host} is not loopback; set sidecar.allow_non_loopback to expose it")
     return ListenAddress(host, port, None)
+
+
+def same_listener(first: ListenAddress, second: ListenAddress) -> bool:
+    """Whether two TCP listeners would take the same port: the same fixed port on the same host,
+    or on any host where one of them is a wildcard (0.0.0.0 or ::). Port 0 picks a free port for
+    each, so never clashes; nor does a unix socket."""
+    if first.unix_path is not None or second.unix_path is not None or not first.port or first.port != second.port:
+        return False
+    hosts = ipaddress.ip_address(first.host or ""), ipaddress.ip_address(second.host or "")
+    return hosts[0] == hosts[1] or any(host.is_unspecified for host in hosts)

@@ -11,16 +11,21 @@ through one table (errors.py), as rpc/errors.py does for gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,6 +45,12 @@ log = structlog.get_logger("riskbudget.http")
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 64 * 1024
+ERROR_LOG_LIMIT = 10
+ERROR_LOG_WINDOW = 60.0
+"""At most ERROR_LOG_LIMIT lines about requests aiohttp could not serve (a malformed request,
+a handler's failure) per ERROR_LOG_WINDOW seconds; past it they are counted, and the count is
+logged once the window ends (`http_errors_suppressed`): anyone who can reach the port can send
+malformed requests, and they must not flood the log."""
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -56,15 +67,100 @@ class HealthView(Protocol):
     shutting_down: bool
 
 
+class ServerErrorLog:
+    """What aiohttp's request handler logs (its `logger`, by default the stdlib logger
+    "aiohttp.server", which without a handler writes multi-line tracebacks to stderr), as
+    structlog JSON lines, at most `limit` of them per `window` seconds.
+
+    A request aiohttp cannot parse (a line or header too long, a garbage request line, a bad
+    URL, a malformed body) is `http_bad_request`: the peer, the status aiohttp answers (400)
+    and the kind of error, never the error's message, which quotes the offending bytes (part
+    of an Authorization header, say). Anything else (a handler that failed: 500) is
+    `http_error` with its traceback in the line."""
+
+    def __init__(self, *, limit: int = ERROR_LOG_LIMIT, window: float = ERROR_LOG_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._window_start = -math.inf
+        self._logged = 0
+        self._suppressed = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    # the logging.Logger methods aiohttp's RequestHandler and Server call
+    def debug(self, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        self._log(logging.DEBUG, msg, args, exc_info)
+
+    def info(self, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        self._log(logging.INFO, msg, args, exc_info)
+
+    def warning(self, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        self._log(logging.WARNING, msg, args, exc_info)
+
+    def error(self, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        self._log(logging.ERROR, msg, args, exc_info)
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True, **_: Any) -> None:
+        self._log(logging.ERROR, msg, args, exc_info)
+
+    def flush(self) -> None:
+        """Log how many lines the limit held back, if any."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._suppressed:
+            log.warning("http_errors_suppressed", count=self._suppressed, window=self._window)
+            self._suppressed = 0
+
+    def _log(self, level: int, msg: str, args: tuple[Any, ...], exc_info: Any) -> None:
+        if not log.is_enabled_for(level) or not self._allowed():
+            return
+        error = exc_info if isinstance(exc_info, BaseException) else None
+        # handle_error's words; the peer is the one argument (request.remote)
+        peer = {"peer": args[0]} if msg == "Error handling request from %s" and args else {}
+        if isinstance(error, HttpProcessingError):  # answered with its code, 400
+            log.log(min(level, logging.WARNING), "http_bad_request", **peer, status=error.code,
+                    error=type(error).__name__)
+            return
+        if isinstance(error, RequestPayloadError):  # a body aiohttp could not decode, read by a handler
+            cause = error.__cause__ or error.__context__
+            log.log(min(level, logging.WARNING), "http_bad_request", **peer, error=type(error).__name__,
+                    **({"cause": type(cause).__name__} if cause is not None else {}))
+            return
+        try:
+            message = msg % args if args else msg
+        except (TypeError, ValueError):
+            message = msg
+        log.log(level, "http_error", **peer, message=message, **({"exc_info": exc_info} if exc_info else {}))
+
+    def _allowed(self) -> bool:
+        now = self._clock()
+        if now - self._window_start >= self._window:
+            self.flush()
+            self._window_start, self._logged = now, 0
+        if self._logged < self._limit:
+            self._logged += 1
+            return True
+        if not self._suppressed:
+            with contextlib.suppress(RuntimeError):  # no running loop: the next line says it
+                self._flush_handle = asyncio.get_running_loop().call_later(
+                    max(self._window_start + self._window - now, 0.0), self.flush)
+        self._suppressed += 1
+        return False
+
+
 @dataclass
 class AdminHttpServer:
     runner: web.AppRunner
     url: str
     """Where it is reached: http://host:port with the real port."""
+    errors: ServerErrorLog = field(default_factory=ServerErrorLog)
 
     async def stop(self) -> None:
         """Stop listening; requests in flight finish within the shutdown timeout."""
         await self.runner.cleanup()
+        self.errors.flush()
 
 
 async def start_http_server(sidecar: RiskBudgetSidecar, settings: HttpSettings, *, health: HealthView,
@@ -73,7 +169,9 @@ async def start_http_server(sidecar: RiskBudgetSidecar, settings: HttpSettings, 
     address = parse_listen_address(settings.listen)
     loopback = ipaddress.ip_address(address.host).is_loopback
     app = build_app(sidecar, health=health, auth=auth, check_host=loopback)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout)
+    errors = ServerErrorLog()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout,
+                           logger=errors)
     await runner.setup()
     try:
         await web.TCPSite(runner, address.host, address.port, reuse_port=False).start()
@@ -83,7 +181,7 @@ async def start_http_server(sidecar: RiskBudgetSidecar, settings: HttpSettings, 
     host, port = runner.addresses[0][:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     log.info("http_serving", url=url)
-    return AdminHttpServer(runner, url)
+    return AdminHttpServer(runner, url, errors)
 
 
 def build_app(sidecar: RiskBudgetSidecar, *, health: HealthView, auth: AdminAuth,
@@ -240,7 +338,7 @@ class _Routes:
 
     async def _admin_body(self, request: web.Request, action: str) -> dict[str, Any]:
         """The token first (as gRPC does), then the body: a JSON object, or nothing."""
-        self._auth.check(request.headers.get("Authorization"), action=action, peer=f"http:{request.remote}")
+        self._auth.check_all(request.headers.getall("Authorization", []), action=action, peer=f"http:{request.remote}")
         if not request.can_read_body:
             return {}
         try:

@@ -41,6 +41,19 @@ READ_TOKEN = "read token"
 """What `AdminAuth.client_refusal` says of the read token; the audit's `why` when it is refused."""
 
 
+SEVERAL_TOKENS = "several tokens"
+"""The refusal of a call carrying more than one `authorization` value."""
+
+
+def one_authorization(values: list[str]) -> str | None:
+    """The call's one `authorization` value (None without one). Several are refused
+    (Unauthenticated), by every check alike: the admin check read the last and the client
+    check the first, so each scope judged another token."""
+    if len(values) > 1:
+        raise Unauthenticated("send one 'authorization' value, not several")
+    return values[0] if values else None
+
+
 def _presented(authorization: str | None) -> bytes | None:
     """The token of `Bearer <token>`, or None for no value or another scheme."""
     if authorization is None:
@@ -116,8 +129,17 @@ class AdminAuth:
 
     def require_admin(self, context: grpc.aio.ServicerContext, action: str) -> None:
         """The check for a gRPC call: its `authorization` metadata."""
-        presented = dict(context.invocation_metadata() or ()).get("authorization")
-        self.check(presented, action=action, peer=context.peer())
+        values = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+        self.check_all(values, action=action, peer=context.peer())
+
+    def check_all(self, values: list[str], *, action: str, peer: str) -> None:
+        """`check` of the call's `authorization` values: refused (and audited) if there are several."""
+        try:
+            authorization = one_authorization(values)
+        except Unauthenticated:
+            self._refuse(action, peer, SEVERAL_TOKENS)
+            raise
+        self.check(authorization, action=action, peer=peer)
 
     def client_refusal(self, authorization: str | None) -> str | None:
         """Why a client-scope call is refused (None: allowed). The client token or the
@@ -148,6 +170,7 @@ _MESSAGES = {
     "not a bearer token": (grpc.StatusCode.UNAUTHENTICATED,
                            "this call needs 'authorization: Bearer <client token>'"),
     "wrong token": (grpc.StatusCode.PERMISSION_DENIED, "the client token is not valid"),
+    SEVERAL_TOKENS: (grpc.StatusCode.UNAUTHENTICATED, "send one 'authorization' value, not several"),
     READ_TOKEN: (grpc.StatusCode.PERMISSION_DENIED, "the read token cannot call {action}: it needs the client token"),
 }
 DRY_RUN_ONLY = "the read token can call CheckTrade only with dry_run: a check that reserves needs the client token"
@@ -175,12 +198,8 @@ class ClientTokenInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if not method.startswith(self._prefix):
             return await continuation(handler_call_details)
-        authorization = None
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                authorization = value
-                break
-        why = self._auth.client_refusal(authorization)
+        values = [value for key, value in handler_call_details.invocation_metadata or () if key == "authorization"]
+        why = SEVERAL_TOKENS if len(values) > 1 else self._auth.client_refusal(one_authorization(values))
         if why is None:
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)

@@ -259,7 +259,7 @@ def override_request(request: admin_pb.SetOverrideRequest) -> d.Override:
 def override_id(request: admin_pb.ClearOverrideRequest) -> str:
     v = _Violations()
     v.name("id", request.id, MAX_ID_LENGTH)
-    v.name("cleared_by", request.cleared_by, required=False)
+    v.name("cleared_by", request.cleared_by)  # every change names who made it: the audit needs it
     v.name("reason", request.reason, MAX_TEXT_LENGTH, required=False)
     v.raise_if_any()
     return request.id
@@ -268,9 +268,17 @@ def override_id(request: admin_pb.ClearOverrideRequest) -> str:
 def rebalance_request(request: admin_pb.TriggerRebalanceRequest) -> tuple[str, str]:
     v = _Violations()
     reason = v.name("reason", request.reason, MAX_TEXT_LENGTH)
-    requested_by = v.name("requested_by", request.requested_by, required=False)
+    requested_by = v.name("requested_by", request.requested_by)
     v.raise_if_any()
     return reason, requested_by
+
+
+def reload_request(request: admin_pb.ReloadConfigRequest) -> str:
+    """Who asks for the reload."""
+    v = _Violations()
+    requested_by = v.name("requested_by", request.requested_by)
+    v.raise_if_any()
+    return requested_by
 
 
 def alerts_request(request: service_pb.ListAlertsRequest) -> tuple[int, d.AlertSeverity | None]:
@@ -293,7 +301,7 @@ def trading_state_request(request: admin_pb.SetTradingStateRequest) -> tuple[d.T
         v.add("state", "must be TRADING_STATE_ACTIVE, TRADING_STATE_REDUCING or TRADING_STATE_HALTED")
     strategy = v.name("strategy", request.strategy, required=False) or None
     v.name("reason", request.reason, MAX_TEXT_LENGTH, required=False)
-    v.name("set_by", request.set_by, MAX_NAME_LENGTH, required=False)
+    v.name("set_by", request.set_by, MAX_NAME_LENGTH)
     v.raise_if_any()
     return state, strategy
 

@@ -154,8 +154,9 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
     @mapped_errors
     async def ReloadConfig(self, request, context):
         self._auth.require_admin(context, "ReloadConfig")
+        requested_by = convert.reload_request(request)
         try:
-            snapshot = await self._sidecar.reload_config()
+            snapshot = await self._sidecar.reload_config(requested_by)
         except ConfigRefused as refused:
             return admin_pb.ReloadConfigResponse(reloaded=False, errors=refused.errors,
                                                  budget=convert.budget_ref(self._sidecar.snapshot))

@@ -58,6 +58,7 @@ class SidecarMetrics:
         self.success = Gauge("riskbudget_success", "The seed's success metrics", ["metric"], registry=r)
         self._checks = {decision: self.check_seconds.labels(decision.value) for decision in Decision}
         self._approved = self.decisions.labels(Decision.APPROVED.value, "none")
+        self._utilization_labels: set[tuple[str, str]] = set()
         self._decided_for: dict[tuple[Decision, ReasonCode], Counter] = {}
         """riskbudget_decisions by (decision, reason code), looked up once each: labels() costs
         more than the increment. Filled as they occur, so only codes seen are exported."""
@@ -69,6 +70,15 @@ class SidecarMetrics:
             self._approved.inc()
         for reason in decision.reasons:
             self._decided(decision.decision, reason.code).inc()
+
+    def set_utilization(self, fractions: dict[tuple[str, str], float]) -> None:
+        """riskbudget_utilization by (scope, name), exactly these: a strategy or symbol a reload
+        took out of the config loses its series, which would otherwise stay at its last value."""
+        for gone in self._utilization_labels - fractions.keys():
+            self.utilization.remove(*gone)
+        for labels, fraction in fractions.items():
+            self.utilization.labels(*labels).set(fraction)
+        self._utilization_labels = set(fractions)
 
     def _decided(self, decision: Decision, code: ReasonCode) -> Counter:
         counter = self._decided_for.get((decision, code))

@@ -789,15 +789,15 @@ class RiskBudgetSidecar:
         be named among the changes."""
         self._reload_steps.append((prepare, apply))
 
-    async def reload_config(self) -> BudgetSnapshot:
+    async def reload_config(self, requested_by: str) -> BudgetSnapshot:
         """Re-read the config file; swap it in if valid and hot-swappable, else keep the old one.
 
         All or nothing, and always recorded: a reload runs to its end as a task of its own, one at
         a time, whether or not its caller still waits (a client's deadline ends the call, never a
         reload half-way, its config in force but unlogged)."""
-        return await self._reloads.run(self._reload)
+        return await self._reloads.run(lambda: self._reload(requested_by))
 
-    async def _reload(self) -> BudgetSnapshot:
+    async def _reload(self, requested_by: str) -> BudgetSnapshot:
         try:
             if self._config_path is None:
                 raise ConfigError(["this sidecar was not started from a config file"])
@@ -816,12 +816,12 @@ class RiskBudgetSidecar:
         except ConfigError as refused:
             refusal = ConfigRefused(refused.errors)
             self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
-                                     "config reload refused: " + "; ".join(refusal.errors),
+                                     f"config reload asked by {requested_by} refused: " + "; ".join(refusal.errors),
                                      now=self._clock.now())
             raise refusal from None
-        return await self._swap_in(new, steps)  # checked and swapped with no await between
+        return await self._swap_in(new, steps, requested_by)  # checked and swapped with no await between
 
-    async def _swap_in(self, new: Config, steps: list[str]) -> BudgetSnapshot:
+    async def _swap_in(self, new: Config, steps: list[str], requested_by: str) -> BudgetSnapshot:
         """`steps`: what the reload's own steps changed (named among the changes)."""
         received = time.monotonic()
         changed = changed_keys(self.config, new) + steps
@@ -835,7 +835,7 @@ class RiskBudgetSidecar:
             await self._recompute_now()
             self._after_recompute(received)
         finally:  # the new config is in force from the swap on: recorded even if the recompute failed
-            self._record_reload(changed)
+            self._record_reload(changed, requested_by)
         self._recommend_moved_targets(before, "a config reload")
         return self.require_snapshot()
 
@@ -857,14 +857,15 @@ class RiskBudgetSidecar:
         except StateUnavailable as error:  # alerted; the targets are in GetBudget meanwhile
             log.warning("recommendation_not_recorded", error=str(error))
 
-    def _record_reload(self, changed: list[str]) -> None:
-        """An alert and a log line naming the keys the reload changed: the audit of a reload."""
+    def _record_reload(self, changed: list[str], requested_by: str) -> None:
+        """An alert and a log line naming the keys the reload changed and who asked: the audit of a reload."""
         shown = capped(changed, MAX_PROBLEM_LINE_LENGTH)
         what = f"changed {', '.join(shown)}" if changed else "nothing changed"
         self._alerts.raise_alert(AlertKind.CONFIG_RELOADED, AlertSeverity.WARNING,
-                                 f"config reloaded from {self._config_path}: {what}", now=self._clock.now())
+                                 f"config reloaded from {self._config_path} by {requested_by}: {what}",
+                                 now=self._clock.now())
         log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version,
-                    changed=shown)
+                    changed=shown, requested_by=requested_by)
 
     def _holdings_stranded_by(self, new: Config) -> list[str]:
         """What the book holds that the new config has no place for (a strategy dropped or
@@ -1003,11 +1004,9 @@ class RiskBudgetSidecar:
         report = report or self.utilization()
         self._observe_success(report, self._clock.now())
         metrics = self.metrics
-        metrics.utilization.labels("total", "book").set(report.total.utilization)
-        for name, usage in report.strategies.items():
-            metrics.utilization.labels("strategy", name).set(usage.utilization)
-        for name, usage in report.symbols.items():
-            metrics.utilization.labels("symbol", name).set(usage.utilization)
+        metrics.set_utilization({("total", "book"): report.total.utilization,
+                                 **{("strategy", name): usage.utilization for name, usage in report.strategies.items()},
+                                 **{("symbol", name): usage.utilization for name, usage in report.symbols.items()}})
         metrics.subscribers.set(self.subscriber_count)
         metrics.subscriber_lag.set(max(self._hub.lags(), default=0))
         backlog, overflowed = self._store.decision_log_stats()

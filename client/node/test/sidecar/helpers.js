@@ -22,12 +22,15 @@ async function publishFreshPrices(client) {
   assert.equal(published.accepted, budget.symbols.length);
 }
 
-/** A recommendation now, through the admin service (which the client does not wrap); waits for a restarting sidecar. */
-function triggerRebalance(admin, adminToken, reason) {
+/**
+ * A recommendation now, through the admin service (which the client does not wrap); waits for a restarting sidecar.
+ * `requestedBy`, who asks, is required: the sidecar refuses an admin change that names no one.
+ */
+function triggerRebalance(admin, adminToken, reason, requestedBy = 'pytest') {
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${adminToken}`);
   return new Promise((resolve, reject) => {
-    admin.TriggerRebalance({ reason }, metadata, { deadline: Date.now() + 30_000, waitForReady: true },
+    admin.TriggerRebalance({ reason, requestedBy }, metadata, { deadline: Date.now() + 30_000, waitForReady: true },
       (error, reply) => (error ? reject(error) : resolve(reply.recommendation)));
   });
 }

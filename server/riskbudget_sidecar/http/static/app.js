@@ -6,6 +6,7 @@
 (() => {
   const POLL_MS = 1000;
   const TOKEN_KEY = "riskbudget.admin-token";
+  const OPERATOR_KEY = "riskbudget.operator";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const MIN_PERIOD_PX = 8;
 
@@ -478,20 +479,22 @@
   }
 
   const reasonText = (fallback) => $("#control-reason").value.trim() || fallback;
+  // Who acts: every change names a person (the sidecar refuses an empty name, naming the field).
+  const operator = () => $("#operator").value.trim();
 
   async function setTradingState() {
     const state = $("#trading-state").value;
     const strategy = $("#trading-state-strategy").value;
     const reply = await admin("POST", "/api/trading-state", {
       state: `TRADING_STATE_${state.toUpperCase()}`, strategy,
-      reason: reasonText("set from the dashboard"), set_by: "dashboard",
+      reason: reasonText("set from the dashboard"), set_by: operator(),
     });
     if (reply) showResult(`trading state of ${strategy || "the book"} is now ${state.toUpperCase()}`);
   }
 
   async function triggerRebalance() {
     const reply = await admin("POST", "/api/rebalance", {
-      reason: reasonText("manual rebalance from the dashboard"), requested_by: "dashboard",
+      reason: reasonText("manual rebalance from the dashboard"), requested_by: operator(),
     });
     if (reply) showResult(`recommendation #${reply.recommendation.sequence} logged`);
   }
@@ -505,7 +508,7 @@
       kind: `OVERRIDE_KIND_${field("kind").toUpperCase()}`,
       target: field("target"),
       reason: field("reason"),
-      set_by: field("set_by") || "dashboard",
+      set_by: operator(),
     };
     if (field("value") !== "") override.value = field("value");  // the server parses and names it if bad
     if (field("regime") !== "") override.regime = `REGIME_${field("regime").toUpperCase()}`;
@@ -519,7 +522,7 @@
   async function clearOverride(id) {
     if (!window.confirm(`Clear override ${id}?`)) return;
     const reply = await admin("DELETE", `/api/overrides/${encodeURIComponent(id)}`, {
-      cleared_by: "dashboard", reason: "cleared from the dashboard",
+      cleared_by: operator(), reason: "cleared from the dashboard",
     });
     if (reply) {
       if (reply.cleared) showResult(`override ${id} cleared`);
@@ -531,6 +534,9 @@
     const token = $("#admin-token");
     token.value = sessionStorage.getItem(TOKEN_KEY) || "";
     token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+    const name = $("#operator");
+    name.value = sessionStorage.getItem(OPERATOR_KEY) || "";
+    name.addEventListener("input", () => sessionStorage.setItem(OPERATOR_KEY, name.value));
     $("#set-trading-state").addEventListener("click", setTradingState);
     $("#rebalance").addEventListener("click", triggerRebalance);
     $("#override-form").addEventListener("submit", submitOverride);
