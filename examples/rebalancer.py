@@ -24,15 +24,14 @@ sidecar would not approve adding to it). The budget never adds a position the
 strategies do not want.
 
 With no checkpoint file (a new rebalancer) there is nothing to resume and no
-state to resync: it reads the current budget (`GetBudget`), prints the targets
+state to resync: it takes the newest recommendation's sequence and the log's id
+(`GetStatus`), then reads the current budget (`GetBudget`), prints the targets
 it merges from it (`budget_allocation`: the target allocation a recommendation
-carries, computed as the sidecar does), and starts its feed with
-`from_latest=True`, at the next recommendation made; the first one handled
-writes the checkpoint. Asking for every recommendation since sequence 0 instead
-would fail on a sidecar whose log was trimmed, and replay history a new
-rebalancer has no use for. (The budget is read just before the feed asks for
-the newest sequence: a recommendation made between the two, milliseconds
-apart, is in neither; the next one brings the whole picture again.)
+carries, computed as the sidecar does), and starts its feed after that
+sequence: a recommendation made while it read the budget is handled, not lost
+between the two. The first one handled writes the checkpoint. Asking for every
+recommendation since sequence 0 instead would fail on a sidecar whose log was
+trimmed, and replay history a new rebalancer has no use for.
 
 If the sidecar no longer keeps the recommendations after the checkpoint
 (`RecommendationsLost`), the rebalancer resyncs: each recommendation carries the
@@ -59,7 +58,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from riskbudget.v1 import types_pb2
 from riskbudget_client import (
@@ -70,6 +69,8 @@ from riskbudget_client import (
     RiskBudgetError,
 )
 from riskbudget_client.feed import RECONNECT_CODES
+
+T = TypeVar("T")
 
 Key = tuple[str, str]
 """(strategy, symbol)"""
@@ -268,19 +269,19 @@ def describe_budget(budget: types_pb2.Budget, target: Allocation) -> str:
     return "\n".join(lines)
 
 
-def current_budget(
-    client: RiskBudgetClient, stop: threading.Event, out: Callable[[str], None]
-) -> types_pb2.Budget | None:
-    """The sidecar's budget now; while the sidecar is away, asked again (None once `stop` is
-    set). Any other failure raises RiskBudgetError."""
+def asked(
+    call: Callable[[], T], what: str, stop: threading.Event, out: Callable[[str], None]
+) -> T | None:
+    """`call()`'s answer; while the sidecar is away, asked again (None once `stop` is set).
+    Any other failure raises RiskBudgetError."""
     delay = 0.1
     while True:
         try:
-            return client.get_budget().budget
+            return call()
         except RiskBudgetError as error:
             if error.code not in RECONNECT_CODES:
                 raise
-            out(f"cannot read the budget yet ({error.code.name}): asking again in {delay:g} s")
+            out(f"cannot read {what} yet ({error.code.name}): asking again in {delay:g} s")
         if stop.wait(delay):
             return None
         delay = min(delay * 2, 5.0)
@@ -331,27 +332,26 @@ def run(
     handled = 0
     with RiskBudgetClient(target) as client:
         if after is None:
-            # A new rebalancer: no past to resume or resync, the present from the budget.
+            # A new rebalancer: no past to resume or resync, the present from the budget. The
+            # newest sequence first: one made while the budget is read is then handled.
             try:
-                budget = current_budget(client, stop, out)
+                status = asked(client.get_status, "the sidecar's status", stop, out)
+                budget = status and asked(lambda: client.get_budget().budget, "the budget", stop, out)
             except RiskBudgetError as error:
                 out(f"giving up: {error}")
                 return 1
             if budget is None:
                 out("stopped")
                 return 0
+            after = Checkpoint(status.last_recommendation_sequence, status.recommendation_log_id)
             target_now = merge_allocations(strategy_allocation, budget_allocation(budget))
             out(describe_budget(budget, target_now))
-            out(f"subscribing to {target} from the newest recommendation on (from_latest)")
+            out(f"subscribing to {target} after the newest recommendation, sequence {after.sequence}")
         else:
             out(f"subscribing to {target} after sequence {after.sequence}")
         while not stop.is_set() and (limit is None or handled < limit):
-            start = (
-                {"from_latest": True}
-                if after is None
-                else {"after_sequence": after.sequence, "log_id": after.log_id or None}
-            )
-            feed = RecommendationFeed(client, **start, **(feed_options or {}))
+            feed = RecommendationFeed(client, after_sequence=after.sequence, log_id=after.log_id or None,
+                                      **(feed_options or {}))
             if on_feed is not None:
                 on_feed(feed)
             try:

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from riskbudget_sidecar.backtest.replay import REGIME_CODE, Rebalance, Replay, ReplaySettings, static_mix
-from riskbudget_sidecar.backtest.report import regime_line, report_data, static_share, wiped_out_line
+from riskbudget_sidecar.backtest.report import (
+    markdown_report, regime_line, report_data, static_share, wiped_out_line,
+)
 from riskbudget_sidecar.backtest.run import evaluate_replay, run_backtest
 from riskbudget_sidecar.engine.book import Book
 from riskbudget_sidecar.engine.types import Position, Regime
@@ -242,3 +244,17 @@ def test_costs_lower_the_dynamic_returns_by_the_traded_notional():
     assert costly.returns[16] == pytest.approx(free.returns[16] - 0.001 * free.turnover[15], rel=1e-9)
     assert evaluate_replay(costly).performance["dynamic"].annual_return < \
         evaluate_replay(free).performance["dynamic"].annual_return
+
+
+def test_the_markdown_report_names_the_wiped_out_row_as_the_data_does():
+    """Found by a reviewer: the report capitalized its line and lowercased the row's label."""
+    table = daily_table(60, seed=4)
+    crashed = table.values.copy()
+    crashed[40:] *= 0.05
+    labels = tuple(label + "T16:00:00Z" for label in table.labels)
+    result = run_backtest(make_config(), dataclasses.replace(table, values=crashed, labels=labels),
+                          ReplaySettings(warmup=15, static_leverage=2.0))
+    markdown = markdown_report(result, title="t", config_label="c", runtime_seconds=1.0, charts=[])
+
+    assert report_data(result)["wiped_out"] == {"static": labels[40]}
+    assert f"static at {labels[40]}" in markdown

@@ -299,7 +299,7 @@ def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
         "no checkpoint: starting from the current budget, v7 BEAR, and the recommendations "
         "made from now on",
         "  mom                SPY    target  20.00% of NAV        2,000,000",
-        f"subscribing to {log_server.target} from the newest recommendation on (from_latest)",
+        f"subscribing to {log_server.target} after the newest recommendation, sequence 0",
         "#1 [REGIME_CHANGE] budget v7 BEAR: regime changed",
         "  mom                SPY    sell   -8.00% of NAV (20.00% -> 12.00%)         -800,000",
         "#2 [REGIME_CHANGE] budget v7 BEAR: regime changed",
@@ -374,7 +374,7 @@ def test_a_new_rebalancer_starts_from_the_budget_and_the_newest_recommendation_o
         "made from now on",
         "  mom                QQQ    target  15.00% of NAV        1,500,000",
         "  mom                SPY    target  10.00% of NAV        1,000,000",
-        f"subscribing to {log_server.target} from the newest recommendation on (from_latest)",
+        f"subscribing to {log_server.target} after the newest recommendation, sequence 12",
         "#13 [REGIME_CHANGE] budget v7 BEAR: regime changed",
         "  mom                SPY    sell  -10.00% of NAV (20.00% -> 10.00%)       -1,000,000",
     ]

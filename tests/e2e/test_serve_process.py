@@ -87,6 +87,30 @@ def test_sigterm_shuts_down_gracefully(sidecar_process):
     assert code == 0
 
 
+def test_serve_with_stderr_closed_still_serves(tmp_path):
+    """Found by a reviewer: with stderr closed (2>&-), enabling faulthandler raised, and serve
+    exited 1 before it bound anything, without a word."""
+    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    config["sidecar"]["listen"] = "127.0.0.1:0"
+    config["http"] = {"listen": "127.0.0.1:0"}
+    config["store"] = {"path": str(tmp_path / "state.sqlite3")}
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+        stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+    try:
+        serving = read_events(process, "serving")[-1]
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+    assert serving["target"] and code == 0
+
+
 def test_a_fatal_signal_leaves_a_python_traceback_on_stderr(sidecar_process):
     """Found by a tester: a check journal made unwritable under the sidecar ended it with SIGBUS
     and not a line of output. Such a fault cannot be caught; it can at least be told."""

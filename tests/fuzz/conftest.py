@@ -89,6 +89,11 @@ def is_name(value: str, limit: int = MAX_NAME) -> bool:
     return 0 < len(value) <= limit and value.isprintable()
 
 
+def is_actor(value: str) -> bool:
+    """Who makes a change: a name, and not only spaces."""
+    return is_name(value) and bool(value.strip())
+
+
 def is_optional_name(value: str, limit: int = MAX_NAME) -> bool:
     return value == "" or is_name(value, limit)
 

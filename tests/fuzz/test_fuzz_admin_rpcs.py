@@ -23,7 +23,7 @@ from riskbudget_sidecar.rpc.converters import timestamp
 from ..rpc.conftest import ADMIN_TOKEN
 from .conftest import (
     FUZZ, MAX_ID, MAX_TEXT, STRATEGIES, SYMBOLS, TIMESTAMP_NANOS, TIMESTAMP_SECONDS, assert_healthy, call,
-    enum_values, field_violations, is_name, is_optional_name, names, numbers,
+    enum_values, field_violations, is_actor, is_name, is_optional_name, names, numbers,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -111,7 +111,7 @@ def bad_override_fields(o: pb.Override, now: float) -> set[str]:
         bad.add("override.target")
     if not (math.isfinite(o.value) and abs(o.value) <= 1e24):
         bad.add("override.value")
-    if not is_name(o.set_by):
+    if not is_actor(o.set_by):
         bad.add("override.set_by")
     if not is_name(o.reason, MAX_TEXT):
         bad.add("override.reason")
@@ -208,7 +208,7 @@ async def test_clear_override_refuses_a_malformed_id_and_clears_a_real_one_once(
     request = apb.ClearOverrideRequest(id=real or order_id, cleared_by=cleared_by, reason=reason)
     reply, error = await call(harness.admin.ClearOverride, request, metadata=admin_metadata)
     bad = {name for name, ok in (("id", is_name(request.id, MAX_ID)),
-                                 ("cleared_by", is_name(request.cleared_by)),  # required: who clears it
+                                 ("cleared_by", is_actor(request.cleared_by)),  # required: who clears it
                                  ("reason", is_optional_name(request.reason, MAX_TEXT))) if not ok}
     event("refused" if error else f"cleared={reply.cleared}")
     if bad:
@@ -231,7 +231,7 @@ async def test_set_trading_state_refuses_unknown_states_and_strategies(
     event("refused" if error else "set")
     bad = {name for name, ok in (("state", state in TRADING_STATES), ("strategy", is_optional_name(strategy)),
                                  ("reason", is_optional_name(reason, MAX_TEXT)),
-                                 ("set_by", is_name(set_by))) if not ok}  # required: who sets it
+                                 ("set_by", is_actor(set_by))) if not ok}  # required: who sets it
     if not bad and strategy and strategy not in STRATEGIES:
         bad = {"strategy"}
     if bad:
@@ -248,7 +248,7 @@ async def test_trigger_rebalance_refuses_a_missing_or_malformed_reason(harness, 
     request = apb.TriggerRebalanceRequest(reason=reason, requested_by=requested_by)
     reply, error = await call(harness.admin.TriggerRebalance, request, metadata=admin_metadata)
     bad = {name for name, ok in (("reason", is_name(reason, MAX_TEXT)),
-                                 ("requested_by", is_name(requested_by))) if not ok}
+                                 ("requested_by", is_actor(requested_by))) if not ok}
     if bad:
         assert error is not None and set(field_violations(error)) == bad, (request, error)
     else:
@@ -266,14 +266,14 @@ async def test_reload_config_refuses_a_missing_or_malformed_requester(harness, a
     reply, error = await call(harness.admin.ReloadConfig, request, metadata=admin_metadata)
     reloaded_after = len([a for a in harness.sidecar.alerts.recent(1000, None) if a.kind.name == "CONFIG_RELOADED"])
     event("refused" if error else "reloaded")
-    if not is_name(requested_by):
+    if not is_actor(requested_by):
         assert error is not None and set(field_violations(error)) == {"requested_by"}, (request, error)
         assert reloaded_after == reloaded_before
     else:
         assert error is None and reply.reloaded and not reply.errors, (request, reply)
 
 
-HOSTILE_ACTORS = ["", "ops\x00", "ops\n", "\x1b[31m", "A" * 65, "x" * 10_240]
+HOSTILE_ACTORS = ["", "   ", "ops\x00", "ops\n", "\x1b[31m", "A" * 65, "x" * 10_240]
 ACTOR_CALLS = {  # a request complete but for its actor, and the actor's field
     "SetTradingState": (lambda actor: apb.SetTradingStateRequest(
         state=pb.TRADING_STATE_HALTED, reason="fuzz", set_by=actor), "set_by"),

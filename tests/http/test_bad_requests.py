@@ -10,8 +10,9 @@ import socket
 
 import pytest
 import structlog
+from aiohttp.http_exceptions import BadHttpMessage
 
-from riskbudget_sidecar.http.server import ServerErrorLog
+from riskbudget_sidecar.http.server import ERROR_LOG_LIMIT, ServerErrorLog
 
 SECRET = "s3cr3t-admin-token-part"
 
@@ -66,14 +67,15 @@ async def test_a_failing_handler_is_one_line_with_its_traceback(harness, monkeyp
 def test_past_the_limit_lines_are_counted_and_the_count_logged_when_the_window_ends():
     now = [0.0]
     errors = ServerErrorLog(limit=3, window=10.0, clock=lambda: now[0])
-    bad = ValueError("not http")
+    bad = BadHttpMessage("not http")
     with structlog.testing.capture_logs() as logs:
         for _ in range(5):
             errors.exception("Error handling request from %s", "127.0.0.1", exc_info=bad)
         now[0] = 10.5
         errors.exception("Error handling request from %s", "127.0.0.1", exc_info=bad)
 
-    assert [entry["event"] for entry in logs] == ["http_error"] * 3 + ["http_errors_suppressed", "http_error"]
+    assert [entry["event"] for entry in logs] == ["http_bad_request"] * 3 + [
+        "http_errors_suppressed", "http_bad_request"]
     assert logs[3]["count"] == 2
 
 
@@ -81,10 +83,10 @@ async def test_the_count_is_logged_at_the_end_of_the_window_without_another_erro
     errors = ServerErrorLog(limit=1, window=0.05)
     with structlog.testing.capture_logs() as logs:
         for _ in range(4):
-            errors.exception("Unhandled exception", exc_info=ValueError("x"))
+            errors.exception("Unhandled exception", exc_info=BadHttpMessage("x"))
         await asyncio.sleep(0.2)
 
-    assert [entry["event"] for entry in logs] == ["http_error", "http_errors_suppressed"]
+    assert [entry["event"] for entry in logs] == ["http_bad_request", "http_errors_suppressed"]
     assert logs[1]["count"] == 3
 
 
@@ -107,3 +109,23 @@ def test_a_line_is_one_json_line_through_the_sidecars_logging(tmp_path):
     (line,) = path.read_text().splitlines()
     entry = json.loads(line)
     assert entry["event"] == "http_error" and "RuntimeError: a handler failed" in entry["exception"]
+
+
+async def test_malformed_requests_do_not_suppress_the_traceback_of_a_handler_failure(harness, monkeypatch, http):
+    """Found by a reviewer: the two shared one budget, so ten garbage requests a minute, which
+    need no token, hid every real failure's traceback."""
+    def broken() -> None:
+        raise RuntimeError("a real bug")
+
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(ERROR_LOG_LIMIT):  # anyone who reaches the port can send these
+            reply = await asyncio.to_thread(_send, harness.server.http_url, b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
+            assert b" 400 " in reply
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(harness.sidecar, "refresh_metrics", broken)
+        response = await http.get("/metrics")
+        assert response.status == 500
+
+    failures = [entry for entry in logs if entry["event"] == "http_error"]
+    assert failures and isinstance(failures[0].get("exc_info"), RuntimeError), \
+        [entry["event"] for entry in logs if entry["event"].startswith("http_")]

@@ -298,3 +298,16 @@ def test_the_http_error_table_maps_each_domain_error_a_control_can_raise():
     assert {kind.__name__: code for kind, code in STATUS_FOR_ERROR.items()} == {
         "InvalidInput": 400, "Unauthenticated": 401, "PermissionDenied": 403, "NotReady": 503,
         "StateUnavailable": 503}
+
+
+async def test_a_body_that_cannot_be_decoded_is_400_naming_the_body_and_changes_nothing(harness, http):
+    """Found by a reviewer: a gzip body that is not gzip reached the handler as a 500."""
+    before = harness.sidecar.store.recommendation_bounds()
+    async with http.post("/api/rebalance", data=b"not gzip at all",
+                         headers={**ADMIN_HEADERS, "Content-Encoding": "gzip",
+                                  "Content-Type": "application/json"}) as response:
+        reply = await response.json()
+
+    assert response.status == 400, reply
+    assert [v["field"] for v in reply["field_violations"]] == ["body"]
+    assert harness.sidecar.store.recommendation_bounds() == before

@@ -119,3 +119,20 @@ async def test_a_change_without_an_actor_is_invalid_argument_naming_the_field_an
     assert after.last_recommendation_sequence == before.last_recommendation_sequence  # no recommendation
     assert harness.sidecar.config is config and config.limits.max_order_notional != 100_000  # not reloaded
     assert audit_alerts() == alerts_before  # nothing changed, so nothing audited as a change
+
+
+@pytest.mark.parametrize("call", ["SetTradingState", "ReloadConfig"])
+async def test_an_actor_of_spaces_is_refused_and_changes_nothing(harness, call):
+    """Found by a reviewer: a name of spaces names nobody, yet halted the book and reloaded."""
+    from .test_service_rpcs import field_violations
+
+    request = (apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, reason="test", set_by="   ")
+               if call == "SetTradingState" else apb.ReloadConfigRequest(requested_by="   "))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await getattr(harness.admin, call)(request, metadata=harness.admin_metadata)
+
+    field = "set_by" if call == "SetTradingState" else "requested_by"
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == {field: "must not be empty"}
+    assert harness.sidecar.trading_state().name == "ACTIVE"
+    assert not [a for a in harness.sidecar.alerts.recent(50, None) if a.kind.name == "CONFIG_RELOADED"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 
@@ -491,6 +492,39 @@ async def test_a_reload_rotates_the_tokens_in_their_files_and_keeps_them_when_a_
     assert not refused.reloaded and refused.errors == ["sidecar.client_token_file: the file is empty"]
     assert kept.budget.ref.version >= 1
     assert reloaded == [f"config reloaded from {tmp_path / 'sidecar.yaml'} by pytest: changed sidecar tokens (rotated)"]
+
+
+async def test_a_token_rotation_ends_the_streams_opened_before_it_with_their_resume_point(tmp_path):
+    """Before, a recommendation stream opened with a token that a reload rotated out went on
+    receiving recommendations, the leaked token still reading the firm's rebalancing."""
+    running = await start_with_client_token(tmp_path)
+    reload_config = ADMIN_SERVICE.methods_by_name["ReloadConfig"]
+    try:
+        await running.admin.TriggerRebalance(apb.TriggerRebalanceRequest(reason="r1", requested_by="pytest"),
+                                             metadata=bearer(ADMIN_TOKEN))
+        stream = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(), metadata=bearer(CLIENT_TOKEN))
+        first = await stream.read()
+        (tmp_path / "client-token").write_text("rotated-client-token-2\n")
+        rotated = await call(running.channel, reload_config, bearer(ADMIN_TOKEN), requested_by="pytest")
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(stream.read(), 30)  # a hang guard: without the rotation's end, it waits on
+        trailing = dict(await stream.trailing_metadata() or ())
+        again_old = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(), metadata=bearer(CLIENT_TOKEN))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await again_old.read()
+        again_new = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest(),
+                                                       metadata=bearer("rotated-client-token-2"))
+        resumed = await again_new.read()
+        again_new.cancel()
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert rotated.reloaded and [r.sequence for r in first.recommendations] == [1]
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE and "tokens were rotated" in ended.value.details()
+    assert trailing.get("riskbudget-resume-after") == "1"
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert [r.sequence for r in resumed.recommendations] == [1]
 
 
 async def test_streams_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):

@@ -413,7 +413,7 @@ async def test_a_retry_of_an_approved_order_after_a_halt_is_rejected_and_its_res
     assert [r.code for r in retried.reasons] == [{"halt": pb.REASON_CODE_TRADING_HALTED,
                                                   "reducing": pb.REASON_CODE_TRADING_REDUCING,
                                                   "restrict": pb.REASON_CODE_RESTRICTED_SYMBOL}[control]]
-    assert "since order 'o-adds' was approved" in retried.reasons[0].message
+    assert "since order 'o-adds' was approved: it may not go out, and its reservation is released" in retried.reasons[0].message
     assert harness.sidecar.store.book.reservation("o-adds") is None  # its budget is free again
     assert closing_again.replayed and closing_again.approved_quantity == 100  # it only reduces: still good
 

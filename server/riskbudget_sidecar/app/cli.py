@@ -45,7 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.sidecar.log_level)
     # A fault Python cannot turn into an exception (SIGBUS on a page of the check journal
     # made unwritable, say) ends the process: at least say so on stderr, with where it was.
-    faulthandler.enable()
+    if sys.stderr is not None:  # closed (2>&-): nowhere to say it, and enable() would raise
+        faulthandler.enable()
     try:
         asyncio.run(serve(config, config_path=args.config, listen=args.listen))
     except (OSError, ValueError, StoreError, HoldingsOutsideConfig) as exc:

@@ -18,7 +18,7 @@ from ..engine.addresses import parse_listen_address, same_listener
 from ..engine.config import Config
 from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
-from ..service.errors import ConfigRefused
+from ..service.errors import ConfigRefused, TokensRotated
 from ..service.sidecar import RiskBudgetSidecar
 from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
@@ -210,8 +210,13 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
     except BaseException:
         await sidecar.stop()
         raise
-    sidecar.on_reload(lambda new: _tokens_for_reload(new, servers.grpc.auth),
-                      lambda tokens: "sidecar tokens (rotated)" if servers.grpc.auth.rotate(*tokens) else None)
+    def rotate(tokens: tuple[str | None, str | None, str | None]) -> str | None:
+        if not servers.grpc.auth.rotate(*tokens):
+            return None
+        sidecar.end_streams(TokensRotated)  # those opened with a token rotated out must not go on
+        return "sidecar tokens (rotated)"
+
+    sidecar.on_reload(lambda new: _tokens_for_reload(new, servers.grpc.auth), rotate)
     try:
         if config.http.enabled:
             servers.http = await start_http_server(

@@ -245,7 +245,7 @@ def markdown_report(result: BacktestResult, *, title: str, config_label: str,
         "",
         _markdown_table(table_rows(result)),
         "",
-        *(f"{line.capitalize()}.\n" for line in filter(None, [wiped_out_line(result)])),
+        *(f"{line[:1].upper()}{line[1:]}.\n" for line in filter(None, [wiped_out_line(result)])),
         regime_line(result) + ".",
         "",
         "Recommendations by trigger (evaluation window): "

@@ -63,10 +63,16 @@ def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> List
 
 
 def same_listener(first: ListenAddress, second: ListenAddress) -> bool:
-    """Whether two TCP listeners would take the same port: the same fixed port on the same host,
-    or on any host where one of them is a wildcard (0.0.0.0 or ::). Port 0 picks a free port for
-    each, so never clashes; nor does a unix socket."""
+    """Whether two TCP listeners would take the same port: the same fixed port on the same host
+    (an IPv4-mapped IPv6 address is its IPv4 one), or on any host of the same family where one
+    is a wildcard (0.0.0.0, ::), or on any host at all where one is `::` (dual stack). Port 0
+    picks a free port for each, so never clashes; nor does a unix socket."""
     if first.unix_path is not None or second.unix_path is not None or not first.port or first.port != second.port:
         return False
-    hosts = ipaddress.ip_address(first.host or ""), ipaddress.ip_address(second.host or "")
-    return hosts[0] == hosts[1] or any(host.is_unspecified for host in hosts)
+    hosts = [ipaddress.ip_address(address.host or "") for address in (first, second)]
+    hosts = [getattr(host, "ipv4_mapped", None) or host for host in hosts]
+    if hosts[0] == hosts[1]:
+        return True
+    if hosts[0].version == hosts[1].version:
+        return any(host.is_unspecified for host in hosts)
+    return any(host.version == 6 and host.is_unspecified for host in hosts)

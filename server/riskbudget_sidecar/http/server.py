@@ -47,10 +47,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 64 * 1024
 ERROR_LOG_LIMIT = 10
 ERROR_LOG_WINDOW = 60.0
-"""At most ERROR_LOG_LIMIT lines about requests aiohttp could not serve (a malformed request,
-a handler's failure) per ERROR_LOG_WINDOW seconds; past it they are counted, and the count is
-logged once the window ends (`http_errors_suppressed`): anyone who can reach the port can send
-malformed requests, and they must not flood the log."""
+"""At most ERROR_LOG_LIMIT lines about malformed requests per ERROR_LOG_WINDOW seconds; past it
+they are counted, and the count is logged once the window ends (`http_errors_suppressed`):
+anyone who can reach the port can send them, and they must not flood the log. A handler's
+failure is always logged."""
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -70,7 +70,7 @@ class HealthView(Protocol):
 class ServerErrorLog:
     """What aiohttp's request handler logs (its `logger`, by default the stdlib logger
     "aiohttp.server", which without a handler writes multi-line tracebacks to stderr), as
-    structlog JSON lines, at most `limit` of them per `window` seconds.
+    structlog JSON lines; the malformed requests at most `limit` per `window` seconds.
 
     A request aiohttp cannot parse (a line or header too long, a garbage request line, a bad
     URL, a malformed body) is `http_bad_request`: the peer, the status aiohttp answers (400)
@@ -114,11 +114,14 @@ class ServerErrorLog:
             self._suppressed = 0
 
     def _log(self, level: int, msg: str, args: tuple[Any, ...], exc_info: Any) -> None:
-        if not log.is_enabled_for(level) or not self._allowed():
+        if not log.is_enabled_for(level):
             return
         error = exc_info if isinstance(exc_info, BaseException) else None
         # handle_error's words; the peer is the one argument (request.remote)
         peer = {"peer": args[0]} if msg == "Error handling request from %s" and args else {}
+        bad_request = isinstance(error, (HttpProcessingError, RequestPayloadError))
+        if bad_request and not self._allowed():  # only what anyone can send is limited: a real
+            return  # failure's traceback (below) must not be crowded out by a flood of garbage
         if isinstance(error, HttpProcessingError):  # answered with its code, 400
             log.log(min(level, logging.WARNING), "http_bad_request", **peer, status=error.code,
                     error=type(error).__name__)
@@ -343,6 +346,8 @@ class _Routes:
             return {}
         try:
             body = json.loads(await request.read() or b"{}")
+        except RequestPayloadError as error:  # a body aiohttp could not decode (bad gzip, say)
+            raise InvalidInput([("body", f"cannot be read: {type(error).__name__}")]) from None
         except (ValueError, UnicodeDecodeError) as error:
             raise InvalidInput([("body", f"is not valid JSON: {error}")]) from None
         except RecursionError:  # arrays or objects nested deeper than the parser's stack

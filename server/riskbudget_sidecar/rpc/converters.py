@@ -81,6 +81,14 @@ class _Violations:
             self.add(field, "must not contain control characters")
         return value
 
+    def actor(self, field: str, value: str) -> str:
+        """Who makes a change: a name, and not only spaces (found by a reviewer: "   " halted the
+        book, recorded as done by nobody)."""
+        if value and not value.strip():
+            self.add(field, "must not be empty")
+            return value
+        return self.name(field, value)
+
     def positive(self, field: str, value: float, limit: float, minimum: float = 0.0) -> float:
         if not math.isfinite(value):
             self.add(field, f"must be a finite number, got {value}")
@@ -246,7 +254,7 @@ def override_request(request: admin_pb.SetOverrideRequest) -> d.Override:
             v.add("override.regime", "must be BULL, BEAR or CRISIS")
     target = v.name("override.target", given.target, required=False)
     value = v.finite("override.value", given.value, MAX_PRICE * MAX_QUANTITY)
-    set_by = v.name("override.set_by", given.set_by)
+    set_by = v.actor("override.set_by", given.set_by)
     reason = v.name("override.reason", given.reason, MAX_TEXT_LENGTH)
     expires_at = None
     if given.HasField("expires_at"):
@@ -259,7 +267,7 @@ def override_request(request: admin_pb.SetOverrideRequest) -> d.Override:
 def override_id(request: admin_pb.ClearOverrideRequest) -> str:
     v = _Violations()
     v.name("id", request.id, MAX_ID_LENGTH)
-    v.name("cleared_by", request.cleared_by)  # every change names who made it: the audit needs it
+    v.actor("cleared_by", request.cleared_by)  # every change names who made it: the audit needs it
     v.name("reason", request.reason, MAX_TEXT_LENGTH, required=False)
     v.raise_if_any()
     return request.id
@@ -268,7 +276,7 @@ def override_id(request: admin_pb.ClearOverrideRequest) -> str:
 def rebalance_request(request: admin_pb.TriggerRebalanceRequest) -> tuple[str, str]:
     v = _Violations()
     reason = v.name("reason", request.reason, MAX_TEXT_LENGTH)
-    requested_by = v.name("requested_by", request.requested_by)
+    requested_by = v.actor("requested_by", request.requested_by)
     v.raise_if_any()
     return reason, requested_by
 
@@ -276,7 +284,7 @@ def rebalance_request(request: admin_pb.TriggerRebalanceRequest) -> tuple[str, s
 def reload_request(request: admin_pb.ReloadConfigRequest) -> str:
     """Who asks for the reload."""
     v = _Violations()
-    requested_by = v.name("requested_by", request.requested_by)
+    requested_by = v.actor("requested_by", request.requested_by)
     v.raise_if_any()
     return requested_by
 
@@ -301,7 +309,7 @@ def trading_state_request(request: admin_pb.SetTradingStateRequest) -> tuple[d.T
         v.add("state", "must be TRADING_STATE_ACTIVE, TRADING_STATE_REDUCING or TRADING_STATE_HALTED")
     strategy = v.name("strategy", request.strategy, required=False) or None
     v.name("reason", request.reason, MAX_TEXT_LENGTH, required=False)
-    v.name("set_by", request.set_by, MAX_NAME_LENGTH)
+    v.actor("set_by", request.set_by)
     v.raise_if_any()
     return state, strategy
 

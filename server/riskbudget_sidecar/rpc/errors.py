@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 
 from ..service.errors import (
     InvalidInput, NotReady, PermissionDenied, ResumeOutOfRange, RiskBudgetError, ShuttingDown,
-    StateUnavailable, StreamEnded, SubscriberOverflow, Unauthenticated,
+    StateUnavailable, StreamEnded, SubscriberOverflow, TokensRotated, Unauthenticated,
 )
 
 from .parsing import refuse_unparsable
@@ -25,6 +25,7 @@ STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
     NotReady: grpc.StatusCode.UNAVAILABLE,
     StateUnavailable: grpc.StatusCode.UNAVAILABLE,
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
+    TokensRotated: grpc.StatusCode.UNAVAILABLE,  # a client subscribes again, with its token
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     ResumeOutOfRange: grpc.StatusCode.OUT_OF_RANGE,

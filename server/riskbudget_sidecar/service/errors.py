@@ -109,3 +109,10 @@ class SubscriberOverflow(StreamEnded):
 class ShuttingDown(StreamEnded):
     def __init__(self, resume_after: int):
         super().__init__("the sidecar is shutting down", resume_after)
+
+
+class TokensRotated(StreamEnded):
+    """A reload rotated the tokens: a stream opened with a token no longer valid must not go on."""
+
+    def __init__(self, resume_after: int):
+        super().__init__("the sidecar's tokens were rotated: subscribe again with a valid token", resume_after)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from ..engine.types import Recommendation
-from .errors import ResumeOutOfRange, ShuttingDown, SubscriberOverflow
+from .errors import ResumeOutOfRange, ShuttingDown, StreamEnded, SubscriberOverflow
 
 HISTORY_PAGE = 500
 
@@ -25,10 +25,6 @@ class _Subscriber:
 
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     ended: bool = False
-
-
-_CLOSED = object()
-_OVERFLOW = object()
 
 
 class RecommendationHub:
@@ -55,19 +51,20 @@ class RecommendationHub:
             if subscriber.ended:
                 continue
             if subscriber.queue.qsize() >= self._queue_size:
-                self._end(subscriber, _OVERFLOW)
+                self._end(subscriber, SubscriberOverflow)
             else:
                 subscriber.queue.put_nowait(recommendation)
 
-    def close(self) -> None:
+    def end_streams(self, why: type[StreamEnded] = ShuttingDown) -> None:
+        """Every stream attached now ends with its resume point, `why`; later ones are taken."""
         for subscriber in self._subscribers:
-            self._end(subscriber, _CLOSED)
+            self._end(subscriber, why)
 
     @staticmethod
-    def _end(subscriber: _Subscriber, marker: object) -> None:
+    def _end(subscriber: _Subscriber, why: type[StreamEnded]) -> None:
         if not subscriber.ended:
             subscriber.ended = True
-            subscriber.queue.put_nowait(marker)
+            subscriber.queue.put_nowait(why)
 
     async def subscribe(self, after_sequence: int, *, from_latest: bool = False, log_id: str = ""
                         ) -> AsyncIterator[list[Recommendation]]:
@@ -96,13 +93,11 @@ class RecommendationHub:
                     batch.append(subscriber.queue.get_nowait())
                 live = []
                 for entry in batch:
-                    if entry is _CLOSED or entry is _OVERFLOW or entry.sequence > last + 1:
+                    if isinstance(entry, type) or entry.sequence > last + 1:
                         if live:
                             yield live
-                        if entry is _CLOSED:
-                            raise ShuttingDown(last)
-                        if entry is _OVERFLOW:
-                            raise SubscriberOverflow(last)
+                        if isinstance(entry, type):  # the stream ends: why, with its resume point
+                            raise entry(last)
                         oldest, newest = self._bounds()  # trimmed while history was sent: never sent
                         raise ResumeOutOfRange(last, oldest, newest)
                     if entry.sequence > last:

@@ -46,8 +46,8 @@ from .alerts import AlertBook, ConditionAlerts
 from .clock import Clock
 from .config_file import ConfigError
 from .errors import (
-    MAX_PROBLEM_LINE_LENGTH, ConfigRefused, HoldingsOutsideConfig, InvalidInput, NotReady, StateUnavailable,
-    capped,
+    MAX_PROBLEM_LINE_LENGTH, ConfigRefused, HoldingsOutsideConfig, InvalidInput, NotReady, ShuttingDown,
+    StateUnavailable, StreamEnded, capped,
 )
 from .hub import RecommendationHub
 from .metrics import SidecarMetrics
@@ -134,6 +134,9 @@ class RiskBudgetSidecar:
         from the warm-up's last (a synthetic or historical price, not a market move)."""
         self._apply_config(config)
         self._overrides: tuple[Override, ...] = ()
+        self._targets_before_change: BudgetSnapshot | None = None
+        """The budget before operator changes not yet recommended (see _recommend_moved_targets)."""
+        self._changes_not_recommended: list[str] = []
         self._refresh_overrides(clock.now())
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
@@ -199,9 +202,10 @@ class RiskBudgetSidecar:
         except StoreError as error:  # the next change tries again; the budget is unaffected
             log.warning("restart_state_not_recorded", error=str(error))
 
-    def end_streams(self) -> None:
-        """Shutdown, first step: every subscriber's stream ends with its resume point."""
-        self._hub.close()
+    def end_streams(self, why: type[StreamEnded] = ShuttingDown) -> None:
+        """Every subscriber's stream ends with its resume point (shutdown's first step, and a
+        token rotation's: a stream opened with a token no longer valid must not go on)."""
+        self._hub.end_streams(why)
 
     async def stop(self) -> None:
         if self._override_timer is not None:
@@ -406,6 +410,7 @@ class RiskBudgetSidecar:
         previous, self._last_regime = self._last_regime, snapshot.regime
         if not changed and report is None:
             self._record_regime()
+            self._recommend_moved_targets(recommended=False)
             return
         report = report or self.utilization()
         latches = self._triggers.fired()
@@ -423,6 +428,7 @@ class RiskBudgetSidecar:
                 log.warning("recommendation_not_recorded", error=str(error))
                 return
         self._record_regime()  # only once recommended: else a restart would take it as known
+        self._recommend_moved_targets(recommended=bool(firings))
         if changed:
             self.regime_history.append((snapshot.regime, snapshot.regime_since))
             self._alerts.raise_alert(
@@ -728,14 +734,17 @@ class RiskBudgetSidecar:
 
     async def _overrides_changed(self, now: float, cause: str) -> None:
         received = time.monotonic()
-        before = self.require_snapshot()
-        self._refresh_overrides(now)
+        self._refresh_overrides(now, cause)
         await self._recompute_now()
         self._after_recompute(received)
         self._schedule_override_expiry()
-        self._recommend_moved_targets(before, cause)
 
-    def _refresh_overrides(self, now: float) -> None:
+    def _refresh_overrides(self, now: float, cause: str | None = None) -> None:
+        """The overrides in force now; `cause`, the operator's change that may have moved them."""
+        if cause is not None:
+            if self._targets_before_change is None:
+                self._targets_before_change = self._pipeline.snapshot
+            self._changes_not_recommended.append(cause)
         self._overrides = active_overrides(self._store.overrides(), now)
         self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
         self._pipeline.invalidate()
@@ -752,7 +761,7 @@ class RiskBudgetSidecar:
                                          f"override {override.id} expired", subject=override.id, now=now)
         finally:
             if expired:
-                self._refresh_overrides(now)
+                self._refresh_overrides(now, "an override's expiry")
         return bool(expired)
 
     async def expire_overrides(self) -> None:
@@ -829,33 +838,38 @@ class RiskBudgetSidecar:
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
-        before = self.require_snapshot()
-        self._refresh_overrides(self._clock.now())
+        self._refresh_overrides(self._clock.now(), "a config reload")
         try:
             await self._recompute_now()
             self._after_recompute(received)
         finally:  # the new config is in force from the swap on: recorded even if the recompute failed
             self._record_reload(changed, requested_by)
-        self._recommend_moved_targets(before, "a config reload")
         return self.require_snapshot()
 
-    def _recommend_moved_targets(self, before: BudgetSnapshot, cause: str) -> None:
-        """An operator's change that moved a strategy's targets by more than drift_threshold
-        (a leverage cap, a symbol restricted, risk shares reloaded) is recommended at once, as
-        MANUAL: drift compares mixes only, and would not tell a rebalancer of a change of size.
-        A regime change recommended already carries the new targets."""
-        after = self.require_snapshot()
-        threshold = self.config.risk_budgeting.rebalancing_triggers.drift_threshold
-        moved = sorted(((change, strategy) for strategy, change in target_changes(before, after).items()
-                        if change > threshold), reverse=True)
-        if not moved or (after.regime is not before.regime
-                         and self.config.risk_budgeting.rebalancing_triggers.regime_change):
+    def _recommend_moved_targets(self, recommended: bool) -> None:
+        """Operator changes (overrides set, cleared or expired, reloads) that moved a strategy's
+        targets by more than drift_threshold since the budget before the first of them are
+        recommended as MANUAL: drift compares mixes only, and would not tell a rebalancer of a
+        change of size. Kept until recommended, so a refusal of the store is tried again at the
+        next recompute; a recommendation just `recommended` (a regime change, say) carries the
+        new targets already."""
+        before = self._targets_before_change
+        if before is None:
             return
-        try:
-            self._recommend([self._triggers.manual(f"{cause} moved the targets: " + ", ".join(
-                f"{strategy} by {change:.0%} of its target" for change, strategy in moved))])
-        except StateUnavailable as error:  # alerted; the targets are in GetBudget meanwhile
-            log.warning("recommendation_not_recorded", error=str(error))
+        if not recommended:
+            after = self.require_snapshot()
+            threshold = self.config.risk_budgeting.rebalancing_triggers.drift_threshold
+            moved = sorted(((change, strategy) for strategy, change in target_changes(before, after).items()
+                            if change > threshold), reverse=True)
+            if moved:
+                causes = "; ".join(dict.fromkeys(self._changes_not_recommended))
+                try:
+                    self._recommend([self._triggers.manual(f"{causes} moved the targets: " + ", ".join(
+                        f"{strategy} by {change:.0%} of its target" for change, strategy in moved))])
+                except StateUnavailable as error:  # alerted; tried again at the next recompute
+                    log.warning("recommendation_not_recorded", error=str(error))
+                    return
+        self._targets_before_change, self._changes_not_recommended = None, []
 
     def _record_reload(self, changed: list[str], requested_by: str) -> None:
         """An alert and a log line naming the keys the reload changed and who asked: the audit of a reload."""
@@ -907,7 +921,8 @@ class RiskBudgetSidecar:
         replay = False
         if kept is not None:
             result, replay = self._repeated(order, kept.decision, kept.order, now)
-            if replay and (blocked := self._blocked_since_approval(order, result)) is not None:
+            if replay and result.reserved and (
+                    blocked := self._blocked(order, result.approved_quantity, reserved_here=True)) is not None:
                 result, replay = await self._withdrawn(order, result, *blocked), False
         else:
             result = self._decide(order, now)
@@ -929,13 +944,13 @@ class RiskBudgetSidecar:
             return self._reservation_ended(order, earlier), False
         return dataclasses.replace(earlier, replayed=True), True
 
-    def _blocked_since_approval(self, order: OrderRequest, earlier: TradeDecision) -> tuple[ReasonCode, str] | None:
-        """Why an order approved and still reserved may no longer go out, if it may not: its
-        strategy (or the book) halted or set to reducing, or its symbol restricted, since, and
-        the order does not reduce the position. The kill switch wins over the first answer: a
-        client retrying after a lost reply would otherwise send it through the halt."""
-        if not earlier.reserved:
-            return None
+    def _blocked(self, order: OrderRequest, quantity: float, *, reserved_here: bool) -> tuple[ReasonCode, str] | None:
+        """Why an order of `quantity`, approved, may not go out now, if it may not: its strategy
+        (or the book) halted or set to reducing, or its symbol restricted, since it was decided,
+        and it does not only reduce the position (`reserved_here`: its own reservation is in the
+        book, set aside). The kill switch wins over an approval: a client retrying after a lost
+        reply, or a check awaiting the shared server as the halt lands, would otherwise send the
+        order through it."""
         state = self._store.trading_state(order.strategy)
         if state is TradingState.HALTED:
             why = ReasonCode.TRADING_HALTED, f"trading of {order.strategy} is halted"
@@ -945,21 +960,26 @@ class RiskBudgetSidecar:
             why = ReasonCode.RESTRICTED_SYMBOL, f"{order.symbol} is restricted"
         else:
             return None
-        exposure, quantity = self._store.book.exposure(order.strategy, order.symbol), earlier.approved_quantity
-        others = (dataclasses.replace(exposure, pending_buy=exposure.pending_buy - quantity) if order.side.sign > 0
-                  else dataclasses.replace(exposure, pending_sell=exposure.pending_sell - quantity))  # its own aside
-        if only_reduces(others, order.side.sign, quantity, self.config.portfolio.lot_size(order.symbol)):
+        exposure = self._store.book.exposure(order.strategy, order.symbol)
+        if reserved_here:
+            exposure = (dataclasses.replace(exposure, pending_buy=exposure.pending_buy - quantity) if order.side.sign > 0
+                        else dataclasses.replace(exposure, pending_sell=exposure.pending_sell - quantity))
+        if only_reduces(exposure, order.side.sign, quantity, self.config.portfolio.lot_size(order.symbol)):
             return None
         return why
 
     async def _withdrawn(self, order: OrderRequest, earlier: TradeDecision, code: ReasonCode,
                          why: str) -> TradeDecision:
-        """The answer to a replay `_blocked_since_approval` stops: rejected, its reservation released."""
-        with contextlib.suppress(StateUnavailable):  # left to expire; rejected all the same
-            await self.release_order(order.client_order_id)
+        """The answer to a replay `_blocked` stops: rejected, its reservation released (not by a
+        dry run, which changes nothing: found by a reviewer, one freed a working order's budget)."""
+        released = False
+        if not order.dry_run:
+            with contextlib.suppress(StateUnavailable):  # left to expire; rejected all the same
+                released = await self.release_order(order.client_order_id)
+        held = "its reservation is released" if released else "its reservation is left as it is, to expire"
         return self._no_longer(order, earlier, code, f"{why} since order {order.client_order_id!r} was approved: "
-                               "its reservation is released and it may not go out (a reducing order passes, "
-                               "under a new client_order_id)")
+                               f"it may not go out, and {held} (a reducing order passes, under a new "
+                               "client_order_id)")
 
     async def _reserve(self, order: OrderRequest, result: TradeDecision, now: float) -> TradeDecision:
         """Hold what was approved against the firm-wide limits, then record the check durably."""
@@ -978,7 +998,15 @@ class RiskBudgetSidecar:
                 if order.symbol not in self._strategy_symbols.get(order.strategy, ()):
                     raise StoreError(f"a config reload took {order.symbol!r} out of strategy "
                                      f"{order.strategy!r} while the order was held firm-wide")
-                result = firm_wide_decision(result, grant, firm, shadow=self.config.sidecar.shadow_mode)
+                blocked = self._blocked(order, result.approved_quantity, reserved_here=False)
+                if blocked is not None:  # halted or restricted while the shared server was asked
+                    await self._store.release_firm_wide(order.client_order_id)
+                    held_elsewhere = False
+                    code, why = blocked
+                    result = self._no_longer(order, result, code, f"{why} since order {order.client_order_id!r} "
+                                             "was checked: it may not go out")
+                else:
+                    result = firm_wide_decision(result, grant, firm, shadow=self.config.sidecar.shadow_mode)
             reservation = None
             if result.reserved:
                 reservation = Reservation(order.client_order_id, order.strategy, order.symbol,

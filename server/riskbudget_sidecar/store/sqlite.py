@@ -359,6 +359,9 @@ class SqliteStore(MemoryStore):
             self._write_lock.release()
         for segment in finished:
             segment.unlink(missing_ok=True)
+        # The database took a change, and the journaled checks waiting with it: found by a
+        # reviewer, a refusal the writer saw stuck when this fold left it nothing to retry.
+        self._journal.set_refused(None)
         self._commits += 1
         if self._commits % _CHECKPOINT_EVERY == 0:
             self._writer.request_checkpoint()
