@@ -112,6 +112,9 @@ async def test_without_the_server_checks_fail_closed_health_drops_and_all_recove
 
     valkey.stop()
     refused = await first.check("o-during", 10)
+    # found by a tester: while the shared state is away, a halt set through another sidecar may
+    # not have reached this one, so the approval of before is not sent again
+    retried = await first.check("o-before", 10)
 
     async def not_serving() -> bool:
         reply = await health.Check(health_pb2.HealthCheckRequest())
@@ -133,6 +136,8 @@ async def test_without_the_server_checks_fail_closed_health_drops_and_all_recove
     assert held.decision == pb.DECISION_APPROVED
     assert refused.decision == pb.DECISION_REJECTED
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert (retried.decision, retried.replayed) == (pb.DECISION_REJECTED, False)
+    assert [r.code for r in retried.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert {"o-before", "o-after"} <= reserved  # the server came back empty: reconciled
     assert any("unavailable" in a.message for a in alerts.alerts)
     assert any("lost its data: firm-wide grants are refused until" in a.message for a in alerts.alerts)
@@ -325,3 +330,31 @@ async def test_a_sidecar_restarted_before_live_prices_keeps_the_servers_values_o
 
     assert before == pytest.approx(1010 * prices["AAA"] * 1.3 * 100, rel=1e-4)  # valued at the live price
     assert after == before
+
+
+async def test_a_strategy_flattens_a_symbol_whose_other_holders_net_it_to_zero(tmp_path, valkey):
+    """Found by a tester: the server drops the value of a symbol the firm holds net zero of, and
+    an empty snapshot sent none, so flattening one side was refused for want of a mark."""
+    both_in_aaa = {"trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
+                   "carry": {"risk_share": 0.4, "symbols": ["AAA", "CCC", "DDD"]}}
+    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"],
+                          portfolio__strategies=both_in_aaa)
+    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"],
+                           portfolio__strategies=both_in_aaa)
+    try:
+        prices = await first.publish_last_prices()
+        await second.publish(prices)
+        await first.stub.SetPositions(spb.SetPositionsRequest(
+            strategy="trend", positions=[pb.Position(strategy="trend", symbol="AAA", quantity=1000)]))
+        await second.stub.SetPositions(spb.SetPositionsRequest(
+            strategy="carry", positions=[pb.Position(strategy="carry", symbol="AAA", quantity=-1000)]))
+
+        flattened = await first.stub.SetPositions(spb.SetPositionsRequest(strategy="trend", positions=[]))
+        usage = await first.stub.GetUtilization(spb.GetUtilizationRequest())
+    finally:
+        for running in (first, second):
+            await running.channel.close()
+            await stop(running.sidecar, running.server)
+
+    assert flattened.positions == 0  # none left: the call succeeds
+    assert not [s for s in usage.strategies if s.strategy == "trend" and s.usage.gross_exposure]

@@ -921,7 +921,13 @@ class RiskBudgetSidecar:
         replay = False
         if kept is not None:
             result, replay = self._repeated(order, kept.decision, kept.order, now)
-            if replay and result.reserved and (
+            if replay and result.reserved and self._store.shares_limits and not self._store.available:
+                # Found by a tester: a halt set through another sidecar meanwhile may not have
+                # reached this one, which then sent the approval again through it.
+                result, replay = self._state_unavailable(result, StoreError(
+                    "the shared state is unavailable: a halt set through another sidecar cannot be "
+                    "ruled out")), False
+            elif replay and result.reserved and (
                     blocked := self._blocked(order, result.approved_quantity, reserved_here=True)) is not None:
                 result, replay = await self._withdrawn(order, result, *blocked), False
         else:
@@ -1085,7 +1091,7 @@ class RiskBudgetSidecar:
         self._alert_failed_check(f"a reservation could not be recorded: {error}")
         return dataclasses.replace(
             decision, decision=Decision.REJECTED, approved_quantity=0.0, reserved=False,
-            reservation_expires_at=None, shadow_decision=None,
+            reservation_expires_at=None, shadow_decision=None, replayed=False,
             reasons=(Reason(ReasonCode.STATE_UNAVAILABLE,
                             f"the reservation could not be recorded ({error}): rejected (fail closed)"),))
 

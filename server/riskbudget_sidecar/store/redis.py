@@ -48,7 +48,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..engine.config import SharedSettings, StoreSettings
 from ..engine.types import (
@@ -310,17 +310,19 @@ class RedisStore(SqliteStore):
             total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None)
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
+        """`strategy`'s positions on the server. The symbols it held before are valued too: found
+        by a tester, flattening one whose other holders' positions net to zero (the server had
+        dropped its value) was refused for want of a mark."""
         rows = [(p.strategy, p.symbol, cover_lots(p.quantity, self._lot_size_of(p.symbol))) for p in positions]
-        marks = self._marks(positions, self._live_price_of)
-        unpriced = {p.symbol for p in positions if p.symbol not in marks}
+        symbols = {p.symbol for p in positions} | {p.symbol for p in self.book.positions() if p.strategy == strategy}
+        marks = self._marks(symbols, self._live_price_of)
+        unpriced = symbols - marks.keys()
         if unpriced:  # the estimate only where the server has no value either (it lost its data)
-            unvalued = unpriced - await self.ledger.valued(unpriced)
-            marks |= self._marks([p for p in positions if p.symbol in unvalued], self._price_of)
+            marks |= self._marks(unpriced - await self.ledger.valued(unpriced), self._price_of)
         return await self.ledger.set_positions(rows, strategy, marks)
 
-    def _marks(self, positions: Sequence[Position], price_of: Callable[[str], float | None]) -> dict[str, int]:
-        return {p.symbol: lot_cents(price, self._lot_size_of(p.symbol))
-                for p in positions if (price := price_of(p.symbol))}
+    def _marks(self, symbols: Iterable[str], price_of: Callable[[str], float | None]) -> dict[str, int]:
+        return {symbol: lot_cents(price, self._lot_size_of(symbol)) for symbol in symbols if (price := price_of(symbol))}
 
     async def _shared(self, call):
         """Run a call on the server; a lost server is noticed here and refuses the change."""
