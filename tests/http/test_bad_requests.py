@@ -93,6 +93,8 @@ async def test_the_count_is_logged_at_the_end_of_the_window_without_another_erro
 def test_a_line_is_one_json_line_through_the_sidecars_logging(tmp_path):
     from riskbudget_sidecar.app.logging import configure_logging
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     path = tmp_path / "log.jsonl"
     with path.open("w") as file:
         configure_logging("info", file=file)
@@ -105,6 +107,8 @@ def test_a_line_is_one_json_line_through_the_sidecars_logging(tmp_path):
                 errors.exception("Error handling request from %s", "127.0.0.1", exc_info=error)
         finally:
             structlog.reset_defaults()
+            root.handlers[:] = handlers  # configure_logging's handler writes to the file closed now
+            root.setLevel(level)
 
     (line,) = path.read_text().splitlines()
     entry = json.loads(line)

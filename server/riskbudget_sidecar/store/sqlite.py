@@ -982,9 +982,10 @@ class _BackgroundWriter:
                         _fold(self._db, taken)
                 except sqlite3.Error as error:
                     self._journal.put_back(taken, finished)
+                    if self._journal.refused is None:  # once, not at every retry: the alert says the rest
+                        _log.error("the state store refused %d journaled checks and removals (%s); they stay "
+                                   "in the journal and are retried", len(taken), error)
                     self._journal.set_refused(str(error))
-                    _log.error("the state store refused %d journaled checks and removals (%s); they stay "
-                               "in the journal and are retried", len(taken), error)
                     return None
             self._journal.set_refused(None)
             for segment in finished:

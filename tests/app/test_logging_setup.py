@@ -1,0 +1,44 @@
+"""The sidecar's log: structlog's events and the standard library's alike, one JSON object a line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from riskbudget_sidecar.app.logging import configure_logging
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    """configure_logging to a file; the root logger and structlog as they were afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    path = tmp_path / "log.jsonl"
+    with path.open("w") as file:
+        configure_logging("info", file=file)
+        structlog.configure(cache_logger_on_first_use=False)  # other tests capture module loggers
+        try:
+            yield path
+        finally:
+            structlog.reset_defaults()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+
+
+def test_a_standard_library_record_is_a_json_line_like_the_rest(log_file):
+    """Found by a tester: the state store's writer thread logged its refusals through the
+    standard library, to stderr as bare text, beside the JSON lines."""
+    logging.getLogger("riskbudget_sidecar.store.sqlite").error(
+        "the state store refused %d journaled checks and removals (%s)", 3, "database is locked")
+    logging.getLogger("riskbudget_sidecar.store.sqlite").debug("below the level: not written")
+    structlog.get_logger("riskbudget").info("an_event", n=1)
+
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+
+    assert [(entry["event"], entry["level"]) for entry in lines] == [
+        ("the state store refused 3 journaled checks and removals (database is locked)", "error"),
+        ("an_event", "info")]
+    assert lines[0]["logger"] == "riskbudget_sidecar.store.sqlite" and lines[0]["timestamp"]
