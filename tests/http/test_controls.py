@@ -311,3 +311,20 @@ async def test_a_body_that_cannot_be_decoded_is_400_naming_the_body_and_changes_
     assert response.status == 400, reply
     assert [v["field"] for v in reply["field_violations"]] == ["body"]
     assert harness.sidecar.store.recommendation_bounds() == before
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/trading-state", b'{"state": 1e999, "set_by": "ops"}', "body"),
+    ("/api/trading-state", b'{"state": -1e400, "set_by": "ops"}', "body"),
+    ("/api/overrides", b'{"override": {"scope": "OVERRIDE_SCOPE_SYMBOL", "target": "AAA", '
+                       b'"kind": "OVERRIDE_KIND_RESTRICT_SYMBOL", "set_by": "ops", "reason": "x"}, "expires_in": '
+                       + b"9" * 400 + b"}", "expires_in"),
+], ids=["state 1e999", "state -1e400", "expires_in of 400 digits"])
+async def test_a_number_past_a_doubles_range_is_400_naming_the_field(harness, http, path, body, field):
+    """Found by a tester: these were 500s."""
+    async with http.post(path, data=body, headers={**ADMIN_HEADERS, "Content-Type": "application/json"}) as response:
+        reply = await response.json()
+
+    assert response.status == 400, reply
+    assert [v["field"] for v in reply["field_violations"]] == [field]
+    assert harness.sidecar.trading_state().name == "ACTIVE" and not harness.sidecar.overrides

@@ -527,6 +527,39 @@ async def test_a_token_rotation_ends_the_streams_opened_before_it_with_their_res
     assert [r.sequence for r in resumed.recommendations] == [1]
 
 
+async def test_a_price_stream_opened_before_a_token_rotation_moves_no_price_after_it(tmp_path):
+    """Found by a tester: a StreamMarketData call opened with the old client token went on
+    publishing after the reload rotated it out."""
+    running = await start_with_client_token(tmp_path)
+    reload_config = ADMIN_SERVICE.methods_by_name["ReloadConfig"]
+    rotated = asyncio.Event()
+    try:
+        prices = last_prices(running)
+
+        async def batches():
+            yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="AAA", price=prices["AAA"],
+                                                                  time=timestamp(T0))])
+            await rotated.wait()
+            yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="AAA", price=prices["AAA"] * 1.04,
+                                                                  time=timestamp(T0 + 1))])
+
+        stream = running.stub.StreamMarketData(batches(), metadata=bearer(CLIENT_TOKEN))
+        await asyncio.sleep(0.2)  # the first batch in
+        (tmp_path / "client-token").write_text("rotated-client-token-3\n")
+        reloaded = await call(running.channel, reload_config, bearer(ADMIN_TOKEN), requested_by="pytest")
+        rotated.set()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stream
+        last = running.sidecar.snapshot.symbols["AAA"].last_price
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reloaded.reloaded
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED and "rotated" in refused.value.details()
+    assert last == pytest.approx(prices["AAA"])  # the second batch moved nothing
+
+
 async def test_streams_without_a_token_cannot_take_every_slot_from_the_trading_calls(tmp_path):
     running = await start_with_client_token(tmp_path, sidecar__max_concurrent_rpcs=8)  # 2 such streams at most
     health_stub = health_pb2_grpc.HealthStub(running.channel)

@@ -313,7 +313,7 @@ class _Routes:
     def _apply_expires_in(self, message: admin_pb.SetOverrideRequest, expires_in: Any) -> None:
         """HTTP's one convenience: `expires_in` seconds from the sidecar's now, as override.expires_at."""
         if (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))
-                or not math.isfinite(expires_in) or not 0 < expires_in <= convert.MAX_EXPIRES_IN):
+                or not 0 < expires_in <= convert.MAX_EXPIRES_IN or not math.isfinite(expires_in)):
             raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {convert.MAX_EXPIRES_IN:g}]")])
         if message.override.HasField("expires_at"):
             raise InvalidInput([("expires_in", "give expires_in or override.expires_at, not both")])
@@ -362,6 +362,8 @@ def _parse(body: dict[str, Any], message_type: type[Message]) -> Any:
         return json_format.ParseDict(body, message_type())
     except json_format.ParseError as error:
         raise parse_error_input(error) from None
+    except OverflowError:  # a number past a double's range (1e999): a 500 before, found by a tester
+        raise InvalidInput([("body", "holds a number too large for its field")]) from None
 
 
 def _reply(message: Message) -> web.Response:

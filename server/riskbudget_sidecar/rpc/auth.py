@@ -141,6 +141,17 @@ class AdminAuth:
             raise
         self.check(authorization, action=action, peer=peer)
 
+    def require_client_still(self, context: grpc.aio.ServicerContext) -> None:
+        """For each later message of a client stream: the token it was opened with still passes
+        the client scope. Found by a tester: a price stream opened with a token a reload then
+        rotated out went on moving prices."""
+        if self._client_token is None:
+            return
+        values = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
+        if (SEVERAL_TOKENS if len(values) > 1 else self.client_refusal(one_authorization(values))) is not None:
+            raise PermissionDenied("the token this stream was opened with is no longer valid (rotated): "
+                                   "open it again with a valid one")
+
     def client_refusal(self, authorization: str | None) -> str | None:
         """Why a client-scope call is refused (None: allowed). The client token or the
         admin token pass; both are compared, in constant time, whichever matches.

@@ -183,7 +183,7 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
         *pending,
     ])
-    add_servicer(server, RiskBudgetServicer(sidecar), SERVICES[0])
+    add_servicer(server, RiskBudgetServicer(sidecar, auth), SERVICES[0])
     add_servicer(server, RiskBudgetAdminServicer(sidecar, auth), SERVICES[1])
     token_free_streams = OpenStreams(max(1, (max_concurrent_rpcs or 256) // 4))
     health_servicer = BoundedHealthServicer(token_free_streams)

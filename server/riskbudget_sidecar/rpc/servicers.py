@@ -22,8 +22,9 @@ take at most 4 MiB by default, whatever `sidecar.max_message_bytes` lets this se
 
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
-    def __init__(self, sidecar: RiskBudgetSidecar) -> None:
+    def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth) -> None:
         self._sidecar = sidecar
+        self._auth = auth
         self._recommendations = convert.ConvertedRecommendations()
 
     @mapped_errors
@@ -59,6 +60,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
         accepted, snapshot = 0, self._sidecar.snapshot
         async for batch in request_iterator:
             refuse_unparsable(batch)
+            self._auth.require_client_still(context)
             count, snapshot = await self._sidecar.publish_prices(
                 convert.price_ticks(batch.ticks, self._sidecar.universe, now=self._sidecar.now()))
             accepted += count
