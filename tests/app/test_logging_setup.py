@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from riskbudget_sidecar.app.logging import configure_logging
+from riskbudget_sidecar.http.server import ServerErrorLog
 
 
 @pytest.fixture
@@ -42,3 +43,15 @@ def test_a_standard_library_record_is_a_json_line_like_the_rest(log_file):
         ("the state store refused 3 journaled checks and removals (database is locked)", "error"),
         ("an_event", "info")]
     assert lines[0]["logger"] == "riskbudget_sidecar.store.sqlite" and lines[0]["timestamp"]
+
+
+def test_an_admin_http_error_is_one_json_line_with_its_traceback(log_file):
+    errors = ServerErrorLog()
+    try:
+        raise RuntimeError("a handler failed")
+    except RuntimeError as error:
+        errors.exception("Error handling request from %s", "127.0.0.1", exc_info=error)
+
+    (line,) = log_file.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["event"] == "http_error" and "RuntimeError: a handler failed" in entry["exception"]

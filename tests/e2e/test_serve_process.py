@@ -38,14 +38,20 @@ def read_events(process: subprocess.Popen, until: str, timeout: float = STARTUP_
     raise AssertionError(f"no {until!r} event; got {events}, exit code {process.poll()}")
 
 
-@pytest.fixture
-def sidecar_process(tmp_path):
+def default_config_in(tmp_path) -> Path:
+    """default.yaml on ephemeral loopback ports, its state file in tmp_path."""
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["sidecar"]["listen"] = "127.0.0.1:0"
     config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     path = tmp_path / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def sidecar_process(tmp_path):
+    path = default_config_in(tmp_path)
     env = {**os.environ, "RISKBUDGET_ADMIN_TOKEN": "e2e-token"}
     process = subprocess.Popen(
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
@@ -90,12 +96,7 @@ def test_sigterm_shuts_down_gracefully(sidecar_process):
 def test_serve_with_stderr_closed_still_serves(tmp_path):
     """Found by a reviewer: with stderr closed (2>&-), enabling faulthandler raised, and serve
     exited 1 before it bound anything, without a word."""
-    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    config["sidecar"]["listen"] = "127.0.0.1:0"
-    config["http"] = {"listen": "127.0.0.1:0"}
-    config["store"] = {"path": str(tmp_path / "state.sqlite3")}
-    path = tmp_path / "sidecar.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = default_config_in(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
         stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))

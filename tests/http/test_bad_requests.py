@@ -90,31 +90,6 @@ async def test_the_count_is_logged_at_the_end_of_the_window_without_another_erro
     assert logs[1]["count"] == 3
 
 
-def test_a_line_is_one_json_line_through_the_sidecars_logging(tmp_path):
-    from riskbudget_sidecar.app.logging import configure_logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    path = tmp_path / "log.jsonl"
-    with path.open("w") as file:
-        configure_logging("info", file=file)
-        structlog.configure(cache_logger_on_first_use=False)  # other tests capture this module's logger
-        try:
-            errors = ServerErrorLog()
-            try:
-                raise RuntimeError("a handler failed")
-            except RuntimeError as error:
-                errors.exception("Error handling request from %s", "127.0.0.1", exc_info=error)
-        finally:
-            structlog.reset_defaults()
-            root.handlers[:] = handlers  # configure_logging's handler writes to the file closed now
-            root.setLevel(level)
-
-    (line,) = path.read_text().splitlines()
-    entry = json.loads(line)
-    assert entry["event"] == "http_error" and "RuntimeError: a handler failed" in entry["exception"]
-
-
 async def test_malformed_requests_do_not_suppress_the_traceback_of_a_handler_failure(harness, monkeypatch, http):
     """Found by a reviewer: the two shared one budget, so ten garbage requests a minute, which
     need no token, hid every real failure's traceback."""
