@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
-from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.engine.types import TradingState
