@@ -841,9 +841,49 @@ async def test_while_the_state_database_refuses_the_journaled_checks_health_is_n
     assert during == (health_pb2.HealthCheckResponse.NOT_SERVING, False)
     assert after == (health_pb2.HealthCheckResponse.SERVING, True)
     told = [(a.severity, a.message.split(" (")[0]) for a in reversed(alerts)
-            if a.kind == pb.ALERT_KIND_STORE_ERROR and "journaled checks" in a.message]
-    assert told == [(pb.ALERT_SEVERITY_CRITICAL, "the state store refuses the journaled checks"),
-                    (pb.ALERT_SEVERITY_INFO, "the state store takes the journaled checks again")]
+            if a.kind == pb.ALERT_KIND_STORE_ERROR and a.message.startswith("the state store ")]
+    assert told == [(pb.ALERT_SEVERITY_CRITICAL, "the state store refuses changes"),
+                    (pb.ALERT_SEVERITY_INFO, "the state store takes changes again")]
+
+
+async def test_a_refused_operator_change_turns_health_too_and_it_comes_back_with_no_check(tmp_path):
+    """Found by a tester: with no check waiting, a locked database refused every operator change,
+    fill and release while health said SERVING, and the next check was approved."""
+    import sqlite3
+
+    running = await start_harness(tmp_path, store__busy_timeout=0.05)
+    health = health_pb2_grpc.HealthStub(running.channel)
+
+    async def health_until(wanted):
+        for _ in range(500):
+            status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
+            if status == wanted:
+                break
+            await asyncio.sleep(0.01)
+        return status
+
+    try:
+        await running.publish_last_prices()
+        assert running.sidecar.store.flush(5)  # nothing waits in the journal
+        blocker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await running.admin.SetTradingState(apb.SetTradingStateRequest(
+                state=pb.TRADING_STATE_HALTED, set_by="pytest", reason="drill"), metadata=running.admin_metadata)
+        during = await health_until(health_pb2.HealthCheckResponse.NOT_SERVING)
+        check = await running.check("o-while-locked", 1)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        after = await health_until(health_pb2.HealthCheckResponse.SERVING)  # no check, no change made
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert during == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert check.decision == pb.DECISION_REJECTED  # fail closed
+    assert [r.code for r in check.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert after == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_past_max_concurrent_rpcs_a_call_gets_resource_exhausted_at_once_and_not_an_approval(tmp_path):

@@ -238,8 +238,8 @@ class RiskBudgetSidecar:
     def _state_refusal(self, reason: str | None) -> None:
         self._alerts.raise_alert(
             AlertKind.STORE_ERROR, AlertSeverity.INFO if reason is None else AlertSeverity.CRITICAL,
-            "the state store takes the journaled checks again" if reason is None
-            else f"the state store refuses the journaled checks ({reason}): checks fail closed and health "
+            "the state store takes changes again" if reason is None
+            else f"the state store refuses changes ({reason}): checks fail closed and health "
                  "is NOT_SERVING until it takes them", now=self._clock.now())
         self._tell_availability()
 

@@ -351,6 +351,9 @@ class SqliteStore(MemoryStore):
             if began:
                 for step in undo:
                     step()
+            if isinstance(error, sqlite3.OperationalError):  # locked, full, read-only: checks would be
+                self._journal.set_refused(str(error))  # refused too; the writer sees when it takes them again
+                self._writer.wake()
             raise StoreError(f"the state store {self._path} refused the change: {error}") from error
         except BaseException:
             self._journal.put_back(folded, finished)
@@ -941,7 +944,8 @@ class _BackgroundWriter:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: (self._pending or self._journal.waiting
-                                                or self._checkpoint_due or self._closing))
+                                                or self._checkpoint_due or self._closing),
+                                       timeout=_REFUSED_RETRY if self._journal.refused is not None else None)
                 if self._pending or self._journal.waiting:
                     self._changed.wait_for(lambda: len(self._pending) >= self._batch or self._closing,
                                            timeout=linger)
@@ -974,6 +978,15 @@ class _BackgroundWriter:
         and the next round retries). Only what waited at the start: under a steady flow of
         checks the decision log and the checkpoints get their turn too."""
         folded, waited = 0, self._journal.waiting
+        if not waited and self._journal.refused is not None:  # nothing to retry: see if it takes a change
+            try:
+                with self._write_lock, _transaction(self._db):
+                    pass
+            except sqlite3.Error as error:
+                self._journal.set_refused(str(error))
+                return None
+            self._journal.set_refused(None)
+            return 0
         while folded < waited and self._journal.waiting:
             with self._write_lock:
                 taken, finished = self._journal.take(_FOLD_ROWS)
