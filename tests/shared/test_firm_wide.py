@@ -358,3 +358,29 @@ async def test_a_strategy_flattens_a_symbol_whose_other_holders_net_it_to_zero(t
 
     assert flattened.positions == 0  # none left: the call succeeds
     assert not [s for s in usage.strategies if s.strategy == "trend" and s.usage.gross_exposure]
+
+
+async def test_health_is_not_serving_while_the_server_grants_nothing_after_a_loss(pair, valkey):
+    """Found by a tester: for the window after the server lost its data, every check failed
+    closed while health and /readyz said SERVING."""
+    first, second = pair
+    await first.publish_last_prices()
+    assert (await first.check("o-before", 1)).decision == pb.DECISION_APPROVED
+    health = health_pb2_grpc.HealthStub(first.channel)
+
+    async def health_is(wanted) -> bool:
+        return (await health.Check(health_pb2.HealthCheckRequest())).status == wanted
+
+    elsewhere = RedisLedger(valkey.url, timeout=2.0)
+    try:
+        await elsewhere._run("flush", lambda redis: redis.flushall())  # no connection breaks
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.NOT_SERVING))
+        refused = await first.check("o-in-the-window", 1)
+        await eventually(lambda: health_is(health_pb2.HealthCheckResponse.SERVING))  # the window: 1 s
+        approved = await first.check("o-after-the-window", 1)
+    finally:
+        await elsewhere.close()
+
+    assert refused.decision == pb.DECISION_REJECTED
+    assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert approved.decision == pb.DECISION_APPROVED

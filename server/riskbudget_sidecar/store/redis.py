@@ -99,7 +99,11 @@ class RedisStore(SqliteStore):
         self._on_change: Callable[[], None] = lambda: None
         self._on_availability: Callable[[bool], None] = lambda available: None
         self._on_data_loss: Callable[[str], None] = lambda message: None
+        self._on_refusal: Callable[[str | None], None] = lambda reason: None
         self._resync_window_ms = _ms(shared.resync_window)
+        self._grants_paused_until: float | None = None
+        """Until when (the event loop's clock) the server grants nothing after a loss of its data;
+        None while it grants."""
         self._available = False
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
@@ -136,14 +140,33 @@ class RedisStore(SqliteStore):
               on_refusal: Callable[[str | None], None] = lambda reason: None) -> None:
         super().watch(on_change=on_change, on_availability=on_availability, on_data_loss=on_data_loss,
                       on_refusal=on_refusal)
+        self._on_refusal = on_refusal
         self._on_change = on_change
         self._on_availability = on_availability
         self._on_data_loss = on_data_loss
 
     @property
     def available(self) -> bool:
-        """The shared server answers, and the local state file takes changes."""
-        return self._available and super().available
+        """The shared server answers and grants, and the local state file takes changes."""
+        return self._available and super().available and self._grants_paused_until is None
+
+    def _grants_paused(self, paused: GrantsPaused) -> None:
+        """Found by a tester: while the server grants nothing after a loss of its data, every
+        check fails closed, yet health said SERVING. Told (as a refusal) until the window closes."""
+        loop = asyncio.get_running_loop()
+        left = (paused.until_ms - _ms(self._now()) - self._clock_lag_ms) / 1000  # the server's clock
+        until = loop.time() + left
+        if left <= 0 or until <= (self._grants_paused_until or 0.0):
+            return
+        self._grants_paused_until = until
+        self._on_refusal(str(paused))
+        loop.call_later(left, self._grants_resumed, until)
+
+    def _grants_resumed(self, until: float) -> None:
+        if self._grants_paused_until == until:  # not moved on by a later window
+            self._grants_paused_until = None
+            if self._journal.refused is None:  # else its own recovery tells
+                self._on_refusal(None)
 
     async def start(self) -> None:
         """Connect, reconcile, listen for changes. An unreachable server is probed until it answers."""
@@ -252,6 +275,8 @@ class RedisStore(SqliteStore):
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""
         until_ms = await self.ledger.begin_resync(self._resync_window_ms)
+        if until_ms is not None:
+            self._grants_paused(GrantsPaused(until_ms))
         message = (str(GrantsPaused(until_ms)) if until_ms is not None else
                    "the shared server lost its data, and this sidecar found it only after the window "
                    "without grants had closed: its positions and reservations were missing there until now")
@@ -343,10 +368,14 @@ class RedisStore(SqliteStore):
             raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
                              f"shared server's, more than the {MAX_CLOCK_LAG_MS / 1000:g} s allowed: "
                              f"firm-wide grants fail closed until it is set right")
-        grant = await self._shared(self._hold(
-            order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
-            _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
-            price=firm.reference_price))
+        try:
+            grant = await self._shared(self._hold(
+                order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
+                _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
+                price=firm.reference_price))
+        except GrantsPaused as paused:
+            self._grants_paused(paused)
+            raise
         return FirmGrant(min(quantity, grant.granted_lots * firm.lot_size), grant.symbol_limited,
                          grant.total_limited, grant.symbol_value_cents / 100, grant.total_value_cents / 100)
 
