@@ -807,20 +807,25 @@ async def test_when_the_state_database_cannot_be_written_checks_fail_closed_and_
     assert any(a.kind == pb.ALERT_KIND_STORE_ERROR for a in alerts.alerts)
 
 
+async def health_status_until(running, wanted: int) -> int:
+    """grpc.health.v1's status, asked every 10 ms until it is `wanted` (at most 5 s)."""
+    health = health_pb2_grpc.HealthStub(running.channel)
+    for _ in range(500):
+        status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
+        if status == wanted:
+            break
+        await asyncio.sleep(0.01)
+    return status
+
+
 async def test_while_the_state_database_refuses_the_journaled_checks_health_is_not_serving(tmp_path):
     """Before, health and /readyz said SERVING while every check failed closed."""
     import sqlite3
 
     running = await start_harness(tmp_path, store__busy_timeout=0.05)
-    health = health_pb2_grpc.HealthStub(running.channel)
 
     async def health_until(wanted):
-        for _ in range(500):
-            status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
-            if status == wanted:
-                break
-            await asyncio.sleep(0.01)
-        return status, running.server.grpc.serving  # what /readyz answers
+        return await health_status_until(running, wanted), running.server.grpc.serving  # what /readyz answers
 
     try:
         await running.publish_last_prices()
@@ -852,15 +857,9 @@ async def test_a_refused_operator_change_turns_health_too_and_it_comes_back_with
     import sqlite3
 
     running = await start_harness(tmp_path, store__busy_timeout=0.05)
-    health = health_pb2_grpc.HealthStub(running.channel)
 
-    async def health_until(wanted):
-        for _ in range(500):
-            status = (await health.Check(health_pb2.HealthCheckRequest(service=""))).status
-            if status == wanted:
-                break
-            await asyncio.sleep(0.01)
-        return status
+    def health_until(wanted):
+        return health_status_until(running, wanted)
 
     try:
         await running.publish_last_prices()
