@@ -943,9 +943,12 @@ class _BackgroundWriter:
         linger = _LINGER
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: (self._pending or self._journal.waiting
-                                                or self._checkpoint_due or self._closing),
-                                       timeout=_REFUSED_RETRY if self._journal.refused is not None else None)
+                # Asleep until there is work; while the database refuses changes, awake every
+                # _REFUSED_RETRY to see whether it takes them again (a refusal can come while asleep).
+                while not (self._pending or self._journal.waiting or self._checkpoint_due or self._closing):
+                    refused = self._journal.refused is not None
+                    if not self._changed.wait(timeout=_REFUSED_RETRY if refused else None) and refused:
+                        break
                 if self._pending or self._journal.waiting:
                     self._changed.wait_for(lambda: len(self._pending) >= self._batch or self._closing,
                                            timeout=linger)
