@@ -76,3 +76,19 @@ def test_client_package_depends_on_nothing_of_the_server():
                  for name in imported_modules(path) if name.startswith("riskbudget_sidecar")]
 
     assert offenders == []
+
+
+def test_every_name_a_module_exports_exists():
+    client = Path(__file__).resolve().parents[1] / "client" / "riskbudget_client"
+    modules = [f"{package.name}.{'.'.join(path.relative_to(package).with_suffix('').parts)}"
+               for package in (PACKAGE, client) for path in package.rglob("*.py")
+               if path.stem != "__init__" and "__all__" in path.read_text()]
+    probe = ("import importlib\n"
+             f"for m in {modules!r}:\n"
+             "    module = importlib.import_module(m)\n"
+             "    for name in module.__all__:\n"
+             "        if not hasattr(module, name): print(f'{m}.{name}')")
+
+    missing = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert modules and missing.stdout.split() == []

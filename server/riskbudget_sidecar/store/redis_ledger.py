@@ -86,8 +86,7 @@ from .errors import StoreError
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
-    "OrderIdReused", "RESYNC", "RedisLedger", "fill_lots", "limit_cents", "lot_cents", "raise_if_cancelled",
-    "request_lots",
+    "OrderIdReused", "RESYNC", "RedisLedger", "limit_cents", "lot_cents", "raise_if_cancelled",
 ]
 
 MAX_SAFE = 2**53 - 1
