@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from riskbudget_sidecar.engine.pipeline import BudgetPipeline
 from riskbudget_sidecar.engine.types import LimitSource, Override, OverrideKind, OverrideScope, PriceTick, Regime
@@ -39,6 +40,22 @@ def test_a_tick_a_closed_bar_or_invalidate_each_make_a_new_version():
     assert pipeline.recompute(3.0).version == 3
     pipeline.invalidate()
     assert pipeline.recompute(4.0).version == 4
+
+
+def test_a_recompute_that_fails_leaves_its_change_pending(monkeypatch):
+    pipeline = BudgetPipeline(make_config(), start_time=0.0)
+    pipeline.recompute(0.0)
+    pipeline.invalidate()
+
+    def failing(*args):
+        raise FloatingPointError("the solve diverged")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "_compute", failing)
+        with pytest.raises(FloatingPointError):
+            pipeline.recompute(1.0)
+
+    assert pipeline.recompute(2.0).version == 2
 
 
 def tick_row(pipeline: BudgetPipeline, table, row: int) -> None:
@@ -108,7 +125,8 @@ def test_a_forced_regime_and_a_disabled_budget_override_the_detected_one():
     force = Override("o1", OverrideScope.GLOBAL, "", OverrideKind.FORCE_REGIME, 0.0, Regime.CRISIS,
                      "ops", "drill", created_at=123.0)
 
-    forced = pipeline.recompute(1.0, (force,))
+    pipeline.set_overrides((force,))
+    forced = pipeline.recompute(1.0)
     assert (forced.regime, forced.regime_since) == (Regime.CRISIS, 123.0)
 
     data = make_config().model_dump(mode="json")

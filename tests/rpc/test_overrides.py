@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import grpc
 import pytest
@@ -45,6 +46,43 @@ async def test_capping_a_symbols_position_changes_its_limit_and_the_decisions_it
     assert pb.REASON_CODE_SYMBOL_POSITION_LIMIT in [r.code for r in decision.reasons]
     assert list(decision.override_ids) == [override.id]
     assert list(other.override_ids) == []
+
+
+async def test_an_override_set_while_a_budget_is_being_computed_is_in_the_budget_it_returns_with(
+        harness, monkeypatch):
+    """Found by a reviewer: the recompute in flight (from a price) cleared the pipeline's flag the
+    override had just set, so the recompute the override queued did nothing; SetOverride returned
+    OK, the budget had no cap, and a buy past it was approved until the next price."""
+    prices = await harness.publish_last_prices()
+    pipeline = harness.sidecar._pipeline
+    computing, override_arrived = threading.Event(), threading.Event()
+    set_overrides, compute = pipeline.set_overrides, pipeline._compute
+
+    def noting_arrival(overrides):
+        set_overrides(overrides)
+        override_arrived.set()
+
+    def computing_until_the_override_arrives(*args):
+        computing.set()
+        snapshot = compute(*args)
+        override_arrived.wait(timeout=10)
+        return snapshot
+
+    monkeypatch.setattr(pipeline, "set_overrides", noting_arrival)
+    monkeypatch.setattr(pipeline, "_compute", computing_until_the_override_arrives)
+    publishing = asyncio.create_task(harness.publish({s: p * 1.001 for s, p in prices.items()}))
+    assert await asyncio.to_thread(computing.wait, 10)  # the price's budget is being computed
+
+    override = await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA",
+                                  kind=pb.OVERRIDE_KIND_CAP_SYMBOL_POSITION, value=0.0)
+    await publishing
+    after = await budget(harness)
+    decision = await harness.check("o-past-the-cap", 100)
+
+    assert override_arrived.is_set()
+    assert [o.id for o in after.overrides] == [override.id]
+    assert {s.symbol: s for s in after.symbols}["AAA"].max_position_notional == 0.0
+    assert decision.decision == pb.DECISION_REJECTED
 
 
 async def test_restricting_a_symbol_rejects_increases_and_names_the_override(harness):

@@ -12,13 +12,16 @@ both need, so that the two run the same code:
   nothing moved: no regime change, no symbol newly with enough data.
 - `recompute` computes a new budget snapshot, versioned one above the last, when
   anything has changed since the last one (a tick, a closed bar that moved the
-  estimates or the regime, `invalidate`),
-  and returns None otherwise. The regime is the detector's, or `regime.initial`
+  estimates or the regime, the overrides in force (`set_overrides`), the config,
+  `invalidate`), and returns None otherwise. The regime is the detector's, or `regime.initial`
   while `risk_budgeting.enabled` is false, or the one a FORCE_REGIME override
   forces (its `regime_since` is that override's creation time).
 
 Time is passed in, never read: the caller's clock (live) or the data's (replay).
-Not thread-safe: one thread feeds it; readers take the immutable `snapshot`.
+One thread feeds it prices and recomputes; readers take the immutable `snapshot`.
+Another thread may change its other inputs (`set_overrides`, `reconfigure`, `invalidate`)
+meanwhile: a recompute takes the pending change before it reads them, so a change
+made while it runs is either in its budget or makes the next recompute run.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class BudgetPipeline:
         self._snapshot: BudgetSnapshot | None = None
         self._versions_after = 0
         self._needs_recompute = True
+        self._overrides: Sequence[Override] = ()
         self._budget_inputs: tuple[np.ndarray, np.ndarray] | None = None
         """(covariance, enough_data) of the market when the last budget was computed."""
 
@@ -87,7 +91,12 @@ class BudgetPipeline:
         return self._needs_recompute or self._snapshot is None
 
     def invalidate(self) -> None:
-        """Something outside the prices changed (overrides, config): recompute next time."""
+        """Something outside the prices changed: recompute next time."""
+        self._needs_recompute = True
+
+    def set_overrides(self, overrides: Sequence[Override]) -> None:
+        """The (active) overrides the next budget applies."""
+        self._overrides = tuple(overrides)
         self._needs_recompute = True
 
     def apply_tick(self, tick: PriceTick) -> list[RegimeChange]:
@@ -105,25 +114,33 @@ class BudgetPipeline:
             self._needs_recompute = True
         return changes
 
-    def recompute(self, now: float, overrides: Sequence[Override] = ()) -> BudgetSnapshot | None:
+    def recompute(self, now: float) -> BudgetSnapshot | None:
         """A new snapshot if anything changed since the last one (else None), with the
-        (active) `overrides` applied."""
+        overrides of `set_overrides` applied."""
         if not self.needs_recompute:
             return None
+        # Taken before the inputs are read: cleared after, it would drop a change made meanwhile.
+        self._needs_recompute = False
+        try:
+            self._snapshot = self._compute(now, self._config, self._overrides)
+        except BaseException:
+            self._needs_recompute = True
+            raise
+        return self._snapshot
+
+    def _compute(self, now: float, config: Config, overrides: Sequence[Override]) -> BudgetSnapshot:
         regime, since = self.regime.regime, self.regime.since
-        if not self._config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
-            regime, since = self._config.regime.initial, self._started_at
+        if not config.risk_budgeting.enabled:  # the dynamic budget is off: no regime moves
+            regime, since = config.regime.initial, self._started_at
         forced = forced_regime(overrides)
         if forced is not None:
             regime = forced
             since = max(o.created_at for o in overrides
                         if o.kind is OverrideKind.FORCE_REGIME and o.regime is forced)
         self._budget_inputs = (self.market.covariance(), self.market.enough_data())
-        self._snapshot = compute_budget(
-            self._config, self.market, regime, regime_since=since, version=self.version + 1,
+        return compute_budget(
+            config, self.market, regime, regime_since=since, version=self.version + 1,
             now=now, previous=self._snapshot, overrides=overrides)
-        self._needs_recompute = False
-        return self._snapshot
 
     def _market_moved(self) -> bool:
         """Whether the market estimates differ from those the last budget was computed on.

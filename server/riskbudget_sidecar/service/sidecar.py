@@ -384,7 +384,7 @@ class RiskBudgetSidecar:
 
     def _recompute(self, now: float) -> None:
         began = time.perf_counter()
-        snapshot = self._pipeline.recompute(now, self._overrides)
+        snapshot = self._pipeline.recompute(now)
         if snapshot is None:  # nothing changed since the last budget
             return
         self.metrics.recompute_seconds.observe(time.perf_counter() - began)
@@ -747,7 +747,7 @@ class RiskBudgetSidecar:
             self._changes_not_recommended.append(cause)
         self._overrides = active_overrides(self._store.overrides(), now)
         self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
-        self._pipeline.invalidate()
+        self._pipeline.set_overrides(self._overrides)
 
     async def _expire_overrides(self, now: float) -> bool:
         """Remove overrides whose expiry has passed; True if any did. One past its expiry is out of
