@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 
 import grpc
@@ -534,6 +535,41 @@ async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_pric
     assert "no live price yet for 'BBB', held in the book" in stale[0].message
     assert closing.decision == pb.DECISION_APPROVED
     assert valued.approved_quantity == before.approved_quantity
+
+
+async def test_a_check_while_prices_are_applied_values_the_whole_book_at_the_same_prices(harness, monkeypatch):
+    """Found by a tester: a check that ran while a batch was being applied read its own symbol's
+    new price but valued the rest of the book at the marks of the batch before (they move once the
+    budget is recomputed); with the two holdings rising together, 1.4% of checks were approved
+    up to 9% past the strategy's limit."""
+    prices = await harness.publish_last_prices()
+    limit = harness.sidecar.snapshot.strategies["trend"].max_gross_exposure
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=int(0.6 * limit / prices["BBB"]))]))
+    wanted = limit / prices["AAA"]  # all of the limit: what BBB holds must cut it
+    before = await harness.check("o-before", wanted, dry_run=True)
+    pipeline = harness.sidecar._pipeline
+    computing, checked = threading.Event(), threading.Event()
+    compute = pipeline._compute
+
+    def computing_until_checked(*args):  # the batch's ticks are in the market, the book not yet marked
+        computing.set()
+        checked.wait(timeout=10)
+        return compute(*args)
+
+    monkeypatch.setattr(pipeline, "_compute", computing_until_checked)
+    publishing = asyncio.create_task(harness.publish({"AAA": prices["AAA"] * 1.1, "BBB": prices["BBB"] * 1.1}))
+    assert await asyncio.to_thread(computing.wait, 10)
+    during = await harness.check("o-during", wanted, dry_run=True)
+    checked.set()
+    await publishing
+    after = await harness.check("o-after", wanted, dry_run=True)
+
+    assert before.decision == pb.DECISION_RESIZED
+    assert (during.approved_quantity, during.reference_price) == (before.approved_quantity, before.reference_price)
+    assert after.reference_price == pytest.approx(prices["AAA"] * 1.1)
+    exposure = [r for r in after.reasons if r.code == pb.REASON_CODE_STRATEGY_EXPOSURE_LIMIT]
+    assert exposure and exposure[0].limit == pytest.approx(harness.sidecar.snapshot.strategies["trend"].max_gross_exposure)
 
 
 async def test_check_trade_dry_run_reserves_nothing(harness):

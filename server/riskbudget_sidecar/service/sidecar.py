@@ -43,6 +43,7 @@ from ..store.base import Store
 from ..store.errors import StoreError
 from ..store.redis_ledger import OrderIdReused
 from .alerts import AlertBook, ConditionAlerts
+from .checked_prices import CheckedPrices
 from .clock import Clock
 from .config_file import ConfigError
 from .errors import (
@@ -109,6 +110,8 @@ class RiskBudgetSidecar:
         self._pipeline = BudgetPipeline(config, start_time=self._started_at)
         """The numeric path (market state, regime, budget), the same code the backtest replays."""
         self._market = self._pipeline.market
+        self._checked_prices = CheckedPrices()
+        """The market's prices as checks see them: taken when the book is marked with them."""
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
@@ -165,6 +168,7 @@ class RiskBudgetSidecar:
         self._pipeline.continue_versions_after(self._store.budget_versions_reserved())
         self._reserve_budget_versions()
         await self._in_numeric(self._warm_up)  # the book is marked by live prices only: see engine/checks
+        self._checked_prices.take(self._market, self._market.symbols)
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost, on_refusal=self._state_refusal)
         await self._store.start()
@@ -603,9 +607,11 @@ class RiskBudgetSidecar:
         return accepted, self.require_snapshot()
 
     def _mark_book(self, symbols: Iterable[str]) -> None:
-        """Revalue the book's cached gross exposures at the last live prices (event-loop thread):
-        never at a warm-up's, which may be far from the market."""
+        """Revalue the book's cached gross exposures at the last live prices, and let checks see
+        those prices, in one step of the event loop: never at a warm-up's price, which may be far
+        from the market."""
         market = self._market
+        self._checked_prices.take(market, symbols)
         for symbol in symbols:
             price = market.last_price(symbol)
             if price is not None and market.live_time(symbol) is not None:
@@ -1058,7 +1064,7 @@ class RiskBudgetSidecar:
         snapshot = self._pipeline.snapshot
         known = order.strategy in self._strategy_symbols
         evaluation = evaluate(
-            order, snapshot=snapshot, book=self._store.book, prices=self._market,
+            order, snapshot=snapshot, book=self._store.book, prices=self._checked_prices,
             limits=self.config.limits,
             trading_state=self._store.trading_state(order.strategy if known else None),
             restricted=self._restricted, lot_size=self.config.portfolio.lot_size(order.symbol),
