@@ -99,3 +99,39 @@ async def test_one_operator_change_seen_twice_at_once_is_recommended_once(harnes
     made = await recommendations_after(harness, 0)
 
     assert len(made) - made_before == 1, [r.reason for r in made]
+
+
+async def test_operator_changes_each_under_the_threshold_are_recommended_once_they_add_up_past_it(harness):
+    """Found by a tester: each change under the threshold reset the budget compared with, so five
+    leverage caps of 4% each moved trend's targets by 20% with no recommendation, and so did
+    clearing them."""
+    await harness.publish_last_prices()
+    leverage = next(s.leverage_limit for s in (await budget(harness)).strategies if s.strategy == "trend")
+    made_before = len(await recommendations_after(harness, 0))
+    counts, caps = [], []
+    for step in (0.96, 0.92, 0.88):  # 4%, 8%, 12% below the budget before the first
+        caps.append(await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="trend",
+                                       kind=pb.OVERRIDE_KIND_CAP_LEVERAGE, value=step * leverage))
+        counts.append(len(await recommendations_after(harness, 0)) - made_before)
+    made = await recommendations_after(harness, 0)
+
+    assert counts == [0, 0, 1]
+    assert list(made[-1].triggers) == [pb.RECOMMENDATION_TRIGGER_MANUAL]
+    assert all(cap.id in made[-1].reason for cap in caps), made[-1].reason
+
+
+async def test_a_small_operator_change_does_not_make_later_price_moves_its_own(harness):
+    """What is kept after a change under the threshold is measured again only at the next
+    operator change: prices that move the targets alone are no operator's change."""
+    prices = await harness.publish_last_prices()
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="carry",
+                       kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=0.99)  # under the threshold
+    before = await budget(harness)
+    made_before = len(await recommendations_after(harness, 0))
+    harness.clock.advance(1)
+    await harness.publish({symbol: price * 1.2 for symbol, price in prices.items()})  # targets' notional moves
+    after = await budget(harness)
+    made = await recommendations_after(harness, 0)
+
+    assert abs(trend_gross(after) / trend_gross(before) - 1) > 0.1
+    assert all(pb.RECOMMENDATION_TRIGGER_MANUAL not in r.triggers for r in made[made_before:])

@@ -348,7 +348,8 @@ async def test_an_operator_change_that_moves_the_targets_is_recommended_at_once(
         await stop(running.sidecar, running.server)
 
     assert slight.id and [(list(r.triggers), r.reason) for r in made] == [
-        ([pb.RECOMMENDATION_TRIGGER_MANUAL], f"override {capped.id} set moved the targets: trend by 50% of its target"),
+        ([pb.RECOMMENDATION_TRIGGER_MANUAL],  # the slight change is not recommended yet: it is named too
+         f"override {slight.id} set; override {capped.id} set moved the targets: trend by 50% of its target"),
         ([pb.RECOMMENDATION_TRIGGER_MANUAL], f"override {capped.id} cleared moved the targets: trend by 50% of its target")]
     trend = next(s for s in budget.strategies if s.strategy == "trend")
     assert sum(abs(n) for n in targets.values()) == pytest.approx(trend.max_gross_exposure)

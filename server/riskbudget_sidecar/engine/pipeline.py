@@ -53,6 +53,10 @@ class BudgetPipeline:
         self._versions_after = 0
         self._needs_recompute = True
         self._overrides: Sequence[Override] = ()
+        self._changes = 0
+        """How many times the overrides or the config were changed."""
+        self._changes_in_snapshot = 0
+        """How many of those the last snapshot was computed after."""
         self._budget_inputs: tuple[np.ndarray, np.ndarray] | None = None
         """(covariance, enough_data) of the market when the last budget was computed."""
 
@@ -65,6 +69,7 @@ class BudgetPipeline:
         same (a reload that changes them needs a restart); the next recompute uses it."""
         self._config = config
         self._correlation_symbols = sorted(config.portfolio.symbols)
+        self._changes += 1
         self._needs_recompute = True
 
     @property
@@ -97,7 +102,18 @@ class BudgetPipeline:
     def set_overrides(self, overrides: Sequence[Override]) -> None:
         """The (active) overrides the next budget applies."""
         self._overrides = tuple(overrides)
+        self._changes += 1
         self._needs_recompute = True
+
+    @property
+    def changes_made(self) -> int:
+        """A count of the changes of overrides and config: a snapshot whose `changes_in_snapshot`
+        has reached the count read after a change was computed with that change."""
+        return self._changes
+
+    @property
+    def changes_in_snapshot(self) -> int:
+        return self._changes_in_snapshot
 
     def apply_tick(self, tick: PriceTick) -> list[RegimeChange]:
         """Record a price; return the regime changes of the bars it closed (at most one)."""
@@ -121,11 +137,13 @@ class BudgetPipeline:
             return None
         # Taken before the inputs are read: cleared after, it would drop a change made meanwhile.
         self._needs_recompute = False
+        changes = self._changes  # read before the inputs: they are at least this new
         try:
             self._snapshot = self._compute(now, self._config, self._overrides)
         except BaseException:
             self._needs_recompute = True
             raise
+        self._changes_in_snapshot = changes
         return self._snapshot
 
     def _compute(self, now: float, config: Config, overrides: Sequence[Override]) -> BudgetSnapshot:

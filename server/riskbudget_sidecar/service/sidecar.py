@@ -140,6 +140,8 @@ class RiskBudgetSidecar:
         self._targets_before_change: BudgetSnapshot | None = None
         """The budget before operator changes not yet recommended (see _recommend_moved_targets)."""
         self._changes_not_recommended: list[str] = []
+        self._change_to_measure: int | None = None
+        """The pipeline's `changes_made` after the last of them, until their move is measured."""
         self._refresh_overrides(clock.now())
         self._numeric = ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskbudget-numeric")
         self._monitor_task: asyncio.Task | None = None
@@ -754,6 +756,8 @@ class RiskBudgetSidecar:
         self._overrides = active_overrides(self._store.overrides(), now)
         self._restricted = frozenset(self.config.limits.restricted_symbols) | restricted_symbols(self._overrides)
         self._pipeline.set_overrides(self._overrides)
+        if cause is not None:
+            self._change_to_measure = self._pipeline.changes_made
 
     async def _expire_overrides(self, now: float) -> bool:
         """Remove overrides whose expiry has passed; True if any did. One past its expiry is out of
@@ -856,26 +860,36 @@ class RiskBudgetSidecar:
         """Operator changes (overrides set, cleared or expired, reloads) that moved a strategy's
         targets by more than drift_threshold since the budget before the first of them are
         recommended as MANUAL: drift compares mixes only, and would not tell a rebalancer of a
-        change of size. Kept until recommended, so a refusal of the store is tried again at the
-        next recompute; a recommendation just `recommended` (a regime change, say) carries the
-        new targets already."""
+        change of size. Measured once the budget is computed with the last of them (a budget
+        computed for a price meanwhile may not have it); kept until recommended, so that small
+        changes add up, and a refusal of the store is tried again at the next recompute. A
+        recommendation just `recommended` (a regime change, say) carries the new targets."""
         before = self._targets_before_change
         if before is None:
             return
+        measurable = (self._change_to_measure is not None
+                      and self._pipeline.changes_in_snapshot >= self._change_to_measure)
+        after = self.require_snapshot()
+        if recommended and not measurable:  # the rebalancer has these targets; the change is to come
+            self._targets_before_change = after
+            return
         if not recommended:
-            after = self.require_snapshot()
+            if not measurable:
+                return
             threshold = self.config.risk_budgeting.rebalancing_triggers.drift_threshold
             moved = sorted(((change, strategy) for strategy, change in target_changes(before, after).items()
                             if change > threshold), reverse=True)
-            if moved:
-                causes = "; ".join(dict.fromkeys(self._changes_not_recommended))
-                try:
-                    self._recommend([self._triggers.manual(f"{causes} moved the targets: " + ", ".join(
-                        f"{strategy} by {change:.0%} of its target" for change, strategy in moved))])
-                except StateUnavailable as error:  # alerted; tried again at the next recompute
-                    log.warning("recommendation_not_recorded", error=str(error))
-                    return
-        self._targets_before_change, self._changes_not_recommended = None, []
+            if not moved:  # measured from the same budget again at the next change
+                self._change_to_measure = None
+                return
+            causes = "; ".join(dict.fromkeys(self._changes_not_recommended))
+            try:
+                self._recommend([self._triggers.manual(f"{causes} moved the targets: " + ", ".join(
+                    f"{strategy} by {change:.0%} of its target" for change, strategy in moved))])
+            except StateUnavailable as error:  # alerted; tried again at the next recompute
+                log.warning("recommendation_not_recorded", error=str(error))
+                return
+        self._targets_before_change, self._changes_not_recommended, self._change_to_measure = None, [], None
 
     def _record_reload(self, changed: list[str], requested_by: str) -> None:
         """An alert and a log line naming the keys the reload changed and who asked: the audit of a reload."""
