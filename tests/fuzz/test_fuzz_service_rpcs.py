@@ -96,13 +96,15 @@ async def test_get_budget_and_utilization_with_any_strategy(harness, strategy):
 
 @FUZZ
 @given(ticks=st.lists(price_ticks(), max_size=5))
-async def test_publish_market_data_applies_a_valid_batch_and_refuses_a_bad_one_whole(harness, ticks):
+async def test_publish_market_data_takes_a_valid_batch_and_refuses_a_bad_one_whole(harness, ticks):
+    """Which of a valid batch's ticks are applied (not older than the last, not held back by the
+    price screen) is tested in tests/rpc and tests/engine/test_price_screen.py."""
     reply, error = await call(harness.stub.PublishMarketData, spb.PublishMarketDataRequest(ticks=ticks))
     expected = bad_tick_fields(ticks, harness.clock.now())
     if expected:
         assert error is not None and list(field_violations(error)) == expected[:MAX_VIOLATIONS], (ticks, error)
     else:
-        assert error is None and reply.accepted == len(ticks), ticks
+        assert error is None and 0 <= reply.accepted <= len(ticks), ticks
 
 
 @FUZZ
@@ -118,7 +120,7 @@ async def test_stream_market_data_refuses_a_bad_batch_naming_its_fields(harness,
     if first_bad:
         assert error is not None and list(field_violations(error)) == first_bad[:MAX_VIOLATIONS], (batches, error)
     else:
-        assert error is None and reply.accepted == sum(len(ticks) for ticks in batches)
+        assert error is None and 0 <= reply.accepted <= sum(len(ticks) for ticks in batches)
 
 
 @st.composite

@@ -244,12 +244,44 @@ async def test_a_price_dated_ahead_of_the_clock_does_not_pin_the_symbol_against_
     skewed = await harness.publish({"AAA": prices["AAA"]}, at=harness.clock.now() + 58)  # within the 60 s allowed
     harness.clock.advance(1)
 
-    moved = await harness.publish({"AAA": 2 * prices["AAA"]})  # dated now: before the skewed tick's own time
+    moved = await harness.publish({"AAA": 1.1 * prices["AAA"]})  # dated now: before the skewed tick's own time
     decision = await harness.check("o-after-skew", 1, dry_run=True)
 
     assert (skewed.accepted, moved.accepted) == (1, 1)
-    assert harness.sidecar.snapshot.symbols["AAA"].last_price == 2 * prices["AAA"]
-    assert decision.reference_price == 2 * prices["AAA"]
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == 1.1 * prices["AAA"]
+    assert decision.reference_price == 1.1 * prices["AAA"]
+
+
+async def test_one_bad_print_sizes_no_order_and_a_jump_the_next_price_confirms_is_applied(harness):
+    """Found by a tester: one tick of 0.0001 for a stock at 101.6 made the position limit 1e6
+    times too many shares (74,578,158 approved, 6,400 times the limit), and the bad print went into
+    the volatility estimates."""
+    prices = await harness.publish_last_prices()
+    aaa = prices["AAA"]
+    before = await harness.check("o-before", 1e9, dry_run=True)
+
+    harness.clock.advance(1)
+    bad = await harness.publish({"AAA": aaa * 1e-6})
+    during_bad = await harness.check("o-bad", 1e9, dry_run=True)
+    market_during_bad = harness.sidecar._market.last_price("AAA")
+    harness.clock.advance(1)
+    back = await harness.publish({"AAA": aaa * 1.01})
+    harness.clock.advance(1)
+    jump = await harness.publish({"AAA": aaa * 1.5})
+    during_jump = await harness.check("o-jump", 1e9, dry_run=True)
+    harness.clock.advance(1)
+    confirmed = await harness.publish({"AAA": aaa * 1.52})
+    alerts = (await harness.stub.ListAlerts(spb.ListAlertsRequest())).alerts
+
+    assert (bad.accepted, back.accepted, jump.accepted, confirmed.accepted) == (0, 1, 0, 1)
+    assert during_bad.approved_quantity == before.approved_quantity > 0
+    assert during_bad.reference_price == aaa
+    assert during_jump.reference_price == pytest.approx(aaa * 1.5)  # valued at the stricter price
+    assert during_jump.approved_quantity < before.approved_quantity
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == pytest.approx(aaa * 1.52)
+    assert market_during_bad == aaa  # the bad print never reached the estimates
+    held = [a.message for a in alerts if "limits.max_price_move" in a.message]
+    assert len(held) == 2 and all(a.subject == "AAA" for a in alerts if "limits.max_price_move" in a.message)
 
 
 async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as_applied(harness):
@@ -507,7 +539,8 @@ async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_pric
     first = await start_harness(tmp_path)
     prices = await first.publish_last_prices()
     live = {**prices, "BBB": prices["BBB"] * 5}  # far from where the warm-up will put it
-    await first.publish(live)
+    for _ in range(2):  # the second confirms the jump
+        await first.publish(live)
     limit = first.sidecar.snapshot.strategies["trend"].max_gross_exposure
     held = int(0.6 * limit / live["BBB"])
     await first.stub.SetPositions(spb.SetPositionsRequest(positions=[

@@ -221,7 +221,9 @@ def _publish(args: argparse.Namespace) -> int:
     now = time.time()
     with _client(args) as client:
         response = client.publish_market_data([(symbol, price, now) for symbol, price in args.prices])
-    print(f"accepted {response.accepted} prices; budget v{response.budget.version}")
+    held = len(args.prices) - response.accepted
+    print(f"accepted {response.accepted} prices; budget v{response.budget.version}"
+          + (f"; {held} not applied (older than the last, or held back: see `riskbudget alerts`)" if held else ""))
     return 0
 
 

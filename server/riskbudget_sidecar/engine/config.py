@@ -209,6 +209,10 @@ class Limits(Frozen):
     max_order_notional: Money = 5_000_000.0
     price_collar: Fraction = 0.05
     """Largest relative distance of a limit price from the last price."""
+    max_price_move: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 0.25
+    """Largest move of a symbol's price from its last live one taken at once, either way
+    (0.25: from 1/1.25 to 1.25 times it); a tick further away is held until the next one
+    confirms it (see engine/price_screen)."""
     max_staleness: Annotated[float, Field(gt=0, le=WEEK, allow_inf_nan=False)] = 30.0
     """Seconds after which a price is stale and checks on the symbol fail closed; at most a
     week (a long holiday weekend of daily bars)."""

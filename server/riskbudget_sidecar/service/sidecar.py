@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, NamedTuple, TypeVar
 
 import structlog
 
@@ -29,6 +29,7 @@ from ..engine.checks import evaluate, firm_wide_decision, only_reduces
 from ..engine.config import Config
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
+from ..engine.price_screen import PriceScreen
 from ..engine.recommendations import book_drift, build_recommendation, target_changes
 from ..engine.success import SuccessMetrics
 from ..engine.triggers import Firing, TriggerMonitor
@@ -43,7 +44,7 @@ from ..store.base import Store
 from ..store.errors import StoreError
 from ..store.redis_ledger import OrderIdReused
 from .alerts import AlertBook, ConditionAlerts
-from .checked_prices import CheckedPrices
+from .checked_prices import CheckedPrices, Entry
 from .clock import Clock
 from .config_file import ConfigError
 from .errors import (
@@ -84,6 +85,17 @@ UNBOOKABLE = frozenset({ReasonCode.UNKNOWN_STRATEGY, ReasonCode.UNKNOWN_SYMBOL})
 """Refusals of an order the book has no place for: shadow mode approves it without a reservation."""
 
 
+class AppliedTicks(NamedTuple):
+    """What the numeric thread made of a batch of ticks."""
+
+    accepted: int
+    """Ticks applied (one that confirms a held tick counts once)."""
+    prices: dict[str, Entry]
+    """The batch's symbols as checks are to see them, read when the batch was applied."""
+    held: list[tuple[PriceTick, float]]
+    """Ticks newly held back by the price screen, each with the last live price it moved from."""
+
+
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """What a reload cannot change in a running sidecar."""
     problems = []
@@ -112,6 +124,7 @@ class RiskBudgetSidecar:
         self._market = self._pipeline.market
         self._checked_prices = CheckedPrices()
         """The market's prices as checks see them: taken when the book is marked with them."""
+        self._price_screen = PriceScreen(config.limits.max_price_move)
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
@@ -161,6 +174,7 @@ class RiskBudgetSidecar:
             name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
         self._triggers.reconfigure(config.risk_budgeting.rebalancing_triggers)
         self._pipeline.reconfigure(config)
+        self._price_screen.reconfigure(config.limits.max_price_move)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -170,7 +184,7 @@ class RiskBudgetSidecar:
         self._pipeline.continue_versions_after(self._store.budget_versions_reserved())
         self._reserve_budget_versions()
         await self._in_numeric(self._warm_up)  # the book is marked by live prices only: see engine/checks
-        self._checked_prices.take(self._market, self._market.symbols)
+        self._checked_prices.update(self._prices_to_check(self._market.symbols))
         self._store.watch(on_change=self._shared_state_changed, on_availability=self._shared_availability,
                           on_data_loss=self._shared_data_lost, on_refusal=self._state_refusal)
         await self._store.start()
@@ -372,21 +386,42 @@ class RiskBudgetSidecar:
             detector.carry_over(record.detected, record.detected_since)
             log.warning("regime_carried_over", regime=record.detected.value, since=record.detected_since)
 
-    def _apply_ticks_and_recompute(self, ticks: list[PriceTick]) -> int:
-        """Apply the ticks in order; how many were applied (not those older than their symbol's
-        last price). A tick dated ahead of the sidecar's clock (a feed's clock skew, up to
-        MAX_TICK_AHEAD) counts as of now: kept at its own time, it would make every later
-        price until then look out of order, and pin the symbol at it."""
+    def _apply_ticks_and_recompute(self, ticks: list[PriceTick]) -> AppliedTicks:
+        """Apply the ticks in order, but those older than their symbol's last price and those
+        the price screen holds back. A tick dated ahead of the sidecar's clock (a feed's clock
+        skew, up to MAX_TICK_AHEAD) counts as of now: kept at its own time, it would make every
+        later price until then look out of order, and pin the symbol at it."""
         now = self._clock.now()
-        applied = 0
+        applied, held = 0, []
         for tick in ticks:
             if tick.time > now:
                 tick = dataclasses.replace(tick, time=now)
-            if self._market.is_in_order(tick):
-                self._apply_tick(tick)
+            if not self._market.is_in_order(tick):
+                continue
+            last_live = self._market.live_price(tick.symbol)
+            holding = self._price_screen.held(tick.symbol) is not None
+            passed = self._price_screen.screen(tick, last_live)
+            for tick_passed in passed:
+                if self._market.is_in_order(tick_passed):
+                    self._apply_tick(tick_passed)
+            if passed:
                 applied += 1
+            elif not holding:
+                held.append((tick, last_live))
         self._recompute(now)
-        return applied
+        return AppliedTicks(applied, self._prices_to_check({tick.symbol for tick in ticks}), held)
+
+    def _prices_to_check(self, symbols: Iterable[str]) -> dict[str, Entry]:
+        """What checks are to see of the symbols' prices: the market's, but a symbol with a tick
+        held back at the larger of its last price and the held one (the stricter value)."""
+        market, screen = self._market, self._price_screen
+        prices = {}
+        for symbol in symbols:
+            price, held = market.last_price(symbol), screen.held(symbol)
+            if price is not None and held is not None:
+                price = max(price, held.price)
+            prices[symbol] = (price, market.live_time(symbol))
+        return prices
 
     def _recompute(self, now: float) -> None:
         began = time.perf_counter()
@@ -601,22 +636,26 @@ class RiskBudgetSidecar:
     async def publish_prices(self, ticks: Iterable[PriceTick]) -> tuple[int, BudgetSnapshot]:
         received = time.monotonic()
         ticks = list(ticks)
-        accepted = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
-        symbols = {tick.symbol for tick in ticks}
-        self._live_symbols |= symbols
-        self._mark_book(symbols)
+        applied = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
+        self._live_symbols |= {tick.symbol for tick in ticks}
+        self._mark_book(applied.prices)
+        now = self._clock.now()
+        for tick, last_live in applied.held:
+            self._alerts.raise_alert(
+                AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
+                f"price {tick.price:g} of {tick.symbol} is more than limits.max_price_move "
+                f"({self.config.limits.max_price_move:g}) from its last, {last_live:g}: held until "
+                "the next price confirms it; valued meanwhile at the larger of the two",
+                subject=tick.symbol, now=now)
         self._after_recompute(received)
-        return accepted, self.require_snapshot()
+        return applied.accepted, self.require_snapshot()
 
-    def _mark_book(self, symbols: Iterable[str]) -> None:
-        """Revalue the book's cached gross exposures at the last live prices, and let checks see
-        those prices, in one step of the event loop: never at a warm-up's price, which may be far
-        from the market."""
-        market = self._market
-        self._checked_prices.take(market, symbols)
-        for symbol in symbols:
-            price = market.last_price(symbol)
-            if price is not None and market.live_time(symbol) is not None:
+    def _mark_book(self, prices: Mapping[str, Entry]) -> None:
+        """Revalue the book's cached gross exposures at these prices, and let checks see them, in
+        one step of the event loop: never at a warm-up's price, which may be far from the market."""
+        self._checked_prices.update(prices)
+        for symbol, (price, live_time) in prices.items():
+            if price is not None and live_time is not None:
                 self._store.book.mark(symbol, price)
 
     async def report_fill(self, fill: Fill) -> tuple[Position, float, bool]:
