@@ -324,6 +324,23 @@ async def test_stream_market_data_applies_every_batch(harness):
     assert harness.sidecar.snapshot.symbols["CCC"].last_price == 101.0
 
 
+async def test_a_bad_batch_in_a_price_stream_names_its_batch_and_what_was_applied_before_it(harness):
+    """Found by a tester: the stream ended INVALID_ARGUMENT naming ticks[0].price, with no word
+    that the batches before it had been applied."""
+    async def batches():
+        yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="CCC", price=100.0, time=timestamp(T0))])
+        yield spb.StreamMarketDataRequest(ticks=[pb.PriceTick(symbol="CCC", price=-1.0, time=timestamp(T0))])
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await harness.stub.StreamMarketData(batches())
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert list(violations) == ["ticks[0].price"]
+    assert "(in batch 2 of the stream; the batches before it stand, 1 ticks applied)" in violations["ticks[0].price"]
+    assert harness.sidecar.snapshot.symbols["CCC"].last_price == 100.0
+
+
 # -- CheckTrade ------------------------------------------------------------------------------------
 
 async def test_check_trade_approves_a_small_order_on_fresh_prices(harness):

@@ -9,7 +9,7 @@ from riskbudget.v1 import risk_budget_admin_pb2_grpc as admin_grpc
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb
 from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
 
-from ..service.errors import ConfigRefused
+from ..service.errors import ConfigRefused, InvalidInput
 from ..service.sidecar import RiskBudgetSidecar
 from . import converters as convert
 from .auth import AdminAuth
@@ -57,12 +57,18 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_errors
     async def StreamMarketData(self, request_iterator: AsyncIterator, context):
-        accepted, snapshot = 0, self._sidecar.snapshot
+        accepted, snapshot, batch_number = 0, self._sidecar.snapshot, 0
         async for batch in request_iterator:
+            batch_number += 1
             refuse_unparsable(batch)
             self._auth.require_client_still(context)
-            count, snapshot = await self._sidecar.publish_prices(
-                convert.price_ticks(batch.ticks, self._sidecar.universe, now=self._sidecar.now()))
+            try:
+                ticks = convert.price_ticks(batch.ticks, self._sidecar.universe, now=self._sidecar.now())
+            except InvalidInput as refused:  # the batches before it stay applied: say so
+                raise InvalidInput([(field, f"{problem} (in batch {batch_number} of the stream; the batches "
+                                            f"before it stand, {accepted} ticks applied)")
+                                    for field, problem in refused.violations]) from None
+            count, snapshot = await self._sidecar.publish_prices(ticks)
             accepted += count
         return service_pb.StreamMarketDataResponse(accepted=accepted, budget=convert.budget_ref(snapshot))
 
