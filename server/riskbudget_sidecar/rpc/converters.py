@@ -119,7 +119,8 @@ class _Violations:
             self.add(field, "must be set")
             return 0.0
         if not (0 <= stamp.nanos < 1_000_000_000) or not (0 < stamp.seconds <= MAX_TIMESTAMP_SECONDS):
-            self.add(field, "must be a valid time after 1970")
+            self.add(field, "must be a valid time after 1970 and before year 10000, in seconds and "
+                            "nanoseconds below 1e9 (not milliseconds)")
             return 0.0
         value = stamp.seconds + stamp.nanos / 1e9
         if now is not None and value > now + MAX_TICK_AHEAD:
