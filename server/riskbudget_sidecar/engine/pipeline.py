@@ -107,8 +107,8 @@ class BudgetPipeline:
 
     @property
     def changes_made(self) -> int:
-        """A count of the changes of overrides and config: a snapshot whose `changes_in_snapshot`
-        has reached the count read after a change was computed with that change."""
+        """A count of the changes to the overrides and the config. Read it after a change: the
+        snapshot has the change once `changes_in_snapshot` has reached that count."""
         return self._changes
 
     @property
