@@ -53,3 +53,13 @@ def test_a_reload_changes_the_move_allowed():
 
     assert screen.screen(tick(199.0), 100.0) == (tick(199.0),)
     assert screen.screen(tick(201.0), 100.0) == ()
+
+
+def test_the_held_tick_sent_again_confirms_nothing():
+    """Found by a reviewer: a retried publish (or a batch with the tick twice) confirmed the bad
+    print with itself."""
+    screen = PriceScreen(0.25)
+    screen.screen(tick(0.0001), 100.0)
+
+    assert screen.screen(tick(0.0001), 100.0) == ()
+    assert screen.screen(tick(0.0001, 2.0), 100.0) == (tick(0.0001), tick(0.0001, 2.0))

@@ -46,7 +46,10 @@ def config_data(**overrides: Any) -> dict:
         "regime": {"benchmark": "AAA", "initial": "bull"},
         "warmup": {"source": "synthetic", "bars": 120, "seed": 11},
     }
-    for dotted, value in overrides.items():
+    for dotted, value in overrides.items():  # section__key=value, or section=value for all of it
+        if "__" not in dotted:
+            data[dotted] = value
+            continue
         section, key = dotted.split("__")
         data.setdefault(section, {})[key] = value
     return data

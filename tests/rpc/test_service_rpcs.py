@@ -262,6 +262,7 @@ async def test_one_bad_print_sizes_no_order_and_a_jump_the_next_price_confirms_i
 
     harness.clock.advance(1)
     bad = await harness.publish({"AAA": aaa * 1e-6})
+    resent = await harness.publish({"AAA": aaa * 1e-6})  # a retried publish confirms nothing
     during_bad = await harness.check("o-bad", 1e9, dry_run=True)
     market_during_bad = harness.sidecar._market.last_price("AAA")
     harness.clock.advance(1)
@@ -273,15 +274,54 @@ async def test_one_bad_print_sizes_no_order_and_a_jump_the_next_price_confirms_i
     confirmed = await harness.publish({"AAA": aaa * 1.52})
     alerts = (await harness.stub.ListAlerts(spb.ListAlertsRequest())).alerts
 
-    assert (bad.accepted, back.accepted, jump.accepted, confirmed.accepted) == (0, 1, 0, 1)
+    assert (bad.accepted, resent.accepted, back.accepted, jump.accepted, confirmed.accepted) == (0, 0, 1, 0, 1)
     assert during_bad.approved_quantity == before.approved_quantity > 0
     assert during_bad.reference_price == aaa
     assert during_jump.reference_price == pytest.approx(aaa * 1.5)  # valued at the stricter price
     assert during_jump.approved_quantity < before.approved_quantity
     assert harness.sidecar.snapshot.symbols["AAA"].last_price == pytest.approx(aaa * 1.52)
     assert market_during_bad == aaa  # the bad print never reached the estimates
-    held = [a.message for a in alerts if "limits.max_price_move" in a.message]
-    assert len(held) == 2 and all(a.subject == "AAA" for a in alerts if "limits.max_price_move" in a.message)
+    held = [a for a in alerts if "limits.max_price_move" in a.message]
+    assert [a.subject for a in held] == ["AAA"]  # the jump's within the minute: one alert a minute
+
+
+async def test_after_a_csv_warm_up_the_first_live_price_is_screened_against_its_last(tmp_path):
+    """Found by a reviewer: the first live price after a start was taken as it came, so one bad
+    print then sized orders 1e6 times the limit; a CSV warm-up's prices are the market's."""
+    prices = tmp_path / "prices.csv"
+    rows = ["time,AAA,BBB,CCC,DDD"] + [f"{T0 - (40 - day) * 86_400:.0f},{100 + day % 3},50,80,60" for day in range(40)]
+    prices.write_text("\n".join(rows) + "\n")
+    running = await start_harness(tmp_path, warmup={"source": "csv", "path": str(prices)})
+    try:
+        bad = await running.publish({"AAA": 0.0001, "BBB": 51.0})
+        check = await running.check("o-first", 10, dry_run=True)
+        running.clock.advance(1)
+        good = await running.publish({"AAA": 101.0})
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert (bad.accepted, good.accepted) == (1, 1)  # BBB's; then AAA's, the bad print dropped
+    assert check.decision == pb.DECISION_REJECTED
+    assert [r.code for r in check.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
+
+
+async def test_utilization_values_a_symbol_with_a_tick_held_back_as_checks_do(harness):
+    """Found by a reviewer: checks valued the held symbol at the larger price and refused every
+    buy of the strategy, while GetUtilization (and the limit alerts) showed room to spare."""
+    prices = await harness.publish_last_prices()
+    limit = harness.sidecar.snapshot.strategies["trend"].max_gross_exposure
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=int(0.5 * limit / prices["AAA"]))]))
+    before = await harness.stub.GetUtilization(spb.GetUtilizationRequest(strategy="trend"))
+    harness.clock.advance(1)
+    await harness.publish({"AAA": prices["AAA"] * 2.2})  # held back
+    during = await harness.stub.GetUtilization(spb.GetUtilizationRequest(strategy="trend"))
+    check = await harness.check("o-bbb", 1, symbol="BBB", dry_run=True)
+
+    held, was = during.strategies[0].usage, before.strategies[0].usage
+    assert held.gross_exposure == pytest.approx(2.2 * was.gross_exposure)
+    assert held.utilization > 1 and check.decision == pb.DECISION_REJECTED
 
 
 async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as_applied(harness):
@@ -556,7 +596,8 @@ async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_pric
     first = await start_harness(tmp_path)
     prices = await first.publish_last_prices()
     live = {**prices, "BBB": prices["BBB"] * 5}  # far from where the warm-up will put it
-    for _ in range(2):  # the second confirms the jump
+    for _ in range(2):  # the second, later, confirms the jump
+        first.clock.advance(1)
         await first.publish(live)
     limit = first.sidecar.snapshot.strategies["trend"].max_gross_exposure
     held = int(0.6 * limit / live["BBB"])

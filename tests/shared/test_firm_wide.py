@@ -313,7 +313,8 @@ async def test_a_sidecar_restarted_before_live_prices_keeps_the_servers_values_o
     (tmp_path / "first").mkdir()
     first = await start_harness(tmp_path / "first", **settings)
     prices = await first.publish_last_prices()
-    for _ in range(2):  # live, far from the warm-up's: the second confirms the jump
+    for _ in range(2):  # live, far from the warm-up's: the second, later, confirms the jump
+        first.clock.advance(1)
         await first.publish({"AAA": prices["AAA"] * 1.3})
     await first.check("o-open", 10)  # a reservation put back at the restart too
     await first.stub.SetPositions(spb.SetPositionsRequest(positions=[

@@ -3,13 +3,15 @@
 One bad print (a price of 0.0001 for a stock at 101.6) would otherwise be the price every
 order in the symbol is sized at: the position limit is notional, so a price 1e6 times too low
 lets an order 1e6 times too large through. A tick further than `limits.max_price_move` from
-its symbol's last live price is held, not applied. The next tick for the symbol decides: near
-the held one, it confirms it (both are applied, in order); near the last live price, the held
-one was a bad print and is dropped; far from both, it is held in its place. Meanwhile the
-sidecar values the symbol at the larger of its last live price and the held one, which can
-only make checks stricter (exposure is |position| x price).
+its symbol's last price is held, not applied. The next tick for the symbol decides: near
+the held one and later than it, it confirms it (both are applied, in order); the same tick sent
+again (a retried publish) confirms nothing; near the last price, the held one was a bad print
+and is dropped; far from both, it is held in its place. Meanwhile the sidecar values the symbol
+at the larger of its last price and the held one, which can only make checks stricter (exposure
+is |position| x price).
 
-A symbol's first live price has nothing to be compared with, and is taken as it comes.
+The caller says what a tick is compared with: the sidecar passes the last live price, or
+before the first a CSV warm-up's last (market prices); with none, the tick is taken as it comes.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ class PriceScreen:
     def reconfigure(self, max_move: float) -> None:
         self._factor = 1.0 + max_move
 
-    def screen(self, tick: PriceTick, last_live: float | None) -> tuple[PriceTick, ...]:
+    def screen(self, tick: PriceTick, last: float | None) -> tuple[PriceTick, ...]:
         """The ticks to apply for `tick`, in order: itself; the held one and itself (it confirms
         the held one); or none (it is held)."""
         held = self._held.pop(tick.symbol, None)
-        if last_live is None or self._near(tick.price, last_live):
+        if last is None or self._near(tick.price, last):
             return (tick,)
-        if held is not None and self._near(tick.price, held.price):
+        if held is not None and tick.time > held.time and self._near(tick.price, held.price):
             return (held, tick)
         self._held[tick.symbol] = tick
         return ()

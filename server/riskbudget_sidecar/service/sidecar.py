@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Na
 import structlog
 
 from ..engine.checks import evaluate, firm_wide_decision, only_reduces
-from ..engine.config import Config
+from ..engine.config import Config, CsvWarmup
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
 from ..engine.price_screen import PriceScreen
@@ -77,6 +77,8 @@ FILL_ID_RETENTION = 86_400.0
 a trading process that replays its fills after a restart."""
 FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
+HELD_TICK_ALERT_INTERVAL = 60.0
+"""Seconds before another tick of the same symbol held back raises another alert."""
 BUDGET_VERSION_BLOCK = 1_000
 """Budget versions reserved ahead in the state file: a restart numbers its budgets after them."""
 OVERRIDE_EXPIRY_RETRY = 1.0
@@ -93,7 +95,7 @@ class AppliedTicks(NamedTuple):
     prices: dict[str, Entry]
     """The batch's symbols as checks are to see them, read when the batch was applied."""
     held: list[tuple[PriceTick, float]]
-    """Ticks newly held back by the price screen, each with the last live price it moved from."""
+    """Ticks newly held back by the price screen, each with the last price it moved from."""
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -125,6 +127,8 @@ class RiskBudgetSidecar:
         self._checked_prices = CheckedPrices()
         """The market's prices as checks see them: taken when the book is marked with them."""
         self._price_screen = PriceScreen(config.limits.max_price_move)
+        self._held_tick_alerts: dict[str, float] = {}
+        """When the last alert for a tick held back was raised, per symbol."""
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
@@ -398,18 +402,26 @@ class RiskBudgetSidecar:
                 tick = dataclasses.replace(tick, time=now)
             if not self._market.is_in_order(tick):
                 continue
-            last_live = self._market.live_price(tick.symbol)
+            last = self._screen_reference(tick.symbol)
             holding = self._price_screen.held(tick.symbol) is not None
-            passed = self._price_screen.screen(tick, last_live)
+            passed = self._price_screen.screen(tick, last)
             for tick_passed in passed:
                 if self._market.is_in_order(tick_passed):
                     self._apply_tick(tick_passed)
             if passed:
                 applied += 1
             elif not holding:
-                held.append((tick, last_live))
+                held.append((tick, last))
         self._recompute(now)
         return AppliedTicks(applied, self._prices_to_check({tick.symbol for tick in ticks}), held)
+
+    def _screen_reference(self, symbol: str) -> float | None:
+        """The price a tick is screened against: the last live one; before it, a CSV warm-up's
+        last (market prices, where a synthetic warm-up's are made up)."""
+        live = self._market.live_price(symbol)
+        if live is None and isinstance(self.config.warmup, CsvWarmup):
+            return self._market.last_price(symbol)
+        return live
 
     def _prices_to_check(self, symbols: Iterable[str]) -> dict[str, Entry]:
         """What checks are to see of the symbols' prices: the market's, but a symbol with a tick
@@ -617,8 +629,8 @@ class RiskBudgetSidecar:
         snapshot = self.require_snapshot()
         if strategy is not None:
             self.require_strategy(strategy)
-        return compute_utilization(
-            snapshot, self._store.book, self._market,
+        return compute_utilization(  # valued as checks value the book
+            snapshot, self._store.book, self._checked_prices,
             covariance=self._market.covariance(), cov_symbols=self._market.symbols,
             near_limit_fraction=self.config.limits.near_limit_fraction,
             now=self._clock.now(), strategy=strategy)
@@ -639,16 +651,25 @@ class RiskBudgetSidecar:
         applied = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
         self._live_symbols |= {tick.symbol for tick in ticks}
         self._mark_book(applied.prices)
+        self._alert_held_ticks(applied.held)
+        self._after_recompute(received)
+        return applied.accepted, self.require_snapshot()
+
+    def _alert_held_ticks(self, held: list[tuple[PriceTick, float]]) -> None:
+        """An alert for a tick held back, at most one a minute per symbol: a feed that alternates
+        between two far prices would otherwise push every other alert out of the book."""
         now = self._clock.now()
-        for tick, last_live in applied.held:
+        for tick, last in held:
+            raised_at = self._held_tick_alerts.get(tick.symbol)
+            if raised_at is not None and now - raised_at < HELD_TICK_ALERT_INTERVAL:
+                continue
+            self._held_tick_alerts[tick.symbol] = now
             self._alerts.raise_alert(
                 AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
                 f"price {tick.price:g} of {tick.symbol} is more than limits.max_price_move "
-                f"({self.config.limits.max_price_move:g}) from its last, {last_live:g}: held until "
-                "the next price confirms it; valued meanwhile at the larger of the two",
+                f"({self.config.limits.max_price_move:g}) from its last, {last:g}: held until "
+                "a later price confirms it; valued meanwhile at the larger of the two",
                 subject=tick.symbol, now=now)
-        self._after_recompute(received)
-        return applied.accepted, self.require_snapshot()
 
     def _mark_book(self, prices: Mapping[str, Entry]) -> None:
         """Revalue the book's cached gross exposures at these prices, and let checks see them, in
