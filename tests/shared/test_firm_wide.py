@@ -87,6 +87,34 @@ async def test_a_halt_set_through_one_sidecar_reaches_the_other(pair):
     assert [r.code for r in decision.reasons] == [pb.REASON_CODE_TRADING_HALTED]
 
 
+async def test_a_halt_binds_a_sidecar_that_has_not_heard_of_it_at_the_server(pair):
+    """Found by a reviewer: a sidecar whose change channel was down (reconnecting, backing off up
+    to 5 s) never heard of a halt set through another, and approved 44 adding orders in 2.3 s;
+    and a halt landing while a check awaited the server let that check through. The server now
+    refuses an adding grant under a halt it holds, in the same step as the grant."""
+    first, second = pair
+    await second.publish_last_prices()
+    await second.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="carry", symbol="CCC", quantity=100)]))
+    store = second.sidecar.store
+    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
+    listener.cancel()  # deaf to the channel, as while it reconnects
+    await asyncio.gather(listener, return_exceptions=True)
+
+    await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, set_by="pytest"),
+                                      metadata=first.admin_metadata)
+    heard_before = store.trading_state()
+    adding = await second.check("o-adds", 10, strategy="carry", symbol="CCC")
+    reducing = await second.check("o-reduces", 10, strategy="carry", symbol="CCC", side=pb.SIDE_SELL)
+
+    assert heard_before.name == "ACTIVE"
+    assert adding.decision == pb.DECISION_REJECTED and not adding.reserved
+    assert [r.code for r in adding.reasons] == [pb.REASON_CODE_TRADING_HALTED]
+    assert "the shared server holds HALTED for the book" in adding.reasons[0].message
+    assert reducing.decision == pb.DECISION_APPROVED
+    await eventually(lambda: asyncio.sleep(0, result=store.trading_state().name == "HALTED"))  # read since
+
+
 async def test_an_override_set_through_one_sidecar_applies_in_the_other_and_names_itself(pair):
     first, second = pair
     await second.publish_last_prices()

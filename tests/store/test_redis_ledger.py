@@ -23,7 +23,7 @@ from riskbudget_sidecar.engine.types import Side
 from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
     CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantsPaused,
-    LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger,
+    LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger, TradingStopped,
     cover_lots, limit_cents, lot_cents,
 )
 from tests.store.valkey import ValkeyProcess
@@ -988,3 +988,32 @@ async def test_after_a_loss_no_new_grant_until_the_window_closes_though_reservat
     assert paused.value.until_ms == until
     assert put_back.granted_lots == 5 and after.granted_lots == 5 and not after.replayed
     assert await ledger.begin_resync(60_000) is None  # found after the window closed: it stays closed
+
+
+@pytest.mark.parametrize("scope", ["", "alpha"])
+@pytest.mark.parametrize("state", ["HALTED", "REDUCING"])
+async def test_a_grant_that_adds_exposure_is_refused_under_a_trading_state_the_server_holds(ledger, scope, state):
+    await ledger.set_trading_state(scope, state)
+
+    with pytest.raises(TradingStopped) as stopped:
+        await ledger.check_and_reserve(
+            client_order_id="o-adds", strategy="alpha", symbol="AAA", side=Side.BUY, lots=1, lot_cents=10_000,
+            symbol_limit_cents=10**12, total_limit_cents=10**12, expires_at_ms=EXPIRES, adds=True)
+    reducing = await reserve(ledger, "o-reduces", Side.SELL, 1)  # adds=False: a reducing order
+
+    assert (stopped.value.state, stopped.value.scope) == (state, scope)
+    assert [r.client_order_id for r in await ledger.reservations()] == ["o-reduces"]
+    assert reducing.granted_lots == 1
+
+
+async def test_an_active_state_or_a_reservation_put_back_is_granted_though(ledger):
+    await ledger.set_trading_state("alpha", "ACTIVE")
+    active = await ledger.check_and_reserve(
+        client_order_id="o-active", strategy="alpha", symbol="AAA", side=Side.BUY, lots=1, lot_cents=10_000,
+        symbol_limit_cents=10**12, total_limit_cents=10**12, expires_at_ms=EXPIRES, adds=True)
+    await ledger.set_trading_state("", "HALTED")
+    put_back = await ledger.check_and_reserve(
+        client_order_id="o-before", strategy="alpha", symbol="AAA", side=Side.BUY, lots=1, lot_cents=10_000,
+        symbol_limit_cents=10**12, total_limit_cents=10**12, expires_at_ms=EXPIRES, reassert=True, adds=True)
+
+    assert (active.granted_lots, put_back.granted_lots) == (1, 1)

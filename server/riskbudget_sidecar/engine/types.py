@@ -452,6 +452,8 @@ class FirmLimits:
     """The symbol's position limit (notional), across every strategy and sidecar."""
     total_limit: float
     """The book's gross exposure limit (notional), across every sidecar."""
+    adds_exposure: bool = True
+    """Whether the order adds exposure: the server refuses one that does under a halt."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from ..engine.utilization import compute_utilization
 from ..store import open_store
 from ..store.base import Store
 from ..store.errors import StoreError
-from ..store.redis_ledger import OrderIdReused
+from ..store.redis_ledger import OrderIdReused, TradingStopped
 from .alerts import AlertBook, ConditionAlerts
 from .checked_prices import CheckedPrices, Entry
 from .clock import Clock
@@ -1077,7 +1077,8 @@ class RiskBudgetSidecar:
                 firm = FirmLimits(reference_price=result.reference_price,
                                   lot_size=self.config.portfolio.lot_size(order.symbol),
                                   symbol_limit=snapshot.symbols[order.symbol].max_position_notional,
-                                  total_limit=snapshot.max_total_gross_exposure)
+                                  total_limit=snapshot.max_total_gross_exposure,
+                                  adds_exposure=not result.reduces_exposure)
                 grant = await self._store.hold_firm_wide(order, result.approved_quantity, firm,
                                                          expires_at=now + ttl)
                 held_elsewhere = True
@@ -1100,6 +1101,10 @@ class RiskBudgetSidecar:
             await self._store.record_check(order, result, reservation, forget_after=now + 2 * ttl, decided_at=now)
         except OrderIdReused:  # another sidecar holds this id for a different order
             return self._id_reused(order, result)
+        except TradingStopped as stopped:  # set through another sidecar, not yet heard of here
+            code = ReasonCode.TRADING_HALTED if stopped.state == TradingState.HALTED.name else ReasonCode.TRADING_REDUCING
+            return self._no_longer(order, result, code, f"{stopped}: order {order.client_order_id!r} adds "
+                                   "exposure and may not go out (a reducing order passes)")
         except StoreError as exc:
             if held_elsewhere:
                 with contextlib.suppress(StoreError):

@@ -56,8 +56,8 @@ from ..engine.types import (
 )
 from .errors import StoreError
 from .redis_ledger import (
-    MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused, RedisLedger, cover_lots,
-    limit_cents, lot_cents, raise_if_cancelled,
+    CHANGE_TRADING_STATE, MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused,
+    RedisLedger, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -322,7 +322,7 @@ class RedisStore(SqliteStore):
 
     async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
                     signed: float, expires_at_ms: int, limits: tuple[int, int] | None = None,
-                    price: float | None = None) -> Grant:
+                    price: float | None = None, adds: bool = False) -> Grant:
         """Ask the server for a reservation within `limits` (symbol, total), or with none put
         back one granted before."""
         lot_size = self._lot_size_of(symbol)
@@ -332,7 +332,7 @@ class RedisStore(SqliteStore):
             client_order_id=client_order_id, strategy=strategy, symbol=symbol,
             side=Side.BUY if signed > 0 else Side.SELL, lots=cover_lots(quantity, lot_size),
             lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=symbol_limit,
-            total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None)
+            total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None, adds=adds)
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """`strategy`'s positions on the server. The symbols it held before are valued too: found
@@ -372,9 +372,12 @@ class RedisStore(SqliteStore):
             grant = await self._shared(self._hold(
                 order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
                 _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
-                price=firm.reference_price))
+                price=firm.reference_price, adds=firm.adds_exposure))
         except GrantsPaused as paused:
             self._grants_paused(paused)
+            raise
+        except TradingStopped:  # its announcement has not reached this sidecar yet: read it now
+            self._changed(CHANGE_TRADING_STATE)
             raise
         return FirmGrant(min(quantity, grant.granted_lots * firm.lot_size), grant.symbol_limited,
                          grant.total_limited, grant.symbol_value_cents / 100, grant.total_value_cents / 100)

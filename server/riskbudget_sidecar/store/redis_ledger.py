@@ -86,7 +86,7 @@ from .errors import StoreError
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
-    "OrderIdReused", "RESYNC", "RedisLedger", "limit_cents", "lot_cents", "raise_if_cancelled",
+    "OrderIdReused", "RESYNC", "RedisLedger", "TradingStopped", "limit_cents", "lot_cents", "raise_if_cancelled",
 ]
 
 MAX_SAFE = 2**53 - 1
@@ -133,6 +133,16 @@ class GrantsPaused(StoreError):
 
 class OrderIdReused(StoreError):
     """A client order id already has a grant, for a different request (another sidecar's order?)."""
+
+
+class TradingStopped(StoreError):
+    """The server holds a trading state (`state`, a TradingState name) for `scope` (a strategy, or
+    "" for the book) that lets no order add exposure: set through any sidecar, it binds every one
+    at once, whether or not its announcement has reached it."""
+
+    def __init__(self, state: str, scope: str) -> None:
+        self.state, self.scope = state, scope
+        super().__init__(f"the shared server holds {state} for {scope or 'the book'}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +259,8 @@ _RESYNC = _Script("common.lua", "resync.lua")
 _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
-              "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances")
+              "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances",
+              "trading_states")
 """In the order common.lua binds them."""
 
 _VALUE_ERRORS = ("RB_RANGE ", "RB_NOMARK ")
@@ -282,7 +293,7 @@ class RedisLedger:
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
         self._keys = {name: root + name
-                      for name in (*_BOOK_KEYS, "trading_states", "overrides")}
+                      for name in (*_BOOK_KEYS, "overrides")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -316,7 +327,8 @@ class RedisLedger:
 
     async def check_and_reserve(self, *, client_order_id: str, strategy: str, symbol: str,
                                 side: Side, lots: int, lot_cents: int, symbol_limit_cents: int,
-                                total_limit_cents: int, expires_at_ms: int, reassert: bool = False) -> Grant:
+                                total_limit_cents: int, expires_at_ms: int, reassert: bool = False,
+                                adds: bool = False) -> Grant:
         """Grant the largest part of an order the firm-wide limits allow, and reserve it.
 
         The largest `granted <= lots` such that the symbol's worst case (firm position plus
@@ -330,7 +342,9 @@ class RedisLedger:
         server's data (see `begin_resync`) unless `reassert`: a reservation granted before,
         put back. A new grant needs this instance's marker (`mark_asserted`): without it the
         server lost its data (or never had this instance's), and LedgerUnavailable says so
-        before anything is granted against a ledger that may undercount the firm.
+        before anything is granted against a ledger that may undercount the firm. A new grant of
+        an order that `adds` exposure raises TradingStopped while the server holds HALTED or
+        REDUCING for the book or the strategy.
         """
         _name("client order id", client_order_id)
         _name("strategy", strategy)
@@ -345,7 +359,7 @@ class RedisLedger:
         replayed, granted, symbol_limited, total_limited, symbol_value, total_value = await self._book(
             "check_and_reserve", _RESERVE, client_order_id, strategy, symbol, side.sign, lots,
             lot_cents, symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms,
-            self.instance, int(reassert))
+            self.instance, int(reassert), int(adds))
         return Grant(granted, bool(symbol_limited), bool(total_limited), symbol_value, total_value,
                      replayed=bool(replayed))
 
@@ -606,6 +620,9 @@ class RedisLedger:
                 raise OrderIdReused(message.split(" ", 1)[1]) from None
             if message.startswith("RB_RESYNC "):
                 raise GrantsPaused(int(message.split(" ", 1)[1])) from None
+            if message.startswith("RB_STOPPED "):
+                _, state, *scope = message.split(" ", 2)
+                raise TradingStopped(state, "".join(scope)) from None
             if message.startswith("RB_UNMARKED "):
                 raise LedgerUnavailable(f"ledger at {self._address} does not hold this sidecar's marker "
                                         f"(it lost its data, or this sidecar has not re-asserted its book "

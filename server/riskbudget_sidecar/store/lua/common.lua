@@ -17,7 +17,8 @@ local K_POSITIONS,    -- hash "strategy<US>symbol" -> position lots (non-zero on
       K_GRANTS,       -- hash order id -> "<grant numbers><US><request>", see reserve.lua
       K_FORGET,       -- zset order id by the time its grant is forgotten
       K_RESYNC,       -- string: server ms until which new grants are refused, see resync.lua
-      K_INSTANCES     -- hash instance id -> 1: the sidecars whose books the server holds
+      K_INSTANCES,    -- hash instance id -> 1: the sidecars whose books the server holds
+      K_STATES        -- hash strategy ('' for the book) -> trading state name, see announce.lua
     = unpack(KEYS)
 -- A symbol is "exposed" while it has a position or a reservation; only exposed symbols
 -- have fields in K_NET/K_BUY/K_SELL (non-zero ones), K_MARKS and K_CONTRIB.

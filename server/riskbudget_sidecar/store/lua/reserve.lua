@@ -4,18 +4,21 @@
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0),
 --       symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms, the caller's
 --       instance id (the reservation's holder), reassert (1: a reservation granted before,
---       put back after the server lost it; 0: a new grant)
+--       put back after the server lost it; 0: a new grant), adds (1: the order adds exposure)
 -- Returns {replayed, granted, symbol_limited, total_limited, symbol_value, total_value}:
 -- the values are what the symbol and the total would reach if the whole order were granted.
 -- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
 -- another request, whatever it asked); RB_RANGE past 2^53; RB_RESYNC <until ms> for a new
 -- grant while the sidecars re-assert their books after a loss of the server's data;
 -- RB_UNMARKED for a new grant to a sidecar whose marker the server does not hold (it lost
--- its data, and that sidecar has not put its book back yet).
+-- its data, and that sidecar has not put its book back yet); RB_STOPPED <state> <strategy> for
+-- a new grant of an order that adds exposure while the book or its strategy is HALTED or
+-- REDUCING (the kill switch binds every sidecar here, as it is set, whatever they have heard).
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local symbol_limit, total_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local expires_at, forget_at, holder, reassert = ARGV[9], ARGV[10], ARGV[11], ARGV[12] == '1'
+local adds = ARGV[13] == '1'
 local request = table.concat({strategy, symbol, ARGV[4], ARGV[5], holder}, US)
 
 -- A server without the caller's marker lost its data, or has not heard from it since: the
@@ -36,6 +39,16 @@ if remembered then
     answer[#answer + 1] = tonumber(number)
   end
   return answer
+end
+
+-- A trading state that lets no order add exposure refuses a new grant of one that does.
+if adds and not reassert then
+  for _, scope in ipairs({'', strategy}) do
+    local state = redis.call('HGET', K_STATES, scope)
+    if state == 'HALTED' or state == 'REDUCING' then
+      return redis.error_reply('RB_STOPPED ' .. state .. ' ' .. scope)
+    end
+  end
 end
 
 -- Until every sidecar has put back what it holds, the ledger undercounts: no new grant.
