@@ -414,3 +414,59 @@ async def test_health_is_not_serving_while_the_server_grants_nothing_after_a_los
     assert refused.decision == pb.DECISION_REJECTED
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert approved.decision == pb.DECISION_APPROVED
+
+
+STATIC_HALF = dict(risk_budgeting__enabled=False,
+                   limits__static={"strategy_leverage": 1.0, "total_leverage": 0.5, "symbol_max_notional": 1_000_000})
+"""Static limits: the firm's total gross at half the NAV (500,000), each symbol's far above."""
+
+
+@pytest.fixture
+async def static_pair(tmp_path, valkey):
+    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"], **STATIC_HALF)
+    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"], **STATIC_HALF)
+    yield first, second
+    for running in (first, second):
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+
+async def firm_room_left_to_second(first, second, prices) -> float:
+    """The notional of CCC the second sidecar is granted of an order past the firm's total."""
+    await second.publish(prices)
+    decision = await second.check(f"o-ccc-{second.clock.now()}", 300_000 / prices["CCC"], strategy="carry",
+                                  symbol="CCC", dry_run=False)
+    return decision.approved_quantity * prices["CCC"]
+
+
+async def test_the_firm_total_is_held_at_market_prices_not_at_the_last_orders(static_pair):
+    """Found by a reviewer: the server valued each symbol at its last order's or fill's price, so
+    a rally in what the firm held never counted, and another sidecar's orders took the firm to
+    1.8 times its total limit."""
+    first, second = static_pair
+    prices = await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=round(400_000 / prices["BBB"]))]))
+    first.clock.advance(1)
+    rallied = {**prices, "BBB": prices["BBB"] * 1.2}
+    await first.publish(rallied)  # 480,000 held now
+
+    room = await firm_room_left_to_second(first, second, rallied)
+
+    assert room <= 500_000 - 480_000 + prices["CCC"]
+
+
+async def test_a_fill_at_a_stray_price_does_not_revalue_the_firms_position(static_pair):
+    """Found by a reviewer: a fill of one share at 0.0001 revalued the firm's whole position in
+    the symbol at that price, and the other sidecar got 1.44 times the total limit approved."""
+    first, second = static_pair
+    prices = await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=round(400_000 / prices["BBB"]))]))
+    await first.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id="o-stray", strategy="trend", symbol="BBB", side=pb.SIDE_SELL, quantity=1,
+        price=0.0001, time=timestamp(first.clock.now()), execution_id="x-stray"))
+
+    room = await firm_room_left_to_second(first, second, prices)
+
+    assert room <= 500_000 - 400_000 + prices["CCC"]

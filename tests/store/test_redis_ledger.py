@@ -1017,3 +1017,16 @@ async def test_an_active_state_or_a_reservation_put_back_is_granted_though(ledge
         symbol_limit_cents=10**12, total_limit_cents=10**12, expires_at_ms=EXPIRES, reassert=True, adds=True)
 
     assert (active.granted_lots, put_back.granted_lots) == (1, 1)
+
+
+async def test_marks_revalue_the_exposed_symbols_only_and_past_2_53_write_nothing(ledger):
+    await ledger.set_positions([("alpha", "AAA", 10), ("alpha", "BBB", -5)], None, {"AAA": 100, "BBB": 200})
+
+    revalued = await ledger.mark({"AAA": 150, "CCC": 999})
+    after = await ledger.firm_exposure()
+    with pytest.raises(ValueError, match="2\\^53"):
+        await ledger.mark({"BBB": 300, "AAA": 2**60})
+
+    assert revalued == 1 and after.total_gross_cents == 10 * 150 + 5 * 200
+    assert await ledger.valued(["AAA", "BBB", "CCC"]) == {"AAA", "BBB"}
+    assert await ledger.firm_exposure() == after

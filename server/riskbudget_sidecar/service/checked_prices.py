@@ -36,3 +36,8 @@ class CheckedPrices:
     def live_time(self, symbol: str) -> float | None:
         entry = self._prices.get(symbol)
         return None if entry is None else entry[1]
+
+    def live_price(self, symbol: str) -> float | None:
+        """The last price if it is a live one (a warm-up's is no price now)."""
+        entry = self._prices.get(symbol)
+        return None if entry is None or entry[1] is None else entry[0]

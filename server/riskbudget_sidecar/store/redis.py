@@ -48,7 +48,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..engine.config import SharedSettings, StoreSettings
 from ..engine.types import (
@@ -385,6 +385,10 @@ class RedisStore(SqliteStore):
     async def release_firm_wide(self, client_order_id: str) -> None:
         await self._shared(self.ledger.release(client_order_id))
 
+    async def mark_firm_wide(self, prices: Mapping[str, float]) -> None:
+        await self._shared(self.ledger.mark({symbol: lot_cents(price, self._lot_size_of(symbol))
+                                             for symbol, price in prices.items()}))
+
     # -- book: the server first, then the local mirror -------------------------------------
 
     async def reserve(self, reservation: Reservation) -> None:
@@ -414,9 +418,12 @@ class RedisStore(SqliteStore):
             moved = (cover_lots(position + fill.side.sign * fill.quantity, lot_size)
                      - cover_lots(position, lot_size))
             settled = cover_lots(reserved, lot_size) - cover_lots(max(reserved - fill.quantity, 0.0), lot_size)
+            # Valued at the market, as checks value it: found by a reviewer, a fill of one share at
+            # 0.0001 revalued the firm's whole position in the symbol at that price.
+            mark = self._live_price_of(fill.symbol) or fill.price
             await self._shared(self.ledger.apply_fill(
                 client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol, side=fill.side,
-                lots=abs(moved), settle_lots=settled, lot_cents=lot_cents(fill.price, lot_size)))
+                lots=abs(moved), settle_lots=settled, lot_cents=lot_cents(mark, lot_size)))
             return await super().apply_fill(fill, forget_after=forget_after)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:

@@ -256,6 +256,7 @@ _RELEASE = _Script("common.lua", "release.lua")
 _RECLAIM = _Script("common.lua", "reclaim.lua")
 _SET_POSITIONS = _Script("common.lua", "set_positions.lua")
 _RESYNC = _Script("common.lua", "resync.lua")
+_MARK = _Script("common.lua", "mark.lua")
 _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
@@ -362,6 +363,15 @@ class RedisLedger:
             self.instance, int(reassert), int(adds))
         return Grant(granted, bool(symbol_limited), bool(total_limited), symbol_value, total_value,
                      replayed=bool(replayed))
+
+    async def mark(self, marks: Mapping[str, int]) -> int:
+        """Value the exposed symbols among `marks` (symbol -> lot_cents) at them; how many were.
+        ValueError, with nothing changed, if a value would pass 2^53."""
+        args = []
+        for symbol, cents in marks.items():
+            _name("symbol", symbol)
+            args += [symbol, _int("lot_cents", cents, 1)]
+        return await self._book("mark", _MARK, *args) if args else 0
 
     async def release(self, client_order_id: str) -> bool:
         """Free an order's reservation; False if this instance holds none for it (its grant
