@@ -52,10 +52,16 @@ class ConditionAlerts:
         self._holding: set[tuple[AlertKind, str]] = set()
 
     def update(self, kind: AlertKind, subject: str, holds: bool, severity: AlertSeverity,
-               message: str, *, now: float) -> None:
+               message: str, *, now: float, announce: bool = True) -> None:
+        """`announce` False: a condition that starts holding now raises no alert (another,
+        graver one, says it)."""
         key = (kind, subject)
         if holds and key not in self._holding:
             self._holding.add(key)
-            self._alerts.raise_alert(kind, severity, message, subject=subject, now=now)
+            if announce:
+                self._alerts.raise_alert(kind, severity, message, subject=subject, now=now)
         elif not holds:
             self._holding.discard(key)
+
+    def holding(self, kind: AlertKind, subject: str) -> bool:
+        return (kind, subject) in self._holding

@@ -574,11 +574,15 @@ class RiskBudgetSidecar:
             f"({minimum_mib:,.0f}): checks fail closed once the disk is full", now=now)
 
     def _limit_alert(self, subject: str, utilization: float, near: bool, breached: bool, now: float) -> None:
-        self._conditions.update(AlertKind.LIMIT_BREACHED, subject, breached, AlertSeverity.CRITICAL,
-                                f"{subject} uses {utilization:.0%} of its limit", now=now)
-        self._conditions.update(AlertKind.LIMIT_NEAR, subject, near and not breached,
-                                AlertSeverity.WARNING, f"{subject} uses {utilization:.0%} of its limit",
-                                now=now)
+        """One alert as a usage comes near its limit, one as it breaches it. A breach lasts until
+        the usage is back below the near level, and near until below it too: found by a tester,
+        a usage moving between 90% and 105% raised an alert at every crossing (300 in 5 minutes
+        on a crash day), which would push every other alert out of the book."""
+        conditions, message = self._conditions, f"{subject} uses {utilization:.0%} of its limit"
+        breach_lasts = breached or (near and conditions.holding(AlertKind.LIMIT_BREACHED, subject))
+        conditions.update(AlertKind.LIMIT_BREACHED, subject, breach_lasts, AlertSeverity.CRITICAL, message, now=now)
+        conditions.update(AlertKind.LIMIT_NEAR, subject, near, AlertSeverity.WARNING, message, now=now,
+                          announce=not breached)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -674,6 +678,7 @@ class RiskBudgetSidecar:
         between two far prices would otherwise push every other alert out of the book."""
         now = self._clock.now()
         for tick, last in held:
+            log.info("tick_held", symbol=tick.symbol, price=tick.price, last=last, time=tick.time)
             raised_at = self._held_tick_alerts.get(tick.symbol)
             if raised_at is not None and now - raised_at < HELD_TICK_ALERT_INTERVAL:
                 continue
