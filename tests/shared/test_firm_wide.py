@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import grpc
@@ -35,14 +36,23 @@ async def sidecar(tmp_path, name: str, valkey: ValkeyProcess, **overrides):
                                shared__resync_window=1.0, **overrides)
 
 
+@contextlib.asynccontextmanager
+async def two_sidecars(tmp_path, valkey: ValkeyProcess, **overrides):
+    """A sidecar trading trend and one trading carry, on one server and config `overrides`."""
+    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"], **overrides)
+    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"], **overrides)
+    try:
+        yield first, second
+    finally:
+        for running in (first, second):
+            await running.channel.close()
+            await stop(running.sidecar, running.server)
+
+
 @pytest.fixture
 async def pair(tmp_path, valkey):
-    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"])
-    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"])
-    yield first, second
-    for running in (first, second):
-        await running.channel.close()
-        await stop(running.sidecar, running.server)
+    async with two_sidecars(tmp_path, valkey) as both:
+        yield both
 
 
 async def eventually(condition, timeout: float = 5.0) -> None:
@@ -263,13 +273,8 @@ async def test_a_sidecar_frees_or_settles_no_reservation_of_another_under_the_sa
 @pytest.fixture
 async def pair_in_lots(tmp_path, valkey):
     """Two sidecars whose AAA trades in lots of 100."""
-    lots = {"portfolio__lot_sizes": {"AAA": 100}}
-    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"], **lots)
-    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"], **lots)
-    yield first, second
-    for running in (first, second):
-        await running.channel.close()
-        await stop(running.sidecar, running.server)
+    async with two_sidecars(tmp_path, valkey, portfolio__lot_sizes={"AAA": 100}) as both:
+        yield both
 
 
 async def test_an_order_smaller_than_a_lot_is_held_firm_wide_as_a_lot(pair_in_lots):
@@ -423,12 +428,8 @@ STATIC_HALF = dict(risk_budgeting__enabled=False,
 
 @pytest.fixture
 async def static_pair(tmp_path, valkey):
-    first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"], **STATIC_HALF)
-    second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"], **STATIC_HALF)
-    yield first, second
-    for running in (first, second):
-        await running.channel.close()
-        await stop(running.sidecar, running.server)
+    async with two_sidecars(tmp_path, valkey, **STATIC_HALF) as both:
+        yield both
 
 
 async def firm_room_left_to_second(first, second, prices) -> float:
