@@ -285,6 +285,20 @@ async def test_one_bad_print_sizes_no_order_and_a_jump_the_next_price_confirms_i
     assert [a.subject for a in held] == ["AAA"]  # the jump's within the minute: one alert a minute
 
 
+async def test_a_bad_print_dated_ahead_of_the_clock_and_sent_again_confirms_nothing(harness):
+    """Found by a reviewer: each copy was dated now as it came, so the second was "later" and
+    confirmed the first; 999,999 times the limit was then approved."""
+    prices = await harness.publish_last_prices()
+    ahead = harness.clock.now() + 5
+
+    first = await harness.publish({"AAA": prices["AAA"] * 1e-6}, at=ahead)
+    harness.clock.advance(0.05)
+    again = await harness.publish({"AAA": prices["AAA"] * 1e-6}, at=ahead)
+
+    assert (first.accepted, again.accepted) == (0, 0)
+    assert harness.sidecar._market.last_price("AAA") == prices["AAA"]
+
+
 async def test_after_a_csv_warm_up_the_first_live_price_is_screened_against_its_last(tmp_path):
     """Found by a reviewer: the first live price after a start was taken as it came, so one bad
     print then sized orders 1e6 times the limit; a CSV warm-up's prices are the market's."""

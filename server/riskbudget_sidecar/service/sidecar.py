@@ -79,12 +79,25 @@ FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
 HELD_TICK_ALERT_INTERVAL = 60.0
 """Seconds before another tick of the same symbol held back raises another alert."""
+BREACH_ALERT_INTERVAL = 60.0
+"""Seconds before a limit breached again (after its usage came back within it) raises another alert."""
+BREACH_WORSENING = 1.1
+"""A breach this many times the usage last announced is announced whenever it comes."""
 BUDGET_VERSION_BLOCK = 1_000
 """Budget versions reserved ahead in the state file: a restart numbers its budgets after them."""
 OVERRIDE_EXPIRY_RETRY = 1.0
 """Seconds before an expiry the store refused to record is tried again."""
 UNBOOKABLE = frozenset({ReasonCode.UNKNOWN_STRATEGY, ReasonCode.UNKNOWN_SYMBOL})
 """Refusals of an order the book has no place for: shadow mode approves it without a reservation."""
+
+
+class Breach(NamedTuple):
+    """The last breach alert of a limit's usage."""
+
+    utilization: float
+    announced_at: float
+    ongoing: bool
+    """Whether the usage is still past the limit."""
 
 
 class AppliedTicks(NamedTuple):
@@ -96,6 +109,11 @@ class AppliedTicks(NamedTuple):
     """The batch's symbols as checks are to see them, read when the batch was applied."""
     held: list[tuple[PriceTick, float]]
     """Ticks newly held back by the price screen, each with the last price it moved from."""
+
+
+def _as_of_now(tick: PriceTick, now: float) -> PriceTick:
+    """A tick dated ahead of `now` (a feed's clock skew), dated now."""
+    return dataclasses.replace(tick, time=now) if tick.time > now else tick
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -128,6 +146,8 @@ class RiskBudgetSidecar:
         """The market's prices as checks see them: taken when the book is marked with them."""
         self._price_screen = PriceScreen(config.limits.max_price_move)
         self._held_tick_alerts: dict[str, float] = {}
+        self._breaches: dict[str, Breach] = {}
+        """Per subject whose usage breached its limit and is not yet back below the near level."""
         """When the last alert for a tick held back was raised, per symbol."""
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
@@ -394,18 +414,19 @@ class RiskBudgetSidecar:
         """Apply the ticks in order, but those older than their symbol's last price and those
         the price screen holds back. A tick dated ahead of the sidecar's clock (a feed's clock
         skew, up to MAX_TICK_AHEAD) counts as of now: kept at its own time, it would make every
-        later price until then look out of order, and pin the symbol at it."""
+        later price until then look out of order, and pin the symbol at it. The screen sees the
+        tick's own time: found by a reviewer, a bad print dated ahead and sent again was
+        "later" once each was dated now, and confirmed itself."""
         now = self._clock.now()
         applied, held = 0, []
         for tick in ticks:
-            if tick.time > now:
-                tick = dataclasses.replace(tick, time=now)
-            if not self._market.is_in_order(tick):
+            if not self._market.is_in_order(_as_of_now(tick, now)):
                 continue
             last = self._screen_reference(tick.symbol)
             holding = self._price_screen.held(tick.symbol) is not None
             passed = self._price_screen.screen(tick, last)
             for tick_passed in passed:
+                tick_passed = _as_of_now(tick_passed, now)
                 if self._market.is_in_order(tick_passed):
                     self._apply_tick(tick_passed)
             if passed:
@@ -574,15 +595,27 @@ class RiskBudgetSidecar:
             f"({minimum_mib:,.0f}): checks fail closed once the disk is full", now=now)
 
     def _limit_alert(self, subject: str, utilization: float, near: bool, breached: bool, now: float) -> None:
-        """One alert as a usage comes near its limit, one as it breaches it. A breach lasts until
-        the usage is back below the near level, and near until below it too: found by a tester,
+        """One alert as a usage comes near its limit (lasting until it is back below the near
+        level), and one as it breaches it; another breach alert only for a usage 10% worse than
+        the last announced, or for a breach again a minute or more after it. Found by a tester:
         a usage moving between 90% and 105% raised an alert at every crossing (300 in 5 minutes
-        on a crash day), which would push every other alert out of the book."""
-        conditions, message = self._conditions, f"{subject} uses {utilization:.0%} of its limit"
-        breach_lasts = breached or (near and conditions.holding(AlertKind.LIMIT_BREACHED, subject))
-        conditions.update(AlertKind.LIMIT_BREACHED, subject, breach_lasts, AlertSeverity.CRITICAL, message, now=now)
-        conditions.update(AlertKind.LIMIT_NEAR, subject, near, AlertSeverity.WARNING, message, now=now,
-                          announce=not breached)
+        of a crash day), which would push every other alert out of the book."""
+        message = f"{subject} uses {utilization:.0%} of its limit"
+        self._conditions.update(AlertKind.LIMIT_NEAR, subject, near, AlertSeverity.WARNING, message, now=now,
+                                announce=not breached)
+        last = self._breaches.get(subject)
+        if not breached:
+            if not near:
+                self._breaches.pop(subject, None)
+            elif last is not None:
+                self._breaches[subject] = last._replace(ongoing=False)
+            return
+        if (last is None or utilization > BREACH_WORSENING * last.utilization
+                or (not last.ongoing and now - last.announced_at >= BREACH_ALERT_INTERVAL)):
+            self._alerts.raise_alert(AlertKind.LIMIT_BREACHED, AlertSeverity.CRITICAL, message,
+                                     subject=subject, now=now)
+            last = Breach(utilization, now, ongoing=True)
+        self._breaches[subject] = last._replace(ongoing=True)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -677,8 +710,9 @@ class RiskBudgetSidecar:
         """An alert for a tick held back, at most one a minute per symbol: a feed that alternates
         between two far prices would otherwise push every other alert out of the book."""
         now = self._clock.now()
+        if held:  # one line a batch: a line a tick cost a flood of them 30 ms of the event loop
+            log.info("ticks_held", count=len(held), first=[(t.symbol, t.price, last) for t, last in held[:5]])
         for tick, last in held:
-            log.info("tick_held", symbol=tick.symbol, price=tick.price, last=last, time=tick.time)
             raised_at = self._held_tick_alerts.get(tick.symbol)
             if raised_at is not None and now - raised_at < HELD_TICK_ALERT_INTERVAL:
                 continue
