@@ -432,6 +432,13 @@ async def static_pair(tmp_path, valkey):
         yield both
 
 
+async def marked(running, at_least: float) -> None:
+    """Wait for the prices' marks, sent in the background, to take the firm's total this far."""
+    async def reached() -> bool:
+        return (await running.sidecar.store.ledger.firm_exposure()).total_gross_cents >= 0.999 * at_least * 100
+    await eventually(reached)
+
+
 async def firm_room_left_to_second(first, second, prices) -> float:
     """The notional of CCC the second sidecar is granted of an order past the firm's total."""
     await second.publish(prices)
@@ -443,7 +450,8 @@ async def firm_room_left_to_second(first, second, prices) -> float:
 async def test_the_firm_total_is_held_at_market_prices_not_at_the_last_orders(static_pair):
     """Found by a reviewer: the server valued each symbol at its last order's or fill's price, so
     a rally in what the firm held never counted, and another sidecar's orders took the firm to
-    1.8 times its total limit."""
+    1.8 times its total limit. Then, marked by every batch, a sidecar whose feed lagged marked the
+    rally down again (1.16 times)."""
     first, second = static_pair
     prices = await first.publish_last_prices()
     await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
@@ -451,10 +459,14 @@ async def test_the_firm_total_is_held_at_market_prices_not_at_the_last_orders(st
     first.clock.advance(1)
     rallied = {**prices, "BBB": prices["BBB"] * 1.2}
     await first.publish(rallied)  # 480,000 held now
+    await marked(first, 480_000)
+    second.clock.advance(1)
+    await second.publish(prices)  # a feed that lags, or quotes lower, marks nothing down
 
-    room = await firm_room_left_to_second(first, second, rallied)
+    room = await firm_room_left_to_second(first, second, {**prices, "CCC": prices["CCC"]})
 
     assert room <= 500_000 - 480_000 + prices["CCC"]
+    assert (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents >= 479_000 * 100
 
 
 async def test_a_fill_at_a_stray_price_does_not_revalue_the_firms_position(static_pair):

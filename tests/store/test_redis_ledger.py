@@ -1019,10 +1019,10 @@ async def test_an_active_state_or_a_reservation_put_back_is_granted_though(ledge
     assert (active.granted_lots, put_back.granted_lots) == (1, 1)
 
 
-async def test_marks_revalue_the_exposed_symbols_only_and_past_2_53_write_nothing(ledger):
+async def test_marks_raise_the_exposed_symbols_values_only_and_past_2_53_write_nothing(ledger):
     await ledger.set_positions([("alpha", "AAA", 10), ("alpha", "BBB", -5)], None, {"AAA": 100, "BBB": 200})
 
-    revalued = await ledger.mark({"AAA": 150, "CCC": 999})
+    revalued = await ledger.mark({"AAA": 150, "BBB": 150, "CCC": 999})  # BBB's lower: kept
     after = await ledger.firm_exposure()
     with pytest.raises(ValueError, match="2\\^53"):
         await ledger.mark({"BBB": 300, "AAA": 2**60})
@@ -1030,3 +1030,18 @@ async def test_marks_revalue_the_exposed_symbols_only_and_past_2_53_write_nothin
     assert revalued == 1 and after.total_gross_cents == 10 * 150 + 5 * 200
     assert await ledger.valued(["AAA", "BBB", "CCC"]) == {"AAA", "BBB"}
     assert await ledger.firm_exposure() == after
+
+
+async def test_a_fill_without_a_live_price_keeps_the_servers_mark(ledger):
+    """Found by a reviewer: a sidecar with no live price (restarted, or not fed the symbol) valued
+    the firm's whole position at a one-share fill's price of 0.0001."""
+    await ledger.set_positions([("alpha", "AAA", 10)], None, {"AAA": 10_000})
+
+    await ledger.apply_fill(client_order_id="o-stray", strategy="alpha", symbol="AAA", side=Side.SELL, lots=1,
+                            lot_cents=1, keep_mark=True)
+    kept = await ledger.firm_exposure()
+    await ledger.apply_fill(client_order_id="o-new", strategy="alpha", symbol="BBB", side=Side.BUY, lots=1,
+                            lot_cents=500, keep_mark=True)  # no mark yet: the fill's price values it
+
+    assert kept.total_gross_cents == 9 * 10_000
+    assert (await ledger.firm_exposure()).total_gross_cents == 9 * 10_000 + 500

@@ -688,23 +688,13 @@ class RiskBudgetSidecar:
         applied = await self._in_numeric(self._apply_ticks_and_recompute, ticks)
         self._live_symbols |= {tick.symbol for tick in ticks}
         self._mark_book(applied.prices)
-        if self._store.shares_limits:
-            await self._mark_firm_wide(applied.prices)
+        if self._store.shares_limits:  # found by a reviewer: the server kept each symbol at its
+            # last order's price, and a rally in what the firm held went uncounted (1.8x a limit)
+            self._store.mark_firm_wide({symbol: price for symbol, (price, live_time) in applied.prices.items()
+                                        if price is not None and live_time is not None})
         self._alert_held_ticks(applied.held)
         self._after_recompute(received)
         return applied.accepted, self.require_snapshot()
-
-    async def _mark_firm_wide(self, prices: Mapping[str, Entry]) -> None:
-        """Value the firm's exposure on the shared server at these prices: found by a reviewer, it
-        kept each symbol at its last order's or fill's price, and a rally in what the firm held let
-        other orders through at 1.8 times the total limit. A server that does not answer fails
-        the grants closed until this sidecar has reconciled (and marked it again)."""
-        live = {symbol: price for symbol, (price, live_time) in prices.items()
-                if price is not None and live_time is not None}
-        try:
-            await self._store.mark_firm_wide(live)
-        except (StoreError, ValueError) as error:
-            log.warning("firm_wide_marks_not_recorded", error=str(error))
 
     def _alert_held_ticks(self, held: list[tuple[PriceTick, float]]) -> None:
         """An alert for a tick held back, at most one a minute per symbol: a feed that alternates

@@ -107,6 +107,9 @@ class RedisStore(SqliteStore):
         self._available = False
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
+        self._marks_due: dict[str, int] = {}
+        """Marks (lot_cents) not yet sent to the server, the highest per symbol."""
+        self._marking: asyncio.Task | None = None
         self._reconciling = asyncio.Lock()
         self._clock_lag_ms = 0
         """How far this sidecar's clock ran behind the server's when last measured."""
@@ -385,9 +388,29 @@ class RedisStore(SqliteStore):
     async def release_firm_wide(self, client_order_id: str) -> None:
         await self._shared(self.ledger.release(client_order_id))
 
-    async def mark_firm_wide(self, prices: Mapping[str, float]) -> None:
-        await self._shared(self.ledger.mark({symbol: lot_cents(price, self._lot_size_of(symbol))
-                                             for symbol, price in prices.items()}))
+    def mark_firm_wide(self, prices: Mapping[str, float]) -> None:
+        """Sent in the background, one call at a time with what came meanwhile: found by a reviewer,
+        awaited, every publish waited for the server (2 a second while it was slow). Skipped while
+        the server is away: reconciling puts back the book at live prices."""
+        if not self._available:
+            return
+        for symbol, price in prices.items():
+            cents = lot_cents(price, self._lot_size_of(symbol))
+            self._marks_due[symbol] = max(cents, self._marks_due.get(symbol, 0))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._send_marks(), name="ledger-marks")
+            self._tasks = [task for task in self._tasks if not task.done()] + [self._marking]
+
+    async def _send_marks(self) -> None:
+        while self._marks_due:
+            marks, self._marks_due = self._marks_due, {}
+            try:
+                await self._shared(self.ledger.mark(marks))
+            except LedgerUnavailable:  # noted as a loss of the server: grants fail closed
+                self._marks_due.clear()
+                return
+            except ValueError as error:  # a value past 2^53: nothing written
+                _log.warning("firm-wide marks not recorded: %s", error)
 
     # -- book: the server first, then the local mirror -------------------------------------
 
@@ -419,11 +442,13 @@ class RedisStore(SqliteStore):
                      - cover_lots(position, lot_size))
             settled = cover_lots(reserved, lot_size) - cover_lots(max(reserved - fill.quantity, 0.0), lot_size)
             # Valued at the market, as checks value it: found by a reviewer, a fill of one share at
-            # 0.0001 revalued the firm's whole position in the symbol at that price.
-            mark = self._live_price_of(fill.symbol) or fill.price
+            # 0.0001 revalued the firm's whole position in the symbol at that price. Without a live
+            # price, the server's value stands; the fill's price only values a symbol it has none for.
+            live = self._live_price_of(fill.symbol)
             await self._shared(self.ledger.apply_fill(
                 client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol, side=fill.side,
-                lots=abs(moved), settle_lots=settled, lot_cents=lot_cents(mark, lot_size)))
+                lots=abs(moved), settle_lots=settled, lot_cents=lot_cents(live or fill.price, lot_size),
+                keep_mark=live is None))
             return await super().apply_fill(fill, forget_after=forget_after)
 
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:

@@ -365,7 +365,8 @@ class RedisLedger:
                      replayed=bool(replayed))
 
     async def mark(self, marks: Mapping[str, int]) -> int:
-        """Value the exposed symbols among `marks` (symbol -> lot_cents) at them; how many were.
+        """Raise the value of the exposed symbols among `marks` (symbol -> lot_cents) to them
+        where they are higher (never lower: see mark.lua); how many were.
         ValueError, with nothing changed, if a value would pass 2^53."""
         args = []
         for symbol, cents in marks.items():
@@ -380,13 +381,16 @@ class RedisLedger:
         return bool(await self._book("release", _RELEASE, client_order_id, self.instance))
 
     async def apply_fill(self, *, client_order_id: str, strategy: str, symbol: str, side: Side,
-                         lots: int, lot_cents: int, settle_lots: int | None = None) -> FillResult:
+                         lots: int, lot_cents: int, settle_lots: int | None = None,
+                         keep_mark: bool = False) -> FillResult:
         """Move the strategy's position by `lots` in the fill's direction and settle
         `settle_lots` (default: `lots`) of the order's reservation, dropping it when none are
         left; a fill with no reservation of this instance's (none, or another's under the same
         id) still moves the position. An odd-lot fill may move the position's cover by no lot
-        at all, or settle none of the reservation's. Returns the new position and the lots this
-        instance still holds reserved for the order."""
+        at all, or settle none of the reservation's. The symbol is valued at `lot_cents`, or with
+        `keep_mark` (no live price: `lot_cents` is the fill's own) at the server's mark if it
+        holds one. Returns the new position and the lots this instance still holds reserved for
+        the order."""
         _name("client order id", client_order_id)
         _name("strategy", strategy)
         _name("symbol", symbol)
@@ -396,7 +400,7 @@ class RedisLedger:
         _int("lot_cents", lot_cents, 1)
         position, remaining = await self._book(
             "apply_fill", _FILL, client_order_id, strategy, symbol, side.sign, lots, lot_cents,
-            self.instance, settle_lots)
+            self.instance, settle_lots, int(keep_mark))
         return FillResult(position, remaining)
 
     async def set_positions(self, positions: Iterable[tuple[str, str, int]], strategy: str | None,

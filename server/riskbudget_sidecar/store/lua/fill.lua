@@ -1,14 +1,18 @@
 -- apply_fill: move a strategy's position by a fill's lots and settle the given lots of the
 -- order's reservation (dropping it when none are left). A fill with no reservation of the
 -- caller's (none, or another sidecar's under the same order id) still moves the position. The
--- symbol is revalued at the fill's lot_cents.
+-- symbol is revalued at lot_cents, the caller's live price; with keep_mark (the caller has no
+-- live price, and lot_cents is the fill's own), at the mark the server holds if it holds one.
 --
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (>= 0), lot_cents (> 0),
---       the caller's instance id, lots to settle (>= 0)
+--       the caller's instance id, lots to settle (>= 0), keep_mark (1 or 0)
 -- Returns {position lots, lots still reserved for the order}. Errors: RB_RANGE past 2^53.
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local to_settle = tonumber(ARGV[8])
+if ARGV[9] == '1' and redis.call('HEXISTS', K_MARKS, symbol) == 1 then
+  lot_cents = tonumber(redis.call('HGET', K_MARKS, symbol))
+end
 local key = strategy .. US .. symbol
 local move = sign * lots
 
