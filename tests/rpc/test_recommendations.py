@@ -604,7 +604,8 @@ async def test_a_crisis_carried_over_is_the_first_budget_and_prices_published_wh
     store_start = type(sidecar.store).start
 
     async def start_while_prices_come(store):  # as a shared store does: it awaits its server
-        await sidecar.publish_prices([PriceTick(s, p, T0 + 2 * DAY) for s, p in crashed.items()])
+        for when in (T0 + 2 * DAY - 1, T0 + 2 * DAY):  # far below the warm-up's: the second confirms
+            await sidecar.publish_prices([PriceTick(s, p, when) for s, p in crashed.items()])
         await store_start(store)
     monkeypatch.setattr(type(sidecar.store), "start", start_while_prices_come)
     versions_before = sidecar.store.budget_versions_reserved()  # the first run's, continued after

@@ -197,13 +197,14 @@ async def test_get_budget_for_an_unknown_strategy_is_invalid_argument(harness):
 # -- PublishMarketData / StreamMarketData ---------------------------------------------------------
 
 async def test_publish_market_data_applies_ticks_and_returns_the_new_budget(harness):
-    before = harness.sidecar.snapshot.version
+    before = harness.sidecar.snapshot
+    prices = {"AAA": before.symbols["AAA"].last_price * 1.01, "BBB": before.symbols["BBB"].last_price * 0.99}
 
-    reply = await harness.publish({"AAA": 101.0, "BBB": 55.0})
+    reply = await harness.publish(prices)
 
     assert reply.accepted == 2
-    assert reply.budget.version > before
-    assert harness.sidecar.snapshot.symbols["AAA"].last_price == 101.0
+    assert reply.budget.version > before.version
+    assert harness.sidecar.snapshot.symbols["AAA"].last_price == prices["AAA"]
 
 
 @pytest.mark.parametrize("tick, field, words", [
@@ -320,6 +321,22 @@ async def test_after_a_csv_warm_up_the_first_live_price_is_screened_against_its_
     assert [r.code for r in check.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
 
 
+async def test_the_first_prices_after_a_synthetic_warm_up_are_screened_and_alerted_once(harness):
+    """Found by a reviewer: after a synthetic warm-up the first price was taken as it came, so
+    one bad print at a start approved 999,999 times a limit."""
+    warm_up = {s: harness.sidecar.snapshot.symbols[s].last_price for s in ("AAA", "BBB", "CCC", "DDD")}
+
+    bad = await harness.publish({symbol: price * 1e-6 for symbol, price in warm_up.items()})
+    check = await harness.check("o-first", 10, dry_run=True)
+    alerts = [a for a in (await harness.stub.ListAlerts(spb.ListAlertsRequest())).alerts
+              if "limits.max_price_move" in a.message]
+
+    assert bad.accepted == 0
+    assert check.decision == pb.DECISION_REJECTED
+    assert [r.code for r in check.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
+    assert len(alerts) == 1 and all(symbol in alerts[0].message for symbol in warm_up)  # one a batch
+
+
 async def test_utilization_values_a_symbol_with_a_tick_held_back_as_checks_do(harness):
     """Found by a reviewer: checks valued the held symbol at the larger price and refused every
     buy of the strategy, while GetUtilization (and the limit alerts) showed room to spare."""
@@ -355,10 +372,10 @@ async def test_the_return_since_start_counts_from_the_first_published_price_not_
     warm_up = harness.sidecar.snapshot.symbols["AAA"].last_price
     harness.sidecar.refresh_metrics()  # the warm-up's last price is known, not yet a market price
 
-    await harness.publish({"AAA": 2 * warm_up})  # the first live price: no gain yet
+    await harness.publish({"AAA": 1.2 * warm_up})  # the first live price: no gain yet
     harness.sidecar.refresh_metrics()
     harness.clock.advance(1)
-    await harness.publish({"AAA": 2 * warm_up + 1})
+    await harness.publish({"AAA": 1.2 * warm_up + 1})
     harness.sidecar.refresh_metrics()
 
     nav = harness.sidecar.config.portfolio.net_asset_value
@@ -366,16 +383,17 @@ async def test_the_return_since_start_counts_from_the_first_published_price_not_
 
 
 async def test_stream_market_data_applies_every_batch(harness):
+    warm_up = {s: harness.sidecar.snapshot.symbols[s].last_price for s in ("CCC", "DDD")}
+
     async def batches():
-        for price in (100.0, 100.5, 101.0):
+        for move in (1.0, 1.005, 1.01):
             yield spb.StreamMarketDataRequest(ticks=[
-                pb.PriceTick(symbol="CCC", price=price, time=timestamp(T0)),
-                pb.PriceTick(symbol="DDD", price=price / 2, time=timestamp(T0))])
+                pb.PriceTick(symbol=symbol, price=price * move, time=timestamp(T0)) for symbol, price in warm_up.items()])
 
     reply = await harness.stub.StreamMarketData(batches())
 
     assert reply.accepted == 6
-    assert harness.sidecar.snapshot.symbols["CCC"].last_price == 101.0
+    assert harness.sidecar.snapshot.symbols["CCC"].last_price == warm_up["CCC"] * 1.01
 
 
 async def test_a_bad_batch_in_a_price_stream_names_its_batch_and_what_was_applied_before_it(harness):
@@ -628,7 +646,10 @@ async def test_after_a_restart_the_rest_of_the_book_is_valued_only_once_its_pric
         await again.publish({"AAA": live["AAA"]})
         unvalued = await again.check("o-unvalued", wanted, dry_run=True)
         closing = await again.check("o-closing", 10, side=pb.SIDE_SELL, dry_run=True)
-        await again.publish({"BBB": live["BBB"]})
+        for _ in range(2):  # five times the warm-up's: the second, later, confirms the first
+            again.clock.advance(1)
+            await again.publish({"BBB": live["BBB"]})
+        await again.publish({"AAA": live["AAA"]})  # fresh again
         valued = await again.check("o-valued", wanted, dry_run=True)
     finally:
         await again.channel.close()

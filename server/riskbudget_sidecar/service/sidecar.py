@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Na
 import structlog
 
 from ..engine.checks import evaluate, firm_wide_decision, only_reduces
-from ..engine.config import Config, CsvWarmup
+from ..engine.config import Config
 from ..engine.overrides import active_overrides, override_ids_for, restricted_symbols, validate_override
 from ..engine.pipeline import BudgetPipeline
 from ..engine.price_screen import PriceScreen
@@ -437,12 +437,11 @@ class RiskBudgetSidecar:
         return AppliedTicks(applied, self._prices_to_check({tick.symbol for tick in ticks}), held)
 
     def _screen_reference(self, symbol: str) -> float | None:
-        """The price a tick is screened against: the last live one; before it, a CSV warm-up's
-        last (market prices, where a synthetic warm-up's are made up)."""
-        live = self._market.live_price(symbol)
-        if live is None and isinstance(self.config.warmup, CsvWarmup):
-            return self._market.last_price(symbol)
-        return live
+        """The price a tick is screened against: the last live one; before it, the warm-up's last
+        (found by a reviewer: a first print taken as it came, after each start, approved 1e6 times
+        a limit). A synthetic warm-up's prices are made up: far from the market, each symbol's
+        first price waits for a second to confirm it."""
+        return self._market.last_price(symbol)
 
     def _prices_to_check(self, symbols: Iterable[str]) -> dict[str, Entry]:
         """What checks are to see of the symbols' prices: the market's, but a symbol with a tick
@@ -697,22 +696,25 @@ class RiskBudgetSidecar:
         return applied.accepted, self.require_snapshot()
 
     def _alert_held_ticks(self, held: list[tuple[PriceTick, float]]) -> None:
-        """An alert for a tick held back, at most one a minute per symbol: a feed that alternates
-        between two far prices would otherwise push every other alert out of the book."""
+        """One alert a batch for its ticks held back, of symbols not alerted of in the last minute:
+        a feed alternating between two far prices would otherwise push every other alert out of
+        the book, and a start after a synthetic warm-up would raise one a symbol."""
+        if not held:
+            return
         now = self._clock.now()
-        if held:  # one line a batch: a line a tick cost a flood of them 30 ms of the event loop
-            log.info("ticks_held", count=len(held), first=[(t.symbol, t.price, last) for t, last in held[:5]])
-        for tick, last in held:
-            raised_at = self._held_tick_alerts.get(tick.symbol)
-            if raised_at is not None and now - raised_at < HELD_TICK_ALERT_INTERVAL:
-                continue
-            self._held_tick_alerts[tick.symbol] = now
-            self._alerts.raise_alert(
-                AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
-                f"price {tick.price:g} of {tick.symbol} is more than limits.max_price_move "
-                f"({self.config.limits.max_price_move:g}) from its last, {last:g}: held until "
-                "a later price confirms it; valued meanwhile at the larger of the two",
-                subject=tick.symbol, now=now)
+        log.info("ticks_held", count=len(held), first=[(t.symbol, t.price, last) for t, last in held[:5]])
+        news = [(tick, last) for tick, last in held
+                if now - self._held_tick_alerts.get(tick.symbol, -math.inf) >= HELD_TICK_ALERT_INTERVAL]
+        if not news:
+            return
+        self._held_tick_alerts.update((tick.symbol, now) for tick, _ in news)
+        shown = "; ".join(f"{tick.symbol} {tick.price:g} (last {last:g})" for tick, last in news[:5])
+        more = f" and {len(news) - 5} more" if len(news) > 5 else ""
+        self._alerts.raise_alert(
+            AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
+            f"prices more than limits.max_price_move ({self.config.limits.max_price_move:g}) from their last: "
+            f"{shown}{more}: held until a later price confirms each; valued meanwhile at the larger of the two",
+            subject=news[0][0].symbol if len(news) == 1 else "", now=now)
 
     def _mark_book(self, prices: Mapping[str, Entry]) -> None:
         """Revalue the book's cached gross exposures at these prices, and let checks see them, in
