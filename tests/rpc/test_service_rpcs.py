@@ -18,6 +18,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.service import sidecar as sidecar_module
 
 from .conftest import T0, start_harness
 from riskbudget_sidecar.app.serve import stop
@@ -334,7 +335,19 @@ async def test_the_first_prices_after_a_synthetic_warm_up_are_screened_and_alert
     assert bad.accepted == 0
     assert check.decision == pb.DECISION_REJECTED
     assert [r.code for r in check.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
-    assert len(alerts) == 1 and all(symbol in alerts[0].message for symbol in warm_up)  # one a batch
+    assert sorted(a.subject for a in alerts) == sorted(warm_up)  # one a symbol, up to five a batch
+
+
+async def test_ticks_held_back_past_five_in_a_batch_share_one_alert(harness, monkeypatch):
+    monkeypatch.setattr(sidecar_module, "HELD_TICK_ALERTS_A_BATCH", 2)
+    warm_up = {s: harness.sidecar.snapshot.symbols[s].last_price for s in ("AAA", "BBB", "CCC", "DDD")}
+
+    await harness.publish({symbol: price * 1e-6 for symbol, price in warm_up.items()})
+    alerts = [a for a in (await harness.stub.ListAlerts(spb.ListAlertsRequest())).alerts
+              if "limits.max_price_move" in a.message]
+
+    assert sorted(a.subject for a in alerts) == ["", "AAA", "BBB"]
+    assert "prices of 2 more symbols held back" in next(a.message for a in alerts if not a.subject)
 
 
 async def test_utilization_values_a_symbol_with_a_tick_held_back_as_checks_do(harness):

@@ -483,3 +483,31 @@ async def test_a_fill_at_a_stray_price_does_not_revalue_the_firms_position(stati
     room = await firm_room_left_to_second(first, second, prices)
 
     assert room <= 500_000 - 400_000 + prices["CCC"]
+
+
+async def test_a_bad_print_held_back_marks_nothing_and_a_rally_taken_back_comes_down(static_pair):
+    """Found by a reviewer: a bad print held by the screen was sent as the mark (the stricter price
+    checks use), and marks only raised values: the firm's total stayed at 3 times its limit for
+    good, refusing every other order; a rally taken back stayed at its peak."""
+    first, second = static_pair
+    prices = await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=round(300_000 / prices["BBB"]))]))
+    first.clock.advance(1)
+    await first.publish({**prices, "BBB": prices["BBB"] * 5})  # held back
+    if (marking := first.sidecar.store._marking) is not None:
+        await marking  # what the batch marked, sent
+    held = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
+    first.clock.advance(1)
+    await first.publish({**prices, "BBB": prices["BBB"] * 1.2})
+    await marked(first, 360_000)
+    first.clock.advance(1)
+    await first.publish(prices)  # back where it was
+
+    async def back_down() -> bool:
+        return (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents <= 300_100 * 100
+    await eventually(back_down)
+    room = await firm_room_left_to_second(first, second, prices)
+
+    assert held <= 300_100 * 100
+    assert room >= 190_000

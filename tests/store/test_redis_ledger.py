@@ -1019,15 +1019,21 @@ async def test_an_active_state_or_a_reservation_put_back_is_granted_though(ledge
     assert (active.granted_lots, put_back.granted_lots) == (1, 1)
 
 
-async def test_marks_raise_the_exposed_symbols_values_only_and_past_2_53_write_nothing(ledger):
+async def test_marks_raise_values_and_lower_only_their_own_and_past_2_53_write_nothing(ledger, open_ledger):
     await ledger.set_positions([("alpha", "AAA", 10), ("alpha", "BBB", -5)], None, {"AAA": 100, "BBB": 200})
+    other = await open_ledger()
 
     revalued = await ledger.mark({"AAA": 150, "BBB": 150, "CCC": 999})  # BBB's lower: kept
+    raised = await ledger.firm_exposure()
+    not_lowered = await other.mark({"AAA": 120})  # another sidecar's lower price: kept
+    lowered = await ledger.mark({"AAA": 120})  # the rally this sidecar marked, taken back
     after = await ledger.firm_exposure()
     with pytest.raises(ValueError, match="2\\^53"):
         await ledger.mark({"BBB": 300, "AAA": 2**60})
 
-    assert revalued == 1 and after.total_gross_cents == 10 * 150 + 5 * 200
+    assert (revalued, not_lowered, lowered) == (1, 0, 1)
+    assert raised.total_gross_cents == 10 * 150 + 5 * 200
+    assert after.total_gross_cents == 10 * 120 + 5 * 200
     assert await ledger.valued(["AAA", "BBB", "CCC"]) == {"AAA", "BBB"}
     assert await ledger.firm_exposure() == after
 

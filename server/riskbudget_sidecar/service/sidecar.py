@@ -79,6 +79,8 @@ FAILED_CHECK_ALERT_INTERVAL = 60.0
 """Seconds before checks failing closed for the same cause raise another alert."""
 HELD_TICK_ALERT_INTERVAL = 60.0
 """Seconds before another tick of the same symbol held back raises another alert."""
+HELD_TICK_ALERTS_A_BATCH = 5
+"""Symbols a batch raises an alert each for; the rest of its held ticks share one."""
 BREACH_ALERT_INTERVAL = 60.0
 """Seconds before a limit breached again (after its usage came back within it) raises another alert."""
 BREACH_WORSENING = 1.1
@@ -107,6 +109,9 @@ class AppliedTicks(NamedTuple):
     """Ticks applied (one that confirms a held tick counts once)."""
     prices: dict[str, Entry]
     """The batch's symbols as checks are to see them, read when the batch was applied."""
+    live: dict[str, float]
+    """The batch's symbols' live prices as applied (no tick held back counts: a bad print
+    marked on the shared server would stay there)."""
     held: list[tuple[PriceTick, float]]
     """Ticks newly held back by the price screen, each with the last price it moved from."""
 
@@ -434,7 +439,9 @@ class RiskBudgetSidecar:
             elif not holding:
                 held.append((tick, last))
         self._recompute(now)
-        return AppliedTicks(applied, self._prices_to_check({tick.symbol for tick in ticks}), held)
+        symbols = {tick.symbol for tick in ticks}
+        live = {symbol: price for symbol in symbols if (price := self._market.live_price(symbol)) is not None}
+        return AppliedTicks(applied, self._prices_to_check(symbols), live, held)
 
     def _screen_reference(self, symbol: str) -> float | None:
         """The price a tick is screened against: the last live one; before it, the warm-up's last
@@ -689,16 +696,16 @@ class RiskBudgetSidecar:
         self._mark_book(applied.prices)
         if self._store.shares_limits:  # found by a reviewer: the server kept each symbol at its
             # last order's price, and a rally in what the firm held went uncounted (1.8x a limit)
-            self._store.mark_firm_wide({symbol: price for symbol, (price, live_time) in applied.prices.items()
-                                        if price is not None and live_time is not None})
+            self._store.mark_firm_wide(applied.live)
         self._alert_held_ticks(applied.held)
         self._after_recompute(received)
         return applied.accepted, self.require_snapshot()
 
     def _alert_held_ticks(self, held: list[tuple[PriceTick, float]]) -> None:
-        """One alert a batch for its ticks held back, of symbols not alerted of in the last minute:
-        a feed alternating between two far prices would otherwise push every other alert out of
-        the book, and a start after a synthetic warm-up would raise one a symbol."""
+        """An alert for each tick held back, of a symbol not alerted of in the last minute, the
+        first five of a batch each on its own and the rest in one: a feed alternating between two
+        far prices would otherwise push every other alert out of the book, and a start after a
+        synthetic warm-up would raise one a symbol."""
         if not held:
             return
         now = self._clock.now()
@@ -708,13 +715,19 @@ class RiskBudgetSidecar:
         if not news:
             return
         self._held_tick_alerts.update((tick.symbol, now) for tick, _ in news)
-        shown = "; ".join(f"{tick.symbol} {tick.price:g} (last {last:g})" for tick, last in news[:5])
-        more = f" and {len(news) - 5} more" if len(news) > 5 else ""
-        self._alerts.raise_alert(
-            AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
-            f"prices more than limits.max_price_move ({self.config.limits.max_price_move:g}) from their last: "
-            f"{shown}{more}: held until a later price confirms each; valued meanwhile at the larger of the two",
-            subject=news[0][0].symbol if len(news) == 1 else "", now=now)
+        limit = self.config.limits.max_price_move
+        for tick, last in news[:HELD_TICK_ALERTS_A_BATCH]:
+            self._alerts.raise_alert(
+                AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
+                f"price {tick.price:g} of {tick.symbol} is more than limits.max_price_move ({limit:g}) from its "
+                f"last, {last:g}: held until a later price confirms it; valued meanwhile at the larger of the two",
+                subject=tick.symbol, now=now)
+        if rest := news[HELD_TICK_ALERTS_A_BATCH:]:
+            self._alerts.raise_alert(
+                AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
+                f"prices of {len(rest)} more symbols held back, more than limits.max_price_move from their "
+                f"last: {', '.join(tick.symbol for tick, _ in rest[:20])}{' ...' if len(rest) > 20 else ''}",
+                now=now)
 
     def _mark_book(self, prices: Mapping[str, Entry]) -> None:
         """Revalue the book's cached gross exposures at these prices, and let checks see them, in

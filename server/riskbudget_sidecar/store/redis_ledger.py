@@ -261,7 +261,7 @@ _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
               "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances",
-              "trading_states")
+              "trading_states", "marked_by")
 """In the order common.lua binds them."""
 
 _VALUE_ERRORS = ("RB_RANGE ", "RB_NOMARK ")
@@ -365,14 +365,14 @@ class RedisLedger:
                      replayed=bool(replayed))
 
     async def mark(self, marks: Mapping[str, int]) -> int:
-        """Raise the value of the exposed symbols among `marks` (symbol -> lot_cents) to them
-        where they are higher (never lower: see mark.lua); how many were.
+        """Value the exposed symbols among `marks` (symbol -> lot_cents) at them where they are
+        higher, or where this instance's mark set the value (see mark.lua); how many were.
         ValueError, with nothing changed, if a value would pass 2^53."""
-        args = []
+        args = [self.instance]
         for symbol, cents in marks.items():
             _name("symbol", symbol)
             args += [symbol, _int("lot_cents", cents, 1)]
-        return await self._book("mark", _MARK, *args) if args else 0
+        return await self._book("mark", _MARK, *args) if marks else 0
 
     async def release(self, client_order_id: str) -> bool:
         """Free an order's reservation; False if this instance holds none for it (its grant

@@ -18,7 +18,8 @@ local K_POSITIONS,    -- hash "strategy<US>symbol" -> position lots (non-zero on
       K_FORGET,       -- zset order id by the time its grant is forgotten
       K_RESYNC,       -- string: server ms until which new grants are refused, see resync.lua
       K_INSTANCES,    -- hash instance id -> 1: the sidecars whose books the server holds
-      K_STATES        -- hash strategy ('' for the book) -> trading state name, see announce.lua
+      K_STATES,       -- hash strategy ('' for the book) -> trading state name, see announce.lua
+      K_MARKED_BY     -- hash symbol -> instance id whose price mark set its value, see mark.lua
     = unpack(KEYS)
 -- A symbol is "exposed" while it has a position or a reservation; only exposed symbols
 -- have fields in K_NET/K_BUY/K_SELL (non-zero ones), K_MARKS and K_CONTRIB.
@@ -82,11 +83,15 @@ local function worst_case(net, buy, sell)
 end
 
 -- Value the symbol's worst case at `mark` (at its stored mark when nil) and move the
--- total by the change of its contribution. Callers check the range beforehand.
+-- total by the change of its contribution. Callers check the range beforehand. A new mark is
+-- no sidecar's price mark (see mark.lua) until mark.lua says so.
 local function revalue(symbol, mark)
   local worst = worst_case(exposure(symbol))
   local before = stored(K_CONTRIB, symbol)
   local after = 0
+  if mark or worst == 0 then
+    redis.call('HDEL', K_MARKED_BY, symbol)
+  end
   if worst == 0 then
     redis.call('HDEL', K_CONTRIB, symbol)
     redis.call('HDEL', K_MARKS, symbol)

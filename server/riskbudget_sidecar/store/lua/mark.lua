@@ -1,17 +1,19 @@
--- mark: raise the value of exposed symbols to new, higher prices, so that a rally in what the
--- firm holds counts against its total. A mark never lowers a value: sidecars' feeds differ and
--- lag, and one quoting lower (or one bad print) would mark down what the others hold; a value
--- comes down with the next order, fill or positions snapshot in the symbol, at the live price
--- of the sidecar that makes it. A symbol nobody holds or reserves is left alone (no mark).
+-- mark: value exposed symbols at a sidecar's live prices, so that the firm's total is held to
+-- its limit at the market. A mark raises a value; it lowers one only if this sidecar's own mark
+-- set it: sidecars' feeds differ and lag, and one quoting lower would otherwise mark down a rally
+-- another saw, while the sidecar that saw it takes it back as its prices fall. Orders, fills and
+-- positions snapshots value their symbol at their sidecar's live price too. A symbol nobody
+-- holds or reserves is left alone (no mark).
 --
--- ARGV: symbol, lot_cents (> 0), symbol, lot_cents, ...
--- Returns the number of symbols revalued (raised). Errors: RB_RANGE past 2^53 (nothing written).
+-- ARGV: the caller's instance id, then symbol, lot_cents (> 0), symbol, lot_cents, ...
+-- Returns the number of symbols revalued. Errors: RB_RANGE past 2^53 (nothing written).
+local holder = ARGV[1]
 local marks = {}
 local total = stored(K_TOTAL)
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local symbol, mark = ARGV[i], tonumber(ARGV[i + 1])
   local stored_mark = redis.call('HGET', K_MARKS, symbol)
-  if stored_mark and mark > tonumber(stored_mark) then
+  if stored_mark and (mark > tonumber(stored_mark) or redis.call('HGET', K_MARKED_BY, symbol) == holder) then
     local value = worst_case(exposure(symbol)) * mark
     total = total - stored(K_CONTRIB, symbol) + value
     if value > MAX_SAFE or total > MAX_SAFE then
@@ -22,5 +24,6 @@ for i = 1, #ARGV, 2 do
 end
 for _, pair in ipairs(marks) do
   revalue(pair[1], pair[2])
+  redis.call('HSET', K_MARKED_BY, pair[1], holder)
 end
 return #marks
