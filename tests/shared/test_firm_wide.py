@@ -367,15 +367,18 @@ async def test_a_sidecar_restarted_before_live_prices_keeps_the_servers_values_o
     assert after == before
 
 
+BOTH_IN_AAA = {"trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
+               "carry": {"risk_share": 0.4, "symbols": ["AAA", "CCC", "DDD"]}}
+"""Strategies of two sidecars that both trade AAA."""
+
+
 async def test_a_strategy_flattens_a_symbol_whose_other_holders_net_it_to_zero(tmp_path, valkey):
     """Found by a tester: the server drops the value of a symbol the firm holds net zero of, and
     an empty snapshot sent none, so flattening one side was refused for want of a mark."""
-    both_in_aaa = {"trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
-                   "carry": {"risk_share": 0.4, "symbols": ["AAA", "CCC", "DDD"]}}
     first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"],
-                          portfolio__strategies=both_in_aaa)
+                          portfolio__strategies=BOTH_IN_AAA)
     second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"],
-                           portfolio__strategies=both_in_aaa)
+                           portfolio__strategies=BOTH_IN_AAA)
     try:
         prices = await first.publish_last_prices()
         await second.publish(prices)
@@ -511,3 +514,25 @@ async def test_a_bad_print_held_back_marks_nothing_and_a_rally_taken_back_comes_
 
     assert held <= 300_100 * 100
     assert room >= 190_000
+
+
+async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, valkey):
+    """Found by a reviewer: marks could not lower a rally another sidecar saw, but an order (or a
+    fill) of one share at the lagging sidecar's price revalued the firm's whole position at it, and
+    that sidecar then took the firm to 1.16 times its total limit."""
+    async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA, **STATIC_HALF) as (first, second):
+        prices = await first.publish_last_prices()
+        await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+            pb.Position(strategy="trend", symbol="AAA", quantity=round(400_000 / prices["AAA"]))]))
+        first.clock.advance(1)
+        await first.publish({**prices, "AAA": prices["AAA"] * 1.2})
+        await marked(first, 480_000)
+        await second.publish(prices)  # its feed lags
+        tiny = await second.check("o-tiny", 1, strategy="carry", symbol="AAA")
+        total = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
+
+        room = await firm_room_left_to_second(first, second, prices)
+
+    assert tiny.decision == pb.DECISION_APPROVED
+    assert total >= 0.999 * 480_000 * 100
+    assert room <= 500_000 - 480_000 + prices["CCC"]

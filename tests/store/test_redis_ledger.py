@@ -1051,3 +1051,21 @@ async def test_a_fill_without_a_live_price_keeps_the_servers_mark(ledger):
 
     assert kept.total_gross_cents == 9 * 10_000
     assert (await ledger.firm_exposure()).total_gross_cents == 9 * 10_000 + 500
+
+
+async def test_an_order_or_fill_at_a_lower_price_keeps_a_value_a_price_mark_set(ledger, open_ledger):
+    """Found by a reviewer: one share at a lagging sidecar's price marked another's rally down."""
+    await ledger.set_positions([("alpha", "AAA", 10)], None, {"AAA": 100})
+    await ledger.mark({"AAA": 150})
+    other = await open_ledger()
+
+    await other.apply_fill(client_order_id="o-fill", strategy="beta", symbol="AAA", side=Side.BUY, lots=1,
+                           lot_cents=100)
+    after_fill = await ledger.firm_exposure()
+    await reserve(other, "o-order", Side.BUY, 1, strategy="beta", lot_cents=100)
+    after_order = await ledger.firm_exposure()
+    lowered = await ledger.mark({"AAA": 120})  # the sidecar that saw the rally still takes it back
+
+    assert after_fill.total_gross_cents == 11 * 150
+    assert after_order.total_gross_cents == 12 * 150
+    assert lowered == 1 and (await ledger.firm_exposure()).total_gross_cents == 12 * 120

@@ -2,7 +2,8 @@
 -- order's reservation (dropping it when none are left). A fill with no reservation of the
 -- caller's (none, or another sidecar's under the same order id) still moves the position. The
 -- symbol is revalued at lot_cents, the caller's live price; with keep_mark (the caller has no
--- live price, and lot_cents is the fill's own), at the mark the server holds if it holds one.
+-- live price, and lot_cents is the fill's own), at the mark the server holds if it holds one,
+-- and so where a sidecar's price mark set the value higher.
 --
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (>= 0), lot_cents (> 0),
 --       the caller's instance id, lots to settle (>= 0), keep_mark (1 or 0)
@@ -10,8 +11,12 @@
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local to_settle = tonumber(ARGV[8])
-if ARGV[9] == '1' and redis.call('HEXISTS', K_MARKS, symbol) == 1 then
-  lot_cents = tonumber(redis.call('HGET', K_MARKS, symbol))
+-- The server's value stands where the caller has no live price, or where a sidecar's price
+-- mark set it higher (a rally another sidecar saw: see mark.lua); it keeps its marker then.
+local new_mark = lot_cents
+local marked = tonumber(redis.call('HGET', K_MARKS, symbol))
+if marked and (ARGV[9] == '1' or (redis.call('HEXISTS', K_MARKED_BY, symbol) == 1 and marked >= lot_cents)) then
+  lot_cents, new_mark = marked, nil
 end
 local key = strategy .. US .. symbol
 local move = sign * lots
@@ -47,5 +52,5 @@ if held ~= nil then
     revalue(held.symbol, nil)
   end
 end
-revalue(symbol, lot_cents)
+revalue(symbol, new_mark)
 return {position, remaining}

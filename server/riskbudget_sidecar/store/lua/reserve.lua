@@ -62,6 +62,14 @@ end
 -- direction fills, `behind` the absolute position reached the other way. As reservations
 -- are never negative, behind >= -ahead: while ahead + g < 0 it stays below behind, so W
 -- is non-decreasing and the order raises the worst case only past g = behind - ahead.
+-- A value a sidecar's price mark set higher (a rally it saw: see mark.lua) is not lowered by
+-- this order's own, perhaps lagging, price: the order is valued at it, and its marker stays.
+local keep_marked = false
+local marked = tonumber(redis.call('HGET', K_MARKS, symbol))
+if marked and marked >= lot_cents and redis.call('HEXISTS', K_MARKED_BY, symbol) == 1 then
+  lot_cents, keep_marked = marked, true
+end
+
 local net, buy, sell = exposure(symbol)
 local ahead, behind
 if sign > 0 then
@@ -114,7 +122,7 @@ if granted > 0 then
   store_reservation(id, strategy, symbol, sign * granted, expires_at, holder)
   add(sign > 0 and K_BUY or K_SELL, symbol, granted)
   local mark = lot_cents
-  if reassert and redis.call('HEXISTS', K_MARKS, symbol) == 1 then
+  if keep_marked or (reassert and redis.call('HEXISTS', K_MARKS, symbol) == 1) then
     mark = nil
   end
   revalue(symbol, mark)
