@@ -1019,21 +1019,25 @@ async def test_an_active_state_or_a_reservation_put_back_is_granted_though(ledge
     assert (active.granted_lots, put_back.granted_lots) == (1, 1)
 
 
-async def test_marks_raise_values_and_lower_only_their_own_and_past_2_53_write_nothing(ledger, open_ledger):
+async def test_marks_value_a_symbol_at_the_highest_fresh_mark_and_past_2_53_write_nothing(ledger, open_ledger):
+    """Found by reviewers: one mark a symbol let a lagging sidecar, or the one whose rally mark
+    stood seeing prices fall first, mark down a rally another still saw (1.16 times a limit)."""
     await ledger.set_positions([("alpha", "AAA", 10), ("alpha", "BBB", -5)], None, {"AAA": 100, "BBB": 200})
     other = await open_ledger()
 
-    revalued = await ledger.mark({"AAA": 150, "BBB": 150, "CCC": 999})  # BBB's lower: kept
-    raised = await ledger.firm_exposure()
-    not_lowered = await other.mark({"AAA": 120})  # another sidecar's lower price: kept
-    lowered = await ledger.mark({"AAA": 120})  # the rally this sidecar marked, taken back
+    revalued = await ledger.mark({"AAA": 150, "BBB": 150, "CCC": 999})  # CCC is held by no one
+    marked = await ledger.firm_exposure()
+    lower_elsewhere = await other.mark({"AAA": 120})  # another's lower price: this one's 150 stands
+    tie = await other.mark({"AAA": 150})
+    own_falls = await ledger.mark({"AAA": 120})  # the other still sees 150
+    both_fall = await other.mark({"AAA": 110})
     after = await ledger.firm_exposure()
     with pytest.raises(ValueError, match="2\\^53"):
         await ledger.mark({"BBB": 300, "AAA": 2**60})
 
-    assert (revalued, not_lowered, lowered) == (1, 0, 1)
-    assert raised.total_gross_cents == 10 * 150 + 5 * 200
-    assert after.total_gross_cents == 10 * 120 + 5 * 200
+    assert (revalued, lower_elsewhere, tie, own_falls, both_fall) == (2, 0, 0, 0, 1)
+    assert marked.total_gross_cents == 10 * 150 + 5 * 150
+    assert after.total_gross_cents == 10 * 120 + 5 * 150
     assert await ledger.valued(["AAA", "BBB", "CCC"]) == {"AAA", "BBB"}
     assert await ledger.firm_exposure() == after
 
@@ -1069,3 +1073,23 @@ async def test_an_order_or_fill_at_a_lower_price_keeps_a_value_a_price_mark_set(
     assert after_fill.total_gross_cents == 11 * 150
     assert after_order.total_gross_cents == 12 * 150
     assert lowered == 1 and (await ledger.firm_exposure()).total_gross_cents == 12 * 120
+
+
+async def test_a_price_mark_stops_holding_a_value_up_once_it_is_no_longer_fresh(ledger, open_ledger, server):
+    """Found by a reviewer: a sidecar that marked a rally and then stopped held the value up for
+    good, and the firm was refused orders it had room for."""
+    await ledger.set_positions([("alpha", "AAA", 10)], None, {"AAA": 100})
+    await ledger.mark({"AAA": 150})
+    key = ledger._keys["price_marks"]
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:  # its mark made 61 s ago, by the server's clock
+        seconds, micros = await client.time()
+        stale = f"{ledger.instance}\x1f150\x1f{seconds * 1000 + micros // 1000 - 61_000}"
+        await client.hset(key, "AAA", stale)
+    finally:
+        await client.aclose()
+    other = await open_ledger()
+
+    lowered = await other.mark({"AAA": 110})
+
+    assert lowered == 1 and (await ledger.firm_exposure()).total_gross_cents == 10 * 110

@@ -261,7 +261,7 @@ _ANNOUNCE = _Script("announce.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
               "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances",
-              "trading_states", "marked_by")
+              "trading_states", "price_marks")
 """In the order common.lua binds them."""
 
 _VALUE_ERRORS = ("RB_RANGE ", "RB_NOMARK ")
@@ -365,8 +365,9 @@ class RedisLedger:
                      replayed=bool(replayed))
 
     async def mark(self, marks: Mapping[str, int]) -> int:
-        """Value the exposed symbols among `marks` (symbol -> lot_cents) at them where they are
-        higher, or where this instance's mark set the value (see mark.lua); how many were.
+        """Record this instance's marks (symbol -> lot_cents) of the exposed symbols among them,
+        and value each at the highest fresh mark of any instance (see mark.lua); how many values
+        changed.
         ValueError, with nothing changed, if a value would pass 2^53."""
         args = [self.instance]
         for symbol, cents in marks.items():

@@ -19,7 +19,7 @@ local K_POSITIONS,    -- hash "strategy<US>symbol" -> position lots (non-zero on
       K_RESYNC,       -- string: server ms until which new grants are refused, see resync.lua
       K_INSTANCES,    -- hash instance id -> 1: the sidecars whose books the server holds
       K_STATES,       -- hash strategy ('' for the book) -> trading state name, see announce.lua
-      K_MARKED_BY     -- hash symbol -> instance id whose price mark set its value, see mark.lua
+      K_PRICE_MARKS   -- hash symbol -> each sidecar's latest price mark, see price_marks below
     = unpack(KEYS)
 -- A symbol is "exposed" while it has a position or a reservation; only exposed symbols
 -- have fields in K_NET/K_BUY/K_SELL (non-zero ones), K_MARKS and K_CONTRIB.
@@ -89,10 +89,8 @@ local function revalue(symbol, mark)
   local worst = worst_case(exposure(symbol))
   local before = stored(K_CONTRIB, symbol)
   local after = 0
-  if mark or worst == 0 then
-    redis.call('HDEL', K_MARKED_BY, symbol)
-  end
   if worst == 0 then
+    redis.call('HDEL', K_PRICE_MARKS, symbol)
     redis.call('HDEL', K_CONTRIB, symbol)
     redis.call('HDEL', K_MARKS, symbol)
   else
@@ -104,6 +102,35 @@ local function revalue(symbol, mark)
   if after ~= before and redis.call('INCRBY', K_TOTAL, int(after - before)) == 0 then
     redis.call('DEL', K_TOTAL)
   end
+end
+
+-- Each sidecar's latest price mark of a symbol (mark.lua): "instance<US>lot_cents<US>server ms"
+-- records, separated by RS. A sidecar's mark counts for PRICE_MARK_FRESH_MS: one that stops
+-- publishing (stopped, or its feed lost the symbol) no longer holds the value up after that.
+local RS = '\30'
+local PRICE_MARK_FRESH_MS = 60000
+
+local function price_marks(symbol)
+  local marks = {}
+  local text = redis.call('HGET', K_PRICE_MARKS, symbol)
+  if text then
+    for record in string.gmatch(text, '[^' .. RS .. ']+') do
+      local instance, cents, ms = string.match(record, '^(.*)' .. US .. '(%d+)' .. US .. '(%d+)$')
+      marks[instance] = {tonumber(cents), tonumber(ms)}
+    end
+  end
+  return marks
+end
+
+-- The highest of the fresh price marks of a symbol, or nil if none is fresh.
+local function highest_price_mark(marks, now_ms)
+  local highest = nil
+  for _, mark in pairs(marks) do
+    if now_ms - mark[2] <= PRICE_MARK_FRESH_MS and (highest == nil or mark[1] > highest) then
+      highest = mark[1]
+    end
+  end
+  return highest
 end
 
 -- An order's reservation, or nil; with `holder`, nil unless that sidecar holds it. One

@@ -2,8 +2,8 @@
 -- order's reservation (dropping it when none are left). A fill with no reservation of the
 -- caller's (none, or another sidecar's under the same order id) still moves the position. The
 -- symbol is revalued at lot_cents, the caller's live price; with keep_mark (the caller has no
--- live price, and lot_cents is the fill's own), at the mark the server holds if it holds one,
--- and so where a sidecar's price mark set the value higher.
+-- live price, and lot_cents is the fill's own), at the mark the server holds if it holds one;
+-- never below the sidecars' highest fresh price mark.
 --
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (>= 0), lot_cents (> 0),
 --       the caller's instance id, lots to settle (>= 0), keep_mark (1 or 0)
@@ -11,12 +11,15 @@
 local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local to_settle = tonumber(ARGV[8])
--- The server's value stands where the caller has no live price, or where a sidecar's price
--- mark set it higher (a rally another sidecar saw: see mark.lua); it keeps its marker then.
+-- The server's value stands where the caller has no live price; else no less than the
+-- sidecars' highest fresh price mark (a rally another saw: see mark.lua).
 local new_mark = lot_cents
 local marked = tonumber(redis.call('HGET', K_MARKS, symbol))
-if marked and (ARGV[9] == '1' or (redis.call('HEXISTS', K_MARKED_BY, symbol) == 1 and marked >= lot_cents)) then
+if marked and ARGV[9] == '1' then
   lot_cents, new_mark = marked, nil
+else
+  lot_cents = math.max(lot_cents, highest_price_mark(price_marks(symbol), server_ms()) or 0)
+  new_mark = lot_cents
 end
 local key = strategy .. US .. symbol
 local move = sign * lots

@@ -1,29 +1,42 @@
--- mark: value exposed symbols at a sidecar's live prices, so that the firm's total is held to
--- its limit at the market. A mark raises a value; it lowers one only if this sidecar's own mark
--- set it: sidecars' feeds differ and lag, and one quoting lower would otherwise mark down a rally
--- another saw, while the sidecar that saw it takes it back as its prices fall. Orders, fills and
--- positions snapshots value their symbol at their sidecar's live price too. A symbol nobody
--- holds or reserves is left alone (no mark).
+-- mark: value exposed symbols at the sidecars' live prices, so that the firm's total is held to
+-- its limit at the market. Each sidecar's latest mark of a symbol is kept (for
+-- PRICE_MARK_FRESH_MS), and the symbol is valued at the highest fresh one: feeds differ and lag,
+-- and one quoting lower must not mark down a rally another still sees, while marks fall as every
+-- sidecar that saw the rally sees prices fall (or stops marking). Orders and fills are valued at
+-- no less than it either. A symbol nobody holds or reserves is left alone (no mark).
 --
 -- ARGV: the caller's instance id, then symbol, lot_cents (> 0), symbol, lot_cents, ...
 -- Returns the number of symbols revalued. Errors: RB_RANGE past 2^53 (nothing written).
-local holder = ARGV[1]
-local marks = {}
+local holder, now = ARGV[1], server_ms()
+local changes = {}
 local total = stored(K_TOTAL)
 for i = 2, #ARGV, 2 do
   local symbol, mark = ARGV[i], tonumber(ARGV[i + 1])
-  local stored_mark = redis.call('HGET', K_MARKS, symbol)
-  if stored_mark and (mark > tonumber(stored_mark) or redis.call('HGET', K_MARKED_BY, symbol) == holder) then
-    local value = worst_case(exposure(symbol)) * mark
-    total = total - stored(K_CONTRIB, symbol) + value
-    if value > MAX_SAFE or total > MAX_SAFE then
-      return out_of_range('the value', math.max(value, total))
+  if redis.call('HEXISTS', K_MARKS, symbol) == 1 then
+    local marks = price_marks(symbol)
+    marks[holder] = {mark, now}
+    local value = highest_price_mark(marks, now)
+    local worth = worst_case(exposure(symbol)) * value
+    total = total - stored(K_CONTRIB, symbol) + worth
+    if worth > MAX_SAFE or total > MAX_SAFE then
+      return out_of_range('the value', math.max(worth, total))
     end
-    marks[#marks + 1] = {symbol, mark}
+    changes[#changes + 1] = {symbol, marks, value}
   end
 end
-for _, pair in ipairs(marks) do
-  revalue(pair[1], pair[2])
-  redis.call('HSET', K_MARKED_BY, pair[1], holder)
+local revalued = 0
+for _, change in ipairs(changes) do
+  local symbol, marks, value = change[1], change[2], change[3]
+  local records = {}
+  for instance, entry in pairs(marks) do
+    if now - entry[2] <= PRICE_MARK_FRESH_MS then
+      records[#records + 1] = instance .. US .. int(entry[1]) .. US .. int(entry[2])
+    end
+  end
+  redis.call('HSET', K_PRICE_MARKS, symbol, table.concat(records, RS))
+  if value ~= stored(K_MARKS, symbol) then
+    revalue(symbol, value)
+    revalued = revalued + 1
+  end
 end
-return #marks
+return revalued

@@ -62,13 +62,9 @@ end
 -- direction fills, `behind` the absolute position reached the other way. As reservations
 -- are never negative, behind >= -ahead: while ahead + g < 0 it stays below behind, so W
 -- is non-decreasing and the order raises the worst case only past g = behind - ahead.
--- A value a sidecar's price mark set higher (a rally it saw: see mark.lua) is not lowered by
--- this order's own, perhaps lagging, price: the order is valued at it, and its marker stays.
-local keep_marked = false
-local marked = tonumber(redis.call('HGET', K_MARKS, symbol))
-if marked and marked >= lot_cents and redis.call('HEXISTS', K_MARKED_BY, symbol) == 1 then
-  lot_cents, keep_marked = marked, true
-end
+-- Valued at no less than the sidecars' highest fresh price mark (a rally another saw: see
+-- mark.lua), not at this order's own, perhaps lagging, price alone.
+lot_cents = math.max(lot_cents, highest_price_mark(price_marks(symbol), server_ms()) or 0)
 
 local net, buy, sell = exposure(symbol)
 local ahead, behind
@@ -122,7 +118,7 @@ if granted > 0 then
   store_reservation(id, strategy, symbol, sign * granted, expires_at, holder)
   add(sign > 0 and K_BUY or K_SELL, symbol, granted)
   local mark = lot_cents
-  if keep_marked or (reassert and redis.call('HEXISTS', K_MARKS, symbol) == 1) then
+  if reassert and redis.call('HEXISTS', K_MARKS, symbol) == 1 then
     mark = nil
   end
   revalue(symbol, mark)
