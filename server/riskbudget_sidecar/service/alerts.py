@@ -62,6 +62,3 @@ class ConditionAlerts:
                 self._alerts.raise_alert(kind, severity, message, subject=subject, now=now)
         elif not holds:
             self._holding.discard(key)
-
-    def holding(self, kind: AlertKind, subject: str) -> bool:
-        return (kind, subject) in self._holding

@@ -151,9 +151,9 @@ class RiskBudgetSidecar:
         """The market's prices as checks see them: taken when the book is marked with them."""
         self._price_screen = PriceScreen(config.limits.max_price_move)
         self._held_tick_alerts: dict[str, float] = {}
+        """When the last alert for a tick held back was raised, per symbol."""
         self._breaches: dict[str, Breach] = {}
         """Per subject whose usage breached its limit and is not yet back below the near level."""
-        """When the last alert for a tick held back was raised, per symbol."""
         self._store = store or open_store(
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
@@ -427,7 +427,10 @@ class RiskBudgetSidecar:
         for tick in ticks:
             if not self._market.is_in_order(_as_of_now(tick, now)):
                 continue
-            last = self._screen_reference(tick.symbol)
+            # Before a live price, the warm-up's (found by a reviewer: a first print taken as it came
+            # approved 1e6 times a limit); a synthetic one's, far from the market, makes each
+            # symbol's first price wait for a second.
+            last = self._market.last_price(tick.symbol)
             holding = self._price_screen.held(tick.symbol) is not None
             passed = self._price_screen.screen(tick, last)
             for tick_passed in passed:
@@ -442,13 +445,6 @@ class RiskBudgetSidecar:
         symbols = {tick.symbol for tick in ticks}
         live = {symbol: price for symbol in symbols if (price := self._market.live_price(symbol)) is not None}
         return AppliedTicks(applied, self._prices_to_check(symbols), live, held)
-
-    def _screen_reference(self, symbol: str) -> float | None:
-        """The price a tick is screened against: the last live one; before it, the warm-up's last
-        (found by a reviewer: a first print taken as it came, after each start, approved 1e6 times
-        a limit). A synthetic warm-up's prices are made up: far from the market, each symbol's
-        first price waits for a second to confirm it."""
-        return self._market.last_price(symbol)
 
     def _prices_to_check(self, symbols: Iterable[str]) -> dict[str, Entry]:
         """What checks are to see of the symbols' prices: the market's, but a symbol with a tick

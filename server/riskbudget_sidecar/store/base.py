@@ -54,9 +54,8 @@ class Store(Protocol):
     async def release_firm_wide(self, client_order_id: str) -> None:
         """Undo hold_firm_wide when the local record of the check could not be made."""
     def mark_firm_wide(self, prices: Mapping[str, float]) -> None:
-        """Raise the value of the firm's exposure in these symbols to these live prices where
-        higher (a store that shares_limits), in the background: the firm's total is held to its
-        limit at the market."""
+        """Mark the firm's exposure in these symbols at these live prices (a store that
+        shares_limits), in the background: the firm's total is held to its limit at the market."""
 
     # -- book (durable before returning) ---------------------------------------------------
     async def reserve(self, reservation: Reservation) -> None: ...

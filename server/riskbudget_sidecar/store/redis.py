@@ -108,7 +108,7 @@ class RedisStore(SqliteStore):
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
         self._marks_due: dict[str, int] = {}
-        """Marks (lot_cents) not yet sent to the server, the highest per symbol."""
+        """Marks (lot_cents) not yet sent to the server, the latest per symbol."""
         self._marking: asyncio.Task | None = None
         self._reconciling = asyncio.Lock()
         self._clock_lag_ms = 0
@@ -394,9 +394,7 @@ class RedisStore(SqliteStore):
         the server is away: reconciling puts back the book at live prices."""
         if not self._available:
             return
-        for symbol, price in prices.items():
-            cents = lot_cents(price, self._lot_size_of(symbol))
-            self._marks_due[symbol] = max(cents, self._marks_due.get(symbol, 0))
+        self._marks_due.update((symbol, lot_cents(price, self._lot_size_of(symbol))) for symbol, price in prices.items())
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._send_marks(), name="ledger-marks")
             self._tasks = [task for task in self._tasks if not task.done()] + [self._marking]

@@ -83,8 +83,7 @@ local function worst_case(net, buy, sell)
 end
 
 -- Value the symbol's worst case at `mark` (at its stored mark when nil) and move the
--- total by the change of its contribution. Callers check the range beforehand. A new mark is
--- no sidecar's price mark (see mark.lua) until mark.lua says so.
+-- total by the change of its contribution. Callers check the range beforehand.
 local function revalue(symbol, mark)
   local worst = worst_case(exposure(symbol))
   local before = stored(K_CONTRIB, symbol)

@@ -13,10 +13,10 @@ local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARG
 local to_settle = tonumber(ARGV[8])
 -- The server's value stands where the caller has no live price; else no less than the
 -- sidecars' highest fresh price mark (a rally another saw: see mark.lua).
-local new_mark = lot_cents
+local new_mark = nil
 local marked = tonumber(redis.call('HGET', K_MARKS, symbol))
 if marked and ARGV[9] == '1' then
-  lot_cents, new_mark = marked, nil
+  lot_cents = marked
 else
   lot_cents = math.max(lot_cents, highest_price_mark(price_marks(symbol), server_ms()) or 0)
   new_mark = lot_cents
