@@ -536,3 +536,21 @@ async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, 
     assert tiny.decision == pb.DECISION_APPROVED
     assert total >= 0.999 * 480_000 * 100
     assert room <= 500_000 - 480_000 + prices["CCC"]
+
+
+async def test_prices_that_come_while_a_mark_is_sent_go_next_the_latest_of_each(static_pair):
+    """Coalesced while a mark is on its way, a symbol's latest price goes next: the highest would
+    keep a fall from reaching the server."""
+    first, _ = static_pair
+    prices = await first.publish_last_prices()
+    quantity = round(300_000 / prices["BBB"])
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="BBB", quantity=quantity)]))
+    store = first.sidecar.store
+
+    store.mark_firm_wide({"BBB": prices["BBB"] * 1.2})
+    store.mark_firm_wide({"BBB": prices["BBB"] * 1.1})  # before the first went: both go in one call
+    await store._marking
+
+    total = (await store.ledger.firm_exposure()).total_gross_cents
+    assert total == pytest.approx(quantity * prices["BBB"] * 1.1 * 100, rel=1e-4)
