@@ -41,6 +41,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = ROOT / "artifacts"
 TOKEN = "browser-e2e-token"
+CLIENT_TOKEN, READ_TOKEN = "browser-e2e-client-token", "browser-e2e-read-token"
 STARTUP_TIMEOUT = 20.0
 WAIT = 10.0  # the longest any one page condition may take (the page refreshes every second)
 
@@ -89,10 +90,12 @@ class Sidecar:
         return "".join(self.lines[-count:])
 
 
-@pytest.fixture
-def sidecar(tmp_path) -> Iterator[Sidecar]:
+@contextmanager
+def serving(tmp_path, env: dict[str, str] | None = None, **sidecar_settings) -> Iterator[Sidecar]:
+    """A `riskbudget serve` process on the default config, with `sidecar_settings` in its
+    `sidecar` section and `env` in its environment, until the block ends."""
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    config["sidecar"]["listen"] = "127.0.0.1:0"
+    config["sidecar"].update(listen="127.0.0.1:0", **sidecar_settings)
     config["http"] = {"listen": "127.0.0.1:0"}
     config["store"] = {"path": str(tmp_path / "state.sqlite3")}
     # Nothing moves by the clock while the test runs: no monitoring tick, no stale
@@ -105,7 +108,7 @@ def sidecar(tmp_path) -> Iterator[Sidecar]:
     process = subprocess.Popen(
         [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "RISKBUDGET_ADMIN_TOKEN": TOKEN})
+        env={**os.environ, "RISKBUDGET_ADMIN_TOKEN": TOKEN, **(env or {})})
     sidecar = Sidecar(process)
     reader = threading.Thread(target=sidecar.read_output, name="sidecar-stdout", daemon=True)
     reader.start()
@@ -123,6 +126,12 @@ def sidecar(tmp_path) -> Iterator[Sidecar]:
                 process.kill()
                 process.wait(timeout=15)
         reader.join(timeout=5)
+
+
+@pytest.fixture
+def sidecar(tmp_path) -> Iterator[Sidecar]:
+    with serving(tmp_path) as running:
+        yield running
 
 
 # -- the browser ---------------------------------------------------------------------------
@@ -241,7 +250,7 @@ def fill_override_form(driver, *, scope: str, kind: str, target: str, reason: st
 def type_token(driver, token: str) -> None:
     from selenium.webdriver.common.by import By
 
-    box = driver.find_element(By.ID, "admin-token")
+    box = driver.find_element(By.ID, "token")
     box.clear()
     box.send_keys(token)
 
@@ -420,3 +429,42 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
                    for a in client.list_alerts(min_severity="info").alerts)
         assert freed.decision == pb.DECISION_APPROVED, freed
         assert override_id not in freed.override_ids
+
+
+def test_with_a_client_token_the_page_asks_for_a_token_and_the_read_token_shows_it_but_acts_on_nothing(
+        browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    tokens = {"RB_E2E_CLIENT_TOKEN": CLIENT_TOKEN, "RB_E2E_READ_TOKEN": READ_TOKEN}
+    with serving(tmp_path, env=tokens, client_token_env="RB_E2E_CLIENT_TOKEN",
+                 read_token_env="RB_E2E_READ_TOKEN") as sidecar, \
+            RiskBudgetClient(sidecar.target, client_token=READ_TOKEN) as reader, diagnostics(driver, sidecar):
+        version = reader.get_budget().budget.ref.version
+
+        # Act: the page without a token.
+        driver.get(sidecar.url + "/")
+
+        # Assert: it says what it needs, and shows no figures.
+        wait(driver, lambda d: "needs a token" in d.find_element(By.ID, "connection").text,
+             "#connection does not say the status needs a token")
+        assert driver.execute_script(READ_PAGE)["updated"] is None
+
+        # Act: the read token, entered.
+        type_token(driver, READ_TOKEN)
+        driver.find_element(By.ID, "token").send_keys(Keys.ENTER)
+
+        # Assert: the page shows the sidecar's budget, polling again.
+        page = page_at_version(driver, version)
+        assert page["strategies"]
+
+        # Act: a control with the read token.
+        type_operator(driver, "Ada Operator")
+        driver.find_element(By.ID, "rebalance").click()
+
+        # Assert: refused, naming the read token, and audited by an alert.
+        wait(driver, lambda d: "read token" in d.find_element(By.ID, "control-error").text,
+             "#control-error does not say the read token was refused")
+        assert driver.find_element(By.ID, "control-error").text.startswith("refused")
+        assert any(a.message.endswith("refused: read token") for a in reader.list_alerts(min_severity="info").alerts)

@@ -135,8 +135,11 @@ def test_no_token_shows_in_logs_errors_alerts_status_or_metrics(sidecar):
         seen.append(http(url, "/api/trading-state", token, body={"state": "TRADING_STATE_HALTED"}))
         seen.append(http(url, "/api/rebalance", token, body={"reason": "t", "requested_by": "t"}))
     seen.append(http(url, "/api/rebalance", ADMIN_TOKEN, body={"reason": "t", "requested_by": "t"}))
-    seen.append(http(url, "/api/status", None, method="GET"))
-    metrics = http(url, "/metrics", None, method="GET")
+    for token in (*WRONG_TOKENS, None):
+        seen.append(http(url, "/api/status", token, method="GET"))
+        seen.append(http(url, "/metrics", token, method="GET"))
+    seen.append(http(url, "/api/status", READ_TOKEN, method="GET"))
+    metrics = http(url, "/metrics", READ_TOKEN, method="GET")
     seen.append(metrics)
 
     process.send_signal(signal.SIGTERM)

@@ -51,7 +51,7 @@ async def page(http) -> Elements:
 
 async def test_the_page_has_every_id_of_the_dom_contract(page):
     for element_id, tag in [("regime", None), ("budget-version", None), ("regime-timeline", "svg"),
-                            ("strategies", "table"), ("symbols", "table"), ("admin-token", "input"),
+                            ("strategies", "table"), ("symbols", "table"), ("token", "input"),
                             ("override-form", "form"), ("overrides", "table"), ("trading-state", "select"),
                             ("set-trading-state", "button"), ("rebalance", "button"), ("control-error", None),
                             ("alerts", None), ("recommendations", None), ("decisions", None), ("success", None)]:

@@ -229,6 +229,61 @@ async def test_the_http_port_refuses_its_controls_to_the_read_token_and_serves_i
     assert guarded.sidecar.trading_state().name == "ACTIVE"
 
 
+HTTP_READS = ("/api/status", "/metrics")
+
+
+@pytest.mark.parametrize("path", HTTP_READS)
+@pytest.mark.parametrize("token", [READ_TOKEN, CLIENT_TOKEN, ADMIN_TOKEN])
+async def test_the_http_ports_reads_serve_the_read_client_and_admin_tokens(guarded, path, token):
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.get(path, headers={"Authorization": f"Bearer {token}"}) as reply:
+            await reply.read()
+
+    assert reply.status == 200
+
+
+@pytest.mark.parametrize("path", HTTP_READS)
+@pytest.mark.parametrize("headers, status, error", [
+    ({}, 401, "this sidecar's reads need 'Authorization: Bearer <read, client or admin token>'"),
+    ({"Authorization": "Basic cmVhZDpyZWFk"}, 401,
+     "this sidecar's reads need 'Authorization: Bearer <read, client or admin token>'"),
+    ({"Authorization": "Bearer not-a-token"}, 403, "the token is not valid"),
+], ids=["no token", "not bearer", "wrong token"])
+async def test_with_a_client_token_the_http_ports_reads_need_a_token_as_grpcs_do(guarded, path, headers, status,
+                                                                                  error):
+    """Found in a review against the security requirements: `/api/status` showed any process on
+    the host the recent decisions and their order ids while gRPC's reads needed a token."""
+    with structlog.testing.capture_logs() as events:
+        async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+            async with http.get(path, headers=headers) as reply:
+                body = await reply.json()
+
+    assert (reply.status, body["error"]) == (status, error)
+    assert "decisions" not in body and "riskbudget_" not in str(body)
+    refusals = [e for e in events if e["event"] == "client_refused"]
+    assert [(e["action"], e["peer"].startswith("http:")) for e in refusals] == [(f"http {path.rsplit('/', 1)[1]}",
+                                                                                True)]
+
+
+async def test_several_authorization_headers_are_refused_on_the_http_ports_reads(guarded):
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.get("/api/status", headers=[("Authorization", f"Bearer {READ_TOKEN}"),
+                                                    ("Authorization", f"Bearer {ADMIN_TOKEN}")]) as reply:
+            body = await reply.json()
+
+    assert (reply.status, body["error"]) == (401, "send one 'Authorization' value, not several")
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/static/app.js"])
+async def test_the_dashboards_page_and_the_health_probes_need_no_token(guarded, path):
+    """They carry no figures: a probe or a browser gets them, and the page asks for a token."""
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.get(path) as reply:
+            await reply.read()
+
+    assert reply.status == 200
+
+
 # -- the Python client ---------------------------------------------------------------------
 
 async def test_the_python_client_with_the_read_token_reads_and_dry_runs_but_cannot_reserve(guarded):

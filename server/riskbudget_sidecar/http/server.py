@@ -272,6 +272,7 @@ class _Routes:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self._check_read(request, "metrics")
         with contextlib.suppress(NotReady):  # before the first budget: the metrics as they are
             self._sidecar.refresh_metrics()
         return web.Response(body=generate_latest(self._sidecar.metrics.registry),
@@ -289,7 +290,12 @@ class _Routes:
                                  status=200 if serving else 503)
 
     async def status(self, request: web.Request) -> web.Response:
+        self._check_read(request, "status")
         return web.json_response(status(self._sidecar), dumps=_dumps)
+
+    def _check_read(self, request: web.Request, action: str) -> None:
+        self._auth.check_read(request.headers.getall("Authorization", []), action=f"http {action}",
+                              peer=f"http:{request.remote}")
 
     # -- controls: the admin RPCs' requests as JSON, the same checks and calls ---------------
 

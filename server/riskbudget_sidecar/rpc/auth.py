@@ -15,7 +15,8 @@ Three tokens, three scopes, each narrower than the one before:
 `AdminAuth.check` is the whole admin check: it takes what the caller presented (the
 `authorization` value: gRPC metadata or the HTTP header), compares in constant time,
 audits the outcome, and tells `on_refused` of every refusal. gRPC calls it through
-`require_admin`, the admin HTTP port directly. `ClientTokenInterceptor` checks the
+`require_admin`, the admin HTTP port directly; `check_read` is the admin HTTP port's check of
+its reads, the client scope's. `ClientTokenInterceptor` checks the
 client and read scopes: installed only when a client token is configured, so a sidecar
 without one pays nothing per call. No token is ever logged or echoed back.
 """
@@ -41,6 +42,8 @@ READ_TOKEN = "read token"
 """What `AdminAuth.client_refusal` says of the read token; the audit's `why` when it is refused."""
 
 
+HTTP_READ_NEEDS_TOKEN = "this sidecar's reads need 'Authorization: Bearer <read, client or admin token>'"
+"""The refusal of an admin HTTP port read without a token, once a client token is configured."""
 SEVERAL_TOKENS = "several tokens"
 """The refusal of a call carrying more than one `authorization` value."""
 
@@ -166,6 +169,19 @@ class AdminAuth:
         if client or admin:
             return None
         return READ_TOKEN if self._is_read_token(presented) else "wrong token"
+
+    def check_read(self, values: list[str], *, action: str, peer: str) -> None:
+        """The check of the admin HTTP port's reads (its status and metrics), which show what
+        gRPC's reads show: free without a client token configured, as those are; with one,
+        the read, client or admin token. Refusals are audited, like gRPC's client refusals."""
+        why = SEVERAL_TOKENS if len(values) > 1 else self.client_refusal(one_authorization(values))
+        if why is None or why == READ_TOKEN:
+            return
+        audit.warning("client_refused", action=action, peer=peer, why=why)
+        if why == "wrong token":
+            raise PermissionDenied("the token is not valid")
+        raise Unauthenticated(HTTP_READ_NEEDS_TOKEN if why != SEVERAL_TOKENS
+                              else "send one 'Authorization' value, not several")
 
     def _is_read_token(self, presented: bytes | None) -> bool:
         return (presented is not None and self._read_token is not None

@@ -1,11 +1,12 @@
 // The riskbudget dashboard: polls /api/status every second and renders it in place;
-// the controls call the admin endpoints with the token kept in sessionStorage.
+// both it and the controls send the token kept in sessionStorage (a sidecar with a client
+// token configured serves its status only with a token; its controls need the admin token).
 // Vanilla JS, no build step, nothing from elsewhere.
 "use strict";
 
 (() => {
   const POLL_MS = 1000;
-  const TOKEN_KEY = "riskbudget.admin-token";
+  const TOKEN_KEY = "riskbudget.token";
   const OPERATOR_KEY = "riskbudget.operator";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const MIN_PERIOD_PX = 8;
@@ -410,6 +411,12 @@
 
   let timer = null;
   let inFlight = false;
+  let refused = false; // the status needs a token the page lacks: wait for one before asking again
+
+  function withToken(headers) {
+    const token = $("#token").value.trim();
+    return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  }
 
   function showConnection(ok, text) {
     const node = $("#connection");
@@ -422,9 +429,15 @@
     inFlight = true;
     clearTimeout(timer);
     try {
-      const response = await fetch("/api/status", { cache: "no-store", headers: { Accept: "application/json" } });
+      const response = await fetch("/api/status", {
+        cache: "no-store", headers: withToken({ Accept: "application/json" }) });
       const body = await response.json().catch(() => ({}));
-      if (!response.ok) {
+      refused = response.status === 401 || response.status === 403;
+      if (refused) {
+        showConnection(false, response.status === 401
+          ? "this sidecar's status needs a token: enter a read, client or admin token under Controls"
+          : "token refused: enter a read, client or admin token under Controls");
+      } else if (!response.ok) {
         showConnection(false, `sidecar: ${response.status} ${body.error || response.statusText}`);
       } else {
         render(body);
@@ -435,7 +448,7 @@
       showConnection(false, "cannot reach the sidecar");
     } finally {
       inFlight = false;
-      timer = setTimeout(refresh, POLL_MS);
+      if (!refused) timer = setTimeout(refresh, POLL_MS);
     }
   }
 
@@ -456,9 +469,7 @@
   }
 
   async function admin(method, path, body) {
-    const token = $("#admin-token").value.trim();
-    const headers = { "Content-Type": "application/json", Accept: "application/json" };
-    if (token) headers.Authorization = `Bearer ${token}`;
+    const headers = withToken({ "Content-Type": "application/json", Accept: "application/json" });
     let response;
     try {
       response = await fetch(path, { method, headers, body: JSON.stringify(body), cache: "no-store" });
@@ -531,9 +542,11 @@
   }
 
   function start() {
-    const token = $("#admin-token");
+    const token = $("#token");
     token.value = sessionStorage.getItem(TOKEN_KEY) || "";
     token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+    // A whole token (on Enter or leaving the field), not each keystroke: every refusal is audited.
+    token.addEventListener("change", () => { if (refused) refresh(); });
     const name = $("#operator");
     name.value = sessionStorage.getItem(OPERATOR_KEY) || "";
     name.addEventListener("input", () => sessionStorage.setItem(OPERATOR_KEY, name.value));
