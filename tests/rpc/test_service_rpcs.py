@@ -368,6 +368,23 @@ async def test_utilization_values_a_symbol_with_a_tick_held_back_as_checks_do(ha
     assert held.utilization > 1 and check.decision == pb.DECISION_REJECTED
 
 
+async def test_the_budgets_quantity_limit_is_at_the_price_checks_use_while_a_tick_is_held_back(harness):
+    """Position sizing from GetBudget must not promise more than CheckTrade approves: while a jump
+    is held back, checks value the symbol at it, and so does `max_position_quantity`."""
+    prices = await harness.publish_last_prices()
+    before = {s.symbol: s for s in (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget.symbols}
+    harness.clock.advance(1)
+    await harness.publish({"AAA": prices["AAA"] * 1.5})  # held back
+    during = {s.symbol: s for s in (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget.symbols}
+
+    notional = during["AAA"].max_position_notional
+    assert notional == before["AAA"].max_position_notional
+    assert before["AAA"].max_position_quantity == pytest.approx(notional / prices["AAA"])
+    assert during["AAA"].max_position_quantity == pytest.approx(notional / (1.5 * prices["AAA"]))
+    assert during["AAA"].last_price == prices["AAA"]
+    assert during["BBB"].max_position_quantity == pytest.approx(before["BBB"].max_position_quantity)
+
+
 async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as_applied(harness):
     prices = await harness.publish_last_prices()
     harness.clock.advance(5)

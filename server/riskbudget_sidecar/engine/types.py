@@ -136,10 +136,6 @@ class SymbolBudget:
     restricted: bool = False
     """Only reducing orders pass (limits.restricted_symbols, a RESTRICT_SYMBOL override)."""
 
-    @property
-    def max_position_quantity(self) -> float:
-        return self.max_position_notional / self.last_price if self.last_price > 0 else 0.0
-
 
 def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))

@@ -50,7 +50,7 @@ def status(sidecar: RiskBudgetSidecar) -> dict[str, Any]:
     return {
         "now": _time(now),
         "budget": as_json(convert.budget(snapshot, book_state=book_state, strategy_states=strategy_states,
-                                         strategy=None)),
+                                         strategy=None, checked_price=sidecar.checked_price)),
         "utilization": as_json(convert.utilization(report, snapshot)),
         "regime_history": [as_json(convert.regime_period(regime, since))
                            for regime, since in sidecar.regime_history],

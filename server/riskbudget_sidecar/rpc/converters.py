@@ -336,7 +336,11 @@ def budget_ref(snapshot: d.BudgetSnapshot | None) -> pb.BudgetRef:
 
 
 def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
-           strategy_states: dict[str, d.TradingState], strategy: str | None) -> pb.Budget:
+           strategy_states: dict[str, d.TradingState], strategy: str | None,
+           checked_price: Callable[[str], float | None]) -> pb.Budget:
+    """`checked_price(symbol)`: the price checks value the symbol at now, which sizes its
+    `max_position_quantity` (a tick the price screen holds back can make it stricter than the
+    last price)."""
     strategies = [s for name, s in snapshot.strategies.items() if strategy in (None, name)]
     wanted_symbols = {w.symbol for s in strategies for w in s.symbols}
     return pb.Budget(
@@ -358,7 +362,8 @@ def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
         symbols=[pb.SymbolBudget(
             symbol=b.symbol, target_weight=b.target_weight, risk_contribution=b.risk_contribution,
             max_position_notional=b.max_position_notional,
-            max_position_quantity=b.max_position_quantity, last_price=b.last_price,
+            max_position_quantity=_quantity(b.max_position_notional, checked_price(b.symbol) or b.last_price),
+            last_price=b.last_price,
             volatility=b.volatility, limit_source=LIMIT_SOURCE_TO_PB[b.limit_source],
             restricted=b.restricted,
         ) for name, b in snapshot.symbols.items() if name in wanted_symbols],
@@ -368,6 +373,10 @@ def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
         shadow_mode=snapshot.shadow_mode,
         overrides=[override(o) for o in snapshot.overrides],
     )
+
+
+def _quantity(notional: float, price: float) -> float:
+    return notional / price if price > 0 else 0.0
 
 
 def trade_decision(decision: d.TradeDecision) -> service_pb.CheckTradeResponse:

@@ -38,7 +38,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
         snapshot = self._sidecar.require_snapshot()
         states = {name: self._sidecar.strategy_trading_state(name) for name in snapshot.strategies}
         return convert.budget(snapshot, book_state=self._sidecar.trading_state(),
-                              strategy_states=states, strategy=strategy)
+                              strategy_states=states, strategy=strategy, checked_price=self._sidecar.checked_price)
 
     @mapped_errors
     async def GetUtilization(self, request, context):

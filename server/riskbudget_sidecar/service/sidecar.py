@@ -446,6 +446,10 @@ class RiskBudgetSidecar:
         live = {symbol: price for symbol in symbols if (price := self._market.live_price(symbol)) is not None}
         return AppliedTicks(applied, self._prices_to_check(symbols), live, held)
 
+    def checked_price(self, symbol: str) -> float | None:
+        """The price checks value `symbol` at now (None before it has one)."""
+        return self._checked_prices.last_price(symbol)
+
     def _prices_to_check(self, symbols: Iterable[str]) -> dict[str, Entry]:
         """What checks are to see of the symbols' prices: the market's, but a symbol with a tick
         held back at the larger of its last price and the held one (the stricter value)."""
