@@ -538,6 +538,27 @@ async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, 
     assert room <= 500_000 - 480_000 + prices["CCC"]
 
 
+async def test_a_positions_snapshot_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, valkey):
+    """As an order's or a fill's, a snapshot's own prices value its symbols at no less than the
+    highest fresh mark another sidecar sent."""
+    async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA, **STATIC_HALF) as (first, second):
+        prices = await first.publish_last_prices()
+        await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+            pb.Position(strategy="trend", symbol="AAA", quantity=round(400_000 / prices["AAA"]))]))
+        first.clock.advance(1)
+        await first.publish({**prices, "AAA": prices["AAA"] * 1.2})
+        await marked(first, 480_000)
+        await second.publish(prices)  # its feed lags
+        await second.stub.SetPositions(spb.SetPositionsRequest(strategy="carry", positions=[
+            pb.Position(strategy="carry", symbol="AAA", quantity=1)]))
+        total = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
+
+        room = await firm_room_left_to_second(first, second, prices)
+
+    assert total >= 0.999 * 480_000 * 100
+    assert room <= 500_000 - 480_000 + 2 * prices["CCC"]
+
+
 async def test_prices_that_come_while_a_mark_is_sent_go_next_the_latest_of_each(static_pair):
     """Coalesced while a mark is on its way, a symbol's latest price goes next: the highest would
     keep a fall from reaching the server."""

@@ -1,7 +1,8 @@
 -- set_positions: replace the positions of every strategy, or of one, atomically; a symbol
 -- absent from the new positions is flat in the replaced scope. Reservations stay (their
 -- orders are still in flight). Each symbol of the replaced or the new positions, and each
--- symbol given a mark, is revalued: at the mark given, else at its stored one.
+-- symbol given a mark, is revalued: at the mark given, or the highest fresh price mark if that
+-- is higher (a lagging sidecar's snapshot marks no rally down), else at its stored one.
 --
 -- ARGV: scope ('all' or 'one'), strategy ('' for all), n, then n x (strategy, symbol, lots)
 --       with distinct (strategy, symbol), then (symbol, lot_cents) pairs to the end.
@@ -38,9 +39,11 @@ for i = 0, count - 1 do
 end
 
 local marks = {}
+local now_ms = server_ms()
 for i = 4 + 3 * count, #ARGV, 2 do
-  marks[ARGV[i]] = tonumber(ARGV[i + 1])
-  touch(ARGV[i], 0)
+  local symbol = ARGV[i]
+  marks[symbol] = math.max(tonumber(ARGV[i + 1]), highest_price_mark(price_marks(symbol), now_ms) or 0)
+  touch(symbol, 0)
 end
 
 -- Check every symbol before writing anything: a script that fails half-way keeps its writes.
