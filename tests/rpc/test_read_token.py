@@ -148,6 +148,20 @@ async def test_a_check_that_reserves_is_refused_to_the_read_token_before_it_is_e
     assert logged_order_ids(guarded) == ["o-1", "o-3"]  # the dry run is logged, the refused check is not
 
 
+async def test_a_check_whose_body_does_not_parse_is_invalid_argument_with_the_read_token_too(guarded):
+    """Found by a tester: the read token's gate read `dry_run` of a body that did not parse, and
+    answered UNKNOWN with an error-level traceback in the log for every such call."""
+    check_trade = guarded.channel.unary_unary(f"/{SERVICE.full_name}/CheckTrade")  # bytes in and out
+
+    with structlog.testing.capture_logs() as events:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await check_trade(b"\xff\xff\xff", metadata=READER)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(request body)" in refused.value.details()
+    assert [e for e in events if e["log_level"] in ("error", "critical")] == []
+
+
 async def test_after_a_refused_check_the_same_check_with_the_client_token_is_new(guarded):
     with pytest.raises(grpc.aio.AioRpcError):
         await guarded.stub.CheckTrade(order("o-2"), metadata=READER)

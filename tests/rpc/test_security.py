@@ -297,6 +297,41 @@ async def test_an_unusable_client_token_file_is_refused_naming_the_field(tmp_pat
         await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
 
 
+async def test_a_token_file_in_a_directory_others_may_write_is_refused_naming_the_field(tmp_path):
+    """Found by a tester: another user replaced a 0600 admin token file in a directory open to
+    all, and the next reload made their token the admin token, with no warning."""
+    path = write_config(tmp_path)  # the admin token file beside it, in tmp_path
+    (tmp_path / "admin-token").chmod(0o600)
+    tmp_path.chmod(0o777)
+    try:
+        with pytest.raises(ConfigError, match=rf"sidecar.admin_token_file: the directory {tmp_path} \(mode 0777, "
+                                              r"group \d+\) may be written by other users"):
+            await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+    finally:
+        tmp_path.chmod(0o700)
+
+
+async def test_a_reload_refuses_a_token_file_moved_where_others_may_change_it_and_keeps_the_tokens(tmp_path):
+    running = await start_with_client_token(tmp_path)
+    budget = SERVICE.methods_by_name["GetBudget"]
+    reload_config = ADMIN_SERVICE.methods_by_name["ReloadConfig"]
+    try:
+        tmp_path.chmod(0o777)  # the directory of the token files, opened to everyone
+        (tmp_path / "client-token").write_text("someone-elses-token\n")
+        refused = await call(running.channel, reload_config, bearer(ADMIN_TOKEN), requested_by="pytest")
+        theirs = await call(running.channel, budget, bearer("someone-elses-token"))
+        kept = await call(running.channel, budget, bearer(CLIENT_TOKEN))
+    finally:
+        tmp_path.chmod(0o700)
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert not refused.reloaded
+    assert refused.errors[0].startswith(f"sidecar.admin_token_file: the directory {tmp_path} (mode 0777,")
+    assert theirs.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert kept.budget.ref.version >= 1
+
+
 @pytest.mark.parametrize("value", ["   ", "\n", ""], ids=["spaces", "newline", "empty"])
 async def test_an_admin_token_env_of_blanks_turns_admin_off_and_spaces_grant_nothing(tmp_path, monkeypatch, value):
     monkeypatch.setenv("RB_TEST_ADMIN_TOKEN", value)
@@ -355,6 +390,28 @@ async def test_a_socket_directory_others_can_enter_is_refused_and_nothing_listen
         await start_harness(tmp_path, sidecar__listen=f"unix:{directory / 'sidecar.sock'}")
 
     assert list(directory.iterdir()) == []
+
+
+async def test_a_socket_path_through_a_directory_others_may_write_is_refused_and_nothing_listens(tmp_path):
+    """Found by a tester: a link another user owned on the socket's path (the socket's own
+    directory 0700, as required) let them swap in a socket of their own, which approved every
+    order and read the client token. Every directory and link on the way is checked now."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+
+    with pytest.raises(OSError, match=rf"cannot listen on unix:{open_dir}/run/sidecar.sock: the directory "
+                                      rf"{open_dir} \(mode 0777, group \d+\) may be written by other users"):
+        await start_harness(tmp_path, sidecar__listen=f"unix:{open_dir / 'run' / 'sidecar.sock'}")
+
+    assert not (open_dir / "run" / "sidecar.sock").exists()
+
+
+@pytest.mark.parametrize("listen", ["unix:/tmp/pct%41dir/sidecar.sock", "unix://127.0.0.1/tmp/sidecar.sock"])
+def test_a_unix_socket_path_grpc_would_read_as_a_uri_is_refused_naming_the_field(listen):
+    """Found by a tester: gRPC decoded `%41` and bound `pctAdir`, not the directory checked."""
+    with pytest.raises(ConfigError, match="sidecar.listen: a unix socket path may not hold '%' or begin with '//'"):
+        parse_config(config_data(sidecar__listen=listen), source="c.yaml")
 
 
 def test_a_unix_socket_path_longer_than_the_os_takes_is_refused_naming_the_field(tmp_path):

@@ -21,6 +21,7 @@ from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused, TokensRotated
 from ..service.sidecar import RiskBudgetSidecar
 from ..service.warmup import check_warmup_file
+from ..service.trusted_paths import changeable_by_others
 from ..http import AdminHttpServer, start_http_server
 from ..rpc.auth import AdminAuth
 from ..rpc.server import RunningServer, require_private_directory, server_credentials, start_server
@@ -185,6 +186,10 @@ def _read_token_file(path: str, field: str) -> str:
         raise ConfigError([f"{field}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
     if not token:
         raise ConfigError([f"{field}: the file is empty"])
+    if (problem := changeable_by_others(Path(path).absolute())) is not None:
+        # Found by a tester: another user replaced a 0600 token file in a directory open to all,
+        # and the next reload made their token the admin token.
+        raise ConfigError([f"{field}: {problem}; keep the file where only this user (and root) can change it"])
     return token
 
 

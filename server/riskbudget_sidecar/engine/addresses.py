@@ -38,6 +38,9 @@ def parse_listen_address(text: str, *, allow_non_loopback: bool = False) -> List
             raise ValueError("abstract unix sockets are refused; use a path")
         if not path.startswith("/"):
             raise ValueError("a unix socket path must be absolute: unix:/path/to/socket")
+        if "%" in path or path.startswith("//"):  # found by a tester: the directory checked was not the one bound
+            raise ValueError("a unix socket path may not hold '%' or begin with '//': gRPC reads those as a URI "
+                             "(decoding %41 as A), so it would bind another path than the one checked")
         size = len(os.fsencode(path))
         if size > MAX_UNIX_PATH_BYTES:
             raise ValueError(f"the unix socket path is {size} bytes long; the OS takes at most "

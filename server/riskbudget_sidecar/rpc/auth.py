@@ -30,6 +30,7 @@ import grpc
 import structlog
 
 from ..service.errors import PermissionDenied, Unauthenticated
+from .parsing import Unparsable
 
 audit = structlog.get_logger("riskbudget.audit")
 
@@ -265,7 +266,8 @@ def _dry_run_only(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     check_trade = handler.unary_unary
 
     async def dry_run_only(request, context: grpc.aio.ServicerContext):
-        if not request.dry_run:
+        # A body that did not parse goes on to be refused as CheckTrade refuses it, naming it.
+        if type(request) is not Unparsable and not request.dry_run:
             audit.warning("client_refused", action=DRY_RUN_CALL, peer=context.peer(), why="read token without dry_run")
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, DRY_RUN_ONLY)
         return await check_trade(request, context)

@@ -22,6 +22,7 @@ from ..engine.types import AlertKind, AlertSeverity
 from ..service.sidecar import RiskBudgetSidecar
 from ..engine.config import SidecarTls
 from ..service.config_file import read_pem
+from ..service.trusted_paths import changeable_by_others
 from .auth import AdminAuth, ClientTokenInterceptor
 from .parsing import add_servicer
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
@@ -260,7 +261,12 @@ def _bind_unix(server: grpc.aio.Server, address: ListenAddress,
 
 def require_private_directory(directory: Path, target: str) -> None:
     """The socket's directory must be this user's and closed to everyone else: one made
-    beforehand (by someone else, or open to a group) would let others reach or replace it."""
+    beforehand (by someone else, or open to a group) would let others reach or replace it. So
+    must the way to it: a tester swapped a link another user owned on the path for one to a
+    socket of their own, which approved every order and read the client token."""
+    if (problem := changeable_by_others(directory)) is not None:
+        raise OSError(f"cannot listen on {target}: {problem}; set sidecar.listen to a path only this user "
+                      "(and root) can change")
     info = directory.stat()
     if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
         raise OSError(f"cannot listen on {target}: the socket's directory {directory} must belong to "
