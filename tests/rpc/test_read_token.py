@@ -22,11 +22,12 @@ from riskbudget_sidecar.service.config_file import ConfigError, load_config
 from tests.rpc.conftest import ADMIN_TOKEN, T0, start_harness, write_config
 from tests.rpc.test_reload_and_alerts import edit_config, reload
 from tests.rpc.test_security import ADMIN_SERVICE, CLIENT_TOKEN, SERVICE, bearer, call
+from tests.rpc.test_service_rpcs import field_violations
 
 READ_TOKEN = "read-token-3c2b1a0f9e8d"
 READS = ("GetBudget", "GetUtilization", "StreamRecommendations", "ListAlerts", "GetStatus")
 CHANGES = ("PublishMarketData", "StreamMarketData", "ReportFill", "SetPositions", "ReleaseOrder")
-READER, CLIENT = bearer(READ_TOKEN), bearer(CLIENT_TOKEN)
+READER, CLIENT, ADMIN = bearer(READ_TOKEN), bearer(CLIENT_TOKEN), bearer(ADMIN_TOKEN)
 
 
 def token_files(tmp_path, client: str = CLIENT_TOKEN, read: str = READ_TOKEN) -> dict[str, str]:
@@ -394,3 +395,47 @@ async def test_a_reload_cannot_change_the_read_token(guarded, tmp_path):
 def test_the_auth_itself_refuses_a_read_token_it_cannot_honour(tokens, message):
     with pytest.raises(ValueError, match=message):
         AdminAuth(ADMIN_TOKEN, **tokens)
+
+
+# -- a token typed where a name or a reason goes --------------------------------------------
+
+TOKEN_IN_TEXT = "holds one of the sidecar's tokens: it would be logged and shown in the status"
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda admin, token: admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_HALTED, reason="x", set_by=token), metadata=ADMIN), "set_by"),
+    (lambda admin, token: admin.TriggerRebalance(apb.TriggerRebalanceRequest(
+        reason=f"pasted {token} by mistake", requested_by="ada"), metadata=ADMIN), "reason"),
+    (lambda admin, token: admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_SYMBOL, kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL, target="AAA",
+        reason=token, set_by="ada")), metadata=ADMIN), "override.reason"),
+    (lambda admin, token: admin.ReloadConfig(apb.ReloadConfigRequest(requested_by=token), metadata=ADMIN),
+     "requested_by"),
+], ids=["set_by", "reason", "override.reason", "requested_by"])
+@pytest.mark.parametrize("token", [ADMIN_TOKEN, CLIENT_TOKEN, READ_TOKEN], ids=["admin", "client", "read"])
+async def test_an_admin_call_with_a_token_in_its_text_is_refused_naming_the_field(guarded, call, field, token):
+    """Found by a tester: a token typed into the dashboard's name field, beside the token's own,
+    went into the log and /api/status, which the read token reads."""
+    with structlog.testing.capture_logs() as events:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(guarded.admin, token)
+    after = await guarded.stub.GetStatus(spb.GetStatusRequest(), metadata=CLIENT)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert list(violations) == [field] and violations[field].startswith(TOKEN_IN_TEXT)
+    assert token not in refused.value.details() and token not in str(events) and token not in str(after)
+    assert guarded.sidecar.trading_state().name == "ACTIVE" and guarded.sidecar.overrides == ()
+
+
+async def test_an_http_control_with_a_token_in_its_text_is_refused_naming_the_field(guarded):
+    async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+        async with http.post("/api/rebalance", json={"reason": "weekly", "requested_by": ADMIN_TOKEN},
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
+            body = await reply.json()
+
+    assert reply.status == 400
+    assert [v["field"] for v in body["field_violations"]] == ["requested_by"]
+    assert body["field_violations"][0]["description"].startswith(TOKEN_IN_TEXT)
+    assert ADMIN_TOKEN not in str(body)

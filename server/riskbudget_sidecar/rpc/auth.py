@@ -24,12 +24,13 @@ without one pays nothing per call. No token is ever logged or echoed back.
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterator
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
-from ..service.errors import PermissionDenied, Unauthenticated
+from ..service.errors import InvalidInput, PermissionDenied, Unauthenticated
 from .parsing import Unparsable
 
 audit = structlog.get_logger("riskbudget.audit")
@@ -131,10 +132,25 @@ class AdminAuth:
         self._refuse(action, peer, "wrong token")
         raise PermissionDenied("the admin token is not valid")
 
-    def require_admin(self, context: grpc.aio.ServicerContext, action: str) -> None:
-        """The check for a gRPC call: its `authorization` metadata."""
+    def require_admin(self, context: grpc.aio.ServicerContext, action: str, request: Message) -> None:
+        """The check for a gRPC call: its `authorization` metadata, then its request's text."""
         values = [value for key, value in context.invocation_metadata() or () if key == "authorization"]
         self.check_all(values, action=action, peer=context.peer())
+        self.refuse_tokens_in(request)
+
+    def refuse_tokens_in(self, request: Message | Unparsable) -> None:
+        """Refuse an admin request with a token in its text (a name, a reason), naming the field:
+        that text is logged, raised in alerts and shown in the status. Found by a tester: a token
+        pasted into the dashboard's name field, beside the token's, went into the log and
+        /api/status, which the read token reads."""
+        if type(request) is Unparsable:  # refused as its call refuses it
+            return
+        tokens = [token.decode() for token in (self._token, self._client_token, self._read_token) if token]
+        for field, text in _texts(request):
+            if any(token in text for token in tokens):
+                raise InvalidInput([(field, "holds one of the sidecar's tokens: it would be logged and shown in "
+                                            "the status; give a name or a reason, and the token in "
+                                            "'authorization' only")])
 
     def check_all(self, values: list[str], *, action: str, peer: str) -> None:
         """`check` of the call's `authorization` values: refused (and audited) if there are several."""
@@ -187,6 +203,18 @@ class AdminAuth:
     def _is_read_token(self, presented: bytes | None) -> bool:
         return (presented is not None and self._read_token is not None
                 and hmac.compare_digest(presented, self._read_token))
+
+
+def _texts(message: Message, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Each string set in `message` and the messages in it, with its field's path."""
+    for field, value in message.ListFields():
+        name = prefix + field.name
+        values = value if field.is_repeated else [value]
+        if field.type == field.TYPE_STRING:
+            yield from ((name, text) for text in values)
+        elif field.type == field.TYPE_MESSAGE:
+            for inner in values:
+                yield from _texts(inner, name + ".")
 
 
 def _same(token: str | None, other: str | None) -> bool:

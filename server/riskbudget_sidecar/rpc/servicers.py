@@ -128,7 +128,7 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
 
     @mapped_errors
     async def SetTradingState(self, request, context):
-        self._auth.require_admin(context, "SetTradingState")
+        self._auth.require_admin(context, "SetTradingState", request)
         state, strategy = convert.trading_state_request(request)
         await self._sidecar.set_trading_state(state, strategy, set_by=request.set_by, reason=request.reason)
         return admin_pb.SetTradingStateResponse(
@@ -137,31 +137,31 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
 
     @mapped_errors
     async def TriggerRebalance(self, request, context):
-        self._auth.require_admin(context, "TriggerRebalance")
+        self._auth.require_admin(context, "TriggerRebalance", request)
         recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(request))
         return admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
 
     @mapped_errors
     async def SetOverride(self, request, context):
-        self._auth.require_admin(context, "SetOverride")
+        self._auth.require_admin(context, "SetOverride", request)
         override = await self._sidecar.set_override(convert.override_request(request))
         return admin_pb.SetOverrideResponse(override=convert.override(override))
 
     @mapped_errors
     async def ClearOverride(self, request, context):
-        self._auth.require_admin(context, "ClearOverride")
+        self._auth.require_admin(context, "ClearOverride", request)
         cleared = await self._sidecar.clear_override(
             convert.override_id(request), cleared_by=request.cleared_by, reason=request.reason)
         return admin_pb.ClearOverrideResponse(cleared=cleared)
 
     @mapped_errors
     async def ListOverrides(self, request, context):
-        self._auth.require_admin(context, "ListOverrides")
+        self._auth.require_admin(context, "ListOverrides", request)
         return admin_pb.ListOverridesResponse(overrides=[convert.override(o) for o in self._sidecar.overrides])
 
     @mapped_errors
     async def ReloadConfig(self, request, context):
-        self._auth.require_admin(context, "ReloadConfig")
+        self._auth.require_admin(context, "ReloadConfig", request)
         requested_by = convert.reload_request(request)
         try:
             snapshot = await self._sidecar.reload_config(requested_by)
