@@ -468,3 +468,26 @@ def test_with_a_client_token_the_page_asks_for_a_token_and_the_read_token_shows_
              "#control-error does not say the read token was refused")
         assert driver.find_element(By.ID, "control-error").text.startswith("refused")
         assert any(a.message.endswith("refused: read token") for a in reader.list_alerts(min_severity="info").alerts)
+
+        # Act: a token the sidecar no longer takes (as after a rotation).
+        type_token(driver, "rotated-out-token")
+
+        # Assert: the figures are hidden, not left standing as if live (found by a tester).
+        wait(driver, lambda d: "token refused" in d.find_element(By.ID, "connection").text,
+             "#connection does not say the token was refused")
+        assert driver.execute_script(READ_PAGE)["updated"] is None
+        assert driver.execute_script(
+            "return getComputedStyle(document.querySelector('#strategies').closest('.panel')).visibility "
+            "+ ' ' + getComputedStyle(document.querySelector('#book-state')).visibility") == "hidden hidden"
+
+        # Act: the sidecar stops, the read token entered again.
+        type_token(driver, READ_TOKEN)
+        driver.find_element(By.ID, "token").send_keys(Keys.ENTER)
+        page_at_version(driver, version)
+        sidecar.process.send_signal(signal.SIGTERM)
+        sidecar.process.wait(timeout=15)
+
+        # Assert: the figures are greyed out as not live.
+        wait(driver, lambda d: "not live" in d.find_element(By.ID, "connection").text,
+             "#connection does not say the figures are not live once the sidecar stopped")
+        assert driver.execute_script("return document.body.classList.contains('stale')")

@@ -6,6 +6,7 @@
 
 (() => {
   const POLL_MS = 1000;
+  const REFUSED_POLL_MS = 10000; // every refusal is audited: ask seldom until a token is entered
   const TOKEN_KEY = "riskbudget.token";
   const OPERATOR_KEY = "riskbudget.operator";
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -411,16 +412,21 @@
 
   let timer = null;
   let inFlight = false;
-  let refused = false; // the status needs a token the page lacks: wait for one before asking again
+  let refused = false; // the status needs a token the page lacks
 
   function withToken(headers) {
     const token = $("#token").value.trim();
     return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
   }
 
-  function showConnection(ok, text) {
+  // Figures the page can no longer refresh are greyed out ("stale"); once the token is
+  // refused they are hidden ("refused"): whoever holds the page may no longer see them.
+  function showConnection(state, text) {
     const node = $("#connection");
-    node.classList.toggle("down", !ok);
+    node.classList.toggle("down", state !== "live");
+    document.body.classList.toggle("stale", state === "stale");
+    document.body.classList.toggle("refused", state === "refused");
+    if (state === "refused") document.body.removeAttribute("data-updated");
     setText(node, text);
   }
 
@@ -434,21 +440,21 @@
       const body = await response.json().catch(() => ({}));
       refused = response.status === 401 || response.status === 403;
       if (refused) {
-        showConnection(false, response.status === 401
+        showConnection("refused", response.status === 401
           ? "this sidecar's status needs a token: enter a read, client or admin token under Controls"
           : "token refused: enter a read, client or admin token under Controls");
       } else if (!response.ok) {
-        showConnection(false, `sidecar: ${response.status} ${body.error || response.statusText}`);
+        showConnection("stale", `not live: sidecar ${response.status} ${body.error || response.statusText}`);
       } else {
         render(body);
         document.body.setAttribute("data-updated", String(body.budget.ref.version));
-        showConnection(true, `live · ${clock(body.now).slice(11)}`);
+        showConnection("live", `live · ${clock(body.now).slice(11)}`);
       }
     } catch (error) {
-      showConnection(false, "cannot reach the sidecar");
+      showConnection("stale", "not live: cannot reach the sidecar");
     } finally {
       inFlight = false;
-      if (!refused) timer = setTimeout(refresh, POLL_MS);
+      timer = setTimeout(refresh, refused ? REFUSED_POLL_MS : POLL_MS);
     }
   }
 
