@@ -808,6 +808,7 @@ async def test_report_fill_updates_the_position_and_settles_the_reservation(harn
 @pytest.mark.parametrize("change, field", [
     ({"symbol": "BBB"}, "symbol"), ({"side": pb.SIDE_SELL}, "side"),
     ({"strategy": "carry", "symbol": "CCC"}, "strategy"),
+    ({"strategy": "carry"}, "strategy"),  # found by a tester: named `symbol` (AAA is not carry's)
 ])
 async def test_a_fill_that_differs_from_its_checked_order_is_refused_and_its_reservation_kept(harness, change, field):
     prices = await harness.publish_last_prices()

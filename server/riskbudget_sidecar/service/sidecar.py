@@ -744,9 +744,9 @@ class RiskBudgetSidecar:
             if kept.fill != fill:
                 raise InvalidInput([("execution_id", f"{fill.execution_id!r} was reported for a different fill")])
             return kept.position, kept.reserved_remaining, True
+        self._check_fill_matches_order(fill)  # first: a fill of another strategy's order names the strategy
         self._check_strategy_symbol(fill.strategy, fill.symbol)
         self._check_owned(fill.strategy, "strategy")
-        self._check_fill_matches_order(fill)
         with self._store_errors():
             position, remaining = await self._store.apply_fill(
                 fill, forget_after=self._clock.now() + FILL_ID_RETENTION)
