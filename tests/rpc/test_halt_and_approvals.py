@@ -32,6 +32,27 @@ async def test_a_dry_run_of_an_approved_orders_id_under_a_halt_changes_nothing(h
         "a dry run released the reservation of a live order"
 
 
+@pytest.mark.parametrize("strategy, state, whose, what", [
+    ("", pb.TRADING_STATE_HALTED, "the book", "halted"),
+    ("trend", pb.TRADING_STATE_HALTED, "trend", "halted"),
+    ("", pb.TRADING_STATE_REDUCING, "the book", "reducing-only"),
+    ("trend", pb.TRADING_STATE_REDUCING, "trend", "reducing-only"),
+])
+async def test_a_rejection_under_a_trading_state_says_whose_state_it_is(harness, strategy, state, whose, what):
+    """Found by a tester: a replay under a book's halt read "trading of trend is halted", and a new
+    order read "trading is halted" whether the book or the strategy was."""
+    await harness.publish_last_prices()
+    await harness.check("o-before", 10)
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        strategy=strategy, state=state, set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+
+    replay = await harness.check("o-before", 10)
+    new = await harness.check("o-new", 10)
+
+    assert replay.reasons[0].message.startswith(f"trading of {whose} is {what} since order 'o-before' was approved")
+    assert new.reasons[0].message.startswith(f"trading of {whose} is {what}: only reducing orders pass")
+
+
 @pytest.fixture
 def valkey(tmp_path):
     server = ValkeyProcess(tmp_path / "valkey").start()

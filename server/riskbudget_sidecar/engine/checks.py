@@ -86,6 +86,7 @@ def evaluate(
     prices: PriceView,
     limits: Limits,
     trading_state: TradingState,
+    trading_scope: str = "",
     restricted: frozenset[str],
     lot_size: float,
     known_strategies: Mapping[str, frozenset[str]],
@@ -102,8 +103,8 @@ def evaluate(
                          limit=lot_size, value=quantity)
     return _decide(order.strategy, order.symbol, order.side, order.limit_price, quantity,
                    snapshot=snapshot, book=book, prices=prices, limits=limits,
-                   trading_state=trading_state, restricted=restricted, lot_size=lot_size,
-                   known_strategies=known_strategies, now=now)
+                   trading_state=trading_state, trading_scope=trading_scope, restricted=restricted,
+                   lot_size=lot_size, known_strategies=known_strategies, now=now)
 
 
 def max_quantity(
@@ -117,6 +118,7 @@ def max_quantity(
     prices: PriceView,
     limits: Limits,
     trading_state: TradingState,
+    trading_scope: str = "",
     restricted: frozenset[str],
     lot_size: float,
     known_strategies: Mapping[str, frozenset[str]],
@@ -129,8 +131,8 @@ def max_quantity(
     """
     return _decide(strategy, symbol, side, limit_price, math.inf,
                    snapshot=snapshot, book=book, prices=prices, limits=limits,
-                   trading_state=trading_state, restricted=restricted, lot_size=lot_size,
-                   known_strategies=known_strategies, now=now).approved_quantity
+                   trading_state=trading_state, trading_scope=trading_scope, restricted=restricted,
+                   lot_size=lot_size, known_strategies=known_strategies, now=now).approved_quantity
 
 
 class _Cap(NamedTuple):
@@ -149,8 +151,10 @@ class _Cap(NamedTuple):
 
 
 _COLLAR = "limit price is {value:.2%} from the last price, beyond the {limit:.2%} collar"
-_HALTED = "trading is halted: only reducing orders pass, here at most {limit:g}"
-_REDUCING = "trading is reducing-only: only reducing orders pass, here at most {limit:g}"
+_HALTED = "trading{of} is halted: only reducing orders pass, here at most {{limit:g}}"
+_REDUCING = "trading{of} is reducing-only: only reducing orders pass, here at most {{limit:g}}"
+"""Formatted twice: first with whose state it is (" of the book", " of trend": `trading_scope`, or
+nothing without one), then as a cap's message."""
 _RESTRICTED = "symbol is restricted: only reducing orders pass, here at most {limit:g}"
 _ORDER_NOTIONAL = ("order notional {value:,.2f} is above the maximum {limit:,.2f}; "
                    "at most {allowed:g} fits")
@@ -176,6 +180,7 @@ def _decide(
     prices: PriceView,
     limits: Limits,
     trading_state: TradingState,
+    trading_scope: str = "",
     restricted: frozenset[str],
     lot_size: float,
     known_strategies: Mapping[str, frozenset[str]],
@@ -227,10 +232,11 @@ def _decide(
         distance = abs(limit_price - last) / last
         if distance > limits.price_collar:
             caps.append(_Cap(0.0, ReasonCode.PRICE_COLLAR, limits.price_collar, distance, _COLLAR))
+    of = f" of {trading_scope}" if trading_scope else ""
     if trading_state is TradingState.HALTED:
-        caps.append(_Cap(closable, ReasonCode.TRADING_HALTED, closable, requested, _HALTED))
+        caps.append(_Cap(closable, ReasonCode.TRADING_HALTED, closable, requested, _HALTED.format(of=of)))
     elif trading_state is TradingState.REDUCING:
-        caps.append(_Cap(closable, ReasonCode.TRADING_REDUCING, closable, requested, _REDUCING))
+        caps.append(_Cap(closable, ReasonCode.TRADING_REDUCING, closable, requested, _REDUCING.format(of=of)))
     if symbol in restricted:
         caps.append(_Cap(closable, ReasonCode.RESTRICTED_SYMBOL, closable, requested, _RESTRICTED))
     order_cap = limits.max_order_notional / reference

@@ -1095,11 +1095,11 @@ class RiskBudgetSidecar:
         book, set aside). The kill switch wins over an approval: a client retrying after a lost
         reply, or a check awaiting the shared server as the halt lands, would otherwise send the
         order through it."""
-        state = self._store.trading_state(order.strategy)
+        state, scope = self._state_in_force(order.strategy)
         if state is TradingState.HALTED:
-            why = ReasonCode.TRADING_HALTED, f"trading of {order.strategy} is halted"
+            why = ReasonCode.TRADING_HALTED, f"trading of {scope} is halted"
         elif state is TradingState.REDUCING:
-            why = ReasonCode.TRADING_REDUCING, f"{order.strategy} may only reduce its positions"
+            why = ReasonCode.TRADING_REDUCING, f"trading of {scope} is reducing-only"
         elif order.symbol in self._restricted:
             why = ReasonCode.RESTRICTED_SYMBOL, f"{order.symbol} is restricted"
         else:
@@ -1111,6 +1111,12 @@ class RiskBudgetSidecar:
         if only_reduces(exposure, order.side.sign, quantity, self.config.portfolio.lot_size(order.symbol)):
             return None
         return why
+
+    def _state_in_force(self, strategy: str | None) -> tuple[TradingState, str]:
+        """The trading state an order of `strategy` is under, and whose it is: "the book" when the
+        book's state binds (a tester read a book's halt as the strategy's), else the strategy's."""
+        state = self._store.trading_state(strategy)
+        return state, "the book" if strategy is None or self._store.trading_state() is state else strategy
 
     async def _withdrawn(self, order: OrderRequest, earlier: TradeDecision, code: ReasonCode,
                          why: str) -> TradeDecision:
@@ -1200,10 +1206,10 @@ class RiskBudgetSidecar:
     def _decide(self, order: OrderRequest, now: float) -> TradeDecision:
         snapshot = self._pipeline.snapshot
         known = order.strategy in self._strategy_symbols
+        state, scope = self._state_in_force(order.strategy if known else None)
         evaluation = evaluate(
             order, snapshot=snapshot, book=self._store.book, prices=self._checked_prices,
-            limits=self.config.limits,
-            trading_state=self._store.trading_state(order.strategy if known else None),
+            limits=self.config.limits, trading_state=state, trading_scope=scope,
             restricted=self._restricted, lot_size=self.config.portfolio.lot_size(order.symbol),
             known_strategies=self._strategy_symbols, now=now)
         decision, approved, reasons = evaluation.decision, evaluation.approved_quantity, evaluation.reasons
