@@ -805,6 +805,54 @@ async def test_report_fill_updates_the_position_and_settles_the_reservation(harn
     assert reply.reserved_quantity_remaining == pytest.approx(6)
 
 
+async def unreserved_fill_alerts(harness) -> list[str]:
+    return [a.message for a in (await harness.stub.ListAlerts(spb.ListAlertsRequest(limit=100))).alerts
+            if a.kind == pb.ALERT_KIND_UNRESERVED_FILL]
+
+
+async def fill(harness, order_id: str, quantity: float, execution_id: str, **fields) -> spb.ReportFillResponse:
+    request = {"client_order_id": order_id, "strategy": "trend", "symbol": "AAA", "side": pb.SIDE_BUY,
+               "quantity": quantity, "price": harness.sidecar.snapshot.symbols["AAA"].last_price,
+               "time": timestamp(harness.clock.now()), "execution_id": execution_id, **fields}
+    return await harness.stub.ReportFill(spb.ReportFillRequest(**request))
+
+
+async def test_a_fill_past_what_its_order_still_had_reserved_moves_the_position_and_raises_an_alert(harness):
+    """Found by a tester: an order approved for 100 filled 150, then 100 more, silently."""
+    await harness.publish_last_prices()
+    await harness.check("o-over", 100)
+
+    within = await fill(harness, "o-over", 60, "x-1")
+    quiet = await unreserved_fill_alerts(harness)
+    past = await fill(harness, "o-over", 50, "x-2")
+    after = await fill(harness, "o-over", 100, "x-3")
+    await fill(harness, "o-over", 100, "x-3")  # the same execution again: applied once, alerted once
+    alerts = await unreserved_fill_alerts(harness)
+
+    assert (within.position.quantity, past.position.quantity, after.position.quantity) == (60, 110, 210)
+    assert quiet == []
+    assert alerts == [
+        "order 'o-over' (trend, AAA) filled 100 with nothing left reserved (filled already, released or expired): "
+        "the position moved past what its check held room for",
+        "order 'o-over' (trend, AAA) filled 50, 10 beyond the 40 it still had reserved: the position moved past "
+        "what its check held room for"]
+
+
+async def test_a_fill_of_a_rejected_order_raises_an_alert_and_one_the_sidecar_never_checked_none(harness):
+    await harness.publish_last_prices()
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_HALTED, set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+    rejected = await harness.check("o-rejected", 10)
+
+    await fill(harness, "o-rejected", 10, "x-r")
+    await fill(harness, "o-elsewhere", 10, "x-e")  # an order sent around the sidecar
+    alerts = await unreserved_fill_alerts(harness)
+
+    assert rejected.decision == pb.DECISION_REJECTED
+    assert alerts == ["order 'o-rejected' (trend, AAA) was rejected, and filled 10: the position moved past what "
+                      "its check held room for"]
+
+
 @pytest.mark.parametrize("change, field", [
     ({"symbol": "BBB"}, "symbol"), ({"side": pb.SIDE_SELL}, "side"),
     ({"strategy": "carry", "symbol": "CCC"}, "strategy"),

@@ -417,6 +417,7 @@ class AlertKind(enum.Enum):
     STORE_ERROR = "store_error"
     DISK_SPACE_LOW = "disk_space_low"
     CONFIG_RELOADED = "config_reloaded"
+    UNRESERVED_FILL = "unreserved_fill"
 
 
 @dataclass(frozen=True, slots=True)

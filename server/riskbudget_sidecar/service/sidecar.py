@@ -747,12 +747,36 @@ class RiskBudgetSidecar:
         self._check_fill_matches_order(fill)  # first: a fill of another strategy's order names the strategy
         self._check_strategy_symbol(fill.strategy, fill.symbol)
         self._check_owned(fill.strategy, "strategy")
+        checked = self._store.remembered(fill.client_order_id)
+        reservation = self._store.book.reservation(fill.client_order_id)
         with self._store_errors():
             position, remaining = await self._store.apply_fill(
                 fill, forget_after=self._clock.now() + FILL_ID_RETENTION)
         log.info("fill", client_order_id=fill.client_order_id, strategy=fill.strategy, symbol=fill.symbol,
                  quantity=fill.quantity * fill.side.sign, price=fill.price, execution_id=fill.execution_id)
+        if checked is not None:
+            self._alert_unreserved_fill(fill, checked.decision, reservation)
         return position, remaining, False
+
+    def _alert_unreserved_fill(self, fill: Fill, decision: TradeDecision, reservation: Reservation | None) -> None:
+        """Warn of a fill under a checked order beyond what the order still had reserved: the
+        position moved past what its check held room for (found by a tester: an order approved
+        for 100 filled 250, silently). A fill under an id the sidecar never checked is an order
+        sent around it, and moves the position only."""
+        held = abs(reservation.signed_quantity) if reservation is not None else 0.0
+        beyond = fill.quantity - held
+        if beyond <= self.config.portfolio.lot_size(fill.symbol) * 1e-9:
+            return
+        order = f"order {fill.client_order_id!r} ({fill.strategy}, {fill.symbol})"
+        if decision.decision is Decision.REJECTED:
+            what = f"{order} was rejected, and filled {fill.quantity:g}"
+        elif reservation is None:
+            what = f"{order} filled {fill.quantity:g} with nothing left reserved (filled already, released or expired)"
+        else:
+            what = f"{order} filled {fill.quantity:g}, {beyond:g} beyond the {held:g} it still had reserved"
+        self._alerts.raise_alert(AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING,
+                                 f"{what}: the position moved past what its check held room for",
+                                 subject=fill.client_order_id, now=self._clock.now())
 
     async def set_positions(self, positions: list[Position], strategy: str | None) -> int:
         if strategy is not None:
