@@ -225,6 +225,26 @@ async def test_serve_warns_of_a_token_file_other_users_may_read(tmp_path, mode, 
                         "changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
 
 
+async def test_a_reload_warns_of_a_token_file_other_users_may_read(tmp_path):
+    """Found by a tester: a token rotated into a file written 0644 went unflagged until a restart."""
+    running = await start_with_client_token(tmp_path)
+    reload_config = ADMIN_SERVICE.methods_by_name["ReloadConfig"]
+    try:
+        (tmp_path / "admin-token").chmod(0o600)
+        (tmp_path / "client-token").write_text("rotated-client-token-1\n")
+        (tmp_path / "client-token").chmod(0o644)
+        with structlog.testing.capture_logs() as logs:
+            rotated = await call(running.channel, reload_config, bearer(ADMIN_TOKEN), requested_by="pytest")
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert rotated.reloaded
+    assert [entry["problem"] for entry in logs if entry["event"] == "token_file_exposed"] == [
+        f"sidecar.client_token_file: {tmp_path}/client-token (mode 0644) may be read or changed by other users: "
+        "chmod 600 it, or 640 for a group of the sidecar's"]
+
+
 # -- the Python client ---------------------------------------------------------------------
 
 async def test_the_python_client_sends_its_client_token_on_service_calls(guarded):

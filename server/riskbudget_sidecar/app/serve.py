@@ -153,7 +153,13 @@ def _tokens_for_reload(config: Config, auth: AdminAuth) -> tuple[str | None, str
     tokens = read_tokens(config)
     if (tokens[1] is not None) != auth.client_token_required:
         raise ConfigError(["sidecar.client_token_*: a client token can be added or removed only by a restart"])
+    _warn_of_exposed_token_files(config)  # a rotated file written under umask 022 (found by a tester)
     return tokens
+
+
+def _warn_of_exposed_token_files(config: Config) -> None:
+    for warning in exposed_token_files(config):
+        log.warning("token_file_exposed", problem=warning)
 
 
 def _valid_token(token: str, field: str) -> str:
@@ -234,8 +240,7 @@ async def start(config: Config, *, listen: str | None = None, clock: Clock | Non
         await servers.grpc.stop(0)
         await sidecar.stop()
         raise
-    for warning in exposed_token_files(config):
-        log.warning("token_file_exposed", problem=warning)
+    _warn_of_exposed_token_files(config)
     server = servers.grpc
     sidecar.on_availability(lambda available: asyncio.ensure_future(server.set_serving(available)))
     await server.set_serving(sidecar.available)
