@@ -375,6 +375,22 @@ async def test_a_reload_that_moves_the_targets_is_recommended_and_one_that_does_
     assert {"trend", "carry"} <= {part.split(" by ")[0] for part in made[0].reason.split(": ")[1].split(", ")}
 
 
+async def test_a_reload_that_changed_nothing_is_not_named_among_the_causes_of_a_move(harness):
+    """Found by a tester: a reload that changed nothing (or only rotated a token) was named with
+    the override that moved the targets."""
+    from .test_overrides import set_override
+
+    await harness.publish_last_prices()
+    unchanged = await harness.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="pytest"),
+                                                 metadata=harness.admin_metadata)
+    capped = await set_override(harness, scope=pb.OVERRIDE_SCOPE_STRATEGY, target="trend",
+                                kind=pb.OVERRIDE_KIND_SCALE_LEVERAGE, value=0.5)
+    made = await recommendations_after(harness, 0)
+
+    assert unchanged.reloaded
+    assert [r.reason for r in made] == [f"override {capped.id} set moved the targets: trend by 50% of its target"]
+
+
 async def test_streams_end_with_their_resume_point_on_shutdown(tmp_path):
     running = await start_harness(tmp_path)
     await trigger(running)

@@ -985,12 +985,15 @@ class RiskBudgetSidecar:
     async def _swap_in(self, new: Config, steps: list[str], requested_by: str) -> BudgetSnapshot:
         """`steps`: what the reload's own steps changed (named among the changes)."""
         received = time.monotonic()
-        changed = changed_keys(self.config, new) + steps
+        keys = changed_keys(self.config, new)
+        changed = keys + steps
         interval = self.config.risk_budgeting.monitoring_interval
         self._apply_config(new)
         if new.risk_budgeting.monitoring_interval != interval:
             self._monitoring_interval_changed.set()
-        self._refresh_overrides(self._clock.now(), "a config reload")
+        # Only one that changed the config may have moved targets (a tester saw a reload that changed
+        # nothing, or only rotated a token, named among an override's causes).
+        self._refresh_overrides(self._clock.now(), "a config reload" if keys else None)
         try:
             await self._recompute_now()
             self._after_recompute(received)
