@@ -304,6 +304,7 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         ])
         approved = client.check_trade("browser-1", "equity_momentum", "IWM", "buy", 100)
         resized = client.check_trade("browser-2", "equity_momentum", "QQQ", "buy", 50_000)
+        client.check_trade("browser-2", "equity_momentum", "QQQ", "buy", 50_000)  # a retry: replayed
         budget = client.get_budget().budget
         utilization = client.get_utilization()
         assert approved.decision == pb.DECISION_APPROVED, approved
@@ -357,6 +358,8 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
         assert "breached" in set(gauges[("symbol", "TLT")]["classes"])
         wait(driver, lambda d: any("IWM" in row for row in d.execute_script(READ_PAGE)["decisions"]),
              "#decisions shows no row for the IWM order")
+        qqq = [row for row in driver.execute_script(READ_PAGE)["decisions"] if "browser-2" in row]
+        assert len(qqq) == 2 and sum("(replay)" in row for row in qqq) == 1, qqq  # a tester saw two alike
 
         # Act: a wrong token is refused and changes nothing.
         type_token(driver, "not-the-token")

@@ -388,8 +388,9 @@
         el("td", {}, clock(record.time).slice(11)),
         el("td", { title: `${order.client_order_id} (${order.strategy})` }, order.client_order_id),
         el("td", { title: order.strategy }, order.symbol),
-        el("td", { class: "num" }, size),
-        el("td", { class: `verdict ${verdict}` }, verdict + (order.dry_run ? " (dry run)" : "")),
+        el("td", { class: "num", title: size }, size),
+        el("td", { class: `verdict ${verdict}` },
+          verdict + (order.dry_run ? " (dry run)" : "") + (result.replayed ? " (replay)" : "")),
         el("td", { class: "reasons", title: (result.reasons || []).map((r) => r.message).join("\n") },
           reasons.join(", ")));
     }));
