@@ -114,6 +114,14 @@ async def test_a_bad_override_is_refused_with_the_same_field_names_as_grpc(harne
     assert harness.sidecar.overrides == ()
 
 
+async def test_an_expires_in_out_of_range_names_its_bound_in_whole_seconds(harness, http):
+    """Found by a tester: the bound read "(0, 3.16224e+08]"."""
+    status, reply = await call(http, "POST", "/api/overrides", {**RESTRICT_AAA, "expires_in": -5}, ADMIN_HEADERS)
+
+    assert (status, reply["field_violations"]) == (400, [
+        {"field": "expires_in", "description": "must be a number of seconds in (0, 316,224,000]"}])
+
+
 @pytest.mark.parametrize("expires_in", [1e-12, 1e-9], ids=["1e-12", "1e-9"])
 async def test_an_expires_in_too_short_to_outlast_the_setting_is_refused_naming_expires_in(
         harness, http, expires_in):

@@ -361,11 +361,32 @@ async def test_a_usage_moving_about_its_limit_raises_one_alert_a_level_until_it_
     near = await alerts(harness, pb.ALERT_KIND_LIMIT_NEAR)
     breached = await alerts(harness, pb.ALERT_KIND_LIMIT_BREACHED)
 
-    assert [a.message for a in reversed(near)] == ["trend uses 90% of its limit", "trend uses 90% of its limit"]
+    assert [a.message for a in reversed(near)] == ["trend uses 90.0% of its limit", "trend uses 90.0% of its limit"]
     assert [a.message for a in reversed(breached)] == [  # 120%: 10% worse; 101%: after a fall below near;
-        "trend uses 105% of its limit", "trend uses 120% of its limit", "trend uses 101% of its limit",
-        "trend uses 300% of its limit", "trend uses 102% of its limit",  # 300%: worse, however soon
-        "carry uses 120% of its limit"]
+        "trend uses 105.0% of its limit", "trend uses 120.0% of its limit", "trend uses 101.0% of its limit",
+        "trend uses 300.0% of its limit", "trend uses 102.0% of its limit",  # 300%: worse, however soon
+        "carry uses 120.0% of its limit"]
+
+
+async def test_a_usage_just_under_its_limit_is_not_shown_as_all_of_it(harness):
+    """Found by a tester: 99.996% read "uses 100% of its limit", as a breach."""
+    harness.sidecar._limit_alert("trend", 0.99996, near=True, breached=False, now=harness.clock.now())
+
+    assert [a.message for a in await alerts(harness, pb.ALERT_KIND_LIMIT_NEAR)] == ["trend uses 99.9% of its limit"]
+
+
+async def test_operator_alerts_name_no_empty_target_or_reason(harness):
+    """Found by a tester: "(force_regime on global )" and "by ops: " with no reason."""
+    await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_GLOBAL, kind=pb.OVERRIDE_KIND_FORCE_REGIME, regime=pb.REGIME_BEAR,
+        set_by="ops", reason="drill")), metadata=harness.admin_metadata)
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_REDUCING, set_by="ops"), metadata=harness.admin_metadata)
+
+    messages = [a.message for a in harness.sidecar.alerts.recent(10)]
+
+    assert any(m.endswith("(force_regime on global) set by ops: drill") for m in messages), messages
+    assert "trading state of the book set to REDUCING by ops" in messages
 
 
 @pytest.fixture

@@ -320,7 +320,7 @@ class _Routes:
         """HTTP's one convenience: `expires_in` seconds from the sidecar's now, as override.expires_at."""
         if (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))
                 or not 0 < expires_in <= convert.MAX_EXPIRES_IN or not math.isfinite(expires_in)):
-            raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {convert.MAX_EXPIRES_IN:g}]")])
+            raise InvalidInput([("expires_in", f"must be a number of seconds in (0, {convert.MAX_EXPIRES_IN:,.0f}]")])
         if message.override.HasField("expires_at"):
             raise InvalidInput([("expires_in", "give expires_in or override.expires_at, not both")])
         message.override.expires_at.CopyFrom(convert.timestamp(self._sidecar.now() + expires_in))

@@ -121,6 +121,11 @@ def _as_of_now(tick: PriceTick, now: float) -> PriceTick:
     return dataclasses.replace(tick, time=now) if tick.time > now else tick
 
 
+def _because(reason: str) -> str:
+    """": reason" for an operator's change, nothing without one (found by a tester: "by ops: ")."""
+    return f": {reason}" if reason else ""
+
+
 def restart_only_changes(old: Config, new: Config) -> list[str]:
     """What a reload cannot change in a running sidecar."""
     problems = []
@@ -606,7 +611,8 @@ class RiskBudgetSidecar:
         the last announced, or for a breach again a minute or more after it. Found by a tester:
         a usage moving between 90% and 105% raised an alert at every crossing (300 in 5 minutes
         of a crash day), which would push every other alert out of the book."""
-        message = f"{subject} uses {utilization:.0%} of its limit"
+        # Rounded down to 0.1%: a usage of 99.996% read "uses 100%", as a breach (found by a tester).
+        message = f"{subject} uses {math.floor(utilization * 1000 + 1e-9) / 10:.1f}% of its limit"
         self._conditions.update(AlertKind.LIMIT_NEAR, subject, near, AlertSeverity.WARNING, message, now=now,
                                 announce=not breached)
         last = self._breaches.get(subject)
@@ -847,7 +853,7 @@ class RiskBudgetSidecar:
         self._alerts.raise_alert(
             AlertKind.TRADING_STATE_CHANGED,
             AlertSeverity.WARNING if state is not TradingState.ACTIVE else AlertSeverity.INFO,
-            f"trading state of {strategy or 'the book'} set to {state.name} by {set_by or '?'}: {reason}",
+            f"trading state of {strategy or 'the book'} set to {state.name} by {set_by or '?'}{_because(reason)}",
             subject=strategy or "", now=self._clock.now())
         return state
 
@@ -864,8 +870,9 @@ class RiskBudgetSidecar:
         self.success.record_override()
         self._alerts.raise_alert(
             AlertKind.OVERRIDE_SET, AlertSeverity.INFO,
-            f"override {override.id} ({override.kind.value} on {override.scope.value} "
-            f"{override.target or ''}) set by {override.set_by or '?'}: {override.reason}",
+            f"override {override.id} ({override.kind.value} on "
+            f"{' '.join(filter(None, (override.scope.value, override.target)))}) "
+            f"set by {override.set_by or '?'}{_because(override.reason)}",
             subject=override.id, now=now)
         await self._overrides_changed(now, f"override {override.id} set")
         return override
@@ -877,7 +884,7 @@ class RiskBudgetSidecar:
         if removed is None:
             return False
         self._alerts.raise_alert(AlertKind.OVERRIDE_ENDED, AlertSeverity.INFO,
-                                 f"override {override_id} cleared by {cleared_by or '?'}: {reason}",
+                                 f"override {override_id} cleared by {cleared_by or '?'}{_because(reason)}",
                                  subject=override_id, now=now)
         await self._overrides_changed(now, f"override {override_id} cleared")
         return True
