@@ -360,6 +360,10 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
              "#decisions shows no row for the IWM order")
         qqq = [row for row in driver.execute_script(READ_PAGE)["decisions"] if "browser-2" in row]
         assert len(qqq) == 2 and sum("(replay)" in row for row in qqq) == 1, qqq  # a tester saw two alike
+        response = driver.execute_script(
+            "return document.querySelector('#success [data-metric=regime_response_p50]').textContent")
+        assert list(client.get_status().regime_response_seconds) == []
+        assert "no regime change since start" in response, response  # not "0.0 ms", found by a tester
 
         # Act: a wrong token is refused and changes nothing.
         type_token(driver, "not-the-token")

@@ -289,9 +289,10 @@
     const success = status.success;
     const shown = {
       budget_utilization: pct(success.budget_utilization),
-      regime_response_p50: `${(num(success.regime_response_p50) * 1000).toFixed(1)} ms`
-        + (success.regime_responses ? ` (max ${(num(success.regime_response_max) * 1000).toFixed(1)} ms,`
-           + ` ${success.regime_responses} changes)` : ""),
+      regime_response_p50: success.regime_responses
+        ? `${(num(success.regime_response_p50) * 1000).toFixed(1)} ms (max `
+          + `${(num(success.regime_response_max) * 1000).toFixed(1)} ms, ${success.regime_responses} changes)`
+        : "no regime change since start",
       overrides_per_day: two.format(success.overrides_per_day),
       capital_efficiency: `${two.format(success.capital_efficiency)} (return ${pct(success.return_since_start, 2)})`,
     };
