@@ -110,6 +110,17 @@ async def test_the_read_token_makes_every_read_call(guarded, name):
     assert reply.ByteSize() > 0
 
 
+async def test_a_call_without_a_token_names_the_tokens_that_may_make_it(guarded):
+    """Found by a tester: a read without a token said it needs the client token, though the read
+    token makes it too."""
+    reading = await read(guarded, "GetBudget", ())
+    with pytest.raises(grpc.aio.AioRpcError) as changing:
+        await change(guarded, "ReleaseOrder", ())
+
+    assert reading.details() == "this call needs 'authorization: Bearer <client or read token>'"
+    assert changing.value.details() == "this call needs 'authorization: Bearer <client token>'"
+
+
 @pytest.mark.parametrize("name", READS)
 async def test_a_wrong_token_still_cannot_make_the_read_calls(guarded, name):
     reply = await read(guarded, name, bearer(READ_TOKEN + "x"))

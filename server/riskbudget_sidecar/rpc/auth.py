@@ -98,6 +98,10 @@ class AdminAuth:
         self._read_token = read_token.encode() if read_token else None
 
     @property
+    def read_token_configured(self) -> bool:
+        return self._read_token is not None
+
+    @property
     def client_token_required(self) -> bool:
         """True when RiskBudgetService calls need the client (or the admin) token."""
         return self._client_token is not None
@@ -222,9 +226,8 @@ def _same(token: str | None, other: str | None) -> bool:
 
 
 _MESSAGES = {
-    "no token": (grpc.StatusCode.UNAUTHENTICATED, "this call needs 'authorization: Bearer <client token>'"),
-    "not a bearer token": (grpc.StatusCode.UNAUTHENTICATED,
-                           "this call needs 'authorization: Bearer <client token>'"),
+    "no token": (grpc.StatusCode.UNAUTHENTICATED, "this call needs 'authorization: Bearer <{needs}>'"),
+    "not a bearer token": (grpc.StatusCode.UNAUTHENTICATED, "this call needs 'authorization: Bearer <{needs}>'"),
     "wrong token": (grpc.StatusCode.PERMISSION_DENIED, "the client token is not valid"),
     SEVERAL_TOKENS: (grpc.StatusCode.UNAUTHENTICATED, "send one 'authorization' value, not several"),
     READ_TOKEN: (grpc.StatusCode.PERMISSION_DENIED, "the read token cannot call {action}: it needs the client token"),
@@ -264,15 +267,18 @@ class ClientTokenInterceptor(grpc.aio.ServerInterceptor):
                 return handler
             if method == self._dry_run_call:
                 return _dry_run_only(handler)
-        return _refusing_handler(handler, method, why)
+        # A read the read token may make says so (found by a tester: it named the client token only).
+        reader = self._auth.read_token_configured and method in self._read_calls
+        return _refusing_handler(handler, method, why, needs="client or read token" if reader else "client token")
 
 
-def _refusing_handler(handler: grpc.RpcMethodHandler | None, method: str, why: str) -> grpc.RpcMethodHandler | None:
+def _refusing_handler(handler: grpc.RpcMethodHandler | None, method: str, why: str,
+                      needs: str) -> grpc.RpcMethodHandler | None:
     if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED
         return None
     action = method.rsplit("/", 1)[-1]
     code, message = _MESSAGES[why]
-    message = message.format(action=action)
+    message = message.format(action=action, needs=needs)
 
     async def refuse(request, context: grpc.aio.ServicerContext):
         audit.warning("client_refused", action=action, peer=context.peer(), why=why)
