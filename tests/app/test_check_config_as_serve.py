@@ -91,6 +91,21 @@ def test_check_config_passes_a_private_or_missing_socket_directory(tmp_path, cap
     assert directory.exists() == make_directory
 
 
+def test_check_config_refuses_a_missing_socket_directory_whose_way_others_may_change(tmp_path, capsys):
+    """Found by a reviewer: `serve` refused it, `check-config` passed it."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    path = written(tmp_path, lambda data, tmp: data["sidecar"].update(listen=f"unix:{open_dir}/run/s.sock"))
+
+    code = main(["check-config", path])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        f"{path}: sidecar.listen: cannot listen on unix:{open_dir}/run/s.sock: the directory {open_dir} (mode 0777")
+    assert not (open_dir / "run").exists()
+
+
 def test_check_config_refuses_a_socket_path_the_os_cannot_take(tmp_path, capsys):
     listen = "unix:" + str(tmp_path / ("s" * 120))
     path = written(tmp_path, lambda data, tmp: data["sidecar"].update(listen=listen))

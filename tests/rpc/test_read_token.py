@@ -450,3 +450,32 @@ async def test_an_http_control_with_a_token_in_its_text_is_refused_naming_the_fi
     assert [v["field"] for v in body["field_violations"]] == ["requested_by"]
     assert body["field_violations"][0]["description"].startswith(TOKEN_IN_TEXT)
     assert ADMIN_TOKEN not in str(body)
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("DELETE", f"/api/overrides/{READ_TOKEN}", {"cleared_by": "ada", "reason": "r"}),
+    ("POST", "/api/overrides", {"override": {"scope": "OVERRIDE_SCOPE_SYMBOL", "kind": READ_TOKEN, "target": "AAA",
+                                             "reason": "r", "set_by": "ada"}}),
+    ("POST", "/api/rebalance", {READ_TOKEN: "x", "reason": "r", "requested_by": "ada"}),
+], ids=["override id", "enum value", "field name"])
+async def test_a_refused_http_control_logs_no_token_it_quoted(guarded, method, path, body):
+    """Found by a reviewer: the refusal's log line carried the path and the parser's message,
+    each quoting what the caller sent."""
+    with structlog.testing.capture_logs() as events:
+        async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
+            async with http.request(method, path, json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
+                await reply.read()
+
+    refused = [e for e in events if e["event"] == "http_refused"]
+    assert reply.status in (400, 404) and len(refused) == 1
+    assert READ_TOKEN not in str(events)
+
+
+async def test_without_a_client_token_the_http_reads_take_any_authorization(harness):
+    """As gRPC's reads do (found by a reviewer: two Authorization headers were refused, 401)."""
+    async with aiohttp.ClientSession(base_url=harness.server.http_url) as http:
+        async with http.get("/api/status", headers=[("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+                            ) as reply:
+            await reply.read()
+
+    assert reply.status == 200

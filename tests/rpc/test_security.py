@@ -331,6 +331,20 @@ async def test_a_token_file_in_a_directory_others_may_write_is_refused_naming_th
         tmp_path.chmod(0o700)
 
 
+async def test_a_token_file_whose_path_changes_under_the_check_is_refused_naming_the_field(tmp_path, monkeypatch):
+    """Found by a reviewer: a secret updated as it was read (its old directory gone mid-walk)
+    raised FileNotFoundError, and a reload ended with no alert."""
+    from riskbudget_sidecar.app import serve
+
+    def gone(path):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    monkeypatch.setattr(serve, "changeable_by_others", gone)
+    path = write_config(tmp_path)
+
+    with pytest.raises(ConfigError, match="sidecar.admin_token_file: cannot check who may change it: No such file"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
 async def test_a_reload_refuses_a_token_file_moved_where_others_may_change_it_and_keeps_the_tokens(tmp_path):
     running = await start_with_client_token(tmp_path)
     budget = SERVICE.methods_by_name["GetBudget"]

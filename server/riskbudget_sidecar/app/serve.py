@@ -130,14 +130,21 @@ def check_listeners_apart(config: Config, listen: str | None = None) -> None:
 
 
 def _check_socket_directory(config: Config) -> None:
-    """The check `serve` makes on a unix socket's directory, if it exists already (`serve`
-    creates a missing one, private)."""
+    """The check `serve` makes on a unix socket's directory if it exists already; else on the way
+    to the nearest directory that does (`serve` creates the rest, private)."""
     address = parse_listen_address(config.sidecar.listen,
                                    allow_non_loopback=config.sidecar.allow_non_loopback)
-    if address.unix_path is None or not Path(address.unix_path).parent.is_dir():
+    if address.unix_path is None:
         return
+    directory = Path(address.unix_path).parent
     try:
-        require_private_directory(Path(address.unix_path).parent, address.grpc_target)
+        if directory.is_dir():
+            require_private_directory(directory, address.grpc_target)
+            return
+        existing = next(parent for parent in directory.parents if parent.is_dir())
+        # `serve` makes the rest, this user's; the way to it must be too (found by a reviewer).
+        if (problem := changeable_by_others(existing)) is not None:
+            raise OSError(f"cannot listen on {address.grpc_target}: {problem}")
     except OSError as refused:
         raise ConfigError([f"sidecar.listen: {refused}"]) from None
 
@@ -192,7 +199,11 @@ def _read_token_file(path: str, field: str) -> str:
         raise ConfigError([f"{field}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
     if not token:
         raise ConfigError([f"{field}: the file is empty"])
-    if (problem := changeable_by_others(Path(path).absolute())) is not None:
+    try:
+        problem = changeable_by_others(Path(path).absolute())
+    except OSError as exc:  # the path changed under the walk (a secret updated as it was read)
+        raise ConfigError([f"{field}: cannot check who may change it: {exc.strerror or exc}"]) from None
+    if problem is not None:
         # Found by a tester: another user replaced a 0600 token file in a directory open to all,
         # and the next reload made their token the admin token.
         raise ConfigError([f"{field}: {problem}; keep the file where only this user (and root) can change it"])

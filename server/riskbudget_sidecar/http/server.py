@@ -44,6 +44,7 @@ from .status import as_json, status
 log = structlog.get_logger("riskbudget.http")
 
 STATIC = Path(__file__).resolve().parent / "static"
+AUTH = web.AppKey("auth", AdminAuth)
 MAX_BODY_BYTES = 64 * 1024
 ERROR_LOG_LIMIT = 10
 ERROR_LOG_WINDOW = 60.0
@@ -191,6 +192,7 @@ def build_app(sidecar: RiskBudgetSidecar, *, health: HealthView, auth: AdminAuth
               check_host: bool = True) -> web.Application:
     middlewares = [_headers, _domain_errors] + ([_loopback_host] if check_host else [])
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+    app[AUTH] = auth
     routes = _Routes(sidecar, health, auth)
     app.add_routes([
         web.get("/", routes.index),
@@ -214,13 +216,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Domain errors to their HTTP status, through the one table."""
+    """Domain errors to their HTTP status, through the one table; logged with the route's pattern
+    (`/api/overrides/{id}`), not the path, and no token in the error's text."""
     try:
         return await handler(request)
     except RiskBudgetError as error:
         response = error_response(error)
-        log.info("http_refused", method=request.method, path=request.path, status=response.status,
-                 error=str(error))
+        route = request.match_info.route.resource
+        log.info("http_refused", method=request.method, status=response.status,
+                 path=route.canonical if route is not None else "(no route)",
+                 error=request.app[AUTH].redact(str(error)))
         return response
 
 
