@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 
 import pytest
 
@@ -10,6 +12,7 @@ from riskbudget_sidecar.service import trusted_paths
 from riskbudget_sidecar.service.trusted_paths import changeable_by_others
 
 OTHER_UID = 65534
+ME = pwd.getpwuid(os.geteuid()).pw_name
 
 
 @pytest.fixture
@@ -47,21 +50,111 @@ def test_a_directory_others_may_write_on_the_way_is_named(tmp_path, mode):
     shared.chmod(mode)
 
     assert changeable_by_others(shared / "run") == (
-        f"the directory {shared} (mode {mode:04o}, group {os.getegid()}) may be written by other users, who "
-        "could replace what is in it")
+        f"the directory {shared} (mode {mode:04o}) may be written by others, who could replace what is in it")
 
 
-def test_a_directory_another_group_may_write_is_named_and_this_processs_own_group_is_trusted(tmp_path, seen_as):
+@pytest.fixture
+def groups(monkeypatch):
+    """`groups(gid, members=..., primary_of=...)`: the group database as the check reads it."""
+    known: dict[int, tuple[list[str], list[str]]] = {}
+
+    def getgrgid(gid):
+        if gid not in known:
+            raise KeyError(gid)
+        return grp.struct_group(("g", "x", gid, known[gid][0]))
+
+    def getpwall():
+        users = [pwd.struct_passwd((ME, "x", os.geteuid(), 99999, "", "/", "/bin/sh"))]
+        return users + [pwd.struct_passwd((name, "x", 70000 + n, gid, "", "/", "/bin/sh"))
+                        for gid, (_, primary) in known.items() for n, name in enumerate(primary)]
+
+    monkeypatch.setattr(trusted_paths.grp, "getgrgid", getgrgid)
+    monkeypatch.setattr(trusted_paths.pwd, "getpwall", getpwall)
+
+    def define(gid: int, *, members: tuple[str, ...] = (), primary_of: tuple[str, ...] = ()) -> None:
+        known[gid] = (list(members), list(primary_of))
+    return define
+
+
+@pytest.mark.parametrize("members, primary_of, trusted", [
+    ((), (), True), ((ME,), (), True), (("bob",), (), False), ((), ("bob",), False),
+], ids=["no one else", "only this user", "another member", "another's primary group"])
+def test_a_directory_its_group_may_write_is_trusted_only_if_no_one_else_is_in_it(
+        tmp_path, seen_as, groups, members, primary_of, trusted):
     """Under umask 002 a user's directories are writable by the user's private group: that is no
-    other user. Another group's is."""
-    own, other = tmp_path / "own", tmp_path / "other"
-    for directory in (own, other):
-        (directory / "run").mkdir(parents=True)
-        directory.chmod(0o775)
-    seen_as(other, gid=OTHER_UID)
+    other user. A group shared with another user is (found by a reviewer)."""
+    shared = tmp_path / "shared"
+    (shared / "run").mkdir(parents=True)
+    shared.chmod(0o775)
+    seen_as(shared, gid=4242)
+    groups(4242, members=members, primary_of=primary_of)
 
-    assert changeable_by_others(own / "run") is None
-    assert changeable_by_others(other / "run").startswith(f"the directory {other} (mode 0775, group {OTHER_UID})")
+    problem = changeable_by_others(shared / "run")
+
+    assert problem is None if trusted else problem == (
+        f"the directory {shared} (mode 0775) may be written by group 4242, which has other members, who could "
+        "replace what is in it")
+
+
+def test_a_group_the_system_does_not_know_is_taken_to_have_others(tmp_path, seen_as, groups):
+    shared = tmp_path / "shared"
+    (shared / "run").mkdir(parents=True)
+    shared.chmod(0o775)
+    seen_as(shared, gid=4243)
+
+    assert "group 4243, which has other members" in changeable_by_others(shared / "run")
+
+
+def test_a_directory_with_an_acl_is_named_though_its_group_is_private(tmp_path, seen_as, groups, monkeypatch):
+    """Found by a reviewer: an ACL naming another user with write showed as group bits of the
+    sidecar's own group, and that user swapped the socket's directory."""
+    shared = tmp_path / "shared"
+    (shared / "run").mkdir(parents=True)
+    shared.chmod(0o775)
+    seen_as(shared, gid=4242)
+    groups(4242)
+    real_getxattr = os.getxattr
+
+    def getxattr(path, name, *, follow_symlinks=True):
+        if os.fspath(path) == os.fspath(shared) and name == trusted_paths.ACCESS_ACL:
+            return b"\x02\x00\x00\x00"
+        return real_getxattr(path, name, follow_symlinks=follow_symlinks)
+    monkeypatch.setattr(trusted_paths.os, "getxattr", getxattr)
+
+    assert changeable_by_others(shared / "run") == (
+        f"the directory {shared} (mode 0775) may be written by the users and groups its ACL names, who could "
+        "replace what is in it")
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o622])
+def test_a_file_others_may_write_is_named(tmp_path, mode):
+    """Found by a reviewer: a token file of 0666 was only warned of, and another user wrote their
+    token into it for the next reload."""
+    token = tmp_path / "token"
+    token.write_text("t")
+    token.chmod(mode)
+
+    assert changeable_by_others(token) == (
+        f"the file {token} (mode {mode:04o}) may be written by others, who could replace what is in it")
+
+
+def test_what_is_on_a_read_only_mount_is_trusted_whoever_owns_it(tmp_path, seen_as, monkeypatch):
+    """Found by a reviewer: a Docker Compose secret keeps its owner on the host (uid 1000 against
+    the container's 10001), mounted read-only: nobody can change it, and it was refused."""
+    secret = tmp_path / "secret"
+    secret.write_text("t")
+    secret.chmod(0o444)
+    seen_as(secret, uid=OTHER_UID)
+    real_statvfs = os.statvfs
+
+    def statvfs(path):
+        info = real_statvfs(path)
+        if os.fspath(path) != os.fspath(secret):
+            return info
+        return os.statvfs_result((*info[:8], info.f_flag | os.ST_RDONLY, info.f_namemax))
+    monkeypatch.setattr(trusted_paths.os, "statvfs", statvfs)
+
+    assert changeable_by_others(secret) is None
 
 
 def test_a_sticky_directory_like_tmp_on_the_way_is_trusted(tmp_path):
@@ -105,7 +198,7 @@ def test_links_are_followed_to_where_they_lead(tmp_path):
     relative = tmp_path / "private" / "run"
     relative.symlink_to("../open/run")
 
-    assert changeable_by_others(relative).startswith(f"the directory {open_dir} (mode 0777,")
+    assert changeable_by_others(relative).startswith(f"the directory {open_dir} (mode 0777) ")
 
 
 def test_a_loop_of_links_is_refused_not_followed_for_ever(tmp_path):

@@ -9,27 +9,32 @@ its key files, applied along the path as the kernel resolves it.
 
 from __future__ import annotations
 
+import errno
+import grp
 import os
+import pwd
 import stat
 from pathlib import Path
 
 MAX_LINKS = 40
 """As the kernel's limit on symbolic links followed in one lookup."""
+ACCESS_ACL = "system.posix_acl_access"
+"""Where Linux keeps an entry's extended access ACL (none: its mode says it all)."""
 
 
 def changeable_by_others(path: str | Path) -> str | None:
     """Why another user could change what `path` (absolute, existing) names, or None.
 
     From the root down, following symbolic links: each directory and link on the way, and the
-    path itself, must belong to root or to this user, and no directory may be writable by
-    others, or by a group other than this process's (a user's private group, under umask 002),
-    unless it is sticky (as /tmp is, where others cannot rename or remove an entry that is not
-    theirs). Raises OSError if a part of the path does not exist.
+    path itself, must belong to root or to this user, and no directory or file may be writable
+    by others, by a group that has another member than this user, or through an extended ACL;
+    a sticky directory (as /tmp, where others cannot rename or remove an entry that is not
+    theirs) may be. What is on a read-only mount (a container's secret) nobody can change.
+    Raises OSError if a part of the path does not exist.
     """
-    me = os.geteuid(), os.getegid()
     remaining = list(Path(path).parts)
     current, links = Path("/"), 0
-    problem = _problem(current, os.lstat(current), me)
+    problem = _problem(current, os.lstat(current))
     while problem is None and remaining:
         name = remaining.pop(0)
         if name == "/":
@@ -40,7 +45,7 @@ def changeable_by_others(path: str | Path) -> str | None:
             continue
         entry = current / name
         info = os.lstat(entry)
-        problem = _problem(entry, info, me)
+        problem = _problem(entry, info)
         if problem is None and stat.S_ISLNK(info.st_mode):
             links += 1
             if links > MAX_LINKS:
@@ -51,14 +56,52 @@ def changeable_by_others(path: str | Path) -> str | None:
     return problem
 
 
-def _problem(entry: Path, info: os.stat_result, me: tuple[int, int]) -> str | None:
-    uid, gid = me
-    if info.st_uid not in (0, uid):
-        kind = "symbolic link" if stat.S_ISLNK(info.st_mode) else "directory" if stat.S_ISDIR(info.st_mode) else "file"
+def _problem(entry: Path, info: os.stat_result) -> str | None:
+    link = stat.S_ISLNK(info.st_mode)
+    if _read_only(entry.parent if link else entry):
+        return None
+    kind = "symbolic link" if link else "directory" if stat.S_ISDIR(info.st_mode) else "file"
+    if info.st_uid not in (0, os.geteuid()):
         return f"the {kind} {entry} belongs to another user (uid {info.st_uid}), who could replace what it names"
     mode = stat.S_IMODE(info.st_mode)
-    writers = mode & 0o002 or (mode & 0o020 and info.st_gid != gid)
-    if stat.S_ISDIR(info.st_mode) and writers and not mode & stat.S_ISVTX:
-        return (f"the directory {entry} (mode {mode:04o}, group {info.st_gid}) may be written by other users, "
-                "who could replace what is in it")
-    return None
+    if link or (stat.S_ISDIR(info.st_mode) and mode & stat.S_ISVTX) or not mode & 0o022:
+        return None
+    if mode & 0o002:
+        who = "others"
+    elif _has_other_members(info.st_gid):
+        who = f"group {info.st_gid}, which has other members"
+    elif _has_access_acl(entry):
+        who = "the users and groups its ACL names"
+    else:
+        return None  # this user's private group, as under umask 002
+    return f"the {kind} {entry} (mode {mode:04o}) may be written by {who}, who could replace what is in it"
+
+
+def _read_only(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def _has_other_members(gid: int) -> bool:
+    """Whether a user other than this one is in group `gid`, by its list or as their primary
+    group (found by a reviewer: a group shared with another user was taken for this user's own).
+    A group the system does not know is taken to have others."""
+    me = os.geteuid()
+    try:
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return True
+    with_it = {user.pw_name for user in pwd.getpwall() if user.pw_gid == gid}
+    mine = {user.pw_name for user in pwd.getpwall() if user.pw_uid == me}
+    return bool((members | with_it) - mine)
+
+
+def _has_access_acl(path: Path) -> bool:
+    """Whether `path` has an extended ACL: its group bits are then the mask of named users' and
+    groups' grants (found by a reviewer: a user named in one swapped the socket's directory)."""
+    try:
+        os.getxattr(path, ACCESS_ACL, follow_symlinks=False)
+    except OSError as error:
+        if error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
