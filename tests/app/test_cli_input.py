@@ -70,8 +70,15 @@ def test_an_out_of_range_number_is_a_usage_error_naming_the_option(tmp_path, cap
      "--on: required with --scope strategy: the strategy it applies to"),
     (["--scope", "global", "--on", "AAA", "--kind", "scale_leverage", "--value", "0.5"],
      "--on: a global override applies to the whole book, got --on 'AAA'"),
-], ids=["symbol", "symbol-empty", "strategy", "global-with-on"])
-def test_an_override_target_missing_or_out_of_place_is_a_usage_error_naming_on(tmp_path, capsys, argv, error):
+    (["--scope", "global", "--kind", "cap_leverage"], "--value: required with --kind cap_leverage"),
+    (["--scope", "global", "--kind", "force_regime"], "--regime: required with --kind force_regime"),
+    (["--scope", "symbol", "--on", "AAA", "--kind", "restrict_symbol", "--value", "2"],
+     "--value: not taken by --kind restrict_symbol"),
+    (["--scope", "global", "--kind", "scale_leverage", "--value", "0.5", "--regime", "bear"],
+     "--regime: not taken by --kind scale_leverage"),
+], ids=["symbol", "symbol-empty", "strategy", "global-with-on", "no value", "no regime", "value unused",
+        "regime unused"])
+def test_an_override_argument_missing_or_out_of_place_is_a_usage_error_naming_it(tmp_path, capsys, argv, error):
     with pytest.raises(SystemExit) as exited:
         main(["set-override", *argv, "--reason", "x", *no_sidecar(tmp_path)])
 

@@ -337,7 +337,7 @@ JSON_COMMANDS = {
     "alerts": lambda client, args: client.list_alerts(args.limit, args.min_severity),
     "overrides": lambda client, args: client.list_overrides(),
     "set-override": lambda client, args: client.set_override(
-        args.scope, args.kind, target=args.on, value=args.value, regime=args.regime,
+        args.scope, args.kind, target=args.on, value=args.value or 0.0, regime=args.regime,
         set_by=_operator(args), reason=args.reason,
         expires_at=None if args.expires_in is None else time.time() + args.expires_in),
     "clear-override": lambda client, args: client.clear_override(args.id, _operator(args), args.reason),
@@ -443,12 +443,13 @@ def build_parser() -> argparse.ArgumentParser:
         "restrict_symbol"])
     override.add_argument("--on", default="", metavar="NAME",
                           help="the strategy or symbol it applies to (with --scope strategy or symbol)")
-    override.add_argument("--value", type=_override_value, default=0.0)
-    override.add_argument("--regime", choices=["bull", "bear", "crisis"])
+    override.add_argument("--value", type=_override_value,
+                          help="the factor, leverage, capital or position it sets (with the kinds that take one)")
+    override.add_argument("--regime", choices=["bull", "bear", "crisis"], help="the regime (with force_regime)")
     override.add_argument("--reason", required=True)
     override.add_argument("--expires-in", type=_expires_in, metavar="SECONDS",
                           help="seconds until it expires, at most 10 years (default: never)")
-    override.set_defaults(check_usage=lambda args: _check_override_target(override, args))
+    override.set_defaults(check_usage=lambda args: _check_override_arguments(override, args))
     clear = admin_command("clear-override", "clear an override (exit 1 if none was)" + admin)
     clear.add_argument("id")
     clear.add_argument("--reason", default="")
@@ -466,12 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_override_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--on with --scope strategy or symbol (what it applies to), not with --scope global."""
+VALUE_KINDS = ("scale_leverage", "cap_leverage", "cap_strategy_capital", "cap_symbol_position")
+"""The override kinds that set a value (--value); force_regime sets --regime; restrict_symbol neither."""
+
+
+def _check_override_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--on with --scope strategy or symbol (what it applies to), not with --scope global; --value
+    with the kinds that take one, --regime with force_regime, and neither elsewhere (found by a
+    tester: a cap_leverage without --value was refused as "got 0.0", --value never named)."""
     if args.scope == "global" and args.on:
         parser.error(f"argument --on: a global override applies to the whole book, got --on {args.on!r}")
     if args.scope != "global" and not args.on:
         parser.error(f"argument --on: required with --scope {args.scope}: the {args.scope} it applies to")
+    for option, given, wanted in (("--value", args.value is not None, args.kind in VALUE_KINDS),
+                                  ("--regime", args.regime is not None, args.kind == "force_regime")):
+        if wanted and not given:
+            parser.error(f"argument {option}: required with --kind {args.kind}")
+        if given and not wanted:
+            parser.error(f"argument {option}: not taken by --kind {args.kind}")
 
 
 def _number(parse: Callable[[str], float] = float, *, low: float, high: float = math.inf,
