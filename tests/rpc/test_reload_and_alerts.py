@@ -126,7 +126,8 @@ async def test_a_reload_refused_for_many_problems_names_the_first_ten_each_clipp
     assert reply.errors[0].endswith("k...") and len(reply.errors[0]) == 500
     assert reply.errors[1].endswith("limits.unknown_0: unknown key")
     [refused] = [a for a in listed.alerts if a.kind == pb.ALERT_KIND_CONFIG_RELOAD_REFUSED]
-    assert refused.message == "config reload asked by pytest refused: " + "; ".join(reply.errors)
+    assert refused.message == (f"config reload of {harness.sidecar._config_path} asked by pytest refused: "
+                               + "; ".join(reply.errors))  # the file named (found by a tester)
 
 
 async def test_a_change_that_needs_a_restart_is_refused(harness):

@@ -984,7 +984,8 @@ class RiskBudgetSidecar:
         except ConfigError as refused:
             refusal = ConfigRefused(refused.errors)
             self._alerts.raise_alert(AlertKind.CONFIG_RELOAD_REFUSED, AlertSeverity.WARNING,
-                                     f"config reload asked by {requested_by} refused: " + "; ".join(refusal.errors),
+                                     f"config reload of {self._config_path} asked by {requested_by} refused: "
+                                     + "; ".join(refusal.errors),
                                      now=self._clock.now())
             raise refusal from None
         return await self._swap_in(new, steps, requested_by)  # checked and swapped with no await between
