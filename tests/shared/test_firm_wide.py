@@ -516,10 +516,10 @@ async def test_a_bad_print_held_back_marks_nothing_and_a_rally_taken_back_comes_
     assert room >= 190_000
 
 
-async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, valkey):
-    """Found by a reviewer: marks could not lower a rally another sidecar saw, but an order (or a
-    fill) of one share at the lagging sidecar's price revalued the firm's whole position at it, and
-    that sidecar then took the firm to 1.16 times its total limit."""
+@contextlib.asynccontextmanager
+async def a_rally_one_sidecar_sees(tmp_path, valkey):
+    """Two sidecars trading AAA; the first holds 400,000 of it, rallied to 480,000 on the server by
+    its marks; the second's feed lags at the old prices. Yields both and those prices."""
     async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA, **STATIC_HALF) as (first, second):
         prices = await first.publish_last_prices()
         await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
@@ -527,7 +527,15 @@ async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, 
         first.clock.advance(1)
         await first.publish({**prices, "AAA": prices["AAA"] * 1.2})
         await marked(first, 480_000)
-        await second.publish(prices)  # its feed lags
+        await second.publish(prices)
+        yield first, second, prices
+
+
+async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, valkey):
+    """Found by a reviewer: marks could not lower a rally another sidecar saw, but an order (or a
+    fill) of one share at the lagging sidecar's price revalued the firm's whole position at it, and
+    that sidecar then took the firm to 1.16 times its total limit."""
+    async with a_rally_one_sidecar_sees(tmp_path, valkey) as (first, second, prices):
         tiny = await second.check("o-tiny", 1, strategy="carry", symbol="AAA")
         total = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
 
@@ -541,14 +549,7 @@ async def test_an_order_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, 
 async def test_a_positions_snapshot_at_a_lagging_price_does_not_mark_a_rally_down(tmp_path, valkey):
     """As an order's or a fill's, a snapshot's own prices value its symbols at no less than the
     highest fresh mark another sidecar sent."""
-    async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA, **STATIC_HALF) as (first, second):
-        prices = await first.publish_last_prices()
-        await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
-            pb.Position(strategy="trend", symbol="AAA", quantity=round(400_000 / prices["AAA"]))]))
-        first.clock.advance(1)
-        await first.publish({**prices, "AAA": prices["AAA"] * 1.2})
-        await marked(first, 480_000)
-        await second.publish(prices)  # its feed lags
+    async with a_rally_one_sidecar_sees(tmp_path, valkey) as (first, second, prices):
         await second.stub.SetPositions(spb.SetPositionsRequest(strategy="carry", positions=[
             pb.Position(strategy="carry", symbol="AAA", quantity=1)]))
         total = (await first.sidecar.store.ledger.firm_exposure()).total_gross_cents
