@@ -43,9 +43,9 @@ DRY_RUN_CALL = "CheckTrade"
 READ_TOKEN = "read token"
 """What `AdminAuth.client_refusal` says of the read token; the audit's `why` when it is refused."""
 
-
 HTTP_READ_NEEDS_TOKEN = "this sidecar's reads need 'Authorization: Bearer <read, client or admin token>'"
 """The refusal of an admin HTTP port read without a token, once a client token is configured."""
+
 SEVERAL_TOKENS = "several tokens"
 """The refusal of a call carrying more than one `authorization` value."""
 
@@ -149,7 +149,7 @@ class AdminAuth:
         /api/status, which the read token reads."""
         if type(request) is Unparsable:  # refused as its call refuses it
             return
-        tokens = [token.decode() for token in (self._token, self._client_token, self._read_token) if token]
+        tokens = self._configured()
         for field, text in _texts(request):
             if any(token in text for token in tokens):
                 raise InvalidInput([(field, "holds one of the sidecar's tokens: it would be logged and shown in "
@@ -210,10 +210,12 @@ class AdminAuth:
         """`text` with each of the sidecar's tokens in it replaced by "<token>": for what is logged of
         a refused request, which may quote anything the caller sent (found by a reviewer: an
         override id, a field name or an enum value that was a token went into the log)."""
-        for token in (self._token, self._client_token, self._read_token):
-            if token:
-                text = text.replace(token.decode(), "<token>")
+        for token in self._configured():
+            text = text.replace(token, "<token>")
         return text
+
+    def _configured(self) -> list[str]:
+        return [token.decode() for token in (self._token, self._client_token, self._read_token) if token]
 
     def _is_read_token(self, presented: bytes | None) -> bool:
         return (presented is not None and self._read_token is not None
