@@ -376,6 +376,26 @@ async def test_a_usage_just_under_its_limit_is_not_shown_as_all_of_it(harness):
     assert [a.message for a in await alerts(harness, pb.ALERT_KIND_LIMIT_NEAR)] == ["trend uses 99.9% of its limit"]
 
 
+async def test_a_position_capped_at_0_raises_its_breach_and_the_tick_goes_on(harness):
+    """Found by a reviewer: the usage of a limit of 0 is infinite, and its alert's text failed the
+    monitoring tick every time (no breach alert, nor any other alert after it)."""
+    from .test_overrides import set_override
+
+    await harness.publish_last_prices()
+    await harness.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=10)]))
+    await set_override(harness, scope=pb.OVERRIDE_SCOPE_SYMBOL, target="AAA",
+                       kind=pb.OVERRIDE_KIND_CAP_SYMBOL_POSITION, value=0)
+    harness.clock.advance(2 * harness.sidecar.config.limits.max_staleness)
+
+    await harness.sidecar.monitor_once()
+    await harness.sidecar.monitor_once()
+
+    breached = [a.message for a in await alerts(harness, pb.ALERT_KIND_LIMIT_BREACHED)]
+    assert breached.count("AAA holds exposure against a limit of 0") == 1
+    assert await alerts(harness, pb.ALERT_KIND_STALE_MARKET_DATA)  # the tick went on past it
+
+
 async def test_operator_alerts_name_no_empty_target_or_reason(harness):
     """Found by a tester: "(force_regime on global )" and "by ops: " with no reason."""
     await harness.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(

@@ -612,7 +612,9 @@ class RiskBudgetSidecar:
         a usage moving between 90% and 105% raised an alert at every crossing (300 in 5 minutes
         of a crash day), which would push every other alert out of the book."""
         # Rounded down to 0.1%: a usage of 99.996% read "uses 100%", as a breach (found by a tester).
-        message = f"{subject} uses {math.floor(utilization * 1000 + 1e-9) / 10:.1f}% of its limit"
+        # A limit of 0 (a cap to flatten a symbol) with exposure is an infinite usage: said so.
+        message = (f"{subject} uses {math.floor(utilization * 1000 + 1e-9) / 10:.1f}% of its limit"
+                   if math.isfinite(utilization) else f"{subject} holds exposure against a limit of 0")
         self._conditions.update(AlertKind.LIMIT_NEAR, subject, near, AlertSeverity.WARNING, message, now=now,
                                 announce=not breached)
         last = self._breaches.get(subject)
