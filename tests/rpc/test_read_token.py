@@ -479,3 +479,22 @@ async def test_without_a_client_token_the_http_reads_take_any_authorization(harn
             await reply.read()
 
     assert reply.status == 200
+
+
+async def test_a_long_token_a_refused_control_quoted_is_redacted_before_it_is_clipped(tmp_path):
+    """Found by a reviewer: the refusal's text was clipped to 160 characters, then redacted, and a
+    200-character token, clipped, was no longer the token: 157 of its characters were logged."""
+    long_token = "r" + "0123456789" * 20
+    running = await start_harness(tmp_path, **token_files(tmp_path, read=long_token))
+    try:
+        with structlog.testing.capture_logs() as events:
+            async with aiohttp.ClientSession(base_url=running.server.http_url) as http:
+                async with http.post("/api/rebalance", json={long_token: "x", "reason": "r", "requested_by": "ada"},
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
+                    await reply.read()
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert reply.status == 400
+    assert long_token[:40] not in str(events)

@@ -376,6 +376,19 @@ async def test_a_usage_just_under_its_limit_is_not_shown_as_all_of_it(harness):
     assert [a.message for a in await alerts(harness, pb.ALERT_KIND_LIMIT_NEAR)] == ["trend uses 99.9% of its limit"]
 
 
+async def test_a_reloads_own_steps_prepare_off_the_event_loop(harness):
+    """Found by a reviewer: the tokens' files, and who may change them (the user database, slow
+    where it is a directory server), were read on the event loop, holding checks up."""
+    import threading
+
+    applied = []
+    harness.sidecar.on_reload(lambda new: threading.current_thread(), lambda thread: applied.append(thread))
+
+    reply = await reload(harness)
+
+    assert reply.reloaded and applied and applied[0] is not threading.current_thread()
+
+
 async def test_a_position_capped_at_0_raises_its_breach_and_the_tick_goes_on(harness):
     """Found by a reviewer: the usage of a limit of 0 is infinite, and its alert's text failed the
     monitoring tick every time (no breach alert, nor any other alert after it)."""

@@ -414,6 +414,26 @@ async def test_the_unix_socket_is_0600_in_a_0700_directory(tmp_path):
     assert (directory_mode, socket_mode, is_socket) == (0o700, 0o600, True)
 
 
+async def test_every_socket_directory_the_sidecar_makes_is_0700_whatever_the_umask(tmp_path):
+    """Found by a reviewer: under umask 000 the directories above the socket's were made 0777, and
+    the sidecar refused the way it had made itself."""
+    socket_path = tmp_path / "a" / "b" / "run" / "sidecar.sock"
+    (tmp_path / "admin-token").touch(mode=0o600)  # rewritten, not made, under the umask below
+    before = os.umask(0)
+    try:
+        running = await start_harness(tmp_path, sidecar__listen=f"unix:{socket_path}")
+    finally:
+        os.umask(before)
+    try:
+        modes = [stat.S_IMODE(os.stat(directory).st_mode)
+                 for directory in (tmp_path / "a", tmp_path / "a" / "b", socket_path.parent)]
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert modes == [0o700, 0o700, 0o700]
+
+
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o701])
 async def test_a_socket_directory_others_can_enter_is_refused_and_nothing_listens(tmp_path, mode):
     directory = tmp_path / "shared-run"

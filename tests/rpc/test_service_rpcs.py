@@ -9,6 +9,7 @@ import time
 
 import grpc
 import pytest
+import structlog.testing
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -825,6 +826,7 @@ async def test_a_fill_past_what_its_order_still_had_reserved_moves_the_position_
     within = await fill(harness, "o-over", 60, "x-1")
     quiet = await unreserved_fill_alerts(harness)
     past = await fill(harness, "o-over", 50, "x-2")
+    harness.clock.advance(61)  # an order's alerts come a minute apart
     after = await fill(harness, "o-over", 100, "x-3")
     await fill(harness, "o-over", 100, "x-3")  # the same execution again: applied once, alerted once
     alerts = await unreserved_fill_alerts(harness)
@@ -836,6 +838,30 @@ async def test_a_fill_past_what_its_order_still_had_reserved_moves_the_position_
         "the position moved past what its check held room for",
         "order 'o-over' (trend, AAA) filled 50, 10 beyond the 40 it still had reserved: the position moved past "
         "what its check held room for"]
+
+
+async def test_unreserved_fills_in_a_flood_raise_one_alert_an_order_and_ten_a_minute(harness):
+    """Found by a reviewer: 1,000 fills of an order past its reservation raised 1,000 alerts, and
+    pushed every other alert (a halt) out of the list."""
+    await harness.publish_last_prices()
+    for n in range(15):
+        await harness.check(f"o-{n}", 1)
+    with structlog.testing.capture_logs() as events:
+        for n in range(15):
+            for k in range(3):
+                await fill(harness, f"o-{n}", 1, f"x-{n}-{k}")
+    during = await unreserved_fill_alerts(harness)
+    harness.clock.advance(61)
+    await harness.publish_last_prices()
+    await harness.check("o-late", 1)
+    await fill(harness, "o-late", 2, "x-late")
+    after = await unreserved_fill_alerts(harness)
+
+    assert len(during) == 10 and len({m.split(" (")[0] for m in during}) == 10  # ten orders, once each
+    assert len([e for e in events if e["event"] == "unreserved_fill"]) == 15 * 2  # each in the log
+    # held back since the tenth alert: its order's next fill, and both of each of the last five orders'
+    assert after[0] == ("order 'o-late' (trend, AAA) filled 2, 1 beyond the 1 it still had reserved: the position "
+                        "moved past what its check held room for (11 more held back before it, each in the log)")
 
 
 async def test_a_fill_of_a_rejected_order_raises_an_alert_and_one_the_sidecar_never_checked_none(harness):

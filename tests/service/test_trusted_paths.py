@@ -64,7 +64,8 @@ def groups(monkeypatch):
         return grp.struct_group(("g", "x", gid, known[gid][0]))
 
     def getpwall():
-        users = [pwd.struct_passwd((ME, "x", os.geteuid(), 99999, "", "/", "/bin/sh"))]
+        users = [pwd.struct_passwd((ME, "x", os.geteuid(), 99999, "", "/", "/bin/sh")),
+                 pwd.struct_passwd(("root", "x", 0, 99998, "", "/", "/bin/sh"))]
         return users + [pwd.struct_passwd((name, "x", 70000 + n, gid, "", "/", "/bin/sh"))
                         for gid, (_, primary) in known.items() for n, name in enumerate(primary)]
 
@@ -77,42 +78,54 @@ def groups(monkeypatch):
 
 
 @pytest.mark.parametrize("members, primary_of, trusted", [
-    ((), (), True), ((ME,), (), True), (("bob",), (), False), ((), ("bob",), False),
-], ids=["no one else", "only this user", "another member", "another's primary group"])
-def test_a_directory_its_group_may_write_is_trusted_only_if_no_one_else_is_in_it(
-        tmp_path, seen_as, groups, members, primary_of, trusted):
+    ((), (), True), ((ME,), (), True), (("root",), (), True), (("bob",), (), False), ((), ("bob",), False),
+], ids=["no one else", "only this user", "root", "another member", "another's primary group"])
+def test_a_directory_this_processs_group_may_write_is_trusted_only_if_no_one_else_is_in_it(
+        tmp_path, groups, members, primary_of, trusted):
     """Under umask 002 a user's directories are writable by the user's private group: that is no
     other user. A group shared with another user is (found by a reviewer)."""
     shared = tmp_path / "shared"
     (shared / "run").mkdir(parents=True)
     shared.chmod(0o775)
-    seen_as(shared, gid=4242)
-    groups(4242, members=members, primary_of=primary_of)
+    groups(os.getegid(), members=members, primary_of=primary_of)
 
     problem = changeable_by_others(shared / "run")
 
     assert problem is None if trusted else problem == (
-        f"the directory {shared} (mode 0775) may be written by group 4242, which has other members, who could "
-        "replace what is in it")
+        f"the directory {shared} (mode 0775) may be written by group {os.getegid()}, which has other members, "
+        "who could replace what is in it")
 
 
-def test_a_group_the_system_does_not_know_is_taken_to_have_others(tmp_path, seen_as, groups):
-    shared = tmp_path / "shared"
-    (shared / "run").mkdir(parents=True)
-    shared.chmod(0o775)
-    seen_as(shared, gid=4243)
-
-    assert "group 4243, which has other members" in changeable_by_others(shared / "run")
-
-
-def test_a_directory_with_an_acl_is_named_though_its_group_is_private(tmp_path, seen_as, groups, monkeypatch):
-    """Found by a reviewer: an ACL naming another user with write showed as group bits of the
-    sidecar's own group, and that user swapped the socket's directory."""
+def test_a_directory_another_group_may_write_is_named_whatever_its_members(tmp_path, seen_as, groups):
+    """Found by a reviewer: a group with no member listed was trusted, but groups given at run time
+    (systemd's SupplementaryGroups, Docker's group_add) are listed nowhere."""
     shared = tmp_path / "shared"
     (shared / "run").mkdir(parents=True)
     shared.chmod(0o775)
     seen_as(shared, gid=4242)
     groups(4242)
+
+    assert changeable_by_others(shared / "run") == (
+        f"the directory {shared} (mode 0775) may be written by group 4242, not this process's own, who could "
+        "replace what is in it")
+
+
+def test_this_processs_own_group_unknown_to_the_system_has_no_other_members(tmp_path, groups):
+    """A container's anonymous `--user uid:gid`: its group is in no list (found by a reviewer)."""
+    shared = tmp_path / "shared"
+    (shared / "run").mkdir(parents=True)
+    shared.chmod(0o775)
+
+    assert changeable_by_others(shared / "run") is None
+
+
+def test_a_directory_with_an_acl_is_named_though_its_group_is_private(tmp_path, groups, monkeypatch):
+    """Found by a reviewer: an ACL naming another user with write showed as group bits of the
+    sidecar's own group, and that user swapped the socket's directory."""
+    shared = tmp_path / "shared"
+    (shared / "run").mkdir(parents=True)
+    shared.chmod(0o775)
+    groups(os.getegid())
     real_getxattr = os.getxattr
 
     def getxattr(path, name, *, follow_symlinks=True):
@@ -138,9 +151,9 @@ def test_a_file_others_may_write_is_named(tmp_path, mode):
         f"the file {token} (mode {mode:04o}) may be written by others, who could replace what is in it")
 
 
-def test_what_is_on_a_read_only_mount_is_trusted_whoever_owns_it(tmp_path, seen_as, monkeypatch):
-    """Found by a reviewer: a Docker Compose secret keeps its owner on the host (uid 1000 against
-    the container's 10001), mounted read-only: nobody can change it, and it was refused."""
+def test_a_file_another_user_owns_is_named_on_a_read_only_mount_too(tmp_path, seen_as, monkeypatch):
+    """Found by a reviewer: a read-only bind mount's source stays writable by its owner, who
+    rewrote a token read through one."""
     secret = tmp_path / "secret"
     secret.write_text("t")
     secret.chmod(0o444)
@@ -152,9 +165,9 @@ def test_what_is_on_a_read_only_mount_is_trusted_whoever_owns_it(tmp_path, seen_
         if os.fspath(path) != os.fspath(secret):
             return info
         return os.statvfs_result((*info[:8], info.f_flag | os.ST_RDONLY, info.f_namemax))
-    monkeypatch.setattr(trusted_paths.os, "statvfs", statvfs)
+    monkeypatch.setattr(os, "statvfs", statvfs)
 
-    assert changeable_by_others(secret) is None
+    assert f"belongs to another user (uid {OTHER_UID})" in changeable_by_others(secret)
 
 
 def test_a_sticky_directory_like_tmp_on_the_way_is_trusted(tmp_path):

@@ -352,7 +352,7 @@ class _Routes:
 
     def _request(self, body: dict[str, Any], message_type: type[Message]) -> Any:
         """The body as the admin call's request, refused (as gRPC refuses it) if its text holds a token."""
-        message = _parse(body, message_type)
+        message = _parse(body, message_type, self._auth.redact)
         self._auth.refuse_tokens_in(message)
         return message
 
@@ -374,11 +374,14 @@ class _Routes:
         return body
 
 
-def _parse(body: dict[str, Any], message_type: type[Message]) -> Any:
+def _parse(body: dict[str, Any], message_type: type[Message], redact: Callable[[str], str]) -> Any:
+    """The body as `message_type`; a parser's refusal quotes what it refused (a field's name, an
+    enum's value), redacted before it is clipped (found by a reviewer: a clipped token was no
+    longer the token, and went into the log)."""
     try:
         return json_format.ParseDict(body, message_type())
     except json_format.ParseError as error:
-        raise parse_error_input(error) from None
+        raise parse_error_input(json_format.ParseError(redact(str(error)))) from None
     except OverflowError:  # a number past a double's range (1e999): a 500 before, found by a tester
         raise InvalidInput([("body", "holds a number too large for its field")]) from None
 

@@ -247,7 +247,12 @@ def _bind_unix(server: grpc.aio.Server, address: ListenAddress,
                credentials: grpc.ServerCredentials | None) -> str:
     socket_path = Path(address.unix_path)
     try:
-        socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each missing directory 0700, not only the last (`parents=True` makes the others by the
+        # umask: under umask 002 or 000 the sidecar then refused the way it had made itself).
+        missing = [directory for directory in (socket_path.parent, *socket_path.parent.parents)
+                   if not directory.exists()]
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create the socket's directory {socket_path.parent}: "
                       f"{exc.strerror or exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from collections import deque
 
@@ -62,3 +63,30 @@ class ConditionAlerts:
                 self._alerts.raise_alert(kind, severity, message, subject=subject, now=now)
         elif not holds:
             self._holding.discard(key)
+
+
+class ThrottledAlerts:
+    """Alerts of one kind for events that can come in floods: at most one a subject per
+    `interval` seconds, and `limit` in all per `interval`. The others are held back, counted,
+    and the next alert raised says how many (the caller logs each event all the same)."""
+
+    def __init__(self, alerts: AlertBook, kind: AlertKind, severity: AlertSeverity, *,
+                 interval: float = 60.0, limit: int = 10) -> None:
+        self._alerts, self._kind, self._severity = alerts, kind, severity
+        self._interval, self._limit = interval, limit
+        self._last: dict[str, float] = {}
+        self._window_start, self._in_window, self._held_back = -math.inf, 0, 0
+
+    def raise_alert(self, subject: str, message: str, *, now: float) -> bool:
+        """Raise it unless held back; whether it was raised."""
+        if now - self._window_start >= self._interval:
+            self._window_start, self._in_window = now, 0
+            self._last = {s: t for s, t in self._last.items() if now - t < self._interval}
+        if now - self._last.get(subject, -math.inf) < self._interval or self._in_window >= self._limit:
+            self._held_back += 1
+            return False
+        if self._held_back:
+            message += f" ({self._held_back} more held back before it, each in the log)"
+        self._alerts.raise_alert(self._kind, self._severity, message, subject=subject, now=now)
+        self._last[subject], self._in_window, self._held_back = now, self._in_window + 1, 0
+        return True

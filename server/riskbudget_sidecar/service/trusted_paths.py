@@ -27,10 +27,10 @@ def changeable_by_others(path: str | Path) -> str | None:
 
     From the root down, following symbolic links: each directory and link on the way, and the
     path itself, must belong to root or to this user, and no directory or file may be writable
-    by others, by a group that has another member than this user, or through an extended ACL;
-    a sticky directory (as /tmp, where others cannot rename or remove an entry that is not
-    theirs) may be. What is on a read-only mount (a container's secret) nobody can change.
-    Raises OSError if a part of the path does not exist.
+    by others, by a group other than this process's own, by this process's group if another user
+    is listed in it, or through an extended ACL; a sticky directory (as /tmp, where others cannot
+    rename or remove an entry that is not theirs) may be. A read-only mount is no exception: a
+    bind mount's source stays writable. Raises OSError if a part of the path does not exist.
     """
     remaining = list(Path(path).parts)
     current, links = Path("/"), 0
@@ -58,8 +58,6 @@ def changeable_by_others(path: str | Path) -> str | None:
 
 def _problem(entry: Path, info: os.stat_result) -> str | None:
     link = stat.S_ISLNK(info.st_mode)
-    if _read_only(entry.parent if link else entry):
-        return None
     kind = "symbolic link" if link else "directory" if stat.S_ISDIR(info.st_mode) else "file"
     if info.st_uid not in (0, os.geteuid()):
         return f"the {kind} {entry} belongs to another user (uid {info.st_uid}), who could replace what it names"
@@ -68,6 +66,8 @@ def _problem(entry: Path, info: os.stat_result) -> str | None:
         return None
     if mode & 0o002:
         who = "others"
+    elif info.st_gid != os.getegid():
+        who = f"group {info.st_gid}, not this process's own"
     elif _has_other_members(info.st_gid):
         who = f"group {info.st_gid}, which has other members"
     elif _has_access_acl(entry):
@@ -77,22 +77,21 @@ def _problem(entry: Path, info: os.stat_result) -> str | None:
     return f"the {kind} {entry} (mode {mode:04o}) may be written by {who}, who could replace what is in it"
 
 
-def _read_only(path: Path) -> bool:
-    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-
-
 def _has_other_members(gid: int) -> bool:
-    """Whether a user other than this one is in group `gid`, by its list or as their primary
-    group (found by a reviewer: a group shared with another user was taken for this user's own).
-    A group the system does not know is taken to have others."""
-    me = os.geteuid()
+    """Whether a user other than this one (or root) is in this process's group `gid`, by its
+    list or as their primary group (found by a reviewer: a group shared with another user was
+    taken for this user's own). One the system does not list (a container's anonymous
+    `--user uid:gid`) has none it knows of. Groups given at run time (systemd's
+    SupplementaryGroups, Docker's group_add) are not listed anywhere: hence only this process's
+    own group is ever trusted."""
     try:
         members = set(grp.getgrgid(gid).gr_mem)
     except KeyError:
-        return True
-    with_it = {user.pw_name for user in pwd.getpwall() if user.pw_gid == gid}
-    mine = {user.pw_name for user in pwd.getpwall() if user.pw_uid == me}
-    return bool((members | with_it) - mine)
+        return False
+    users = pwd.getpwall()
+    with_it = {user.pw_name for user in users if user.pw_gid == gid}
+    trusted = {user.pw_name for user in users if user.pw_uid in (0, os.geteuid())}
+    return bool((members | with_it) - trusted)
 
 
 def _has_access_acl(path: Path) -> bool:
