@@ -463,7 +463,8 @@ async def test_a_refused_http_control_logs_no_token_it_quoted(guarded, method, p
     each quoting what the caller sent."""
     with structlog.testing.capture_logs() as events:
         async with aiohttp.ClientSession(base_url=guarded.server.http_url) as http:
-            async with http.request(method, path, json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
+            async with http.request(method, path, json=body,
+                                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as reply:
                 await reply.read()
 
     refused = [e for e in events if e["event"] == "http_refused"]

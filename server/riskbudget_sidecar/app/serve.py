@@ -20,8 +20,8 @@ from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused, TokensRotated
 from ..service.sidecar import RiskBudgetSidecar
-from ..service.warmup import check_warmup_file
 from ..service.trusted_paths import changeable_by_others
+from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
 from ..rpc.auth import AdminAuth
 from ..rpc.server import RunningServer, require_private_directory, server_credentials, start_server
