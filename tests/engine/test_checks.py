@@ -130,6 +130,19 @@ def test_check_trade_with_a_limit_price_beyond_the_collar_rejects_price_collar()
     assert result.reasons[0].value == pytest.approx(0.06)
 
 
+@pytest.mark.parametrize("last", [101.57, 79.1, 78.7, 94.7, 96.2, 61.4, 117.3, 67.9, 110.0, 0.37, 4321.99])
+@pytest.mark.parametrize("factor", [1.05, 0.95])
+def test_a_limit_price_exactly_at_the_collar_passes_it(last, factor):
+    """Found by a tester: half of the limit prices at exactly 5% were rejected, their distance a
+    float a hair past 0.05."""
+    trading = desk()
+    trading.prices.set("AAA", last)
+
+    result = trading.check(order(BUY, 1, limit_price=last * factor))
+
+    assert ReasonCode.PRICE_COLLAR not in codes(result)
+
+
 def test_check_trade_beyond_the_collar_rejects_even_a_reducing_order():
     trading = desk()
     trading.hold("alpha", "AAA", 100)

@@ -55,6 +55,8 @@ from .types import (
 )
 
 _LOT_EPS = 1e-9
+_COLLAR_EPS = 1e-9
+"""The relative float noise a limit price's distance from the last price is allowed past the collar."""
 """Float noise tolerated when comparing and rounding quantities, in lots."""
 
 
@@ -230,7 +232,9 @@ def _decide(
     caps: list[_Cap] = []
     if limit_price > 0:
         distance = abs(limit_price - last) / last
-        if distance > limits.price_collar:
+        # A limit price exactly at the collar passes: its distance comes out of floats a hair
+        # either side of it (found by a tester: half of the limits at exactly 5% were rejected).
+        if distance > limits.price_collar * (1 + _COLLAR_EPS):
             caps.append(_Cap(0.0, ReasonCode.PRICE_COLLAR, limits.price_collar, distance, _COLLAR))
     of = f" of {trading_scope}" if trading_scope else ""
     if trading_state is TradingState.HALTED:
