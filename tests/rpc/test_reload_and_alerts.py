@@ -389,6 +389,20 @@ async def test_a_reloads_own_steps_prepare_off_the_event_loop(harness):
     assert reply.reloaded and applied and applied[0] is not threading.current_thread()
 
 
+async def test_a_reload_step_that_fails_unexpectedly_refuses_the_reload_with_an_alert(harness):
+    """Found by a reviewer: a step's ValueError (a NUL in a token file's path) ended a SIGHUP's
+    reload with no alert and no log line."""
+    harness.sidecar.on_reload(lambda new: 1 / 0, lambda value: None)
+
+    reply = await reload(harness)
+    refused = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOAD_REFUSED)
+
+    assert not reply.reloaded
+    assert reply.errors == ["the reload could not be prepared: ZeroDivisionError: division by zero"]
+    assert refused and refused[0].message.endswith("the reload could not be prepared: ZeroDivisionError: "
+                                                   "division by zero")
+
+
 async def test_a_position_capped_at_0_raises_its_breach_and_the_tick_goes_on(harness):
     """Found by a reviewer: the usage of a limit of 0 is infinite, and its alert's text failed the
     monitoring tick every time (no breach alert, nor any other alert after it)."""

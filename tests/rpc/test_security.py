@@ -331,6 +331,14 @@ async def test_a_token_file_in_a_directory_others_may_write_is_refused_naming_th
         tmp_path.chmod(0o700)
 
 
+async def test_a_token_file_path_with_a_nul_is_refused_naming_the_field(tmp_path):
+    """Found by a reviewer: it raised ValueError past every check (start, check-config, reload)."""
+    path = write_config(tmp_path, sidecar__client_token_file=f"{tmp_path}/tok\0en")
+
+    with pytest.raises(ConfigError, match="sidecar.client_token_file: cannot read: embedded null byte"):
+        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+
+
 async def test_a_token_file_whose_path_changes_under_the_check_is_refused_naming_the_field(tmp_path, monkeypatch):
     """Found by a reviewer: a secret updated as it was read (its old directory gone mid-walk)
     raised FileNotFoundError, and a reload ended with no alert."""

@@ -861,7 +861,32 @@ async def test_unreserved_fills_in_a_flood_raise_one_alert_an_order_and_ten_a_mi
     assert len([e for e in events if e["event"] == "unreserved_fill"]) == 15 * 2  # each in the log
     # held back since the tenth alert: its order's next fill, and both of each of the last five orders'
     assert after[0] == ("order 'o-late' (trend, AAA) filled 2, 1 beyond the 1 it still had reserved: the position "
-                        "moved past what its check held room for (11 more held back before it, each in the log)")
+                        "moved past what its check held room for (11 more unreserved fills held back before it, each "
+                        "in the log)")
+
+
+async def test_unreserved_fills_held_back_are_told_of_at_the_next_tick_and_rejected_orders_have_their_own_quota(
+        harness):
+    """Found by a reviewer: fills held back were mentioned only by the next alert of the kind, and
+    when the flood ended, never; a rejected order's fill, behind ten routine ones, went unalerted."""
+    await harness.publish_last_prices()
+    for n in range(12):
+        await harness.check(f"o-{n}", 1)
+        await fill(harness, f"o-{n}", 2, f"x-{n}")
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_HALTED, set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+    await harness.check("o-rejected", 500)
+    await fill(harness, "o-rejected", 500, "x-rejected")
+    during = await unreserved_fill_alerts(harness)
+    await harness.sidecar.monitor_once()  # within the minute: nothing to say yet
+    within = await unreserved_fill_alerts(harness)
+    harness.clock.advance(61)
+    await harness.sidecar.monitor_once()
+    after = await unreserved_fill_alerts(harness)
+
+    assert len(during) == 11 and any("'o-rejected'" in m for m in during)
+    assert within == during
+    assert after[0] == "2 more unreserved fills held back, each in the log"
 
 
 async def test_a_fill_of_a_rejected_order_raises_an_alert_and_one_the_sidecar_never_checked_none(harness):

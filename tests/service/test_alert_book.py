@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from riskbudget_sidecar.engine.types import AlertKind, AlertSeverity
-from riskbudget_sidecar.service.alerts import AlertBook
+from riskbudget_sidecar.service.alerts import AlertBook, ThrottledAlerts
 
 
 def test_a_flood_of_refused_admin_calls_does_not_push_other_alerts_out():
@@ -27,3 +27,16 @@ def test_alerts_of_both_kinds_come_newest_first_and_filtered_by_severity():
     assert [a.message for a in book.recent()] == ["d", "c", "b", "a"]
     assert [a.message for a in book.recent(limit=2)] == ["d", "c"]
     assert [a.message for a in book.recent(min_severity=AlertSeverity.WARNING)] == ["d", "c", "a"]
+
+
+def test_throttled_alerts_start_a_new_interval_when_the_clock_steps_back():
+    """Found by a reviewer: the throttle runs on the wall clock, and a clock stepped back 600 s held
+    every alert back for 600 s."""
+    book = AlertBook()
+    throttled = ThrottledAlerts(book, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING, "fills", limit=2)
+    raised = [throttled.raise_alert(subject, "m", now=1000.0) for subject in ("a", "b", "c")]
+
+    again = throttled.raise_alert("a", "m", now=400.0)
+
+    assert raised == [True, True, False]
+    assert again is True and book.recent(1)[0].message == "m (1 more fills held back before it, each in the log)"

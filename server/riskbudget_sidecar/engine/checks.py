@@ -55,9 +55,9 @@ from .types import (
 )
 
 _LOT_EPS = 1e-9
+"""Float noise tolerated when comparing and rounding quantities, in lots."""
 _COLLAR_EPS = 1e-9
 """The relative float noise a limit price's distance from the last price is allowed past the collar."""
-"""Float noise tolerated when comparing and rounding quantities, in lots."""
 
 
 class PriceView(Protocol):

@@ -173,7 +173,11 @@ class RiskBudgetSidecar:
         self.metrics = SidecarMetrics()
         self.success = SuccessMetrics(start=self._started_at, net_asset_value=config.portfolio.net_asset_value)
         self._conditions = ConditionAlerts(self._alerts)
-        self._unreserved_fills = ThrottledAlerts(self._alerts, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING)
+        self._unreserved_fills = ThrottledAlerts(self._alerts, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING,
+                                                 "unreserved fills")
+        # Fills of rejected orders (rarer, and graver) keep a quota of their own (found by a reviewer).
+        self._rejected_fills = ThrottledAlerts(self._alerts, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING,
+                                               "fills of rejected orders")
         self._hub = RecommendationHub(read_after=self._store.recommendations_after,
                                       bounds=self._store.recommendation_bounds,
                                       log_id=self._store.recommendation_log_id,
@@ -334,6 +338,8 @@ class RiskBudgetSidecar:
         """One monitoring tick: close bars by time, recompute, expire, check triggers and limits."""
         received = time.monotonic()
         now = self._clock.now()
+        for throttle in (self._unreserved_fills, self._rejected_fills):
+            throttle.flush(now)
         await self._expire_overrides(now)
         await self._in_numeric(self._advance_and_recompute, now)
         try:
@@ -788,9 +794,9 @@ class RiskBudgetSidecar:
         log.warning("unreserved_fill", client_order_id=fill.client_order_id, strategy=fill.strategy,
                     symbol=fill.symbol, quantity=fill.quantity, reserved=held,
                     rejected=decision.decision is Decision.REJECTED)
-        self._unreserved_fills.raise_alert(fill.client_order_id,
-                                           f"{what}: the position moved past what its check held room for",
-                                           now=self._clock.now())
+        throttle = self._rejected_fills if decision.decision is Decision.REJECTED else self._unreserved_fills
+        throttle.raise_alert(fill.client_order_id, f"{what}: the position moved past what its check held room for",
+                             now=self._clock.now())
 
     async def set_positions(self, positions: list[Position], strategy: str | None) -> int:
         if strategy is not None:
@@ -1005,11 +1011,16 @@ class RiskBudgetSidecar:
         return await self._swap_in(new, steps, requested_by)  # checked and swapped with no await between
 
     def _prepare_steps(self, new: Config) -> list[Any] | ConfigError:
-        """What each reload step prepares for `new`, or the refusal of the first that refuses it."""
+        """What each reload step prepares for `new`, or the refusal of the first that refuses it. A
+        step that fails otherwise refuses the reload too, saying how (found by a reviewer: a NUL in
+        a token file's path ended a SIGHUP's reload with no alert and no log line)."""
         try:
             return [prepare(new) for prepare, _ in self._reload_steps]
         except ConfigError as refused:
             return refused
+        except Exception as error:  # any failure refuses the reload, and is reported, never lost
+            log.exception("reload_step_failed")
+            return ConfigError([f"the reload could not be prepared: {type(error).__name__}: {error}"])
 
     async def _swap_in(self, new: Config, steps: list[str], requested_by: str) -> BudgetSnapshot:
         """`steps`: what the reload's own steps changed (named among the changes)."""

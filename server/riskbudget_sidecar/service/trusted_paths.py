@@ -68,8 +68,8 @@ def _problem(entry: Path, info: os.stat_result) -> str | None:
         who = "others"
     elif info.st_gid != os.getegid():
         who = f"group {info.st_gid}, not this process's own"
-    elif _has_other_members(info.st_gid):
-        who = f"group {info.st_gid}, which has other members"
+    elif (members := _other_members(info.st_gid)) is not None:
+        who = f"group {info.st_gid}, {members}"
     elif _has_access_acl(entry):
         who = "the users and groups its ACL names"
     else:
@@ -77,21 +77,21 @@ def _problem(entry: Path, info: os.stat_result) -> str | None:
     return f"the {kind} {entry} (mode {mode:04o}) may be written by {who}, who could replace what is in it"
 
 
-def _has_other_members(gid: int) -> bool:
-    """Whether a user other than this one (or root) is in this process's group `gid`, by its
-    list or as their primary group (found by a reviewer: a group shared with another user was
-    taken for this user's own). One the system does not list (a container's anonymous
-    `--user uid:gid`) has none it knows of. Groups given at run time (systemd's
-    SupplementaryGroups, Docker's group_add) are not listed anywhere: hence only this process's
-    own group is ever trusted."""
+def _other_members(gid: int) -> str | None:
+    """What says another user (than this one or root) may be in this process's group `gid`, by
+    its list or as their primary group (found by a reviewer: a group shared with another user was
+    taken for this user's own); None if none. A group the system does not list may have any
+    member (Kubernetes' runAsGroup, `docker --user uid:gid`), as may one given at run time
+    (systemd's SupplementaryGroups, Docker's group_add): hence only this process's own group, and
+    only a listed one, is ever trusted."""
     try:
         members = set(grp.getgrgid(gid).gr_mem)
     except KeyError:
-        return False
+        return "which this system does not list, so its members cannot be known"
     users = pwd.getpwall()
     with_it = {user.pw_name for user in users if user.pw_gid == gid}
     trusted = {user.pw_name for user in users if user.pw_uid in (0, os.geteuid())}
-    return bool((members | with_it) - trusted)
+    return "which has other members" if (members | with_it) - trusted else None
 
 
 def _has_access_acl(path: Path) -> bool:
