@@ -382,8 +382,24 @@ async def test_the_budgets_quantity_limit_is_at_the_price_checks_use_while_a_tic
     assert notional == before["AAA"].max_position_notional
     assert before["AAA"].max_position_quantity == pytest.approx(notional / prices["AAA"])
     assert during["AAA"].max_position_quantity == pytest.approx(notional / (1.5 * prices["AAA"]))
-    assert during["AAA"].last_price == pytest.approx(1.5 * prices["AAA"])  # what a client sizes at
+    assert during["AAA"].checked_price == pytest.approx(1.5 * prices["AAA"])  # what a client sizes at
+    assert during["AAA"].last_price == prices["AAA"]  # the market's: republished, it confirms nothing
     assert during["BBB"].max_position_quantity == pytest.approx(before["BBB"].max_position_quantity)
+
+
+async def test_republishing_the_budgets_last_prices_drops_a_held_bad_print(harness):
+    """Found by a reviewer: while `last_price` was the held tick's, a refresh that republished
+    GetBudget's prices confirmed the bad print, which became the market's price."""
+    prices = await harness.publish_last_prices()
+    harness.clock.advance(1)
+    await harness.publish({"AAA": prices["AAA"] * 1.5})  # held back
+    budget = (await harness.stub.GetBudget(spb.GetBudgetRequest())).budget
+    harness.clock.advance(1)
+
+    await harness.publish({s.symbol: s.last_price for s in budget.symbols})
+
+    assert harness.sidecar._market.last_price("AAA") == prices["AAA"]
+    assert harness.sidecar.checked_price("AAA") == prices["AAA"]
 
 
 async def test_a_price_older_than_its_symbols_last_is_ignored_and_not_counted_as_applied(harness):

@@ -218,7 +218,7 @@ class Reason(_message.Message):
     def __init__(self, code: _Optional[_Union[ReasonCode, str]] = ..., message: _Optional[str] = ..., limit: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
 
 class SymbolBudget(_message.Message):
-    __slots__ = ("symbol", "target_weight", "risk_contribution", "max_position_notional", "max_position_quantity", "last_price", "volatility", "limit_source", "restricted")
+    __slots__ = ("symbol", "target_weight", "risk_contribution", "max_position_notional", "max_position_quantity", "last_price", "volatility", "limit_source", "restricted", "checked_price")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     TARGET_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     RISK_CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class SymbolBudget(_message.Message):
     VOLATILITY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_SOURCE_FIELD_NUMBER: _ClassVar[int]
     RESTRICTED_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_PRICE_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     target_weight: float
     risk_contribution: float
@@ -237,7 +238,8 @@ class SymbolBudget(_message.Message):
     volatility: float
     limit_source: LimitSource
     restricted: bool
-    def __init__(self, symbol: _Optional[str] = ..., target_weight: _Optional[float] = ..., risk_contribution: _Optional[float] = ..., max_position_notional: _Optional[float] = ..., max_position_quantity: _Optional[float] = ..., last_price: _Optional[float] = ..., volatility: _Optional[float] = ..., limit_source: _Optional[_Union[LimitSource, str]] = ..., restricted: _Optional[bool] = ...) -> None: ...
+    checked_price: float
+    def __init__(self, symbol: _Optional[str] = ..., target_weight: _Optional[float] = ..., risk_contribution: _Optional[float] = ..., max_position_notional: _Optional[float] = ..., max_position_quantity: _Optional[float] = ..., last_price: _Optional[float] = ..., volatility: _Optional[float] = ..., limit_source: _Optional[_Union[LimitSource, str]] = ..., restricted: _Optional[bool] = ..., checked_price: _Optional[float] = ...) -> None: ...
 
 class StrategyBudget(_message.Message):
     __slots__ = ("strategy", "risk_share", "allocated_capital", "leverage_limit", "max_gross_exposure", "forecast_volatility", "symbols", "limit_source", "trading_state")

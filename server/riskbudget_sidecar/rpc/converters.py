@@ -338,9 +338,11 @@ def budget_ref(snapshot: d.BudgetSnapshot | None) -> pb.BudgetRef:
 def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
            strategy_states: dict[str, d.TradingState], strategy: str | None,
            checked_price: Callable[[str], float | None]) -> pb.Budget:
-    """`checked_price(symbol)`: the price checks value the symbol at now, its `last_price`, which
-    sizes its `max_position_quantity` (a tick the price screen holds back can make it stricter
-    than the market's last price): sizing from the budget asks for no more than a check approves."""
+    """`checked_price(symbol)`: the price checks value the symbol at now, which sizes its
+    `max_position_quantity` and is its `checked_price` (a tick the price screen holds back can
+    make it stricter than `last_price`, the market's): sizing from the budget asks for no more
+    than a check approves, and republishing `last_price` confirms no bad print (found by a
+    reviewer, when `last_price` was the held tick's)."""
     strategies = [s for name, s in snapshot.strategies.items() if strategy in (None, name)]
     wanted_symbols = {w.symbol for s in strategies for w in s.symbols}
     return pb.Budget(
@@ -363,7 +365,7 @@ def budget(snapshot: d.BudgetSnapshot, *, book_state: d.TradingState,
             symbol=b.symbol, target_weight=b.target_weight, risk_contribution=b.risk_contribution,
             max_position_notional=b.max_position_notional,
             max_position_quantity=_quantity(b.max_position_notional, checked_price(b.symbol) or b.last_price),
-            last_price=checked_price(b.symbol) or b.last_price,
+            last_price=b.last_price, checked_price=checked_price(b.symbol) or b.last_price,
             volatility=b.volatility, limit_source=LIMIT_SOURCE_TO_PB[b.limit_source],
             restricted=b.restricted,
         ) for name, b in snapshot.symbols.items() if name in wanted_symbols],
