@@ -232,8 +232,7 @@ def test_serve_takes_a_good_listen(tmp_path, serve_not_run):
     assert serve_not_run == ["127.0.0.1:0"]
 
 
-@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o660, True), (0o640, False), (0o600, False),
-                                          (0o400, False)])
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o640, False), (0o600, False), (0o400, False)])
 def test_check_config_warns_of_a_token_file_other_users_may_read_or_change(tmp_path, capsys, mode, warned):
     """Found by a tester: a token file of mode 0666 passed check-config and serve without a word,
     where the state file and the socket's directory are locked down."""
@@ -250,17 +249,19 @@ def test_check_config_warns_of_a_token_file_other_users_may_read_or_change(tmp_p
         "or changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
 
 
-def test_check_config_refuses_a_token_file_others_may_write(tmp_path, capsys):
+@pytest.mark.parametrize("mode, who", [(0o666, "others"), (0o660, f"its group ({os.getegid()})")])
+def test_check_config_refuses_a_token_file_its_group_or_others_may_write(tmp_path, capsys, mode, who):
     """Found by a reviewer: a token file of mode 0666 was only warned of, and another user wrote
     their token into it for the next reload."""
     token = tmp_path / "admin-token"
     token.write_text("admin-token-0123")
-    token.chmod(0o666)
+    token.chmod(mode)
     path = written(tmp_path, lambda data, tmp: data["sidecar"].update(admin_token_file=str(token)))
 
     code = main(["check-config", path])
 
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"{path}: sidecar.admin_token_file: the file {token} (mode 0666) may be written by others, who could "
-        "replace what is in it; keep the file where only this user (and root) can change it"]
+        f"{path}: sidecar.admin_token_file: the file {token} (mode {mode:04o}) may be written by {who}, who "
+        f"could replace what is in it: chmod go-w {token}; keep the file where only this user (and root) can "
+        "change it"]

@@ -9,17 +9,12 @@ its key files, applied along the path as the kernel resolves it.
 
 from __future__ import annotations
 
-import errno
-import grp
 import os
-import pwd
 import stat
 from pathlib import Path
 
 MAX_LINKS = 40
 """As the kernel's limit on symbolic links followed in one lookup."""
-ACCESS_ACL = "system.posix_acl_access"
-"""Where Linux keeps an entry's extended access ACL (none: its mode says it all)."""
 
 
 def changeable_by_others(path: str | Path) -> str | None:
@@ -27,10 +22,12 @@ def changeable_by_others(path: str | Path) -> str | None:
 
     From the root down, following symbolic links: each directory and link on the way, and the
     path itself, must belong to root or to this user, and no directory or file may be writable
-    by others, by a group other than this process's own, by this process's group if another user
-    is listed in it, or through an extended ACL; a sticky directory (as /tmp, where others cannot
-    rename or remove an entry that is not theirs) may be. A read-only mount is no exception: a
-    bind mount's source stays writable. Raises OSError if a part of the path does not exist.
+    by its group or others, except a sticky directory (as /tmp, where others cannot rename or
+    remove an entry that is not theirs). Any group: who is in one cannot be known (a group
+    given at run time, or in another container, is listed nowhere), and two reviews found a
+    shared group taken for the user's own. An extended ACL granting write shows in the group
+    bits. A read-only mount is no exception: a bind mount's source stays writable. Raises
+    OSError if a part of the path does not exist.
     """
     remaining = list(Path(path).parts)
     current, links = Path("/"), 0
@@ -64,43 +61,6 @@ def _problem(entry: Path, info: os.stat_result) -> str | None:
     mode = stat.S_IMODE(info.st_mode)
     if link or (stat.S_ISDIR(info.st_mode) and mode & stat.S_ISVTX) or not mode & 0o022:
         return None
-    if mode & 0o002:
-        who = "others"
-    elif info.st_gid != os.getegid():
-        who = f"group {info.st_gid}, not this process's own"
-    elif (members := _other_members(info.st_gid)) is not None:
-        who = f"group {info.st_gid}, {members}"
-    elif _has_access_acl(entry):
-        who = "the users and groups its ACL names"
-    else:
-        return None  # this user's private group, as under umask 002
-    return f"the {kind} {entry} (mode {mode:04o}) may be written by {who}, who could replace what is in it"
-
-
-def _other_members(gid: int) -> str | None:
-    """What says another user (than this one or root) may be in this process's group `gid`, by
-    its list or as their primary group (found by a reviewer: a group shared with another user was
-    taken for this user's own); None if none. A group the system does not list may have any
-    member (Kubernetes' runAsGroup, `docker --user uid:gid`), as may one given at run time
-    (systemd's SupplementaryGroups, Docker's group_add): hence only this process's own group, and
-    only a listed one, is ever trusted."""
-    try:
-        members = set(grp.getgrgid(gid).gr_mem)
-    except KeyError:
-        return "which this system does not list, so its members cannot be known"
-    users = pwd.getpwall()
-    with_it = {user.pw_name for user in users if user.pw_gid == gid}
-    trusted = {user.pw_name for user in users if user.pw_uid in (0, os.geteuid())}
-    return "which has other members" if (members | with_it) - trusted else None
-
-
-def _has_access_acl(path: Path) -> bool:
-    """Whether `path` has an extended ACL: its group bits are then the mask of named users' and
-    groups' grants (found by a reviewer: a user named in one swapped the socket's directory)."""
-    try:
-        os.getxattr(path, ACCESS_ACL, follow_symlinks=False)
-    except OSError as error:
-        if error.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return False
-        raise
-    return True
+    who = "others" if mode & 0o002 else f"its group ({info.st_gid})"
+    return (f"the {kind} {entry} (mode {mode:04o}) may be written by {who}, who could replace what is in it: "
+            f"chmod go-w {entry}")
