@@ -331,12 +331,15 @@ async def test_a_token_file_in_a_directory_others_may_write_is_refused_naming_th
         tmp_path.chmod(0o700)
 
 
-async def test_a_token_file_path_with_a_nul_is_refused_naming_the_field(tmp_path):
-    """Found by a reviewer: it raised ValueError past every check (start, check-config, reload)."""
-    path = write_config(tmp_path, sidecar__client_token_file=f"{tmp_path}/tok\0en")
+@pytest.mark.parametrize("section, key", [("sidecar", "client_token_file"), ("warmup", "path"),
+                                          ("sidecar", "listen"), ("store", "path")])
+def test_a_nul_in_any_string_of_the_config_is_refused_naming_its_key(tmp_path, section, key):
+    """Found by reviewers: a NUL in a path raised ValueError past every check (start, check-config,
+    reload), or named no field."""
+    path = write_config(tmp_path, **{f"{section}__{key}": f"{tmp_path}/a\0b"})
 
-    with pytest.raises(ConfigError, match="sidecar.client_token_file: cannot read: embedded null byte"):
-        await start(load_config(path), clock=ManualClock(T0), config_path=str(path))
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: holds a NUL character"):
+        load_config(path)
 
 
 async def test_a_token_file_whose_path_changes_under_the_check_is_refused_naming_the_field(tmp_path, monkeypatch):
@@ -514,9 +517,12 @@ async def test_a_socket_directory_that_cannot_be_made_is_an_error_naming_the_add
         await server.stop(None)
 
 
-@pytest.mark.parametrize("listen", ["unix:@riskbudget", "unix:\x00riskbudget"], ids=["at", "nul"])
-def test_an_abstract_unix_socket_is_refused_naming_the_field(listen):
-    with pytest.raises(ConfigError, match="sidecar.listen: abstract unix sockets are refused"):
+@pytest.mark.parametrize("listen, refusal", [
+    ("unix:@riskbudget", "abstract unix sockets are refused"),
+    ("unix:\x00riskbudget", "holds a NUL character"),  # as any string of the config
+], ids=["at", "nul"])
+def test_an_abstract_unix_socket_is_refused_naming_the_field(listen, refusal):
+    with pytest.raises(ConfigError, match=f"sidecar.listen: {refusal}"):
         parse_config(config_data(sidecar__listen=listen), source="c.yaml")
 
 

@@ -195,7 +195,7 @@ def exposed_token_files(config: Config) -> list[str]:
 def _read_token_file(path: str, field: str) -> str:
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{field}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
     if not token:
         raise ConfigError([f"{field}: the file is empty"])

@@ -26,12 +26,22 @@ def parse_config(data: object, *, source: str) -> Config:
     """Validate already-parsed data; `source` names the file in error messages."""
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: the top level must be a mapping of sections"])
+    if nul := [f"{source}: {_key_path(location)}: holds a NUL character" for location in _nul_strings(data)]:
+        raise ConfigError(nul)  # no path, name or token takes one (found by a reviewer: tracebacks)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([
             f"{source}: {_key_path(_location(err))}: {_describe(err)}" for err in exc.errors()
         ]) from None
+
+
+def _nul_strings(value: object, location: tuple = ()) -> list[tuple]:
+    """Where in the parsed file a string holds a NUL character."""
+    if isinstance(value, str):
+        return [location] if "\0" in value else []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return [found for key, item in items for found in _nul_strings(item, (*location, key))]
 
 
 def _location(error: dict) -> tuple:

@@ -121,6 +121,18 @@ def _as_of_now(tick: PriceTick, now: float) -> PriceTick:
     return dataclasses.replace(tick, time=now) if tick.time > now else tick
 
 
+def _refusing_unexpected(what: str, work: Callable[[], T]) -> T:
+    """`work()` for a reload, any failure turned into a ConfigError that refuses it, with its alert
+    (found by a reviewer: a ValueError ended a SIGHUP's reload with no alert and no log line)."""
+    try:
+        return work()
+    except ConfigError:
+        raise
+    except Exception as error:  # any failure refuses the reload, and is reported, never lost
+        log.exception("reload_failed", step=what)
+        raise ConfigError([f"the reload could not {what}: {type(error).__name__}: {error}"]) from None
+
+
 def _because(reason: str) -> str:
     """": reason" for an operator's change, nothing without one (found by a tester: "by ops: ")."""
     return f": {reason}" if reason else ""
@@ -984,7 +996,8 @@ class RiskBudgetSidecar:
             if self._config_path is None:
                 raise ConfigError(["this sidecar was not started from a config file"])
             # In a worker thread: parsed on the event loop, a 2 MB file held every check up for 19 s.
-            new = await asyncio.to_thread(read_new_config, self._config_path, self.config)
+            new = await asyncio.to_thread(_refusing_unexpected, "read the file",
+                                          lambda: read_new_config(self._config_path, self.config))
             # So are the reload's own steps, which read files (the tokens, and who may change them: a
             # reviewer saw a slow user database hold a check up for a second). Before the checks,
             # which see the state the swap then changes, with no await between.
@@ -1011,16 +1024,12 @@ class RiskBudgetSidecar:
         return await self._swap_in(new, steps, requested_by)  # checked and swapped with no await between
 
     def _prepare_steps(self, new: Config) -> list[Any] | ConfigError:
-        """What each reload step prepares for `new`, or the refusal of the first that refuses it. A
-        step that fails otherwise refuses the reload too, saying how (found by a reviewer: a NUL in
-        a token file's path ended a SIGHUP's reload with no alert and no log line)."""
+        """What each reload step prepares for `new`, or the refusal of the first that refuses it (or
+        fails otherwise)."""
         try:
-            return [prepare(new) for prepare, _ in self._reload_steps]
+            return _refusing_unexpected("be prepared", lambda: [prepare(new) for prepare, _ in self._reload_steps])
         except ConfigError as refused:
             return refused
-        except Exception as error:  # any failure refuses the reload, and is reported, never lost
-            log.exception("reload_step_failed")
-            return ConfigError([f"the reload could not be prepared: {type(error).__name__}: {error}"])
 
     async def _swap_in(self, new: Config, steps: list[str], requested_by: str) -> BudgetSnapshot:
         """`steps`: what the reload's own steps changed (named among the changes)."""
