@@ -7,7 +7,7 @@ from riskbudget_sidecar.service.alerts import AlertBook, ThrottledAlerts
 
 
 def test_a_flood_of_refused_admin_calls_does_not_push_other_alerts_out():
-    book = AlertBook(capacity=10, refusals=3)
+    book = AlertBook(capacity=10, apart=3)
     book.raise_alert(AlertKind.LIMIT_BREACHED, AlertSeverity.CRITICAL, "SPY over its limit", now=1.0)
     for attempt in range(50):
         book.raise_alert(AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING, f"refused {attempt}", now=2.0 + attempt)
@@ -40,3 +40,13 @@ def test_throttled_alerts_start_a_new_interval_when_the_clock_steps_back():
 
     assert raised == [True, True, False]
     assert again is True and book.recent(1)[0].message == "m (1 more fills held back before it, each in the log)"
+
+
+def test_a_flood_of_unreserved_fills_does_not_push_other_alerts_out():
+    """Found by a reviewer: one a second for 49 minutes pushed a halt's alert out of the list."""
+    book = AlertBook(capacity=10, apart=3)
+    book.raise_alert(AlertKind.TRADING_STATE_CHANGED, AlertSeverity.WARNING, "the book halted", now=1.0)
+    for second in range(50):
+        book.raise_alert(AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING, f"fill {second}", now=2.0 + second)
+
+    assert [a.message for a in book.recent(limit=100)] == ["fill 49", "fill 48", "fill 47", "the book halted"]

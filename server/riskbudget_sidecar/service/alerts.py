@@ -17,19 +17,23 @@ _LOG_METHOD = {AlertSeverity.INFO: "info", AlertSeverity.WARNING: "warning",
 
 
 class AlertBook:
-    """The newest `capacity` alerts; refused admin calls apart, the newest `refusals` of them:
-    anyone who can reach the port can cause those, and a flood of them must not push the
-    other alerts (a limit breached, a halt) out of ListAlerts and the dashboard."""
+    """The newest `capacity` alerts; the kinds that come in floods apart, the newest `apart` of
+    each: refused admin calls (anyone who can reach the port can cause those) and unreserved fills
+    (an order system that ignores a halt sends them by the thousand, found by a reviewer). A
+    flood of them must not push the other alerts (a limit breached, a halt) out of ListAlerts and
+    the dashboard."""
 
-    def __init__(self, capacity: int = 1_000, refusals: int = 100) -> None:
+    KEPT_APART = (AlertKind.ADMIN_REFUSED, AlertKind.UNRESERVED_FILL)
+
+    def __init__(self, capacity: int = 1_000, apart: int = 100) -> None:
         self._alerts: deque[Alert] = deque(maxlen=capacity)
-        self._refusals: deque[Alert] = deque(maxlen=refusals)
+        self._apart = {kind: deque(maxlen=apart) for kind in self.KEPT_APART}
         self._ids = itertools.count(1)
 
     def raise_alert(self, kind: AlertKind, severity: AlertSeverity, message: str, *,
                     subject: str = "", now: float) -> Alert:
         alert = Alert(next(self._ids), kind, severity, message, subject, now)
-        (self._refusals if kind is AlertKind.ADMIN_REFUSED else self._alerts).append(alert)
+        self._apart.get(kind, self._alerts).append(alert)
         getattr(log, _LOG_METHOD[severity])("alert", alert_id=alert.id, kind=kind.value,
                                             severity=severity.name, subject=subject, message=message)
         return alert
@@ -37,7 +41,8 @@ class AlertBook:
     def recent(self, limit: int = 100, min_severity: AlertSeverity | None = None) -> list[Alert]:
         """Newest first."""
         floor = min_severity.value if min_severity else 0
-        newest_first = heapq.merge(reversed(self._alerts), reversed(self._refusals), key=lambda a: -a.id)
+        newest_first = heapq.merge(reversed(self._alerts), *(reversed(kept) for kept in self._apart.values()),
+                                   key=lambda a: -a.id)
         return list(itertools.islice((a for a in newest_first if a.severity.value >= floor), limit))
 
 
