@@ -19,7 +19,9 @@ from riskbudget_client._common import number
 def max_size_from_budget(
     budget: types_pb2.Budget, strategy: str, symbol: str, price: float, *, limit_price: float | None = None
 ) -> float:
-    """The largest quantity of `symbol` that `strategy` may hold at `price` (the last price):
+    """The largest quantity of `symbol` that `strategy` may hold at `price` (the symbol's
+    `checked_price` in the budget, the price checks use; its `last_price` is lower while a tick is
+    held back, and sized at it an order comes back resized):
     the smaller of the strategy's max_gross_exposure and the symbol's max_position_notional,
     over the price CheckTrade values the order at, the larger of `limit_price` (if any) and
     `price`; 0 for a restricted symbol (only reducing orders pass)."""
@@ -50,8 +52,9 @@ def position_size(
     *,
     limit_price: float | None = None,
 ) -> float:
-    """`calculated_size`, cut down to what the budget allows at `price`, the last price (with the
-    order's `limit_price`, at the larger of the two, as CheckTrade values it)."""
+    """`calculated_size`, cut down to what the budget allows at `price`, the symbol's
+    `checked_price` in the budget (with the order's `limit_price`, at the larger of the two, as
+    CheckTrade values it)."""
     calculated_size = float(number(calculated_size, "calculated_size"))
     if not (math.isfinite(calculated_size) and calculated_size >= 0):
         raise ValueError(

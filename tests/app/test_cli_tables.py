@@ -46,3 +46,20 @@ def test_the_budget_table_keeps_huge_values_apart_and_marks_a_restricted_symbol(
     assert trend.split() == ["trend", "480,000,000,000,000,000", "12345.678", "990,000,000,000,000,000", "dynamic"]
     assert next(line for line in lines if line.startswith("AAA")).endswith("override, restricted")
     assert next(line for line in lines if line.startswith("BBB")).endswith("dynamic")
+
+
+def test_the_budget_table_says_a_symbol_is_checked_at_a_held_back_tick(capsys) -> None:
+    """Found by a reviewer: `max qty` is at the checked price, which the table did not show."""
+    response = spb.GetBudgetResponse(budget=pb.Budget(
+        ref=pb.BudgetRef(version=3, regime=pb.REGIME_BULL), net_asset_value=1e7,
+        symbols=[pb.SymbolBudget(symbol="SPY", max_position_notional=1_185_408, max_position_quantity=7_408.8,
+                                 last_price=101.6, checked_price=160, limit_source=pb.LIMIT_SOURCE_DYNAMIC),
+                 pb.SymbolBudget(symbol="QQQ", max_position_notional=1e6, last_price=79.1, checked_price=79.1,
+                                 limit_source=pb.LIMIT_SOURCE_DYNAMIC)]))
+
+    _budget_table(response)
+    lines = capsys.readouterr().out.splitlines()
+
+    assert next(line for line in lines if line.startswith("SPY")).endswith(
+        "dynamic, checked at 160.00 (a tick held back)")
+    assert next(line for line in lines if line.startswith("QQQ")).endswith("dynamic")

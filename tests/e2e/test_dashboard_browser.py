@@ -356,6 +356,15 @@ def test_the_dashboard_shows_the_sidecars_numbers_and_sets_an_override_that_take
                 assert ("near" in classes) == near, f"gauge {scope} {name} classes {classes}"
         assert "near" in set(gauges[("symbol", "SPY")]["classes"])
         assert "breached" in set(gauges[("symbol", "TLT")]["classes"])
+
+        # Act: a jump in LQD's price, held back by the price screen.
+        client.publish_market_data([("LQD", prices["LQD"] * 1.5, time.time())])
+
+        # Assert: its row says the price checks use (found by a reviewer: `max qty` is at it).
+        checked = f"(checked at {prices['LQD'] * 1.5:,.2f}: a tick held back)"
+        wait(driver, lambda d: checked in d.find_element(By.CSS_SELECTOR, "#symbols tr[data-symbol='LQD'] "
+                                                                          "td.last-price").text,
+             f"LQD's last price does not say {checked!r}")
         wait(driver, lambda d: any("IWM" in row for row in d.execute_script(READ_PAGE)["decisions"]),
              "#decisions shows no row for the IWM order")
         qqq = [row for row in driver.execute_script(READ_PAGE)["decisions"] if "browser-2" in row]

@@ -905,6 +905,29 @@ async def test_unreserved_fills_held_back_are_told_of_at_the_next_tick_and_rejec
     assert after[0] == "2 more unreserved fills held back, each in the log"
 
 
+async def test_a_rejected_orders_fill_outlives_a_flood_of_routine_unreserved_fills_in_the_list(harness):
+    """Found by a reviewer: both shared the 100 unreserved-fill alerts kept apart, and ten minutes
+    of routine ones pushed the rejected order's out."""
+    await harness.publish_last_prices()
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_HALTED, set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+    await harness.check("o-rejected", 5)
+    await fill(harness, "o-rejected", 5, "x-rejected")
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(
+        state=pb.TRADING_STATE_ACTIVE, set_by="pytest", reason="test"), metadata=harness.admin_metadata)
+    for minute in range(11):
+        harness.clock.advance(61)
+        await harness.publish_last_prices()
+        for n in range(10):
+            await harness.check(f"o-{minute}-{n}", 1)
+            await fill(harness, f"o-{minute}-{n}", 2, f"x-{minute}-{n}")
+
+    listed = (await harness.stub.ListAlerts(spb.ListAlertsRequest(limit=1000))).alerts
+
+    assert sum(a.kind == pb.ALERT_KIND_UNRESERVED_FILL for a in listed) == 101
+    assert any("'o-rejected'" in a.message for a in listed)
+
+
 async def test_a_fill_of_a_rejected_order_raises_an_alert_and_one_the_sidecar_never_checked_none(harness):
     await harness.publish_last_prices()
     await harness.admin.SetTradingState(apb.SetTradingStateRequest(

@@ -50,3 +50,14 @@ def test_a_flood_of_unreserved_fills_does_not_push_other_alerts_out():
         book.raise_alert(AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING, f"fill {second}", now=2.0 + second)
 
     assert [a.message for a in book.recent(limit=100)] == ["fill 49", "fill 48", "fill 47", "the book halted"]
+
+
+def test_an_alert_of_a_kind_kept_apart_may_be_kept_with_the_others():
+    """A rejected order's fill: its routine kin's flood must not push it out (found by a reviewer)."""
+    book = AlertBook(capacity=10, apart=3)
+    book.raise_alert(AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING, "a rejected order filled", now=1.0,
+                     apart=False)
+    for second in range(50):
+        book.raise_alert(AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING, f"fill {second}", now=2.0 + second)
+
+    assert "a rejected order filled" in [a.message for a in book.recent(limit=100)]

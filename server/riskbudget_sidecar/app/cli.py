@@ -163,7 +163,8 @@ def _budget_table(response) -> None:
     for b in budget.symbols:
         print(f"{b.symbol:<20} {b.max_position_notional:>16,.0f} {b.max_position_quantity:>12,.1f} "
               f"{b.last_price:>12,.2f} {b.volatility:>8.1%} {b.risk_contribution:>8.1%}  {_source(b.limit_source)}"
-              f"{', restricted' if b.restricted else ''}")
+              f"{', restricted' if b.restricted else ''}"
+              f"{f', checked at {b.checked_price:,.2f} (a tick held back)' if b.checked_price > b.last_price else ''}")
 
 
 def _source(limit_source: int) -> str:

@@ -31,9 +31,11 @@ class AlertBook:
         self._ids = itertools.count(1)
 
     def raise_alert(self, kind: AlertKind, severity: AlertSeverity, message: str, *,
-                    subject: str = "", now: float) -> Alert:
+                    subject: str = "", now: float, apart: bool = True) -> Alert:
+        """`apart` False: kept with the others though its kind is kept apart (a rare, grave one
+        of the kind, which its flood must not push out)."""
         alert = Alert(next(self._ids), kind, severity, message, subject, now)
-        self._apart.get(kind, self._alerts).append(alert)
+        (self._apart.get(kind, self._alerts) if apart else self._alerts).append(alert)
         getattr(log, _LOG_METHOD[severity])("alert", alert_id=alert.id, kind=kind.value,
                                             severity=severity.name, subject=subject, message=message)
         return alert
@@ -79,9 +81,11 @@ class ThrottledAlerts:
     interval."""
 
     def __init__(self, alerts: AlertBook, kind: AlertKind, severity: AlertSeverity, what: str, *,
-                 interval: float = 60.0, limit: int = 10) -> None:
-        """`what`: the events, in the plural, for the held-back count ("unreserved fills")."""
+                 interval: float = 60.0, limit: int = 10, apart: bool = True) -> None:
+        """`what`: the events, in the plural, for the held-back count ("unreserved fills");
+        `apart`: as `AlertBook.raise_alert` takes it."""
         self._alerts, self._kind, self._severity, self._what = alerts, kind, severity, what
+        self._apart = apart
         self._interval, self._limit = interval, limit
         self._last: dict[str, float] = {}
         self._window_start, self._in_window, self._held_back = -math.inf, 0, 0
@@ -99,7 +103,7 @@ class ThrottledAlerts:
             return False
         if self._held_back:
             message += f" ({self._held_back} more {self._what} held back before it, each in the log)"
-        self._alerts.raise_alert(self._kind, self._severity, message, subject=subject, now=now)
+        self._alerts.raise_alert(self._kind, self._severity, message, subject=subject, now=now, apart=self._apart)
         self._last[subject], self._in_window, self._held_back = now, self._in_window + 1, 0
         return True
 
@@ -107,5 +111,6 @@ class ThrottledAlerts:
         """Say how many were held back, once the interval they were held back in is over."""
         if self._held_back and self._over(self._window_start, now):
             self._alerts.raise_alert(self._kind, self._severity,
-                                     f"{self._held_back} more {self._what} held back, each in the log", now=now)
+                                     f"{self._held_back} more {self._what} held back, each in the log", now=now,
+                                     apart=self._apart)
             self._held_back = 0

@@ -19,7 +19,7 @@ class ConfigError(Exception):
 
 
 def _key_path(location: tuple) -> str:
-    return ".".join(str(part) for part in location) or "(top level)"
+    return ".".join(str(part).replace("\0", "\\0") for part in location) or "(top level)"
 
 
 def parse_config(data: object, *, source: str) -> Config:
@@ -37,11 +37,13 @@ def parse_config(data: object, *, source: str) -> Config:
 
 
 def _nul_strings(value: object, location: tuple = ()) -> list[tuple]:
-    """Where in the parsed file a string holds a NUL character."""
+    """Where in the parsed file a string, or a key, holds a NUL character."""
     if isinstance(value, str):
         return [location] if "\0" in value else []
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    return [found for key, item in items for found in _nul_strings(item, (*location, key))]
+    return [found for key, item in items
+            for found in ([(*location, key)] if isinstance(key, str) and "\0" in key
+                          else _nul_strings(item, (*location, key)))]
 
 
 def _location(error: dict) -> tuple:

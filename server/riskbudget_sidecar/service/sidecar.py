@@ -187,9 +187,10 @@ class RiskBudgetSidecar:
         self._conditions = ConditionAlerts(self._alerts)
         self._unreserved_fills = ThrottledAlerts(self._alerts, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING,
                                                  "unreserved fills")
-        # Fills of rejected orders (rarer, and graver) keep a quota of their own (found by a reviewer).
+        # Fills of rejected orders (rarer, and graver) keep a quota of their own, with the other alerts,
+        # where the routine ones' flood cannot push them out (found by reviewers).
         self._rejected_fills = ThrottledAlerts(self._alerts, AlertKind.UNRESERVED_FILL, AlertSeverity.WARNING,
-                                               "fills of rejected orders")
+                                               "fills of rejected orders", apart=False)
         self._hub = RecommendationHub(read_after=self._store.recommendations_after,
                                       bounds=self._store.recommendation_bounds,
                                       log_id=self._store.recommendation_log_id,

@@ -240,7 +240,8 @@
         valueCell("name", null, s.symbol),
         valueCell("max-notional num", s.max_position_notional, money.format(s.max_position_notional)),
         valueCell("max-qty num", s.max_position_quantity, two.format(s.max_position_quantity)),
-        valueCell("last-price num", s.last_price, two.format(s.last_price)),
+        valueCell("last-price num", s.last_price, two.format(s.last_price)
+          + (s.checked_price > s.last_price ? ` (checked at ${two.format(s.checked_price)}: a tick held back)` : "")),
         valueCell("vol num", s.volatility, pct(s.volatility)),
         valueCell("risk num", s.risk_contribution, pct(s.risk_contribution)),
         valueCell("source", null, lower(s.limit_source, "LIMIT_SOURCE_") + (s.restricted ? ", restricted" : "")),
