@@ -36,6 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .logging import configure_logging
     from .serve import serve
 
+    _occupy_closed_standard_descriptors()
+
     config = load_config(args.config)
     if args.listen is not None:  # its form was checked when parsed; loopback is the config's rule
         try:
@@ -53,6 +55,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _occupy_closed_standard_descriptors() -> None:
+    """Point a standard descriptor closed at start (`2>&-`) at /dev/null: left closed, its number
+    is the next file's the process opens (the state database, the check journal), and what gRPC's
+    C core writes to stderr would land in that file."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
 
 
 def _check_config(args: argparse.Namespace) -> int:
