@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 import yaml
 
@@ -114,6 +115,34 @@ def test_serve_with_stderr_closed_still_serves(tmp_path):
     # Not the state database or the journal, which would take the number left free: what gRPC's C
     # core writes to stderr would land in it.
     assert stderr_is == os.devnull
+
+
+def test_serve_with_stdout_closed_still_serves(tmp_path):
+    """Found by a reviewer: with stdout closed (`>&-`) the log, written to Python's stdout (None),
+    ended the start with an AttributeError."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    path = default_config_in(tmp_path)
+    socket_path = tmp_path / "run" / "s.sock"
+    config = yaml.safe_load(path.read_text())
+    config["sidecar"]["listen"] = f"unix:{socket_path}"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    try:
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=20)
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert code == 0, process.stderr.read()
 
 
 def test_a_fatal_signal_leaves_a_python_traceback_on_stderr(sidecar_process):

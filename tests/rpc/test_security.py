@@ -333,12 +333,23 @@ async def test_a_token_file_in_a_directory_others_may_write_is_refused_naming_th
 
 @pytest.mark.parametrize("section, key", [("sidecar", "client_token_file"), ("warmup", "path"),
                                           ("sidecar", "listen"), ("store", "path")])
-def test_a_nul_in_any_string_of_the_config_is_refused_naming_its_key(tmp_path, section, key):
+@pytest.mark.parametrize("binary", [False, True], ids=["string", "!!binary"])
+def test_a_nul_in_any_string_of_the_config_is_refused_naming_its_key(tmp_path, section, key, binary):
     """Found by reviewers: a NUL in a path raised ValueError past every check (start, check-config,
-    reload), or named no field."""
-    path = write_config(tmp_path, **{f"{section}__{key}": f"{tmp_path}/a\0b"})
+    reload), or named no field; then one written as `!!binary`, which becomes a string."""
+    value = f"{tmp_path}/a\0b"
+    path = write_config(tmp_path, **{f"{section}__{key}": value.encode() if binary else value})
 
     with pytest.raises(ConfigError, match=rf"{section}\.{key}: holds a NUL character"):
+        load_config(path)
+
+
+def test_a_yaml_alias_of_itself_is_refused_not_a_recursion_error(tmp_path):
+    """Found by a reviewer: the NUL check walked `&a [*a]` for ever (RecursionError, a traceback)."""
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + "extra: &a [*a]\n")
+
+    with pytest.raises(ConfigError, match="extra: unknown key"):
         load_config(path)
 
 

@@ -58,9 +58,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _occupy_closed_standard_descriptors() -> None:
-    """Point a standard descriptor closed at start (`2>&-`) at /dev/null: left closed, its number
-    is the next file's the process opens (the state database, the check journal), and what gRPC's
-    C core writes to stderr would land in that file."""
+    """Point a standard descriptor closed at start (`2>&-`, `>&-`) at /dev/null: left closed, its
+    number is the next file's the process opens (the state database, the check journal), and what
+    gRPC's C core writes to stderr would land in that file; and give Python's streams to them."""
     for descriptor in (0, 1, 2):
         try:
             os.fstat(descriptor)
@@ -69,6 +69,11 @@ def _occupy_closed_standard_descriptors() -> None:
             if opened != descriptor:
                 os.dup2(opened, descriptor)
                 os.close(opened)
+    # Python saw them closed at its start: its streams are None, and the log writes to stdout.
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)
 
 
 def _check_config(args: argparse.Namespace) -> int:

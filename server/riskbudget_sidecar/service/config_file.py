@@ -36,14 +36,19 @@ def parse_config(data: object, *, source: str) -> Config:
         ]) from None
 
 
-def _nul_strings(value: object, location: tuple = ()) -> list[tuple]:
-    """Where in the parsed file a string, or a key, holds a NUL character."""
-    if isinstance(value, str):
-        return [location] if "\0" in value else []
+def _nul_strings(value: object, location: tuple = (), seen: set[int] | None = None) -> list[tuple]:
+    """Where in the parsed file a string (or `!!binary` bytes, which become one), or a key, holds
+    a NUL character. A node YAML aliases is looked at once, so a cycle ends (found by a reviewer)."""
+    if isinstance(value, (str, bytes)):
+        return [location] if ("\0" if isinstance(value, str) else b"\0") in value else []
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     return [found for key, item in items
             for found in ([(*location, key)] if isinstance(key, str) and "\0" in key
-                          else _nul_strings(item, (*location, key)))]
+                          else _nul_strings(item, (*location, key), seen))]
 
 
 def _location(error: dict) -> tuple:
