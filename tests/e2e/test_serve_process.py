@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -94,22 +96,28 @@ def test_sigterm_shuts_down_gracefully(sidecar_process):
     assert code == 0
 
 
-def test_serve_with_stderr_closed_still_serves(tmp_path):
-    """Found by a reviewer: with stderr closed (2>&-), enabling faulthandler raised, and serve
-    exited 1 before it bound anything, without a word."""
-    path = default_config_in(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
-        stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))
+@contextlib.contextmanager
+def killed_if_left(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """`process`, killed at the end of the block if it is still running (a failed assertion)."""
     try:
-        serving = read_events(process, "serving")[-1]
-        stderr_is = os.readlink(f"/proc/{process.pid}/fd/2")
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def test_serve_with_stderr_closed_still_serves(tmp_path):
+    """Found by a reviewer: with stderr closed (2>&-), enabling faulthandler raised, and serve
+    exited 1 before it bound anything, without a word."""
+    path = default_config_in(tmp_path)
+    with killed_if_left(subprocess.Popen(
+            [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+            stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(2))) as process:
+        serving = read_events(process, "serving")[-1]
+        stderr_is = os.readlink(f"/proc/{process.pid}/fd/2")
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
 
     assert serving["target"] and code == 0
     # Not the state database or the journal, which would take the number left free: what gRPC's C
@@ -127,19 +135,14 @@ def test_serve_with_stdout_closed_still_serves(tmp_path):
     config = yaml.safe_load(path.read_text())
     config["sidecar"]["listen"] = f"unix:{socket_path}"
     path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
-        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
-    try:
+    with killed_if_left(subprocess.Popen(
+            [sys.executable, "-m", "riskbudget_sidecar.app.cli", "serve", "--config", str(path)],
+            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))) as process:
         with grpc.insecure_channel(f"unix:{socket_path}") as channel:
             grpc.channel_ready_future(channel).result(timeout=20)
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
 
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert code == 0, process.stderr.read()
