@@ -148,6 +148,17 @@ def test_serve_with_stdout_closed_still_serves(tmp_path):
     assert code == 0, process.stderr.read()
 
 
+def test_a_client_command_with_stdout_closed_says_why_it_failed_on_stderr(tmp_path):
+    """Found by a reviewer: `riskbudget status >&-` ended in an AttributeError (stdout was None);
+    every command now gives a closed standard descriptor a stream first."""
+    result = subprocess.run(
+        [sys.executable, "-m", "riskbudget_sidecar.app.cli", "status", "--target", f"unix:{tmp_path}/none.sock"],
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1), timeout=60)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("riskbudget status: no answer from the sidecar"), result.stderr
+
+
 def test_a_fatal_signal_leaves_a_python_traceback_on_stderr(sidecar_process):
     """Found by a tester: a check journal made unwritable under the sidecar ended it with SIGBUS
     and not a line of output. Such a fault cannot be caught; it can at least be told."""

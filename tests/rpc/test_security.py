@@ -344,6 +344,19 @@ def test_a_nul_in_any_string_of_the_config_is_refused_naming_its_key(tmp_path, s
         load_config(path)
 
 
+def test_aliases_chained_past_pythons_stack_are_refused_not_a_recursion_error(tmp_path):
+    """Found by a reviewer: anchors 150 lists deep, each wrapping the one before, merged first
+    into a mapping, took the NUL check past Python's stack (a traceback, exit 1)."""
+    depth, links = 150, 6
+    lines = ["extra:"] + [f"  k{i}: &a{i} " + "[" * depth + (f"*a{i - 1}" if i else "x") + "]" * depth
+                          for i in range(links)] + [f"  <<: {{first: *a{links - 1}}}"]
+    path = write_config(tmp_path)
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+
+    with pytest.raises(ConfigError, match="not valid: nested too deeply"):
+        load_config(path)
+
+
 def test_a_yaml_alias_of_itself_is_refused_not_a_recursion_error(tmp_path):
     """Found by a reviewer: the NUL check walked `&a [*a]` for ever (RecursionError, a traceback)."""
     path = write_config(tmp_path)

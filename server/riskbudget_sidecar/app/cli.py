@@ -36,7 +36,6 @@ def _serve(args: argparse.Namespace) -> int:
     from .logging import configure_logging
     from .serve import serve
 
-    _occupy_closed_standard_descriptors()
 
     config = load_config(args.config)
     if args.listen is not None:  # its form was checked when parsed; loopback is the config's rule
@@ -561,6 +560,7 @@ def _symbol_price(text: str) -> tuple[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _occupy_closed_standard_descriptors()  # every command prints; `serve` opens files after
     args = build_parser().parse_args(argv)
     if hasattr(args, "check_usage"):  # what argparse cannot check alone (exit 2)
         args.check_usage(args)

@@ -15,10 +15,12 @@ _stdlib_handler: logging.Handler | None = None
 """The handler configure_logging put on the standard library's root logger, if any."""
 
 
-def configure_logging(level: str = "info", file: TextIO = sys.stdout) -> None:
+def configure_logging(level: str = "info", file: TextIO | None = None) -> None:
     """structlog's events, and the standard library's (the state store's writer thread,
-    libraries), as the same JSON lines on `file`: found by a tester, the latter went to stderr
-    as bare text."""
+    libraries), as the same JSON lines on `file`, stdout by default (as it is when called: a
+    closed one is given a stream at start): found by a tester, the latter went to stderr as
+    bare text."""
+    file = sys.stdout if file is None else file
     global _stdlib_handler
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(

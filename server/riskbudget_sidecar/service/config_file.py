@@ -26,10 +26,16 @@ def parse_config(data: object, *, source: str) -> Config:
     """Validate already-parsed data; `source` names the file in error messages."""
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: the top level must be a mapping of sections"])
-    if nul := [f"{source}: {_key_path(location)}: holds a NUL character" for location in _nul_strings(data)]:
+    try:
+        nul = [f"{source}: {_key_path(location)}: holds a NUL character" for location in _nul_strings(data)]
+    except RecursionError:  # aliases chained past Python's stack (found by a reviewer)
+        raise ConfigError([f"{source}: not valid: nested too deeply"]) from None
+    if nul:
         raise ConfigError(nul)  # no path, name or token takes one (found by a reviewer: tracebacks)
     try:
         return Config.model_validate(data)
+    except RecursionError:
+        raise ConfigError([f"{source}: not valid: nested too deeply"]) from None
     except ValidationError as exc:
         raise ConfigError([
             f"{source}: {_key_path(_location(err))}: {_describe(err)}" for err in exc.errors()
