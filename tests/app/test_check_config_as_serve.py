@@ -246,7 +246,7 @@ def test_check_config_warns_of_a_token_file_other_users_may_read_or_change(tmp_p
     assert code == 0  # a warning: a container's secret mount is commonly 0644
     assert capsys.readouterr().err.splitlines() == ([
         f"{tmp_path}/sidecar.yaml: warning: sidecar.admin_token_file: {token} (mode {mode:04o}) may be read "
-        "or changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
+        "by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
 
 
 @pytest.mark.parametrize("mode, who", [(0o666, "others"), (0o660, f"its group ({os.getegid()})")])

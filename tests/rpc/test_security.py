@@ -221,8 +221,8 @@ async def test_serve_warns_of_a_token_file_other_users_may_read(tmp_path, mode, 
     await stop(sidecar, servers)
 
     exposed = [entry["problem"] for entry in logs if entry["event"] == "token_file_exposed"]
-    assert exposed == ([f"sidecar.admin_token_file: {tmp_path}/admin-token (mode {mode:04o}) may be read or "
-                        "changed by other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
+    assert exposed == ([f"sidecar.admin_token_file: {tmp_path}/admin-token (mode {mode:04o}) may be read by "
+                        "other users: chmod 600 it, or 640 for a group of the sidecar's"] if warned else [])
 
 
 async def test_a_reload_warns_of_a_token_file_other_users_may_read(tmp_path):
@@ -241,7 +241,7 @@ async def test_a_reload_warns_of_a_token_file_other_users_may_read(tmp_path):
 
     assert rotated.reloaded
     assert [entry["problem"] for entry in logs if entry["event"] == "token_file_exposed"] == [
-        f"sidecar.client_token_file: {tmp_path}/client-token (mode 0644) may be read or changed by other users: "
+        f"sidecar.client_token_file: {tmp_path}/client-token (mode 0644) may be read by other users: "
         "chmod 600 it, or 640 for a group of the sidecar's"]
 
 

@@ -179,16 +179,17 @@ TOKEN_FILES = ("admin_token_file", "client_token_file", "read_token_file")
 
 
 def exposed_token_files(config: Config) -> list[str]:
-    """Token files that other users of the host may read or change (a warning, not a refusal:
-    a container's secret mount is commonly 0644, and its only user is the sidecar)."""
+    """Token files that other users of the host may read (a warning, not a refusal: a container's
+    secret mount is commonly 0644, and its only user is the sidecar). One they may change is
+    refused when read (`_read_token_file`)."""
     warnings = []
     for name in TOKEN_FILES:
         path = getattr(config.sidecar, name)
         with contextlib.suppress(OSError):  # unreadable: read_tokens refuses it, naming the field
             mode = os.stat(path).st_mode if path else 0
-            if mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IWGRP):
-                warnings.append(f"sidecar.{name}: {path} (mode {stat.S_IMODE(mode):04o}) may be read or "
-                                "changed by other users: chmod 600 it, or 640 for a group of the sidecar's")
+            if mode & stat.S_IROTH:
+                warnings.append(f"sidecar.{name}: {path} (mode {stat.S_IMODE(mode):04o}) may be read by other "
+                                "users: chmod 600 it, or 640 for a group of the sidecar's")
     return warnings
 
 
