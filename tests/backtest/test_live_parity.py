@@ -95,6 +95,13 @@ async def test_the_replay_decides_as_the_live_sidecar_fed_the_same_prices_throug
 
     async with LiveSidecar(config, start=float(trace.tick_times[0])) as live:
         assert (await live.budget()).ref.version == 1
+        # With no warm-up, the live sidecar holds each symbol's first price until a later one
+        # confirms it; the replay takes its history as it is. The same prices half a second
+        # earlier, in the same bar, are the feed's first: row 0 confirms them.
+        primed = await live.stub.PublishMarketData(spb.PublishMarketDataRequest(ticks=[
+            pb.PriceTick(symbol=s, price=float(p), time=timestamp(trace.tick_times[0] - 0.5))
+            for s, p in zip(result.table.symbols, result.table.values[0])]))
+        assert primed.accepted == 0
         orders = iter(trace.orders)
         pending = next(orders, None)
         for i in range(result.table.rows):

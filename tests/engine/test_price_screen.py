@@ -12,12 +12,22 @@ def tick(price: float, time: float = 1.0, symbol: str = "SPY") -> PriceTick:
     return PriceTick(symbol, price, time)
 
 
-def test_a_price_within_the_move_either_way_passes_and_the_first_live_one_always_does():
+def test_a_price_within_the_move_either_way_passes():
     screen = PriceScreen(0.25)
 
     assert screen.screen(tick(125.0), 100.0) == (tick(125.0),)
     assert screen.screen(tick(80.0), 100.0) == (tick(80.0),)
-    assert screen.screen(tick(0.0001), None) == (tick(0.0001),)
+
+
+def test_a_first_price_with_nothing_to_compare_it_with_waits_for_a_later_one_near_it():
+    """Taken as it came, a first print of 0.0001 with no warm-up sized orders 1e6 times a limit."""
+    screen = PriceScreen(0.25)
+
+    assert screen.screen(tick(0.0001), None) == ()
+    assert screen.screen(tick(0.0001), None) == ()  # the same tick again confirms nothing
+    assert screen.screen(tick(100.0, 2.0), None) == ()  # far from it: held in its place
+    assert screen.screen(tick(101.0, 3.0), None) == (tick(100.0, 2.0), tick(101.0, 3.0))
+    assert screen.held("SPY") is None
 
 
 @pytest.mark.parametrize("bad", [0.0001, 79.9, 125.1, 1e6])

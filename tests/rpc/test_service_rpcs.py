@@ -323,6 +323,31 @@ async def test_after_a_csv_warm_up_the_first_live_price_is_screened_against_its_
     assert [r.code for r in check.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
 
 
+async def test_with_no_warm_up_a_first_price_waits_for_a_later_one_to_confirm_it(tmp_path):
+    """Found in the gaps left open: with no warm-up, a symbol's first price was taken as it came,
+    so a first print of 0.0001 would size every order in it 1e6 times the limit."""
+    running = await start_harness(tmp_path, warmup={"source": "none"})
+    try:
+        bad = await running.publish({"AAA": 0.0001})
+        during = await running.check("o-during", 10, dry_run=True)
+        alerts = [a.message for a in (await running.stub.ListAlerts(spb.ListAlertsRequest())).alerts
+                  if a.subject == "AAA"]
+        running.clock.advance(1)
+        market = await running.publish({"AAA": 100.0})
+        running.clock.advance(1)
+        confirmed = await running.publish({"AAA": 101.0})
+        after = await running.check("o-after", 10, dry_run=True)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert (bad.accepted, market.accepted, confirmed.accepted) == (0, 0, 1)
+    assert during.decision == pb.DECISION_REJECTED
+    assert [r.code for r in during.reasons] == [pb.REASON_CODE_STALE_MARKET_DATA]
+    assert len(alerts) == 1 and "price 0.0001 of AAA is its first" in alerts[0]
+    assert after.decision == pb.DECISION_APPROVED
+
+
 async def test_the_first_prices_after_a_synthetic_warm_up_are_screened_and_alerted_once(harness):
     """Found by a reviewer: after a synthetic warm-up the first price was taken as it came, so
     one bad print at a start approved 999,999 times a limit."""

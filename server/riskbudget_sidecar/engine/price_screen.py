@@ -11,7 +11,9 @@ at the larger of its last price and the held one, which can only make checks str
 is |position| x price).
 
 The caller says what a tick is compared with: the sidecar passes the last live price, or
-before the first a CSV warm-up's last (market prices); with none, the tick is taken as it comes.
+before the first the warm-up's last. With none (no warm-up), the symbol's first tick is held
+like a jump: a first print of 0.0001 would otherwise size every order, and the next tick near
+it and later confirms it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class PriceScreen:
         """The ticks to apply for `tick`, in order: itself; the held one and itself (it confirms
         the held one); or none (it is held)."""
         held = self._held.pop(tick.symbol, None)
-        if last is None or self._near(tick.price, last):
+        if last is not None and self._near(tick.price, last):
             return (tick,)
         if held is not None and tick.time > held.time and self._near(tick.price, held.price):
             return (held, tick)

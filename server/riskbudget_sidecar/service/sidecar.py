@@ -112,8 +112,9 @@ class AppliedTicks(NamedTuple):
     live: dict[str, float]
     """The batch's symbols' live prices as applied (no tick held back counts: a bad print
     marked on the shared server would stay there)."""
-    held: list[tuple[PriceTick, float]]
-    """Ticks newly held back by the price screen, each with the last price it moved from."""
+    held: list[tuple[PriceTick, float | None]]
+    """Ticks newly held back by the price screen, each with the last price it moved from (None:
+    a first price, with no warm-up to compare it with)."""
 
 
 def _as_of_now(tick: PriceTick, now: float) -> PriceTick:
@@ -453,8 +454,8 @@ class RiskBudgetSidecar:
             if not self._market.is_in_order(_as_of_now(tick, now)):
                 continue
             # Before a live price, the warm-up's (found by a reviewer: a first print taken as it came
-            # approved 1e6 times a limit); a synthetic one's, far from the market, makes each
-            # symbol's first price wait for a second.
+            # approved 1e6 times a limit); a synthetic one's, far from the market, and none at all
+            # make each symbol's first price wait for a second.
             last = self._market.last_price(tick.symbol)
             holding = self._price_screen.held(tick.symbol) is not None
             passed = self._price_screen.screen(tick, last)
@@ -729,7 +730,7 @@ class RiskBudgetSidecar:
         self._after_recompute(received)
         return applied.accepted, self.require_snapshot()
 
-    def _alert_held_ticks(self, held: list[tuple[PriceTick, float]]) -> None:
+    def _alert_held_ticks(self, held: list[tuple[PriceTick, float | None]]) -> None:
         """An alert for each tick held back, of a symbol not alerted of in the last minute, the
         first five of a batch each on its own and the rest in one: a feed alternating between two
         far prices would otherwise push every other alert out of the book, and a start after a
@@ -747,14 +748,17 @@ class RiskBudgetSidecar:
         for tick, last in news[:HELD_TICK_ALERTS_A_BATCH]:
             self._alerts.raise_alert(
                 AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
+                f"price {tick.price:g} of {tick.symbol} is its first, with no warm-up price to compare it with: "
+                f"held until a later price within limits.max_price_move ({limit:g}) of it confirms it; "
+                f"orders in {tick.symbol} are rejected as stale meanwhile" if last is None else
                 f"price {tick.price:g} of {tick.symbol} is more than limits.max_price_move ({limit:g}) from its "
                 f"last, {last:g}: held until a later price confirms it; valued meanwhile at the larger of the two",
                 subject=tick.symbol, now=now)
         if rest := news[HELD_TICK_ALERTS_A_BATCH:]:
             self._alerts.raise_alert(
                 AlertKind.STALE_MARKET_DATA, AlertSeverity.WARNING,
-                f"prices of {len(rest)} more symbols held back, more than limits.max_price_move from their "
-                f"last: {', '.join(tick.symbol for tick, _ in rest[:20])}{' ...' if len(rest) > 20 else ''}",
+                f"prices of {len(rest)} more symbols held back until a later price confirms them (more than "
+                f"limits.max_price_move from their last, or a first with no warm-up price): {', '.join(tick.symbol for tick, _ in rest[:20])}{' ...' if len(rest) > 20 else ''}",
                 now=now)
 
     def _mark_book(self, prices: Mapping[str, Entry]) -> None:
