@@ -270,6 +270,29 @@ async def test_a_sidecar_frees_or_settles_no_reservation_of_another_under_the_sa
         ("ord-X", "trend", 10)]
 
 
+async def test_an_order_sent_again_after_the_sidecar_forgot_it_gets_no_spent_grant_back(pair):
+    """Found by a tester: a sidecar keeps an order id for twice the reservation's ttl, the server
+    its grant for longer; the filled order sent again in between got the server's grant replayed
+    and was approved with nothing reserved there, taking the firm past a symbol's limit."""
+    first, _ = pair
+    prices = await first.publish_last_prices()
+    approved = await first.check("ord-R", 10)
+    await first.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id="ord-R", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10,
+        price=prices["AAA"], time=timestamp(first.clock.now())))
+    first.clock.advance(2 * first.sidecar.config.limits.reservation_ttl + 1)
+    await first.sidecar.monitor_once()  # the sidecar forgets ord-R; the server keeps its grant
+    await first.publish(prices)
+
+    again = await first.check("ord-R", 10)
+
+    assert approved.decision == pb.DECISION_APPROVED
+    assert again.decision == pb.DECISION_REJECTED
+    assert [r.code for r in again.reasons] == [pb.REASON_CODE_ORDER_ID_REUSED]
+    assert "its reservation has ended" in again.reasons[0].message
+    assert await first.sidecar.store.ledger.reservations() == []
+
+
 @pytest.fixture
 async def pair_in_lots(tmp_path, valkey):
     """Two sidecars whose AAA trades in lots of 100."""

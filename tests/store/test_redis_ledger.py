@@ -22,7 +22,7 @@ from redis.crc import key_slot
 from riskbudget_sidecar.engine.types import Side
 from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
-    CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantsPaused,
+    CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantSpent, GrantsPaused,
     LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger, TradingStopped,
     cover_lots, limit_cents, lot_cents,
 )
@@ -225,6 +225,23 @@ async def test_a_repeated_order_id_gets_the_first_grant_and_reserves_nothing_mor
     assert len(await ledger.reservations()) == 1
 
 
+@pytest.mark.parametrize("ended_by", ["release", "fill", "part fill"])
+async def test_a_repeat_of_a_grant_whose_reservation_ended_or_shrank_is_refused(ledger, ended_by) -> None:
+    """Found by a tester: a sidecar keeps an order id for less long than the server keeps its
+    grant; sent again once the sidecar had forgotten it, the order's filled grant was replayed and
+    approved with nothing reserved, taking the firm to 116% of a symbol's limit."""
+    await reserve(ledger, "o-1", Side.BUY, 10)
+    if ended_by == "release":
+        await ledger.release("o-1")
+    else:
+        await fill(ledger, "o-1", Side.BUY, 10 if ended_by == "fill" else 4)
+    exposure = await ledger.firm_exposure()
+
+    with pytest.raises(GrantSpent, match="o-1 was granted 10 lots"):
+        await reserve(ledger, "o-1", Side.BUY, 10)
+    assert await ledger.firm_exposure() == exposure
+
+
 async def test_a_zero_grant_reserves_nothing_but_is_remembered(ledger) -> None:
     refused = await reserve(ledger, "o-1", Side.BUY, 10, symbol_limit=0)
     again = await reserve(ledger, "o-1", Side.BUY, 10)
@@ -299,7 +316,8 @@ async def test_reclaim_frees_expired_reservations_once_and_forgets_grants_later(
     assert await ledger.reclaim_expired(4_999) == []
     assert await ledger.reclaim_expired(5_000) == ["o-1"]
     assert await ledger.reclaim_expired(5_000) == []
-    assert (await reserve(ledger, "o-1", Side.BUY, 10)).replayed  # still remembered
+    with pytest.raises(GrantSpent):  # still remembered, and its reservation is gone
+        await reserve(ledger, "o-1", Side.BUY, 10)
     assert await ledger.reclaim_expired(6_000) == ["o-2"]
     assert await ledger.reclaim_expired(6_000) == []  # o-1's grant is forgotten here
     assert not (await reserve(ledger, "o-1", Side.BUY, 10)).replayed
@@ -433,7 +451,11 @@ class Model:
         if order_id in self.grants:
             if self.grants[order_id][0] != request:
                 raise OrderIdReused(order_id)
-            return (True, *self.grants[order_id][1])
+            answer = self.grants[order_id][1]
+            held = self.reservations.get(order_id)
+            if answer[0] and (held is None or abs(held[2]) < answer[0]):
+                raise GrantSpent(order_id)
+            return (True, *answer)
 
         def worst(granted: int) -> int:
             return self.worst(symbol, *((granted, 0) if side is Side.BUY else (0, granted)))
@@ -528,7 +550,7 @@ async def outcome(call: Callable[[], Any]) -> Any:
         result = call()
         if asyncio.iscoroutine(result):
             result = await result
-    except (ValueError, OrderIdReused) as error:
+    except (ValueError, OrderIdReused, GrantSpent) as error:
         return type(error)
     if isinstance(result, Grant):
         return (result.replayed, result.granted_lots, result.symbol_limited, result.total_limited,

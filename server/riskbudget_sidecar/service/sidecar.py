@@ -42,7 +42,7 @@ from ..engine.utilization import compute_utilization
 from ..store import open_store
 from ..store.base import Store
 from ..store.errors import StoreError
-from ..store.redis_ledger import OrderIdReused, TradingStopped
+from ..store.redis_ledger import GrantSpent, OrderIdReused, TradingStopped
 from .alerts import AlertBook, ConditionAlerts, ThrottledAlerts
 from .checked_prices import CheckedPrices, Entry
 from .clock import Clock
@@ -1246,6 +1246,8 @@ class RiskBudgetSidecar:
             await self._store.record_check(order, result, reservation, forget_after=now + 2 * ttl, decided_at=now)
         except OrderIdReused:  # another sidecar holds this id for a different order
             return self._id_reused(order, result)
+        except GrantSpent:  # granted before this sidecar forgot the id, and used since
+            return self._reservation_ended(order, result)
         except TradingStopped as stopped:  # set through another sidecar, not yet heard of here
             code = ReasonCode.TRADING_HALTED if stopped.state == TradingState.HALTED.name else ReasonCode.TRADING_REDUCING
             return self._no_longer(order, result, code, f"{stopped}: order {order.client_order_id!r} adds "

@@ -84,7 +84,7 @@ from ..engine.types import Side
 from .errors import StoreError
 
 __all__ = [
-    "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantsPaused",
+    "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantSpent", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
     "OrderIdReused", "RESYNC", "RedisLedger", "TradingStopped", "limit_cents", "lot_cents", "raise_if_cancelled",
 ]
@@ -133,6 +133,11 @@ class GrantsPaused(StoreError):
 
 class OrderIdReused(StoreError):
     """A client order id already has a grant, for a different request (another sidecar's order?)."""
+
+
+class GrantSpent(StoreError):
+    """A repeat of a granted order whose reservation has ended or shrunk since (filled, released,
+    expired): replaying the grant would approve room the firm no longer holds for it."""
 
 
 class TradingStopped(StoreError):
@@ -339,7 +344,8 @@ class RedisLedger:
         worst case is granted in full, whatever the limits. A repeat of the client order id
         returns the first grant (`replayed=True`) and changes nothing; a grant of 0 reserves
         nothing. Raises OrderIdReused if the id's grant was for another request, or for
-        another instance, and GrantsPaused while the sidecars re-assert after a loss of the
+        another instance, GrantSpent for a repeat (not `reassert`) whose reservation has ended or
+        shrunk since, and GrantsPaused while the sidecars re-assert after a loss of the
         server's data (see `begin_resync`) unless `reassert`: a reservation granted before,
         put back. A new grant needs this instance's marker (`mark_asserted`): without it the
         server lost its data (or never had this instance's), and LedgerUnavailable says so
@@ -633,6 +639,8 @@ class RedisLedger:
                 raise ValueError(message.split(" ", 1)[1]) from None
             if message.startswith("RB_REUSED "):
                 raise OrderIdReused(message.split(" ", 1)[1]) from None
+            if message.startswith("RB_SPENT "):
+                raise GrantSpent(message.split(" ", 1)[1]) from None
             if message.startswith("RB_RESYNC "):
                 raise GrantsPaused(int(message.split(" ", 1)[1])) from None
             if message.startswith("RB_STOPPED "):

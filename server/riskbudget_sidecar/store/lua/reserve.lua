@@ -8,7 +8,8 @@
 -- Returns {replayed, granted, symbol_limited, total_limited, symbol_value, total_value}:
 -- the values are what the symbol and the total would reach if the whole order were granted.
 -- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
--- another request, whatever it asked); RB_RANGE past 2^53; RB_RESYNC <until ms> for a new
+-- another request, whatever it asked); RB_SPENT for a repeat (not a reassert) of a grant
+-- whose reservation no longer holds all it granted; RB_RANGE past 2^53; RB_RESYNC <until ms> for a new
 -- grant while the sidecars re-assert their books after a loss of the server's data;
 -- RB_UNMARKED for a new grant to a sidecar whose marker the server does not hold (it lost
 -- its data, and that sidecar has not put its book back yet); RB_STOPPED <state> <strategy> for
@@ -27,7 +28,10 @@ if not reassert and redis.call('HEXISTS', K_INSTANCES, holder) == 0 then
   return redis.error_reply('RB_UNMARKED ' .. holder)
 end
 
--- A repeat of an order id gets the first answer and changes nothing.
+-- A repeat of an order id gets the first answer and changes nothing, while its reservation
+-- still holds what was granted. Once that ended or shrank (filled, released, expired), the
+-- grant's room is spent: found by a tester, a sidecar that had forgotten the id (it keeps an
+-- id for less long than the server keeps its grant) approved it again with nothing reserved.
 local remembered = redis.call('HGET', K_GRANTS, id)
 if remembered then
   local cut = string.find(remembered, US, 1, true)
@@ -37,6 +41,11 @@ if remembered then
   local answer = {1}
   for number in string.gmatch(string.sub(remembered, 1, cut - 1), '%S+') do
     answer[#answer + 1] = tonumber(number)
+  end
+  local held = reservation(id, holder)
+  if not reassert and answer[2] > 0 and (held == nil or math.abs(held.lots) < answer[2]) then
+    return redis.error_reply('RB_SPENT order id ' .. id .. ' was granted ' .. int(answer[2])
+      .. ' lots, and its reservation has ended or shrunk since')
   end
   return answer
 end
