@@ -36,6 +36,11 @@ async def sidecar(tmp_path, name: str, valkey: ValkeyProcess, **overrides):
                                shared__resync_window=1.0, **overrides)
 
 
+BOTH_IN_AAA = {"trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
+               "carry": {"risk_share": 0.4, "symbols": ["AAA", "CCC", "DDD"]}}
+"""Strategies of two sidecars that both trade AAA."""
+
+
 @contextlib.asynccontextmanager
 async def two_sidecars(tmp_path, valkey: ValkeyProcess, **overrides):
     """A sidecar trading trend and one trading carry, on one server and config `overrides`."""
@@ -51,7 +56,7 @@ async def two_sidecars(tmp_path, valkey: ValkeyProcess, **overrides):
 
 @pytest.fixture
 async def pair(tmp_path, valkey):
-    async with two_sidecars(tmp_path, valkey) as both:
+    async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA) as both:
         yield both
 
 
@@ -62,10 +67,15 @@ async def eventually(condition, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+def own_strategy(running) -> str:
+    """The strategy a sidecar of `two_sidecars` trades (another sidecar's orders it rejects)."""
+    return running.sidecar.config.owned_strategies[0]
+
+
 async def halted(running) -> bool:
     """Whether a halt has reached a sidecar: it rejects a fresh order."""
     order_id = f"o-{asyncio.get_running_loop().time()}"
-    return (await running.check(order_id, 1)).decision == pb.DECISION_REJECTED
+    return (await running.check(order_id, 1, strategy=own_strategy(running))).decision == pb.DECISION_REJECTED
 
 
 async def test_two_sidecars_never_jointly_pass_a_symbols_limit(pair):
@@ -76,7 +86,7 @@ async def test_two_sidecars_never_jointly_pass_a_symbols_limit(pair):
     most = int(limit / prices["AAA"])
 
     one = await first.check("o-first", round(most * 0.7))
-    other = await second.check("o-second", round(most * 0.7))
+    other = await second.check("o-second", round(most * 0.7), strategy="carry")
 
     assert one.decision == pb.DECISION_APPROVED
     assert other.decision == pb.DECISION_RESIZED
@@ -93,7 +103,7 @@ async def test_a_halt_set_through_one_sidecar_reaches_the_other(pair):
                                       metadata=first.admin_metadata)
 
     await eventually(lambda: halted(second))
-    decision = await second.check("o-halted", 1)
+    decision = await second.check("o-halted", 1, strategy="carry")
     assert [r.code for r in decision.reasons] == [pb.REASON_CODE_TRADING_HALTED]
 
 
@@ -205,6 +215,21 @@ async def test_a_fill_for_a_strategy_of_another_sidecar_is_refused(pair):
     assert await first.sidecar.store.ledger.positions() == []
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+async def test_an_order_of_a_strategy_another_sidecar_trades_is_rejected(pair, dry_run):
+    """Found by a tester: a check sent to the wrong sidecar was approved against a book without
+    the strategy's positions (the strategy went to 110% of its limit)."""
+    first, _ = pair
+    await first.publish_last_prices()
+
+    decision = await first.check("o-elsewhere", 10, strategy="carry", symbol="CCC", dry_run=dry_run)
+
+    assert decision.decision == pb.DECISION_REJECTED
+    assert [r.code for r in decision.reasons] == [pb.REASON_CODE_UNKNOWN_STRATEGY]
+    assert "traded through another sidecar" in decision.reasons[0].message
+    assert await first.sidecar.store.ledger.reservations() == []
+
+
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):
     first, second = pair
     await first.publish_last_prices()
@@ -223,7 +248,7 @@ async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey
             budgets = [(await running.stub.GetBudget(spb.GetBudgetRequest())).budget for running in pair]
             return all([o.id for o in budget.overrides] == ["ovr-after"] for budget in budgets)
         await eventually(resynced, timeout=30)
-        decisions = [await running.check("o-after-restart", 1) for running in pair]
+        decisions = [await running.check("o-after-restart", 1, strategy=own_strategy(running)) for running in pair]
         states = await elsewhere.trading_states()
     finally:
         await elsewhere.close()
@@ -242,7 +267,7 @@ async def test_a_sidecar_whose_clock_runs_ahead_frees_no_reservation_of_another_
     second.clock.advance(first.sidecar.config.limits.reservation_ttl + 45)  # past o-first's expiry
     await second.publish(prices)
     await second.sidecar.monitor_once()  # its tick reclaims what expired by its clock
-    other = await second.check("o-second", round(most * 0.7))
+    other = await second.check("o-second", round(most * 0.7), strategy="carry")
 
     assert held.decision == pb.DECISION_APPROVED
     assert other.decision == pb.DECISION_RESIZED
@@ -296,7 +321,8 @@ async def test_an_order_sent_again_after_the_sidecar_forgot_it_gets_no_spent_gra
 @pytest.fixture
 async def pair_in_lots(tmp_path, valkey):
     """Two sidecars whose AAA trades in lots of 100."""
-    async with two_sidecars(tmp_path, valkey, portfolio__lot_sizes={"AAA": 100}) as both:
+    async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA,
+                            portfolio__lot_sizes={"AAA": 100}) as both:
         yield both
 
 
@@ -309,7 +335,7 @@ async def test_an_order_smaller_than_a_lot_is_held_firm_wide_as_a_lot(pair_in_lo
     await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
         pb.Position(strategy="trend", symbol="AAA", quantity=at_limit)]))
 
-    odd_lots = [await second.check(f"o-{n}", 99) for n in range(3)]
+    odd_lots = [await second.check(f"o-{n}", 99, strategy="carry") for n in range(3)]
 
     assert [reply.decision for reply in odd_lots] == [pb.DECISION_REJECTED] * 3
     assert "firm-wide" in odd_lots[0].reasons[-1].message
@@ -388,11 +414,6 @@ async def test_a_sidecar_restarted_before_live_prices_keeps_the_servers_values_o
 
     assert before == pytest.approx(1010 * prices["AAA"] * 1.3 * 100, rel=1e-4)  # valued at the live price
     assert after == before
-
-
-BOTH_IN_AAA = {"trend": {"risk_share": 0.6, "symbols": ["AAA", "BBB"]},
-               "carry": {"risk_share": 0.4, "symbols": ["AAA", "CCC", "DDD"]}}
-"""Strategies of two sidecars that both trade AAA."""
 
 
 async def test_a_strategy_flattens_a_symbol_whose_other_holders_net_it_to_zero(tmp_path, valkey):

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Mapping, NamedTuple, Protocol
+from typing import Collection, Mapping, NamedTuple, Protocol
 
 from .book import Book
 from .config import Limits
@@ -92,9 +92,12 @@ def evaluate(
     restricted: frozenset[str],
     lot_size: float,
     known_strategies: Mapping[str, frozenset[str]],
+    traded_elsewhere: Collection[str] = (),
     now: float,
 ) -> Evaluation:
-    """Approve, resize or reject `order`; fails closed (REJECTED) on any unusable input."""
+    """Approve, resize or reject `order`; fails closed (REJECTED) on any unusable input.
+    `traded_elsewhere`: strategies of the config another sidecar sharing the firm's limits
+    trades (this one's book lacks their positions, so it cannot check their orders)."""
     quantity = order.quantity
     if not (math.isfinite(quantity) and quantity > 0):
         return _rejected(ReasonCode.BELOW_MIN_QUANTITY,
@@ -103,6 +106,10 @@ def evaluate(
         return _rejected(ReasonCode.BELOW_MIN_QUANTITY,
                          f"quantity {quantity:g} is float noise, not an order (a lot is {lot_size:g})",
                          limit=lot_size, value=quantity)
+    if order.strategy in traded_elsewhere:
+        return _rejected(ReasonCode.UNKNOWN_STRATEGY,
+                         f"strategy {order.strategy!r} is traded through another sidecar (not in this one's "
+                         "shared.owned_strategies): check its orders there")
     return _decide(order.strategy, order.symbol, order.side, order.limit_price, quantity,
                    snapshot=snapshot, book=book, prices=prices, limits=limits,
                    trading_state=trading_state, trading_scope=trading_scope, restricted=restricted,

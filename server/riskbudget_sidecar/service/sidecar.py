@@ -225,6 +225,7 @@ class RiskBudgetSidecar:
         self.config = config
         self._strategy_symbols = {
             name: frozenset(strategy.symbols) for name, strategy in config.portfolio.strategies.items()}
+        self._traded_elsewhere = frozenset(config.portfolio.strategies) - set(config.owned_strategies)
         self._triggers.reconfigure(config.risk_budgeting.rebalancing_triggers)
         self._pipeline.reconfigure(config)
         self._price_screen.reconfigure(config.limits.max_price_move)
@@ -1294,7 +1295,7 @@ class RiskBudgetSidecar:
             order, snapshot=snapshot, book=self._store.book, prices=self._checked_prices,
             limits=self.config.limits, trading_state=state, trading_scope=scope,
             restricted=self._restricted, lot_size=self.config.portfolio.lot_size(order.symbol),
-            known_strategies=self._strategy_symbols, now=now)
+            known_strategies=self._strategy_symbols, traded_elsewhere=self._traded_elsewhere, now=now)
         decision, approved, reasons = evaluation.decision, evaluation.approved_quantity, evaluation.reasons
         shadow_decision, bookable = None, True
         if self.config.sidecar.shadow_mode and decision is not Decision.APPROVED:
