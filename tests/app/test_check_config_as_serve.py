@@ -159,7 +159,7 @@ def test_check_config_passes_the_same_address_when_http_is_disabled(tmp_path, ca
 @pytest.fixture
 def serve_set_up(monkeypatch):
     """What `serve` sets up for the process (its logging, faulthandler) left as the tests have it."""
-    monkeypatch.setattr("riskbudget_sidecar.app.logging.configure_logging", lambda level: None)
+    monkeypatch.setattr("riskbudget_sidecar.app.logging.configure_logging", lambda level, **options: None)
     monkeypatch.setattr("faulthandler.enable", lambda: None)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 import structlog
 
-from riskbudget_sidecar.app.logging import configure_logging
+from riskbudget_sidecar.app.logging import BackgroundLogWriter, configure_logging
 from riskbudget_sidecar.http.server import ServerErrorLog
 
 
@@ -55,3 +56,36 @@ def test_an_admin_http_error_is_one_json_line_with_its_traceback(log_file):
     (line,) = log_file.read_text().splitlines()
     entry = json.loads(line)
     assert entry["event"] == "http_error" and "RuntimeError: a handler failed" in entry["exception"]
+
+
+def test_the_background_writer_writes_every_line_in_order_and_drains():
+    reading, writing = os.pipe()
+    with os.fdopen(writing, "w") as sink:
+        writer = BackgroundLogWriter(sink)
+        for n in range(1000):
+            writer.write(f"line {n}\n")
+        drained = writer.drain(timeout=30)
+    with os.fdopen(reading) as source:
+        lines = source.read().splitlines()
+
+    assert drained and writer.dropped == 0
+    assert lines == [f"line {n}" for n in range(1000)]
+
+
+def test_the_background_writer_neither_blocks_nor_raises_when_its_reader_stalls_or_goes():
+    """Found by a tester: a log written on the event loop froze the sidecar once its pipe was
+    full, and failed every admin call once its reader had gone (EPIPE)."""
+    reading, writing = os.pipe()
+    sink = os.fdopen(writing, "w")
+    writer = BackgroundLogWriter(sink, capacity=100)
+    for n in range(10_000):  # the pipe holds a few hundred of these; nobody reads
+        writer.write(f"a line of the log that nobody reads, number {n:05d}\n")
+    stalled = writer.dropped, writer.last_error
+    os.close(reading)  # the reader goes: the thread's blocked write fails, and every one after it
+    for n in range(10):
+        writer.write(f"after {n}\n")
+    gone = writer.drain(timeout=30)
+    sink.close()
+
+    assert stalled[0] > 9_000 and stalled[1] == "the log's reader did not keep up"
+    assert gone and writer.last_error == "Broken pipe"

@@ -118,6 +118,7 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_DISK_SPACE_LOW: _ClassVar[AlertKind]
     ALERT_KIND_CONFIG_RELOADED: _ClassVar[AlertKind]
     ALERT_KIND_UNRESERVED_FILL: _ClassVar[AlertKind]
+    ALERT_KIND_LOG_LINES_DROPPED: _ClassVar[AlertKind]
 REGIME_UNSPECIFIED: Regime
 REGIME_BULL: Regime
 REGIME_BEAR: Regime
@@ -194,6 +195,7 @@ ALERT_KIND_STORE_ERROR: AlertKind
 ALERT_KIND_DISK_SPACE_LOW: AlertKind
 ALERT_KIND_CONFIG_RELOADED: AlertKind
 ALERT_KIND_UNRESERVED_FILL: AlertKind
+ALERT_KIND_LOG_LINES_DROPPED: AlertKind
 
 class BudgetRef(_message.Message):
     __slots__ = ("version", "regime", "computed_at")

@@ -26,6 +26,9 @@ from .backtest_cli import add_backtest_command
 DEFAULT_TARGET = os.environ.get("RISKBUDGET_TARGET", "127.0.0.1:50051")
 MAX_WAIT = 86_400.0
 """The longest --timeout or --watch, in seconds: a day; longer is a typo."""
+LOG_DRAIN_SECONDS = 2.0
+"""How long `serve` waits, as it exits, for its last log lines to be written: no longer, so
+that a log reader that stalled cannot keep a stopped sidecar from exiting."""
 EXIT_CODES = ("exit 1: the sidecar could not be reached, refused the call, or did not do what was "
               "asked (reloaded or cleared false in the reply); exit 2: bad usage")
 
@@ -33,7 +36,7 @@ EXIT_CODES = ("exit 1: the sidecar could not be reached, refused the call, or di
 def _serve(args: argparse.Namespace) -> int:
     from ..service.errors import HoldingsOutsideConfig
     from ..store.errors import StoreError
-    from .logging import configure_logging
+    from .logging import background_log_writer, configure_logging
     from .serve import serve
 
 
@@ -43,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
             parse_listen_address(args.listen, allow_non_loopback=config.sidecar.allow_non_loopback)
         except ValueError as error:
             raise ConfigError([f"argument --listen: {error}"]) from None
-    configure_logging(config.sidecar.log_level)
+    configure_logging(config.sidecar.log_level, background=True)
     # A fault Python cannot turn into an exception (SIGBUS on a page of the check journal
     # made unwritable, say) ends the process: at least say so on stderr, with where it was.
     if sys.stderr is not None:  # closed (2>&-): nowhere to say it, and enable() would raise
@@ -53,6 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError, StoreError, HoldingsOutsideConfig) as exc:
         print(f"riskbudget: cannot start: {exc}", file=sys.stderr)
         return 1
+    finally:  # the last lines ("stopped"), unless the log's reader has stalled
+        if (writer := background_log_writer()) is not None:
+            writer.drain(timeout=LOG_DRAIN_SECONDS)
     return 0
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from prometheus_client import Gauge
 from threadpoolctl import threadpool_limits
 
 from ..engine.addresses import parse_listen_address, same_listener
 from ..engine.config import Config
+from ..engine.types import AlertKind, AlertSeverity
 from ..service.clock import Clock, SystemClock
 from ..service.config_file import ConfigError
 from ..service.errors import ConfigRefused, TokensRotated
@@ -25,10 +27,15 @@ from ..service.warmup import check_warmup_file
 from ..http import AdminHttpServer, start_http_server
 from ..rpc.auth import AdminAuth
 from ..rpc.server import RunningServer, require_private_directory, server_credentials, start_server
+from .logging import BackgroundLogWriter, background_log_writer
 
 log = structlog.get_logger("riskbudget.app")
 HTTP_SHUTDOWN_TIMEOUT = 5.0
 GC_THRESHOLDS = (10_000, 10, 10)
+LOG_WATCH_SECONDS = 5.0
+"""How often `serve` looks for log lines dropped since its last look."""
+LOG_ALERT_INTERVAL = 60.0
+"""Seconds between two alerts of dropped log lines (each counts what was dropped since the last)."""
 """The cyclic garbage collector's thresholds while serving. Every check leaves a few objects
 that live for minutes (its remembered decision, its reservation). At Python's default
 (700, 10, 10) the collector ran every ~80 checks and now and then scanned all of them: over
@@ -270,6 +277,24 @@ async def _reload(sidecar: RiskBudgetSidecar) -> None:
         pass
 
 
+async def watch_the_log(sidecar: RiskBudgetSidecar, writer: BackgroundLogWriter) -> None:
+    """Raise an alert when log lines were dropped (the log cannot say so itself), at most one
+    every LOG_ALERT_INTERVAL, each with how many since the one before; and export the count."""
+    Gauge("riskbudget_log_lines_dropped", "Log lines dropped since start: the log's reader stalled or "
+          "is gone, or its disk is full", registry=sidecar.metrics.registry).set_function(lambda: writer.dropped)
+    reported = 0
+    while True:
+        await asyncio.sleep(LOG_WATCH_SECONDS)
+        dropped = writer.dropped
+        if dropped > reported:
+            sidecar.alerts.raise_alert(
+                AlertKind.LOG_LINES_DROPPED, AlertSeverity.WARNING,
+                f"{dropped - reported} log lines were dropped ({writer.last_error}): the log's reader stalled "
+                "or is gone, or its disk is full; the sidecar goes on serving", now=sidecar.now())
+            reported = dropped
+            await asyncio.sleep(LOG_ALERT_INTERVAL - LOG_WATCH_SECONDS)
+
+
 async def stop(sidecar: RiskBudgetSidecar, servers: Servers) -> None:
     """Health goes NOT_SERVING first (gRPC and HTTP alike), the admin HTTP port stops, then
     streams end and in-flight gRPC calls finish within the grace period."""
@@ -301,9 +326,13 @@ async def serve(config: Config, *, config_path: str, listen: str | None = None) 
     reload_asked = asyncio.Event()  # SIGHUP's default would end the process during start-up
     loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
     sidecar, servers = await start(config, listen=listen, config_path=config_path)
+    if (writer := background_log_writer()) is not None:
+        watching = asyncio.create_task(watch_the_log(sidecar, writer), name="log-watch")
     tune_garbage_collector()
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(sidecar)))
     if reload_asked.is_set():
         await _reload(sidecar)
     await stopping.wait()
+    if writer is not None:
+        watching.cancel()
     await stop(sidecar, servers)

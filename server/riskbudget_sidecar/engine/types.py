@@ -418,6 +418,7 @@ class AlertKind(enum.Enum):
     DISK_SPACE_LOW = "disk_space_low"
     CONFIG_RELOADED = "config_reloaded"
     UNRESERVED_FILL = "unreserved_fill"
+    LOG_LINES_DROPPED = "log_lines_dropped"
 
 
 @dataclass(frozen=True, slots=True)
