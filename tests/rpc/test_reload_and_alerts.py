@@ -51,6 +51,23 @@ async def test_a_valid_config_is_swapped_in_and_used_by_the_next_check(harness):
     assert pb.REASON_CODE_MAX_ORDER_NOTIONAL in [r.code for r in decision.reasons]
 
 
+async def test_reloads_that_change_nothing_raise_no_alert_and_make_no_new_budget(harness):
+    """Found by a tester: a config reloader's SIGHUP at every sync raised an alert each (1,060 of
+    them pushed a halt's alerts out of the book) and a new budget version each."""
+    await harness.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, set_by="pytest"),
+                                        metadata=harness.admin_metadata)
+    version = harness.sidecar.snapshot.version
+
+    with structlog.testing.capture_logs() as logs:
+        replies = [await reload(harness) for _ in range(5)]
+
+    assert all(reply.reloaded for reply in replies)
+    assert await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED) == []
+    assert len(await alerts(harness, pb.ALERT_KIND_TRADING_STATE_CHANGED)) == 1
+    assert harness.sidecar.snapshot.version == version
+    assert [entry["changed"] for entry in logs if entry["event"] == "config_reloaded"] == [[]] * 5
+
+
 async def test_a_reload_is_audited_by_an_alert_and_a_log_line_naming_the_keys_it_changed(harness):
     def loosen(data):
         data["limits"].update(max_order_notional=400_000)

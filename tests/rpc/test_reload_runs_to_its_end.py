@@ -50,11 +50,11 @@ async def test_a_reload_whose_call_is_cancelled_mid_way_still_finishes_and_is_lo
 
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert recomputed == [True, True]  # the budget of the first reload too, not just its config
+    assert recomputed == [True]  # the budget of the first reload too, not just its config (the second changed nothing)
     [first, second] = [entry for entry in logs if entry["event"] == "config_reloaded"]
     assert first["changed"] == ["sidecar.shadow_mode"] and second["changed"] == []
-    newest, oldest = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED)
-    assert oldest.message.endswith(": changed sidecar.shadow_mode") and newest.message.endswith(": nothing changed")
+    [alert] = await alerts(harness, pb.ALERT_KIND_CONFIG_RELOADED)
+    assert alert.message.endswith(": changed sidecar.shadow_mode")
     assert sidecar.config.sidecar.shadow_mode
 
 

@@ -1049,6 +1049,9 @@ class RiskBudgetSidecar:
         # Only one that changed the config may have moved targets (a tester saw a reload that changed
         # nothing, or only rotated a token, named among an override's causes).
         self._refresh_overrides(self._clock.now(), "a config reload" if keys else None)
+        if not changed:  # found by a tester: a reloader's SIGHUP at every sync raised an alert each, which
+            log.info("config_reloaded", path=self._config_path, changed=[], requested_by=requested_by)
+            return self.require_snapshot()  # pushed every other alert out, and a new budget version each
         try:
             await self._recompute_now()
             self._after_recompute(received)
@@ -1094,10 +1097,9 @@ class RiskBudgetSidecar:
     def _record_reload(self, changed: list[str], requested_by: str) -> None:
         """An alert and a log line naming the keys the reload changed and who asked: the audit of a reload."""
         shown = capped(changed, MAX_PROBLEM_LINE_LENGTH)
-        what = f"changed {', '.join(shown)}" if changed else "nothing changed"
         self._alerts.raise_alert(AlertKind.CONFIG_RELOADED, AlertSeverity.WARNING,
-                                 f"config reloaded from {self._config_path} by {requested_by}: {what}",
-                                 now=self._clock.now())
+                                 f"config reloaded from {self._config_path} by {requested_by}: "
+                                 f"changed {', '.join(shown)}", now=self._clock.now())
         log.warning("config_reloaded", path=self._config_path, budget_version=self._pipeline.version,
                     changed=shown, requested_by=requested_by)
 
