@@ -8,6 +8,7 @@ import dataclasses
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from riskbudget.v1 import risk_budget_admin_pb2 as apb
@@ -324,6 +325,24 @@ async def pair_in_lots(tmp_path, valkey):
     async with two_sidecars(tmp_path, valkey, portfolio__strategies=BOTH_IN_AAA,
                             portfolio__lot_sizes={"AAA": 100}) as both:
         yield both
+
+
+async def test_a_reload_changing_lot_sizes_is_refused_with_a_shared_store(pair_in_lots):
+    """Found by a tester: the store kept the lot size it started with, so after a reload to lots
+    of 100 a grant of 50 lots of 1 share became an approval of 5,000 shares."""
+    first, _ = pair_in_lots
+    path = first.sidecar._config_path
+    data = yaml.safe_load(open(path).read())
+    data["portfolio"]["lot_sizes"] = {"AAA": 1}
+    with open(path, "w") as handle:
+        handle.write(yaml.safe_dump(data, sort_keys=False))
+
+    reply = await first.admin.ReloadConfig(apb.ReloadConfigRequest(requested_by="pytest"),
+                                           metadata=first.admin_metadata)
+
+    assert not reply.reloaded
+    assert any(error.startswith("portfolio.lot_sizes: with a shared store") for error in reply.errors)
+    assert first.sidecar.config.portfolio.lot_size("AAA") == 100
 
 
 async def test_an_order_smaller_than_a_lot_is_held_firm_wide_as_a_lot(pair_in_lots):

@@ -152,6 +152,12 @@ def restart_only_changes(old: Config, new: Config) -> list[str]:
             problems.append(f"sidecar.{key}: changes need a restart")
     if old.universe != new.universe:
         problems.append("portfolio: the set of symbols can only change with a restart")
+    for key in ("lot_sizes", "default_lot_size"):
+        if new.shared is not None and getattr(old.portfolio, key) != getattr(new.portfolio, key):
+            # Found by a tester: the shared server counts in lots of the size the store started with;
+            # a reload's new size turned a grant of 50 lots of 1 into an approval of 50 lots of 100.
+            problems.append(f"portfolio.{key}: with a shared store, changes need a restart of every "
+                            "sidecar sharing it (the server counts in lots)")
     return problems
 
 
