@@ -153,6 +153,29 @@ async def test_an_override_set_through_one_sidecar_applies_in_the_other_and_name
     assert list(decision.override_ids) == [reply.override.id]
 
 
+async def test_an_override_set_elsewhere_reaches_a_sidecar_whose_change_channel_is_down(pair):
+    """Found by a tester: with its change channel down (the server at maxclients), a sidecar
+    never heard of a restriction set through another and approved orders in the symbol, SERVING,
+    for as long as the channel stayed down."""
+    first, second = pair
+    await second.publish_last_prices()
+    store = second.sidecar.store
+    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
+    listener.cancel()  # deaf to the channel
+    await asyncio.gather(listener, return_exceptions=True)
+
+    reply = await first.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
+        scope=pb.OVERRIDE_SCOPE_SYMBOL, target="CCC", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
+        set_by="ops", reason="test")), metadata=first.admin_metadata)
+
+    async def restricted() -> bool:
+        decision = await second.check(f"o-{second.clock.now()}-{len(store.overrides())}", 1,
+                                      strategy="carry", symbol="CCC", dry_run=True)
+        return decision.decision == pb.DECISION_REJECTED
+    await eventually(restricted)
+    assert [o.id for o in store.overrides()] == [reply.override.id]
+
+
 async def test_without_the_server_checks_fail_closed_health_drops_and_all_recovers(pair, valkey):
     first, second = pair
     await first.publish_last_prices()

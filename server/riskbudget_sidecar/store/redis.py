@@ -194,43 +194,55 @@ class RedisStore(SqliteStore):
         self._tasks.append(asyncio.create_task(self._refresh_operator_state()))
         self._tasks = [task for task in self._tasks if not task.done()]
 
-    async def _refresh_operator_state(self) -> None:
+    async def _refresh_operator_state(self, *, reconciled: bool = False) -> None:
         """Make the local mirror of the operator state equal to the server's, once the server
-        holds this sidecar's marker (see the module's docstring)."""
+        holds this sidecar's marker (see the module's docstring); tell the sidecar if it changed."""
         try:
-            await self._reconcile(only_if_lost=True)
+            if not reconciled:
+                await self._reconcile(only_if_lost=True)
             states = await self.ledger.trading_states()
             overrides = await self.ledger.overrides()
         except LedgerUnavailable as error:
+            raise_if_cancelled()  # redis-py turned the cancellation into its error
             self._lost(error)
             return
+        changed = False
         wanted = {strategy or None: TradingState[name] for strategy, name in states.items()}
         for strategy in {None, *self._strategy_states, *wanted}:
             state = wanted.get(strategy, TradingState.ACTIVE)
             held = self.trading_state() if strategy is None else self.own_trading_state(strategy)
             if held is not state:
                 await SqliteStore.set_trading_state(self, state, strategy)
+                changed = True
         shared = [from_dict(Override, json.loads(text)) for text in overrides.values()]
         for override in self.overrides():
             if override not in shared:
                 await SqliteStore.remove_override(self, override.id)
+                changed = True
         for override in shared:
             if override not in self.overrides():
                 await SqliteStore.add_override(self, override)
-        self._on_change()
+                changed = True
+        if changed:
+            self._on_change()
 
     async def _watch_marker(self) -> None:
-        """Re-assert this sidecar's book as soon as the server lost it, calls or no calls."""
+        """Re-assert this sidecar's book as soon as the server lost it, calls or no calls; and
+        read the operator state again, so that an override set through another sidecar reaches
+        this one within a second even while the change channel is down (found by a tester: with
+        it down, a restriction and a cap set elsewhere never arrived, and their orders were
+        approved)."""
         while True:
             await asyncio.sleep(MARKER_CHECK_INTERVAL)
             if not self._available:  # the probe reconciles
                 continue
             try:
-                if await self._reconcile(only_if_lost=True):
-                    await self._refresh_operator_state()
+                await self._reconcile(only_if_lost=True)
             except LedgerUnavailable as error:
                 raise_if_cancelled()  # redis-py turned the cancellation into its error
                 self._lost(error)
+                continue
+            await self._refresh_operator_state(reconciled=True)
 
     def _lost(self, error: LedgerUnavailable) -> None:
         """The server went away: say so once, and probe until it is back."""
