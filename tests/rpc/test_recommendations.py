@@ -92,6 +92,30 @@ async def test_a_manual_rebalance_reaches_every_subscriber(harness):
     second.cancel()
 
 
+async def test_recommendation_streams_cannot_take_every_slot_from_the_trading_calls(tmp_path):
+    """Found by a tester: 256 recommendation streams (anyone with a read token can open them)
+    held every call slot, and every CheckTrade was turned away. They may hold half of them."""
+    running = await start_harness(tmp_path, sidecar__max_concurrent_rpcs=8)
+    try:
+        await running.publish_last_prices()
+        await trigger(running)
+        streams = [running.stub.StreamRecommendations(spb.StreamRecommendationsRequest()) for _ in range(5)]
+        held = [await read_sequences(stream, 1) for stream in streams[:4]]  # attached: each holds a slot
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await streams[4].read()
+        check = await running.check("o-streams-open", 1)
+        for stream in streams:
+            stream.cancel()
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert held == [[1]] * 4
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "at most 4 recommendation streams" in refused.value.details()
+    assert check.decision == pb.DECISION_APPROVED
+
+
 async def test_a_subscriber_resumes_after_its_last_sequence_with_no_gap_and_no_duplicate(harness):
     for _ in range(5):
         await trigger(harness)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import stat
@@ -25,6 +24,7 @@ from ..service.config_file import read_pem
 from ..service.trusted_paths import changeable_by_others
 from .auth import AdminAuth, ClientTokenInterceptor
 from .parsing import add_servicer
+from .stream_slots import OpenStreams
 from .servicers import RiskBudgetAdminServicer, RiskBudgetServicer
 
 SERVICES = (
@@ -32,28 +32,8 @@ SERVICES = (
     risk_budget_admin_pb2.DESCRIPTOR.services_by_name["RiskBudgetAdminService"],
 )
 SERVICE_NAMES = tuple(service.full_name for service in SERVICES)
-
-
-class OpenStreams:
-    """A bound on the streams that need no token (health watchers, reflection). Each open stream
-    holds one of `max_concurrent_rpcs`: unbounded, a process with no token held them all and
-    every CheckTrade was turned away."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open = 0
-
-    @contextlib.asynccontextmanager
-    async def slot(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-        """Hold one for the stream's life; RESOURCE_EXHAUSTED when none is left."""
-        if self._open >= self.limit:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"at most {self.limit} health watchers and reflection streams at once")
-        self._open += 1
-        try:
-            yield
-        finally:
-            self._open -= 1
+UNLIMITED_SLOTS_AS = 256
+"""The call slots the stream bounds are shares of when the server sets no limit on calls."""
 
 
 class _WatchStream:
@@ -165,7 +145,8 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
     """Start serving at `address` (over TLS with `credentials`); health says NOT_SERVING
     until told otherwise. With a `client_token`, RiskBudgetService calls need it (or the
     admin token), and a `read_token` may make the calls that change nothing; health and
-    reflection stay open."""
+    reflection stay open. Recommendation streams may hold at most half of the call slots,
+    health watchers and reflection streams a quarter: the rest stays for the trading calls."""
     auth = AdminAuth(admin_token, client_token=client_token, read_token=read_token,
                      on_refused=lambda action, peer, why: sidecar.alerts.raise_alert(
                          AlertKind.ADMIN_REFUSED, AlertSeverity.WARNING,
@@ -184,9 +165,11 @@ async def start_server(sidecar: RiskBudgetSidecar, address: ListenAddress, *,
         ("grpc.so_reuseport", 0),  # a second sidecar on the same port must fail, not share it
         *pending,
     ])
-    add_servicer(server, RiskBudgetServicer(sidecar, auth), SERVICES[0])
+    slots = max_concurrent_rpcs or UNLIMITED_SLOTS_AS
+    recommendation_streams = OpenStreams(max(1, slots // 2), "recommendation streams")
+    add_servicer(server, RiskBudgetServicer(sidecar, auth, recommendation_streams), SERVICES[0])
     add_servicer(server, RiskBudgetAdminServicer(sidecar, auth), SERVICES[1])
-    token_free_streams = OpenStreams(max(1, (max_concurrent_rpcs or 256) // 4))
+    token_free_streams = OpenStreams(max(1, slots // 4), "health watchers and reflection streams")
     health_servicer = BoundedHealthServicer(token_free_streams)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(BoundedReflectionServicer(

@@ -15,6 +15,7 @@ from . import converters as convert
 from .auth import AdminAuth
 from .errors import mapped_errors, mapped_stream_errors
 from .parsing import refuse_unparsable
+from .stream_slots import OpenStreams
 
 STREAM_MESSAGE_BYTES = 1024 * 1024
 """The most a stream message packs (a larger recommendation still goes alone): gRPC clients
@@ -22,10 +23,11 @@ take at most 4 MiB by default, whatever `sidecar.max_message_bytes` lets this se
 
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
-    def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth) -> None:
+    def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth, recommendation_streams: OpenStreams) -> None:
         self._sidecar = sidecar
         self._auth = auth
         self._recommendations = convert.ConvertedRecommendations()
+        self._recommendation_streams = recommendation_streams
 
     @mapped_errors
     async def GetBudget(self, request, context):
@@ -92,11 +94,12 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     async def StreamRecommendations(self, request, context):
         max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
-        async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
-                                             log_id=convert.log_id(request.log_id)):
-            for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
-                message.log_id = sidecar.recommendation_log_id
-                yield message
+        async with self._recommendation_streams.slot(context):
+            async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
+                                                 log_id=convert.log_id(request.log_id)):
+                for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
+                    message.log_id = sidecar.recommendation_log_id
+                    yield message
 
     @mapped_errors
     async def ListAlerts(self, request, context):
