@@ -34,10 +34,12 @@ recommendation since sequence 0 instead would fail on a sidecar whose log was
 trimmed, and replay history a new rebalancer has no use for.
 
 If the sidecar no longer keeps the recommendations after the checkpoint
-(`RecommendationsLost`), the rebalancer resyncs: each recommendation carries the
-complete target and current allocation, so the newest one is all it needs. It
-resumes just before the newest (`GetStatus`), or, if that fails, after the
-oldest still kept.
+(`RecommendationsLost`: its log was trimmed past it, or its state file was
+restored from a backup), the rebalancer resyncs as a new one starts: from the
+current budget, and the recommendations made from then on. It does not handle
+the newest recommendation again: found by a tester, after a restore that one
+was a copy of a recommendation already handled, its current allocation stale,
+and handling it planned the same trades twice.
 
 The pure functions (`strategy_allocation_from_config`, `allocation_from_rows`,
 `budget_allocation`, `merge_allocations`, `trades`, the checkpoint) are tested in
@@ -254,12 +256,13 @@ def describe(recommendation: types_pb2.Recommendation, planned: list[Trade] | No
     return "\n".join(lines)
 
 
-def describe_budget(budget: types_pb2.Budget, target: Allocation) -> str:
-    """The budget a rebalancer with no checkpoint starts from, and the targets merged
-    from it (there is no current allocation to trade from: a recommendation brings one)."""
+def describe_budget(budget: types_pb2.Budget, target: Allocation, why: str = "no checkpoint") -> str:
+    """The budget a rebalancer with no checkpoint (or one that lost its place: `why`) starts
+    from, and the targets merged from it (there is no current allocation to trade from: a
+    recommendation brings one)."""
     regime = types_pb2.Regime.Name(budget.ref.regime).removeprefix("REGIME_")
     lines = [
-        f"no checkpoint: starting from the current budget, v{budget.ref.version} {regime}, "
+        f"{why}: starting from the current budget, v{budget.ref.version} {regime}, "
         "and the recommendations made from now on"
     ]
     nav = budget.net_asset_value
@@ -299,14 +302,20 @@ def plan(
     return trades(target, allocation_from_rows(recommendation.current_allocation), min_change)
 
 
-def resync_after(client: RiskBudgetClient, lost: RecommendationsLost) -> Checkpoint:
-    """Where to resume after losing recommendations: just before the newest,
-    whose complete allocation supersedes every one lost, in the sidecar's log now."""
-    try:
-        status = client.get_status()
-    except RiskBudgetError:
-        return Checkpoint(lost.resume_after or 0)
-    return Checkpoint(max(status.last_recommendation_sequence - 1, 0), status.recommendation_log_id)
+def from_the_present(
+    client: RiskBudgetClient, strategy_allocation: Allocation, why: str, stop: threading.Event,
+    out: Callable[[str], None],
+) -> Checkpoint | None:
+    """Where a rebalancer with no past (or one that lost it) starts: the newest
+    recommendation's sequence and log (`GetStatus`), read first so that one made while
+    the budget is read is handled, then the current budget's targets (`GetBudget`),
+    printed. None once `stop` is set; RiskBudgetError if the sidecar refuses."""
+    status = asked(client.get_status, "the sidecar's status", stop, out)
+    budget = status and asked(lambda: client.get_budget().budget, "the budget", stop, out)
+    if budget is None:
+        return None
+    out(describe_budget(budget, merge_allocations(strategy_allocation, budget_allocation(budget)), why))
+    return Checkpoint(status.last_recommendation_sequence, status.recommendation_log_id)
 
 
 def run(
@@ -331,25 +340,20 @@ def run(
         return 2
     handled = 0
     with RiskBudgetClient(target) as client:
-        if after is None:
-            # A new rebalancer: no past to resume or resync, the present from the budget. The
-            # newest sequence first: one made while the budget is read is then handled.
-            try:
-                status = asked(client.get_status, "the sidecar's status", stop, out)
-                budget = status and asked(lambda: client.get_budget().budget, "the budget", stop, out)
-            except RiskBudgetError as error:
-                out(f"giving up: {error}")
-                return 1
-            if budget is None:
-                out("stopped")
-                return 0
-            after = Checkpoint(status.last_recommendation_sequence, status.recommendation_log_id)
-            target_now = merge_allocations(strategy_allocation, budget_allocation(budget))
-            out(describe_budget(budget, target_now))
-            out(f"subscribing to {target} after the newest recommendation, sequence {after.sequence}")
-        else:
+        why = "no checkpoint"
+        if after is not None:
             out(f"subscribing to {target} after sequence {after.sequence}")
         while not stop.is_set() and (limit is None or handled < limit):
+            if after is None:  # no past to resume (or it was lost): the present from the budget
+                try:
+                    after = from_the_present(client, strategy_allocation, why, stop, out)
+                except RiskBudgetError as error:
+                    out(f"giving up: {error}")
+                    return 1
+                if after is None:
+                    out("stopped")
+                    return 0
+                out(f"subscribing to {target} after the newest recommendation, sequence {after.sequence}")
             feed = RecommendationFeed(client, after_sequence=after.sequence, log_id=after.log_id or None,
                                       **(feed_options or {}))
             if on_feed is not None:
@@ -368,8 +372,8 @@ def run(
                         out("stopped")
                         return 0
             except RecommendationsLost as lost:
-                after = resync_after(client, lost)
-                out(f"lost recommendations: {lost}; resyncing after {after.sequence}")
+                out(f"lost recommendations: {lost}")
+                after, why = None, "resyncing"
             except (FeedError, RiskBudgetError) as error:
                 out(f"giving up: {error}")
                 return 1

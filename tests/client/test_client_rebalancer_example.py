@@ -310,21 +310,28 @@ def test_the_rebalancer_resumes_after_its_checkpoint_when_restarted(
     ]
 
 
-def test_the_rebalancer_resyncs_on_the_newest_recommendation_when_some_were_lost(
+def test_the_rebalancer_resyncs_from_the_current_budget_when_some_were_lost(
     log_sidecar, log_server, tmp_path
 ):
+    """Found by a tester: it resynced by handling the newest recommendation again, which after
+    a restore from a backup was one it had handled, its current allocation stale: the same
+    trades twice. It now starts from the current budget, as a new rebalancer does."""
     log_sidecar.publish(20, 21, 22)
     log_sidecar.log_id = "b2"
+    log_sidecar.budget = budget(8, 1e7, {"mom": (2e6, {"SPY": 1.0})})
     checkpoint = tmp_path / "rebal.seq"
     rebalancer.write_checkpoint(checkpoint, rebalancer.Checkpoint(5))
+    made = recommendation(23, [("mom", "SPY", 0.1)], [("mom", "SPY", 0.2)])
+    threading.Timer(0.5, lambda: log_sidecar.log.append(made) or log_sidecar.publish()).start()
     printed = []
 
-    status = rebalancer.run(log_server.target, checkpoint, {}, limit=1, out=printed.append)
+    status = rebalancer.run(log_server.target, checkpoint, {("mom", "SPY"): 0.2}, limit=1, out=printed.append)
 
-    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, (22, "b2"))
-    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(5, "b2"), (21, "b2")]  # 5: the log now
+    assert (status, rebalancer.read_checkpoint(checkpoint)) == (0, (23, "b2"))
+    assert [(r.after_sequence, r.log_id) for r in log_sidecar.requests] == [(5, "b2"), (22, "b2")]  # 5: the log now
     assert printed[1].startswith("lost recommendations: recommendations after 5 are no longer")
-    assert printed[1].endswith("resyncing after 21")
+    assert printed[2].startswith("resyncing: starting from the current budget, v8 BEAR")
+    assert [line.split(" ")[0] for line in printed if line.startswith("#")] == ["#23"]  # 22, the newest then, not again
 
 
 def test_the_rebalancer_gives_up_on_a_gap(log_sidecar, log_server, tmp_path):
