@@ -12,7 +12,7 @@ from riskbudget.v1 import risk_budget_admin_pb2 as apb
 from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import risk_budget_service_pb2_grpc as spb_grpc
 from riskbudget.v1 import types_pb2 as pb
-from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost
+from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, RecommendationsLost, RiskBudgetError
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.engine.recommendations import target_allocation
 from riskbudget_sidecar.engine.types import PriceTick, Regime
@@ -114,6 +114,40 @@ async def test_recommendation_streams_cannot_take_every_slot_from_the_trading_ca
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "at most 4 recommendation streams" in refused.value.details()
     assert check.decision == pb.DECISION_APPROVED
+
+
+async def test_a_recommendation_too_large_to_send_ends_the_stream_with_a_status_no_retry_can_pass(tmp_path):
+    """Found by a tester: a recommendation larger than sidecar.max_message_bytes (64 KiB here)
+    failed the stream with RESOURCE_EXHAUSTED at every reconnect, which the feed took for a
+    passing failure and retried forever, silent. It now ends the stream FAILED_PRECONDITION,
+    naming the setting, with its resume point, and the feed raises."""
+    symbols = [f"SYMBOL-WITH-A-LONG-NAME-{n:03d}-{'X' * 30}" for n in range(800)]
+    strategies = {"trend": {"risk_share": 0.5, "symbols": symbols[:400]},
+                  "carry": {"risk_share": 0.5, "symbols": symbols[400:]}}
+    running = await start_harness(tmp_path, portfolio__strategies=strategies, regime__benchmark=symbols[0],
+                                  warmup={"source": "synthetic", "bars": 60, "seed": 1})
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as made:  # its target allocation alone is some 70 KB
+            await trigger(running)
+        call = running.stub.StreamRecommendations(spb.StreamRecommendationsRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(call.read(), timeout=10)
+        with pytest.raises(RiskBudgetError, match="sidecar.max_message_bytes"):
+            await asyncio.wait_for(first_from_feed(running), timeout=10)
+    finally:
+        await running.channel.close()
+        await stop(running.sidecar, running.server)
+
+    assert made.value.code() == ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert made.value.details().startswith("made and recorded, but recommendation 1 takes")
+    assert "recommendation 1 takes" in ended.value.details()
+    assert ("riskbudget-resume-after", "0") in tuple(ended.value.trailing_metadata())
+
+
+async def first_from_feed(harness):
+    async with AsyncRecommendationFeed(harness.server.target, after_sequence=0) as feed:
+        async for recommendation in feed:
+            return recommendation
 
 
 async def test_a_subscriber_resumes_after_its_last_sequence_with_no_gap_and_no_duplicate(harness):

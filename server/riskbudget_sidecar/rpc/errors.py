@@ -12,8 +12,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..service.errors import (
-    InvalidInput, NotReady, PermissionDenied, ResumeOutOfRange, RiskBudgetError, ShuttingDown,
-    StateUnavailable, StreamEnded, SubscriberOverflow, TokensRotated, Unauthenticated,
+    InvalidInput, NotReady, PermissionDenied, RecommendationTooLarge, RecommendationTooLargeToStream,
+    ResumeOutOfRange, RiskBudgetError, ShuttingDown, StateUnavailable, StreamEnded, SubscriberOverflow, TokensRotated, Unauthenticated,
 )
 
 from .parsing import refuse_unparsable
@@ -30,6 +30,8 @@ STATUS_FOR_ERROR: dict[type[RiskBudgetError], grpc.StatusCode] = {
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     ResumeOutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     SubscriberOverflow: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RecommendationTooLarge: grpc.StatusCode.FAILED_PRECONDITION,  # no retry can send it
+    RecommendationTooLargeToStream: grpc.StatusCode.FAILED_PRECONDITION,
 }
 RESUME_AFTER_KEY = "riskbudget-resume-after"
 OLDEST_SEQUENCE_KEY = "riskbudget-oldest-sequence"

@@ -9,7 +9,7 @@ from riskbudget.v1 import risk_budget_admin_pb2_grpc as admin_grpc
 from riskbudget.v1 import risk_budget_service_pb2 as service_pb
 from riskbudget.v1 import risk_budget_service_pb2_grpc as service_grpc
 
-from ..service.errors import ConfigRefused, InvalidInput
+from ..service.errors import ConfigRefused, InvalidInput, RecommendationTooLarge, RecommendationTooLargeToStream
 from ..service.sidecar import RiskBudgetSidecar
 from . import converters as convert
 from .auth import AdminAuth
@@ -92,13 +92,16 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
-        max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
+        limit = self._sidecar.config.sidecar.max_message_bytes
+        max_bytes = min(limit // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
         async with self._recommendation_streams.slot(context):
             async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
                                                  log_id=convert.log_id(request.log_id)):
                 for message in convert.recommendation_messages(batch, max_bytes, self._recommendations):
                     message.log_id = sidecar.recommendation_log_id
+                    if len(message.recommendations) == 1 and (size := message.ByteSize()) > limit:
+                        raise RecommendationTooLargeToStream(message.recommendations[0].sequence, size, limit)
                     yield message
 
     @mapped_errors
@@ -142,7 +145,10 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
     async def TriggerRebalance(self, request, context):
         self._auth.require_admin(context, "TriggerRebalance", request)
         recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(request))
-        return admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
+        reply = admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
+        if (size := reply.ByteSize()) > (limit := self._sidecar.config.sidecar.max_message_bytes):
+            raise RecommendationTooLarge(recommendation.sequence, size, limit)
+        return reply
 
     @mapped_errors
     async def SetOverride(self, request, context):

@@ -111,6 +111,29 @@ class ShuttingDown(StreamEnded):
         super().__init__("the sidecar is shutting down", resume_after)
 
 
+def _too_large(sequence: int, size: int, limit: int) -> str:
+    return (f"recommendation {sequence} takes {size:,} bytes, more than sidecar.max_message_bytes ({limit:,}) "
+            f"lets this sidecar send: raise it (a restart) to receive it")
+
+
+class RecommendationTooLarge(RiskBudgetError):
+    """The recommendation TriggerRebalance made (and recorded) is larger than any message this
+    sidecar may send: found by a tester, the call failed with RESOURCE_EXHAUSTED, which did
+    not say that the recommendation was made all the same."""
+
+    def __init__(self, sequence: int, size: int, limit: int):
+        super().__init__(f"made and recorded, but {_too_large(sequence, size, limit)}")
+
+
+class RecommendationTooLargeToStream(StreamEnded):
+    """The same on a stream: found by a tester, the stream failed on it at every reconnect, and
+    the feed, taking the failure for a passing one, retried forever, silent, every later
+    recommendation queued behind it."""
+
+    def __init__(self, sequence: int, size: int, limit: int):
+        super().__init__(_too_large(sequence, size, limit), sequence - 1)
+
+
 class TokensRotated(StreamEnded):
     """A reload rotated the tokens: a stream opened with a token no longer valid must not go on."""
 
