@@ -254,6 +254,44 @@ async def test_an_order_of_a_strategy_another_sidecar_trades_is_rejected(pair, d
     assert await first.sidecar.store.ledger.reservations() == []
 
 
+async def test_a_second_sidecar_trading_the_same_strategies_changes_nothing_there_until_the_first_stops(
+        tmp_path, valkey):
+    """Found by a tester: two sidecars both left to trade every strategy (no owned_strategies),
+    and one's whole-book snapshot erased the other's positions on the server: the firm went to
+    twice a symbol's limit. A strategy is now owned by one sidecar at a time on the server."""
+    first = await sidecar(tmp_path, "first", valkey)
+    try:
+        prices = await first.publish_last_prices()
+        await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+            pb.Position(strategy="trend", symbol="AAA", quantity=100)]))
+        second = await sidecar(tmp_path, "second", valkey)
+        await second.publish(prices)
+        refused_check = await second.check("o-second", 10)
+        with pytest.raises(grpc.aio.AioRpcError) as refused_snapshot:
+            await second.stub.SetPositions(spb.SetPositionsRequest(positions=[
+                pb.Position(strategy="carry", symbol="CCC", quantity=5)]))
+        health = await health_pb2_grpc.HealthStub(second.channel).Check(health_pb2.HealthCheckRequest())
+        positions = await first.sidecar.store.ledger.positions()
+    finally:
+        await first.channel.close()
+        await stop(first.sidecar, first.server)  # releases its strategies
+    try:
+        async def approved() -> bool:
+            second.clock.advance(0.001)
+            return (await second.check(f"o-{second.clock.now()}", 10)).decision == pb.DECISION_APPROVED
+        await eventually(approved)
+    finally:
+        await second.channel.close()
+        await stop(second.sidecar, second.server)
+
+    assert refused_check.decision == pb.DECISION_REJECTED
+    assert [r.code for r in refused_check.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert "shared.owned_strategies" in refused_check.reasons[0].message
+    assert refused_snapshot.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 100)]
+
+
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):
     first, second = pair
     await first.publish_last_prices()

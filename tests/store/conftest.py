@@ -62,6 +62,9 @@ async def open_any(request: pytest.FixtureRequest, db_path: Path, tmp_path: Path
 
 
 @pytest.fixture
-def store(open_any: OpenStore) -> Store:
-    return open_any()
+async def store(open_any: OpenStore) -> Store:
+    """Started, as the sidecar starts it (a shared store takes no change before it reconciled)."""
+    opened = open_any()
+    await opened.start()
+    return opened
 

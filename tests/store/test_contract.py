@@ -250,8 +250,9 @@ def test_recommendation_bounds_are_zero_before_the_first(store: Store) -> None:
     assert store.recommendation_bounds() == (0, 0)
 
 
-def test_retention_keeps_only_the_newest_recommendations(open_any) -> None:
+async def test_retention_keeps_only_the_newest_recommendations(open_any) -> None:
     store = open_any(recommendation_retention=3)
+    await store.start()
     for n in range(5):
         store.append_recommendation(recommendation(str(n)))
 

@@ -242,6 +242,19 @@ async def test_a_repeat_of_a_grant_whose_reservation_ended_or_shrank_is_refused(
     assert await ledger.firm_exposure() == exposure
 
 
+async def test_a_strategy_is_claimed_by_one_instance_at_a_time_and_released_as_it_stops(open_ledger) -> None:
+    first, second = await open_ledger(instance="first"), await open_ledger(instance="second")
+
+    assert await first.claim_strategies(["trend", "carry"]) == {}
+    assert await second.claim_strategies(["carry", "macro"]) == {"carry": "first"}  # nothing claimed
+    assert await first.claim_strategies(["trend"]) == {}  # carry released: it no longer lists it
+    assert await second.claim_strategies(["carry", "macro"]) == {}
+    assert await second.claim_strategies(["trend"]) == {"trend": "first"}
+    assert await first.claim_strategies(()) == {}  # as it stops
+    assert await second.claim_strategies(["trend"]) == {}  # and it no longer owns carry or macro
+    assert await first.claim_strategies(["carry", "macro"]) == {}
+
+
 async def test_a_zero_grant_reserves_nothing_but_is_remembered(ledger) -> None:
     refused = await reserve(ledger, "o-1", Side.BUY, 10, symbol_limit=0)
     again = await reserve(ledger, "o-1", Side.BUY, 10)

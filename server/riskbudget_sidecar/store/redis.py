@@ -45,6 +45,7 @@ reconciles and at every monitoring tick) and refuses firm-wide grants past it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -57,7 +58,7 @@ from ..engine.types import (
 from .errors import StoreError
 from .redis_ledger import (
     CHANGE_TRADING_STATE, MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused,
-    RedisLedger, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
+    RedisLedger, StrategiesClaimed, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -105,6 +106,7 @@ class RedisStore(SqliteStore):
         """Until when (the event loop's clock) the server grants nothing after a loss of its data;
         None while it grants."""
         self._available = False
+        self._unavailable_because = "not connected yet"
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
         self._marks_due: dict[str, int] = {}
@@ -186,6 +188,8 @@ class RedisStore(SqliteStore):
         for task in [*self._tasks, *([self._probe] if self._probe else [])]:
             task.cancel()
         await asyncio.gather(*self._tasks, *([self._probe] if self._probe else []), return_exceptions=True)
+        with contextlib.suppress(LedgerUnavailable):  # its strategies, free for the sidecar that takes them over
+            await self.ledger.claim_strategies(())
         await self.ledger.close()
         self.close()
 
@@ -246,6 +250,7 @@ class RedisStore(SqliteStore):
 
     def _lost(self, error: LedgerUnavailable) -> None:
         """The server went away: say so once, and probe until it is back."""
+        self._unavailable_because = str(error)
         if self._available or self._probe is None:
             _log.warning("shared state unavailable: %s", error)
         was_available, self._available = self._available, False
@@ -280,6 +285,8 @@ class RedisStore(SqliteStore):
             if lost and self._marked_before():
                 await self._pause_grants()
             await self._measure_clock()
+            if taken := await self.ledger.claim_strategies(self._strategies):  # before any book of ours goes there
+                raise StrategiesClaimed(taken, self.ledger.owners_key)
             await self._reassert_book()
             if lost:
                 await self._reassert_operator_state()
@@ -376,9 +383,7 @@ class RedisStore(SqliteStore):
 
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
                              expires_at: float) -> FirmGrant:
-        if not self._available:  # until the probe has reconciled: the server may not hold our book
-            raise StoreError("the shared state is unavailable (reconnecting): firm-wide grants fail "
-                             "closed until this sidecar has put its book back")
+        self._require_reconciled("firm-wide grants fail closed")
         if self._clock_lag_ms > MAX_CLOCK_LAG_MS:
             raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
                              f"shared server's, more than the {MAX_CLOCK_LAG_MS / 1000:g} s allowed: "
@@ -396,6 +401,14 @@ class RedisStore(SqliteStore):
             raise
         return FirmGrant(min(quantity, grant.granted_lots * firm.lot_size), grant.symbol_limited,
                          grant.total_limited, grant.symbol_value_cents / 100, grant.total_value_cents / 100)
+
+    def _require_reconciled(self, what: str) -> None:
+        """StoreError until the probe has reconciled: the server may not hold this sidecar's book,
+        or another sidecar owns one of its strategies there (found by a tester: that one's
+        snapshot then erased the other's positions on the server)."""
+        if not self._available:
+            raise StoreError(f"the shared state is unavailable ({self._unavailable_because}): {what} "
+                             "until this sidecar has put its book back")
 
     async def release_firm_wide(self, client_order_id: str) -> None:
         await self._shared(self.ledger.release(client_order_id))
@@ -443,6 +456,7 @@ class RedisStore(SqliteStore):
         async with self._reconciling:
             if (kept := self.remembered_fill(fill.execution_id)) is not None:
                 return kept.position, kept.reserved_remaining
+            self._require_reconciled("fills are refused")
             position = self.book.exposure(fill.strategy, fill.symbol).position
             held = self.book.reservation(fill.client_order_id)
             reserved = 0.0 if held is None else abs(held.signed_quantity)
@@ -464,6 +478,7 @@ class RedisStore(SqliteStore):
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """One strategy's positions, or (strategy None) those of every strategy this sidecar
         trades: other sidecars' strategies are theirs to report."""
+        self._require_reconciled("positions are refused")
         async with self._reconciling:
             for owner in ([strategy] if strategy is not None else self._strategies):
                 await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))

@@ -86,7 +86,7 @@ from .errors import StoreError
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantSpent", "GrantsPaused",
     "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
-    "OrderIdReused", "RESYNC", "RedisLedger", "TradingStopped", "limit_cents", "lot_cents", "raise_if_cancelled",
+    "OrderIdReused", "RESYNC", "RedisLedger", "StrategiesClaimed", "TradingStopped", "limit_cents", "lot_cents", "raise_if_cancelled",
 ]
 
 MAX_SAFE = 2**53 - 1
@@ -129,6 +129,19 @@ class GrantsPaused(StoreError):
         moment = datetime.fromtimestamp(until_ms / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
         super().__init__(f"the shared server lost its data: firm-wide grants are refused until "
                          f"{moment} UTC, while every sidecar puts back its positions and reservations")
+
+
+class StrategiesClaimed(LedgerUnavailable):
+    """Another sidecar instance owns a strategy this one trades (`taken`: strategy -> instance):
+    this one grants nothing until it stops (see claim.lua)."""
+
+    def __init__(self, taken: Mapping[str, str], owners_key: str) -> None:
+        self.taken = dict(taken)
+        claims = ", ".join(f"{strategy!r} by sidecar instance {owner}" for strategy, owner in sorted(taken.items()))
+        super().__init__(
+            f"shared.owned_strategies: the shared server has {claims}: two sidecars trading one strategy would "
+            f"overwrite each other's positions there, so this one grants nothing until that one stops (a "
+            f"sidecar releases its strategies as it stops); for one gone for good, HDEL {owners_key} <strategy>")
 
 
 class OrderIdReused(StoreError):
@@ -263,6 +276,7 @@ _SET_POSITIONS = _Script("common.lua", "set_positions.lua")
 _RESYNC = _Script("common.lua", "resync.lua")
 _MARK = _Script("common.lua", "mark.lua")
 _ANNOUNCE = _Script("announce.lua")
+_CLAIM = _Script("claim.lua")
 
 _BOOK_KEYS = ("positions", "net", "pending_buy", "pending_sell", "marks", "contributions",
               "total", "reservations", "expiries", "grants", "forget", "resync_until", "instances",
@@ -299,7 +313,7 @@ class RedisLedger:
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
         self._keys = {name: root + name
-                      for name in (*_BOOK_KEYS, "overrides")}
+                      for name in (*_BOOK_KEYS, "overrides", "owners")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -524,6 +538,21 @@ class RedisLedger:
         """Record that the server holds what this instance asserted (see `asserted`)."""
         await self._run(
             "mark_asserted", lambda redis: redis.hset(self._keys["instances"], self.instance, 1))
+
+    async def claim_strategies(self, strategies: Sequence[str]) -> dict[str, str]:
+        """Make this instance the owner of `strategies` on the server (releasing those it owned
+        and no longer lists; none: release them all), unless another instance owns one of them:
+        then nothing changes, and those are returned (strategy -> its owner's instance id)."""
+        for strategy in strategies:
+            _name("strategy", strategy)
+        taken = await self._run("claim_strategies", lambda redis: _evaluate(
+            redis, _CLAIM, [self._keys["owners"]], (self.instance, *strategies)))
+        return dict(zip(taken[::2], taken[1::2]))
+
+    @property
+    def owners_key(self) -> str:
+        """The hash of which sidecar instance owns which strategy (`claim_strategies`)."""
+        return self._keys["owners"]
 
     # -- operator state, announced on `channel` -------------------------------------------
 
