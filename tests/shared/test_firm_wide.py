@@ -16,7 +16,9 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.store.errors import StoreError
 from riskbudget_sidecar.store.redis_ledger import RedisLedger
+from riskbudget_sidecar.store.sqlite import SqliteStore
 from riskbudget_sidecar.store.serialization import to_json
 from tests.rpc.conftest import T0, start_harness
 from tests.store.builders import override
@@ -174,6 +176,40 @@ async def test_an_override_set_elsewhere_reaches_a_sidecar_whose_change_channel_
         return decision.decision == pb.DECISION_REJECTED
     await eventually(restricted)
     assert [o.id for o in store.overrides()] == [reply.override.id]
+
+
+async def test_a_state_file_refusing_an_override_once_does_not_stop_the_reading_of_later_ones(pair, monkeypatch):
+    """Found by a reviewer: one StoreError applying the operator state read every second (a
+    state file locked past busy_timeout) ended that watch for good, and with its change
+    channel down the sidecar then approved orders in a symbol restricted later."""
+    first, second = pair
+    await second.publish_last_prices()
+    store = second.sidecar.store
+    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
+    listener.cancel()  # deaf to the channel
+    await asyncio.gather(listener, return_exceptions=True)
+    add_override, refusals = SqliteStore.add_override, []
+
+    async def refused_once(self, override):
+        if self is store and not refusals:
+            refusals.append(override.id)
+            raise StoreError("database is locked")
+        await add_override(self, override)
+    monkeypatch.setattr(SqliteStore, "add_override", refused_once)
+
+    def restriction(symbol: str) -> apb.SetOverrideRequest:
+        return apb.SetOverrideRequest(override=pb.Override(
+            scope=pb.OVERRIDE_SCOPE_SYMBOL, target=symbol, kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
+            set_by="ops", reason="test"))
+    await first.admin.SetOverride(restriction("CCC"), metadata=first.admin_metadata)
+    await eventually(lambda: asyncio.sleep(0, bool(refusals)))
+    later = await first.admin.SetOverride(restriction("DDD"), metadata=first.admin_metadata)
+
+    async def restricted() -> bool:
+        return later.override.id in [o.id for o in store.overrides()]
+    await eventually(restricted)
+    decision = await second.check("o-ddd", 1, strategy="carry", symbol="DDD", dry_run=True)
+    assert decision.decision == pb.DECISION_REJECTED
 
 
 async def test_without_the_server_checks_fail_closed_health_drops_and_all_recovers(pair, valkey):

@@ -246,7 +246,11 @@ class RedisStore(SqliteStore):
                 raise_if_cancelled()  # redis-py turned the cancellation into its error
                 self._lost(error)
                 continue
-            await self._refresh_operator_state(reconciled=True)
+            try:
+                await self._refresh_operator_state(reconciled=True)
+            except Exception:  # found by a reviewer: a state file refusing a change ended this watch for good
+                _log.exception("the operator state read from the shared server could not be applied; "
+                               "trying again in %g s", MARKER_CHECK_INTERVAL)
 
     def _lost(self, error: LedgerUnavailable) -> None:
         """The server went away: say so once, and probe until it is back."""
