@@ -564,7 +564,15 @@ async def expire(harness, order_id):
     harness.clock.advance(harness.sidecar.config.limits.reservation_ttl)
 
 
-@pytest.mark.parametrize("end", [release, fill_whole, expire])
+async def fill_part(harness, order_id):
+    """Found by a reviewer: after a part fill the whole approval came back (the shared server,
+    which keeps the grant longer, refuses the same repeat)."""
+    await harness.stub.ReportFill(spb.ReportFillRequest(
+        client_order_id=order_id, strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=4,
+        price=harness.sidecar.snapshot.symbols["AAA"].last_price, time=timestamp(harness.clock.now())))
+
+
+@pytest.mark.parametrize("end", [release, fill_whole, expire, fill_part])
 async def test_the_same_order_again_once_its_reservation_ended_is_rejected_not_replayed_as_reserved(harness, end):
     await harness.publish_last_prices()
     first = await harness.check("o-ended", 10)

@@ -1174,7 +1174,7 @@ class RiskBudgetSidecar:
         """A client order id seen before: the first answer again (a replay: True), or a refusal."""
         if not earlier_order.same_order_as(order):
             return self._id_reused(order, earlier), False
-        if earlier.reserved and not self._still_reserved(order.client_order_id, now):
+        if earlier.reserved and not self._still_reserved(order.client_order_id, earlier.approved_quantity, now):
             return self._reservation_ended(order, earlier), False
         return dataclasses.replace(earlier, replayed=True), True
 
@@ -1347,9 +1347,12 @@ class RiskBudgetSidecar:
         self._failed_check_alert = (message, now)
         self._alerts.raise_alert(AlertKind.STORE_ERROR, AlertSeverity.CRITICAL, message, now=now)
 
-    def _still_reserved(self, client_order_id: str, now: float) -> bool:
+    def _still_reserved(self, client_order_id: str, approved: float, now: float) -> bool:
+        """Whether the order's reservation still holds all it approved: found by a reviewer, a repeat
+        after a part fill got the whole approval back (the shared server refuses it)."""
         reservation = self._store.book.reservation(client_order_id)
-        return reservation is not None and reservation.expires_at > now
+        return (reservation is not None and reservation.expires_at > now
+                and abs(reservation.signed_quantity) >= approved)
 
     def _id_reused(self, order: OrderRequest, earlier: TradeDecision) -> TradeDecision:
         return self._no_longer(order, earlier, ReasonCode.ORDER_ID_REUSED,
