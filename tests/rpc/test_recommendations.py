@@ -16,6 +16,7 @@ from riskbudget_client import AsyncRecommendationFeed, RecommendationFeed, Recom
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.engine.recommendations import target_allocation
 from riskbudget_sidecar.engine.types import PriceTick, Regime
+from riskbudget_sidecar.rpc import servicers
 from riskbudget_sidecar.service import sidecar as sidecar_module
 from riskbudget_sidecar.service.clock import ManualClock
 from riskbudget_sidecar.service.config_file import load_config
@@ -116,14 +117,19 @@ async def test_recommendation_streams_cannot_take_every_slot_from_the_trading_ca
     assert check.decision == pb.DECISION_APPROVED
 
 
-async def test_a_recommendation_too_large_to_send_ends_the_stream_with_a_status_no_retry_can_pass(tmp_path):
+@pytest.mark.parametrize("pairs, client_receives", [(800, None), (300, 16 * 1024)])
+async def test_a_recommendation_too_large_to_send_ends_the_stream_with_a_status_no_retry_can_pass(
+        tmp_path, monkeypatch, pairs, client_receives):
     """Found by a tester: a recommendation larger than sidecar.max_message_bytes (64 KiB here)
     failed the stream with RESOURCE_EXHAUSTED at every reconnect, which the feed took for a
     passing failure and retried forever, silent. It now ends the stream FAILED_PRECONDITION,
-    naming the setting, with its resume point, and the feed raises."""
-    symbols = [f"SYMBOL-WITH-A-LONG-NAME-{n:03d}-{'X' * 30}" for n in range(800)]
-    strategies = {"trend": {"risk_share": 0.5, "symbols": symbols[:400]},
-                  "carry": {"risk_share": 0.5, "symbols": symbols[400:]}}
+    naming the setting, with its resume point, and the feed raises. A reviewer then found the
+    same below the setting, past what clients receive (4 MiB; 16 KiB stands in for it here)."""
+    if client_receives is not None:
+        monkeypatch.setattr(servicers, "CLIENT_RECEIVE_BYTES", client_receives)
+    symbols = [f"SYMBOL-WITH-A-LONG-NAME-{n:03d}-{'X' * 30}" for n in range(pairs)]
+    strategies = {"trend": {"risk_share": 0.5, "symbols": symbols[:pairs // 2]},
+                  "carry": {"risk_share": 0.5, "symbols": symbols[pairs // 2:]}}
     running = await start_harness(tmp_path, portfolio__strategies=strategies, regime__benchmark=symbols[0],
                                   warmup={"source": "synthetic", "bars": 60, "seed": 1})
     try:

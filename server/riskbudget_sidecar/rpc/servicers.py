@@ -20,6 +20,10 @@ from .stream_slots import OpenStreams
 STREAM_MESSAGE_BYTES = 1024 * 1024
 """The most a stream message packs (a larger recommendation still goes alone): gRPC clients
 take at most 4 MiB by default, whatever `sidecar.max_message_bytes` lets this server send."""
+CLIENT_RECEIVE_BYTES = 4 * 1024 * 1024
+"""What gRPC clients (ours, in Python and Node, among them) receive by default: a recommendation
+larger than this fails at the client, which takes it for a passing failure and retries forever
+(found by a reviewer), so it is refused here as it is past `sidecar.max_message_bytes`."""
 
 
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
@@ -92,8 +96,8 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
-        limit = self._sidecar.config.sidecar.max_message_bytes
-        max_bytes = min(limit // 2, STREAM_MESSAGE_BYTES)
+        limit = min(self._sidecar.config.sidecar.max_message_bytes, CLIENT_RECEIVE_BYTES)
+        max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
         async with self._recommendation_streams.slot(context):
             async for batch in sidecar.subscribe(request.after_sequence, from_latest=request.from_latest,
@@ -146,7 +150,8 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
         self._auth.require_admin(context, "TriggerRebalance", request)
         recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(request))
         reply = admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
-        if (size := reply.ByteSize()) > (limit := self._sidecar.config.sidecar.max_message_bytes):
+        if (size := reply.ByteSize()) > (limit := min(self._sidecar.config.sidecar.max_message_bytes,
+                                                      CLIENT_RECEIVE_BYTES)):
             raise RecommendationTooLarge(recommendation.sequence, size, limit)
         return reply
 

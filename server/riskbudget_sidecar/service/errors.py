@@ -112,8 +112,9 @@ class ShuttingDown(StreamEnded):
 
 
 def _too_large(sequence: int, size: int, limit: int) -> str:
-    return (f"recommendation {sequence} takes {size:,} bytes, more than sidecar.max_message_bytes ({limit:,}) "
-            f"lets this sidecar send: raise it (a restart) to receive it")
+    return (f"recommendation {sequence} takes {size:,} bytes, more than the {limit:,} a message may take "
+            f"(sidecar.max_message_bytes, and at most the 4 MiB gRPC clients receive by default): raise the "
+            f"setting (a restart), or trade fewer strategy and symbol pairs")
 
 
 class RecommendationTooLarge(RiskBudgetError):
