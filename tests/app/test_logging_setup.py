@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import types
 
 import pytest
 import structlog
 
+from riskbudget_sidecar.app import logging as app_logging
 from riskbudget_sidecar.app.logging import BackgroundLogWriter, configure_logging
 from riskbudget_sidecar.http.server import ServerErrorLog
 
@@ -89,3 +92,30 @@ def test_the_background_writer_neither_blocks_nor_raises_when_its_reader_stalls_
 
     assert stalled[0] > 9_000 and stalled[1] == "the log's reader did not keep up"
     assert gone and writer.last_error == "Broken pipe"
+
+
+def test_a_line_a_failed_write_cut_short_is_not_glued_to_the_next(monkeypatch):
+    """Found by a reviewer: a write that failed part way (a full disk) left a cut line, and the
+    next line was written onto its end."""
+    reading, writing = os.pipe()
+    calls = []
+
+    def write(descriptor, data):
+        calls.append(bytes(data))
+        if len(calls) == 1:
+            return os.write(descriptor, bytes(data[:5]))  # part of the first line
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(descriptor, data)
+    monkeypatch.setattr(app_logging, "os", types.SimpleNamespace(write=write))
+    with os.fdopen(writing, "w") as sink:
+        writer = BackgroundLogWriter(sink)
+        writer.write('{"event": "first"}\n')
+        writer.drain(timeout=30)
+        writer.write('{"event": "second"}\n')
+        writer.drain(timeout=30)
+    with os.fdopen(reading) as source:
+        lines = source.read().splitlines()
+
+    assert lines == ['{"eve', '{"event": "second"}']
+    assert (writer.dropped, writer.last_error) == (1, "No space left on device")

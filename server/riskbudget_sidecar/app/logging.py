@@ -41,6 +41,8 @@ class BackgroundLogWriter:
         self._lines: collections.deque[str] = collections.deque()
         self._turn = threading.Condition()
         self._writing = False
+        self._cut = False
+        """A write failed part way through a line: the next write starts a line of its own."""
         self.dropped = 0
         self.last_error: str | None = None
         """Why the last lines that could not be written were dropped."""
@@ -71,7 +73,7 @@ class BackgroundLogWriter:
                 batch, self._writing = list(self._lines), True
                 self._lines.clear()
             try:
-                self._write("".join(batch))
+                self._write(("\n" if self._cut else "") + "".join(batch))
             except (OSError, ValueError) as error:  # ValueError: the file was closed
                 with self._turn:
                     self.dropped += len(batch)
@@ -85,10 +87,13 @@ class BackgroundLogWriter:
         if self._descriptor is None:
             self._file.write(text)
             self._file.flush()
+            self._cut = False
             return
         data = memoryview(text.encode("utf-8", "replace"))
         while data:  # a pipe may take part of a large write
-            data = data[os.write(self._descriptor, data):]
+            written = os.write(self._descriptor, data)
+            self._cut, data = True, data[written:]
+        self._cut = False
 
 
 _background: BackgroundLogWriter | None = None
