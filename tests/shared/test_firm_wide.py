@@ -328,6 +328,26 @@ async def test_a_second_sidecar_trading_the_same_strategies_changes_nothing_ther
     assert [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 100)]
 
 
+async def test_a_sidecar_counting_in_other_lot_sizes_grants_nothing_while_the_other_trades(tmp_path, valkey):
+    """Found by a reviewer: a sidecar started with lots of 1 for AAA beside one counting in lots
+    of 100 added its lots to the other's on the server, and the firm went to 1.74 times the limit."""
+    async with contextlib.AsyncExitStack() as running:
+        first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"],
+                              portfolio__strategies=BOTH_IN_AAA, portfolio__lot_sizes={"AAA": 100})
+        running.push_async_callback(stop, first.sidecar, first.server)
+        running.push_async_callback(first.channel.close)
+        second = await sidecar(tmp_path, "second", valkey, shared__owned_strategies=["carry"],
+                               portfolio__strategies=BOTH_IN_AAA)
+        running.push_async_callback(stop, second.sidecar, second.server)
+        running.push_async_callback(second.channel.close)
+        await second.publish(await first.publish_last_prices())
+
+        refused = await second.check("o-lots", 10, strategy="carry")
+
+    assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert "counts in other lot sizes" in refused.reasons[0].message
+
+
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):
     first, second = pair
     await first.publish_last_prices()

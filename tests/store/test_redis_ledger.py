@@ -23,8 +23,8 @@ from riskbudget_sidecar.engine.types import Side
 from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
     CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantSpent, GrantsPaused,
-    LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger, TradingStopped,
-    cover_lots, limit_cents, lot_cents,
+    LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger, StrategiesClaimed,
+    TradingStopped, cover_lots, limit_cents, lot_cents,
 )
 from tests.store.valkey import ValkeyProcess
 
@@ -245,14 +245,36 @@ async def test_a_repeat_of_a_grant_whose_reservation_ended_or_shrank_is_refused(
 async def test_a_strategy_is_claimed_by_one_instance_at_a_time_and_released_as_it_stops(open_ledger) -> None:
     first, second = await open_ledger(instance="first"), await open_ledger(instance="second")
 
-    assert await first.claim_strategies(["trend", "carry"]) == {}
-    assert await second.claim_strategies(["carry", "macro"]) == {"carry": "first"}  # nothing claimed
-    assert await first.claim_strategies(["trend"]) == {}  # carry released: it no longer lists it
-    assert await second.claim_strategies(["carry", "macro"]) == {}
-    assert await second.claim_strategies(["trend"]) == {"trend": "first"}
-    assert await first.claim_strategies(()) == {}  # as it stops
-    assert await second.claim_strategies(["trend"]) == {}  # and it no longer owns carry or macro
-    assert await first.claim_strategies(["carry", "macro"]) == {}
+    async def refusal(ledger, strategies, lot_sizes="lots") -> str | None:
+        try:
+            await ledger.claim_strategies(strategies, lot_sizes)
+        except StrategiesClaimed as refused:
+            return str(refused)
+        return None
+
+    assert await refusal(first, ["trend", "carry"]) is None
+    assert "'carry' by sidecar instance first" in await refusal(second, ["carry", "macro"])
+    assert await refusal(first, ["trend"]) is None  # carry released: it no longer lists it
+    assert await refusal(second, ["carry", "macro"]) is None
+    assert "'trend' by sidecar instance first" in await refusal(second, ["trend"])
+    assert await refusal(first, ()) is None  # as it stops
+    assert await refusal(second, ["trend"]) is None  # and it no longer owns carry or macro
+    assert await refusal(first, ["carry", "macro"]) is None
+
+
+async def test_a_sidecar_counting_in_other_lot_sizes_claims_nothing_while_another_owns_strategies(
+        open_ledger) -> None:
+    """Found by a reviewer: a sidecar started with other lot sizes added lots of 1 to another's
+    lots of 100 on the server, and the firm went to 1.74 times a symbol's limit."""
+    first, second = await open_ledger(instance="first"), await open_ledger(instance="second")
+    await first.claim_strategies(["trend"], "lots of 100")
+
+    with pytest.raises(StrategiesClaimed, match="counts in other lot sizes"):
+        await second.claim_strategies(["carry"], "lots of 1")
+    await first.claim_strategies((), "lots of 100")  # it stops
+    await second.claim_strategies(["carry"], "lots of 1")
+    with pytest.raises(StrategiesClaimed, match="counts in other lot sizes"):
+        await first.claim_strategies(["trend"], "lots of 100")
 
 
 async def test_a_zero_grant_reserves_nothing_but_is_remembered(ledger) -> None:

@@ -8,6 +8,7 @@ what the sidecar needs besides. Reading the file is the service layer's job
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -189,6 +190,11 @@ class Portfolio(Frozen):
     @property
     def symbols(self) -> set[str]:
         return {sym for s in self.strategies.values() for sym in s.symbols}
+
+    def lot_sizes_text(self) -> str:
+        """The lot sizes as one canonical text (sidecars sharing a server compare it)."""
+        return json.dumps({"lot_sizes": self.lot_sizes, "default_lot_size": self.default_lot_size},
+                          sort_keys=True, separators=(",", ":"))
 
     def lot_size(self, symbol: str) -> float:
         return self.lot_sizes.get(symbol, self.default_lot_size)

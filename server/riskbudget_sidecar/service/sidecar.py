@@ -182,7 +182,7 @@ class RiskBudgetSidecar:
             config.store, shared=config.shared, fallback_log=self._log_decision_fallback,
             lot_size_of=config.portfolio.lot_size, price_of=self._market.last_price,
             live_price_of=self._checked_prices.live_price,
-            strategies=config.owned_strategies, now=clock.now)
+            strategies=config.owned_strategies, now=clock.now, lot_sizes=config.portfolio.lot_sizes_text())
         self._alerts = AlertBook()
         self._failed_check_alert: tuple[str, float] | None = None
         """The last alert for a check that failed closed, and when it was raised."""

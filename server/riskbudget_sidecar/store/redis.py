@@ -58,7 +58,7 @@ from ..engine.types import (
 from .errors import StoreError
 from .redis_ledger import (
     CHANGE_TRADING_STATE, MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused,
-    RedisLedger, StrategiesClaimed, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
+    RedisLedger, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -83,7 +83,7 @@ class RedisStore(SqliteStore):
     def __init__(self, settings: StoreSettings, shared: SharedSettings, *,
                  lot_size_of: Callable[[str], float], price_of: Callable[[str], float | None],
                  live_price_of: Callable[[str], float | None],
-                 strategies: Sequence[str], now: Callable[[], float],
+                 strategies: Sequence[str], now: Callable[[], float], lot_sizes: str = "",
                  fallback_log: Callable[[dict[str, Any]], None] | None = None,
                  busy_timeout: float = 5.0) -> None:
         super().__init__(settings, fallback_log=fallback_log, busy_timeout=busy_timeout)
@@ -96,6 +96,8 @@ class RedisStore(SqliteStore):
         none either (a restart before live prices would otherwise revalue the firm's book at a
         warm-up's synthetic prices)."""
         self._strategies = tuple(strategies)
+        self._lot_sizes = lot_sizes
+        """The config's lot sizes as text: every sidecar sharing the server must count in the same."""
         self._now = now
         self._on_change: Callable[[], None] = lambda: None
         self._on_availability: Callable[[bool], None] = lambda available: None
@@ -289,8 +291,7 @@ class RedisStore(SqliteStore):
             if lost and self._marked_before():
                 await self._pause_grants()
             await self._measure_clock()
-            if taken := await self.ledger.claim_strategies(self._strategies):  # before any book of ours goes there
-                raise StrategiesClaimed(taken, self.ledger.owners_key)
+            await self.ledger.claim_strategies(self._strategies, self._lot_sizes)  # before any book of ours goes there
             await self._reassert_book()
             if lost:
                 await self._reassert_operator_state()

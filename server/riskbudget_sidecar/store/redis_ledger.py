@@ -132,16 +132,8 @@ class GrantsPaused(StoreError):
 
 
 class StrategiesClaimed(LedgerUnavailable):
-    """Another sidecar instance owns a strategy this one trades (`taken`: strategy -> instance):
+    """Another sidecar instance owns a strategy this one trades, or counts in other lot sizes:
     this one grants nothing until it stops (see claim.lua)."""
-
-    def __init__(self, taken: Mapping[str, str], owners_key: str) -> None:
-        self.taken = dict(taken)
-        claims = ", ".join(f"{strategy!r} by sidecar instance {owner}" for strategy, owner in sorted(taken.items()))
-        super().__init__(
-            f"shared.owned_strategies: the shared server has {claims}: two sidecars trading one strategy would "
-            f"overwrite each other's positions there, so this one grants nothing until that one stops (a "
-            f"sidecar releases its strategies as it stops); for one gone for good, HDEL {owners_key} <strategy>")
 
 
 class OrderIdReused(StoreError):
@@ -313,7 +305,7 @@ class RedisLedger:
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
         self._keys = {name: root + name
-                      for name in (*_BOOK_KEYS, "overrides", "owners")}
+                      for name in (*_BOOK_KEYS, "overrides", "owners", "owner_lots")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -539,20 +531,29 @@ class RedisLedger:
         await self._run(
             "mark_asserted", lambda redis: redis.hset(self._keys["instances"], self.instance, 1))
 
-    async def claim_strategies(self, strategies: Sequence[str]) -> dict[str, str]:
+    async def claim_strategies(self, strategies: Sequence[str], lot_sizes: str = "") -> None:
         """Make this instance the owner of `strategies` on the server (releasing those it owned
-        and no longer lists; none: release them all), unless another instance owns one of them:
-        then nothing changes, and those are returned (strategy -> its owner's instance id)."""
+        and no longer lists; none: release them all). StrategiesClaimed, with nothing changed,
+        if another instance owns one of them, or if another owning any strategy counts in
+        other `lot_sizes` (the config's, as text: the same in every sidecar sharing the server)."""
         for strategy in strategies:
             _name("strategy", strategy)
         taken = await self._run("claim_strategies", lambda redis: _evaluate(
-            redis, _CLAIM, [self._keys["owners"]], (self.instance, *strategies)))
-        return dict(zip(taken[::2], taken[1::2]))
-
-    @property
-    def owners_key(self) -> str:
-        """The hash of which sidecar instance owns which strategy (`claim_strategies`)."""
-        return self._keys["owners"]
+            redis, _CLAIM, [self._keys["owners"], self._keys["owner_lots"]], (self.instance, lot_sizes, *strategies)))
+        if taken and taken[0] == "lots":
+            raise StrategiesClaimed(
+                f"sidecar instance {taken[1]}, which trades strategies there, counts in other lot sizes "
+                f"({taken[2]}, against this one's {lot_sizes}): the server would add lots of different "
+                f"sizes up, so this one grants nothing until that one stops; give every sidecar sharing "
+                f"the server the same portfolio.lot_sizes and default_lot_size")
+        if taken:
+            claims = ", ".join(f"{strategy!r} by sidecar instance {owner}"
+                               for strategy, owner in sorted(zip(taken[1::2], taken[2::2])))
+            raise StrategiesClaimed(
+                f"shared.owned_strategies: the shared server has {claims}: two sidecars trading one "
+                f"strategy would overwrite each other's positions there, so this one grants nothing until "
+                f"that one stops (a sidecar releases its strategies as it stops); for one gone for good, "
+                f"HDEL {self._keys['owners']} <strategy>")
 
     # -- operator state, announced on `channel` -------------------------------------------
 
