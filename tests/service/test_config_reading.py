@@ -1,5 +1,6 @@
 """Reading a config file: bad bytes or bad YAML are a ConfigError naming the file, never a traceback."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ def refusal(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     return refused.value.errors
+
+
+def test_a_path_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_path):
+    """Found by a tester: a config path made a FIFO (a hung mount stands in alike) wedged the
+    reload reading it, every later reload, and SIGTERM."""
+    fifo = tmp_path / "sidecar.yaml"
+    os.mkfifo(fifo)
+
+    with pytest.raises(ConfigError, match="sidecar.yaml: not a regular file"):
+        load_config(fifo)
 
 
 def test_a_file_that_is_not_utf8_is_refused_naming_the_byte_its_offset_and_line(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -122,7 +124,11 @@ def load_config(path: str | Path) -> Config:
     not YAML, a duplicate key, an empty file, a bad value) raises ConfigError naming the file."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO's open would wait for a writer
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # found by a tester: a FIFO's read wedged
+                raise ConfigError([f"{path}: not a regular file"])  # the reload, and every later one
+            raw = file.read()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
