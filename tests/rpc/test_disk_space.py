@@ -4,6 +4,7 @@ full disk makes checks fail closed; the free bytes as a metric."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,37 @@ async def test_a_memory_store_writes_no_disk_and_so_has_neither_alert_nor_metric
 
     assert await disk_alerts(harness) == []
     assert free_bytes_metric(harness) == []
+
+
+@pytest.mark.parametrize("gone", ["deleted", "replaced"])
+async def test_a_state_file_gone_from_its_path_fails_checks_closed_with_a_critical_alert(started, gone):
+    """Found by a tester: with the state directory deleted under a running sidecar, checks went
+    on being approved into a file without a name (lost at the next start), health said SERVING,
+    and a second sidecar could start on the path."""
+    harness = await started()
+    await harness.publish_last_prices()
+    before = await harness.check("o-before", 1)
+    database = Path(harness.sidecar.config.store.path)
+    moved = database.with_name("moved.sqlite3")
+    database.rename(moved)
+    if gone == "replaced":
+        shutil.copy(moved, database)
+
+    await harness.sidecar.monitor_once()
+    after = await harness.check("o-after", 1)
+    alerts = await state_file_alerts(harness, database)
+    await harness.sidecar.monitor_once()  # one alert, not one a tick
+
+    assert before.decision == pb.DECISION_APPROVED
+    assert after.decision == pb.DECISION_REJECTED
+    assert [r.code for r in after.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
+    assert len(alerts) == 1 and alerts[0].severity == pb.ALERT_SEVERITY_CRITICAL
+    assert "checks fail closed and health is NOT_SERVING until the sidecar is restarted" in alerts[0].message
+    assert not harness.sidecar.available
+    assert len(await state_file_alerts(harness, database)) == 1
+
+
+async def state_file_alerts(harness, database: Path) -> list[pb.Alert]:
+    reply = await harness.stub.ListAlerts(spb.ListAlertsRequest())
+    return [a for a in reply.alerts if a.kind == pb.ALERT_KIND_STORE_ERROR
+            and a.message.startswith(f"the state file {database}")]

@@ -184,6 +184,8 @@ class RiskBudgetSidecar:
             live_price_of=self._checked_prices.live_price,
             strategies=config.owned_strategies, now=clock.now, lot_sizes=config.portfolio.lot_sizes_text())
         self._alerts = AlertBook()
+        self._state_file_lost = False
+        """Whether the alert of a state file no longer at its path was raised."""
         self._failed_check_alert: tuple[str, float] | None = None
         """The last alert for a check that failed closed, and when it was raised."""
         self._reloads = OneAtATime()
@@ -613,6 +615,17 @@ class RiskBudgetSidecar:
             f"could not keep up or its database refused them (the log says which)",
             now=now)
         self._check_disk_space(now)
+        self._check_state_file(now)
+
+    def _check_state_file(self, now: float) -> None:
+        """A critical alert, and health NOT_SERVING, once the state file is no longer at its path."""
+        if (lost := self._store.lost_state_file()) is not None and not self._state_file_lost:
+            self._state_file_lost = True
+            self._alerts.raise_alert(
+                AlertKind.STORE_ERROR, AlertSeverity.CRITICAL,
+                f"{lost}: checks fail closed and health is NOT_SERVING until the sidecar is restarted "
+                "(what it recorded since is in a file without a name, lost when it stops)", now=now)
+            self._tell_availability()
 
     def _disk_free(self) -> int | None:
         """Bytes free for the state store; None if it writes nowhere or they cannot be read."""

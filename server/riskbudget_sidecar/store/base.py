@@ -118,5 +118,8 @@ class Store(Protocol):
         """The newest `limit` decisions written to the log, as JSON-ready dicts, oldest first."""
     def disk_free(self) -> int | None:
         """Bytes free on the filesystem the store writes to (None: it writes to none)."""
+    def lost_state_file(self) -> str | None:
+        """Why the file the store opened is no longer at its path, once seen (None: it is, or the
+        store writes none); from then on the store refuses every change."""
 
     def close(self) -> None: ...

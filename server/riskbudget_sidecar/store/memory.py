@@ -253,6 +253,10 @@ class MemoryStore:
         """Nothing is written to disk."""
         return None
 
+    def lost_state_file(self) -> str | None:
+        """No file to lose."""
+        return None
+
     def decisions(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` logged decisions as dicts, oldest first."""
         kept = list(self._decision_log)

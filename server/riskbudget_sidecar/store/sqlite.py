@@ -201,9 +201,13 @@ class SqliteStore(MemoryStore):
         """The file itself, links followed: its journal lies beside it, whichever path opened it."""
         try:
             self._db = _connect(self._file, busy_timeout)
+            opened = os.stat(self._file)
         except BaseException:
             self._owner.close()
             raise
+        self._identity = (opened.st_dev, opened.st_ino)
+        self._file_lost: str | None = None
+        """Why the file opened is no longer at its path, once `lost_state_file` saw it."""
         try:
             self._open(fallback_log or _log_fallback)
         except BaseException:
@@ -305,8 +309,29 @@ class SqliteStore(MemoryStore):
 
     @property
     def available(self) -> bool:
-        """Whether changes can be made: not while the database refuses the journaled checks."""
-        return self._journal.refused is None
+        """Whether changes can be made: not while the database refuses the journaled checks,
+        nor once its file is no longer at its path."""
+        return self._journal.refused is None and self._file_lost is None
+
+    def lost_state_file(self) -> str | None:
+        """Found by a tester: with the state directory deleted under a running sidecar, checks
+        went on being approved into a file without a name (lost at the next start), and a
+        second sidecar could start on the path. Once seen, every change is refused."""
+        if self._file_lost is None:
+            try:
+                found = os.stat(self._path)
+            except FileNotFoundError:
+                self._file_lost = f"the state file {self._path} is gone (deleted or moved) under the running sidecar"
+            except OSError:  # cannot tell (a directory made unreadable): the writes say more
+                return None
+            else:
+                if (found.st_dev, found.st_ino) != self._identity:
+                    self._file_lost = f"the state file {self._path} was replaced under the running sidecar"
+        return self._file_lost
+
+    def _refuse_if_lost(self) -> None:
+        if self._file_lost is not None:
+            raise StoreError(f"{self._file_lost}: changes are refused until the sidecar is restarted")
 
     def watch(self, *, on_change: Callable[[], None], on_availability: Callable[[bool], None],
               on_data_loss: Callable[[str], None] = lambda message: None,
@@ -334,6 +359,7 @@ class SqliteStore(MemoryStore):
         else that can fail once memory has changed (the book validates before it
         changes anything; rows are serialized before the body).
         """
+        self._refuse_if_lost()
         if not self._write_lock.acquire(timeout=self._busy_timeout):
             raise StoreError(f"the state store {self._path} refused the change: its writer "
                              f"thread held the write lock for over {self._busy_timeout} s")
@@ -491,6 +517,7 @@ class SqliteStore(MemoryStore):
         StoreError (the check fails closed) if the journal refuses it (a full disk; memory
         is then put back), or while the database refuses to fold journaled checks in (as a
         commit would be refused: locked past busy_timeout, unwritable)."""
+        self._refuse_if_lost()
         if self._journal.refused is not None:
             raise StoreError(f"the state store {self._path} refuses the journaled checks "
                              f"({self._journal.refused}): checks fail closed until it takes them")
