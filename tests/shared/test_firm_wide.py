@@ -98,6 +98,27 @@ async def test_two_sidecars_never_jointly_pass_a_symbols_limit(pair):
     assert [r.code for r in firm_wide] == [pb.REASON_CODE_SYMBOL_POSITION_LIMIT]
 
 
+async def test_a_dry_run_answers_what_the_firm_wide_limits_would_grant_and_holds_nothing(pair):
+    """Found by a tester: a dry run approved 5,000 where the same order, checked, was resized to
+    the 50 the firm had room for: a trader pre-sizing with dry runs was misled."""
+    first, second = pair
+    prices = await first.publish_last_prices()
+    await second.publish(prices)
+    limit = first.sidecar.snapshot.symbols["AAA"].max_position_notional
+    most = int(limit / prices["AAA"])
+    await second.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="carry", symbol="AAA", quantity=most - 50)]))
+
+    dry = await first.check("o-dry", 1000, dry_run=True)
+    reservations = await first.sidecar.store.ledger.reservations()
+    real = await first.check("o-dry", 1000)
+
+    assert (dry.decision, dry.approved_quantity, dry.reserved) == (pb.DECISION_RESIZED, 50, False)
+    assert any("firm-wide" in r.message for r in dry.reasons)
+    assert reservations == []
+    assert (real.decision, real.approved_quantity, real.reserved) == (pb.DECISION_RESIZED, 50, True)
+
+
 async def test_a_halt_set_through_one_sidecar_reaches_the_other(pair):
     first, second = pair
     await second.publish_last_prices()

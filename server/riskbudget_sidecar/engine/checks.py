@@ -359,5 +359,5 @@ def firm_wide_decision(decision: TradeDecision, grant: FirmGrant, firm: FirmLimi
         return replace(decision, reasons=tuple(reasons), shadow_decision=outcome)
     return replace(
         decision, decision=outcome, approved_quantity=grant.quantity if outcome is Decision.RESIZED else 0.0,
-        reasons=tuple(reasons), reserved=outcome is Decision.RESIZED,
+        reasons=tuple(reasons), reserved=decision.reserved and outcome is Decision.RESIZED,
         reservation_expires_at=decision.reservation_expires_at if outcome is Decision.RESIZED else None)

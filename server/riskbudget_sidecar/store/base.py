@@ -48,9 +48,9 @@ class Store(Protocol):
     """Whether other sidecars share this store's limits. Only then does CheckTrade hold its
     order firm-wide: a local backend's own checks are firm-wide already."""
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
-                             expires_at: float) -> FirmGrant:
+                             expires_at: float, *, dry_run: bool = False) -> FirmGrant:
         """Reserve up to `quantity` of the order against the firm-wide limits, atomically across
-        sidecars (a store that shares_limits)."""
+        sidecars (a store that shares_limits); a `dry_run` only says how much would be."""
     async def release_firm_wide(self, client_order_id: str) -> None:
         """Undo hold_firm_wide when the local record of the check could not be made."""
     def mark_firm_wide(self, prices: Mapping[str, float]) -> None:

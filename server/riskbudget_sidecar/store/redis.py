@@ -349,7 +349,7 @@ class RedisStore(SqliteStore):
 
     async def _hold(self, client_order_id: str, strategy: str, symbol: str, quantity: float,
                     signed: float, expires_at_ms: int, limits: tuple[int, int] | None = None,
-                    price: float | None = None, adds: bool = False) -> Grant:
+                    price: float | None = None, adds: bool = False, dry_run: bool = False) -> Grant:
         """Ask the server for a reservation within `limits` (symbol, total), or with none put
         back one granted before."""
         lot_size = self._lot_size_of(symbol)
@@ -359,7 +359,8 @@ class RedisStore(SqliteStore):
             client_order_id=client_order_id, strategy=strategy, symbol=symbol,
             side=Side.BUY if signed > 0 else Side.SELL, lots=cover_lots(quantity, lot_size),
             lot_cents=lot_cents(mark, lot_size), symbol_limit_cents=symbol_limit,
-            total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None, adds=adds)
+            total_limit_cents=total_limit, expires_at_ms=expires_at_ms, reassert=limits is None, adds=adds,
+            dry_run=dry_run)
 
     async def _push_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """`strategy`'s positions on the server. The symbols it held before are valued too: found
@@ -387,7 +388,7 @@ class RedisStore(SqliteStore):
     # -- the firm-wide check ---------------------------------------------------------------
 
     async def hold_firm_wide(self, order: OrderRequest, quantity: float, firm: FirmLimits,
-                             expires_at: float) -> FirmGrant:
+                             expires_at: float, *, dry_run: bool = False) -> FirmGrant:
         self._require_reconciled("firm-wide grants fail closed")
         if self._clock_lag_ms > MAX_CLOCK_LAG_MS:
             raise StoreError(f"this sidecar's clock runs {self._clock_lag_ms / 1000:.3f} s behind the "
@@ -397,7 +398,7 @@ class RedisStore(SqliteStore):
             grant = await self._shared(self._hold(
                 order.client_order_id, order.strategy, order.symbol, quantity, order.side.sign * quantity,
                 _ms(expires_at), limits=(limit_cents(firm.symbol_limit), limit_cents(firm.total_limit)),
-                price=firm.reference_price, adds=firm.adds_exposure))
+                price=firm.reference_price, adds=firm.adds_exposure, dry_run=dry_run))
         except GrantsPaused as paused:
             self._grants_paused(paused)
             raise

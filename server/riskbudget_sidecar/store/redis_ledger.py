@@ -340,7 +340,7 @@ class RedisLedger:
     async def check_and_reserve(self, *, client_order_id: str, strategy: str, symbol: str,
                                 side: Side, lots: int, lot_cents: int, symbol_limit_cents: int,
                                 total_limit_cents: int, expires_at_ms: int, reassert: bool = False,
-                                adds: bool = False) -> Grant:
+                                adds: bool = False, dry_run: bool = False) -> Grant:
         """Grant the largest part of an order the firm-wide limits allow, and reserve it.
 
         The largest `granted <= lots` such that the symbol's worst case (firm position plus
@@ -357,7 +357,8 @@ class RedisLedger:
         server lost its data (or never had this instance's), and LedgerUnavailable says so
         before anything is granted against a ledger that may undercount the firm. A new grant of
         an order that `adds` exposure raises TradingStopped while the server holds HALTED or
-        REDUCING for the book or the strategy.
+        REDUCING for the book or the strategy. A `dry_run` says what would be granted now, the
+        same refusals apart from a repeat's, and writes and remembers nothing.
         """
         _name("client order id", client_order_id)
         _name("strategy", strategy)
@@ -372,7 +373,7 @@ class RedisLedger:
         replayed, granted, symbol_limited, total_limited, symbol_value, total_value = await self._book(
             "check_and_reserve", _RESERVE, client_order_id, strategy, symbol, side.sign, lots,
             lot_cents, symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms,
-            self.instance, int(reassert), int(adds))
+            self.instance, int(reassert), int(adds), int(dry_run))
         return Grant(granted, bool(symbol_limited), bool(total_limited), symbol_value, total_value,
                      replayed=bool(replayed))
 

@@ -4,7 +4,8 @@
 -- ARGV: order id, strategy, symbol, sign (1 buy, -1 sell), lots (> 0), lot_cents (> 0),
 --       symbol_limit_cents, total_limit_cents, expires_at_ms, forget_at_ms, the caller's
 --       instance id (the reservation's holder), reassert (1: a reservation granted before,
---       put back after the server lost it; 0: a new grant), adds (1: the order adds exposure)
+--       put back after the server lost it; 0: a new grant), adds (1: the order adds exposure),
+--       dry (1: a dry run: what would be granted, with nothing written or remembered)
 -- Returns {replayed, granted, symbol_limited, total_limited, symbol_value, total_value}:
 -- the values are what the symbol and the total would reach if the whole order were granted.
 -- Errors: RB_REUSED when the id has a grant for another request (another sidecar's is
@@ -19,7 +20,7 @@ local id, strategy, symbol = ARGV[1], ARGV[2], ARGV[3]
 local sign, lots, lot_cents = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local symbol_limit, total_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local expires_at, forget_at, holder, reassert = ARGV[9], ARGV[10], ARGV[11], ARGV[12] == '1'
-local adds = ARGV[13] == '1'
+local adds, dry = ARGV[13] == '1', ARGV[14] == '1'
 local request = table.concat({strategy, symbol, ARGV[4], ARGV[5], holder}, US)
 
 -- A server without the caller's marker lost its data, or has not heard from it since: the
@@ -32,7 +33,7 @@ end
 -- still holds what was granted. Once that ended or shrank (filled, released, expired), the
 -- grant's room is spent: found by a tester, a sidecar that had forgotten the id (it keeps an
 -- id for less long than the server keeps its grant) approved it again with nothing reserved.
-local remembered = redis.call('HGET', K_GRANTS, id)
+local remembered = not dry and redis.call('HGET', K_GRANTS, id)
 if remembered then
   local cut = string.find(remembered, US, 1, true)
   if string.sub(remembered, cut + 1) ~= request then
@@ -114,6 +115,9 @@ local symbol_limited = worst_full > math.max(worst_now, symbol_room) and 1 or 0
 local total_limited = worst_full > math.max(worst_now, total_room) and 1 or 0
 
 local numbers = {granted, symbol_limited, total_limited, symbol_value, total_value}
+if dry then
+  return {0, unpack(numbers)}
+end
 local texts = {}
 for i, number in ipairs(numbers) do
   texts[i] = int(number)
