@@ -75,6 +75,15 @@ def own_strategy(running) -> str:
     return running.sidecar.config.owned_strategies[0]
 
 
+async def deafened(running):
+    """Its store, its change listener stopped: deaf to the server's channel, as while it is down."""
+    store = running.sidecar.store
+    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
+    listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
+    return store
+
+
 async def halted(running) -> bool:
     """Whether a halt has reached a sidecar: it rejects a fresh order."""
     order_id = f"o-{asyncio.get_running_loop().time()}"
@@ -140,10 +149,7 @@ async def test_a_halt_binds_a_sidecar_that_has_not_heard_of_it_at_the_server(pai
     await second.publish_last_prices()
     await second.stub.SetPositions(spb.SetPositionsRequest(positions=[
         pb.Position(strategy="carry", symbol="CCC", quantity=100)]))
-    store = second.sidecar.store
-    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
-    listener.cancel()  # deaf to the channel, as while it reconnects
-    await asyncio.gather(listener, return_exceptions=True)
+    store = await deafened(second)  # as while it reconnects
 
     await first.admin.SetTradingState(apb.SetTradingStateRequest(state=pb.TRADING_STATE_HALTED, set_by="pytest"),
                                       metadata=first.admin_metadata)
@@ -182,10 +188,7 @@ async def test_an_override_set_elsewhere_reaches_a_sidecar_whose_change_channel_
     for as long as the channel stayed down."""
     first, second = pair
     await second.publish_last_prices()
-    store = second.sidecar.store
-    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
-    listener.cancel()  # deaf to the channel
-    await asyncio.gather(listener, return_exceptions=True)
+    store = await deafened(second)
 
     reply = await first.admin.SetOverride(apb.SetOverrideRequest(override=pb.Override(
         scope=pb.OVERRIDE_SCOPE_SYMBOL, target="CCC", kind=pb.OVERRIDE_KIND_RESTRICT_SYMBOL,
@@ -205,10 +208,7 @@ async def test_a_state_file_refusing_an_override_once_does_not_stop_the_reading_
     channel down the sidecar then approved orders in a symbol restricted later."""
     first, second = pair
     await second.publish_last_prices()
-    store = second.sidecar.store
-    listener = next(task for task in store._tasks if task.get_name() == "ledger-listen")
-    listener.cancel()  # deaf to the channel
-    await asyncio.gather(listener, return_exceptions=True)
+    store = await deafened(second)
     add_override, refusals = SqliteStore.add_override, []
 
     async def refused_once(self, override):
