@@ -116,7 +116,7 @@ async def test_a_memory_store_writes_no_disk_and_so_has_neither_alert_nor_metric
     assert free_bytes_metric(harness) == []
 
 
-@pytest.mark.parametrize("gone", ["deleted", "replaced"])
+@pytest.mark.parametrize("gone", ["deleted", "replaced", "directory made a file"])
 async def test_a_state_file_gone_from_its_path_fails_checks_closed_with_a_critical_alert(started, gone):
     """Found by a tester: with the state directory deleted under a running sidecar, checks went
     on being approved into a file without a name (lost at the next start), health said SERVING,
@@ -129,6 +129,10 @@ async def test_a_state_file_gone_from_its_path_fails_checks_closed_with_a_critic
     database.rename(moved)
     if gone == "replaced":
         shutil.copy(moved, database)
+    elif gone == "directory made a file":  # found by a reviewer: `rm -rf state && touch state` (ENOTDIR)
+        directory = database.parent
+        directory.rename(directory.with_name(directory.name + "-moved"))
+        directory.touch()
 
     await harness.sidecar.monitor_once()
     after = await harness.check("o-after", 1)

@@ -4,9 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from riskbudget_sidecar.app.cli import main
-from riskbudget_sidecar.service.config_file import ConfigError, load_config
+from riskbudget_sidecar.service.config_file import ConfigError, load_config, parse_config
+from riskbudget_sidecar.service.warmup import check_warmup_file
 
 from .test_config_file import ROOT
 
@@ -38,8 +40,19 @@ def test_a_path_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_pat
     fifo = tmp_path / "sidecar.yaml"
     os.mkfifo(fifo)
 
-    with pytest.raises(ConfigError, match="sidecar.yaml: not a regular file"):
+    with pytest.raises(ConfigError, match="sidecar.yaml: cannot read: not a regular file"):
         load_config(fifo)
+
+
+def test_a_warm_up_file_that_is_no_regular_file_is_refused_without_waiting_on_it(tmp_path):
+    """Found by a reviewer: the same through a CSV warm-up a reload named."""
+    fifo = tmp_path / "prices.csv"
+    os.mkfifo(fifo)
+    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    config["warmup"] = {"source": "csv", "path": str(fifo)}
+
+    with pytest.raises(ConfigError, match="warmup.path: cannot read .*prices.csv: not a regular file"):
+        check_warmup_file(parse_config(config, source="test"))
 
 
 def test_a_file_that_is_not_utf8_is_refused_naming_the_byte_its_offset_and_line(tmp_path):

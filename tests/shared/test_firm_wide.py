@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from pathlib import Path
 
 import grpc
 import pytest
+import redis.asyncio
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -16,6 +18,7 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.rpc.converters import timestamp
+from riskbudget_sidecar.store import redis as redis_store
 from riskbudget_sidecar.store.errors import StoreError
 from riskbudget_sidecar.store.redis_ledger import RedisLedger
 from riskbudget_sidecar.store.sqlite import SqliteStore
@@ -312,10 +315,11 @@ async def test_an_order_of_a_strategy_another_sidecar_trades_is_rejected(pair, d
 
 
 async def test_a_second_sidecar_trading_the_same_strategies_changes_nothing_there_until_the_first_stops(
-        tmp_path, valkey):
+        tmp_path, valkey, monkeypatch):
     """Found by a tester: two sidecars both left to trade every strategy (no owned_strategies),
     and one's whole-book snapshot erased the other's positions on the server: the firm went to
     twice a symbol's limit. A strategy is now owned by one sidecar at a time on the server."""
+    monkeypatch.setattr(redis_store, "CLAIM_TAKEOVER_DELAY", 0.5)
     first = await sidecar(tmp_path, "first", valkey)
     try:
         prices = await first.publish_last_prices()
@@ -367,6 +371,84 @@ async def test_a_sidecar_counting_in_other_lot_sizes_grants_nothing_while_the_ot
 
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert "counts in other lot sizes" in refused.reasons[0].message
+
+
+async def test_after_the_server_lost_its_data_the_owner_claims_its_strategies_again_not_the_one_refused(
+        tmp_path, valkey):
+    """Found by a reviewer: after a FLUSHALL the refused sidecar's probe (every 0.25 s) claimed
+    the strategies before the owner noticed (every second), and put its own empty book for them
+    there, the owner's positions gone; and each of its refused probes raised a critical alert."""
+    async with contextlib.AsyncExitStack() as running:
+        first = await sidecar(tmp_path, "first", valkey)
+        running.push_async_callback(stop, first.sidecar, first.server)
+        running.push_async_callback(first.channel.close)
+        await first.publish_last_prices()
+        await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+            pb.Position(strategy="trend", symbol="AAA", quantity=100)]))
+        second = await sidecar(tmp_path, "second", valkey)
+        running.push_async_callback(stop, second.sidecar, second.server)
+        running.push_async_callback(second.channel.close)
+        alerts_before = len(second.sidecar.alerts.recent(1000, None))
+        flushed = redis.asyncio.Redis.from_url(valkey.url)
+        await flushed.flushall()
+        await flushed.aclose()
+
+        async def owner_back() -> bool:
+            positions = await first.sidecar.store.ledger.positions()
+            return [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 100)]
+        await eventually(owner_back)
+        await asyncio.sleep(1.0)  # four of the refused sidecar's probes
+        positions = await first.sidecar.store.ledger.positions()
+        alerts_after = len(second.sidecar.alerts.recent(1000, None))
+
+    assert [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 100)]
+    assert not second.sidecar.available
+    assert alerts_after == alerts_before
+
+
+async def test_a_refused_sidecar_raises_no_alert_at_each_probe_after_the_server_lost_its_data(tmp_path, valkey):
+    """Found by a reviewer: a refused sidecar that had marked the server before took each of its
+    probes (four a second) after a loss for a new loss, and raised a critical alert each time."""
+    refused = await sidecar(tmp_path, "refused", valkey)  # marks the server once, alone
+    await refused.channel.close()
+    await stop(refused.sidecar, refused.server)
+    async with contextlib.AsyncExitStack() as running:
+        owner = await sidecar(tmp_path, "owner", valkey)
+        running.push_async_callback(stop, owner.sidecar, owner.server)
+        running.push_async_callback(owner.channel.close)
+        again = await start_harness(tmp_path / "refused", shared__url=valkey.url, shared__timeout=0.2,
+                                    shared__resync_window=1.0)
+        running.push_async_callback(stop, again.sidecar, again.server)
+        running.push_async_callback(again.channel.close)
+        flushed = redis.asyncio.Redis.from_url(valkey.url)
+        await flushed.flushall()
+        await flushed.aclose()
+        before = len(again.sidecar.alerts.recent(1000, None))
+        await asyncio.sleep(1.5)
+        after = len(again.sidecar.alerts.recent(1000, None))
+
+    assert not again.sidecar.available
+    assert after - before <= 1
+
+
+async def test_with_its_state_file_lost_a_sidecar_puts_no_fill_on_the_shared_server(pair):
+    """Found by a reviewer: the server took the fill before the lost file refused it, once per
+    retry of the refused call (10, 0, -10, -20 on the server; 10 in the book)."""
+    first, _ = pair
+    prices = await first.publish_last_prices()
+    await first.check("o-fill", 10)
+    database = Path(first.sidecar.config.store.path)
+    database.rename(database.with_name("moved.sqlite3"))
+    await first.sidecar.monitor_once()
+    before = await first.sidecar.store.ledger.positions()
+
+    for attempt in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await first.stub.ReportFill(spb.ReportFillRequest(
+                client_order_id="o-fill", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10,
+                price=prices["AAA"], time=timestamp(first.clock.now()), execution_id="x-lost"))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert await first.sidecar.store.ledger.positions() == before
 
 
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):

@@ -23,8 +23,8 @@ from riskbudget_sidecar.engine.types import Side
 from riskbudget_sidecar.store import StoreError
 from riskbudget_sidecar.store.redis_ledger import (
     CHANGE_OVERRIDES, CHANGE_TRADING_STATE, RESYNC, FirmExposure, Grant, GrantSpent, GrantsPaused,
-    LedgerPosition, LedgerReservation, LedgerUnavailable, OrderIdReused, RedisLedger, StrategiesClaimed,
-    TradingStopped, cover_lots, limit_cents, lot_cents,
+    LedgerPosition, LedgerReservation, LedgerUnavailable, LotSizesDiffer, OrderIdReused, RedisLedger,
+    StrategiesClaimed, TradingStopped, cover_lots, limit_cents, lot_cents,
 )
 from tests.store.valkey import ValkeyProcess
 
@@ -262,19 +262,19 @@ async def test_a_strategy_is_claimed_by_one_instance_at_a_time_and_released_as_i
     assert await refusal(first, ["carry", "macro"]) is None
 
 
-async def test_a_sidecar_counting_in_other_lot_sizes_claims_nothing_while_another_owns_strategies(
-        open_ledger) -> None:
+async def test_a_sidecar_counting_in_other_lot_sizes_than_the_server_claims_nothing(open_ledger) -> None:
     """Found by a reviewer: a sidecar started with other lot sizes added lots of 1 to another's
-    lots of 100 on the server, and the firm went to 1.74 times a symbol's limit."""
+    lots of 100 on the server (the firm at 1.74 times a symbol's limit); and once the other had
+    stopped, its positions stayed there in lots of 100 (1.67 times)."""
     first, second = await open_ledger(instance="first"), await open_ledger(instance="second")
     await first.claim_strategies(["trend"], "lots of 100")
 
-    with pytest.raises(StrategiesClaimed, match="counts in other lot sizes"):
+    with pytest.raises(LotSizesDiffer, match="counts in other lot sizes"):
         await second.claim_strategies(["carry"], "lots of 1")
-    await first.claim_strategies((), "lots of 100")  # it stops
-    await second.claim_strategies(["carry"], "lots of 1")
-    with pytest.raises(StrategiesClaimed, match="counts in other lot sizes"):
-        await first.claim_strategies(["trend"], "lots of 100")
+    await first.claim_strategies((), "lots of 100")  # it stops; what it held stays in lots of 100
+    with pytest.raises(LotSizesDiffer, match="counts in other lot sizes"):
+        await second.claim_strategies(["carry"], "lots of 1")
+    await second.claim_strategies(["carry"], "lots of 100")
 
 
 async def test_a_zero_grant_reserves_nothing_but_is_remembered(ledger) -> None:

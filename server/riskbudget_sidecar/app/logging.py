@@ -92,8 +92,9 @@ class BackgroundLogWriter:
         data = memoryview(text.encode("utf-8", "replace"))
         while data:  # a pipe may take part of a large write
             written = os.write(self._descriptor, data)
-            self._cut, data = True, data[written:]
-        self._cut = False
+            if written:  # cut short unless it ended a line
+                self._cut = data[written - 1] != ord("\n")
+            data = data[written:]
 
 
 _background: BackgroundLogWriter | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 from pydantic import ValidationError
@@ -119,15 +121,24 @@ class _StrictLoader(yaml.SafeLoader):
                 None, None, f"not a valid {kind}: {exc}", node.start_mark) from None
 
 
+def open_regular_file(path: str | Path) -> BinaryIO:
+    """`path` opened to read, if it is a regular file; OSError otherwise, without waiting on it:
+    found by a tester (the config) and a reviewer (a warm-up file), a FIFO's read wedged a
+    reload, every later one, and SIGTERM."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO's open would wait for a writer
+    file = os.fdopen(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        file.close()
+        raise OSError(errno.EINVAL, "not a regular file")
+    return file
+
+
 def load_config(path: str | Path) -> Config:
     """Load and validate a YAML config file. Whatever is wrong with it (unreadable, not UTF-8,
     not YAML, a duplicate key, an empty file, a bad value) raises ConfigError naming the file."""
     path = Path(path)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO's open would wait for a writer
-        with os.fdopen(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # found by a tester: a FIFO's read wedged
-                raise ConfigError([f"{path}: not a regular file"])  # the reload, and every later one
+        with open_regular_file(path) as file:
             raw = file.read()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
@@ -159,7 +170,8 @@ def load_config(path: str | Path) -> Config:
 def read_pem(path: str, field: str, kind: str) -> bytes:
     """The file's bytes, if it holds a PEM block of `kind` (a key: RSA, EC or PKCS#8)."""
     try:
-        data = Path(path).read_bytes()
+        with open_regular_file(path) as file:
+            data = file.read()
     except OSError as exc:
         raise ConfigError([f"{field}: cannot read {path}: {exc.strerror or exc}"]) from None
     if f"{kind}-----".encode() not in data:

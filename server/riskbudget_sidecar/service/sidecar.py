@@ -361,6 +361,7 @@ class RiskBudgetSidecar:
         """One monitoring tick: close bars by time, recompute, expire, check triggers and limits."""
         received = time.monotonic()
         now = self._clock.now()
+        self._check_state_file(now)  # first: found by a reviewer, a later step refused by it ended the tick
         for throttle in (self._unreserved_fills, self._rejected_fills):
             throttle.flush(now)
         await self._expire_overrides(now)
@@ -615,7 +616,6 @@ class RiskBudgetSidecar:
             f"could not keep up or its database refused them (the log says which)",
             now=now)
         self._check_disk_space(now)
-        self._check_state_file(now)
 
     def _check_state_file(self, now: float) -> None:
         """A critical alert, and health NOT_SERVING, once the state file is no longer at its path."""

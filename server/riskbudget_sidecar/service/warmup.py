@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Iterator
 from ..engine.config import Config, CsvWarmup, SyntheticWarmup
 from ..engine.synthetic import synthetic_prices
 from ..engine.types import PriceTick
-from .config_file import ConfigError
+from .config_file import ConfigError, open_regular_file
 
 
 def warmup_ticks(config: Config, *, now: float) -> Iterator[PriceTick]:
@@ -60,7 +61,7 @@ def _csv_ticks(config: Config, path: Path) -> Iterator[PriceTick]:
     """A `time` column then one column per symbol; empty cells are skipped."""
     universe = set(config.universe)
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = io.TextIOWrapper(open_regular_file(path), newline="", encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"warmup.path: cannot read {path}: {exc.strerror or exc}"]) from None
     with handle:

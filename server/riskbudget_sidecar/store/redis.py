@@ -58,7 +58,7 @@ from ..engine.types import (
 from .errors import StoreError
 from .redis_ledger import (
     CHANGE_TRADING_STATE, MAX_CLOCK_LAG_MS, MAX_SAFE, Grant, GrantsPaused, LedgerUnavailable, OrderIdReused,
-    RedisLedger, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
+    RedisLedger, StrategiesClaimed, TradingStopped, cover_lots, limit_cents, lot_cents, raise_if_cancelled,
 )
 from .serialization import from_dict, to_json
 from .sqlite import SqliteStore
@@ -67,6 +67,10 @@ _log = logging.getLogger(__name__)
 _BOOK = ""
 PROBE_INTERVAL = 0.25
 """Seconds between two pings of an unavailable server."""
+CLAIM_TAKEOVER_DELAY = 5.0
+"""Seconds a sidecar refused a strategy waits after the other's claim ended before claiming it:
+time for that one, if the server lost its data, to notice (MARKER_CHECK_INTERVAL) and claim
+them again."""
 MARKER_CHECK_INTERVAL = 1.0
 """Seconds between two checks that the server still holds this sidecar's marker: a server
 flushed (or failed over) without a restart breaks no connection, and a sidecar that makes no
@@ -109,6 +113,12 @@ class RedisStore(SqliteStore):
         None while it grants."""
         self._available = False
         self._unavailable_because = "not connected yet"
+        self._marked: bool | None = None
+        """Whether this sidecar ever marked a server (see `_marked_before`); None until read."""
+        self._last_failure = ""
+        """The last failure of a background step logged (see `_failed_once`)."""
+        self._claim_refused_at: float | None = None
+        """When (the event loop's clock) another sidecar last held a strategy this one trades."""
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
         self._marks_due: dict[str, int] = {}
@@ -132,13 +142,19 @@ class RedisStore(SqliteStore):
         return instance
 
     def _marked_before(self) -> bool:
-        """Whether this sidecar ever marked a server: then a missing marker means a lost one."""
-        with self._change() as db:
-            return db.execute("SELECT 1 FROM shared_marked").fetchone() is not None
+        """Whether this sidecar ever marked a server: then a missing marker means a lost one.
+        Read once, and remembered: found by a reviewer, a state file lost under the sidecar
+        refused this read, and no book was put back on a server that lost its data."""
+        if self._marked is None:
+            with self._change() as db:
+                self._marked = db.execute("SELECT 1 FROM shared_marked").fetchone() is not None
+        return self._marked
 
     def _remember_marked(self) -> None:
-        with self._change() as db:
-            db.execute("INSERT INTO shared_marked SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shared_marked)")
+        if not self._marked_before():
+            with self._change() as db:
+                db.execute("INSERT INTO shared_marked SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shared_marked)")
+            self._marked = True
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -244,15 +260,12 @@ class RedisStore(SqliteStore):
                 continue
             try:
                 await self._reconcile(only_if_lost=True)
+                await self._refresh_operator_state(reconciled=True)
             except LedgerUnavailable as error:
                 raise_if_cancelled()  # redis-py turned the cancellation into its error
                 self._lost(error)
-                continue
-            try:
-                await self._refresh_operator_state(reconciled=True)
-            except Exception:  # found by a reviewer: a state file refusing a change ended this watch for good
-                _log.exception("the operator state read from the shared server could not be applied; "
-                               "trying again in %g s", MARKER_CHECK_INTERVAL)
+            except Exception as error:  # found by reviewers: a state file refusing a change ended this watch
+                self._failed_once("the shared server's state could not be taken in", error)
 
     def _lost(self, error: LedgerUnavailable) -> None:
         """The server went away: say so once, and probe until it is back."""
@@ -265,6 +278,13 @@ class RedisStore(SqliteStore):
         if self._probe is None or self._probe.done():
             self._probe = asyncio.create_task(self._probe_until_back(), name="ledger-probe")
 
+    def _failed_once(self, what: str, error: Exception) -> None:
+        """Log a failure of a background step once, not at each of its retries."""
+        message = f"{what} ({error}); trying again"
+        if message != self._last_failure:
+            self._last_failure = message
+            _log.error("%s", message)
+
     async def _probe_until_back(self) -> None:
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
@@ -272,7 +292,11 @@ class RedisStore(SqliteStore):
                 continue
             try:
                 await self._reconcile()
-            except LedgerUnavailable:
+            except LedgerUnavailable as error:
+                self._unavailable_because = str(error)
+                continue
+            except Exception as error:  # a state file refusing the marker, say: tried again
+                self._failed_once("this sidecar's book could not be put back on the shared server", error)
                 continue
             self._available = True
             _log.warning("shared state available again")
@@ -288,16 +312,35 @@ class RedisStore(SqliteStore):
             lost = not await self.ledger.asserted()
             if only_if_lost and not lost:
                 return False
+            await self._claim()  # before any book of ours goes there, and before a loss is announced
             if lost and self._marked_before():
                 await self._pause_grants()
             await self._measure_clock()
-            await self.ledger.claim_strategies(self._strategies, self._lot_sizes)  # before any book of ours goes there
             await self._reassert_book()
             if lost:
                 await self._reassert_operator_state()
             await self.ledger.mark_asserted()
             self._remember_marked()
             return lost
+
+    async def _claim(self) -> None:
+        """Own this sidecar's strategies on the server (see claim.lua). Refused once, it waits
+        CLAIM_TAKEOVER_DELAY after the other's claim ended before taking them: found by a reviewer,
+        when the server lost its data the refused sidecar's probe claimed them before the owner
+        noticed, and put its own book for them there, the owner's positions gone."""
+        loop = asyncio.get_running_loop()
+        if (self._claim_refused_at is not None and loop.time() - self._claim_refused_at < CLAIM_TAKEOVER_DELAY
+                and not await self.ledger.owned_elsewhere(self._strategies)):
+            raise StrategiesClaimed(
+                f"shared.owned_strategies: another sidecar held this one's strategies on the shared server less "
+                f"than {CLAIM_TAKEOVER_DELAY:g} s ago: this one waits, in case the server lost its data and that "
+                f"one is about to claim them again")
+        try:
+            await self.ledger.claim_strategies(self._strategies, self._lot_sizes)
+        except StrategiesClaimed:
+            self._claim_refused_at = loop.time()
+            raise
+        self._claim_refused_at = None
 
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""
@@ -412,11 +455,13 @@ class RedisStore(SqliteStore):
         """StoreError until the probe has reconciled: the server may not hold this sidecar's book,
         or another sidecar owns one of its strategies there (found by a tester: that one's
         snapshot then erased the other's positions on the server)."""
+        self._refuse_if_lost()  # found by a reviewer: else the server took a fill each retry the file refused
         if not self._available:
             raise StoreError(f"the shared state is unavailable ({self._unavailable_because}): {what} "
                              "until this sidecar has put its book back")
 
     async def release_firm_wide(self, client_order_id: str) -> None:
+        self._refuse_if_lost()  # the reservation stays here: freed there, the firm would undercount
         await self._shared(self.ledger.release(client_order_id))
 
     def mark_firm_wide(self, prices: Mapping[str, float]) -> None:
@@ -451,6 +496,7 @@ class RedisStore(SqliteStore):
         await super().reserve(reservation)
 
     async def release(self, client_order_id: str) -> bool:
+        self._refuse_if_lost()
         await self._shared(self.ledger.release(client_order_id))
         return await super().release(client_order_id)
 
@@ -484,8 +530,8 @@ class RedisStore(SqliteStore):
     async def set_positions(self, positions: Sequence[Position], strategy: str | None) -> int:
         """One strategy's positions, or (strategy None) those of every strategy this sidecar
         trades: other sidecars' strategies are theirs to report."""
-        self._require_reconciled("positions are refused")
         async with self._reconciling:
+            self._require_reconciled("positions are refused")
             for owner in ([strategy] if strategy is not None else self._strategies):
                 await self._shared(self._push_positions([p for p in positions if p.strategy == owner], owner))
             return await super().set_positions(positions, strategy)

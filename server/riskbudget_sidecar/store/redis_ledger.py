@@ -85,7 +85,7 @@ from .errors import StoreError
 
 __all__ = [
     "CHANGE_OVERRIDES", "CHANGE_TRADING_STATE", "FillResult", "FirmExposure", "Grant", "GrantSpent", "GrantsPaused",
-    "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
+    "LedgerPosition", "LedgerReservation", "LedgerUnavailable", "LotSizesDiffer", "MAX_CLOCK_LAG_MS", "MAX_SAFE",
     "OrderIdReused", "RESYNC", "RedisLedger", "StrategiesClaimed", "TradingStopped", "limit_cents", "lot_cents", "raise_if_cancelled",
 ]
 
@@ -132,8 +132,12 @@ class GrantsPaused(StoreError):
 
 
 class StrategiesClaimed(LedgerUnavailable):
-    """Another sidecar instance owns a strategy this one trades, or counts in other lot sizes:
-    this one grants nothing until it stops (see claim.lua)."""
+    """Another sidecar instance owns a strategy this one trades: this one grants nothing until
+    it stops (see claim.lua)."""
+
+
+class LotSizesDiffer(LedgerUnavailable):
+    """The shared server counts in other lot sizes than this sidecar: it grants nothing."""
 
 
 class OrderIdReused(StoreError):
@@ -305,7 +309,7 @@ class RedisLedger:
         self._address = _address(url)
         root = f"{prefix}:{{rb}}:"
         self._keys = {name: root + name
-                      for name in (*_BOOK_KEYS, "overrides", "owners", "owner_lots")}
+                      for name in (*_BOOK_KEYS, "overrides", "owners", "lot_sizes")}
         self._book_keys = [self._keys[name] for name in _BOOK_KEYS]
         self.channel = root + "changes"
         """Where every operator-state write is announced (not a key; it shares the prefix)."""
@@ -535,18 +539,19 @@ class RedisLedger:
     async def claim_strategies(self, strategies: Sequence[str], lot_sizes: str = "") -> None:
         """Make this instance the owner of `strategies` on the server (releasing those it owned
         and no longer lists; none: release them all). StrategiesClaimed, with nothing changed,
-        if another instance owns one of them, or if another owning any strategy counts in
-        other `lot_sizes` (the config's, as text: the same in every sidecar sharing the server)."""
+        if another instance owns one of them; LotSizesDiffer if the server counts in other
+        `lot_sizes` (the config's, as text, which the first claim records: the same in every
+        sidecar sharing it)."""
         for strategy in strategies:
             _name("strategy", strategy)
         taken = await self._run("claim_strategies", lambda redis: _evaluate(
-            redis, _CLAIM, [self._keys["owners"], self._keys["owner_lots"]], (self.instance, lot_sizes, *strategies)))
+            redis, _CLAIM, [self._keys["owners"], self._keys["lot_sizes"]], (self.instance, lot_sizes, *strategies)))
         if taken and taken[0] == "lots":
-            raise StrategiesClaimed(
-                f"sidecar instance {taken[1]}, which trades strategies there, counts in other lot sizes "
-                f"({taken[2]}, against this one's {lot_sizes}): the server would add lots of different "
-                f"sizes up, so this one grants nothing until that one stops; give every sidecar sharing "
-                f"the server the same portfolio.lot_sizes and default_lot_size")
+            raise LotSizesDiffer(
+                f"the shared server counts in other lot sizes ({taken[1]}, this sidecar's {lot_sizes}): it would "
+                f"add lots of different sizes up, so this one grants nothing; give every sidecar sharing it the "
+                f"same portfolio.lot_sizes and default_lot_size (to change them: stop every one, delete the "
+                f"server's {self._keys['owners'].removesuffix('owners')}* keys, and start them: each puts its book back)")
         if taken:
             claims = ", ".join(f"{strategy!r} by sidecar instance {owner}"
                                for strategy, owner in sorted(zip(taken[1::2], taken[2::2])))
@@ -555,6 +560,13 @@ class RedisLedger:
                 f"strategy would overwrite each other's positions there, so this one grants nothing until "
                 f"that one stops (a sidecar releases its strategies as it stops); for one gone for good, "
                 f"HDEL {self._keys['owners']} <strategy>")
+
+    async def owned_elsewhere(self, strategies: Sequence[str]) -> bool:
+        """Whether another instance owns any of `strategies` on the server (see claim_strategies)."""
+        if not strategies:
+            return False
+        owners = await self._run("owned_elsewhere", lambda redis: redis.hmget(self._keys["owners"], list(strategies)))
+        return any(owner is not None and owner != self.instance for owner in owners)
 
     # -- operator state, announced on `channel` -------------------------------------------
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import mmap
+import errno
 import os
 import shutil
 import sqlite3
@@ -320,10 +321,11 @@ class SqliteStore(MemoryStore):
         if self._file_lost is None:
             try:
                 found = os.stat(self._path)
-            except FileNotFoundError:
-                self._file_lost = f"the state file {self._path} is gone (deleted or moved) under the running sidecar"
-            except OSError:  # cannot tell (a directory made unreadable): the writes say more
-                return None
+            except OSError as error:
+                if error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    return None  # cannot tell (a directory made unreadable): the writes say more
+                self._file_lost = (f"the state file {self._path} is gone (deleted or moved) under the running "
+                                   f"sidecar ({error.strerror})")
             else:
                 if (found.st_dev, found.st_ino) != self._identity:
                     self._file_lost = f"the state file {self._path} was replaced under the running sidecar"
@@ -841,7 +843,8 @@ class _CheckJournal:
         self._map.close()
         if not self._waiting:
             for segment in (*self._finished, self._segment):
-                segment.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # its directory gone, or made a file (ENOTDIR)
+                    segment.unlink(missing_ok=True)
 
     def _start_next_segment(self, record_length: int) -> None:
         if record_length > _SEGMENT_BYTES:

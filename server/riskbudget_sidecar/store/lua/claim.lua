@@ -1,18 +1,18 @@
 -- claim_strategies: make the calling sidecar the owner of the strategies it trades, atomically,
--- unless another owns one of them, or another owning any strategy counts in other lot sizes.
--- Two sidecars trading one strategy would each replace its positions on the server with their
--- own (a whole-book snapshot from one erased the other's positions in a tester's run, and the
--- firm went to twice a symbol's limit); two counting a symbol in lots of other sizes add up
--- lots of 1 and lots of 100 (a reviewer's firm went to 1.74 times a symbol's limit).
+-- unless another owns one of them, or the server counts in other lot sizes. Two sidecars
+-- trading one strategy would each replace its positions on the server with their own (a
+-- whole-book snapshot from one erased the other's positions in a tester's run, and the firm
+-- went to twice a symbol's limit); lots of 1 added to lots of 100 took a reviewer's firm to
+-- 1.74 times a limit.
 --
--- KEYS: the owners hash (strategy -> instance id), the owners' lot sizes (instance id -> text).
+-- KEYS: the owners hash (strategy -> instance id), the lot sizes the server counts in (text,
+-- set by the first claim; it stays while positions counted in them may: see the README).
 -- ARGV: the caller's instance id, its lot sizes (text), then the strategies it trades (none:
 -- release them all).
 -- Returns {'owned', strategy, owner, ...} for the strategies another instance owns, or
--- {'lots', owner, its lot sizes} for an owner whose lot sizes differ (and changes nothing
--- then), or {} once the caller owns exactly these (those it owned before and no longer lists
--- are released).
-local owners, owner_lots = KEYS[1], KEYS[2]
+-- {'lots', the server's lot sizes} (and changes nothing then), or {} once the caller owns
+-- exactly these (those it owned before and no longer lists are released).
+local owners, lot_key = KEYS[1], KEYS[2]
 local instance, lots = ARGV[1], ARGV[2]
 local wanted, taken = {}, {'owned'}
 for i = 3, #ARGV do
@@ -26,15 +26,11 @@ end
 if #taken > 1 then
   return taken
 end
-local held = redis.call('HGETALL', owners)
-if #ARGV > 2 then
-  for i = 2, #held, 2 do
-    local theirs = redis.call('HGET', owner_lots, held[i])
-    if held[i] ~= instance and theirs and theirs ~= lots then
-      return {'lots', held[i], theirs}
-    end
-  end
+local counted_in = redis.call('GET', lot_key)
+if #ARGV > 2 and counted_in and counted_in ~= lots then
+  return {'lots', counted_in}
 end
+local held = redis.call('HGETALL', owners)
 for i = 1, #held, 2 do
   if held[i + 1] == instance and not wanted[held[i]] then
     redis.call('HDEL', owners, held[i])
@@ -44,8 +40,6 @@ for i = 3, #ARGV do
   redis.call('HSET', owners, ARGV[i], instance)
 end
 if #ARGV > 2 then
-  redis.call('HSET', owner_lots, instance, lots)
-else
-  redis.call('HDEL', owner_lots, instance)
+  redis.call('SET', lot_key, lots)
 end
 return {}
