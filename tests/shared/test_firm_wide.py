@@ -18,9 +18,8 @@ from riskbudget.v1 import risk_budget_service_pb2 as spb
 from riskbudget.v1 import types_pb2 as pb
 from riskbudget_sidecar.app.serve import stop
 from riskbudget_sidecar.rpc.converters import timestamp
-from riskbudget_sidecar.store import redis as redis_store
 from riskbudget_sidecar.store.errors import StoreError
-from riskbudget_sidecar.store.redis_ledger import RedisLedger
+from riskbudget_sidecar.store.redis_ledger import LedgerUnavailable, RedisLedger
 from riskbudget_sidecar.store.sqlite import SqliteStore
 from riskbudget_sidecar.store.serialization import to_json
 from tests.rpc.conftest import T0, start_harness
@@ -315,11 +314,10 @@ async def test_an_order_of_a_strategy_another_sidecar_trades_is_rejected(pair, d
 
 
 async def test_a_second_sidecar_trading_the_same_strategies_changes_nothing_there_until_the_first_stops(
-        tmp_path, valkey, monkeypatch):
+        tmp_path, valkey):
     """Found by a tester: two sidecars both left to trade every strategy (no owned_strategies),
     and one's whole-book snapshot erased the other's positions on the server: the firm went to
     twice a symbol's limit. A strategy is now owned by one sidecar at a time on the server."""
-    monkeypatch.setattr(redis_store, "CLAIM_TAKEOVER_DELAY", 0.5)
     first = await sidecar(tmp_path, "first", valkey)
     try:
         prices = await first.publish_last_prices()
@@ -399,11 +397,19 @@ async def test_after_the_server_lost_its_data_the_owner_claims_its_strategies_ag
         await eventually(owner_back)
         await asyncio.sleep(1.0)  # four of the refused sidecar's probes
         positions = await first.sidecar.store.ledger.positions()
+        for task in first.sidecar.store._tasks:  # the owner deaf to a loss, as if slow to notice it
+            task.cancel()
+        flushed = redis.asyncio.Redis.from_url(valkey.url)
+        await flushed.flushall()  # again; found by a reviewer: an owner slower than the refused one lost all
+        await flushed.aclose()
+        await asyncio.sleep(1.5)
+        claims = await first.sidecar.store.ledger.unclaimed(["trend", "carry"])
         alerts_after = len(second.sidecar.alerts.recent(1000, None))
 
     assert [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 100)]
     assert not second.sidecar.available
     assert alerts_after == alerts_before
+    assert claims == ["trend", "carry"]  # the refused sidecar waits for the owner, however long it takes
 
 
 async def test_a_refused_sidecar_raises_no_alert_at_each_probe_after_the_server_lost_its_data(tmp_path, valkey):
@@ -448,7 +454,31 @@ async def test_with_its_state_file_lost_a_sidecar_puts_no_fill_on_the_shared_ser
                 client_order_id="o-fill", strategy="trend", symbol="AAA", side=pb.SIDE_BUY, quantity=10,
                 price=prices["AAA"], time=timestamp(first.clock.now()), execution_id="x-lost"))
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(grpc.aio.AioRpcError):  # nor an operator change: found by a reviewer
+        await first.admin.SetTradingState(apb.SetTradingStateRequest(
+            state=pb.TRADING_STATE_HALTED, set_by="pytest"), metadata=first.admin_metadata)
     assert await first.sidecar.store.ledger.positions() == before
+    assert await first.sidecar.store.ledger.trading_states() == {}
+
+
+async def test_a_loss_of_the_server_while_the_probe_takes_the_operator_state_in_is_probed_again(pair):
+    """Found by a reviewer: the probe marked the store available, then took the operator state
+    in; lost again meanwhile, no other probe started (this one was still running), and the
+    sidecar stayed NOT_SERVING for good with the server answering."""
+    first, _ = pair
+    store = first.sidecar.store
+    refresh, blips = store._refresh_operator_state, []
+
+    async def lost_once(**options):
+        if not blips:
+            blips.append(1)
+            store._lost(LedgerUnavailable("a blip"))
+            return
+        await refresh(**options)
+    store._refresh_operator_state = lost_once
+    store._lost(LedgerUnavailable("an outage"))
+
+    await eventually(lambda: asyncio.sleep(0.05, store.available and bool(blips)))
 
 
 async def test_a_halt_outlives_a_restart_of_the_server_that_lost_it(pair, valkey):

@@ -67,10 +67,6 @@ _log = logging.getLogger(__name__)
 _BOOK = ""
 PROBE_INTERVAL = 0.25
 """Seconds between two pings of an unavailable server."""
-CLAIM_TAKEOVER_DELAY = 5.0
-"""Seconds a sidecar refused a strategy waits after the other's claim ended before claiming it:
-time for that one, if the server lost its data, to notice (MARKER_CHECK_INTERVAL) and claim
-them again."""
 MARKER_CHECK_INTERVAL = 1.0
 """Seconds between two checks that the server still holds this sidecar's marker: a server
 flushed (or failed over) without a restart breaks no connection, and a sidecar that makes no
@@ -117,8 +113,8 @@ class RedisStore(SqliteStore):
         """Whether this sidecar ever marked a server (see `_marked_before`); None until read."""
         self._last_failure = ""
         """The last failure of a background step logged (see `_failed_once`)."""
-        self._claim_refused_at: float | None = None
-        """When (the event loop's clock) another sidecar last held a strategy this one trades."""
+        self._claim_refused = False
+        """Whether another sidecar held a strategy this one trades at its last claim."""
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
         self._marks_due: dict[str, int] = {}
@@ -302,7 +298,8 @@ class RedisStore(SqliteStore):
             _log.warning("shared state available again")
             self._on_availability(True)
             await self._refresh_operator_state()
-            return
+            if self._available:  # found by a reviewer: lost again meanwhile, no other probe was started
+                return
 
     async def _reconcile(self, *, only_if_lost: bool = False) -> bool:
         """Re-assert this sidecar's book and, if the server lost this sidecar's marker, the
@@ -324,23 +321,22 @@ class RedisStore(SqliteStore):
             return lost
 
     async def _claim(self) -> None:
-        """Own this sidecar's strategies on the server (see claim.lua). Refused once, it waits
-        CLAIM_TAKEOVER_DELAY after the other's claim ended before taking them: found by a reviewer,
-        when the server lost its data the refused sidecar's probe claimed them before the owner
-        noticed, and put its own book for them there, the owner's positions gone."""
-        loop = asyncio.get_running_loop()
-        if (self._claim_refused_at is not None and loop.time() - self._claim_refused_at < CLAIM_TAKEOVER_DELAY
-                and not await self.ledger.owned_elsewhere(self._strategies)):
+        """Own this sidecar's strategies on the server (see claim.lua). Refused once, it takes
+        them over only from an owner that released them as it stopped, not where the server has
+        no record of them: found by reviewers, when the server lost its data (flushed, or back
+        empty from an outage) the refused sidecar claimed them first and put its own book for
+        them there, the owner's positions gone. Restarted, it no longer waits."""
+        if self._claim_refused and (unclaimed := await self.ledger.unclaimed(self._strategies)):
             raise StrategiesClaimed(
-                f"shared.owned_strategies: another sidecar held this one's strategies on the shared server less "
-                f"than {CLAIM_TAKEOVER_DELAY:g} s ago: this one waits, in case the server lost its data and that "
-                f"one is about to claim them again")
+                f"shared.owned_strategies: the shared server has no record of who owns {', '.join(map(repr, unclaimed))} "
+                f"(it lost its data), and another sidecar did: this one waits for it to claim them again or "
+                f"to release them; restart this one to take them over")
         try:
             await self.ledger.claim_strategies(self._strategies, self._lot_sizes)
         except StrategiesClaimed:
-            self._claim_refused_at = loop.time()
+            self._claim_refused = True
             raise
-        self._claim_refused_at = None
+        self._claim_refused = False
 
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""
@@ -544,13 +540,16 @@ class RedisStore(SqliteStore):
     # -- operator state: the server first, announced to every sidecar ----------------------
 
     async def set_trading_state(self, state: TradingState, strategy: str | None = None) -> None:
+        self._refuse_if_lost()  # refused here after, the change would be in force everywhere else
         await self._shared(self.ledger.set_trading_state(strategy or _BOOK, state.name))
         await super().set_trading_state(state, strategy)
 
     async def add_override(self, override: Override) -> None:
+        self._refuse_if_lost()  # refused here after, the change would be in force everywhere else
         await self._shared(self.ledger.put_override(override.id, to_json(override)))
         await super().add_override(override)
 
     async def remove_override(self, override_id: str) -> Override | None:
+        self._refuse_if_lost()  # refused here after, the change would be in force everywhere else
         await self._shared(self.ledger.delete_override(override_id))
         return await super().remove_override(override_id)

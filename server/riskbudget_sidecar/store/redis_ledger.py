@@ -540,18 +540,20 @@ class RedisLedger:
         """Make this instance the owner of `strategies` on the server (releasing those it owned
         and no longer lists; none: release them all). StrategiesClaimed, with nothing changed,
         if another instance owns one of them; LotSizesDiffer if the server counts in other
-        `lot_sizes` (the config's, as text, which the first claim records: the same in every
-        sidecar sharing it)."""
+        `lot_sizes` (the config's, as text, which a claim records; they may change only while the
+        server's book is empty: the same in every sidecar sharing it). A strategy released stays
+        on the server as released (''), so that a sidecar refused it can tell a release from a
+        loss of the server's data."""
         for strategy in strategies:
             _name("strategy", strategy)
+        keys = [self._keys[name] for name in ("owners", "lot_sizes", "net", "pending_buy", "pending_sell")]
         taken = await self._run("claim_strategies", lambda redis: _evaluate(
-            redis, _CLAIM, [self._keys["owners"], self._keys["lot_sizes"]], (self.instance, lot_sizes, *strategies)))
+            redis, _CLAIM, keys, (self.instance, lot_sizes, *strategies)))
         if taken and taken[0] == "lots":
             raise LotSizesDiffer(
                 f"the shared server counts in other lot sizes ({taken[1]}, this sidecar's {lot_sizes}): it would "
                 f"add lots of different sizes up, so this one grants nothing; give every sidecar sharing it the "
-                f"same portfolio.lot_sizes and default_lot_size (to change them: stop every one, delete the "
-                f"server's {self._keys['owners'].removesuffix('owners')}* keys, and start them: each puts its book back)")
+                f"same portfolio.lot_sizes and default_lot_size (they may change only while the server's book is empty)")
         if taken:
             claims = ", ".join(f"{strategy!r} by sidecar instance {owner}"
                                for strategy, owner in sorted(zip(taken[1::2], taken[2::2])))
@@ -561,12 +563,13 @@ class RedisLedger:
                 f"that one stops (a sidecar releases its strategies as it stops); for one gone for good, "
                 f"HDEL {self._keys['owners']} <strategy>")
 
-    async def owned_elsewhere(self, strategies: Sequence[str]) -> bool:
-        """Whether another instance owns any of `strategies` on the server (see claim_strategies)."""
+    async def unclaimed(self, strategies: Sequence[str]) -> list[str]:
+        """Those of `strategies` the server has no claim on at all, not even one released by an
+        owner that stopped: it lost its record (see claim_strategies)."""
         if not strategies:
-            return False
-        owners = await self._run("owned_elsewhere", lambda redis: redis.hmget(self._keys["owners"], list(strategies)))
-        return any(owner is not None and owner != self.instance for owner in owners)
+            return []
+        owners = await self._run("unclaimed", lambda redis: redis.hmget(self._keys["owners"], list(strategies)))
+        return [strategy for strategy, owner in zip(strategies, owners) if owner is None]
 
     # -- operator state, announced on `channel` -------------------------------------------
 

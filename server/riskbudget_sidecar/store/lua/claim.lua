@@ -5,8 +5,9 @@
 -- went to twice a symbol's limit); lots of 1 added to lots of 100 took a reviewer's firm to
 -- 1.74 times a limit.
 --
--- KEYS: the owners hash (strategy -> instance id), the lot sizes the server counts in (text,
--- set by the first claim; it stays while positions counted in them may: see the README).
+-- KEYS: the owners hash (strategy -> instance id; '' once its owner released it as it stopped),
+-- the lot sizes the server counts in (text, set by a claim), then the net, pending buy and
+-- pending sell hashes (see common.lua): while they are empty nothing is counted in any lot size.
 -- ARGV: the caller's instance id, its lot sizes (text), then the strategies it trades (none:
 -- release them all).
 -- Returns {'owned', strategy, owner, ...} for the strategies another instance owns, or
@@ -18,7 +19,7 @@ local wanted, taken = {}, {'owned'}
 for i = 3, #ARGV do
   wanted[ARGV[i]] = true
   local owner = redis.call('HGET', owners, ARGV[i])
-  if owner and owner ~= instance then
+  if owner and owner ~= '' and owner ~= instance then
     taken[#taken + 1] = ARGV[i]
     taken[#taken + 1] = owner
   end
@@ -26,14 +27,21 @@ end
 if #taken > 1 then
   return taken
 end
+local held = redis.call('HGETALL', owners)
+-- The lot sizes may change only with nothing counted in them: no position or reservation on the
+-- server, and no other sidecar owning strategies (it would go on counting in its own).
 local counted_in = redis.call('GET', lot_key)
-if #ARGV > 2 and counted_in and counted_in ~= lots then
+local others_own = false
+for i = 2, #held, 2 do
+  others_own = others_own or (held[i] ~= '' and held[i] ~= instance)
+end
+local book_empty = redis.call('HLEN', KEYS[3]) + redis.call('HLEN', KEYS[4]) + redis.call('HLEN', KEYS[5]) == 0
+if #ARGV > 2 and counted_in and counted_in ~= lots and (others_own or not book_empty) then
   return {'lots', counted_in}
 end
-local held = redis.call('HGETALL', owners)
 for i = 1, #held, 2 do
   if held[i + 1] == instance and not wanted[held[i]] then
-    redis.call('HDEL', owners, held[i])
+    redis.call('HSET', owners, held[i], '')
   end
 end
 for i = 3, #ARGV do
