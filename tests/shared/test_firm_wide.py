@@ -339,10 +339,14 @@ async def test_a_second_sidecar_trading_the_same_strategies_changes_nothing_ther
             second.clock.advance(0.001)
             return (await second.check(f"o-{second.clock.now()}", 10)).decision == pb.DECISION_APPROVED
         await eventually(approved)
+        taken_over = await second.sidecar.store.ledger.positions()  # found by a reviewer: wiped at the handover
+        book = [(p.strategy, p.symbol, p.quantity) for p in second.sidecar.store.book.positions()]
     finally:
         await second.channel.close()
         await stop(second.sidecar, second.server)
 
+    assert [(p.strategy, p.symbol, p.lots) for p in taken_over] == [("trend", "AAA", 100)]
+    assert book == [("trend", "AAA", 100)]
     assert refused_check.decision == pb.DECISION_REJECTED
     assert [r.code for r in refused_check.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert "shared.owned_strategies" in refused_check.reasons[0].message
@@ -369,6 +373,24 @@ async def test_a_sidecar_counting_in_other_lot_sizes_grants_nothing_while_the_ot
 
     assert [r.code for r in refused.reasons] == [pb.REASON_CODE_STATE_UNAVAILABLE]
     assert "counts in other lot sizes" in refused.reasons[0].message
+
+
+async def test_a_sidecar_refused_one_strategy_takes_it_over_when_its_owner_stops_whatever_else_it_trades(
+        tmp_path, valkey):
+    """Found by a reviewer: a refused sidecar that also traded a strategy no sidecar had claimed
+    took that one for a loss of the server's data, and never took over the one released."""
+    async with contextlib.AsyncExitStack() as running:
+        first = await sidecar(tmp_path, "first", valkey, shared__owned_strategies=["trend"])
+        second = await sidecar(tmp_path, "second", valkey)  # every strategy: trend, and carry, claimed by none
+        running.push_async_callback(stop, second.sidecar, second.server)
+        running.push_async_callback(second.channel.close)
+        refused = second.sidecar.available
+        await first.channel.close()
+        await stop(first.sidecar, first.server)  # releases trend
+
+        await eventually(lambda: asyncio.sleep(0.05, second.sidecar.available))
+
+    assert not refused
 
 
 async def test_after_the_server_lost_its_data_the_owner_claims_its_strategies_again_not_the_one_refused(
@@ -402,7 +424,7 @@ async def test_after_the_server_lost_its_data_the_owner_claims_its_strategies_ag
         flushed = redis.asyncio.Redis.from_url(valkey.url)
         await flushed.flushall()  # again; found by a reviewer: an owner slower than the refused one lost all
         await flushed.aclose()
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(5.5)  # past the 5 s a first fix waited (an outage outlasted it)
         claims = await first.sidecar.store.ledger.unclaimed(["trend", "carry"])
         alerts_after = len(second.sidecar.alerts.recent(1000, None))
 

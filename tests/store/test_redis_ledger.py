@@ -268,14 +268,14 @@ async def test_a_sidecar_counting_in_other_lot_sizes_than_the_server_claims_noth
     stopped, its positions stayed there in lots of 100 (1.67 times)."""
     first, second = await open_ledger(instance="first"), await open_ledger(instance="second")
     await first.claim_strategies(["trend"], "lots of 100")
-    await first.set_positions([("trend", "AAA", 5)], "trend", {"AAA": 10_000})
+    await first.set_positions([("trend", "AAA", 5), ("carry", "AAA", -5)], None, {"AAA": 10_000})  # net 0
 
     with pytest.raises(LotSizesDiffer, match="counts in other lot sizes"):
         await second.claim_strategies(["carry"], "lots of 1")
     await first.claim_strategies((), "lots of 100")  # it stops; what it held stays in lots of 100
     with pytest.raises(LotSizesDiffer, match="counts in other lot sizes"):
         await second.claim_strategies(["carry"], "lots of 1")
-    await first.set_positions([], "trend", {"AAA": 10_000})  # flat: nothing counts in any lot size
+    await first.set_positions([], None, {"AAA": 10_000})  # flat: nothing counts in any lot size
     await second.claim_strategies(["carry"], "lots of 1")  # found by a reviewer: else stuck for good
     with pytest.raises(LotSizesDiffer, match="counts in other lot sizes"):
         await first.claim_strategies(["trend"], "lots of 100")

@@ -113,8 +113,8 @@ class RedisStore(SqliteStore):
         """Whether this sidecar ever marked a server (see `_marked_before`); None until read."""
         self._last_failure = ""
         """The last failure of a background step logged (see `_failed_once`)."""
-        self._claim_refused = False
-        """Whether another sidecar held a strategy this one trades at its last claim."""
+        self._refused_strategies: set[str] = set()
+        """The strategies another sidecar held at this one's last claim (see `_claim`)."""
         self._tasks: list[asyncio.Task] = []
         self._probe: asyncio.Task | None = None
         self._marks_due: dict[str, int] = {}
@@ -326,17 +326,35 @@ class RedisStore(SqliteStore):
         no record of them: found by reviewers, when the server lost its data (flushed, or back
         empty from an outage) the refused sidecar claimed them first and put its own book for
         them there, the owner's positions gone. Restarted, it no longer waits."""
-        if self._claim_refused and (unclaimed := await self.ledger.unclaimed(self._strategies)):
-            raise StrategiesClaimed(
+        if self._refused_strategies and (unclaimed := await self.ledger.unclaimed(sorted(self._refused_strategies))):
+            raise StrategiesClaimed(self._refused_strategies, (
                 f"shared.owned_strategies: the shared server has no record of who owns {', '.join(map(repr, unclaimed))} "
-                f"(it lost its data), and another sidecar did: this one waits for it to claim them again or "
-                f"to release them; restart this one to take them over")
+                f"(it lost its data), which another sidecar did: this one waits for that one to claim them again, "
+                f"or for HSET {self.ledger.owners_key} <strategy> \"\" once it is known to be gone for good"))
         try:
-            await self.ledger.claim_strategies(self._strategies, self._lot_sizes)
-        except StrategiesClaimed:
-            self._claim_refused = True
+            taken_over = await self.ledger.claim_strategies(self._strategies, self._lot_sizes)
+        except StrategiesClaimed as refused:
+            self._refused_strategies = set(refused.held)
             raise
-        self._claim_refused = False
+        self._refused_strategies = set()
+        await self._adopt_positions(taken_over)
+
+    async def _adopt_positions(self, strategies: Sequence[str]) -> None:
+        """Take in the positions on the server of strategies taken over from a sidecar that
+        stopped, where this book holds none: found by a reviewer, put back empty, they were
+        wiped there, and the firm undercounted until the trading process sent a snapshot."""
+        mine = {position.strategy for position in self.book.positions()}
+        wanted = [strategy for strategy in strategies if strategy not in mine]
+        if not wanted:
+            return
+        held = await self.ledger.positions()
+        for strategy in wanted:
+            positions = [Position(p.strategy, p.symbol, p.lots * self._lot_size_of(p.symbol))
+                         for p in held if p.strategy == strategy]
+            if positions:
+                await SqliteStore.set_positions(self, positions, strategy)
+                _log.warning("took over strategy %s with its positions on the shared server: %s", strategy,
+                             ", ".join(f"{p.symbol} {p.quantity:g}" for p in positions))
 
     async def _pause_grants(self) -> None:
         """The server lost its data: no new grant anywhere until every sidecar put its book back."""

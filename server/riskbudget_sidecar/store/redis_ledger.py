@@ -132,8 +132,12 @@ class GrantsPaused(StoreError):
 
 
 class StrategiesClaimed(LedgerUnavailable):
-    """Another sidecar instance owns a strategy this one trades: this one grants nothing until
-    it stops (see claim.lua)."""
+    """Another sidecar instance owns a strategy this one trades (`held`: strategy -> its owner):
+    this one grants nothing until it stops (see claim.lua)."""
+
+    def __init__(self, held: Mapping[str, str], message: str) -> None:
+        self.held = dict(held)
+        super().__init__(message)
 
 
 class LotSizesDiffer(LedgerUnavailable):
@@ -536,17 +540,17 @@ class RedisLedger:
         await self._run(
             "mark_asserted", lambda redis: redis.hset(self._keys["instances"], self.instance, 1))
 
-    async def claim_strategies(self, strategies: Sequence[str], lot_sizes: str = "") -> None:
+    async def claim_strategies(self, strategies: Sequence[str], lot_sizes: str = "") -> list[str]:
         """Make this instance the owner of `strategies` on the server (releasing those it owned
         and no longer lists; none: release them all). StrategiesClaimed, with nothing changed,
         if another instance owns one of them; LotSizesDiffer if the server counts in other
         `lot_sizes` (the config's, as text, which a claim records; they may change only while the
         server's book is empty: the same in every sidecar sharing it). A strategy released stays
         on the server as released (''), so that a sidecar refused it can tell a release from a
-        loss of the server's data."""
+        loss of the server's data. Returns those of `strategies` taken over as released."""
         for strategy in strategies:
             _name("strategy", strategy)
-        keys = [self._keys[name] for name in ("owners", "lot_sizes", "net", "pending_buy", "pending_sell")]
+        keys = [self._keys[name] for name in ("owners", "lot_sizes", "positions", "reservations")]
         taken = await self._run("claim_strategies", lambda redis: _evaluate(
             redis, _CLAIM, keys, (self.instance, lot_sizes, *strategies)))
         if taken and taken[0] == "lots":
@@ -554,14 +558,21 @@ class RedisLedger:
                 f"the shared server counts in other lot sizes ({taken[1]}, this sidecar's {lot_sizes}): it would "
                 f"add lots of different sizes up, so this one grants nothing; give every sidecar sharing it the "
                 f"same portfolio.lot_sizes and default_lot_size (they may change only while the server's book is empty)")
+        if taken[0] == "claimed":
+            return taken[1:]
         if taken:
-            claims = ", ".join(f"{strategy!r} by sidecar instance {owner}"
-                               for strategy, owner in sorted(zip(taken[1::2], taken[2::2])))
-            raise StrategiesClaimed(
+            held = dict(zip(taken[1::2], taken[2::2]))
+            claims = ", ".join(f"{strategy!r} by sidecar instance {owner}" for strategy, owner in sorted(held.items()))
+            raise StrategiesClaimed(held, 
                 f"shared.owned_strategies: the shared server has {claims}: two sidecars trading one "
                 f"strategy would overwrite each other's positions there, so this one grants nothing until "
                 f"that one stops (a sidecar releases its strategies as it stops); for one gone for good, "
-                f"HDEL {self._keys['owners']} <strategy>")
+                f"HSET {self.owners_key} <strategy> \"\"")
+
+    @property
+    def owners_key(self) -> str:
+        """The hash of which instance owns which strategy (see claim_strategies)."""
+        return self._keys["owners"]
 
     async def unclaimed(self, strategies: Sequence[str]) -> list[str]:
         """Those of `strategies` the server has no claim on at all, not even one released by an
