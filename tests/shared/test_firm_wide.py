@@ -483,6 +483,27 @@ async def test_with_its_state_file_lost_a_sidecar_puts_no_fill_on_the_shared_ser
     assert await first.sidecar.store.ledger.trading_states() == {}
 
 
+async def test_with_its_state_file_lost_a_sidecar_still_puts_its_book_back_on_a_server_that_lost_it(pair, valkey):
+    """Found by a reviewer: reading whether it had marked the server went through the refusing
+    state file, so after a loss of the server's data the book was never put back there: the
+    firm undercounted this sidecar's positions for good."""
+    first, _ = pair
+    await first.publish_last_prices()
+    await first.stub.SetPositions(spb.SetPositionsRequest(positions=[
+        pb.Position(strategy="trend", symbol="AAA", quantity=50)]))
+    database = Path(first.sidecar.config.store.path)
+    database.rename(database.with_name("moved.sqlite3"))
+    await first.sidecar.monitor_once()
+    flushed = redis.asyncio.Redis.from_url(valkey.url)
+    await flushed.flushall()
+    await flushed.aclose()
+
+    async def put_back() -> bool:
+        positions = await first.sidecar.store.ledger.positions()
+        return [(p.strategy, p.symbol, p.lots) for p in positions] == [("trend", "AAA", 50)]
+    await eventually(put_back)
+
+
 async def test_a_loss_of_the_server_while_the_probe_takes_the_operator_state_in_is_probed_again(pair):
     """Found by a reviewer: the probe marked the store available, then took the operator state
     in; lost again meanwhile, no other probe started (this one was still running), and the
