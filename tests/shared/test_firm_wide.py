@@ -504,6 +504,28 @@ async def test_with_its_state_file_lost_a_sidecar_still_puts_its_book_back_on_a_
     await eventually(put_back)
 
 
+async def test_a_sidecar_stops_though_redis_py_turned_its_watchs_cancellation_into_an_error(tmp_path, valkey):
+    """Found in a CI run: redis-py turns a cancellation into its own error; the marker watch,
+    which now goes on after any error, went on after that one too, and the stopping sidecar hung."""
+    running = await sidecar(tmp_path, "first", valkey)
+    store, waiting = running.sidecar.store, asyncio.Event()
+
+    async def asserted_interrupted() -> bool:
+        if asyncio.current_task().get_name() != "ledger-marker":
+            return True
+        waiting.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError("what redis-py raises for a read cut short") from None
+        return True
+    store.ledger.asserted = asserted_interrupted
+    await asyncio.wait_for(waiting.wait(), 10)  # the watch is inside its call to the server
+    await running.channel.close()
+
+    await asyncio.wait_for(stop(running.sidecar, running.server), 30)
+
+
 async def test_a_loss_of_the_server_while_the_probe_takes_the_operator_state_in_is_probed_again(pair):
     """Found by a reviewer: the probe marked the store available, then took the operator state
     in; lost again meanwhile, no other probe started (this one was still running), and the

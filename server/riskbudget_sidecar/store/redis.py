@@ -251,7 +251,8 @@ class RedisStore(SqliteStore):
         it down, a restriction and a cap set elsewhere never arrived, and their orders were
         approved)."""
         while True:
-            await asyncio.sleep(MARKER_CHECK_INTERVAL)
+            raise_if_cancelled()  # found in a CI run: a cancellation redis-py turned into its error was
+            await asyncio.sleep(MARKER_CHECK_INTERVAL)  # caught below, and a stopping sidecar hung
             if not self._available:  # the probe reconciles
                 continue
             try:
@@ -283,6 +284,7 @@ class RedisStore(SqliteStore):
 
     async def _probe_until_back(self) -> None:
         while True:
+            raise_if_cancelled()  # redis-py may have turned a cancellation into its error, caught below
             await asyncio.sleep(PROBE_INTERVAL)
             if not await self.ledger.ping():
                 continue
