@@ -26,6 +26,11 @@ larger than this fails at the client, which takes it for a passing failure and r
 (found by a reviewer), so it is refused here as it is past `sidecar.max_message_bytes`."""
 
 
+def largest_message(sidecar: RiskBudgetSidecar) -> int:
+    """The most bytes a reply may take and reach its client."""
+    return min(sidecar.config.sidecar.max_message_bytes, CLIENT_RECEIVE_BYTES)
+
+
 class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
     def __init__(self, sidecar: RiskBudgetSidecar, auth: AdminAuth, recommendation_streams: OpenStreams) -> None:
         self._sidecar = sidecar
@@ -96,7 +101,7 @@ class RiskBudgetServicer(service_grpc.RiskBudgetServiceServicer):
 
     @mapped_stream_errors
     async def StreamRecommendations(self, request, context):
-        limit = min(self._sidecar.config.sidecar.max_message_bytes, CLIENT_RECEIVE_BYTES)
+        limit = largest_message(self._sidecar)
         max_bytes = min(self._sidecar.config.sidecar.max_message_bytes // 2, STREAM_MESSAGE_BYTES)
         sidecar = self._sidecar
         async with self._recommendation_streams.slot(context):
@@ -150,8 +155,7 @@ class RiskBudgetAdminServicer(admin_grpc.RiskBudgetAdminServiceServicer):
         self._auth.require_admin(context, "TriggerRebalance", request)
         recommendation = self._sidecar.trigger_rebalance(*convert.rebalance_request(request))
         reply = admin_pb.TriggerRebalanceResponse(recommendation=convert.recommendation(recommendation))
-        if (size := reply.ByteSize()) > (limit := min(self._sidecar.config.sidecar.max_message_bytes,
-                                                      CLIENT_RECEIVE_BYTES)):
+        if (size := reply.ByteSize()) > (limit := largest_message(self._sidecar)):
             raise RecommendationTooLarge(recommendation.sequence, size, limit)
         return reply
 
